@@ -1,0 +1,250 @@
+// Package ledger implements the merge rule of DESIGN.md in one place for the
+// server and the agents: for a stock key k, the count covering k with the
+// highest order (hlc, then gateway, then seq) sets the base, and every delta
+// on k ordered after that count adds to it. With no count, on_hand is the
+// sum of all deltas. The result is a function of the set of ops only.
+//
+// Apply maintains the result incrementally over a Store (a Badger
+// transaction on the server, memory in tests); Fold computes it from scratch
+// and is the reference the property tests compare Apply with.
+package ledger
+
+import (
+	"cmp"
+	"fmt"
+
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// Key is a stock key.
+type Key struct {
+	WH, Location, SKU, Lot string
+}
+
+// String formats the key as wh/location/sku[/lot].
+func (k Key) String() string {
+	s := k.WH + "/" + k.Location + "/" + k.SKU
+	if k.Lot != "" {
+		s += "/" + k.Lot
+	}
+	return s
+}
+
+// Order places an op in the merge order: by HLC, ties broken by gateway then
+// seq. The zero Order sorts before every op.
+type Order struct {
+	HLC protocol.HLC
+	GW  string
+	Seq uint64
+}
+
+// Compare returns -1, 0 or +1.
+func (o Order) Compare(p Order) int {
+	if c := cmp.Compare(o.HLC, p.HLC); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(o.GW, p.GW); c != 0 {
+		return c
+	}
+	return cmp.Compare(o.Seq, p.Seq)
+}
+
+// IsZero reports whether o is the zero Order.
+func (o Order) IsZero() bool { return o == Order{} }
+
+// OrderOf returns the merge order of op from gateway gw.
+func OrderOf(gw string, op *protocol.Op) Order {
+	if op.GW != "" {
+		gw = op.GW
+	}
+	return Order{HLC: op.HLC, GW: gw, Seq: op.Seq}
+}
+
+// KeyState is the materialised state of one key.
+type KeyState struct {
+	Count    Order // covering count with the highest order; zero when none
+	CountQty int64 // its quantity for this key
+	Sum      int64 // Σ deltas on the key ordered after Count
+}
+
+// OnHand returns the key's on-hand quantity.
+func (s KeyState) OnHand() int64 { return s.CountQty + s.Sum }
+
+// Store is what Apply reads and writes. Implementations need not be safe for
+// concurrent use; the server passes one per transaction.
+type Store interface {
+	GetKey(k Key) (KeyState, bool, error)
+	PutKey(k Key, s KeyState) error
+	// GetLocCount returns the highest-ordered location-scope count of loc.
+	GetLocCount(wh, loc string) (Order, bool, error)
+	PutLocCount(wh, loc string, o Order) error
+	// KeysAt lists every key with state at the location.
+	KeysAt(wh, loc string) ([]Key, error)
+	// AddDelta records a delta on k.
+	AddDelta(k Key, o Order, qty int64) error
+	// SumAfter sums the recorded deltas on k ordered after o.
+	SumAfter(k Key, o Order) (int64, error)
+}
+
+// Change is one key's on-hand before and after an op.
+type Change struct {
+	Key           Key
+	Before, After int64
+	Existed       bool // the key had state before the op
+}
+
+// Effect is one signed quantity an op adds to a key.
+type Effect struct {
+	Key Key
+	Qty int64
+}
+
+// Deltas returns the quantities a delta op adds, per key. Counts return nil.
+func Deltas(wh string, op *protocol.Op) []Effect {
+	at := Key{WH: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot}
+	switch op.Kind {
+	case protocol.OpReceive:
+		return []Effect{{at, op.Qty}}
+	case protocol.OpPick:
+		return []Effect{{at, -op.Qty}}
+	case protocol.OpAdjust:
+		return []Effect{{at, op.Qty}}
+	case protocol.OpMove, protocol.OpPutaway:
+		to := at
+		to.Location = op.To
+		return []Effect{{at, -op.Qty}, {to, op.Qty}}
+	}
+	return nil
+}
+
+// CountLines returns the counted quantities of a count op, per key. For a
+// location-scope count the keys not listed are not included: the caller
+// observes them as 0.
+func CountLines(wh string, op *protocol.Op) []Effect {
+	if !op.Kind.IsCount() {
+		return nil
+	}
+	if op.Scope == protocol.ScopeKey {
+		return []Effect{{Key{wh, op.Location, op.SKU, op.Lot}, op.Qty}}
+	}
+	out := make([]Effect, 0, len(op.Lines))
+	seen := make(map[Key]int, len(op.Lines))
+	for _, l := range op.Lines {
+		k := Key{wh, op.Location, l.SKU, l.Lot}
+		if i, ok := seen[k]; ok { // the same key twice in one count: the last line wins
+			out[i].Qty = l.Qty
+			continue
+		}
+		seen[k] = len(out)
+		out = append(out, Effect{k, l.Qty})
+	}
+	return out
+}
+
+// Apply merges one op (never seen before) from gateway gw of warehouse wh
+// into st and returns the keys whose state it touched.
+func Apply(st Store, wh, gw string, op *protocol.Op) ([]Change, error) {
+	ord := OrderOf(gw, op)
+	if op.Kind.IsCount() {
+		return applyCount(st, wh, ord, op)
+	}
+	effects := Deltas(wh, op)
+	if effects == nil {
+		return nil, fmt.Errorf("ledger: op kind %s has no effect rule", op.Kind)
+	}
+	changes := make([]Change, 0, len(effects))
+	for _, e := range effects {
+		if err := st.AddDelta(e.Key, ord, e.Qty); err != nil {
+			return nil, err
+		}
+		ks, existed, err := st.GetKey(e.Key)
+		if err != nil {
+			return nil, err
+		}
+		before := ks.OnHand()
+		if !existed {
+			if ks, err = fresh(st, e.Key); err != nil {
+				return nil, err
+			}
+		} else if ord.Compare(ks.Count) > 0 {
+			ks.Sum += e.Qty
+		}
+		if err := st.PutKey(e.Key, ks); err != nil {
+			return nil, err
+		}
+		changes = append(changes, Change{Key: e.Key, Before: before, After: ks.OnHand(), Existed: existed})
+	}
+	return changes, nil
+}
+
+// fresh builds the state of a key seen for the first time: covered by its
+// location's latest location count, if any, plus every delta after it.
+func fresh(st Store, k Key) (KeyState, error) {
+	var ks KeyState
+	lc, ok, err := st.GetLocCount(k.WH, k.Location)
+	if err != nil {
+		return ks, err
+	}
+	if ok {
+		ks.Count = lc
+	}
+	ks.Sum, err = st.SumAfter(k, ks.Count)
+	return ks, err
+}
+
+func applyCount(st Store, wh string, ord Order, op *protocol.Op) ([]Change, error) {
+	lines := CountLines(wh, op)
+	targets := make(map[Key]int64, len(lines))
+	order := make([]Key, 0, len(lines))
+	for _, l := range lines {
+		targets[l.Key] = l.Qty
+		order = append(order, l.Key)
+	}
+	if op.Scope == protocol.ScopeLocation {
+		lc, ok, err := st.GetLocCount(wh, op.Location)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || ord.Compare(lc) > 0 {
+			if err := st.PutLocCount(wh, op.Location, ord); err != nil {
+				return nil, err
+			}
+			keys, err := st.KeysAt(wh, op.Location)
+			if err != nil {
+				return nil, err
+			}
+			for _, k := range keys {
+				if _, listed := targets[k]; !listed {
+					targets[k] = 0
+					order = append(order, k)
+				}
+			}
+		}
+	}
+	changes := make([]Change, 0, len(order))
+	for _, k := range order {
+		ks, existed, err := st.GetKey(k)
+		if err != nil {
+			return nil, err
+		}
+		before := ks.OnHand()
+		if !existed {
+			if ks, err = fresh(st, k); err != nil {
+				return nil, err
+			}
+		}
+		// >= : fresh() may already have taken this very count as the
+		// location's covering count, with quantity 0.
+		if ord.Compare(ks.Count) >= 0 {
+			ks.Count, ks.CountQty = ord, targets[k]
+			if ks.Sum, err = st.SumAfter(k, ord); err != nil {
+				return nil, err
+			}
+		}
+		if err := st.PutKey(k, ks); err != nil {
+			return nil, err
+		}
+		changes = append(changes, Change{Key: k, Before: before, After: ks.OnHand(), Existed: existed})
+	}
+	return changes, nil
+}

@@ -1,0 +1,195 @@
+package protocol
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// OpKind is the kind of an operation.
+type OpKind uint8
+
+// Operation kinds (DESIGN.md, "Operations").
+const (
+	OpReceive   OpKind = 1 // +qty at Location
+	OpPutaway   OpKind = 2 // −qty at Location, +qty at To
+	OpMove      OpKind = 3 // −qty at Location, +qty at To
+	OpPick      OpKind = 4 // −qty at Location
+	OpAdjust    OpKind = 5 // ±qty at Location with Reason
+	OpCount     OpKind = 6 // sets the observed quantity (Scope)
+	OpRFIDSweep OpKind = 7 // location count from the unique EPCs seen
+)
+
+var opNames = map[OpKind]string{
+	OpReceive: "receive", OpPutaway: "putaway", OpMove: "move", OpPick: "pick",
+	OpAdjust: "adjust", OpCount: "count", OpRFIDSweep: "rfid-sweep",
+}
+
+// String names the kind as DESIGN.md does.
+func (k OpKind) String() string {
+	if s, ok := opNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// ParseOpKind is the inverse of OpKind.String.
+func ParseOpKind(s string) (OpKind, bool) {
+	for k, n := range opNames {
+		if n == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// IsCount reports whether the kind sets quantities rather than adding them.
+func (k OpKind) IsCount() bool { return k == OpCount || k == OpRFIDSweep }
+
+// CountScope says what a count covers.
+type CountScope uint8
+
+// Count scopes.
+const (
+	ScopeKey      CountScope = 0 // one stock key: Location, SKU, Lot, Qty
+	ScopeLocation CountScope = 1 // a whole location: Lines; keys not listed are observed as 0
+)
+
+// Op is one committed unit of work, stamped at its origin with (GW, Seq) and
+// an HLC. In an OpBatch GW is empty (the batch header names the gateway);
+// server-origin ops carry GW = ServerOrigin.
+type Op struct {
+	Seq      uint64      `cbor:"1,keyasint"`
+	HLC      HLC         `cbor:"2,keyasint"`
+	Kind     OpKind      `cbor:"3,keyasint"`
+	Location string      `cbor:"4,keyasint,omitempty"`
+	To       string      `cbor:"5,keyasint,omitempty"`
+	SKU      string      `cbor:"6,keyasint,omitempty"`
+	Lot      string      `cbor:"7,keyasint,omitempty"`
+	Qty      int64       `cbor:"8,keyasint,omitempty"`
+	Scope    CountScope  `cbor:"9,keyasint,omitempty"`
+	Lines    []CountLine `cbor:"10,keyasint,omitempty"`
+	Device   string      `cbor:"11,keyasint,omitempty"`
+	Operator string      `cbor:"12,keyasint,omitempty"`
+	Raw      []string    `cbor:"13,keyasint,omitempty"`
+	Refs     *Refs       `cbor:"14,keyasint,omitempty"`
+	Reason   string      `cbor:"15,keyasint,omitempty"`
+	Expiry   string      `cbor:"16,keyasint,omitempty"` // YYYY-MM-DD
+	EPCs     [][]byte    `cbor:"17,keyasint,omitempty"`
+	GW       string      `cbor:"18,keyasint,omitempty"`
+	Flags    uint32      `cbor:"19,keyasint,omitempty"`
+}
+
+// CountLine is one counted key of a location-scope count.
+type CountLine struct {
+	SKU string `cbor:"1,keyasint"`
+	Lot string `cbor:"2,keyasint,omitempty"`
+	Qty int64  `cbor:"3,keyasint"`
+}
+
+// Refs links an op to the documents it works against.
+type Refs struct {
+	PO        string `cbor:"1,keyasint,omitempty"`
+	POLine    uint32 `cbor:"2,keyasint,omitempty"`
+	Order     string `cbor:"3,keyasint,omitempty"`
+	OrderLine uint32 `cbor:"4,keyasint,omitempty"`
+	Task      string `cbor:"5,keyasint,omitempty"`
+	Conflict  string `cbor:"6,keyasint,omitempty"`
+}
+
+// Receipt discrepancy flags carried in Op.Flags of a receive.
+const (
+	FlagOverReceipt uint32 = 1 << iota
+	FlagUnexpected
+	FlagLotMismatch
+	FlagExpired
+)
+
+// MaxRawLen bounds each raw evidence string.
+const MaxRawLen = 4096
+
+func checkField(name, v string, required bool) error {
+	if v == "" {
+		if required {
+			return fmt.Errorf("%s is required", name)
+		}
+		return nil
+	}
+	if len(v) > MaxFieldLen {
+		return fmt.Errorf("%s is %d bytes; at most %d", name, len(v), MaxFieldLen)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%s is not UTF-8", name)
+	}
+	return nil
+}
+
+// Validate reports whether the op is well formed: the fields its kind needs
+// are present and within limits. It does not check master data.
+func (o *Op) Validate() error {
+	if o.Seq == 0 {
+		return fmt.Errorf("op seq must be ≥ 1")
+	}
+	if _, ok := opNames[o.Kind]; !ok {
+		return fmt.Errorf("op %d: unknown kind %d", o.Seq, o.Kind)
+	}
+	wrap := func(err error) error { return fmt.Errorf("op %d (%s): %w", o.Seq, o.Kind, err) }
+	if err := checkField("location", o.Location, true); err != nil {
+		return wrap(err)
+	}
+	if err := checkField("lot", o.Lot, false); err != nil {
+		return wrap(err)
+	}
+	for i, r := range o.Raw {
+		if len(r) > MaxRawLen {
+			return wrap(fmt.Errorf("raw[%d] is %d bytes; at most %d", i, len(r), MaxRawLen))
+		}
+	}
+	switch o.Kind {
+	case OpReceive, OpPick:
+		if o.Qty <= 0 {
+			return wrap(fmt.Errorf("qty must be > 0, got %d", o.Qty))
+		}
+	case OpPutaway, OpMove:
+		if o.Qty <= 0 {
+			return wrap(fmt.Errorf("qty must be > 0, got %d", o.Qty))
+		}
+		if err := checkField("to", o.To, true); err != nil {
+			return wrap(err)
+		}
+	case OpAdjust:
+		if o.Qty == 0 {
+			return wrap(fmt.Errorf("adjust qty must not be 0"))
+		}
+	case OpCount, OpRFIDSweep:
+		switch o.Scope {
+		case ScopeKey:
+			if o.Qty < 0 {
+				return wrap(fmt.Errorf("count qty must be ≥ 0, got %d", o.Qty))
+			}
+			return wrap2(checkField("sku", o.SKU, true), wrap)
+		case ScopeLocation:
+			for i, l := range o.Lines {
+				if err := checkField(fmt.Sprintf("lines[%d].sku", i), l.SKU, true); err != nil {
+					return wrap(err)
+				}
+				if err := checkField(fmt.Sprintf("lines[%d].lot", i), l.Lot, false); err != nil {
+					return wrap(err)
+				}
+				if l.Qty < 0 {
+					return wrap(fmt.Errorf("lines[%d].qty must be ≥ 0", i))
+				}
+			}
+			return nil
+		default:
+			return wrap(fmt.Errorf("unknown count scope %d", o.Scope))
+		}
+	}
+	return wrap2(checkField("sku", o.SKU, true), wrap)
+}
+
+func wrap2(err error, wrap func(error) error) error {
+	if err == nil {
+		return nil
+	}
+	return wrap(err)
+}
