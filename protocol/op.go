@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -119,6 +120,9 @@ func checkField(name, v string, required bool) error {
 	}
 	if !utf8.ValidString(v) {
 		return fmt.Errorf("%s is not UTF-8", name)
+	}
+	if strings.IndexByte(v, 0) >= 0 {
+		return fmt.Errorf("%s contains a NUL byte", name)
 	}
 	return nil
 }

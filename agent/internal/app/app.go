@@ -1,0 +1,152 @@
+// Package app wires the agent together: store, devices, uplink and HTTP.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/shelfsync/shelfsync/agent/internal/api"
+	"github.com/shelfsync/shelfsync/agent/internal/config"
+	"github.com/shelfsync/shelfsync/agent/internal/devices"
+	"github.com/shelfsync/shelfsync/agent/internal/store"
+	"github.com/shelfsync/shelfsync/agent/internal/uplink"
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// Agent is a running gateway daemon.
+type Agent struct {
+	cfg     config.Config
+	log     *slog.Logger
+	st      *store.Store
+	devices *devices.Manager
+	uplink  *uplink.Uplink
+	http    *http.Server
+	httpLn  net.Listener
+}
+
+// New opens the store and builds the parts; Run starts them.
+func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	var specs []devices.Spec
+	for _, d := range cfg.Devices {
+		sp, err := devices.ParseSpec(d)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, sp)
+	}
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: log, Small: cfg.SmallStore})
+	if err != nil {
+		return nil, err
+	}
+	clock := protocol.NewClock(nil)
+	st.SetClock(clock)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	scans := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_agent_scans_total", Help: "Scans by verdict (good, bad, warn)."}, []string{"verdict"})
+	reg.MustRegister(scans)
+	a := &Agent{cfg: cfg, log: log, st: st}
+	a.devices, err = devices.New(devices.Config{
+		Specs: specs, ReceivingLoc: cfg.ReceivingLoc, IdleTimeout: cfg.IdleTimeout, Logger: log.With("component", "devices"),
+		OnScan: func(e devices.ScanLog) { scans.WithLabelValues(string(e.Verdict)).Inc() },
+	}, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.uplink = uplink.New(uplink.Config{
+		Broker: cfg.BrokerURL, Username: cfg.Username, Password: cfg.Password, Root: cfg.Root,
+		Warehouse: cfg.Warehouse, Gateway: cfg.Gateway, AgentVersion: version,
+		MaxBatchOps: cfg.MaxBatchOps, Linger: cfg.Linger, AckTimeout: cfg.AckTimeout,
+		Logger: log.With("component", "uplink"), Devices: a.devices.Statuses,
+	}, st, clock)
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_outbox_depth", Help: "Ops committed but not yet acknowledged by the server."},
+			func() float64 { d, _ := st.OutboxDepth(); return float64(d) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_uplink_connected", Help: "1 when connected to the broker."},
+			func() float64 { return b2f(a.uplink.State().Connected) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_devices_connected", Help: "Devices currently connected."},
+			func() float64 {
+				n := 0
+				for _, d := range a.devices.Statuses() {
+					if d.Connected {
+						n++
+					}
+				}
+				return float64(n)
+			}),
+	)
+	if cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("http listen on %s: %w (pick another with --http)", cfg.HTTPAddr, err)
+		}
+		a.httpLn = ln
+		a.http = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: api.Handler(api.Deps{
+			Warehouse: cfg.Warehouse, Gateway: cfg.Gateway, Store: st, Uplink: a.uplink, Devices: a.devices, Gatherer: reg,
+		})}
+	}
+	return a, nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// HTTPAddr returns the bound HTTP address ("" when disabled).
+func (a *Agent) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// Devices returns the device manager (for in-process tests and benchmarks).
+func (a *Agent) Devices() *devices.Manager { return a.devices }
+
+// Store returns the store (for in-process tests and benchmarks).
+func (a *Agent) Store() *store.Store { return a.st }
+
+// Run runs until ctx is done, then stops everything and closes the store.
+func (a *Agent) Run(ctx context.Context) error {
+	a.log.Info("shelfsync agent running", "warehouse", a.cfg.Warehouse, "gateway", a.cfg.Gateway, "broker", a.cfg.BrokerURL, "http", a.HTTPAddr(), "devices", len(a.cfg.Devices))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.devices.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		if err := a.uplink.Run(ctx); err != nil {
+			a.log.Error("uplink stopped", "err", err)
+		}
+	}()
+	if a.http != nil {
+		go func() {
+			if err := a.http.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("http stopped", "err", err)
+			}
+		}()
+	}
+	<-ctx.Done()
+	if a.http != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = a.http.Shutdown(sctx)
+		cancel()
+	}
+	wg.Wait()
+	return a.st.Close()
+}

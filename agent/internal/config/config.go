@@ -1,0 +1,103 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// Config is the agent's whole configuration.
+type Config struct {
+	File         string
+	DataDir      string
+	Warehouse    string
+	Gateway      string
+	BrokerURL    string
+	Username     string
+	Password     string
+	HTTPAddr     string
+	Devices      []string
+	ReceivingLoc string
+	IdleTimeout  time.Duration
+	Root         string
+	LogLevel     string
+	LogFormat    string
+	SmallStore   bool
+	MaxBatchOps  int
+	Linger       time.Duration
+	AckTimeout   time.Duration
+}
+
+type multi struct{ v *[]string }
+
+func (m multi) String() string {
+	if m.v == nil {
+		return ""
+	}
+	return strings.Join(*m.v, " ")
+}
+func (m multi) Set(s string) error { *m.v = append(*m.v, s); return nil }
+
+// Register defines every flag of `shelfsync-agent run` on fs.
+func (c *Config) Register(fs *flag.FlagSet) {
+	fs.StringVar(&c.File, "config", "", "TOML config file; keys are the flag names (device = [\"a=barcode:/dev/x\", …])")
+	fs.StringVar(&c.DataDir, "data", "./shelfsync-data/agent", "directory of the agent's Badger store (outbox, sessions, local stock)")
+	fs.StringVar(&c.Warehouse, "warehouse", "", "warehouse ID (required; 1-64 of A-Z a-z 0-9 . _ -)")
+	fs.StringVar(&c.Gateway, "gateway", "", "gateway ID, unique in the warehouse (required)")
+	fs.StringVar(&c.BrokerURL, "broker", "tcp://127.0.0.1:1884", "MQTT broker URL (tcp://host:port or ssl://host:port)")
+	fs.StringVar(&c.Username, "mqtt-username", "", "MQTT username, when the broker uses passwords")
+	fs.StringVar(&c.Password, "mqtt-password", "", "MQTT password")
+	fs.StringVar(&c.HTTPAddr, "http", "127.0.0.1:8081", "HTTP listen address for status, stock, /healthz and /metrics")
+	fs.Var(multi{&c.Devices}, "device", "a scanner: NAME=barcode:SELECTOR[,framing=line|ssi][,feedback=none|ssi|honeywell|datalogic][,suffix=auto|CR|LF|CRLF]; SELECTOR is /dev/PATH or usb:VID:PID[:SERIAL]; repeatable")
+	fs.StringVar(&c.ReceivingLoc, "receiving-location", "RECEIVING", "location receipts go to when no LOC: is scanned")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 10*time.Minute, "an open session with no scan for this long is abandoned without committing (0: never)")
+	fs.StringVar(&c.Root, "topic-root", protocol.DefaultRoot, "MQTT topic root")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&c.SmallStore, "small-store", true, "tune Badger for a small gateway (tens of MiB of RAM)")
+	fs.IntVar(&c.MaxBatchOps, "batch-ops", 256, "most ops per uplink batch")
+	fs.DurationVar(&c.Linger, "batch-linger", 5*time.Millisecond, "wait this long for more ops before sending a partial batch")
+	fs.DurationVar(&c.AckTimeout, "ack-timeout", 3*time.Second, "resend unacknowledged ops after this long without an ack")
+}
+
+// Validate reports every invalid field.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := protocol.ValidateID(c.Warehouse); err != nil {
+		errs = append(errs, fmt.Errorf("warehouse: %w", err))
+	}
+	if err := protocol.ValidateID(c.Gateway); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: %w", err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data: must name a directory"))
+	}
+	if !strings.Contains(c.BrokerURL, "://") {
+		errs = append(errs, fmt.Errorf("broker: %q needs a scheme, e.g. tcp://host:1884", c.BrokerURL))
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTPAddr))
+		}
+	}
+	if c.ReceivingLoc == "" {
+		errs = append(errs, errors.New("receiving-location: must not be empty"))
+	}
+	if c.MaxBatchOps < 1 || c.MaxBatchOps > 4096 {
+		errs = append(errs, fmt.Errorf("batch-ops: %d must be 1..4096", c.MaxBatchOps))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level: %q must be debug, info, warn or error", c.LogLevel))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log-format: %q must be text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,307 @@
+package devices
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/shelfsync/shelfsync/agent/internal/session"
+	"github.com/shelfsync/shelfsync/agent/internal/store"
+	"github.com/shelfsync/shelfsync/drivers/device"
+	"github.com/shelfsync/shelfsync/drivers/feedback"
+	"github.com/shelfsync/shelfsync/drivers/scan"
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// Log attribute keys.
+const (
+	attrDevice  = "device"
+	attrVerdict = "verdict"
+	attrReason  = "reason"
+)
+
+// Config configures the manager.
+type Config struct {
+	Specs        []Spec
+	ReceivingLoc string
+	IdleTimeout  time.Duration
+	Logger       *slog.Logger
+	Now          func() time.Time
+	// OnScan, when set, is called after every scan's verdict (for metrics
+	// and the screens).
+	OnScan func(ScanLog)
+}
+
+// ScanLog is one scan and its verdict.
+type ScanLog struct {
+	Device  string          `json:"device"`
+	Raw     string          `json:"raw"`
+	Verdict session.Verdict `json:"verdict"`
+	Reason  string          `json:"reason"`
+	Seqs    []uint64        `json:"seqs,omitempty"`
+	At      time.Time       `json:"at"`
+}
+
+// DeviceInfo is a device's state for the status API.
+type DeviceInfo struct {
+	Name      string    `json:"name"`
+	Path      string    `json:"path"`
+	Connected bool      `json:"connected"`
+	Reads     uint64    `json:"reads"`
+	Errors    uint64    `json:"framing_errors"`
+	Session   string    `json:"session,omitempty"`
+	Location  string    `json:"location,omitempty"`
+	Operator  string    `json:"operator,omitempty"`
+	Expect    string    `json:"expect"`
+	Recent    []ScanLog `json:"recent"`
+}
+
+// Manager owns the gateway's devices and their sessions.
+type Manager struct {
+	cfg  Config
+	st   *store.Store
+	log  *slog.Logger
+	devs []*device.Device
+
+	mu    sync.Mutex
+	state map[string]*devState // by device name
+}
+
+type devState struct {
+	mu     sync.Mutex // serialises a device's scans
+	dev    session.Device
+	recent []ScanLog
+}
+
+const recentScans = 20
+
+// New builds a manager; Run starts the devices.
+func New(cfg Config, st *store.Store) (*Manager, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m := &Manager{cfg: cfg, st: st, log: cfg.Logger, state: map[string]*devState{}}
+	for _, sp := range cfg.Specs {
+		dc, err := sp.DeviceConfig()
+		if err != nil {
+			return nil, err
+		}
+		dc.Logger = cfg.Logger
+		m.devs = append(m.devs, device.Open(dc))
+	}
+	return m, nil
+}
+
+// Run reads every device until ctx is done.
+func (m *Manager) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, d := range m.devs {
+		reads := make(chan device.Read, 64)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := d.Run(ctx, reads); err != nil && !errors.Is(err, context.Canceled) {
+				m.log.Error("device stopped", attrDevice, d.Name(), "err", err)
+			}
+			close(reads)
+		}()
+		go func() {
+			defer wg.Done()
+			for r := range reads {
+				m.handleRead(ctx, d, r)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (m *Manager) handleRead(ctx context.Context, d *device.Device, r device.Read) {
+	if r.Err != nil {
+		m.log.Warn("unreadable scan rejected", attrDevice, d.Name(), "err", r.Err)
+		m.record(d.Name(), ScanLog{Device: d.Name(), Raw: truncate(r.Text), Verdict: session.Bad, Reason: r.Err.Error(), At: m.cfg.Now()})
+		_ = d.Feedback(feedback.Bad)
+		return
+	}
+	log, err := m.Scan(ctx, d.Name(), r.Text)
+	if err != nil {
+		// Not durable: the operator must not hear a good beep.
+		_ = d.Feedback(feedback.Bad)
+		return
+	}
+	sig := feedback.Good
+	switch log.Verdict {
+	case session.Bad:
+		sig = feedback.Bad
+	case session.Warn:
+		sig = feedback.Warn
+	}
+	if err := d.Feedback(sig); err != nil && !errors.Is(err, device.ErrNotConnected) {
+		m.log.Warn("feedback not delivered", attrDevice, d.Name(), "err", err)
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+func (m *Manager) device(name string) (*devState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ds, ok := m.state[name]; ok {
+		return ds, nil
+	}
+	ds := &devState{}
+	b, err := m.st.Session(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 0 {
+		if err := protocol.Unmarshal(b, &ds.dev); err != nil {
+			m.log.Error("saved session unreadable; starting fresh", attrDevice, name, "err", err)
+			ds.dev = session.Device{}
+		}
+	}
+	m.state[name] = ds
+	return ds, nil
+}
+
+// Scan processes one scanned text from a device: decode, step the session,
+// commit durably, and return the verdict. An error means nothing was
+// committed and the operator must be told so (bad beep).
+func (m *Manager) Scan(ctx context.Context, name, text string) (ScanLog, error) {
+	ds, err := m.device(name)
+	if err != nil {
+		return ScanLog{}, err
+	}
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	now := m.cfg.Now()
+	entry := ScanLog{Device: name, Raw: truncate(text), At: now}
+	in, err := decode(text)
+	var out session.Outcome
+	if err != nil {
+		out = session.Outcome{Verdict: session.Bad, Reason: err.Error(), Device: ds.dev}
+	} else {
+		out = session.Step(ds.dev, in, session.Env{Device: name, ReceivingLoc: m.cfg.ReceivingLoc, Now: now, IdleTimeout: m.cfg.IdleTimeout})
+	}
+	entry.Verdict, entry.Reason = out.Verdict, out.Reason
+	if out.Changed || len(out.Ops) > 0 {
+		c := &store.Commit{Device: name, Ops: out.Ops}
+		if out.Device.Session == nil && out.Device.Operator == "" {
+			c.EndSession = true
+		} else {
+			b, err := protocol.Marshal(out.Device)
+			if err != nil {
+				return ScanLog{}, err
+			}
+			c.Session = b
+		}
+		ops, err := m.st.Commit(ctx, c)
+		if err != nil {
+			entry.Verdict, entry.Reason = session.Bad, "not saved: "+err.Error()+" — scan again; if it persists check the gateway's disk"
+			m.record(name, entry)
+			m.log.Error("commit failed; scan rejected", attrDevice, name, "err", err)
+			return entry, err
+		}
+		for _, op := range ops {
+			entry.Seqs = append(entry.Seqs, op.Seq)
+		}
+		ds.dev = out.Device
+	}
+	level := slog.LevelInfo
+	if entry.Verdict != session.Good {
+		level = slog.LevelWarn
+	}
+	m.log.Log(ctx, level, "scan", attrDevice, name, attrVerdict, string(entry.Verdict), attrReason, entry.Reason)
+	m.record(name, entry)
+	return entry, nil
+}
+
+func (m *Manager) record(name string, e ScanLog) {
+	ds, err := m.device(name)
+	if err != nil {
+		return
+	}
+	ds.recent = append(ds.recent, e)
+	if len(ds.recent) > recentScans {
+		ds.recent = ds.recent[len(ds.recent)-recentScans:]
+	}
+	if m.cfg.OnScan != nil {
+		m.cfg.OnScan(e)
+	}
+}
+
+// Devices returns every configured device's state.
+func (m *Manager) Devices() []DeviceInfo {
+	out := make([]DeviceInfo, 0, len(m.devs))
+	for _, d := range m.devs {
+		st := d.Stats()
+		info := DeviceInfo{Name: d.Name(), Path: d.Path(), Connected: d.Connected(), Reads: st.Reads, Errors: st.FramingErrors, Recent: []ScanLog{}}
+		if ds, err := m.device(d.Name()); err == nil {
+			ds.mu.Lock()
+			info.Operator = ds.dev.Operator
+			if s := ds.dev.Session; s != nil {
+				info.Session, info.Location = string(s.Kind), s.Location
+			}
+			info.Expect = session.Expect(ds.dev.Session)
+			info.Recent = append(info.Recent, ds.recent...)
+			ds.mu.Unlock()
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// Statuses returns device states for the MQTT status message.
+func (m *Manager) Statuses() []protocol.DeviceStatus {
+	out := make([]protocol.DeviceStatus, 0, len(m.devs))
+	for _, d := range m.devs {
+		out = append(out, protocol.DeviceStatus{Name: d.Name(), Connected: d.Connected()})
+	}
+	return out
+}
+
+// decode maps a drivers/scan result onto a session input.
+func decode(text string) (session.Input, error) {
+	s, err := scan.Decode(text)
+	if err != nil {
+		return session.Input{}, err
+	}
+	in := session.Input{Raw: s.Raw, Value: s.Value, Qty: int64(s.Qty), GTIN: s.GTIN, Lot: s.Lot, Expiry: s.Expiry}
+	switch s.Kind {
+	case scan.KindCommand:
+		in.Kind, in.Command = session.InCommand, string(s.Command)
+	case scan.KindOperator:
+		in.Kind = session.InOperator
+	case scan.KindLocation:
+		in.Kind = session.InLocation
+	case scan.KindPO:
+		in.Kind = session.InPO
+	case scan.KindOrder:
+		in.Kind = session.InOrder
+	case scan.KindTask:
+		in.Kind = session.InTask
+	case scan.KindQty:
+		in.Kind = session.InQty
+	case scan.KindLot:
+		in.Kind = session.InLot
+	case scan.KindReason:
+		in.Kind = session.InReason
+	case scan.KindItem:
+		in.Kind, in.SKU = session.InItem, s.SKU
+		if !s.HasQty {
+			in.Qty = 0
+		}
+	default:
+		return in, errors.New("scan kind " + string(s.Kind) + " not understood")
+	}
+	return in, nil
+}

@@ -1,0 +1,208 @@
+// Package session turns a device's scans into operations. Each device has
+// one open session at most (receive, put-away, pick, count, move, adjust);
+// Step is a pure function from the device's state and one scan to a verdict,
+// the ops to commit and the new state, so the caller can write ops and state
+// in one durable transaction before the operator hears the beep.
+package session
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// Kind is a session kind.
+type Kind string
+
+// Session kinds, named as the CMD: labels that start them.
+const (
+	Receive Kind = "RECEIVE"
+	Putaway Kind = "PUTAWAY"
+	Pick    Kind = "PICK"
+	Count   Kind = "COUNT"
+	Move    Kind = "MOVE"
+	Adjust  Kind = "ADJUST"
+)
+
+// InputKind classifies a scan.
+type InputKind string
+
+// Input kinds (DESIGN.md, "Scan vocabulary").
+const (
+	InCommand  InputKind = "command"
+	InOperator InputKind = "operator"
+	InLocation InputKind = "location"
+	InPO       InputKind = "po"
+	InOrder    InputKind = "order"
+	InTask     InputKind = "task"
+	InQty      InputKind = "qty"
+	InLot      InputKind = "lot"
+	InReason   InputKind = "reason"
+	InItem     InputKind = "item"
+)
+
+// Input is one decoded scan.
+type Input struct {
+	Kind    InputKind
+	Command string // RECEIVE … ADJUST, DONE, CANCEL
+	Value   string // location, PO, order, task, lot, reason, operator
+	Qty     int64  // QTY: value, or (30)/(37) inside an item barcode
+	GTIN    string // GTIN-14 of an item
+	SKU     string // SKU: label, or the catalog's sku for GTIN
+	Lot     string // (10) inside an item barcode
+	Expiry  string // YYYY-MM-DD from (17)
+	Raw     string // the scanned text
+}
+
+// Verdict is what the operator hears.
+type Verdict string
+
+// Verdicts.
+const (
+	Good Verdict = "good"
+	Bad  Verdict = "bad"
+	Warn Verdict = "warn" // accepted with a discrepancy (distinct beep)
+)
+
+// Device is the persisted state of one device: its operator and open session.
+type Device struct {
+	Operator string `cbor:"1,keyasint,omitempty"`
+	Session  *State `cbor:"2,keyasint,omitempty"`
+}
+
+// State is an open session.
+type State struct {
+	Kind     Kind                 `cbor:"1,keyasint"`
+	Location string               `cbor:"2,keyasint,omitempty"` // current (from) location
+	To       string               `cbor:"3,keyasint,omitempty"`
+	PO       string               `cbor:"4,keyasint,omitempty"`
+	Order    string               `cbor:"5,keyasint,omitempty"`
+	Task     string               `cbor:"6,keyasint,omitempty"`
+	Reason   string               `cbor:"7,keyasint,omitempty"`
+	NextQty  int64                `cbor:"8,keyasint,omitempty"`
+	NextLot  string               `cbor:"9,keyasint,omitempty"`
+	Lines    []protocol.CountLine `cbor:"10,keyasint,omitempty"` // count accumulator
+	Carried  []Carried            `cbor:"11,keyasint,omitempty"` // move/put-away items awaiting their destination
+	Raw      []string             `cbor:"12,keyasint,omitempty"`
+	Started  int64                `cbor:"13,keyasint"` // Unix ms
+	LastScan int64                `cbor:"14,keyasint"` // Unix ms
+}
+
+// Carried is an item picked up in a move or put-away, awaiting LOC:to.
+type Carried struct {
+	SKU string `cbor:"1,keyasint"`
+	Lot string `cbor:"2,keyasint,omitempty"`
+	Qty int64  `cbor:"3,keyasint"`
+	Raw string `cbor:"4,keyasint,omitempty"`
+}
+
+// Env is what Step needs from the gateway.
+type Env struct {
+	Device       string
+	ReceivingLoc string // default location of receive sessions and put-away from
+	Now          time.Time
+	IdleTimeout  time.Duration // 0: no timeout
+}
+
+// Outcome is the result of one scan.
+type Outcome struct {
+	Verdict Verdict
+	Reason  string // why (bad/warn) or what happened (good)
+	Ops     []protocol.Op
+	Device  Device // new device state (persist when Changed)
+	Changed bool
+	Expect  string // what the operator should scan next
+}
+
+func bad(d Device, format string, args ...any) Outcome {
+	return Outcome{Verdict: Bad, Reason: fmt.Sprintf(format, args...), Device: d, Expect: Expect(d.Session)}
+}
+
+func good(d Device, reason string, ops ...protocol.Op) Outcome {
+	return Outcome{Verdict: Good, Reason: reason, Ops: ops, Device: d, Changed: true, Expect: Expect(d.Session)}
+}
+
+// Step applies one scan to a device's state. It never mutates d.
+func Step(d Device, in Input, env Env) Outcome {
+	d = clone(d)
+	now := env.Now.UnixMilli()
+	if s := d.Session; s != nil && env.IdleTimeout > 0 && env.Now.Sub(time.UnixMilli(s.LastScan)) > env.IdleTimeout {
+		d.Session = nil // idle too long: abandoned without committing
+		if in.Kind != InCommand || !isStart(in.Command) {
+			out := bad(d, "%s session timed out after %s idle and was abandoned; nothing from it was committed", s.Kind, env.IdleTimeout)
+			out.Changed = true
+			return out
+		}
+	}
+	switch in.Kind {
+	case InOperator:
+		d.Operator = in.Value
+		return good(d, "operator "+in.Value+" logged in")
+	case InCommand:
+		return command(d, in, env, now)
+	}
+	s := d.Session
+	if s == nil {
+		return bad(d, "no open session: scan a CMD: label (RECEIVE, PUTAWAY, PICK, COUNT, MOVE, ADJUST) first")
+	}
+	s.LastScan = now
+	switch in.Kind {
+	case InQty:
+		if in.Qty == 0 || (in.Qty < 0 && s.Kind != Adjust) {
+			return bad(d, "quantity %d is not allowed in a %s session", in.Qty, s.Kind)
+		}
+		s.NextQty = in.Qty
+		return good(d, fmt.Sprintf("next quantity %d", in.Qty))
+	case InLot:
+		s.NextLot = in.Value
+		return good(d, "next lot "+in.Value)
+	case InLocation:
+		return location(d, in, env)
+	case InPO:
+		if s.Kind != Receive {
+			return bad(d, "PO: only belongs in a RECEIVE session")
+		}
+		s.PO = in.Value
+		return good(d, "receiving against PO "+in.Value)
+	case InOrder, InTask:
+		if s.Kind != Pick {
+			return bad(d, "ORD:/TASK: only belong in a PICK session")
+		}
+		if in.Kind == InOrder {
+			s.Order = in.Value
+		} else {
+			s.Task = in.Value
+		}
+		return good(d, "picking "+in.Value)
+	case InReason:
+		if s.Kind != Adjust {
+			return bad(d, "REASON: only belongs in an ADJUST session")
+		}
+		s.Reason = strings.ToUpper(in.Value)
+		return good(d, "reason "+s.Reason)
+	case InItem:
+		return item(d, in, env)
+	}
+	return bad(d, "scan kind %q not understood", in.Kind)
+}
+
+func isStart(cmd string) bool {
+	switch Kind(cmd) {
+	case Receive, Putaway, Pick, Count, Move, Adjust:
+		return true
+	}
+	return false
+}
+
+func clone(d Device) Device {
+	if d.Session != nil {
+		s := *d.Session
+		s.Lines = append([]protocol.CountLine(nil), s.Lines...)
+		s.Carried = append([]Carried(nil), s.Carried...)
+		s.Raw = append([]string(nil), s.Raw...)
+		d.Session = &s
+	}
+	return d
+}

@@ -1,0 +1,220 @@
+package uplink
+
+import (
+	"context"
+	"time"
+
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// sender is the loop's go-back-N state.
+type sender struct {
+	next         uint64    // next seq to send
+	lastProgress time.Time // last ack that moved, or last (re)send start
+}
+
+func (u *Uplink) loop(ctx context.Context) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	statusTick := time.NewTicker(u.cfg.StatusEvery)
+	defer statusTick.Stop()
+	var s sender
+	var lingerC <-chan time.Time
+	p, err := u.st.Positions()
+	if err != nil {
+		return err
+	}
+	s.next = p.Acked + 1
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-u.connected:
+			u.hello()
+			u.publishStatus()
+			p, _ := u.st.Positions()
+			s.next, s.lastProgress = p.Acked+1, time.Now() // resend all unacked after a reconnect
+			u.send(&s, true)
+		case msg := <-u.inbox:
+			u.handle(&s, msg)
+			u.send(&s, false)
+		case <-u.st.Notify():
+			if lingerC == nil {
+				lingerC = time.After(u.cfg.Linger)
+			}
+		case <-lingerC:
+			lingerC = nil
+			u.send(&s, true)
+		case <-statusTick.C:
+			u.publishStatus()
+		case now := <-tick.C:
+			p, _ := u.st.Positions()
+			if s.next-1 > p.Acked && now.Sub(s.lastProgress) > u.cfg.AckTimeout {
+				u.log.Info("no ack in time; resending from ack+1", "acked", p.Acked, "next", s.next)
+				u.bump(func(st *State) { st.Resends++ })
+				s.next, s.lastProgress = p.Acked+1, now
+				u.hello()
+			}
+			if lingerC == nil {
+				u.send(&s, true)
+			}
+		}
+	}
+}
+
+func (u *Uplink) bump(f func(*State)) {
+	u.mu.Lock()
+	f(&u.state)
+	u.mu.Unlock()
+}
+
+func (u *Uplink) hello() {
+	p, err := u.st.Positions()
+	if err != nil {
+		return
+	}
+	u.publish(&protocol.Hello{
+		Header: u.header(), AgentVersion: u.cfg.AgentVersion,
+		LastSeq: p.LastSeq, AckedSeq: p.Acked, DownSeq: p.Down, Epoch: p.Epoch, HLC: u.clock.Now(),
+	})
+}
+
+func (u *Uplink) header() protocol.Header {
+	return protocol.Header{WH: u.cfg.Warehouse, GW: u.cfg.Gateway}
+}
+
+func (u *Uplink) publishStatus() {
+	if !u.client.IsConnectionOpen() {
+		return
+	}
+	u.client.Publish(u.topics.Status(u.cfg.Warehouse, u.cfg.Gateway), 1, true, u.status(true))
+}
+
+func (u *Uplink) publish(m protocol.Message) bool {
+	if !u.client.IsConnectionOpen() {
+		return false
+	}
+	b, err := protocol.Encode(m)
+	if err != nil {
+		u.setError("encode %s: %v", m.Type(), err)
+		return false
+	}
+	u.client.Publish(u.topics.Up(u.cfg.Warehouse, u.cfg.Gateway), 1, false, b)
+	return true
+}
+
+// send publishes batches from s.next while the window allows. With full
+// false it sends only full batches (more ops are lingering).
+func (u *Uplink) send(s *sender, full bool) {
+	if !u.client.IsConnectionOpen() {
+		return
+	}
+	p, err := u.st.Positions()
+	if err != nil {
+		u.setError("read positions: %v", err)
+		return
+	}
+	if s.next <= p.Acked {
+		s.next = p.Acked + 1
+	}
+	for s.next <= p.LastSeq && s.next-1-p.Acked < u.cfg.Window {
+		ops, err := u.st.Outbox(s.next, u.cfg.MaxBatchOps, u.cfg.MaxBatchBytes)
+		if err != nil {
+			u.setError("read outbox: %v", err)
+			return
+		}
+		if len(ops) == 0 {
+			return
+		}
+		if ops[0].Seq != s.next {
+			u.setError("outbox starts at seq %d but the server expects %d: the server lost state (epoch changed) after acking ops this gateway already pruned; reconcile with a count", ops[0].Seq, s.next)
+			s.next = ops[0].Seq
+		}
+		if !full && len(ops) < u.cfg.MaxBatchOps {
+			return
+		}
+		last := ops[len(ops)-1].Seq
+		if s.next == p.Acked+1 {
+			s.lastProgress = time.Now()
+		}
+		if !u.publish(&protocol.OpBatch{Header: u.header(), First: ops[0].Seq, Last: last, Ops: ops, HLC: u.clock.Now()}) {
+			return
+		}
+		u.bump(func(st *State) { st.Batches++ })
+		s.next = last + 1
+	}
+}
+
+func (u *Uplink) handle(s *sender, msg protocol.Message) {
+	switch m := msg.(type) {
+	case *protocol.Ack:
+		u.clock.Update(m.HLC)
+		u.onAck(s, m)
+	case *protocol.DownBatch:
+		u.clock.Update(m.HLC)
+		u.onDown(m)
+	}
+}
+
+func (u *Uplink) onAck(s *sender, a *protocol.Ack) {
+	p, err := u.st.Positions()
+	if err != nil {
+		return
+	}
+	if p.Epoch != "" && a.Epoch != p.Epoch {
+		u.setError("server epoch changed from %s to %s: the server's state was lost or restored; unacked ops will be resent, acked ones cannot be", p.Epoch, a.Epoch)
+	}
+	u.mu.Lock()
+	u.state.Epoch = a.Epoch
+	u.mu.Unlock()
+	if a.WM > p.LastSeq {
+		u.setError("server acked seq %d but this gateway has only committed %d: another agent is using gateway ID %s/%s, or this gateway's data was lost", a.WM, p.LastSeq, u.cfg.Warehouse, u.cfg.Gateway)
+		return
+	}
+	moved, err := u.st.Ack(a.WM, a.Epoch)
+	if err != nil {
+		u.setError("record ack: %v", err)
+		return
+	}
+	if moved {
+		s.lastProgress = time.Now()
+	}
+	if a.Error != "" {
+		u.log.Info("server answered with an error", "wm", a.WM, "error", a.Error)
+		if a.WM+1 < s.next {
+			s.next = a.WM + 1 // gap or rejection: go back
+			u.bump(func(st *State) { st.Resends++ })
+		}
+	}
+}
+
+func (u *Uplink) onDown(b *protocol.DownBatch) {
+	p, err := u.st.Positions()
+	if err != nil {
+		return
+	}
+	if err := protocol.CheckDown(b); err != nil {
+		u.log.Warn("inconsistent downstream batch ignored", "err", err)
+		return
+	}
+	if protocol.Judge(p.Down, b.First, b.Last) == protocol.Apply {
+		var stock []protocol.StockValue
+		for _, it := range b.Items {
+			if it.Seq <= p.Down || it.Kind != protocol.DownStock {
+				continue
+			}
+			var v protocol.StockValue
+			if err := protocol.Unmarshal(it.Body, &v); err != nil {
+				u.log.Warn("bad stock item ignored", "seq", it.Seq, "err", err)
+				continue
+			}
+			stock = append(stock, v)
+		}
+		if err := u.st.ApplyServerStock(stock, b.UpWM, b.Last); err != nil {
+			u.setError("apply downstream: %v", err)
+			return
+		}
+		p.Down = b.Last
+	}
+	u.publish(&protocol.DownAck{Header: u.header(), DownWM: p.Down, Epoch: b.Epoch})
+}

@@ -1,0 +1,189 @@
+// Package uplink replicates the agent's outbox to the server over MQTT and
+// applies what the server sends down. Correctness comes from seq/ack, not
+// from the broker: ops stay in the outbox until an ack covers them, are
+// resent from ack+1 after a gap, a timeout or a reconnect (go-back-N with a
+// bounded window), and a hello on every connect re-synchronises both sides.
+package uplink
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/shelfsync/shelfsync/agent/internal/store"
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// Config configures the uplink.
+type Config struct {
+	Broker       string
+	ClientID     string // default "shelfsync-agent-{wh}-{gw}"
+	Username     string
+	Password     string
+	Root         string
+	Warehouse    string
+	Gateway      string
+	AgentVersion string
+
+	MaxBatchOps   int           // default 256
+	MaxBatchBytes int           // default 64 KiB (well under the 1 MiB message cap)
+	Linger        time.Duration // default 5 ms: wait this long for more ops before sending
+	Window        uint64        // ops in flight beyond the ack; default 8192
+	AckTimeout    time.Duration // resend from ack+1 when no ack progress; default 3 s
+	StatusEvery   time.Duration // status republish period; default 15 s
+
+	Logger *slog.Logger
+	// Devices reports device states for the status message.
+	Devices func() []protocol.DeviceStatus
+}
+
+func (c *Config) defaults() {
+	if c.MaxBatchOps <= 0 {
+		c.MaxBatchOps = 256
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 64 << 10
+	}
+	if c.Linger <= 0 {
+		c.Linger = 5 * time.Millisecond
+	}
+	if c.Window == 0 {
+		c.Window = 8192
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = 3 * time.Second
+	}
+	if c.StatusEvery <= 0 {
+		c.StatusEvery = 15 * time.Second
+	}
+	if c.ClientID == "" {
+		c.ClientID = "shelfsync-agent-" + c.Warehouse + "-" + c.Gateway
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// State is the uplink's health, for the status API.
+type State struct {
+	Connected bool   `json:"connected"`
+	LastError string `json:"last_error,omitempty"`
+	Epoch     string `json:"server_epoch,omitempty"`
+	Resends   uint64 `json:"resends"`
+	Batches   uint64 `json:"batches_sent"`
+}
+
+// Uplink is the replication client.
+type Uplink struct {
+	cfg    Config
+	st     *store.Store
+	clock  *protocol.Clock
+	topics protocol.Topics
+	log    *slog.Logger
+	client paho.Client
+
+	inbox     chan protocol.Message
+	connected chan struct{}
+
+	mu    sync.Mutex
+	state State
+}
+
+// New builds an uplink over the store; Run starts it.
+func New(cfg Config, st *store.Store, clock *protocol.Clock) *Uplink {
+	cfg.defaults()
+	return &Uplink{
+		cfg: cfg, st: st, clock: clock, topics: protocol.NewTopics(cfg.Root), log: cfg.Logger,
+		inbox: make(chan protocol.Message, 256), connected: make(chan struct{}, 1),
+	}
+}
+
+// State returns a snapshot of the uplink's health.
+func (u *Uplink) State() State {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s := u.state
+	s.Connected = u.client != nil && u.client.IsConnectionOpen()
+	return s
+}
+
+func (u *Uplink) setError(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	u.mu.Lock()
+	u.state.LastError = msg
+	u.mu.Unlock()
+	u.log.Error(msg)
+}
+
+func (u *Uplink) status(online bool) []byte {
+	p, _ := u.st.Positions()
+	st := &protocol.Status{
+		Header: protocol.Header{WH: u.cfg.Warehouse, GW: u.cfg.Gateway}, Online: online,
+		OutboxDepth: p.LastSeq - p.Acked, LastSeq: p.LastSeq, AckedSeq: p.Acked,
+		AgentVersion: u.cfg.AgentVersion, At: time.Now().UnixMilli(),
+	}
+	if online && u.cfg.Devices != nil {
+		st.Devices = u.cfg.Devices()
+	}
+	b, err := protocol.Encode(st)
+	if err != nil {
+		u.log.Error("encode status", "err", err)
+	}
+	return b
+}
+
+// Run connects and replicates until ctx is done.
+func (u *Uplink) Run(ctx context.Context) error {
+	will := u.status(false)
+	opts := paho.NewClientOptions().
+		AddBroker(u.cfg.Broker).
+		SetClientID(u.cfg.ClientID).
+		SetUsername(u.cfg.Username).
+		SetPassword(u.cfg.Password).
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(10*time.Second).
+		SetKeepAlive(10*time.Second).
+		SetBinaryWill(u.topics.Status(u.cfg.Warehouse, u.cfg.Gateway), will, 1, true).
+		SetOnConnectHandler(u.onConnect).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			u.log.Warn("uplink lost; ops keep committing locally and will be resent", "err", err)
+		})
+	u.mu.Lock()
+	u.client = paho.NewClient(opts)
+	u.mu.Unlock()
+	u.client.Connect()
+	defer func() {
+		if u.client.IsConnectionOpen() {
+			tok := u.client.Publish(u.topics.Status(u.cfg.Warehouse, u.cfg.Gateway), 1, true, u.status(false))
+			tok.WaitTimeout(time.Second)
+		}
+		u.client.Disconnect(250)
+	}()
+	return u.loop(ctx)
+}
+
+func (u *Uplink) onConnect(c paho.Client) {
+	u.log.Info("uplink connected", "broker", u.cfg.Broker)
+	c.Subscribe(u.topics.Down(u.cfg.Warehouse, u.cfg.Gateway), 1, func(_ paho.Client, m paho.Message) {
+		msg, err := protocol.Decode(m.Payload())
+		if err != nil {
+			u.log.Warn("undecodable message from server ignored", "err", err)
+			return
+		}
+		select {
+		case u.inbox <- msg:
+		default: // acks and downstream are re-sent; dropping under overload is safe
+		}
+	})
+	select {
+	case u.connected <- struct{}{}:
+	default:
+	}
+}

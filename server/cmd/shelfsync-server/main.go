@@ -1,0 +1,115 @@
+// Command shelfsync-server is the central shelfsync daemon: it consolidates
+// the operations of every gateway of every warehouse into one ledger.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/shelfsync/shelfsync/server/internal/app"
+	"github.com/shelfsync/shelfsync/server/internal/config"
+)
+
+var version = "dev"
+
+const usage = `shelfsync-server — central server of shelfsync
+
+Usage:
+  shelfsync-server run [flags]        run the server (embedded MQTT broker and Badger store by default)
+  shelfsync-server config print [flags]
+                                      print the effective configuration as TOML
+  shelfsync-server version            print the version
+
+Settings come from flags, then SHELFSYNC_* environment variables
+(--http → SHELFSYNC_HTTP), then the TOML file given with --config.
+Run 'shelfsync-server run --help' for every flag and its default.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return runServer(args[1:], stderr)
+	case "config":
+		if len(args) < 2 || args[1] != "print" {
+			fmt.Fprintln(stderr, "usage: shelfsync-server config print [flags]")
+			return 2
+		}
+		var cfg config.Config
+		fs := newFlagSet("config print", &cfg, stderr)
+		if err := config.Load(fs, args[2:], "config"); err != nil {
+			fmt.Fprintln(stderr, "error:", err)
+			return 2
+		}
+		config.Print(stdout, fs)
+		return 0
+	case "version", "--version":
+		fmt.Fprintln(stdout, version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func newFlagSet(name string, cfg *config.Config, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("shelfsync-server "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.Register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: shelfsync-server %s [flags]\n\nFlags (environment SHELFSYNC_<FLAG>, or keys of --config):\n", name)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func runServer(args []string, stderr io.Writer) int {
+	var cfg config.Config
+	fs := newFlagSet("run", &cfg, stderr)
+	if err := config.Load(fs, args, "config"); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		fmt.Fprintln(stderr, "error:", err)
+		return 2
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := app.New(ctx, cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := srv.Run(ctx); err != nil {
+		log.Error("server stopped with an error", "err", err)
+		return 1
+	}
+	log.Info("server stopped")
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,128 @@
+// Package app wires the server together: store, broker, ingest and HTTP.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/shelfsync/shelfsync/server/internal/api"
+	"github.com/shelfsync/shelfsync/server/internal/broker"
+	"github.com/shelfsync/shelfsync/server/internal/config"
+	"github.com/shelfsync/shelfsync/server/internal/ingest"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// Server is a running shelfsync server.
+type Server struct {
+	cfg    config.Config
+	log    *slog.Logger
+	st     *store.Badger
+	broker *broker.Broker
+	ingest *ingest.Ingest
+	http   *http.Server
+	httpLn net.Listener
+}
+
+// New opens the store and starts listening; Run serves until ctx ends.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	s := &Server{cfg: cfg, log: log}
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	s.st = st
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	brokerURL := cfg.BrokerURL
+	if brokerURL == "" {
+		b, err := broker.Start(broker.Config{Addr: cfg.MQTTAddr, Logger: log})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		s.broker = b
+		brokerURL = "tcp://" + b.Addr()
+		log.Warn("embedded broker on plain TCP without authentication: development only", "addr", b.Addr())
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_broker_clients", Help: "Clients connected to the embedded broker."},
+			func() float64 { return float64(b.Clients()) }))
+	}
+	s.ingest = ingest.New(ingest.Config{
+		Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: cfg.Username, Password: cfg.Password,
+		Logger: log.With("component", "ingest"), Metrics: ingest.NewMetrics(reg),
+	}, st)
+	s.ingest.Start(ctx)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("http listen on %s: %w (pick another with --http)", cfg.HTTPAddr, err)
+	}
+	s.httpLn = ln
+	s.http = &http.Server{Handler: api.Handler(st, s.ready, reg, log), ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+func (s *Server) ready() error {
+	if !s.ingest.Connected() {
+		return errors.New("not connected to the MQTT broker")
+	}
+	return nil
+}
+
+// HTTPAddr returns the bound HTTP address.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// MQTTAddr returns the embedded broker's address ("" with an external one).
+func (s *Server) MQTTAddr() string {
+	if s.broker == nil {
+		return ""
+	}
+	return s.broker.Addr()
+}
+
+// Run serves HTTP until ctx is done, then shuts down.
+func (s *Server) Run(ctx context.Context) error {
+	s.log.Info("shelfsync server running", "http", s.HTTPAddr(), "mqtt", s.MQTTAddr(), "data", s.cfg.DataDir, "epoch", s.st.Epoch())
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.httpLn) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			s.Close()
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Shutdown)
+	defer cancel()
+	_ = s.http.Shutdown(sctx)
+	return s.Close()
+}
+
+// Close stops everything; safe to call once after New.
+func (s *Server) Close() error {
+	if s.ingest != nil {
+		s.ingest.Stop()
+		s.ingest = nil
+	}
+	if s.broker != nil {
+		s.broker.Close()
+		s.broker = nil
+	}
+	if s.st != nil {
+		err := s.st.Close()
+		s.st = nil
+		return err
+	}
+	return nil
+}

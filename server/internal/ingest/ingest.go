@@ -1,0 +1,273 @@
+// Package ingest consumes gateways' up topics through an MQTT client (the
+// same path for the embedded and an external broker), applies op batches to
+// the store with the sequence rule, and answers with acks on the down topic.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// Log attribute keys.
+const (
+	attrWH    = "warehouse"
+	attrGW    = "gateway"
+	attrTopic = "topic"
+)
+
+// Config configures the ingest.
+type Config struct {
+	Broker   string // e.g. tcp://127.0.0.1:1884
+	ClientID string
+	Username string
+	Password string
+	Root     string
+	Workers  int // parallel appliers; a gateway always maps to the same one
+	Queue    int // per-worker queue; a full queue drops (the agent resends)
+	Logger   *slog.Logger
+	Metrics  *Metrics
+	// OnApplied, when set, is called after a batch is durably applied.
+	OnApplied func(wh, gw string, res store.Result)
+	// OnStatus, when set, receives every gateway status message.
+	OnStatus func(st *protocol.Status)
+}
+
+// Ingest is a running consumer.
+type Ingest struct {
+	cfg    Config
+	st     store.Store
+	topics protocol.Topics
+	client paho.Client
+	clock  *protocol.Clock
+	log    *slog.Logger
+	m      *Metrics
+	queues []chan paho.Message
+	wg     sync.WaitGroup
+}
+
+// New builds an ingest over st; Start connects it.
+func New(cfg Config, st store.Store) *Ingest {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = fmt.Sprintf("shelfsync-server-%d", time.Now().UnixNano())
+	}
+	in := &Ingest{cfg: cfg, st: st, topics: protocol.NewTopics(cfg.Root), clock: protocol.NewClock(nil), log: cfg.Logger, m: cfg.Metrics}
+	for i := 0; i < cfg.Workers; i++ {
+		in.queues = append(in.queues, make(chan paho.Message, cfg.Queue))
+	}
+	return in
+}
+
+// Start connects to the broker (retrying in the background until it is
+// reachable), subscribes and starts the workers. It returns at once.
+func (in *Ingest) Start(ctx context.Context) {
+	opts := paho.NewClientOptions().
+		AddBroker(in.cfg.Broker).
+		SetClientID(in.cfg.ClientID).
+		SetUsername(in.cfg.Username).
+		SetPassword(in.cfg.Password).
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(500 * time.Millisecond).
+		SetMaxReconnectInterval(5 * time.Second).
+		SetKeepAlive(15 * time.Second).
+		SetOrderMatters(false).
+		SetOnConnectHandler(in.onConnect).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			in.log.Warn("broker connection lost; reconnecting", "err", err)
+		})
+	in.client = paho.NewClient(opts)
+	in.client.Connect()
+	for i, q := range in.queues {
+		in.wg.Add(1)
+		go in.worker(ctx, i, q)
+	}
+}
+
+func (in *Ingest) onConnect(c paho.Client) {
+	in.log.Info("ingest connected to broker", "broker", in.cfg.Broker)
+	subs := map[string]byte{in.topics.AllUp(): 1, in.topics.AllStatus(): 1}
+	tok := c.SubscribeMultiple(subs, in.route)
+	go func() {
+		if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
+			in.log.Error("subscribe failed", "err", tok.Error())
+		}
+	}()
+}
+
+// route runs on paho's goroutine: it must not block.
+func (in *Ingest) route(_ paho.Client, msg paho.Message) {
+	t, err := in.topics.Parse(msg.Topic())
+	if err != nil {
+		in.m.Rejected.WithLabelValues("topic").Inc()
+		in.log.Warn("message on a malformed topic dropped", attrTopic, msg.Topic(), "err", err)
+		return
+	}
+	h := fnv.New32a()
+	h.Write([]byte(t.Warehouse + "/" + t.Gateway))
+	q := in.queues[int(h.Sum32())%len(in.queues)]
+	select {
+	case q <- msg:
+	default:
+		in.m.Rejected.WithLabelValues("overload").Inc()
+		in.log.Warn("ingest queue full; message dropped, the gateway will resend", attrWH, t.Warehouse, attrGW, t.Gateway)
+	}
+}
+
+// Stop disconnects and waits for the workers.
+func (in *Ingest) Stop() {
+	if in.client != nil {
+		in.client.Disconnect(250)
+	}
+	for _, q := range in.queues {
+		close(q)
+	}
+	in.wg.Wait()
+}
+
+// Connected reports whether the ingest's broker connection is up.
+func (in *Ingest) Connected() bool { return in.client != nil && in.client.IsConnectionOpen() }
+
+func (in *Ingest) worker(ctx context.Context, _ int, q chan paho.Message) {
+	defer in.wg.Done()
+	for msg := range q {
+		in.handle(ctx, msg.Topic(), msg.Payload())
+	}
+}
+
+// Handle processes one message as if received on topic. Exported for tests
+// that feed hostile payloads without a broker.
+func (in *Ingest) Handle(ctx context.Context, topic string, payload []byte) { in.handle(ctx, topic, payload) }
+
+func (in *Ingest) handle(ctx context.Context, topic string, payload []byte) {
+	t, err := in.topics.Parse(topic)
+	if err != nil {
+		in.m.Rejected.WithLabelValues("topic").Inc()
+		return
+	}
+	log := in.log.With(attrWH, t.Warehouse, attrGW, t.Gateway)
+	msg, err := protocol.Decode(payload)
+	if err != nil {
+		in.m.Rejected.WithLabelValues(reasonOf(err)).Inc()
+		log.Warn("undecodable message rejected", "bytes", len(payload), "err", err)
+		if t.Kind == protocol.TopicUp {
+			in.ack(ctx, t.Warehouse, t.Gateway, err.Error())
+		}
+		return
+	}
+	if wh, gw := msg.Route(); wh != t.Warehouse || gw != t.Gateway {
+		in.m.Rejected.WithLabelValues("spoofed").Inc()
+		log.Warn("message names another gateway than its topic; rejected", "payload_wh", wh, "payload_gw", gw)
+		return
+	}
+	switch m := msg.(type) {
+	case *protocol.Status:
+		if t.Kind == protocol.TopicStatus && in.cfg.OnStatus != nil {
+			in.cfg.OnStatus(m)
+		}
+	case *protocol.Hello:
+		in.clock.Update(m.HLC)
+		log.Info("gateway hello", "last_seq", m.LastSeq, "acked_seq", m.AckedSeq, "epoch", m.Epoch, "agent_version", m.AgentVersion)
+		in.ack(ctx, t.Warehouse, t.Gateway, "")
+	case *protocol.OpBatch:
+		in.clock.Update(m.HLC)
+		in.applyBatch(ctx, log, t.Warehouse, t.Gateway, m)
+	case *protocol.DownAck:
+		// Downstream positions are tracked by the downstream publisher.
+	default:
+		in.m.Rejected.WithLabelValues("type").Inc()
+		log.Warn("message type not accepted on up topic", "type", msg.Type().String())
+	}
+}
+
+func (in *Ingest) applyBatch(ctx context.Context, log *slog.Logger, wh, gw string, b *protocol.OpBatch) {
+	if err := protocol.CheckBatch(b); err != nil {
+		in.m.Rejected.WithLabelValues("batch").Inc()
+		log.Warn("inconsistent batch rejected", "err", err)
+		in.ack(ctx, wh, gw, err.Error())
+		return
+	}
+	start := time.Now()
+	var res store.Result
+	var err error
+	for attempt := 0; ; attempt++ {
+		res, err = in.st.ApplyBatch(ctx, wh, gw, b)
+		if !errors.Is(err, store.ErrConflict) || attempt >= 20 {
+			break
+		}
+	}
+	if err != nil {
+		in.m.ApplyErrors.Inc()
+		log.Error("apply failed; the batch will be resent", "first", b.First, "last", b.Last, "err", err)
+		return
+	}
+	in.m.ApplyLatency.Observe(time.Since(start).Seconds())
+	in.m.Batches.WithLabelValues(res.Verdict.String()).Inc()
+	in.m.Ops.Add(float64(res.Applied))
+	in.m.Quarantined.Add(float64(res.Quarantined))
+	errText := ""
+	if res.Verdict == protocol.Gap {
+		errText = fmt.Sprintf("gap: expected seq %d", res.WM+1)
+		log.Info("gap; asking for resend", "first", b.First, "wm", res.WM)
+	}
+	if res.Verdict == protocol.Apply && in.cfg.OnApplied != nil {
+		in.cfg.OnApplied(wh, gw, res)
+	}
+	in.publishAck(wh, gw, res.WM, errText)
+}
+
+func (in *Ingest) ack(ctx context.Context, wh, gw, errText string) {
+	wm, err := in.st.Watermark(ctx, wh, gw)
+	if err != nil {
+		in.log.Error("read watermark", attrWH, wh, attrGW, gw, "err", err)
+		return
+	}
+	in.publishAck(wh, gw, wm, errText)
+}
+
+func (in *Ingest) publishAck(wh, gw string, wm uint64, errText string) {
+	a := &protocol.Ack{Header: protocol.Header{WH: wh, GW: gw}, WM: wm, Epoch: in.st.Epoch(), HLC: in.clock.Now(), Error: errText}
+	b, err := protocol.Encode(a)
+	if err != nil {
+		in.log.Error("encode ack", "err", err)
+		return
+	}
+	tok := in.client.Publish(in.topics.Down(wh, gw), 1, false, b)
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		in.log.Warn("ack not published; the gateway will ask again", attrWH, wh, attrGW, gw, "err", tok.Error())
+	}
+}
+
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, protocol.ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, protocol.ErrVersion):
+		return "version"
+	case errors.Is(err, protocol.ErrUnknownType):
+		return "type"
+	}
+	return "malformed"
+}

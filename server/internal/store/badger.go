@@ -1,0 +1,233 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/protocol/ledger"
+)
+
+// Badger is the embedded Store.
+type Badger struct {
+	db    *badger.DB
+	epoch string
+	log   *slog.Logger
+}
+
+var _ Store = (*Badger)(nil)
+
+// Options tune the Badger store.
+type Options struct {
+	Dir    string
+	Logger *slog.Logger
+	// InMemory runs without disk, for unit tests only.
+	InMemory bool
+}
+
+// Open opens (or creates) the store in opts.Dir with synchronous writes: a
+// batch is acknowledged only after it is on disk.
+func Open(opts Options) (*Badger, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bo := badger.DefaultOptions(opts.Dir).
+		WithSyncWrites(true).
+		WithLogger(nil).
+		WithInMemory(opts.InMemory).
+		WithNumVersionsToKeep(1)
+	if opts.InMemory {
+		bo = bo.WithSyncWrites(false)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open badger store in %q: %w (is another shelfsync-server using this --data directory?)", opts.Dir, err)
+	}
+	s := &Badger{db: db, log: log}
+	if err := s.loadEpoch(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Badger) loadEpoch() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(pfxEpoch))
+		if err == nil {
+			v, err := it.ValueCopy(nil)
+			s.epoch = string(v)
+			return err
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("read epoch: %w", err)
+		}
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		s.epoch = fmt.Sprintf("%x-%s", time.Now().Unix(), hex.EncodeToString(b[:]))
+		return txn.Set([]byte(pfxEpoch), []byte(s.epoch))
+	})
+}
+
+// Epoch implements Store.
+func (s *Badger) Epoch() string { return s.epoch }
+
+// DB exposes the database for packages of this module that keep their own
+// keys beside the ledger.
+func (s *Badger) DB() *badger.DB { return s.db }
+
+// Close implements Store.
+func (s *Badger) Close() error { return s.db.Close() }
+
+func getU64(txn *badger.Txn, key []byte) (uint64, error) {
+	it, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var v uint64
+	err = it.Value(func(b []byte) error {
+		if len(b) != 8 {
+			return fmt.Errorf("corrupt value at %q", key)
+		}
+		v = binary.BigEndian.Uint64(b)
+		return nil
+	})
+	return v, err
+}
+
+// Watermark implements Store.
+func (s *Badger) Watermark(_ context.Context, wh, gw string) (uint64, error) {
+	var wm uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		wm, err = getU64(txn, wmKey(wh, gw))
+		return err
+	})
+	return wm, err
+}
+
+// ApplyBatch implements Store.
+func (s *Badger) ApplyBatch(_ context.Context, wh, gw string, b *protocol.OpBatch) (Result, error) {
+	var res Result
+	err := s.db.Update(func(txn *badger.Txn) error {
+		res = Result{}
+		wm, err := getU64(txn, wmKey(wh, gw))
+		if err != nil {
+			return err
+		}
+		res.WM = wm
+		res.Verdict = protocol.Judge(wm, b.First, b.Last)
+		if res.Verdict != protocol.Apply {
+			return nil
+		}
+		ls := &txnLedger{txn: txn}
+		for i := range b.Ops {
+			op := &b.Ops[i]
+			if op.Seq <= wm {
+				continue
+			}
+			if err := op.Validate(); err != nil {
+				if err := putCBOR(txn, opKey(pfxQuar, wh, gw, op.Seq), Quarantined{Warehouse: wh, Gateway: gw, Seq: op.Seq, Reason: err.Error(), Op: *op}); err != nil {
+					return err
+				}
+				res.Quarantined++
+				continue
+			}
+			if err := putCBOR(txn, opKey(pfxOp, wh, gw, op.Seq), op); err != nil {
+				return err
+			}
+			ch, err := ledger.Apply(ls, wh, gw, op)
+			if err != nil {
+				return fmt.Errorf("merge op %d: %w", op.Seq, err)
+			}
+			res.Changes = append(res.Changes, ch...)
+			res.Applied++
+		}
+		res.WM = b.Last
+		return txn.Set(wmKey(wh, gw), []byte(u64(b.Last)))
+	})
+	if errors.Is(err, badger.ErrConflict) {
+		return Result{}, ErrConflict
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("apply %s/%s %d..%d: %w", wh, gw, b.First, b.Last, err)
+	}
+	return res, nil
+}
+
+// Stock implements Store.
+func (s *Badger) Stock(_ context.Context, q StockQuery) ([]StockRow, error) {
+	prefix := []byte(pfxKey)
+	if q.Warehouse != "" {
+		prefix = append(prefix, q.Warehouse+"\x00"...)
+		if q.Location != "" {
+			prefix = append(prefix, q.Location+"\x00"...)
+			if q.SKU != "" {
+				prefix = append(prefix, q.SKU+"\x00"...)
+			}
+		}
+	}
+	var out []StockRow
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k, ok := parseStockKey(it.Item().Key())
+			if !ok || (q.Location != "" && k.Location != q.Location) || (q.SKU != "" && k.SKU != q.SKU) || (q.Lot != "" && k.Lot != q.Lot) {
+				continue
+			}
+			var ks ledger.KeyState
+			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &ks) }); err != nil {
+				return err
+			}
+			out = append(out, StockRow{Warehouse: k.WH, Location: k.Location, SKU: k.SKU, Lot: k.Lot, OnHand: ks.OnHand()})
+			if q.Limit > 0 && len(out) >= q.Limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Quarantined implements Store.
+func (s *Badger) Quarantined(_ context.Context, wh string) ([]Quarantined, error) {
+	prefix := []byte(pfxQuar)
+	if wh != "" {
+		prefix = append(prefix, wh+"\x00"...)
+	}
+	var out []Quarantined
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var q Quarantined
+			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &q) }); err != nil {
+				return err
+			}
+			out = append(out, q)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func putCBOR(txn *badger.Txn, key []byte, v any) error {
+	b, err := protocol.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return txn.Set(key, b)
+}

@@ -1,0 +1,65 @@
+// Package store owns the server's durable state: per-gateway watermarks, the
+// op log, quarantined ops and the materialised ledger. Store is the contract
+// every backend meets; Badger (this package's Open) is the embedded default.
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/protocol/ledger"
+)
+
+// ErrConflict reports a transaction that lost a race; the caller retries.
+var ErrConflict = errors.New("store: transaction conflict")
+
+// Store is what the ingest and the API need from a backend.
+type Store interface {
+	// Epoch identifies this store's state; it changes when the state is lost.
+	Epoch() string
+	// ApplyBatch applies the sequence rule to b and, for Apply, merges the
+	// new ops, quarantines invalid ones, and moves the watermark — all in
+	// one durable transaction.
+	ApplyBatch(ctx context.Context, wh, gw string, b *protocol.OpBatch) (Result, error)
+	// Watermark returns the highest seq applied for wh/gw.
+	Watermark(ctx context.Context, wh, gw string) (uint64, error)
+	// Stock lists on-hand values matching q.
+	Stock(ctx context.Context, q StockQuery) ([]StockRow, error)
+	// Quarantined lists ops kept aside.
+	Quarantined(ctx context.Context, wh string) ([]Quarantined, error)
+	Close() error
+}
+
+// Result is the outcome of ApplyBatch.
+type Result struct {
+	Verdict     protocol.Verdict
+	WM          uint64          // watermark after the call
+	Applied     int             // ops merged into the ledger
+	Quarantined int             // ops kept aside
+	Changes     []ledger.Change // keys whose on-hand the batch touched
+}
+
+// StockQuery filters Stock; empty fields match everything.
+type StockQuery struct {
+	Warehouse, Location, SKU, Lot string
+	Limit                         int
+}
+
+// StockRow is one stock key and its on-hand.
+type StockRow struct {
+	Warehouse string `json:"warehouse"`
+	Location  string `json:"location"`
+	SKU       string `json:"sku"`
+	Lot       string `json:"lot"`
+	OnHand    int64  `json:"on_hand"`
+}
+
+// Quarantined is an op that could not be applied, with the reason.
+type Quarantined struct {
+	Warehouse string      `json:"warehouse"`
+	Gateway   string      `json:"gateway"`
+	Seq       uint64      `json:"seq"`
+	Reason    string      `json:"reason"`
+	Op        protocol.Op `json:"op"`
+}

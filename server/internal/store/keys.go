@@ -1,0 +1,65 @@
+package store
+
+import (
+	"encoding/binary"
+	"strings"
+
+	"github.com/shelfsync/shelfsync/protocol/ledger"
+)
+
+// Key layout. Fields are joined with NUL, which protocol validation forbids
+// inside IDs, skus, locations and lots; numbers are big-endian so that byte
+// order is numeric order.
+//
+//	m/epoch                         store epoch
+//	w/{wh}\0{gw}                    watermark (uint64)
+//	o/{wh}\0{gw}\0{seq}             op (CBOR)
+//	q/{wh}\0{gw}\0{seq}             quarantined op (CBOR)
+//	k/{wh}\0{loc}\0{sku}\0{lot}     ledger.KeyState (CBOR)
+//	l/{wh}\0{loc}                   location count order (CBOR)
+//	d/{key}\0{hlc}{gw}\0{seq}       delta qty (int64), ordered by merge order
+const (
+	pfxEpoch = "m/epoch"
+	pfxWM    = "w/"
+	pfxOp    = "o/"
+	pfxQuar  = "q/"
+	pfxKey   = "k/"
+	pfxLoc   = "l/"
+	pfxDelta = "d/"
+)
+
+func join(parts ...string) string { return strings.Join(parts, "\x00") }
+
+func u64(v uint64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return string(b[:])
+}
+
+func wmKey(wh, gw string) []byte { return []byte(pfxWM + join(wh, gw)) }
+
+func opKey(pfx, wh, gw string, seq uint64) []byte {
+	return []byte(pfx + join(wh, gw, u64(seq)))
+}
+
+func stockKey(k ledger.Key) []byte {
+	return []byte(pfxKey + join(k.WH, k.Location, k.SKU, k.Lot))
+}
+
+func parseStockKey(b []byte) (ledger.Key, bool) {
+	parts := strings.Split(strings.TrimPrefix(string(b), pfxKey), "\x00")
+	if len(parts) != 4 {
+		return ledger.Key{}, false
+	}
+	return ledger.Key{WH: parts[0], Location: parts[1], SKU: parts[2], Lot: parts[3]}, true
+}
+
+func locKey(wh, loc string) []byte { return []byte(pfxLoc + join(wh, loc)) }
+
+func deltaPrefix(k ledger.Key) []byte {
+	return []byte(pfxDelta + join(k.WH, k.Location, k.SKU, k.Lot) + "\x00")
+}
+
+func orderBytes(o ledger.Order) string {
+	return u64(uint64(o.HLC)) + o.GW + "\x00" + u64(o.Seq)
+}

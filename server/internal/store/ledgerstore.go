@@ -1,0 +1,89 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/protocol/ledger"
+)
+
+// txnLedger adapts a Badger transaction to ledger.Store.
+type txnLedger struct{ txn *badger.Txn }
+
+var _ ledger.Store = (*txnLedger)(nil)
+
+func (l *txnLedger) getCBOR(key []byte, v any) (bool, error) {
+	it, err := l.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, it.Value(func(b []byte) error { return protocol.Unmarshal(b, v) })
+}
+
+func (l *txnLedger) GetKey(k ledger.Key) (ledger.KeyState, bool, error) {
+	var s ledger.KeyState
+	ok, err := l.getCBOR(stockKey(k), &s)
+	return s, ok, err
+}
+
+func (l *txnLedger) PutKey(k ledger.Key, s ledger.KeyState) error {
+	return putCBOR(l.txn, stockKey(k), s)
+}
+
+func (l *txnLedger) GetLocCount(wh, loc string) (ledger.Order, bool, error) {
+	var o ledger.Order
+	ok, err := l.getCBOR(locKey(wh, loc), &o)
+	return o, ok, err
+}
+
+func (l *txnLedger) PutLocCount(wh, loc string, o ledger.Order) error {
+	return putCBOR(l.txn, locKey(wh, loc), o)
+}
+
+func (l *txnLedger) KeysAt(wh, loc string) ([]ledger.Key, error) {
+	it := l.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxKey + join(wh, loc) + "\x00")})
+	defer it.Close()
+	var out []ledger.Key
+	for it.Rewind(); it.Valid(); it.Next() {
+		if k, ok := parseStockKey(it.Item().KeyCopy(nil)); ok {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+func (l *txnLedger) AddDelta(k ledger.Key, o ledger.Order, qty int64) error {
+	key := append(deltaPrefix(k), orderBytes(o)...)
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(qty))
+	return l.txn.Set(key, b[:])
+}
+
+// SumAfter scans the deltas of k from o onwards; keys sort in merge order.
+func (l *txnLedger) SumAfter(k ledger.Key, o ledger.Order) (int64, error) {
+	prefix := deltaPrefix(k)
+	start := append(append([]byte{}, prefix...), orderBytes(o)...)
+	it := l.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
+	defer it.Close()
+	var sum int64
+	for it.Seek(start); it.Valid(); it.Next() {
+		key := it.Item().Key()
+		if !o.IsZero() && string(key) == string(start) {
+			continue // the count's own position is not after it
+		}
+		err := it.Item().Value(func(b []byte) error {
+			sum += int64(binary.BigEndian.Uint64(b))
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	return sum, nil
+}
