@@ -126,3 +126,18 @@ func (s *Store) ApplyServerStock(values []protocol.StockValue, upWM, last uint64
 		return nil
 	})
 }
+
+// ResetDown forgets the downstream position and the server values (the
+// server's state changed epoch); the next downstream starts from seq 1 and
+// rebuilds them. Pending own ops stay and the view keeps showing them.
+func (s *Store) ResetDown() error {
+	if err := s.db.DropPrefix([]byte(pSrv)); err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set([]byte(kDown), be(0)); err != nil {
+			return err
+		}
+		return txn.Set([]byte(kUpWM), be(0))
+	})
+}

@@ -7,24 +7,18 @@ import (
 	"github.com/shelfsync/shelfsync/protocol"
 )
 
-// sender is the loop's go-back-N state.
-type sender struct {
-	next         uint64    // next seq to send
-	lastProgress time.Time // last ack that moved, or last (re)send start
-}
-
 func (u *Uplink) loop(ctx context.Context) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	statusTick := time.NewTicker(u.cfg.StatusEvery)
 	defer statusTick.Stop()
-	var s sender
+	s := protocol.Window{Size: u.cfg.Window, Timeout: u.cfg.AckTimeout}
 	var lingerC <-chan time.Time
 	p, err := u.st.Positions()
 	if err != nil {
 		return err
 	}
-	s.next = p.Acked + 1
+	s.Reset(p.Acked, time.Now())
 	for {
 		select {
 		case <-ctx.Done():
@@ -33,7 +27,7 @@ func (u *Uplink) loop(ctx context.Context) error {
 			u.hello()
 			u.publishStatus()
 			p, _ := u.st.Positions()
-			s.next, s.lastProgress = p.Acked+1, time.Now() // resend all unacked after a reconnect
+			s.Reset(p.Acked, time.Now()) // resend all unacked after a reconnect
 			u.send(&s, true)
 		case msg := <-u.inbox:
 			u.handle(&s, msg)
@@ -48,11 +42,10 @@ func (u *Uplink) loop(ctx context.Context) error {
 		case <-statusTick.C:
 			u.publishStatus()
 		case now := <-tick.C:
-			p, _ := u.st.Positions()
-			if s.next-1 > p.Acked && now.Sub(s.lastProgress) > u.cfg.AckTimeout {
-				u.log.Info("no ack in time; resending from ack+1", "acked", p.Acked, "next", s.next)
+			if s.Expired(now) {
+				u.log.Info("no ack in time; resending from ack+1", "acked", s.Acked, "next", s.Next)
 				u.bump(func(st *State) { st.Resends++ })
-				s.next, s.lastProgress = p.Acked+1, now
+				s.Rewind(now)
 				u.hello()
 			}
 			if lingerC == nil {
@@ -105,7 +98,7 @@ func (u *Uplink) publish(m protocol.Message) bool {
 
 // send publishes batches from s.next while the window allows. With full
 // false it sends only full batches (more ops are lingering).
-func (u *Uplink) send(s *sender, full bool) {
+func (u *Uplink) send(s *protocol.Window, full bool) {
 	if !u.client.IsConnectionOpen() {
 		return
 	}
@@ -114,11 +107,9 @@ func (u *Uplink) send(s *sender, full bool) {
 		u.setError("read positions: %v", err)
 		return
 	}
-	if s.next <= p.Acked {
-		s.next = p.Acked + 1
-	}
-	for s.next <= p.LastSeq && s.next-1-p.Acked < u.cfg.Window {
-		ops, err := u.st.Outbox(s.next, u.cfg.MaxBatchOps, u.cfg.MaxBatchBytes)
+	s.OnAck(p.Acked, time.Now())
+	for s.Room(p.LastSeq) {
+		ops, err := u.st.Outbox(s.Next, u.cfg.MaxBatchOps, u.cfg.MaxBatchBytes)
 		if err != nil {
 			u.setError("read outbox: %v", err)
 			return
@@ -126,26 +117,23 @@ func (u *Uplink) send(s *sender, full bool) {
 		if len(ops) == 0 {
 			return
 		}
-		if ops[0].Seq != s.next {
-			u.setError("outbox starts at seq %d but the server expects %d: the server lost state (epoch changed) after acking ops this gateway already pruned; reconcile with a count", ops[0].Seq, s.next)
-			s.next = ops[0].Seq
+		if ops[0].Seq != s.Next {
+			u.setError("outbox starts at seq %d but the server expects %d: the server lost state (epoch changed) after acking ops this gateway already pruned; reconcile with a count", ops[0].Seq, s.Next)
+			s.Next = ops[0].Seq
 		}
 		if !full && len(ops) < u.cfg.MaxBatchOps {
 			return
 		}
 		last := ops[len(ops)-1].Seq
-		if s.next == p.Acked+1 {
-			s.lastProgress = time.Now()
-		}
 		if !u.publish(&protocol.OpBatch{Header: u.header(), First: ops[0].Seq, Last: last, Ops: ops, HLC: u.clock.Now()}) {
 			return
 		}
 		u.bump(func(st *State) { st.Batches++ })
-		s.next = last + 1
+		s.Sent(last, time.Now())
 	}
 }
 
-func (u *Uplink) handle(s *sender, msg protocol.Message) {
+func (u *Uplink) handle(s *protocol.Window, msg protocol.Message) {
 	switch m := msg.(type) {
 	case *protocol.Ack:
 		u.clock.Update(m.HLC)
@@ -156,7 +144,7 @@ func (u *Uplink) handle(s *sender, msg protocol.Message) {
 	}
 }
 
-func (u *Uplink) onAck(s *sender, a *protocol.Ack) {
+func (u *Uplink) onAck(s *protocol.Window, a *protocol.Ack) {
 	p, err := u.st.Positions()
 	if err != nil {
 		return
@@ -171,18 +159,21 @@ func (u *Uplink) onAck(s *sender, a *protocol.Ack) {
 		u.setError("server acked seq %d but this gateway has only committed %d: another agent is using gateway ID %s/%s, or this gateway's data was lost", a.WM, p.LastSeq, u.cfg.Warehouse, u.cfg.Gateway)
 		return
 	}
-	moved, err := u.st.Ack(a.WM, a.Epoch)
-	if err != nil {
+	if p.Epoch != "" && a.Epoch != p.Epoch {
+		// A new server state: its downstream starts over.
+		if err := u.st.ResetDown(); err != nil {
+			u.setError("reset downstream: %v", err)
+		}
+	}
+	if _, err := u.st.Ack(a.WM, a.Epoch); err != nil {
 		u.setError("record ack: %v", err)
 		return
 	}
-	if moved {
-		s.lastProgress = time.Now()
-	}
+	s.OnAck(a.WM, time.Now())
 	if a.Error != "" {
 		u.log.Info("server answered with an error", "wm", a.WM, "error", a.Error)
-		if a.WM+1 < s.next {
-			s.next = a.WM + 1 // gap or rejection: go back
+		if a.WM+1 < s.Next {
+			s.Rewind(time.Now()) // gap or rejection: go back
 			u.bump(func(st *State) { st.Resends++ })
 		}
 	}

@@ -13,9 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/api"
 	"github.com/shelfsync/shelfsync/server/internal/broker"
 	"github.com/shelfsync/shelfsync/server/internal/config"
+	"github.com/shelfsync/shelfsync/server/internal/downstream"
 	"github.com/shelfsync/shelfsync/server/internal/ingest"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
@@ -27,6 +29,7 @@ type Server struct {
 	st     *store.Badger
 	broker *broker.Broker
 	ingest *ingest.Ingest
+	down   *downstream.Sender
 	http   *http.Server
 	httpLn net.Listener
 }
@@ -57,11 +60,32 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_broker_clients", Help: "Clients connected to the embedded broker."},
 			func() float64 { return float64(b.Clients()) }))
 	}
+	var down *downstream.Sender
 	s.ingest = ingest.New(ingest.Config{
 		Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: cfg.Username, Password: cfg.Password,
 		Logger: log.With("component", "ingest"), Metrics: ingest.NewMetrics(reg),
+		OnApplied: func(wh, gw string, res store.Result) { down.Changed(wh) },
+		OnHello: func(wh, gw string, h *protocol.Hello) {
+			down.Hello(wh, gw, h)
+			s.updateGateway(wh, gw, func(g *store.Gateway) {
+				g.Online, g.LastSeen, g.ReportedSeq, g.AgentVersion, g.Protocol = true, time.Now().UnixMilli(), h.LastSeq, h.AgentVersion, h.V
+			})
+		},
+		OnDownAck: func(wh, gw string, a *protocol.DownAck) { down.Acked(wh, gw, a) },
+		OnStatus: func(m *protocol.Status) {
+			down.Online(m.WH, m.GW, m.Online)
+			s.updateGateway(m.WH, m.GW, func(g *store.Gateway) {
+				g.Online, g.LastSeen, g.ReportedSeq, g.OutboxDepth = m.Online, time.Now().UnixMilli(), m.LastSeq, m.OutboxDepth
+				if m.AgentVersion != "" {
+					g.AgentVersion = m.AgentVersion
+				}
+			})
+		},
 	}, st)
+	down = downstream.New(downstream.Config{Logger: log.With("component", "downstream"), Publish: s.ingest.Publish, Clock: s.ingest.Clock()}, st)
+	s.down = down
 	s.ingest.Start(ctx)
+	go down.Run(ctx)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		s.Close()
@@ -70,6 +94,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.httpLn = ln
 	s.http = &http.Server{Handler: api.Handler(st, s.ready, reg, log), ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
+}
+
+func (s *Server) updateGateway(wh, gw string, f func(*store.Gateway)) {
+	for i := 0; i < 5; i++ {
+		err := s.st.UpdateGateway(context.Background(), wh, gw, f)
+		if !errors.Is(err, store.ErrConflict) {
+			if err != nil {
+				s.log.Warn("gateway record not updated", "warehouse", wh, "gateway", gw, "err", err)
+			}
+			return
+		}
+	}
 }
 
 func (s *Server) ready() error {

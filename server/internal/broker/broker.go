@@ -22,7 +22,7 @@ type Config struct {
 	TLS *tls.Config
 	// Hook authenticates clients and authorises topics. Nil allows everyone
 	// (development only; the caller warns).
-	Hook mqtt.Hook
+	Hook   mqtt.Hook
 	Logger *slog.Logger
 }
 

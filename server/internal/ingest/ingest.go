@@ -40,6 +40,10 @@ type Config struct {
 	OnApplied func(wh, gw string, res store.Result)
 	// OnStatus, when set, receives every gateway status message.
 	OnStatus func(st *protocol.Status)
+	// OnHello, when set, is called after a hello is answered.
+	OnHello func(wh, gw string, h *protocol.Hello)
+	// OnDownAck, when set, receives every downstream acknowledgement.
+	OnDownAck func(wh, gw string, a *protocol.DownAck)
 }
 
 // Ingest is a running consumer.
@@ -159,7 +163,9 @@ func (in *Ingest) worker(ctx context.Context, _ int, q chan paho.Message) {
 
 // Handle processes one message as if received on topic. Exported for tests
 // that feed hostile payloads without a broker.
-func (in *Ingest) Handle(ctx context.Context, topic string, payload []byte) { in.handle(ctx, topic, payload) }
+func (in *Ingest) Handle(ctx context.Context, topic string, payload []byte) {
+	in.handle(ctx, topic, payload)
+}
 
 func (in *Ingest) handle(ctx context.Context, topic string, payload []byte) {
 	t, err := in.topics.Parse(topic)
@@ -191,11 +197,16 @@ func (in *Ingest) handle(ctx context.Context, topic string, payload []byte) {
 		in.clock.Update(m.HLC)
 		log.Info("gateway hello", "last_seq", m.LastSeq, "acked_seq", m.AckedSeq, "epoch", m.Epoch, "agent_version", m.AgentVersion)
 		in.ack(ctx, t.Warehouse, t.Gateway, "")
+		if in.cfg.OnHello != nil {
+			in.cfg.OnHello(t.Warehouse, t.Gateway, m)
+		}
 	case *protocol.OpBatch:
 		in.clock.Update(m.HLC)
 		in.applyBatch(ctx, log, t.Warehouse, t.Gateway, m)
 	case *protocol.DownAck:
-		// Downstream positions are tracked by the downstream publisher.
+		if in.cfg.OnDownAck != nil {
+			in.cfg.OnDownAck(t.Warehouse, t.Gateway, m)
+		}
 	default:
 		in.m.Rejected.WithLabelValues("type").Inc()
 		log.Warn("message type not accepted on up topic", "type", msg.Type().String())
@@ -237,6 +248,21 @@ func (in *Ingest) applyBatch(ctx context.Context, log *slog.Logger, wh, gw strin
 	}
 	in.publishAck(wh, gw, res.WM, errText)
 }
+
+// Publish sends a payload on a gateway's down topic (QoS 1).
+func (in *Ingest) Publish(wh, gw string, payload []byte) error {
+	if !in.client.IsConnectionOpen() {
+		return errors.New("not connected to the broker")
+	}
+	tok := in.client.Publish(in.topics.Down(wh, gw), 1, false, payload)
+	if !tok.WaitTimeout(5 * time.Second) {
+		return errors.New("publish timed out")
+	}
+	return tok.Error()
+}
+
+// Clock returns the ingest's hybrid logical clock.
+func (in *Ingest) Clock() *protocol.Clock { return in.clock }
 
 func (in *Ingest) ack(ctx context.Context, wh, gw, errText string) {
 	wm, err := in.st.Watermark(ctx, wh, gw)

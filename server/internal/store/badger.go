@@ -156,6 +156,9 @@ func (s *Badger) ApplyBatch(_ context.Context, wh, gw string, b *protocol.OpBatc
 			res.Applied++
 		}
 		res.WM = b.Last
+		if err := appendStock(txn, ls, res.Changes); err != nil {
+			return fmt.Errorf("downstream log: %w", err)
+		}
 		return txn.Set(wmKey(wh, gw), []byte(u64(b.Last)))
 	})
 	if errors.Is(err, badger.ErrConflict) {

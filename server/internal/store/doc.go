@@ -28,6 +28,15 @@ type Store interface {
 	Stock(ctx context.Context, q StockQuery) ([]StockRow, error)
 	// Quarantined lists ops kept aside.
 	Quarantined(ctx context.Context, wh string) ([]Quarantined, error)
+	// AppendDown adds a downstream item for every gateway of wh (target "")
+	// or for one gateway, replacing the older entry of the same item key.
+	AppendDown(ctx context.Context, wh, target string, kind protocol.DownKind, itemKey string, body any) error
+	// DownFrom reads wh's downstream log after seq `after` as gw sees it.
+	DownFrom(ctx context.Context, wh, gw string, after uint64, max int) (DownRead, error)
+	// UpdateGateway changes a gateway's record atomically.
+	UpdateGateway(ctx context.Context, wh, gw string, f func(*Gateway)) error
+	// Gateways lists gateway records with their watermarks.
+	Gateways(ctx context.Context, wh string) ([]Gateway, error)
 	Close() error
 }
 

@@ -1,0 +1,208 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/protocol/ledger"
+)
+
+// Downstream log: one per warehouse, compacted to the latest entry per item
+// key (a gateway offline for a week gets current values, not a week of
+// history). Every gateway of the warehouse reads the same log; entries with
+// a Target are for that gateway only (tasks) and are skipped for others, so
+// batches may be sparse, as the protocol allows.
+//
+//	L/{wh}\0{seq}                 logEntry (CBOR)
+//	LK/{wh}\0{kind}{itemkey}      seq of the item key's latest entry
+//	LH/{wh}                       head seq
+//	G/{wh}\0{gw}                  Gateway (CBOR)
+const (
+	pfxLog     = "L/"
+	pfxLogKey  = "LK/"
+	pfxLogHead = "LH/"
+	pfxGateway = "G/"
+)
+
+type logEntry struct {
+	Target string            `cbor:"1,keyasint,omitempty"`
+	Item   protocol.DownItem `cbor:"2,keyasint"`
+}
+
+// DownRead is a slice of a warehouse's downstream log as one gateway sees it.
+type DownRead struct {
+	Items []protocol.DownItem
+	First uint64 // after+1
+	Last  uint64 // last seq covered (≥ First when Items or skipped entries exist)
+	Head  uint64 // log head at read time
+	UpWM  uint64 // the gateway's upstream watermark in the same snapshot
+}
+
+// appendDown adds an item to wh's log, deleting the item key's older entry.
+func appendDown(txn *badger.Txn, wh, target string, kind protocol.DownKind, itemKey string, body any) error {
+	raw, err := protocol.Marshal(body)
+	if err != nil {
+		return err
+	}
+	head, err := getU64(txn, []byte(pfxLogHead+wh))
+	if err != nil {
+		return err
+	}
+	head++
+	lk := []byte(pfxLogKey + wh + "\x00" + string([]byte{byte(kind)}) + itemKey)
+	old, err := getU64(txn, lk)
+	if err != nil {
+		return err
+	}
+	if old != 0 {
+		if err := txn.Delete([]byte(pfxLog + wh + "\x00" + u64(old))); err != nil {
+			return err
+		}
+	}
+	if err := putCBOR(txn, []byte(pfxLog+wh+"\x00"+u64(head)), logEntry{Target: target, Item: protocol.DownItem{Seq: head, Kind: kind, Body: raw}}); err != nil {
+		return err
+	}
+	if err := txn.Set(lk, []byte(u64(head))); err != nil {
+		return err
+	}
+	return txn.Set([]byte(pfxLogHead+wh), []byte(u64(head)))
+}
+
+// appendStock logs the current value of every key in changes.
+func appendStock(txn *badger.Txn, ls *txnLedger, changes []ledger.Change) error {
+	seen := map[ledger.Key]bool{}
+	keys := make([]ledger.Key, 0, len(changes))
+	for _, c := range changes {
+		if !seen[c.Key] {
+			seen[c.Key] = true
+			keys = append(keys, c.Key)
+		}
+	}
+	for _, k := range keys {
+		ks, _, err := ls.GetKey(k)
+		if err != nil {
+			return err
+		}
+		v := protocol.StockValue{Location: k.Location, SKU: k.SKU, Lot: k.Lot, OnHand: ks.OnHand()}
+		if err := appendDown(txn, k.WH, "", protocol.DownStock, join(k.Location, k.SKU, k.Lot), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AppendDown adds a downstream item for every gateway of wh (target "") or
+// one gateway, compacted by itemKey.
+func (s *Badger) AppendDown(_ context.Context, wh, target string, kind protocol.DownKind, itemKey string, body any) error {
+	return s.db.Update(func(txn *badger.Txn) error { return appendDown(txn, wh, target, kind, itemKey, body) })
+}
+
+// DownFrom reads up to max entries of wh's log after seq `after` for gw.
+func (s *Badger) DownFrom(_ context.Context, wh, gw string, after uint64, max int) (DownRead, error) {
+	r := DownRead{First: after + 1}
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		if r.Head, err = getU64(txn, []byte(pfxLogHead+wh)); err != nil {
+			return err
+		}
+		if r.UpWM, err = getU64(txn, wmKey(wh, gw)); err != nil {
+			return err
+		}
+		if after >= r.Head {
+			r.Last = after
+			return nil
+		}
+		prefix := []byte(pfxLog + wh + "\x00")
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 128})
+		defer it.Close()
+		r.Last = r.Head
+		for it.Seek(append(prefix, u64(after+1)...)); it.Valid(); it.Next() {
+			var e logEntry
+			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &e) }); err != nil {
+				return err
+			}
+			if len(r.Items) >= max {
+				r.Last = e.Item.Seq - 1
+				break
+			}
+			if e.Target == "" || e.Target == gw {
+				r.Items = append(r.Items, e.Item)
+			}
+		}
+		return nil
+	})
+	if r.Last < r.Head {
+		r.UpWM = 0 // only a batch that reaches the head may move the agent's rebase point
+	}
+	return r, err
+}
+
+// Gateway is the server's record of one gateway.
+type Gateway struct {
+	Warehouse    string `cbor:"1,keyasint" json:"warehouse"`
+	Gateway      string `cbor:"2,keyasint" json:"gateway"`
+	Online       bool   `cbor:"3,keyasint" json:"online"`
+	LastSeen     int64  `cbor:"4,keyasint" json:"last_seen_ms"`
+	ReportedSeq  uint64 `cbor:"5,keyasint" json:"reported_last_seq"`
+	OutboxDepth  uint64 `cbor:"6,keyasint" json:"outbox_depth"`
+	AgentVersion string `cbor:"7,keyasint" json:"agent_version"`
+	Protocol     uint   `cbor:"8,keyasint" json:"protocol_version"`
+	DownAcked    uint64 `cbor:"9,keyasint" json:"down_acked"`
+	LastApplied  int64  `cbor:"10,keyasint" json:"last_applied_ms"`
+	WM           uint64 `cbor:"-" json:"watermark"`
+}
+
+// UpdateGateway reads, changes and writes a gateway's record atomically.
+func (s *Badger) UpdateGateway(_ context.Context, wh, gw string, f func(*Gateway)) error {
+	key := []byte(pfxGateway + join(wh, gw))
+	err := s.db.Update(func(txn *badger.Txn) error {
+		g := Gateway{Warehouse: wh, Gateway: gw}
+		if _, err := (&txnLedger{txn}).getCBOR(key, &g); err != nil {
+			return err
+		}
+		f(&g)
+		return putCBOR(txn, key, g)
+	})
+	if errors.Is(err, badger.ErrConflict) {
+		return ErrConflict
+	}
+	return err
+}
+
+// Gateways lists gateway records (of wh, or all when wh is empty), with
+// their watermarks.
+func (s *Badger) Gateways(_ context.Context, wh string) ([]Gateway, error) {
+	prefix := []byte(pfxGateway)
+	if wh != "" {
+		prefix = append(prefix, wh+"\x00"...)
+	}
+	var out []Gateway
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var g Gateway
+			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &g) }); err != nil {
+				return err
+			}
+			wm, err := getU64(txn, wmKey(g.Warehouse, g.Gateway))
+			if err != nil {
+				return err
+			}
+			g.WM = wm
+			out = append(out, g)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Warehouse != out[j].Warehouse {
+			return out[i].Warehouse < out[j].Warehouse
+		}
+		return out[i].Gateway < out[j].Gateway
+	})
+	return out, err
+}
