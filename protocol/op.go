@@ -160,6 +160,9 @@ func (o *Op) Validate() error {
 		if err := checkField("to", o.To, true); err != nil {
 			return wrap(err)
 		}
+		if o.To == o.Location {
+			return wrap(fmt.Errorf("to %q is the same location as from", o.To))
+		}
 	case OpAdjust:
 		if o.Qty == 0 {
 			return wrap(fmt.Errorf("adjust qty must not be 0"))

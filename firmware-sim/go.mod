@@ -1,0 +1,19 @@
+module github.com/shelfsync/shelfsync/firmware-sim
+
+go 1.26.8
+
+require (
+	github.com/creack/pty v1.1.24
+	github.com/shelfsync/shelfsync/drivers v0.0.0
+	github.com/stretchr/testify v1.12.1
+)
+
+require (
+	go.bug.st/serial v1.8.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/sys v0.43.0 // indirect
+)
+
+replace github.com/shelfsync/shelfsync/protocol => ../protocol
+
+replace github.com/shelfsync/shelfsync/drivers => ../drivers
