@@ -1,5 +1,6 @@
 // Package api serves the server's HTTP interface: health, metrics and the
-// JSON API under /api/v1.
+// JSON API under /api/v1. Each domain registers its routes from its own
+// file (stock.go, gateways.go, conflicts.go, …) on the shared Handler.
 package api
 
 import (
@@ -17,57 +18,53 @@ import (
 // Ready reports whether the server can take traffic.
 type Ready func() error
 
-// Handler builds the HTTP handler.
-func Handler(st store.Store, ready Ready, gatherer prometheus.Gatherer, log *slog.Logger) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(); err != nil {
+// Deps are what the handlers use. Optional parts may be nil; their routes
+// then answer 501.
+type Deps struct {
+	Store    store.Store
+	Ready    Ready
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+	// Middleware, when set, wraps every /api/v1 route (authentication).
+	Middleware func(route string, next http.Handler) http.Handler
+}
+
+// Handler is the server's HTTP handler.
+type Handler struct {
+	d   Deps
+	mux *http.ServeMux
+}
+
+// New builds the handler with every route registered.
+func New(d Deps) *Handler {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{d: d, mux: http.NewServeMux()}
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.Ready(); err != nil {
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "epoch": st.Epoch()})
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "epoch": d.Store.Epoch()})
 	})
-	if gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	if d.Gatherer != nil {
+		h.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	}
-	mux.HandleFunc("GET /api/v1/stock", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		sq := store.StockQuery{Warehouse: q.Get("warehouse"), Location: q.Get("location"), SKU: q.Get("sku"), Lot: q.Get("lot")}
-		if sq.Warehouse == "" {
-			writeError(w, http.StatusBadRequest, "warehouse is required: /api/v1/stock?warehouse=WH[&sku=S][&location=L]")
-			return
-		}
-		if l := q.Get("limit"); l != "" {
-			n, err := strconv.Atoi(l)
-			if err != nil || n < 0 {
-				writeError(w, http.StatusBadRequest, "limit must be a non-negative integer")
-				return
-			}
-			sq.Limit = n
-		}
-		rows, err := st.Stock(r.Context(), sq)
-		if err != nil {
-			log.Error("stock query", "err", err)
-			writeError(w, http.StatusInternalServerError, "stock query failed; see the server log")
-			return
-		}
-		if rows == nil {
-			rows = []store.StockRow{}
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"items": rows})
-	})
-	mux.HandleFunc("GET /api/v1/quarantine", func(w http.ResponseWriter, r *http.Request) {
-		qs, err := st.Quarantined(r.Context(), r.URL.Query().Get("warehouse"))
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		if qs == nil {
-			qs = []store.Quarantined{}
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"items": qs})
-	})
-	return mux
+	h.registerStock()
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// handle registers an /api/v1 route through the middleware.
+func (h *Handler) handle(pattern string, f http.HandlerFunc) {
+	var next http.Handler = f
+	if h.d.Middleware != nil {
+		next = h.d.Middleware(pattern, next)
+	}
+	h.mux.Handle(pattern, next)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -78,4 +75,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// intParam parses an optional non-negative integer query parameter.
+func intParam(r *http.Request, name string, def int) (int, bool) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	return n, err == nil && n >= 0
 }

@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("http listen on %s: %w (pick another with --http)", cfg.HTTPAddr, err)
 	}
 	s.httpLn = ln
-	s.http = &http.Server{Handler: api.Handler(st, s.ready, reg, log), ReadHeaderTimeout: 5 * time.Second}
+	s.http = &http.Server{Handler: api.New(api.Deps{Store: st, Ready: s.ready, Gatherer: reg, Logger: log}), ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }
 

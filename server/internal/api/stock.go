@@ -1,0 +1,45 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+func (h *Handler) registerStock() {
+	h.handle("GET /api/v1/stock", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		sq := store.StockQuery{Warehouse: q.Get("warehouse"), Location: q.Get("location"), SKU: q.Get("sku"), Lot: q.Get("lot")}
+		if sq.Warehouse == "" {
+			writeError(w, http.StatusBadRequest, "warehouse is required: /api/v1/stock?warehouse=WH[&sku=S][&location=L]")
+			return
+		}
+		n, ok := intParam(r, "limit", 0)
+		if !ok {
+			writeError(w, http.StatusBadRequest, "limit must be a non-negative integer")
+			return
+		}
+		sq.Limit = n
+		rows, err := h.d.Store.Stock(r.Context(), sq)
+		if err != nil {
+			h.d.Logger.Error("stock query", "err", err)
+			writeError(w, http.StatusInternalServerError, "stock query failed; see the server log")
+			return
+		}
+		if rows == nil {
+			rows = []store.StockRow{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"items": rows})
+	})
+	h.handle("GET /api/v1/quarantine", func(w http.ResponseWriter, r *http.Request) {
+		qs, err := h.d.Store.Quarantined(r.Context(), r.URL.Query().Get("warehouse"))
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if qs == nil {
+			qs = []store.Quarantined{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"items": qs})
+	})
+}
