@@ -176,3 +176,19 @@ type StockValue struct {
 	Lot      string `cbor:"3,keyasint,omitempty"`
 	OnHand   int64  `cbor:"4,keyasint"`
 }
+
+// Task is a pick or count task sent to gateways (DownTask). A gateway shows
+// open tasks to its operators; TASK:<id> scans reference them.
+type Task struct {
+	ID        string `cbor:"1,keyasint" json:"id"`
+	Kind      string `cbor:"2,keyasint" json:"kind"` // "count", "pick", "return"
+	Location  string `cbor:"3,keyasint,omitempty" json:"location,omitempty"`
+	SKU       string `cbor:"4,keyasint,omitempty" json:"sku,omitempty"`
+	Lot       string `cbor:"5,keyasint,omitempty" json:"lot,omitempty"`
+	Qty       int64  `cbor:"6,keyasint,omitempty" json:"qty,omitempty"`
+	Order     string `cbor:"7,keyasint,omitempty" json:"order,omitempty"`
+	OrderLine uint32 `cbor:"8,keyasint,omitempty" json:"order_line,omitempty"`
+	Conflict  string `cbor:"9,keyasint,omitempty" json:"conflict,omitempty"`
+	Reason    string `cbor:"10,keyasint,omitempty" json:"reason,omitempty"`
+	Status    string `cbor:"11,keyasint,omitempty" json:"status,omitempty"` // "open" (default), "done", "cancelled"
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -105,10 +106,20 @@ func start(t *testing.T, name string, stdin bool, args ...string) *proc {
 	t.Cleanup(func() {
 		p.kill(syscall.SIGKILL)
 		if t.Failed() {
-			t.Logf("---- %s output ----\n%s", p.name, tail(p.output(), 60))
+			t.Logf("---- %s output ----\n%s", p.name, tail(p.output(), logLines()))
 		}
 	})
 	return p
+}
+
+// logLines is how many lines of each process's output a failing test
+// prints (SHELFSYNC_E2E_LOG_LINES, default 60).
+func logLines() int {
+	n, err := strconv.Atoi(os.Getenv("SHELFSYNC_E2E_LOG_LINES"))
+	if err != nil || n <= 0 {
+		return 60
+	}
+	return n
 }
 
 func tail(s string, n int) string {

@@ -12,6 +12,7 @@ import (
 	"github.com/shelfsync/shelfsync/agent/internal/devices"
 	"github.com/shelfsync/shelfsync/agent/internal/store"
 	"github.com/shelfsync/shelfsync/agent/internal/uplink"
+	"github.com/shelfsync/shelfsync/protocol"
 )
 
 // Deps are what the handlers read.
@@ -34,6 +35,7 @@ type Status struct {
 	Connected   bool                 `json:"connected"`
 	Uplink      uplink.State         `json:"uplink"`
 	Devices     []devices.DeviceInfo `json:"devices"`
+	Tasks       []protocol.Task      `json:"tasks"`
 }
 
 // Handler builds the HTTP handler.
@@ -56,7 +58,15 @@ func Handler(d Deps) http.Handler {
 			return
 		}
 		us := d.Uplink.State()
-		writeJSON(w, http.StatusOK, Status{
+		tasks, err := d.Store.Tasks()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		if tasks == nil {
+			tasks = []protocol.Task{}
+		}
+		writeJSON(w, http.StatusOK, Status{Tasks: tasks,
 			Warehouse: d.Warehouse, Gateway: d.Gateway, LastSeq: p.LastSeq, AckedSeq: p.Acked, DownSeq: p.Down,
 			OutboxDepth: p.LastSeq - p.Acked, Connected: us.Connected, Uplink: us, Devices: d.Devices.Devices(),
 		})

@@ -59,6 +59,7 @@ func Load(fs *flag.FlagSet, args []string, fileFlag string) error {
 	if _, err := toml.DecodeFile(path, &raw); err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
+	raw = flattenTables(raw)
 	keys := make([]string, 0, len(raw))
 	for k := range raw {
 		keys = append(keys, k)
@@ -83,6 +84,24 @@ func Load(fs *flag.FlagSet, args []string, fileFlag string) error {
 		}
 	}
 	return nil
+}
+
+// flattenTables turns a TOML table into flag names: key k of table [t] is
+// the flag "t-k" ('_' in k read as '-'), so `[tls] broker_cert = ...` sets
+// --tls-broker-cert.
+func flattenTables(raw map[string]any) map[string]any {
+	out := make(map[string]any, len(raw))
+	for k, v := range raw {
+		t, ok := v.(map[string]any)
+		if !ok {
+			out[k] = v
+			continue
+		}
+		for kk, vv := range t {
+			out[k+"-"+strings.ReplaceAll(kk, "_", "-")] = vv
+		}
+	}
+	return out
 }
 
 // Print writes the effective value of every flag as a commented TOML file.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -107,11 +108,11 @@ func (g *groupCommitter) loop() {
 				break more
 			}
 		}
-		err := g.s.db.Update(func(txn *badger.Txn) error { return g.s.writeCommits(txn, g.clock, batch) })
+		err := g.update(batch)
 		if err != nil && len(batch) > 1 {
 			// One bad request (e.g. too big) must not fail the others: retry one by one.
 			for _, r := range batch {
-				r.done <- g.s.db.Update(func(txn *badger.Txn) error { return g.s.writeCommits(txn, g.clock, []commitReq{r}) })
+				r.done <- g.update([]commitReq{r})
 			}
 		} else {
 			for _, r := range batch {
@@ -123,6 +124,19 @@ func (g *groupCommitter) loop() {
 		default:
 		}
 	}
+}
+
+// update writes a group in one transaction, retrying when it lost a race
+// with a downstream or ack transaction (they touch the view and counters).
+func (g *groupCommitter) update(batch []commitReq) error {
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		err = g.s.db.Update(func(txn *badger.Txn) error { return g.s.writeCommits(txn, g.clock, batch) })
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+	}
+	return err
 }
 
 func (g *groupCommitter) failPending() {

@@ -29,6 +29,7 @@ import (
 //	v/{loc}\0{sku}\0{lot}                      local view on-hand (int64)
 //	s/{loc}\0{sku}\0{lot}                      server value (int64)
 //	x/{device}                                 open session state (opaque bytes)
+//	t/{id}                                     task from the server (CBOR)
 const (
 	kSeq   = "m/seq"
 	kAcked = "m/acked"
@@ -40,6 +41,7 @@ const (
 	pView  = "v/"
 	pSrv   = "s/"
 	pSess  = "x/"
+	pTask  = "t/"
 )
 
 // ErrClosed is returned by Commit after Close.
@@ -218,7 +220,8 @@ func (s *Store) OutboxDepth() (uint64, error) {
 // false) — acks are never trusted to move backwards.
 func (s *Store) Ack(wm uint64, epoch string) (bool, error) {
 	moved := false
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn) error {
+		moved = false
 		acked, err := readU64(txn, kAcked)
 		if err != nil {
 			return err
@@ -285,4 +288,17 @@ func (s *Store) Session(device string) ([]byte, error) {
 		return err
 	})
 	return v, err
+}
+
+// update runs f in a read-write transaction, retrying when it lost a race
+// with another writer (group commits, acks and downstream touch common
+// keys); f must be safe to run again.
+func (s *Store) update(f func(txn *badger.Txn) error) error {
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		if err = s.db.Update(f); !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+	}
+	return err
 }

@@ -56,7 +56,22 @@ func (s *Store) Stock(location, sku string) ([]StockRow, error) {
 // server value plus the remaining pending effects in seq order. It also
 // moves the downstream watermark to last. All in one transaction.
 func (s *Store) ApplyServerStock(values []protocol.StockValue, upWM, last uint64) error {
-	return s.db.Update(func(txn *badger.Txn) error {
+	return s.ApplyDown(values, nil, upWM, last)
+}
+
+// ApplyDown applies a downstream batch: stock values (as ApplyServerStock)
+// and tasks (stored by id, replacing older versions), in one transaction.
+func (s *Store) ApplyDown(values []protocol.StockValue, tasks []protocol.Task, upWM, last uint64) error {
+	return s.update(func(txn *badger.Txn) error {
+		for _, t := range tasks {
+			b, err := protocol.Marshal(t)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set([]byte(pTask+t.ID), b); err != nil {
+				return err
+			}
+		}
 		touched := map[ledger.Key]bool{}
 		for _, v := range values {
 			k := ledger.Key{Location: v.Location, SKU: v.SKU, Lot: v.Lot}
@@ -134,10 +149,28 @@ func (s *Store) ResetDown() error {
 	if err := s.db.DropPrefix([]byte(pSrv)); err != nil {
 		return err
 	}
-	return s.db.Update(func(txn *badger.Txn) error {
+	return s.update(func(txn *badger.Txn) error {
 		if err := txn.Set([]byte(kDown), be(0)); err != nil {
 			return err
 		}
 		return txn.Set([]byte(kUpWM), be(0))
 	})
+}
+
+// Tasks lists the tasks the server sent.
+func (s *Store) Tasks() ([]protocol.Task, error) {
+	var out []protocol.Task
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pTask), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var t protocol.Task
+			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &t) }); err != nil {
+				return err
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	return out, err
 }

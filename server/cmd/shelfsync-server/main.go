@@ -22,6 +22,12 @@ const usage = `shelfsync-server — central server of shelfsync
 
 Usage:
   shelfsync-server run [flags]        run the server (embedded MQTT broker and Badger store by default)
+  shelfsync-server certs init|issue|issue-server|issue-broker [flags]
+                                      private CA and certificates (see 'certs help')
+  shelfsync-server tokens add --file F --name N --role viewer|operator|admin
+                                      make an HTTP API bearer token (printed once)
+  shelfsync-server passwd --file F --user WH/GW
+                                      set a gateway's MQTT password (Mosquitto format)
   shelfsync-server config print [flags]
                                       print the effective configuration as TOML
   shelfsync-server version            print the version
@@ -43,6 +49,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runServer(args[1:], stderr)
+	case "certs": // certs.go
+		return runCerts(args[1:], stdout, stderr)
+	case "tokens":
+		return runTokens(args[1:], stdout, stderr)
+	case "passwd":
+		return runPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "config":
 		if len(args) < 2 || args[1] != "print" {
 			fmt.Fprintln(stderr, "usage: shelfsync-server config print [flags]")

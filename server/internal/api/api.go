@@ -27,6 +27,7 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Middleware, when set, wraps every /api/v1 route (authentication).
 	Middleware func(route string, next http.Handler) http.Handler
+	Hooks      Hooks
 }
 
 // Handler is the server's HTTP handler.
@@ -52,6 +53,7 @@ func New(d Deps) *Handler {
 		h.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	}
 	h.registerStock()
+	h.registerDomain()
 	return h
 }
 

@@ -47,22 +47,27 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.st = st
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sec, err := buildSecurity(cfg, reg, log) // security.go
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	brokerURL := cfg.BrokerURL
 	if brokerURL == "" {
-		b, err := broker.Start(broker.Config{Addr: cfg.MQTTAddr, Logger: log})
+		b, err := broker.Start(broker.Config{Addr: cfg.MQTTAddr, Logger: log, TLS: sec.brokerTLS, Hook: sec.hook})
 		if err != nil {
 			st.Close()
 			return nil, err
 		}
 		s.broker = b
-		brokerURL = "tcp://" + b.Addr()
-		log.Warn("embedded broker on plain TCP without authentication: development only", "addr", b.Addr())
+		brokerURL = sec.brokerURL(b.Addr())
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_broker_clients", Help: "Clients connected to the embedded broker."},
 			func() float64 { return float64(b.Clients()) }))
 	}
 	var down *downstream.Sender
 	s.ingest = ingest.New(ingest.Config{
-		Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: cfg.Username, Password: cfg.Password,
+		Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: sec.ingestUser, Password: sec.ingestPass,
+		TLS: sec.ingestTLS, Limits: sec.limits,
 		Logger: log.With("component", "ingest"), Metrics: ingest.NewMetrics(reg),
 		OnApplied: func(wh, gw string, res store.Result) { down.Changed(wh) },
 		OnHello: func(wh, gw string, h *protocol.Hello) {
@@ -92,7 +97,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("http listen on %s: %w (pick another with --http)", cfg.HTTPAddr, err)
 	}
 	s.httpLn = ln
-	s.http = &http.Server{Handler: api.New(api.Deps{Store: st, Ready: s.ready, Gatherer: reg, Logger: log}), ReadHeaderTimeout: 5 * time.Second}
+	s.http = &http.Server{Handler: sec.guard.Protect(api.New(api.Deps{Store: st, Ready: s.ready, Gatherer: reg, Logger: log, Middleware: sec.guard.Middleware,
+		Hooks: api.Hooks{
+			Changed: func(wh string, _ store.Result) { down.Changed(wh) },
+			Now:     s.ingest.Clock().Now,
+		}})), ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }
 

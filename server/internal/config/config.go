@@ -23,6 +23,7 @@ type Config struct {
 	Username  string
 	Password  string
 	Shutdown  time.Duration
+	Security  // TLS, identities, API tokens, ingest limits (security.go)
 }
 
 // Register defines every flag of `shelfsync-server run` on fs.
@@ -39,6 +40,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Username, "mqtt-username", "", "username for an external broker")
 	fs.StringVar(&c.Password, "mqtt-password", "", "password for an external broker")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight work on stop")
+	c.Security.register(fs)
 }
 
 // Validate reports every invalid field.
@@ -68,5 +70,6 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log-format: %q must be text or json", c.LogFormat))
 	}
+	errs = append(errs, c.Security.validate(c.BrokerURL != "")...)
 	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -34,8 +35,12 @@ type Config struct {
 	Root     string
 	Workers  int // parallel appliers; a gateway always maps to the same one
 	Queue    int // per-worker queue; a full queue drops (the agent resends)
-	Logger   *slog.Logger
-	Metrics  *Metrics
+	// Limits are the per-gateway size, rate and backlog limits (limits.go).
+	Limits Limits
+	// TLS, when set, is used for ssl:// brokers (CA, client certificate).
+	TLS     *tls.Config
+	Logger  *slog.Logger
+	Metrics *Metrics
 	// OnApplied, when set, is called after a batch is durably applied.
 	OnApplied func(wh, gw string, res store.Result)
 	// OnStatus, when set, receives every gateway status message.
@@ -56,6 +61,7 @@ type Ingest struct {
 	log    *slog.Logger
 	m      *Metrics
 	queues []chan paho.Message
+	lim    *limiter
 	wg     sync.WaitGroup
 }
 
@@ -76,7 +82,9 @@ func New(cfg Config, st store.Store) *Ingest {
 	if cfg.ClientID == "" {
 		cfg.ClientID = fmt.Sprintf("shelfsync-server-%d", time.Now().UnixNano())
 	}
+	cfg.Limits.defaults(cfg.Queue)
 	in := &Ingest{cfg: cfg, st: st, topics: protocol.NewTopics(cfg.Root), clock: protocol.NewClock(nil), log: cfg.Logger, m: cfg.Metrics}
+	in.lim = newLimiter(cfg.Limits, nil)
 	for i := 0; i < cfg.Workers; i++ {
 		in.queues = append(in.queues, make(chan paho.Message, cfg.Queue))
 	}
@@ -102,6 +110,9 @@ func (in *Ingest) Start(ctx context.Context) {
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			in.log.Warn("broker connection lost; reconnecting", "err", err)
 		})
+	if in.cfg.TLS != nil {
+		opts.SetTLSConfig(in.cfg.TLS)
+	}
 	in.client = paho.NewClient(opts)
 	in.client.Connect()
 	for i, q := range in.queues {
@@ -129,14 +140,25 @@ func (in *Ingest) route(_ paho.Client, msg paho.Message) {
 		in.log.Warn("message on a malformed topic dropped", attrTopic, msg.Topic(), "err", err)
 		return
 	}
+	key := gatewayKey(msg.Topic())
+	if reason := in.lim.admit(key, len(msg.Payload())); reason != "" {
+		in.m.Rejected.WithLabelValues(reason).Inc()
+		if in.lim.shouldLog(key, reason) {
+			in.log.Warn("gateway over its ingest limit; messages dropped (logged once per 10 s)", attrWH, t.Warehouse, attrGW, t.Gateway, "reason", reason, "bytes", len(msg.Payload()))
+		}
+		return
+	}
 	h := fnv.New32a()
 	h.Write([]byte(t.Warehouse + "/" + t.Gateway))
 	q := in.queues[int(h.Sum32())%len(in.queues)]
 	select {
 	case q <- msg:
 	default:
+		in.lim.release(key)
 		in.m.Rejected.WithLabelValues("overload").Inc()
-		in.log.Warn("ingest queue full; message dropped, the gateway will resend", attrWH, t.Warehouse, attrGW, t.Gateway)
+		if in.lim.shouldLog(key, "overload") {
+			in.log.Warn("ingest queue full; message dropped, the gateway will resend", attrWH, t.Warehouse, attrGW, t.Gateway)
+		}
 	}
 }
 
@@ -158,6 +180,7 @@ func (in *Ingest) worker(ctx context.Context, _ int, q chan paho.Message) {
 	defer in.wg.Done()
 	for msg := range q {
 		in.handle(ctx, msg.Topic(), msg.Payload())
+		in.lim.release(gatewayKey(msg.Topic()))
 	}
 }
 
@@ -177,15 +200,20 @@ func (in *Ingest) handle(ctx context.Context, topic string, payload []byte) {
 	msg, err := protocol.Decode(payload)
 	if err != nil {
 		in.m.Rejected.WithLabelValues(reasonOf(err)).Inc()
-		log.Warn("undecodable message rejected", "bytes", len(payload), "err", err)
-		if t.Kind == protocol.TopicUp {
+		key := gatewayKey(topic)
+		if in.lim.shouldLog(key, "decode") {
+			log.Warn("undecodable message rejected (logged once per 10 s per gateway)", "bytes", len(payload), "err", err)
+		}
+		if t.Kind == protocol.TopicUp && in.lim.allowErrorAck(key) {
 			in.ack(ctx, t.Warehouse, t.Gateway, err.Error())
 		}
 		return
 	}
 	if wh, gw := msg.Route(); wh != t.Warehouse || gw != t.Gateway {
 		in.m.Rejected.WithLabelValues("spoofed").Inc()
-		log.Warn("message names another gateway than its topic; rejected", "payload_wh", wh, "payload_gw", gw)
+		if in.lim.shouldLog(gatewayKey(topic), "spoofed") {
+			log.Warn("message names another gateway than its topic; rejected", "payload_wh", wh, "payload_gw", gw)
+		}
 		return
 	}
 	switch m := msg.(type) {

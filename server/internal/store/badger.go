@@ -14,6 +14,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
+	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 )
 
 // Badger is the embedded Store.
@@ -133,6 +134,7 @@ func (s *Badger) ApplyBatch(_ context.Context, wh, gw string, b *protocol.OpBatc
 			return nil
 		}
 		ls := &txnLedger{txn: txn}
+		det := &conflicts.Detector{}
 		for i := range b.Ops {
 			op := &b.Ops[i]
 			if op.Seq <= wm {
@@ -141,6 +143,13 @@ func (s *Badger) ApplyBatch(_ context.Context, wh, gw string, b *protocol.OpBatc
 			if err := op.Validate(); err != nil {
 				if err := putCBOR(txn, opKey(pfxQuar, wh, gw, op.Seq), Quarantined{Warehouse: wh, Gateway: gw, Seq: op.Seq, Reason: err.Error(), Op: *op}); err != nil {
 					return err
+				}
+				c, written, err := conflicts.Raise(ls, conflicts.Quarantined(wh, gw, op.Seq, err.Error()))
+				if err != nil {
+					return err
+				}
+				if written {
+					res.Conflicts = append(res.Conflicts, c)
 				}
 				res.Quarantined++
 				continue
@@ -153,6 +162,11 @@ func (s *Badger) ApplyBatch(_ context.Context, wh, gw string, b *protocol.OpBatc
 				return fmt.Errorf("merge op %d: %w", op.Seq, err)
 			}
 			res.Changes = append(res.Changes, ch...)
+			cs, err := det.Observe(ls, ls, wh, gw, op, ch)
+			if err != nil {
+				return fmt.Errorf("conflicts of op %d: %w", op.Seq, err)
+			}
+			res.Conflicts = append(res.Conflicts, cs...)
 			res.Applied++
 		}
 		res.WM = b.Last

@@ -9,6 +9,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
+	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 )
 
 // ErrConflict reports a transaction that lost a race; the caller retries.
@@ -43,10 +44,11 @@ type Store interface {
 // Result is the outcome of ApplyBatch.
 type Result struct {
 	Verdict     protocol.Verdict
-	WM          uint64          // watermark after the call
-	Applied     int             // ops merged into the ledger
-	Quarantined int             // ops kept aside
-	Changes     []ledger.Change // keys whose on-hand the batch touched
+	WM          uint64               // watermark after the call
+	Applied     int                  // ops merged into the ledger
+	Quarantined int                  // ops kept aside
+	Changes     []ledger.Change      // keys whose on-hand the batch touched
+	Conflicts   []conflicts.Conflict // conflicts the batch created or changed
 }
 
 // StockQuery filters Stock; empty fields match everything.
@@ -71,4 +73,22 @@ type Quarantined struct {
 	Seq       uint64      `json:"seq"`
 	Reason    string      `json:"reason"`
 	Op        protocol.Op `json:"op"`
+	Status    string      `json:"status,omitempty"` // "", "reapplied", "rejected"
+	By        string      `json:"by,omitempty"`
 }
+
+// Actions are the operations behind the conflict, history, order, task and
+// quarantine endpoints. The Badger store implements them; a backend that
+// does not answers those endpoints with 501.
+type Actions interface {
+	IssueOp(ctx context.Context, wh string, op protocol.Op) (protocol.Op, Result, error)
+	Conflicts(ctx context.Context, q conflicts.Query) ([]conflicts.Conflict, error)
+	ResolveConflict(ctx context.Context, id string, r Resolution) (ResolveResult, error)
+	History(ctx context.Context, k ledger.Key) ([]HistoryEntry, error)
+	PutOrder(ctx context.Context, o Order) ([]conflicts.Conflict, error)
+	GetOrder(ctx context.Context, wh, id string) (Order, map[uint32]int64, error)
+	Tasks(ctx context.Context, wh string) ([]protocol.Task, error)
+	QuarantineAction(ctx context.Context, wh, gw string, seq uint64, action, by string) (Result, error)
+}
+
+var _ Actions = (*Badger)(nil)

@@ -60,8 +60,15 @@ func (l *txnLedger) KeysAt(wh, loc string) ([]ledger.Key, error) {
 
 func (l *txnLedger) AddDelta(k ledger.Key, o ledger.Order, qty int64) error {
 	key := append(deltaPrefix(k), orderBytes(o)...)
+	// One op may touch a key twice (a move whose from and to are the same
+	// location, which validation rejects but the ledger must still sum
+	// right): accumulate.
+	prev, _, err := getI64(l.txn, key)
+	if err != nil {
+		return err
+	}
 	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(qty))
+	binary.BigEndian.PutUint64(b[:], uint64(prev+qty))
 	return l.txn.Set(key, b[:])
 }
 

@@ -1,0 +1,270 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/protocol/ledger"
+	"github.com/shelfsync/shelfsync/server/internal/conflicts"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// Hooks let the app react to changes made through the API (downstream
+// push, alerts).
+type Hooks struct {
+	// Changed is called after a write that grew wh's downstream log or
+	// changed stock.
+	Changed func(wh string, res store.Result)
+	// Now returns the server's HLC for server-origin ops.
+	Now func() protocol.HLC
+	// Gateway returns live details of a gateway (online, lag) to merge into
+	// the stored record; may be nil.
+	Live func(g *store.Gateway)
+}
+
+const maxBody = 1 << 20
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (h *Handler) actions(w http.ResponseWriter) (store.Actions, bool) {
+	a, ok := h.d.Store.(store.Actions)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this store backend does not support this endpoint")
+	}
+	return a, ok
+}
+
+func (h *Handler) changed(wh string, res store.Result) {
+	if h.d.Hooks.Changed != nil {
+		h.d.Hooks.Changed(wh, res)
+	}
+}
+
+func (h *Handler) now() protocol.HLC {
+	if h.d.Hooks.Now != nil {
+		return h.d.Hooks.Now()
+	}
+	return protocol.MakeHLC(time.Now().UnixMilli(), 0)
+}
+
+func (h *Handler) registerDomain() {
+	h.handle("GET /api/v1/gateways", func(w http.ResponseWriter, r *http.Request) {
+		gs, err := h.d.Store.Gateways(r.Context(), r.URL.Query().Get("warehouse"))
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		type view struct {
+			store.Gateway
+			LagOps     uint64  `json:"lag_ops"`
+			LagSeconds float64 `json:"lag_seconds"`
+		}
+		out := make([]view, 0, len(gs))
+		for _, g := range gs {
+			if h.d.Hooks.Live != nil {
+				h.d.Hooks.Live(&g)
+			}
+			v := view{Gateway: g}
+			if g.ReportedSeq > g.WM {
+				v.LagOps = g.ReportedSeq - g.WM
+				if g.LastApplied > 0 {
+					v.LagSeconds = time.Since(time.UnixMilli(g.LastApplied)).Seconds()
+				} else if g.LastSeen > 0 {
+					v.LagSeconds = time.Since(time.UnixMilli(g.LastSeen)).Seconds()
+				}
+			}
+			out = append(out, v)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"items": out})
+	})
+	h.handle("GET /api/v1/conflicts", func(w http.ResponseWriter, r *http.Request) {
+		a, ok := h.actions(w)
+		if !ok {
+			return
+		}
+		q := r.URL.Query()
+		limit, ok := intParam(r, "limit", 0)
+		if !ok {
+			writeError(w, http.StatusBadRequest, "limit must be a non-negative integer")
+			return
+		}
+		cs, err := a.Conflicts(r.Context(), conflicts.Query{Warehouse: q.Get("warehouse"), Kind: conflicts.Kind(q.Get("kind")),
+			Status: conflicts.Status(q.Get("status")), Location: q.Get("location"), SKU: q.Get("sku"), Limit: limit})
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if cs == nil {
+			cs = []conflicts.Conflict{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"items": cs})
+	})
+	h.handle("POST /api/v1/conflicts/{id}/resolve", func(w http.ResponseWriter, r *http.Request) {
+		a, ok := h.actions(w)
+		if !ok {
+			return
+		}
+		var body struct {
+			Action string `json:"action"`
+			Qty    int64  `json:"qty"`
+			By     string `json:"by"`
+			Note   string `json:"note"`
+		}
+		if !decodeBody(w, r, &body) {
+			return
+		}
+		res, err := a.ResolveConflict(r.Context(), r.PathValue("id"), store.Resolution{Action: body.Action, Qty: body.Qty, By: body.By, Note: body.Note, HLC: h.now()})
+		switch {
+		case errors.Is(err, conflicts.ErrNotFound):
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		case errors.Is(err, conflicts.ErrResolved), errors.Is(err, conflicts.ErrResolution):
+			writeError(w, http.StatusConflict, err.Error())
+			return
+		case err != nil:
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		h.changed(res.Conflict.Warehouse, res.Result)
+		writeJSON(w, http.StatusOK, res)
+	})
+	h.handle("GET /api/v1/stock/history", func(w http.ResponseWriter, r *http.Request) {
+		a, ok := h.actions(w)
+		if !ok {
+			return
+		}
+		q := r.URL.Query()
+		k := ledger.Key{WH: q.Get("warehouse"), Location: q.Get("location"), SKU: q.Get("sku"), Lot: q.Get("lot")}
+		if k.WH == "" || k.Location == "" || k.SKU == "" {
+			writeError(w, http.StatusBadRequest, "warehouse, location and sku are required (lot optional)")
+			return
+		}
+		hs, err := a.History(r.Context(), k)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"warehouse": k.WH, "location": k.Location, "sku": k.SKU, "lot": k.Lot, "items": hs})
+	})
+	h.handle("POST /api/v1/orders", func(w http.ResponseWriter, r *http.Request) {
+		a, ok := h.actions(w)
+		if !ok {
+			return
+		}
+		var o store.Order
+		if !decodeBody(w, r, &o) {
+			return
+		}
+		if err := validateOrder(&o); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if _, err := a.PutOrder(r.Context(), o); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusCreated, o)
+	})
+	h.handle("GET /api/v1/orders/{warehouse}/{id}", func(w http.ResponseWriter, r *http.Request) {
+		a, ok := h.actions(w)
+		if !ok {
+			return
+		}
+		o, picked, err := a.GetOrder(r.Context(), r.PathValue("warehouse"), r.PathValue("id"))
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		p := map[string]int64{}
+		for l, q := range picked {
+			p[strconv.Itoa(int(l))] = q
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"order": o, "picked": p})
+	})
+	h.handle("GET /api/v1/tasks", func(w http.ResponseWriter, r *http.Request) {
+		a, ok := h.actions(w)
+		if !ok {
+			return
+		}
+		ts, err := a.Tasks(r.Context(), r.URL.Query().Get("warehouse"))
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if ts == nil {
+			ts = []protocol.Task{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"items": ts})
+	})
+	h.handle("POST /api/v1/quarantine/{warehouse}/{gateway}/{seq}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		a, ok := h.actions(w)
+		if !ok {
+			return
+		}
+		seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "seq must be a number")
+			return
+		}
+		wh := r.PathValue("warehouse")
+		res, err := a.QuarantineAction(r.Context(), wh, r.PathValue("gateway"), seq, r.PathValue("action"), r.URL.Query().Get("by"))
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusConflict, err.Error())
+			return
+		}
+		h.changed(wh, res)
+		writeJSON(w, http.StatusOK, map[string]any{"applied": res.Applied})
+	})
+}
+
+func validateOrder(o *store.Order) error {
+	if err := protocol.ValidateID(o.Warehouse); err != nil {
+		return fmt.Errorf("warehouse: %w", err)
+	}
+	if o.ID == "" || len(o.ID) > protocol.MaxFieldLen {
+		return fmt.Errorf("id: 1-%d bytes required", protocol.MaxFieldLen)
+	}
+	if len(o.Lines) == 0 {
+		return fmt.Errorf("lines: at least one line required")
+	}
+	seen := map[uint32]bool{}
+	for i, l := range o.Lines {
+		if l.Line == 0 {
+			o.Lines[i].Line = uint32(i + 1)
+			l.Line = o.Lines[i].Line
+		}
+		if seen[l.Line] {
+			return fmt.Errorf("lines[%d]: line %d appears twice", i, l.Line)
+		}
+		seen[l.Line] = true
+		if l.SKU == "" || l.Qty <= 0 {
+			return fmt.Errorf("lines[%d]: sku and a positive qty are required", i)
+		}
+	}
+	if o.Status == "" {
+		o.Status = "open"
+	}
+	return nil
+}

@@ -1,0 +1,260 @@
+// Package auth guards the server's HTTP API with bearer tokens. Tokens are
+// random secrets handed out once (`shelfsync-server tokens add`); the token
+// file keeps only their SHA-256, a role and a name:
+//
+//	# name        role      sha256 of the token
+//	dashboard     viewer    sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+//	ops-laptop    operator  sha256:...
+//	admin-anna    admin     sha256:...
+//
+// Roles are ordered: viewer < operator < admin. A request needs viewer for
+// GET/HEAD, operator for POST/PUT/PATCH/DELETE, and admin for the routes
+// under /api/v1/admin/ and those listed in Config.AdminRoutes. /healthz and
+// /metrics are open or need viewer, per configuration.
+package auth
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Role is what a token may do.
+type Role int
+
+// Roles, weakest first.
+const (
+	RoleNone Role = iota
+	RoleViewer
+	RoleOperator
+	RoleAdmin
+)
+
+// String returns the role's name.
+func (r Role) String() string {
+	switch r {
+	case RoleViewer:
+		return "viewer"
+	case RoleOperator:
+		return "operator"
+	case RoleAdmin:
+		return "admin"
+	}
+	return "none"
+}
+
+// ParseRole parses viewer, operator or admin.
+func ParseRole(s string) (Role, error) {
+	switch s {
+	case "viewer":
+		return RoleViewer, nil
+	case "operator":
+		return RoleOperator, nil
+	case "admin":
+		return RoleAdmin, nil
+	}
+	return RoleNone, fmt.Errorf("role %q: must be viewer, operator or admin", s)
+}
+
+// ErrBadTokenFile is returned (wrapped) for a malformed token file.
+var ErrBadTokenFile = errors.New("bad token file")
+
+// maxTokenFile bounds what ParseTokens reads.
+const maxTokenFile = 4 << 20
+
+// TokenPrefix starts every token, so a leaked one is easy to grep for.
+const TokenPrefix = "ssk_"
+
+// Entry is one token of a token file.
+type Entry struct {
+	Name string
+	Role Role
+	Hash [sha256.Size]byte
+}
+
+// Table maps token hashes to entries.
+type Table map[[sha256.Size]byte]Entry
+
+// ParseTokens parses a token file: "NAME ROLE sha256:HEX" per line, '#'
+// comments. Every error names its line.
+func ParseTokens(b []byte) (Table, error) {
+	if len(b) > maxTokenFile {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadTokenFile, maxTokenFile)
+	}
+	t := Table{}
+	names := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 4096), 64<<10)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%w: line %d: want NAME ROLE sha256:HEX", ErrBadTokenFile, n)
+		}
+		role, err := ParseRole(f[1])
+		if err != nil {
+			return nil, fmt.Errorf("%w: line %d: %v", ErrBadTokenFile, n, err)
+		}
+		hx, ok := strings.CutPrefix(f[2], "sha256:")
+		raw, err := hex.DecodeString(hx)
+		if !ok || err != nil || len(raw) != sha256.Size {
+			return nil, fmt.Errorf("%w: line %d: hash must be sha256:<64 hex digits> (tokens themselves are never stored)", ErrBadTokenFile, n)
+		}
+		if names[f[0]] {
+			return nil, fmt.Errorf("%w: line %d: name %q appears twice", ErrBadTokenFile, n, f[0])
+		}
+		names[f[0]] = true
+		e := Entry{Name: f[0], Role: role}
+		copy(e.Hash[:], raw)
+		if _, dup := t[e.Hash]; dup {
+			return nil, fmt.Errorf("%w: line %d: the same token appears twice", ErrBadTokenFile, n)
+		}
+		t[e.Hash] = e
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: line %d: %v", ErrBadTokenFile, n+1, err)
+	}
+	return t, nil
+}
+
+// Lookup returns the entry of a presented token.
+func (t Table) Lookup(token string) (Entry, bool) {
+	e, ok := t[sha256.Sum256([]byte(token))]
+	return e, ok
+}
+
+// NewToken returns a new random token (32 bytes of entropy).
+func NewToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// AddToken creates a token for name with role, appends its hash to the
+// token file at path (created with mode 0600 when missing) and returns the
+// token, which is shown only this once.
+func AddToken(path, name string, role Role) (string, error) {
+	if name == "" || strings.ContainsAny(name, " \t\r\n#") {
+		return "", fmt.Errorf("name %q: must be non-empty without spaces or '#'", name)
+	}
+	if role == RoleNone {
+		return "", errors.New("a role is required: viewer, operator or admin")
+	}
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	t, err := ParseTokens(old)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	for _, e := range t {
+		if e.Name == name {
+			return "", fmt.Errorf("a token named %q exists already; remove its line from %s first to replace it", name, path)
+		}
+	}
+	tok, err := NewToken()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(tok))
+	var out bytes.Buffer
+	out.Write(old)
+	if len(old) == 0 {
+		out.WriteString("# shelfsync API tokens: NAME ROLE sha256:HASH (made by `shelfsync-server tokens add`)\n")
+	} else if old[len(old)-1] != '\n' {
+		out.WriteByte('\n')
+	}
+	fmt.Fprintf(&out, "%s %s sha256:%s\n", name, role, hex.EncodeToString(sum[:]))
+	mode := os.FileMode(0o600)
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, out.Bytes(), mode); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// TokenFile is a token file that reloads itself when it changes (checked
+// at most once a second), so tokens can be added or revoked without a
+// restart. A file that turns malformed keeps the last good table.
+type TokenFile struct {
+	path string
+	now  func() time.Time
+
+	mu      sync.Mutex
+	table   Table
+	mtime   time.Time
+	size    int64
+	checked time.Time
+	lastErr error
+}
+
+// LoadTokenFile reads the token file at path.
+func LoadTokenFile(path string) (*TokenFile, error) {
+	f := &TokenFile{path: path, now: time.Now}
+	if err := f.reload(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *TokenFile) reload() error {
+	st, err := os.Stat(f.path)
+	if err != nil {
+		return fmt.Errorf("token file: %w", err)
+	}
+	if f.table != nil && st.ModTime().Equal(f.mtime) && st.Size() == f.size {
+		return nil
+	}
+	b, err := os.ReadFile(f.path)
+	if err != nil {
+		return fmt.Errorf("token file: %w", err)
+	}
+	t, err := ParseTokens(b)
+	if err != nil {
+		return fmt.Errorf("token file %s: %w", f.path, err)
+	}
+	f.table, f.mtime, f.size = t, st.ModTime(), st.Size()
+	return nil
+}
+
+// Lookup returns the entry of a presented token.
+func (f *TokenFile) Lookup(token string) (Entry, bool) {
+	f.mu.Lock()
+	if now := f.now(); now.Sub(f.checked) >= time.Second {
+		f.checked = now
+		f.lastErr = f.reload()
+	}
+	t := f.table
+	f.mu.Unlock()
+	return t.Lookup(token)
+}
+
+// Len returns the number of tokens.
+func (f *TokenFile) Len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.table)
+}

@@ -1,0 +1,120 @@
+package broker
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestACL(t *testing.T) {
+	h := NewAuthHook(AuthConfig{})
+	gw := "WH1/gw-01"
+	for _, tc := range []struct {
+		role  Role
+		id    string
+		topic string
+		write bool
+		ok    bool
+	}{
+		{RoleGateway, gw, "shelfsync/v1/WH1/gw-01/up", true, true},
+		{RoleGateway, gw, "shelfsync/v1/WH1/gw-01/status", true, true},
+		{RoleGateway, "gw:WH1/gw-01", "shelfsync/v1/WH1/gw-01/up", true, true},
+		{RoleGateway, gw, "shelfsync/v1/WH1/gw-01/down", true, false},
+		{RoleGateway, gw, "shelfsync/v1/WH1/gw-02/up", true, false},
+		{RoleGateway, gw, "shelfsync/v1/WH2/gw-01/up", true, false},
+		{RoleGateway, gw, "shelfsync/v1/WH1/alerts", true, false},
+		{RoleGateway, gw, "shelfsync/v1/WH1/gw-01/down", false, true},
+		{RoleGateway, gw, "shelfsync/v1/WH1/gw-02/down", false, false},
+		{RoleGateway, gw, "shelfsync/v1/WH1/+/down", false, false},
+		{RoleGateway, gw, "shelfsync/v1/+/+/down", false, false},
+		{RoleGateway, gw, "#", false, false},
+		{RoleGateway, gw, "shelfsync/v1/WH1/gw-01/up", false, false},
+		{RoleGateway, gw, "$share/x/shelfsync/v1/+/+/up", false, false},
+		{RoleServer, "server", "shelfsync/v1/+/+/up", false, true},
+		{RoleServer, "server", "shelfsync/v1/+/+/status", false, true},
+		{RoleServer, "server", "$share/shelfsync/shelfsync/v1/+/+/up", false, true},
+		{RoleServer, "server", "shelfsync/v1/WH1/gw-01/up", false, true},
+		{RoleServer, "server", "shelfsync/v1/#", false, false},
+		{RoleServer, "server", "shelfsync/v1/+/+/down", false, false},
+		{RoleServer, "server", "shelfsync/v1/WH1/gw-01/down", true, true},
+		{RoleServer, "server", "shelfsync/v1/WH1/alerts", true, true},
+		{RoleServer, "server", "shelfsync/v1/channels/shop/availability", true, true},
+		{RoleServer, "server", "shelfsync/v1/WH1/gw-01/status", true, true},
+		{RoleServer, "server", "shelfsync/v1/WH1/gw-01/up", true, false},
+		{RoleServer, "server", "other/WH1/gw-01/down", true, false},
+		{RoleNone, "monitor", "shelfsync/v1/+/+/status", false, false},
+		{RoleNone, "", "shelfsync/v1/WH1/gw-01/up", true, false},
+	} {
+		require.Equal(t, tc.ok, h.allowed(tc.role, tc.id, tc.topic, tc.write), "%v %s %s write=%v", tc.role, tc.id, tc.topic, tc.write)
+	}
+	require.Equal(t, RoleServer, h.roleOf("server"))
+	require.Equal(t, RoleGateway, h.roleOf("WH1/gw-01"))
+	require.Equal(t, RoleNone, h.roleOf("WH1/gw/01"))
+	require.Equal(t, RoleNone, h.roleOf("WH1/+"))
+	require.Equal(t, RoleNone, h.roleOf("monitor"))
+}
+
+func TestPasswords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passwd")
+	require.NoError(t, SetPassword(path, "WH9/legacy-01", "s3cret"))
+	require.NoError(t, SetPassword(path, "WH9/legacy-02", "other"))
+	require.NoError(t, SetPassword(path, "WH9/legacy-01", "n3w")) // replace
+	p, err := LoadPasswords(path)
+	require.NoError(t, err)
+	require.True(t, p.Check("WH9/legacy-01", "n3w"))
+	require.False(t, p.Check("WH9/legacy-01", "s3cret"))
+	require.True(t, p.Check("WH9/legacy-02", "other"))
+	require.False(t, p.Check("WH9/legacy-03", "other"))
+	b, _ := os.ReadFile(path)
+	require.NotContains(t, string(b), "n3w", "only hashes are stored")
+	require.Equal(t, 2, strings.Count(string(b), "\n"))
+	require.Error(t, SetPassword(path, "a:b", "x"))
+	require.Error(t, SetPassword(path, "WH/+", "x"))
+
+	for _, bad := range []string{"nocolon", "u:plaintext", "u:$7$x$AAAA$AAAA", "u:$6$AAAA$short", "a:$6$\nb"} {
+		_, err := ParsePasswords([]byte(bad))
+		require.ErrorIs(t, err, ErrBadPasswordFile, bad)
+	}
+}
+
+// TestPasswordsMosquittoCompatible checks that files written by
+// mosquitto_passwd are read here (when the tool is installed).
+func TestPasswordsMosquittoCompatible(t *testing.T) {
+	bin, err := exec.LookPath("mosquitto_passwd")
+	if err != nil {
+		t.Skip("mosquitto_passwd not installed (deploy/dev/services.sh mosquitto)")
+	}
+	path := filepath.Join(t.TempDir(), "passwd")
+	require.NoError(t, os.WriteFile(path, nil, 0o600))
+	out, err := exec.Command(bin, "-b", path, "WH9/legacy-01", "pa55word").CombinedOutput()
+	require.NoError(t, err, string(out))
+	p, err := LoadPasswords(path)
+	require.NoError(t, err)
+	require.True(t, p.Check("WH9/legacy-01", "pa55word"))
+	require.False(t, p.Check("WH9/legacy-01", "wrong"))
+}
+
+func FuzzParsePasswords(f *testing.F) {
+	f.Add([]byte("# c\nWH1/gw:$7$101$c2FsdHNhbHRzYWx0$" + strings.Repeat("A", 86) + "==\n"))
+	f.Add([]byte("u:$6$c2FsdA==$" + strings.Repeat("A", 86) + "==\n"))
+	f.Add([]byte("u:$7$99999999999$x$y"))
+	f.Add([]byte(":\n:::\n$$$$"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tbl, err := ParsePasswords(b)
+		if err != nil {
+			return
+		}
+		for u, e := range tbl {
+			if u == "" {
+				t.Fatal("empty username accepted")
+			}
+			if e.iter <= 1000 {
+				_ = tbl.Check(u, "x")
+			}
+		}
+	})
+}

@@ -1,0 +1,67 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/conflicts"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// Watermark implements store.Store.
+func (s *Store) Watermark(ctx context.Context, wh, gw string) (uint64, error) {
+	var wm int64
+	err := s.pool.QueryRow(ctx, `SELECT wm FROM watermarks WHERE wh = $1 AND gw = $2`, wh, gw).Scan(&wm)
+	if err == pgx.ErrNoRows {
+		return 0, nil
+	}
+	return uint64(wm), wrap(err, "watermark of %s/%s", wh, gw)
+}
+
+// Stock implements store.Store; rows sort by warehouse, location, sku, lot.
+func (s *Store) Stock(ctx context.Context, q store.StockQuery) ([]store.StockRow, error) {
+	sql := `SELECT wh, loc, sku, lot, on_hand FROM stock_keys
+		WHERE ($1 = '' OR wh = $1) AND ($2 = '' OR loc = $2) AND ($3 = '' OR sku = $3) AND ($4 = '' OR lot = $4)
+		ORDER BY wh, loc, sku, lot`
+	if q.Limit > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	rows, err := s.pool.Query(ctx, sql, q.Warehouse, q.Location, q.SKU, q.Lot)
+	if err != nil {
+		return nil, wrap(err, "stock")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.StockRow, error) {
+		var row store.StockRow
+		err := r.Scan(&row.Warehouse, &row.Location, &row.SKU, &row.Lot, &row.OnHand)
+		return row, err
+	})
+	return out, wrap(err, "stock")
+}
+
+// Quarantined implements store.Store.
+func (s *Store) Quarantined(ctx context.Context, wh string) ([]store.Quarantined, error) {
+	rows, err := s.pool.Query(ctx, `SELECT wh, gw, seq, reason, body FROM quarantine WHERE $1 = '' OR wh = $1 ORDER BY wh, gw, seq`, wh)
+	if err != nil {
+		return nil, wrap(err, "quarantined ops")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Quarantined, error) {
+		var q store.Quarantined
+		var seq int64
+		var body []byte
+		if err := r.Scan(&q.Warehouse, &q.Gateway, &seq, &q.Reason, &body); err != nil {
+			return q, err
+		}
+		q.Seq = uint64(seq)
+		return q, protocol.Unmarshal(body, &q.Op)
+	})
+	return out, wrap(err, "quarantined ops")
+}
+
+// Conflicts lists the conflicts q matches, sorted by ID.
+func (s *Store) Conflicts(ctx context.Context, q conflicts.Query) ([]conflicts.Conflict, error) {
+	out, err := listConflicts(ctx, s.pool, q)
+	return out, wrap(err, "conflicts")
+}
