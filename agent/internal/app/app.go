@@ -38,6 +38,10 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	upTLS, certCN, mqttPassword, err := uplinkSecurity(cfg, log) // security.go
+	if err != nil {
+		return nil, err
+	}
 	var specs []devices.Spec
 	for _, d := range cfg.Devices {
 		sp, err := devices.ParseSpec(d)
@@ -66,7 +70,8 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.uplink = uplink.New(uplink.Config{
-		Broker: cfg.BrokerURL, Username: cfg.Username, Password: cfg.Password, Root: cfg.Root,
+		Broker: cfg.BrokerURL, Username: cfg.Username, Password: mqttPassword, Root: cfg.Root,
+		TLS: upTLS, CertCN: certCN, ACLBackoff: cfg.ACLBackoff,
 		Warehouse: cfg.Warehouse, Gateway: cfg.Gateway, AgentVersion: version,
 		MaxBatchOps: cfg.MaxBatchOps, Linger: cfg.Linger, AckTimeout: cfg.AckTimeout,
 		Logger: log.With("component", "uplink"), Devices: a.devices.Statuses,

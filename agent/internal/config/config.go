@@ -31,6 +31,7 @@ type Config struct {
 	MaxBatchOps  int
 	Linger       time.Duration
 	AckTimeout   time.Duration
+	Security     // TLS and broker identity (security.go)
 }
 
 type multi struct{ v *[]string }
@@ -63,6 +64,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBatchOps, "batch-ops", 256, "most ops per uplink batch")
 	fs.DurationVar(&c.Linger, "batch-linger", 5*time.Millisecond, "wait this long for more ops before sending a partial batch")
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", 3*time.Second, "resend unacknowledged ops after this long without an ack")
+	c.Security.register(fs)
 }
 
 // Validate reports every invalid field.
@@ -99,5 +101,6 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log-format: %q must be text or json", c.LogFormat))
 	}
+	errs = append(errs, c.validateSecurity()...)
 	return errors.Join(errs...)
 }

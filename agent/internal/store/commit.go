@@ -212,6 +212,9 @@ func (s *Store) applyView(txn *badger.Txn, op *protocol.Op) error {
 			effs = append(effs, eff{l.Key, pending{Set: true, Qty: l.Qty}})
 		}
 		if op.Scope == protocol.ScopeLocation {
+			if err := txn.Set(append([]byte(pLocP+op.Location+"\x00"), be(op.Seq)...), nil); err != nil {
+				return err
+			}
 			keys, err := s.viewKeysAt(txn, op.Location)
 			if err != nil {
 				return err

@@ -30,6 +30,7 @@ import (
 //	s/{loc}\0{sku}\0{lot}                      server value (int64)
 //	x/{device}                                 open session state (opaque bytes)
 //	t/{id}                                     task from the server (CBOR)
+//	q/{loc}\0{seq}                             pending own location count (covers keys seen later)
 const (
 	kSeq   = "m/seq"
 	kAcked = "m/acked"
@@ -42,6 +43,7 @@ const (
 	pSrv   = "s/"
 	pSess  = "x/"
 	pTask  = "t/"
+	pLocP  = "q/"
 )
 
 // ErrClosed is returned by Commit after Close.

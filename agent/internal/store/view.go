@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"sort"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -107,27 +108,24 @@ func (s *Store) ApplyDown(values []protocol.StockValue, tasks []protocol.Task, u
 					return err
 				}
 			}
-		}
-		for k := range touched {
-			v, _, err := readI64(txn, viewKey(pSrv, k))
-			if err != nil {
-				return err
+			// Reflected location counts.
+			lit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLocP)})
+			var deadLoc [][]byte
+			for lit.Rewind(); lit.Valid(); lit.Next() {
+				key := lit.Item().KeyCopy(nil)
+				if binary.BigEndian.Uint64(key[len(key)-8:]) <= upWM {
+					deadLoc = append(deadLoc, key)
+				}
 			}
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: append(viewKey(pPend, k), 0), PrefetchValues: true})
-			for it.Rewind(); it.Valid(); it.Next() {
-				var p pending
-				if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &p) }); err != nil {
-					it.Close()
+			lit.Close()
+			for _, k := range deadLoc {
+				if err := txn.Delete(k); err != nil {
 					return err
 				}
-				if p.Set {
-					v = p.Qty
-				} else {
-					v += p.Qty
-				}
 			}
-			it.Close()
-			if err := txn.Set(viewKey(pView, k), be(uint64(v))); err != nil {
+		}
+		for k := range touched {
+			if err := s.recompute(txn, k); err != nil {
 				return err
 			}
 		}
@@ -173,4 +171,50 @@ func (s *Store) Tasks() ([]protocol.Task, error) {
 		return nil
 	})
 	return out, err
+}
+
+// recompute sets the view of k to its server value plus this gateway's
+// pending effects in seq order: its own entries, and pending location
+// counts of its location that did not list it (those observe 0).
+func (s *Store) recompute(txn *badger.Txn, k ledger.Key) error {
+	v, _, err := readI64(txn, viewKey(pSrv, k))
+	if err != nil {
+		return err
+	}
+	type ent struct {
+		seq uint64
+		p   pending
+	}
+	var ents []ent
+	bySeq := map[uint64]bool{}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: append(viewKey(pPend, k), 0), PrefetchValues: true})
+	for it.Rewind(); it.Valid(); it.Next() {
+		var p pending
+		if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &p) }); err != nil {
+			it.Close()
+			return err
+		}
+		key := it.Item().Key()
+		seq := binary.BigEndian.Uint64(key[len(key)-8:])
+		ents = append(ents, ent{seq, p})
+		bySeq[seq] = true
+	}
+	it.Close()
+	lit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLocP + k.Location + "\x00")})
+	for lit.Rewind(); lit.Valid(); lit.Next() {
+		key := lit.Item().Key()
+		if seq := binary.BigEndian.Uint64(key[len(key)-8:]); !bySeq[seq] {
+			ents = append(ents, ent{seq, pending{Set: true}})
+		}
+	}
+	lit.Close()
+	sort.Slice(ents, func(i, j int) bool { return ents[i].seq < ents[j].seq })
+	for _, e := range ents {
+		if e.p.Set {
+			v = e.p.Qty
+		} else {
+			v += e.p.Qty
+		}
+	}
+	return txn.Set(viewKey(pView, k), be(uint64(v)))
 }

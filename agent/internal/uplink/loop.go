@@ -43,7 +43,8 @@ func (u *Uplink) loop(ctx context.Context) error {
 			u.publishStatus()
 		case now := <-tick.C:
 			if s.Expired(now) {
-				u.log.Info("no ack in time; resending from ack+1", "acked", s.Acked, "next", s.Next)
+				u.log.Info("no ack in time; resending from ack+1 (if this persists with the broker connected, check that the broker's ACL accepts this identity on this topic)",
+					"acked", s.Acked, "next", s.Next, "topic", u.topics.Up(u.cfg.Warehouse, u.cfg.Gateway), "identity", u.cfg.identity())
 				u.bump(func(st *State) { st.Resends++ })
 				s.Rewind(now)
 				u.hello()
@@ -77,14 +78,15 @@ func (u *Uplink) header() protocol.Header {
 }
 
 func (u *Uplink) publishStatus() {
-	if !u.client.IsConnectionOpen() {
+	if !u.client.IsConnectionOpen() || u.guard.blocked() {
 		return
 	}
+	u.guard.onPublish()
 	u.client.Publish(u.topics.Status(u.cfg.Warehouse, u.cfg.Gateway), 1, true, u.status(true))
 }
 
 func (u *Uplink) publish(m protocol.Message) bool {
-	if !u.client.IsConnectionOpen() {
+	if !u.client.IsConnectionOpen() || u.guard.blocked() {
 		return false
 	}
 	b, err := protocol.Encode(m)
@@ -92,6 +94,7 @@ func (u *Uplink) publish(m protocol.Message) bool {
 		u.setError("encode %s: %v", m.Type(), err)
 		return false
 	}
+	u.guard.onPublish()
 	u.client.Publish(u.topics.Up(u.cfg.Warehouse, u.cfg.Gateway), 1, false, b)
 	return true
 }
@@ -136,6 +139,7 @@ func (u *Uplink) send(s *protocol.Window, full bool) {
 func (u *Uplink) handle(s *protocol.Window, msg protocol.Message) {
 	switch m := msg.(type) {
 	case *protocol.Ack:
+		u.guard.onAck()
 		u.clock.Update(m.HLC)
 		u.onAck(s, m)
 	case *protocol.DownBatch:
@@ -190,18 +194,30 @@ func (u *Uplink) onDown(b *protocol.DownBatch) {
 	}
 	if protocol.Judge(p.Down, b.First, b.Last) == protocol.Apply {
 		var stock []protocol.StockValue
+		var tasks []protocol.Task
 		for _, it := range b.Items {
-			if it.Seq <= p.Down || it.Kind != protocol.DownStock {
+			if it.Seq <= p.Down {
 				continue
 			}
-			var v protocol.StockValue
-			if err := protocol.Unmarshal(it.Body, &v); err != nil {
-				u.log.Warn("bad stock item ignored", "seq", it.Seq, "err", err)
-				continue
+			var err error
+			switch it.Kind {
+			case protocol.DownStock:
+				var v protocol.StockValue
+				if err = protocol.Unmarshal(it.Body, &v); err == nil {
+					stock = append(stock, v)
+				}
+			case protocol.DownTask:
+				var t protocol.Task
+				if err = protocol.Unmarshal(it.Body, &t); err == nil {
+					tasks = append(tasks, t)
+				}
 			}
-			stock = append(stock, v)
+			if err != nil {
+				u.log.Warn("bad downstream item ignored", "seq", it.Seq, "kind", it.Kind, "err", err)
+			}
 		}
-		if err := u.st.ApplyServerStock(stock, b.UpWM, b.Last); err != nil {
+		u.bump(func(st *State) { st.DownItems += uint64(len(b.Items)) })
+		if err := u.st.ApplyDown(stock, tasks, b.UpWM, b.Last); err != nil {
 			u.setError("apply downstream: %v", err)
 			return
 		}

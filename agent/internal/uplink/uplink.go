@@ -7,6 +7,7 @@ package uplink
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -35,6 +36,14 @@ type Config struct {
 	Window        uint64        // ops in flight beyond the ack; default 8192
 	AckTimeout    time.Duration // resend from ack+1 when no ack progress; default 3 s
 	StatusEvery   time.Duration // status republish period; default 15 s
+
+	// TLS, when set, is used for ssl:// brokers; CertCN is its client
+	// certificate's CN (for error messages). ACLBackoff is how long to stop
+	// sending after the broker's ACL is seen refusing this gateway (tls.go;
+	// default 5 min).
+	TLS        *tls.Config
+	CertCN     string
+	ACLBackoff time.Duration
 
 	Logger *slog.Logger
 	// Devices reports device states for the status message.
@@ -75,6 +84,7 @@ type State struct {
 	Epoch     string `json:"server_epoch,omitempty"`
 	Resends   uint64 `json:"resends"`
 	Batches   uint64 `json:"batches_sent"`
+	DownItems uint64 `json:"down_items_received"`
 }
 
 // Uplink is the replication client.
@@ -88,6 +98,7 @@ type Uplink struct {
 
 	inbox     chan protocol.Message
 	connected chan struct{}
+	guard     *aclGuard // tls.go
 
 	mu    sync.Mutex
 	state State
@@ -99,6 +110,7 @@ func New(cfg Config, st *store.Store, clock *protocol.Clock) *Uplink {
 	return &Uplink{
 		cfg: cfg, st: st, clock: clock, topics: protocol.NewTopics(cfg.Root), log: cfg.Logger,
 		inbox: make(chan protocol.Message, 256), connected: make(chan struct{}, 1),
+		guard: newACLGuard(cfg.ACLBackoff),
 	}
 }
 
@@ -139,7 +151,9 @@ func (u *Uplink) status(online bool) []byte {
 // Run connects and replicates until ctx is done.
 func (u *Uplink) Run(ctx context.Context) error {
 	will := u.status(false)
+	mem := paho.NewMemoryStore() // wiped when the ACL guard trips (tls.go)
 	opts := paho.NewClientOptions().
+		SetStore(mem).
 		AddBroker(u.cfg.Broker).
 		SetClientID(u.cfg.ClientID).
 		SetUsername(u.cfg.Username).
@@ -152,9 +166,25 @@ func (u *Uplink) Run(ctx context.Context) error {
 		SetKeepAlive(10*time.Second).
 		SetBinaryWill(u.topics.Status(u.cfg.Warehouse, u.cfg.Gateway), will, 1, true).
 		SetOnConnectHandler(u.onConnect).
+		SetProtocolVersion(4). // no silent fallback to 3.1: keeps a refusal's reason
+		SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
+			switch n := n.(type) {
+			case paho.ConnectionNotificationFailed:
+				u.onConnectFailed(n.Reason)
+			case paho.ConnectionNotificationBrokerFailed:
+				u.onConnectFailed(n.Reason)
+			}
+		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			u.log.Warn("uplink lost; ops keep committing locally and will be resent", "err", err)
+			if tripped, n := u.guard.onLost(); tripped {
+				mem.Reset() // paho would resend its unacked publishes at every reconnect
+				u.setError("%s", u.aclLoopError(n))
+			}
 		})
+	if u.cfg.TLS != nil {
+		opts.SetTLSConfig(u.cfg.TLS)
+	}
 	u.mu.Lock()
 	u.client = paho.NewClient(opts)
 	u.mu.Unlock()
@@ -171,7 +201,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 
 func (u *Uplink) onConnect(c paho.Client) {
 	u.log.Info("uplink connected", "broker", u.cfg.Broker)
-	c.Subscribe(u.topics.Down(u.cfg.Warehouse, u.cfg.Gateway), 1, func(_ paho.Client, m paho.Message) {
+	u.guard.onConnect()
+	down := u.topics.Down(u.cfg.Warehouse, u.cfg.Gateway)
+	tok := c.Subscribe(down, 1, func(_ paho.Client, m paho.Message) {
 		msg, err := protocol.Decode(m.Payload())
 		if err != nil {
 			u.log.Warn("undecodable message from server ignored", "err", err)
@@ -182,6 +214,12 @@ func (u *Uplink) onConnect(c paho.Client) {
 		default: // acks and downstream are re-sent; dropping under overload is safe
 		}
 	})
+	go func() {
+		if st, ok := tok.(*paho.SubscribeToken); ok && tok.WaitTimeout(10*time.Second) && tok.Error() == nil && st.Result()[down] == 0x80 {
+			u.setError("identity/ACL error: the broker refused the subscription to %s: it does not let %s read gateway %s/%s's topics; fix the certificate/username or the warehouse/gateway settings",
+				down, u.cfg.identity(), u.cfg.Warehouse, u.cfg.Gateway)
+		}
+	}()
 	select {
 	case u.connected <- struct{}{}:
 	default:

@@ -28,6 +28,8 @@ Usage:
                                       make an HTTP API bearer token (printed once)
   shelfsync-server passwd --file F --user WH/GW
                                       set a gateway's MQTT password (Mosquitto format)
+  shelfsync-server migrate --store postgres://… [--status]
+                                      apply the PostgreSQL schema migrations (run also does)
   shelfsync-server config print [flags]
                                       print the effective configuration as TOML
   shelfsync-server version            print the version
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runTokens(args[1:], stdout, stderr)
 	case "passwd":
 		return runPasswd(args[1:], os.Stdin, stdout, stderr)
+	case "migrate": // migrate.go
+		return runMigrate(args[1:], stdout, stderr)
 	case "config":
 		if len(args) < 2 || args[1] != "print" {
 			fmt.Fprintln(stderr, "usage: shelfsync-server config print [flags]")

@@ -26,7 +26,7 @@ import (
 type Server struct {
 	cfg    config.Config
 	log    *slog.Logger
-	st     *store.Badger
+	st     store.Store
 	broker *broker.Broker
 	ingest *ingest.Ingest
 	down   *downstream.Sender
@@ -40,7 +40,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	s := &Server{cfg: cfg, log: log}
-	st, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: log})
+	st, err := openStore(ctx, cfg, log) // store.go
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	var down *downstream.Sender
 	s.ingest = ingest.New(ingest.Config{
 		Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: sec.ingestUser, Password: sec.ingestPass,
-		TLS: sec.ingestTLS, Limits: sec.limits,
+		TLS: sec.ingestTLS, Limits: sec.limits, ShareGroup: cfg.ShareGroup,
 		Logger: log.With("component", "ingest"), Metrics: ingest.NewMetrics(reg),
 		OnApplied: func(wh, gw string, res store.Result) { down.Changed(wh) },
 		OnHello: func(wh, gw string, h *protocol.Hello) {

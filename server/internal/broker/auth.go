@@ -48,6 +48,8 @@ type AuthMetrics struct {
 	Accepted  *prometheus.CounterVec // by method: certificate, password, internal
 	Refused   *prometheus.CounterVec // connections refused, by reason
 	ACLDenied *prometheus.CounterVec // by action (publish, subscribe, receive) and role
+	// PublishDropped counts gateway publishes over a limit, by reason (size, rate).
+	PublishDropped *prometheus.CounterVec
 }
 
 // NewAuthMetrics creates the instruments and registers them with reg (when not nil).
@@ -59,9 +61,11 @@ func NewAuthMetrics(reg prometheus.Registerer) *AuthMetrics {
 			Help: "Embedded broker connections refused, by reason (no_credentials, bad_password, bad_identity, username_mismatch, will_denied)."}, []string{"reason"}),
 		ACLDenied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_acl_denied_total",
 			Help: "Topic ACL denials by action (publish, subscribe, receive) and role (gateway, server)."}, []string{"action", "role"}),
+		PublishDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_publish_dropped_total",
+			Help: "Gateway publishes acknowledged but not forwarded by the embedded broker, by reason (size, rate)."}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Accepted, m.Refused, m.ACLDenied)
+		reg.MustRegister(m.Accepted, m.Refused, m.ACLDenied, m.PublishDropped)
 	}
 	return m
 }
@@ -78,8 +82,13 @@ type AuthConfig struct {
 	// reach its embedded broker.
 	InternalUser     string
 	InternalPassword string
-	Logger           *slog.Logger
-	Metrics          *AuthMetrics
+	// MaxPublishBytes, PublishRate (messages/s) and PublishBurst limit each
+	// gateway's publishes at the broker (ratelimit.go); zero: no limit.
+	MaxPublishBytes int
+	PublishRate     float64
+	PublishBurst    int
+	Logger          *slog.Logger
+	Metrics         *AuthMetrics
 }
 
 // AuthHook authenticates clients (client certificate CN, or username and
@@ -91,6 +100,7 @@ type AuthHook struct {
 	topics protocol.Topics
 	log    *slog.Logger
 	m      *AuthMetrics
+	lim    *publishLimiter // nil: no limits
 }
 
 var _ mqtt.Hook = (*AuthHook)(nil)
@@ -103,7 +113,11 @@ func NewAuthHook(cfg AuthConfig) *AuthHook {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewAuthMetrics(nil)
 	}
-	return &AuthHook{cfg: cfg, topics: protocol.NewTopics(cfg.Root), log: cfg.Logger, m: cfg.Metrics}
+	h := &AuthHook{cfg: cfg, topics: protocol.NewTopics(cfg.Root), log: cfg.Logger, m: cfg.Metrics}
+	if cfg.MaxPublishBytes > 0 || cfg.PublishRate > 0 {
+		h.lim = newPublishLimiter(cfg.PublishRate, cfg.PublishBurst, cfg.MaxPublishBytes)
+	}
+	return h
 }
 
 // ID implements mqtt.Hook.
@@ -111,7 +125,7 @@ func (h *AuthHook) ID() string { return "shelfsync-auth" }
 
 // Provides implements mqtt.Hook.
 func (h *AuthHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
 }
 
 // PeerCN returns the CN of the verified client certificate of conn, or ""

@@ -24,6 +24,7 @@ type Config struct {
 	Password  string
 	Shutdown  time.Duration
 	Security  // TLS, identities, API tokens, ingest limits (security.go)
+	ScaleOut  // store backend and shared subscription (scaleout.go)
 }
 
 // Register defines every flag of `shelfsync-server run` on fs.
@@ -41,6 +42,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Password, "mqtt-password", "", "password for an external broker")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight work on stop")
 	c.Security.register(fs)
+	c.ScaleOut.register(fs)
 }
 
 // Validate reports every invalid field.
@@ -71,5 +73,6 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log-format: %q must be text or json", c.LogFormat))
 	}
 	errs = append(errs, c.Security.validate(c.BrokerURL != "")...)
+	errs = append(errs, c.ScaleOut.validate(c.BrokerURL != "")...)
 	return errors.Join(errs...)
 }

@@ -38,9 +38,13 @@ type Config struct {
 	// Limits are the per-gateway size, rate and backlog limits (limits.go).
 	Limits Limits
 	// TLS, when set, is used for ssl:// brokers (CA, client certificate).
-	TLS     *tls.Config
-	Logger  *slog.Logger
-	Metrics *Metrics
+	TLS *tls.Config
+	// ShareGroup, when set, subscribes through the shared subscription
+	// $share/{ShareGroup}/… so that the replicas of the group split the
+	// gateways' messages (deploy/SCALE-OUT.md).
+	ShareGroup string
+	Logger     *slog.Logger
+	Metrics    *Metrics
 	// OnApplied, when set, is called after a batch is durably applied.
 	OnApplied func(wh, gw string, res store.Result)
 	// OnStatus, when set, receives every gateway status message.
@@ -123,7 +127,11 @@ func (in *Ingest) Start(ctx context.Context) {
 
 func (in *Ingest) onConnect(c paho.Client) {
 	in.log.Info("ingest connected to broker", "broker", in.cfg.Broker)
-	subs := map[string]byte{in.topics.AllUp(): 1, in.topics.AllStatus(): 1}
+	up, status := in.topics.AllUp(), in.topics.AllStatus()
+	if g := in.cfg.ShareGroup; g != "" {
+		up, status = "$share/"+g+"/"+up, "$share/"+g+"/"+status
+	}
+	subs := map[string]byte{up: 1, status: 1}
 	tok := c.SubscribeMultiple(subs, in.route)
 	go func() {
 		if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {

@@ -18,6 +18,7 @@ import (
 // TestIntegrationPostgresContract runs the backend contract against
 // PostgreSQL; "replicas" are separate Stores (pools) on one schema.
 func TestIntegrationPostgresContract(t *testing.T) {
+	testDSN(t)
 	var mu sync.Mutex
 	dsns := map[store.Store]string{}
 	open := func(t *testing.T, dsn string) store.Store {

@@ -43,7 +43,7 @@ func (s *Store) Stock(ctx context.Context, q store.StockQuery) ([]store.StockRow
 
 // Quarantined implements store.Store.
 func (s *Store) Quarantined(ctx context.Context, wh string) ([]store.Quarantined, error) {
-	rows, err := s.pool.Query(ctx, `SELECT wh, gw, seq, reason, body FROM quarantine WHERE $1 = '' OR wh = $1 ORDER BY wh, gw, seq`, wh)
+	rows, err := s.pool.Query(ctx, `SELECT wh, gw, seq, reason, body, status, decided_by FROM quarantine WHERE $1 = '' OR wh = $1 ORDER BY wh, gw, seq`, wh)
 	if err != nil {
 		return nil, wrap(err, "quarantined ops")
 	}
@@ -51,7 +51,7 @@ func (s *Store) Quarantined(ctx context.Context, wh string) ([]store.Quarantined
 		var q store.Quarantined
 		var seq int64
 		var body []byte
-		if err := r.Scan(&q.Warehouse, &q.Gateway, &seq, &q.Reason, &body); err != nil {
+		if err := r.Scan(&q.Warehouse, &q.Gateway, &seq, &q.Reason, &body, &q.Status, &q.By); err != nil {
 			return q, err
 		}
 		q.Seq = uint64(seq)

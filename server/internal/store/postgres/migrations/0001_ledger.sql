@@ -43,13 +43,16 @@ CREATE TABLE ops (
     PRIMARY KEY (wh, gw, seq)
 );
 
--- quarantine: ops kept aside, not applied, with the reason.
+-- quarantine: ops kept aside, not applied, with the reason; status is ''
+-- until someone re-applies ("reapplied") or rejects ("rejected") the op.
 CREATE TABLE quarantine (
     wh     text COLLATE "C" NOT NULL,
     gw     text COLLATE "C" NOT NULL,
     seq    bigint NOT NULL,
     reason text NOT NULL,
     body   bytea NOT NULL,
+    status text NOT NULL DEFAULT '',
+    decided_by text NOT NULL DEFAULT '',
     at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (wh, gw, seq)
 );

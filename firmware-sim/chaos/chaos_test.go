@@ -1,0 +1,56 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestChaosShort is the soak in about a minute, run by `make test`: three
+// gateways, every fault kind, a fixed seed (SHELFSYNC_CHAOS_SEED overrides
+// it). `make chaos` runs the full one.
+func TestChaosShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak test: skipped with -short")
+	}
+	seed := uint64(42)
+	if s := os.Getenv("SHELFSYNC_CHAOS_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("SHELFSYNC_CHAOS_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	root, err := FindRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	sum, err := Run(ctx, Config{
+		Seed: seed, Agents: 3, Warehouses: 1, Devices: 2,
+		Ops: 5_000, Faults: 30, FaultEvery: time.Second, ScenarioEvery: 500 * time.Millisecond,
+		MaxDuration: 40 * time.Second, HealTimeout: 90 * time.Second,
+		Root: root, Log: &progress,
+	})
+	if err != nil {
+		t.Log(progress.String())
+		t.Fatalf("chaos could not run: %v", err)
+	}
+	var report bytes.Buffer
+	sum.Report(&report)
+	t.Log("\n" + progress.String() + report.String())
+	if sum.Faults < 10 {
+		t.Errorf("only %d faults were injected", sum.Faults)
+	}
+	if sum.Ops < 1000 {
+		t.Errorf("only %d ops were committed", sum.Ops)
+	}
+	if !sum.OK() {
+		t.Errorf("%s", sum.Line())
+	}
+}

@@ -1,0 +1,314 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/shelfsync/shelfsync/firmware-sim/barcodesim"
+)
+
+// broker is an MQTT broker (mochi, as the server embeds) run inside the
+// harness, so that it can be restarted on its own: the server is started
+// with --broker pointing at it.
+type broker struct {
+	addr string
+	mu   sync.Mutex
+	srv  *mqtt.Server
+}
+
+func (b *broker) start() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.srv != nil {
+		return nil
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumMessageExpiryInterval = 0
+	srv := mqtt.New(&mqtt.Options{InlineClient: false, Capabilities: caps, Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		return err
+	}
+	var ln net.Listener
+	var err error
+	for try := 0; try < 100; try++ { // the old listener may take a moment to let go
+		if ln, err = net.Listen("tcp", b.addr); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("broker listen on %s: %w", b.addr, err)
+	}
+	if err := srv.AddListener(listeners.NewNet("chaos", ln)); err != nil {
+		ln.Close()
+		return err
+	}
+	go func() { _ = srv.Serve() }()
+	b.srv = srv
+	return nil
+}
+
+func (b *broker) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.srv != nil {
+		_ = b.srv.Close()
+		b.srv = nil
+	}
+}
+
+// server is the shelfsync-server process.
+type server struct {
+	bin, dir, logPath string
+	httpAddr, broker  string
+	mu                sync.Mutex
+	p                 *proc
+	runs              int
+}
+
+func (s *server) start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runs++
+	p, err := startProc(fmt.Sprintf("server#%d", s.runs), s.logPath, s.bin, "run",
+		"--data", filepath.Join(s.dir, "data"), "--http", s.httpAddr, "--broker", "tcp://"+s.broker,
+		"--log-level", "warn")
+	if err != nil {
+		return err
+	}
+	s.p = p
+	return waitFor(ctx, 60*time.Second, "server healthy", func() bool {
+		if !p.alive() {
+			return true
+		}
+		var v map[string]any
+		_, err := getJSON(ctx, "http://"+s.httpAddr+"/healthz", &v)
+		return err == nil
+	})
+}
+
+func (s *server) kill() {
+	s.mu.Lock()
+	p := s.p
+	s.mu.Unlock()
+	p.kill(syscall.SIGKILL)
+}
+
+func (s *server) base() string { return "http://" + s.httpAddr }
+
+// agent is one shelfsync-agent process with its simulated scanners and the
+// proxy between it and the broker.
+type agent struct {
+	idx      int
+	wh, gw   string
+	bin      string
+	dir      string
+	logPath  string
+	httpAddr string
+	proxy    *Proxy
+	devs     []string // device names; the last one is the scenario scanner
+	sims     map[string]*barcodesim.Sim
+	gate     *gate
+	extra    []string // extra agent flags
+
+	mu   sync.Mutex // serialises kill/restart/resync
+	p    *proc
+	runs int
+}
+
+func (a *agent) link(dev string) string { return filepath.Join(a.dir, "tty-"+dev) }
+
+func (a *agent) openSims(seed uint64) error {
+	a.sims = map[string]*barcodesim.Sim{}
+	for i, d := range a.devs {
+		sim, err := barcodesim.New(barcodesim.Config{Link: a.link(d), Suffix: "CRLF", Seed: seed + uint64(i)})
+		if err != nil {
+			return err
+		}
+		a.sims[d] = sim
+	}
+	return nil
+}
+
+func (a *agent) closeSims() {
+	for _, s := range a.sims {
+		_ = s.Close()
+	}
+}
+
+// startLocked starts the process and waits until it serves HTTP with every
+// scanner connected. The caller holds a.mu.
+func (a *agent) startLocked(ctx context.Context) error {
+	a.runs++
+	args := []string{"run", "--data", filepath.Join(a.dir, "data"), "--warehouse", a.wh, "--gateway", a.gw,
+		"--broker", "tcp://" + a.proxy.Addr(), "--http", a.httpAddr, "--ack-timeout", "1s", "--log-level", "warn"}
+	for _, d := range a.devs {
+		args = append(args, "--device", d+"=barcode:"+a.link(d)+",feedback=honeywell")
+	}
+	args = append(args, a.extra...)
+	p, err := startProc(fmt.Sprintf("%s#%d", a.gw, a.runs), a.logPath, a.bin, args...)
+	if err != nil {
+		return err
+	}
+	a.p = p
+	err = waitFor(ctx, 60*time.Second, a.gw+" healthy with scanners connected", func() bool {
+		if !p.alive() {
+			return true
+		}
+		st, err := a.status(ctx)
+		if err != nil || len(st.Devices) != len(a.devs) {
+			return false
+		}
+		for _, d := range st.Devices {
+			if !d.Connected {
+				return false
+			}
+		}
+		return true
+	})
+	if err == nil && !p.alive() {
+		err = fmt.Errorf("%s exited at start; see %s", a.gw, a.logPath)
+	}
+	if err != nil {
+		return err
+	}
+	a.gate.setUp()
+	return nil
+}
+
+// crash kills the agent with SIGKILL, pulls its scanners (the pty buffers
+// go with them, so no scan typed into a dead gateway reaches the next
+// one), waits down, and starts it again.
+func (a *agent) crash(ctx context.Context, down time.Duration) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.gate.setDown()
+	a.p.kill(syscall.SIGKILL)
+	for _, s := range a.sims {
+		_ = s.Unplug()
+	}
+	sleep(ctx, down)
+	for _, s := range a.sims {
+		if err := s.Replug(); err != nil {
+			return err
+		}
+	}
+	return a.startLocked(ctx)
+}
+
+// resync pulls and replugs one scanner after a scan whose beep never came,
+// then drains its feedback, so a late beep is never taken for the next
+// scan's.
+func (a *agent) resync(ctx context.Context, dev string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sim := a.sims[dev]
+	_ = sim.Unplug()
+	sleep(ctx, 300*time.Millisecond)
+	if err := sim.Replug(); err != nil {
+		return err
+	}
+	err := waitFor(ctx, 30*time.Second, a.gw+"/"+dev+" reconnected", func() bool {
+		st, err := a.status(ctx)
+		if err != nil {
+			return false
+		}
+		for _, d := range st.Devices {
+			if d.Name == dev {
+				return d.Connected
+			}
+		}
+		return false
+	})
+	sleep(ctx, 300*time.Millisecond)
+	for {
+		select {
+		case <-sim.Feedback():
+			continue
+		default:
+		}
+		break
+	}
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// agentStatus is the part of GET /api/v1/status the harness reads.
+type agentStatus struct {
+	LastSeq     uint64 `json:"last_seq"`
+	AckedSeq    uint64 `json:"acked_seq"`
+	OutboxDepth uint64 `json:"outbox_depth"`
+	Connected   bool   `json:"connected"`
+	Uplink      struct {
+		LastError string `json:"last_error"`
+		Resends   uint64 `json:"resends"`
+	} `json:"uplink"`
+	Devices []struct {
+		Name      string `json:"name"`
+		Connected bool   `json:"connected"`
+	} `json:"devices"`
+}
+
+func (a *agent) status(ctx context.Context) (agentStatus, error) {
+	var st agentStatus
+	_, err := getJSON(ctx, "http://"+a.httpAddr+"/api/v1/status", &st)
+	return st, err
+}
+
+// stockRow is one row of a stock API (server or agent).
+type stockRow struct {
+	Warehouse string `json:"warehouse"`
+	Location  string `json:"location"`
+	SKU       string `json:"sku"`
+	Lot       string `json:"lot"`
+	OnHand    int64  `json:"on_hand"`
+}
+
+type stockKey struct{ WH, Loc, SKU string }
+
+func (k stockKey) String() string { return k.WH + "/" + k.Loc + "/" + k.SKU }
+
+func fetchStock(ctx context.Context, base, wh string) (map[stockKey]int64, error) {
+	var body struct {
+		Items []stockRow `json:"items"`
+	}
+	if _, err := getJSON(ctx, base+"/api/v1/stock?warehouse="+wh, &body); err != nil {
+		return nil, err
+	}
+	out := make(map[stockKey]int64, len(body.Items))
+	for _, r := range body.Items {
+		out[stockKey{wh, r.Location, r.SKU}] += r.OnHand
+	}
+	return out, nil
+}
+
+func mkdirs(dirs ...string) error {
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Fault kinds.
+const (
+	FaultPartition     = "partition"      // agent↔broker link reset and refused
+	FaultStall         = "stall"          // agent↔broker link frozen, nothing lost
+	FaultLatency       = "latency"        // every chunk delayed
+	FaultSlow          = "slow"           // bandwidth-limited link
+	FaultReset         = "reset"          // open connections reset once
+	FaultKillAgent     = "kill-agent"     // SIGKILL of an agent, restarted after a pause
+	FaultKillServer    = "kill-server"    // SIGKILL of the server, restarted after a pause
+	FaultBrokerRestart = "broker-restart" // the broker stops and comes back
+)
+
+var faultWeights = []struct {
+	kind   string
+	weight int
+}{
+	{FaultPartition, 18}, {FaultStall, 8}, {FaultLatency, 14}, {FaultSlow, 10},
+	{FaultReset, 14}, {FaultKillAgent, 20}, {FaultKillServer, 8}, {FaultBrokerRestart, 8},
+}
+
+// injector applies a seeded sequence of faults.
+type injector struct {
+	rnd    *rand.Rand
+	agents []*agent
+	srv    *server
+	brk    *broker
+	log    io.Writer
+	t0     time.Time
+
+	infra   sync.Mutex // one server kill or broker restart at a time
+	busy    []atomic.Bool
+	wg      sync.WaitGroup
+	count   atomic.Int64
+	byKind  sync.Map // kind → *atomic.Int64
+	errOnce sync.Once
+	err     error
+}
+
+func (in *injector) fail(err error) {
+	in.errOnce.Do(func() { in.err = err })
+}
+
+func (in *injector) note(kind, format string, args ...any) {
+	in.count.Add(1)
+	v, _ := in.byKind.LoadOrStore(kind, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+	fmt.Fprintf(in.log, "%8.3fs %-14s %s\n", time.Since(in.t0).Seconds(), kind, fmt.Sprintf(format, args...))
+}
+
+func (in *injector) pick() string {
+	total := 0
+	for _, w := range faultWeights {
+		total += w.weight
+	}
+	r := in.rnd.IntN(total)
+	for _, w := range faultWeights {
+		if r < w.weight {
+			return w.kind
+		}
+		r -= w.weight
+	}
+	return FaultReset
+}
+
+func (in *injector) dur(lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(in.rnd.Int64N(int64(hi-lo)+1))
+}
+
+// loop injects a fault every gap on average until ctx ends or stop says so.
+func (in *injector) loop(ctx context.Context, gap time.Duration, stop func() bool) {
+	for ctx.Err() == nil && !stop() {
+		sleep(ctx, in.dur(gap/4, gap*7/4))
+		if ctx.Err() != nil || stop() {
+			return
+		}
+		in.inject(ctx, in.pick())
+	}
+}
+
+// targets returns the proxies a link fault hits: one agent's, or (one
+// time in six) every agent's.
+func (in *injector) targets() ([]*Proxy, string) {
+	if in.rnd.IntN(6) == 0 {
+		ps := make([]*Proxy, len(in.agents))
+		for i, a := range in.agents {
+			ps[i] = a.proxy
+		}
+		return ps, "all agents"
+	}
+	a := in.agents[in.rnd.IntN(len(in.agents))]
+	return []*Proxy{a.proxy}, a.gw
+}
+
+func (in *injector) inject(ctx context.Context, kind string) {
+	// Draw every random number here, in order, so the schedule depends on
+	// the seed only, not on how long the processes took.
+	switch kind {
+	case FaultPartition, FaultStall, FaultLatency, FaultSlow:
+		ps, who := in.targets()
+		d := in.dur(500*time.Millisecond, 5*time.Second)
+		lat := in.dur(20*time.Millisecond, 400*time.Millisecond)
+		rate := 2_000 + in.rnd.IntN(30_000)
+		for _, p := range ps {
+			switch kind {
+			case FaultPartition:
+				p.Partition()
+			case FaultStall:
+				p.Stall()
+			case FaultLatency:
+				p.SetLatency(lat)
+			case FaultSlow:
+				p.SetRate(rate)
+			}
+		}
+		switch kind {
+		case FaultLatency:
+			in.note(kind, "%s: +%s for %s", who, lat.Round(time.Millisecond), d.Round(time.Millisecond))
+		case FaultSlow:
+			in.note(kind, "%s: %d B/s for %s", who, rate, d.Round(time.Millisecond))
+		default:
+			in.note(kind, "%s for %s", who, d.Round(time.Millisecond))
+		}
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			sleep(ctx, d)
+			for _, p := range ps {
+				p.Heal()
+			}
+		}()
+	case FaultReset:
+		ps, who := in.targets()
+		for _, p := range ps {
+			p.Reset()
+		}
+		in.note(kind, "%s", who)
+	case FaultKillAgent:
+		i := in.rnd.IntN(len(in.agents))
+		down := in.dur(0, 2*time.Second)
+		if !in.busy[i].CompareAndSwap(false, true) {
+			in.note(kind, "%s already down: partition instead", in.agents[i].gw)
+			in.agents[i].proxy.Partition()
+			in.wg.Add(1)
+			go func() { defer in.wg.Done(); sleep(ctx, time.Second); in.agents[i].proxy.Heal() }()
+			return
+		}
+		a := in.agents[i]
+		in.note(kind, "%s, restarted after %s", a.gw, down.Round(time.Millisecond))
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			defer in.busy[i].Store(false)
+			if err := a.crash(ctx, down); err != nil && ctx.Err() == nil {
+				in.fail(fmt.Errorf("restart %s: %w", a.gw, err))
+			}
+		}()
+	case FaultKillServer, FaultBrokerRestart:
+		down := in.dur(200*time.Millisecond, 3*time.Second)
+		if !in.infra.TryLock() {
+			in.note(kind, "server/broker already down: reset all links instead")
+			for _, a := range in.agents {
+				a.proxy.Reset()
+			}
+			return
+		}
+		in.note(kind, "back after %s", down.Round(time.Millisecond))
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			defer in.infra.Unlock()
+			if kind == FaultKillServer {
+				in.srv.kill()
+				sleep(ctx, down)
+				if err := in.srv.start(ctx); err != nil && ctx.Err() == nil {
+					in.fail(fmt.Errorf("restart server: %w", err))
+				}
+				return
+			}
+			in.brk.stop()
+			sleep(ctx, down)
+			if err := in.brk.start(); err != nil {
+				in.fail(fmt.Errorf("restart broker: %w", err))
+			}
+		}()
+	}
+}
+
+// kinds returns "kind=N" for every kind injected, in table order.
+func (in *injector) kinds() string {
+	s := ""
+	for _, w := range faultWeights {
+		if v, ok := in.byKind.Load(w.kind); ok {
+			if s != "" {
+				s += " "
+			}
+			s += fmt.Sprintf("%s=%d", w.kind, v.(*atomic.Int64).Load())
+		}
+	}
+	return s
+}
