@@ -124,27 +124,27 @@ func (c Config) Validate() error {
 	c = c.EnsureDefaults()
 	var errs []error
 	if c.Name == "" {
-		errs = append(errs, errors.New("Name: empty (give each device a name)"))
+		errs = append(errs, errors.New("name: empty (give each device a name)"))
 	}
 	if _, err := serialport.ParseSelector(c.Selector); err != nil {
-		errs = append(errs, fmt.Errorf("Selector: %w", err))
+		errs = append(errs, fmt.Errorf("selector: %w", err))
 	}
 	if c.NewFramer == nil && c.Framing != FramingLine && c.Framing != FramingSSI {
-		errs = append(errs, fmt.Errorf("Framing %q: want %q or %q", c.Framing, FramingLine, FramingSSI))
+		errs = append(errs, fmt.Errorf("framing %q: want %q or %q", c.Framing, FramingLine, FramingSSI))
 	}
 	if err := c.Line.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("Line: %w", err))
+		errs = append(errs, fmt.Errorf("line: %w", err))
 	}
 	if c.Feedback != "" {
 		if _, err := feedback.Lookup(c.Feedback); err != nil {
-			errs = append(errs, fmt.Errorf("Feedback: %w", err))
+			errs = append(errs, fmt.Errorf("feedback: %w", err))
 		}
 	}
 	if c.Backoff.Min > c.Backoff.Max {
-		errs = append(errs, fmt.Errorf("Backoff: Min %v above Max %v", c.Backoff.Min, c.Backoff.Max))
+		errs = append(errs, fmt.Errorf("backoff: Min %v above Max %v", c.Backoff.Min, c.Backoff.Max))
 	}
 	if c.Baud < 0 {
-		errs = append(errs, fmt.Errorf("Baud %d: must not be negative", c.Baud))
+		errs = append(errs, fmt.Errorf("baud %d: must not be negative", c.Baud))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("device %q: %w", c.Name, err)

@@ -158,7 +158,8 @@ func TestValidate(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
-			require.ErrorContains(t, err, tt.want)
+			require.Error(t, err)
+			require.Contains(t, strings.ToLower(err.Error()), strings.ToLower(tt.want))
 			require.Error(t, Open(tt.cfg).Run(context.Background(), nil))
 		})
 	}

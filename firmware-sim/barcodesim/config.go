@@ -125,32 +125,32 @@ func (c Config) Validate() error {
 	c = c.EnsureDefaults()
 	var errs []error
 	if c.Link == "" {
-		errs = append(errs, errors.New("Link: empty (where should the pty be linked?)"))
+		errs = append(errs, errors.New("link: empty (where should the pty be linked?)"))
 	}
 	if c.Framing != FramingLine && c.Framing != FramingSSI {
-		errs = append(errs, fmt.Errorf("Framing %q: want line or ssi", c.Framing))
+		errs = append(errs, fmt.Errorf("framing %q: want line or ssi", c.Framing))
 	}
 	if _, ok := suffixes[c.Suffix]; !ok {
-		errs = append(errs, fmt.Errorf("Suffix %q: want CRLF, CR, LF, TAB or NONE", c.Suffix))
+		errs = append(errs, fmt.Errorf("suffix %q: want CRLF, CR, LF, TAB or NONE", c.Suffix))
 	}
 	if c.GSMode != GSKeep && c.GSMode != GSStrip {
-		errs = append(errs, fmt.Errorf("GSMode %q: want keep or strip", c.GSMode))
+		errs = append(errs, fmt.Errorf("gsmode %q: want keep or strip", c.GSMode))
 	}
 	switch c.Fault {
 	case FaultNone, FaultGarbage, FaultSplit, FaultMerge, FaultUnplug:
 	case FaultBadSum:
 		if c.Framing != FramingSSI {
-			errs = append(errs, errors.New("Fault badsum: needs ssi framing (line mode has no checksum)"))
+			errs = append(errs, errors.New("fault badsum: needs ssi framing (line mode has no checksum)"))
 		}
 	case FaultLongLine:
 		if c.Framing != FramingLine {
-			errs = append(errs, errors.New("Fault longline: needs line framing"))
+			errs = append(errs, errors.New("fault longline: needs line framing"))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("Fault %q: want one of %s", c.Fault, strings.Join(Faults, ", ")))
+		errs = append(errs, fmt.Errorf("fault %q: want one of %s", c.Fault, strings.Join(Faults, ", ")))
 	}
 	if c.FaultEvery < 0 {
-		errs = append(errs, fmt.Errorf("FaultEvery %d: must be positive", c.FaultEvery))
+		errs = append(errs, fmt.Errorf("faultevery %d: must be positive", c.FaultEvery))
 	}
 	if c.Retries < 0 || c.LongLine < 0 || c.AckTimeout < 0 || c.SplitGap < 0 || c.UnplugFor < 0 {
 		errs = append(errs, errors.New("Retries, LongLine, AckTimeout, SplitGap, UnplugFor: must not be negative"))
