@@ -214,11 +214,19 @@ type gateway struct {
 	agent    *proc
 	sim      *proc
 	runs     int
+	devOpts  string
 }
 
 func (c *cluster) newGateway(wh, gw string) *gateway {
-	g := &gateway{c: c, wh: wh, gw: gw, dir: filepath.Join(c.dir, gw), httpAddr: freePort(c.t), link: filepath.Join(c.dir, gw+".tty")}
-	g.sim = start(c.t, gw+"/sim", true, "shelfsync-sim", "barcode", "--link", g.link, "--suffix", "CRLF")
+	return c.newGatewayWith(wh, gw, nil, "feedback=honeywell")
+}
+
+// newGatewayWith starts a gateway whose simulated scanner gets simArgs and
+// whose --device spec gets the options devOpts (e.g. "framing=ssi").
+func (c *cluster) newGatewayWith(wh, gw string, simArgs []string, devOpts string) *gateway {
+	g := &gateway{c: c, wh: wh, gw: gw, dir: filepath.Join(c.dir, gw), httpAddr: freePort(c.t), link: filepath.Join(c.dir, gw+".tty"), devOpts: devOpts}
+	args := append([]string{"shelfsync-sim", "barcode", "--link", g.link, "--suffix", "CRLF"}, simArgs...)
+	g.sim = start(c.t, gw+"/sim", true, args...)
 	waitFor(c.t, 10*time.Second, "pty link", func() bool { _, err := os.Stat(g.link); return err == nil })
 	g.startAgent()
 	return g
@@ -228,7 +236,7 @@ func (g *gateway) startAgent() {
 	g.runs++
 	g.agent = start(g.c.t, fmt.Sprintf("%s/agent#%d", g.gw, g.runs), false, "shelfsync-agent", "run",
 		"--data", g.dir, "--warehouse", g.wh, "--gateway", g.gw, "--broker", "tcp://"+g.c.mqttAddr,
-		"--http", g.httpAddr, "--device", "s1=barcode:"+g.link+",feedback=honeywell", "--ack-timeout", "1s")
+		"--http", g.httpAddr, "--device", "s1=barcode:"+g.link+","+g.devOpts, "--ack-timeout", "1s")
 	waitFor(g.c.t, 15*time.Second, "agent healthy", func() bool { return httpOK("http://" + g.httpAddr + "/healthz") })
 	waitFor(g.c.t, 15*time.Second, "scanner connected", func() bool {
 		st := g.status()
