@@ -28,9 +28,16 @@ test-integration: build ## run tests against real Mosquitto/PostgreSQL/Chromium 
 run: build ## run server (embedded broker + Badger), one agent and a simulated scanner shift
 	deploy/dev/run.sh
 
-bench: build ## run the benchmarks; one JSON line per figure into bench/results.jsonl
+bench: build ## run the benchmarks (~10 min): one JSON line per figure into bench/results.jsonl, then BENCHMARKS.md
 	@mkdir -p bench
-	go run ./server/cmd/shelfsync-bench -out bench/results.jsonl
+	@: > bench/results.jsonl
+	go run ./agent/cmd/shelfsync-agent-bench -out bench/results.jsonl
+	go run ./server/cmd/shelfsync-server-bench -out bench/results.jsonl
+	go run ./firmware-sim/cmd/shelfsync-chaos latency -out bench/results.jsonl
+	go run ./bench/render.go -in bench/results.jsonl -notes bench/NOTES.md -out BENCHMARKS.md
+
+chaos: build ## soak under faults: 10 agents, >=100,000 ops, >=100 faults, kill -9s (SEED=n); exit 1 if an op was lost or duplicated
+	go run ./firmware-sim/cmd/shelfsync-chaos -seed $${SEED:-1} -agents 10 -ops 100000 -faults 100
 
 lint: ## go vet and staticcheck over every module
 	go vet $(PKGS)

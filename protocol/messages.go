@@ -135,6 +135,10 @@ type Status struct {
 	AgentVersion string         `cbor:"8,keyasint,omitempty"`
 	At           int64          `cbor:"9,keyasint"` // Unix ms
 	Devices      []DeviceStatus `cbor:"10,keyasint,omitempty"`
+	// Notices are the gateway's records the server has not confirmed yet
+	// (receipt and task closes, local reorder alerts); repeated in every
+	// status until a DownNoticeAck names them.
+	Notices []Notice `cbor:"11,keyasint,omitempty"`
 }
 
 // Type implements Message.
@@ -159,6 +163,7 @@ const (
 	DownPO        DownKind = 6 // purchase order
 	DownTask      DownKind = 7 // pick or count task
 	DownSettings  DownKind = 8 // warehouse settings (strict catalog, skew window)
+	DownNoticeAck DownKind = 9 // NoticeAck: the server has taken a gateway's notice
 )
 
 // DownItem is one downstream entry. Body is the CBOR encoding of the
@@ -190,5 +195,146 @@ type Task struct {
 	OrderLine uint32 `cbor:"8,keyasint,omitempty" json:"order_line,omitempty"`
 	Conflict  string `cbor:"9,keyasint,omitempty" json:"conflict,omitempty"`
 	Reason    string `cbor:"10,keyasint,omitempty" json:"reason,omitempty"`
-	Status    string `cbor:"11,keyasint,omitempty" json:"status,omitempty"` // "open" (default), "done", "cancelled"
+	Status    string `cbor:"11,keyasint,omitempty" json:"status,omitempty"` // "open" (default), "done", "short", "cancelled"
+	// Picked is what the gateways picked against a pick task so far.
+	Picked int64 `cbor:"12,keyasint,omitempty" json:"picked,omitempty"`
+	// Expiry is the expiry date (YYYY-MM-DD) of the task's lot, when known.
+	Expiry string `cbor:"13,keyasint,omitempty" json:"expiry,omitempty"`
+}
+
+// Location types (Location.Type).
+const (
+	LocDock       = "dock"
+	LocStorage    = "storage"
+	LocPick       = "pick"
+	LocPack       = "pack"
+	LocQuarantine = "quarantine"
+)
+
+// Item velocities (Item.Velocity), for slotting.
+const (
+	VelocityFast   = "fast"
+	VelocityNormal = "normal"
+	VelocitySlow   = "slow"
+)
+
+// Item is a catalog entry (DownCatalog), keyed by SKU. A gateway maps every
+// listed GTIN-14 to the SKU; with strict catalog settings an unlisted GTIN
+// is rejected.
+type Item struct {
+	SKU         string   `cbor:"1,keyasint" json:"sku"`
+	GTINs       []string `cbor:"2,keyasint,omitempty" json:"gtins,omitempty"`
+	Description string   `cbor:"3,keyasint,omitempty" json:"description,omitempty"`
+	TrackLot    bool     `cbor:"4,keyasint,omitempty" json:"track_lot,omitempty"`    // every receipt needs a lot
+	TrackExpiry bool     `cbor:"5,keyasint,omitempty" json:"track_expiry,omitempty"` // lots expire: FEFO picking, expired receipts flagged
+	Velocity    string   `cbor:"6,keyasint,omitempty" json:"velocity,omitempty"`     // "fast", "normal" (default), "slow"
+	Serialized  bool     `cbor:"7,keyasint,omitempty" json:"serialized,omitempty"`   // units carry RFID tags (EPC → location kept)
+	Deleted     bool     `cbor:"15,keyasint,omitempty" json:"deleted,omitempty"`     // tombstone: forget the record
+}
+
+// Location is master data of one location (DownLocation), keyed by Code.
+type Location struct {
+	Code     string `cbor:"1,keyasint" json:"code"`
+	Zone     string `cbor:"2,keyasint,omitempty" json:"zone,omitempty"`
+	Type     string `cbor:"3,keyasint,omitempty" json:"type,omitempty"` // dock, storage, pick, pack, quarantine
+	Sellable bool   `cbor:"4,keyasint,omitempty" json:"sellable,omitempty"`
+	// Rank is the distance rank from packing: 1 is nearest; 0 is unranked
+	// (sorted last).
+	Rank    uint32 `cbor:"5,keyasint,omitempty" json:"rank,omitempty"`
+	Deleted bool   `cbor:"15,keyasint,omitempty" json:"deleted,omitempty"`
+}
+
+// Threshold is the reorder threshold of a sku (DownThreshold), keyed by SKU.
+type Threshold struct {
+	SKU          string `cbor:"1,keyasint" json:"sku"`
+	ReorderPoint int64  `cbor:"2,keyasint" json:"reorder_point"`         // alert when on-hand falls to or below this
+	ReorderQty   int64  `cbor:"3,keyasint,omitempty" json:"reorder_qty"` // suggested order quantity
+	Max          int64  `cbor:"4,keyasint,omitempty" json:"max,omitempty"`
+	SafetyStock  int64  `cbor:"5,keyasint,omitempty" json:"safety_stock,omitempty"` // held back from available-to-sell
+	// Seasonal overrides apply on the days From..To (UTC, inclusive); the
+	// first that covers a day wins.
+	Seasonal []SeasonalThreshold `cbor:"6,keyasint,omitempty" json:"seasonal,omitempty"`
+	Deleted  bool                `cbor:"15,keyasint,omitempty" json:"deleted,omitempty"`
+}
+
+// SeasonalThreshold is a date-bounded override of a Threshold.
+type SeasonalThreshold struct {
+	From         string `cbor:"1,keyasint" json:"from"` // YYYY-MM-DD
+	To           string `cbor:"2,keyasint" json:"to"`   // YYYY-MM-DD, inclusive
+	ReorderPoint int64  `cbor:"3,keyasint" json:"reorder_point"`
+	ReorderQty   int64  `cbor:"4,keyasint,omitempty" json:"reorder_qty,omitempty"`
+	Max          int64  `cbor:"5,keyasint,omitempty" json:"max,omitempty"`
+}
+
+// On returns the threshold in effect on day (YYYY-MM-DD).
+func (t Threshold) On(day string) Threshold {
+	for _, s := range t.Seasonal {
+		if s.From <= day && day <= s.To {
+			out := t
+			out.ReorderPoint, out.ReorderQty, out.Max, out.Seasonal = s.ReorderPoint, s.ReorderQty, s.Max, nil
+			return out
+		}
+	}
+	return t
+}
+
+// POLine is one expected line of a purchase order.
+type POLine struct {
+	Line uint32 `cbor:"1,keyasint" json:"line"`
+	SKU  string `cbor:"2,keyasint" json:"sku"`
+	Lot  string `cbor:"3,keyasint,omitempty" json:"lot,omitempty"` // expected lot; another lot is a lot mismatch
+	Qty  int64  `cbor:"4,keyasint" json:"qty"`
+}
+
+// PurchaseOrder is a purchase order to receive (DownPO), keyed by ID.
+type PurchaseOrder struct {
+	ID       string   `cbor:"1,keyasint" json:"id"`
+	Supplier string   `cbor:"2,keyasint,omitempty" json:"supplier,omitempty"`
+	Dock     string   `cbor:"3,keyasint,omitempty" json:"dock,omitempty"` // receiving location; RFID portals there receive against it
+	Lines    []POLine `cbor:"4,keyasint" json:"lines"`
+	Status   string   `cbor:"5,keyasint,omitempty" json:"status,omitempty"` // "open" (default), "closed", "cancelled"
+	Deleted  bool     `cbor:"15,keyasint,omitempty" json:"deleted,omitempty"`
+}
+
+// Settings are a warehouse's options (DownSettings; one per warehouse).
+type Settings struct {
+	StrictCatalog bool  `cbor:"1,keyasint,omitempty" json:"strict_catalog,omitempty"` // reject GTINs the catalog does not list
+	SkewWindowMS  int64 `cbor:"2,keyasint,omitempty" json:"skew_window_ms,omitempty"` // count-race window; 0: 5000
+	// OverReceiptPct is the over-receipt allowance in percent of a PO
+	// line: receiving more than qty × (100+pct)/100 is flagged.
+	OverReceiptPct uint32 `cbor:"3,keyasint,omitempty" json:"over_receipt_pct,omitempty"`
+}
+
+// Notice kinds (Notice.Kind).
+const (
+	NoticePOClose   = "po-close"   // a receive session against Ref (a PO) was finished
+	NoticeTaskClose = "task-close" // a pick or count session against Ref (a task) was finished
+	NoticeReorder   = "reorder"    // a pick took SKU to or below its reorder point at this gateway
+)
+
+// Notice is a gateway record that is not an inventory operation: it has no
+// effect on stock and is carried in Status until the server confirms it
+// with a NoticeAck. The server acts on it once its upstream watermark for
+// the gateway reaches Seq, so the ops it summarises are applied first.
+type Notice struct {
+	ID        string `cbor:"1,keyasint" json:"id"` // unique per gateway
+	Kind      string `cbor:"2,keyasint" json:"kind"`
+	Seq       uint64 `cbor:"3,keyasint,omitempty" json:"seq,omitempty"`
+	At        int64  `cbor:"4,keyasint,omitempty" json:"at,omitempty"` // Unix ms
+	Ref       string `cbor:"5,keyasint,omitempty" json:"ref,omitempty"`
+	SKU       string `cbor:"6,keyasint,omitempty" json:"sku,omitempty"`
+	Location  string `cbor:"7,keyasint,omitempty" json:"location,omitempty"`
+	Qty       int64  `cbor:"8,keyasint,omitempty" json:"qty,omitempty"`       // task-close: picked; reorder: on-hand after the pick
+	Threshold int64  `cbor:"9,keyasint,omitempty" json:"threshold,omitempty"` // reorder: the reorder point crossed
+	Device    string `cbor:"10,keyasint,omitempty" json:"device,omitempty"`
+	Operator  string `cbor:"11,keyasint,omitempty" json:"operator,omitempty"`
+}
+
+// MaxNotices bounds the notices one Status carries.
+const MaxNotices = 64
+
+// NoticeAck confirms that the server took a gateway's notice (DownNoticeAck,
+// targeted at that gateway).
+type NoticeAck struct {
+	ID string `cbor:"1,keyasint" json:"id"`
 }

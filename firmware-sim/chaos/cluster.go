@@ -121,6 +121,7 @@ type agent struct {
 	sims     map[string]*barcodesim.Sim
 	gate     *gate
 	extra    []string // extra agent flags
+	broker   string   // when set, the agent dials this instead of its proxy
 
 	mu   sync.Mutex // serialises kill/restart/resync
 	p    *proc
@@ -151,8 +152,12 @@ func (a *agent) closeSims() {
 // scanner connected. The caller holds a.mu.
 func (a *agent) startLocked(ctx context.Context) error {
 	a.runs++
+	broker := a.broker
+	if broker == "" {
+		broker = a.proxy.Addr()
+	}
 	args := []string{"run", "--data", filepath.Join(a.dir, "data"), "--warehouse", a.wh, "--gateway", a.gw,
-		"--broker", "tcp://" + a.proxy.Addr(), "--http", a.httpAddr, "--ack-timeout", "1s", "--log-level", "warn"}
+		"--broker", "tcp://" + broker, "--http", a.httpAddr, "--ack-timeout", "1s", "--log-level", "warn"}
 	for _, d := range a.devs {
 		args = append(args, "--device", d+"=barcode:"+a.link(d)+",feedback=honeywell")
 	}

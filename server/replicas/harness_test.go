@@ -66,9 +66,14 @@ var (
 	buildErr  error
 )
 
-// build compiles the three binaries once per test binary run.
+// build compiles the three binaries once per test binary run, unless
+// SHELFSYNC_TEST_BIN_DIR names a directory that already holds them.
 func build(t *testing.T) {
 	buildOnce.Do(func() {
+		if dir := os.Getenv("SHELFSYNC_TEST_BIN_DIR"); dir != "" {
+			binDir = dir
+			return
+		}
 		binDir, buildErr = os.MkdirTemp("", "shelfsync-replicas-bin")
 		if buildErr != nil {
 			return
@@ -91,7 +96,7 @@ func build(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
+	if binDir != "" && os.Getenv("SHELFSYNC_TEST_BIN_DIR") == "" {
 		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
@@ -155,6 +160,9 @@ func start(t *testing.T, name string, stdin bool, bin string, args ...string) *p
 		p.kill(syscall.SIGKILL)
 		if t.Failed() {
 			t.Logf("---- %s output (tail) ----\n%s", p.name, tail(p.output(), 40))
+		}
+		if dir := os.Getenv("SHELFSYNC_REPLICAS_LOGS"); dir != "" { // keep every process's output
+			_ = os.WriteFile(filepath.Join(dir, strings.NewReplacer("/", "_", "#", "_").Replace(t.Name()+"-"+p.name)+".log"), []byte(p.output()), 0o644)
 		}
 	})
 	return p
@@ -290,7 +298,7 @@ func (r *replica) start() {
 	case modeShared:
 		args = append(args, "--share-group", "shelfsync")
 	case modeLeases:
-		args = append(args, "--gateway-leases")
+		args = append(args, "--gateway-leases", "--lease-ttl", "3s")
 	}
 	r.p = start(c.t, fmt.Sprintf("server%d#%d", r.i, r.runs), false, filepath.Join(binDir, "shelfsync-server"), args...)
 	waitFor(c.t, 20*time.Second, "replica connected to the broker", func() bool { return httpOK("http://" + r.http + "/healthz") })

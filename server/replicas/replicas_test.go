@@ -12,7 +12,7 @@ import (
 // ledger of the confirmed scans, each op is stored once, and each provoked
 // conflict exists once.
 func TestIntegrationReplicasKill9(t *testing.T) {
-	for _, m := range []mode{modeShared} {
+	for _, m := range []mode{modeShared, modeLeases} {
 		t.Run(string(m), func(t *testing.T) {
 			c := newCluster(t, 3, m)
 			for _, id := range [][2]string{{"wh1", "dock1"}, {"wh1", "dock2"}, {"wh2", "dock1"}, {"wh2", "pick1"}} {

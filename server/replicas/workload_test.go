@@ -165,6 +165,8 @@ func (c *cluster) check() {
 type stats struct {
 	Ops, Batches, Resends  uint64 // from the agents
 	Apply, Gap, Duplicate  float64
+	ApplySec, ApplyN       float64 // apply latency sum and count
+	Dropped                float64 // messages the replicas' ingest limits dropped
 	DownItems, DownRepeats int
 }
 
@@ -181,6 +183,9 @@ func (c *cluster) stats() stats {
 		s.Apply += r.metric("shelfsync_ingest_batches_total", `verdict="apply"`)
 		s.Gap += r.metric("shelfsync_ingest_batches_total", `verdict="gap"`)
 		s.Duplicate += r.metric("shelfsync_ingest_batches_total", `verdict="duplicate"`)
+		s.ApplySec += r.metric("shelfsync_ingest_apply_seconds_sum", "")
+		s.ApplyN += r.metric("shelfsync_ingest_apply_seconds_count", "")
+		s.Dropped += r.metric("shelfsync_ingest_rejected_total", `reason="backlog"`) + r.metric("shelfsync_ingest_rejected_total", `reason="overload"`)
 	}
 	s.DownItems, s.DownRepeats = c.obs.down()
 	return s
@@ -193,8 +198,15 @@ func (s stats) String() string {
 		}
 		return 100 * a / b
 	}
-	return fmt.Sprintf("ops %d, batches sent %d, resends %d (%.1f%% of batches); server verdicts: apply %.0f, gap %.0f (%.1f%%), duplicate %.0f (%.1f%%); downstream items published %d, of which repeats %d (%.1f%%)",
+	return fmt.Sprintf("ops %d, batches sent %d, resends %d (%.1f%% of batches); server verdicts: apply %.0f, gap %.0f (%.1f%%), duplicate %.0f (%.1f%%); mean apply %.1f ms; dropped by ingest limits %.0f; downstream items published %d, of which repeats %d (%.1f%%)",
 		s.Ops, s.Batches, s.Resends, pct(float64(s.Resends), float64(s.Batches)),
 		s.Apply, s.Gap, pct(s.Gap, s.Apply+s.Gap+s.Duplicate), s.Duplicate, pct(s.Duplicate, s.Apply+s.Gap+s.Duplicate),
-		s.DownItems, s.DownRepeats, pct(float64(s.DownRepeats), float64(s.DownItems)))
+		1000*s.ApplySec/max(s.ApplyN, 1), s.Dropped, s.DownItems, s.DownRepeats, pct(float64(s.DownRepeats), float64(s.DownItems)))
+}
+
+// sub returns s - o for the counters that only grow while processes live.
+func (s stats) sub(o stats) stats {
+	d := s
+	d.Ops, d.Batches, d.Resends = s.Ops-o.Ops, s.Batches-o.Batches, s.Resends-o.Resends
+	return d
 }

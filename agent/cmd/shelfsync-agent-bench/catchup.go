@@ -1,3 +1,328 @@
 package main
 
-func dummy() {}
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/shelfsync/shelfsync/agent/internal/store"
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// benchCatchup builds a backlog of n ops in an agent store (as a gateway
+// offline for a long shift would have), then starts the real server and
+// the real agent on it and times until the server has acknowledged every
+// op (or, past opts.timeout, extrapolates from the rate reached). The RSS
+// figure is the agent's peak with the backlog queued and no server to
+// drain it, against the same agent with an empty outbox. The catch-up's
+// baseline is a raw Badger batch write of the same ops with the server's
+// Badger defaults.
+// catchupOpts tune the catch-up run.
+type catchupOpts struct {
+	timeout               time.Duration
+	serverArgs, agentArgs []string
+}
+
+func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error) {
+	root, err := findRoot()
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "shelfsync-bench-catchup-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	serverBin, agentBin := filepath.Join(work, "shelfsync-server"), filepath.Join(work, "shelfsync-agent")
+	for _, b := range []struct{ out, pkg string }{{serverBin, "./server/cmd/shelfsync-server"}, {agentBin, "./agent/cmd/shelfsync-agent"}} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.out, b.pkg)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
+		}
+	}
+
+	ops := backlogOps(n)
+	agentDir := filepath.Join(work, "agent")
+	t := time.Now()
+	if err := writeBacklog(ctx, agentDir, ops); err != nil {
+		return nil, err
+	}
+	logf("catch-up: %d ops committed to the agent store in %s", n, time.Since(t).Round(time.Millisecond))
+	raw, err := rawBatchWrite(filepath.Join(work, "raw"), ops)
+	if err != nil {
+		return nil, err
+	}
+	logf("catch-up: raw Badger batch write of the same ops: %.2f s", raw)
+
+	runAgent := func(dir, gw, broker string, until func(agentStatus) bool, timeout time.Duration) (time.Duration, int64, agentStatus, error) {
+		addr := freeAddr()
+		t0 := time.Now()
+		args := append([]string{"run", "--data", dir, "--warehouse", "wh1", "--gateway", gw,
+			"--broker", "tcp://" + broker, "--http", addr, "--log-level", "warn"}, opts.agentArgs...)
+		p, err := start(filepath.Join(work, gw+".log"), agentBin, args...)
+		if err != nil {
+			return 0, 0, agentStatus{}, err
+		}
+		defer stop(p)
+		var peak int64
+		var st agentStatus
+		err = poll(timeout, gw, func() bool {
+			peak = max(peak, vmHWM(p.Process.Pid))
+			st = agentStatus{}
+			return get("http://"+addr+"/api/v1/status", &st) == nil && until(st)
+		})
+		took := time.Since(t0)
+		peak = max(peak, vmHWM(p.Process.Pid))
+		return took, peak, st, err
+	}
+	upFor := func(d time.Duration) func(agentStatus) bool {
+		var since time.Time
+		return func(agentStatus) bool {
+			if since.IsZero() {
+				since = time.Now()
+			}
+			return time.Since(since) > d
+		}
+	}
+
+	// RSS with the backlog queued (no server reachable: nothing drains),
+	// against the same agent with an empty outbox.
+	nowhere := freeAddr()
+	_, idle, _, err := runAgent(filepath.Join(work, "idle"), "gw-idle", nowhere, upFor(5*time.Second), time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	_, queued, st, err := runAgent(agentDir, "gw-backlog", nowhere, upFor(5*time.Second), time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	if st.LastSeq != uint64(n) {
+		return nil, fmt.Errorf("backlog agent reports last_seq %d, want %d", st.LastSeq, n)
+	}
+	logf("rss: agent with %d ops queued %.1f MiB, with an empty outbox %.1f MiB", n, mib(queued), mib(idle))
+
+	httpAddr, mqttAddr := freeAddr(), freeAddr()
+	srv, err := start(filepath.Join(work, "server.log"), serverBin, append([]string{"run", "--data", filepath.Join(work, "server"),
+		"--http", httpAddr, "--mqtt", mqttAddr, "--log-level", "warn"}, opts.serverArgs...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer stop(srv)
+	if err := poll(60*time.Second, "server healthy", func() bool { return get("http://"+httpAddr+"/healthz", nil) == nil }); err != nil {
+		return nil, err
+	}
+	took, peak, st, err := runAgent(agentDir, "gw-backlog", mqttAddr, func(st agentStatus) bool { return st.AckedSeq >= uint64(n) }, opts.timeout)
+	value := took.Seconds()
+	if err != nil {
+		if st.AckedSeq == 0 {
+			return nil, fmt.Errorf("catch-up: nothing acked in %s; see %s", opts.timeout, work)
+		}
+		// Not done in time: extrapolate from the rate reached, and say so.
+		value = took.Seconds() * float64(n) / float64(st.AckedSeq)
+		logf("catch-up: NOT DONE in %s — %d of %d acked (%.0f ops/s); %.0f s extrapolated. Agent's last error: %q",
+			took.Round(time.Second), st.AckedSeq, n, float64(st.AckedSeq)/took.Seconds(), value, st.Uplink.LastError)
+	} else {
+		logf("catch-up: %d ops acked in %s (%.0f ops/s); agent peak RSS while draining %.1f MiB", n, took.Round(time.Millisecond), float64(n)/took.Seconds(), mib(peak))
+	}
+	label := fmt.Sprintf("catchup_%dm_s", n/1_000_000)
+	rss := fmt.Sprintf("agent_rss_mib_%dm_outbox", n/1_000_000)
+	if n%1_000_000 != 0 {
+		label, rss = fmt.Sprintf("catchup_%d_s", n), fmt.Sprintf("agent_rss_mib_%d_outbox", n)
+	}
+	return []Result{
+		result(label, value, "s", "raw Badger batch write of the same ops (server's Badger defaults, synced)", raw),
+		result(rss, mib(queued), "MiB", "the same agent with an empty outbox", mib(idle)),
+	}, nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// backlogOps are n receive ops as a dock's scans make them.
+func backlogOps(n int) []protocol.Op {
+	ops := make([]protocol.Op, n)
+	for i := range ops {
+		sku := ean13(400638133000 + int64(i%1000))
+		ops[i] = protocol.Op{Kind: protocol.OpReceive, Location: fmt.Sprintf("DOCK-%02d", i%20), SKU: "0" + sku, Qty: 1,
+			Device: "d1", Operator: "op7", Raw: []string{sku}}
+	}
+	return ops
+}
+
+// writeBacklog commits ops to an agent store in commits of 1,000.
+func writeBacklog(ctx context.Context, dir string, ops []protocol.Op) error {
+	st, err := store.Open(store.Options{Dir: dir, Small: true})
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(ops); i += 1000 {
+		chunk := append([]protocol.Op(nil), ops[i:min(i+1000, len(ops))]...)
+		if _, err := st.Commit(ctx, &store.Commit{Device: "d1", Ops: chunk, KeepSession: true}); err != nil {
+			st.Close()
+			return err
+		}
+	}
+	return st.Close()
+}
+
+// rawBatchWrite writes the ops (CBOR, keyed like the server's op log) with
+// a Badger WriteBatch and returns the seconds it took.
+func rawBatchWrite(dir string, ops []protocol.Op) (float64, error) {
+	db, err := badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil).WithNumVersionsToKeep(1))
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	start := time.Now()
+	wb := db.NewWriteBatch()
+	for i := range ops {
+		op := ops[i]
+		op.Seq = uint64(i + 1)
+		b, err := protocol.Marshal(&op)
+		if err != nil {
+			wb.Cancel()
+			return 0, err
+		}
+		k := make([]byte, 0, 32)
+		k = append(k, "o/wh1\x00gw\x00"...)
+		k = binary.BigEndian.AppendUint64(k, op.Seq)
+		if err := wb.Set(k, b); err != nil {
+			wb.Cancel()
+			return 0, err
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return 0, err
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+type agentStatus struct {
+	LastSeq   uint64 `json:"last_seq"`
+	AckedSeq  uint64 `json:"acked_seq"`
+	Connected bool   `json:"connected"`
+	Uplink    struct {
+		LastError string `json:"last_error"`
+	} `json:"uplink"`
+}
+
+func findRoot() (string, error) {
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for ; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.work above the working directory: run from inside the shelfsync repository")
+		}
+	}
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// child is a started process.
+type child struct {
+	*exec.Cmd
+	done chan struct{}
+}
+
+func start(logPath, bin string, args ...string) (*child, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	c := &child{Cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	c.Stdout, c.Stderr = f, f
+	if err := c.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	go func() { _ = c.Wait(); f.Close(); close(c.done) }()
+	return c, nil
+}
+
+// stop sends SIGTERM and waits (SIGKILL after 10 s).
+func stop(c *child) {
+	_ = c.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = c.Process.Kill()
+		<-c.done
+	}
+}
+
+var client = &http.Client{Timeout: 5 * time.Second}
+
+func get(url string, v any) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if v == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func poll(d time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// vmHWM returns a process's peak resident set in bytes (0 once it exited).
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	var kb int64
+	for _, line := range splitLines(string(b)) {
+		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &kb); err == nil {
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}

@@ -59,12 +59,19 @@ func main() {
 		only   string
 		dur    time.Duration
 		backlg int
+		cu     catchupOpts
+		sargs  string
+		aargs  string
 	)
 	flag.StringVar(&out, "out", "", "also append the JSON lines to this file")
 	flag.StringVar(&only, "only", "", "comma-separated groups to run: durable,wire,catchup,rfid,line (default all)")
 	flag.DurationVar(&dur, "duration", 3*time.Second, "how long each throughput loop runs")
 	flag.IntVar(&backlg, "backlog", 1_000_000, "ops in the catch-up backlog")
+	flag.DurationVar(&cu.timeout, "catchup-timeout", 5*time.Minute, "stop waiting for the catch-up after this long and extrapolate")
+	flag.StringVar(&sargs, "server-args", "", "extra shelfsync-server run flags for the catch-up (space-separated)")
+	flag.StringVar(&aargs, "agent-args", "", "extra shelfsync-agent run flags for the catch-up (space-separated)")
 	flag.Parse()
+	cu.serverArgs, cu.agentArgs = strings.Fields(sargs), strings.Fields(aargs)
 	want := func(g string) bool { return only == "" || strings.Contains(","+only+",", ","+g+",") }
 
 	var w io.Writer = os.Stdout
@@ -106,7 +113,7 @@ func main() {
 		emit(benchLine(dur))
 	}
 	if want("catchup") {
-		rs, err := []Result(nil), error(nil); _ = backlg
+		rs, err := benchCatchup(ctx, backlg, cu)
 		if err != nil {
 			fail("catchup", err)
 		}

@@ -99,9 +99,9 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 			return nil, fmt.Errorf("http listen on %s: %w (pick another with --http)", cfg.HTTPAddr, err)
 		}
 		a.httpLn = ln
-		a.http = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: api.Handler(api.Deps{
+		a.http = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: a.withScreen(api.Handler(api.Deps{ // screen.go
 			Warehouse: cfg.Warehouse, Gateway: cfg.Gateway, Store: st, Uplink: a.uplink, Devices: a.devices, Gatherer: reg,
-		})}
+		}))}
 	}
 	return a, nil
 }

@@ -3,6 +3,7 @@ package devices
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -56,6 +57,18 @@ type DeviceInfo struct {
 	Operator  string    `json:"operator,omitempty"`
 	Expect    string    `json:"expect"`
 	Recent    []ScanLog `json:"recent"`
+	// Kind is "barcode" or "rfid"; Role and the reader fields are RFID's.
+	Kind string `json:"kind,omitempty"`
+	// PO, Order and Task are what the open session works against.
+	PO    string `json:"po,omitempty"`
+	Order string `json:"order,omitempty"`
+	Task  string `json:"task,omitempty"`
+	// Suggest is the put-away bin slotting suggests for the carried items.
+	Suggest string   `json:"suggest,omitempty"`
+	Carried []string `json:"carried,omitempty"`
+	// Error is the device's last problem (connection, unreadable scan).
+	Error string    `json:"error,omitempty"`
+	RFID  *RFIDInfo `json:"rfid,omitempty"`
 }
 
 // Manager owns the gateway's devices and their sessions.
@@ -63,7 +76,9 @@ type Manager struct {
 	cfg  Config
 	st   *store.Store
 	log  *slog.Logger
-	devs []*device.Device
+	devs  []*device.Device
+	rfids []*rfidDev // rfid.go
+	epcMu sync.Mutex // serialises portal receipts (receive each EPC once)
 
 	mu    sync.Mutex
 	state map[string]*devState // by device name
@@ -87,6 +102,14 @@ func New(cfg Config, st *store.Store) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, st: st, log: cfg.Logger, state: map[string]*devState{}}
 	for _, sp := range cfg.Specs {
+		if sp.Kind == "rfid" {
+			rc, err := sp.RFIDConfig()
+			if err != nil {
+				return nil, err
+			}
+			m.rfids = append(m.rfids, &rfidDev{cfg: rc, m: m})
+			continue
+		}
 		dc, err := sp.DeviceConfig()
 		if err != nil {
 			return nil, err
@@ -100,6 +123,10 @@ func New(cfg Config, st *store.Store) (*Manager, error) {
 // Run reads every device until ctx is done.
 func (m *Manager) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	for _, r := range m.rfids {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.run(ctx) }()
+	}
 	for _, d := range m.devs {
 		reads := make(chan device.Read, 64)
 		wg.Add(2)
@@ -190,11 +217,11 @@ func (m *Manager) Scan(ctx context.Context, name, text string) (ScanLog, error) 
 	if err != nil {
 		out = session.Outcome{Verdict: session.Bad, Reason: err.Error(), Device: ds.dev}
 	} else {
-		out = session.Step(ds.dev, in, session.Env{Device: name, ReceivingLoc: m.cfg.ReceivingLoc, Now: now, IdleTimeout: m.cfg.IdleTimeout})
+		out = session.Step(ds.dev, in, session.Env{Device: name, ReceivingLoc: m.cfg.ReceivingLoc, Now: now, IdleTimeout: m.cfg.IdleTimeout, Data: m.st.Lookup()})
 	}
 	entry.Verdict, entry.Reason = out.Verdict, out.Reason
 	if out.Changed || len(out.Ops) > 0 {
-		c := &store.Commit{Device: name, Ops: out.Ops}
+		c := &store.Commit{Device: name, Ops: out.Ops, Notices: out.Notices}
 		if out.Device.Session == nil && out.Device.Operator == "" {
 			c.EndSession = true
 		} else {
@@ -244,17 +271,40 @@ func (m *Manager) Devices() []DeviceInfo {
 	out := make([]DeviceInfo, 0, len(m.devs))
 	for _, d := range m.devs {
 		st := d.Stats()
-		info := DeviceInfo{Name: d.Name(), Path: d.Path(), Connected: d.Connected(), Reads: st.Reads, Errors: st.FramingErrors, Recent: []ScanLog{}}
+		info := DeviceInfo{Name: d.Name(), Path: d.Path(), Connected: d.Connected(), Reads: st.Reads, Errors: st.FramingErrors, Recent: []ScanLog{}, Kind: "barcode"}
 		if ds, err := m.device(d.Name()); err == nil {
 			ds.mu.Lock()
 			info.Operator = ds.dev.Operator
 			if s := ds.dev.Session; s != nil {
 				info.Session, info.Location = string(s.Kind), s.Location
+				info.PO, info.Order, info.Task, info.Suggest = s.PO, s.Order, s.Task, s.Suggest
+				for _, c := range s.Carried {
+					info.Carried = append(info.Carried, fmt.Sprintf("%d × %s", c.Qty, c.SKU))
+				}
+			}
+			for i := len(ds.recent) - 1; i >= 0; i-- {
+				if ds.recent[i].Verdict == session.Bad {
+					info.Error = ds.recent[i].Reason
+					break
+				}
+				if ds.recent[i].Verdict == session.Good {
+					break
+				}
 			}
 			info.Expect = session.Expect(ds.dev.Session)
 			info.Recent = append(info.Recent, ds.recent...)
 			ds.mu.Unlock()
 		}
+		out = append(out, info)
+	}
+	for _, r := range m.rfids {
+		info := r.info()
+		if ds, err := m.device(r.cfg.Name); err == nil {
+			ds.mu.Lock()
+			info.Recent = append(info.Recent, ds.recent...)
+			ds.mu.Unlock()
+		}
+		info.Expect = "reads tags (" + r.cfg.Role + " at " + r.cfg.Location + ")"
 		out = append(out, info)
 	}
 	return out
@@ -265,6 +315,9 @@ func (m *Manager) Statuses() []protocol.DeviceStatus {
 	out := make([]protocol.DeviceStatus, 0, len(m.devs))
 	for _, d := range m.devs {
 		out = append(out, protocol.DeviceStatus{Name: d.Name(), Connected: d.Connected()})
+	}
+	for _, r := range m.rfids {
+		out = append(out, protocol.DeviceStatus{Name: r.cfg.Name, Connected: r.connected.Load()})
 	}
 	return out
 }

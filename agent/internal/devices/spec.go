@@ -15,9 +15,13 @@ import (
 
 // Spec is one --device flag: NAME=KIND:SELECTOR[,key=value...].
 //
-// KIND is "barcode". SELECTOR is a path (/dev/ttyACM0) or a USB identity
-// (usb:05E0:1701[:SERIAL]). Options: framing=line|ssi, feedback=none|ssi|
-// honeywell|datalogic, suffix=auto|CR|LF|CRLF, prefix=TEXT, baud=N.
+// KIND is "barcode" or "rfid". SELECTOR is a path (/dev/ttyACM0) or a USB
+// identity (usb:05E0:1701[:SERIAL]). Barcode options: framing=line|ssi,
+// feedback=none|ssi|honeywell|datalogic, suffix=auto|CR|LF|CRLF,
+// prefix=TEXT, baud=N. RFID options (rfid.go): protocol=uhf18|mercury,
+// role=portal|shelf, location=LOC (both required), baud=N, window=D (read
+// de-duplication, default 500ms), sweep=D (shelf sweep period, default 2s),
+// address=N (uhf18 reader address).
 type Spec struct {
 	Name     string
 	Kind     string
@@ -35,8 +39,8 @@ func ParseSpec(s string) (Spec, error) {
 	if !ok {
 		return Spec{}, fmt.Errorf("device %q: want NAME=KIND:SELECTOR, e.g. %s=barcode:/dev/ttyACM0", s, name)
 	}
-	if kind != "barcode" {
-		return Spec{}, fmt.Errorf("device %q: kind %q is not supported; use barcode", s, kind)
+	if kind != "barcode" && kind != "rfid" {
+		return Spec{}, fmt.Errorf("device %q: kind %q is not supported; use barcode or rfid", s, kind)
 	}
 	parts := strings.Split(rest, ",")
 	sp := Spec{Name: name, Kind: kind, Selector: parts[0], Options: map[string]string{}}
@@ -48,11 +52,20 @@ func ParseSpec(s string) (Spec, error) {
 		if !ok {
 			return Spec{}, fmt.Errorf("device %q: option %q is not key=value", s, p)
 		}
-		switch k {
-		case "framing", "feedback", "suffix", "prefix", "baud":
+		switch {
+		case kind == "barcode" && (k == "framing" || k == "feedback" || k == "suffix" || k == "prefix" || k == "baud"):
 			sp.Options[k] = v
+		case kind == "rfid" && (k == "protocol" || k == "role" || k == "location" || k == "baud" || k == "window" || k == "sweep" || k == "address"):
+			sp.Options[k] = v
+		case kind == "rfid":
+			return Spec{}, fmt.Errorf("device %q: unknown option %q (protocol, role, location, baud, window, sweep, address)", s, k)
 		default:
 			return Spec{}, fmt.Errorf("device %q: unknown option %q (framing, feedback, suffix, prefix, baud)", s, k)
+		}
+	}
+	if kind == "rfid" {
+		if _, err := sp.RFIDConfig(); err != nil {
+			return Spec{}, err
 		}
 	}
 	return sp, nil

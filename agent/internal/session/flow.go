@@ -43,23 +43,59 @@ func done(d Device, env Env) Outcome {
 			return bad(d, "scan the LOC: label of the location being counted before CMD:DONE")
 		}
 		op := protocol.Op{Kind: protocol.OpCount, Scope: protocol.ScopeLocation, Location: s.Location, Lines: s.Lines, Raw: s.Raw}
+		if s.Task != "" {
+			op.Refs = &protocol.Refs{Task: s.Task}
+		}
 		d.Session = nil
-		return good(d, fmt.Sprintf("count of %s committed (%d lines)", s.Location, len(s.Lines)), stamp(op, d, env, s))
+		out := good(d, fmt.Sprintf("count of %s committed (%d lines)", s.Location, len(s.Lines)), stamp(op, d, env, s))
+		if s.Task != "" {
+			out.Notices = []protocol.Notice{notice(d, env, protocol.NoticeTaskClose, s.Task, s.Location, "", 0)}
+			out.Reason += "; task " + s.Task + " done"
+		}
+		return out
 	case Move, Putaway:
 		if len(s.Carried) > 0 {
 			return bad(d, "%d item(s) scanned without a destination: scan LOC:to, or CMD:CANCEL", len(s.Carried))
 		}
+	case Receive:
+		return receiveDone(d, env)
+	case Pick:
+		return pickDone(d, env)
 	}
 	d.Session = nil
 	return good(d, string(s.Kind)+" session finished")
 }
 
+// notice builds a record for the server; the store stamps its seq.
+func notice(d Device, env Env, kind, ref, location, sku string, qty int64) protocol.Notice {
+	return protocol.Notice{
+		ID: kind + "/" + ref + "/" + fmt.Sprint(env.Now.UnixMilli()), Kind: kind, At: env.Now.UnixMilli(), Ref: ref,
+		Location: location, SKU: sku, Qty: qty, Device: env.Device, Operator: d.Operator,
+	}
+}
+
+// checkLocation returns why a scanned location is refused: when the
+// gateway holds location master data, the location must be in it.
+func checkLocation(code string, env Env) string {
+	l := data(env)
+	if _, ok := l.Location(code); ok || len(l.Locations()) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("location %s is not in the location master data: check the label, or have the location added", code)
+}
+
 func location(d Device, in Input, env Env) Outcome {
 	s := d.Session
+	if why := checkLocation(in.Value, env); why != "" {
+		return bad(d, "%s", why)
+	}
 	switch s.Kind {
 	case Count:
 		if len(s.Lines) > 0 && s.Location != in.Value {
 			return bad(d, "counting %s: scan CMD:DONE before another location", s.Location)
+		}
+		if s.Task != "" && s.Location != "" && in.Value != s.Location {
+			return bad(d, "wrong location %s: count task %s is for %s", in.Value, s.Task, s.Location)
 		}
 		s.Location = in.Value
 		return good(d, "counting "+in.Value)
@@ -75,26 +111,65 @@ func location(d Device, in Input, env Env) Outcome {
 		if s.Kind == Putaway {
 			kind = protocol.OpPutaway
 		}
+		reason := ""
+		if s.Kind == Putaway && s.Suggest != "" {
+			reason = "suggested " + s.Suggest
+			if in.Value != s.Suggest {
+				reason += "; put at " + in.Value
+			}
+		}
 		ops := make([]protocol.Op, 0, len(s.Carried))
 		for _, c := range s.Carried {
-			ops = append(ops, stamp(protocol.Op{Kind: kind, Location: s.Location, To: in.Value, SKU: c.SKU, Lot: c.Lot, Qty: c.Qty, Raw: []string{c.Raw, in.Raw}}, d, env, s))
+			ops = append(ops, stamp(protocol.Op{Kind: kind, Location: s.Location, To: in.Value, SKU: c.SKU, Lot: c.Lot, Qty: c.Qty, Reason: reason, Raw: []string{c.Raw, in.Raw}}, d, env, s))
 		}
-		s.Carried = nil
-		return good(d, fmt.Sprintf("%d item line(s) moved to %s", len(ops), in.Value), ops...)
+		msg := fmt.Sprintf("%d item line(s) moved to %s", len(ops), in.Value)
+		if s.Suggest != "" && in.Value != s.Suggest {
+			msg += " instead of the suggested " + s.Suggest + " (recorded)"
+		}
+		s.Carried, s.Suggest = nil, ""
+		return good(d, msg, ops...)
+	case Pick:
+		return pickLocation(d, in, env)
 	}
 	s.Location = in.Value
 	return good(d, "location "+in.Value)
 }
 
+// resolve maps an item scan to its sku through the catalog: a listed GTIN
+// becomes its sku; an unlisted one is the sku itself unless the catalog is
+// strict.
+func resolve(in Input, env Env) (protocol.Item, string) {
+	l := data(env)
+	strict := l.Settings().StrictCatalog
+	if in.SKU != "" {
+		it, ok := l.Item(in.SKU)
+		if !ok {
+			if strict {
+				return it, fmt.Sprintf("sku %s is not in the catalog (strict catalog): set the item aside and have it added", in.SKU)
+			}
+			it.SKU = in.SKU
+		}
+		return it, ""
+	}
+	if in.GTIN == "" {
+		return protocol.Item{}, "item scan has neither GTIN nor SKU"
+	}
+	if it, ok := l.ItemByGTIN(in.GTIN); ok {
+		return it, ""
+	}
+	if strict {
+		return protocol.Item{}, fmt.Sprintf("GTIN %s is not in the catalog (strict catalog): set the item aside and have it added", in.GTIN)
+	}
+	return protocol.Item{SKU: in.GTIN}, ""
+}
+
 func item(d Device, in Input, env Env) Outcome {
 	s := d.Session
-	sku := in.SKU
-	if sku == "" {
-		sku = in.GTIN
+	it, why := resolve(in, env)
+	if why != "" {
+		return bad(d, "%s", why)
 	}
-	if sku == "" {
-		return bad(d, "item scan has neither GTIN nor SKU")
-	}
+	sku := it.SKU
 	explicitQty := s.NextQty != 0 || in.Qty != 0
 	qty := s.NextQty
 	if qty == 0 {
@@ -108,26 +183,21 @@ func item(d Device, in Input, env Env) Outcome {
 		lot = in.Lot
 	}
 	if s.Location == "" {
+		if s.Kind == Pick && (s.Task != "" || s.Order != "") {
+			return bad(d, "scan the LOC: label of the pick location first (%s)", Expect(s))
+		}
 		return bad(d, "scan a LOC: label first")
 	}
 	s.NextQty, s.NextLot = 0, ""
 	base := protocol.Op{Location: s.Location, SKU: sku, Lot: lot, Qty: qty, Expiry: in.Expiry, Raw: []string{in.Raw}}
 	switch s.Kind {
 	case Receive:
-		base.Kind = protocol.OpReceive
-		if s.PO != "" {
-			base.Refs = &protocol.Refs{PO: s.PO}
-		}
-		return good(d, fmt.Sprintf("received %d × %s at %s", qty, sku, s.Location), stamp(base, d, env, s))
+		return receiveItem(d, it, in, base, env)
 	case Pick:
 		if qty < 0 {
 			return bad(d, "pick quantity must be positive")
 		}
-		base.Kind = protocol.OpPick
-		if s.Order != "" || s.Task != "" {
-			base.Refs = &protocol.Refs{Order: s.Order, Task: s.Task}
-		}
-		return good(d, fmt.Sprintf("picked %d × %s from %s", qty, sku, s.Location), stamp(base, d, env, s))
+		return pickItem(d, it, in, base, env)
 	case Adjust:
 		if !explicitQty { // an adjust needs an explicit signed quantity
 			return bad(d, "scan QTY:+n or QTY:-n before the item in an ADJUST session")
@@ -147,6 +217,12 @@ func item(d Device, in Input, env Env) Outcome {
 		return good(d, "counted")
 	case Move, Putaway:
 		s.Carried = append(s.Carried, Carried{SKU: sku, Lot: lot, Qty: qty, Raw: in.Raw})
+		if s.Kind == Putaway && len(s.Carried) == 1 {
+			s.Suggest = SuggestBin(data(env), sku, s.Location)
+		}
+		if s.Suggest != "" {
+			return good(d, fmt.Sprintf("%d × %s taken; put it in %s (suggested), then scan its LOC:", qty, sku, s.Suggest))
+		}
 		return good(d, fmt.Sprintf("%d × %s taken; scan LOC:to", qty, sku))
 	}
 	return bad(d, "items are not expected in a %s session", s.Kind)
@@ -166,6 +242,9 @@ func Expect(s *State) string {
 	}
 	switch s.Kind {
 	case Receive:
+		if s.PO != "" {
+			return "item of PO " + s.PO + " (or QTY:/LOT:), CMD:DONE to close the receipt"
+		}
 		return "item (or QTY:/LOT:/PO:/LOC:), CMD:DONE to finish"
 	case Count:
 		if s.Location == "" {
@@ -174,6 +253,9 @@ func Expect(s *State) string {
 		return "items on " + s.Location + ", CMD:DONE to commit the count"
 	case Move, Putaway:
 		if len(s.Carried) > 0 {
+			if s.Suggest != "" {
+				return "LOC: destination (suggested " + s.Suggest + ")"
+			}
 			return "LOC: destination"
 		}
 		if s.Location == "" {
@@ -182,6 +264,9 @@ func Expect(s *State) string {
 		return "item to move, or CMD:DONE"
 	case Pick:
 		if s.Location == "" {
+			if s.Task != "" || s.Order != "" {
+				return "LOC: of the pick location"
+			}
 			return "ORD:/TASK: then LOC: of the pick location"
 		}
 		return "item to pick, CMD:DONE to finish"

@@ -88,6 +88,8 @@ type State struct {
 	Raw      []string             `cbor:"12,keyasint,omitempty"`
 	Started  int64                `cbor:"13,keyasint"` // Unix ms
 	LastScan int64                `cbor:"14,keyasint"` // Unix ms
+	// Suggest is the bin slotting suggests for the carried items (put-away).
+	Suggest string `cbor:"15,keyasint,omitempty"`
 }
 
 // Carried is an item picked up in a move or put-away, awaiting LOC:to.
@@ -104,6 +106,9 @@ type Env struct {
 	ReceivingLoc string // default location of receive sessions and put-away from
 	Now          time.Time
 	IdleTimeout  time.Duration // 0: no timeout
+	// Data is the master data, POs, tasks and stock Step checks scans
+	// against; nil behaves as NoData (every scan is taken at face value).
+	Data Lookup
 }
 
 // Outcome is the result of one scan.
@@ -114,6 +119,9 @@ type Outcome struct {
 	Device  Device // new device state (persist when Changed)
 	Changed bool
 	Expect  string // what the operator should scan next
+	// Notices are records for the server committed with the ops (receipt
+	// and task closes).
+	Notices []protocol.Notice
 }
 
 func bad(d Device, format string, args ...any) Outcome {
@@ -122,6 +130,12 @@ func bad(d Device, format string, args ...any) Outcome {
 
 func good(d Device, reason string, ops ...protocol.Op) Outcome {
 	return Outcome{Verdict: Good, Reason: reason, Ops: ops, Device: d, Changed: true, Expect: Expect(d.Session)}
+}
+
+func warn(d Device, reason string, ops ...protocol.Op) Outcome {
+	o := good(d, reason, ops...)
+	o.Verdict = Warn
+	return o
 }
 
 // Step applies one scan to a device's state. It never mutates d.
@@ -161,21 +175,9 @@ func Step(d Device, in Input, env Env) Outcome {
 	case InLocation:
 		return location(d, in, env)
 	case InPO:
-		if s.Kind != Receive {
-			return bad(d, "PO: only belongs in a RECEIVE session")
-		}
-		s.PO = in.Value
-		return good(d, "receiving against PO "+in.Value)
+		return poScan(d, in, env)
 	case InOrder, InTask:
-		if s.Kind != Pick {
-			return bad(d, "ORD:/TASK: only belong in a PICK session")
-		}
-		if in.Kind == InOrder {
-			s.Order = in.Value
-		} else {
-			s.Task = in.Value
-		}
-		return good(d, "picking "+in.Value)
+		return taskScan(d, in, env)
 	case InReason:
 		if s.Kind != Adjust {
 			return bad(d, "REASON: only belongs in an ADJUST session")

@@ -24,6 +24,11 @@ type Commit struct {
 	EndSession bool
 	// KeepSession leaves the saved session untouched.
 	KeepSession bool
+	// Notices are records for the server written with the ops (closes of
+	// receipts and tasks); each is stamped with the commit's last seq.
+	Notices []protocol.Notice
+
+	noticed bool // a notice was written (set by writeCommits)
 }
 
 type commitReq struct {
@@ -81,6 +86,9 @@ func (s *Store) Commit(ctx context.Context, c *Commit) ([]protocol.Op, error) {
 	}
 	select {
 	case err := <-r.done:
+		if err == nil && c.noticed {
+			s.notices.poke()
+		}
 		return c.Ops, err
 	case <-s.gc.quit:
 		// The loop drains queued requests before exiting.
@@ -181,6 +189,12 @@ func (s *Store) writeCommits(txn *badger.Txn, clock *protocol.Clock, batch []com
 			if err := s.applyView(txn, op); err != nil {
 				return err
 			}
+			if err := s.trackOp(txn, op, c); err != nil {
+				return err
+			}
+		}
+		if err := writeNotices(txn, c, seq); err != nil {
+			return err
 		}
 		switch {
 		case c.KeepSession:

@@ -30,6 +30,7 @@ import (
 //	s/{loc}\0{sku}\0{lot}                      server value (int64)
 //	x/{device}                                 open session state (opaque bytes)
 //	t/{id}                                     task from the server (CBOR)
+//	md/…                                       master data, receipts, picks, EPCs, notices (masterdata.go)
 //	q/{loc}\0{seq}                             pending own location count (covers keys seen later)
 const (
 	kSeq   = "m/seq"
@@ -60,9 +61,10 @@ type Options struct {
 
 // Store is the agent's Badger store.
 type Store struct {
-	db  *badger.DB
-	log *slog.Logger
-	gc  *groupCommitter
+	db      *badger.DB
+	log     *slog.Logger
+	gc      *groupCommitter
+	notices signal // masterdata.go
 }
 
 // Open opens or creates the store.

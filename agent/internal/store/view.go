@@ -63,81 +63,83 @@ func (s *Store) ApplyServerStock(values []protocol.StockValue, upWM, last uint64
 // ApplyDown applies a downstream batch: stock values (as ApplyServerStock)
 // and tasks (stored by id, replacing older versions), in one transaction.
 func (s *Store) ApplyDown(values []protocol.StockValue, tasks []protocol.Task, upWM, last uint64) error {
-	return s.update(func(txn *badger.Txn) error {
-		for _, t := range tasks {
-			b, err := protocol.Marshal(t)
-			if err != nil {
-				return err
-			}
-			if err := txn.Set([]byte(pTask+t.ID), b); err != nil {
-				return err
-			}
-		}
-		touched := map[ledger.Key]bool{}
-		for _, v := range values {
-			k := ledger.Key{Location: v.Location, SKU: v.SKU, Lot: v.Lot}
-			if err := txn.Set(viewKey(pSrv, k), be(uint64(v.OnHand))); err != nil {
-				return err
-			}
-			touched[k] = true
-		}
-		old, err := readU64(txn, kUpWM)
+	return s.update(func(txn *badger.Txn) error { return s.applyDownTxn(txn, values, tasks, upWM, last) })
+}
+
+func (s *Store) applyDownTxn(txn *badger.Txn, values []protocol.StockValue, tasks []protocol.Task, upWM, last uint64) error {
+	for _, t := range tasks {
+		b, err := protocol.Marshal(t)
 		if err != nil {
 			return err
 		}
-		if upWM > old {
-			if err := txn.Set([]byte(kUpWM), be(upWM)); err != nil {
-				return err
-			}
-			// Drop reflected pending effects; their keys need recomputing.
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pPend)})
-			var dead [][]byte
-			for it.Rewind(); it.Valid(); it.Next() {
-				key := it.Item().KeyCopy(nil)
-				seq := binary.BigEndian.Uint64(key[len(key)-8:])
-				if seq <= upWM {
-					dead = append(dead, key)
-					if k, ok := parseViewKey(key[:len(key)-9], pPend); ok {
-						touched[k] = true
-					}
-				}
-			}
-			it.Close()
-			for _, k := range dead {
-				if err := txn.Delete(k); err != nil {
-					return err
-				}
-			}
-			// Reflected location counts.
-			lit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLocP)})
-			var deadLoc [][]byte
-			for lit.Rewind(); lit.Valid(); lit.Next() {
-				key := lit.Item().KeyCopy(nil)
-				if binary.BigEndian.Uint64(key[len(key)-8:]) <= upWM {
-					deadLoc = append(deadLoc, key)
-				}
-			}
-			lit.Close()
-			for _, k := range deadLoc {
-				if err := txn.Delete(k); err != nil {
-					return err
-				}
-			}
-		}
-		for k := range touched {
-			if err := s.recompute(txn, k); err != nil {
-				return err
-			}
-		}
-		down, err := readU64(txn, kDown)
-		if err != nil {
+		if err := txn.Set([]byte(pTask+t.ID), b); err != nil {
 			return err
 		}
-		if last > down {
-			return txn.Set([]byte(kDown), be(last))
+	}
+	touched := map[ledger.Key]bool{}
+	for _, v := range values {
+		k := ledger.Key{Location: v.Location, SKU: v.SKU, Lot: v.Lot}
+		if err := txn.Set(viewKey(pSrv, k), be(uint64(v.OnHand))); err != nil {
+			return err
 		}
-		return nil
-	})
+		touched[k] = true
+	}
+	old, err := readU64(txn, kUpWM)
+	if err != nil {
+		return err
+	}
+	if upWM > old {
+		if err := txn.Set([]byte(kUpWM), be(upWM)); err != nil {
+			return err
+		}
+		// Drop reflected pending effects; their keys need recomputing.
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pPend)})
+		var dead [][]byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := it.Item().KeyCopy(nil)
+			seq := binary.BigEndian.Uint64(key[len(key)-8:])
+			if seq <= upWM {
+				dead = append(dead, key)
+				if k, ok := parseViewKey(key[:len(key)-9], pPend); ok {
+					touched[k] = true
+				}
+			}
+		}
+		it.Close()
+		for _, k := range dead {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		// Reflected location counts.
+		lit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLocP)})
+		var deadLoc [][]byte
+		for lit.Rewind(); lit.Valid(); lit.Next() {
+			key := lit.Item().KeyCopy(nil)
+			if binary.BigEndian.Uint64(key[len(key)-8:]) <= upWM {
+				deadLoc = append(deadLoc, key)
+			}
+		}
+		lit.Close()
+		for _, k := range deadLoc {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	for k := range touched {
+		if err := s.recompute(txn, k); err != nil {
+			return err
+		}
+	}
+	down, err := readU64(txn, kDown)
+	if err != nil {
+		return err
+	}
+	if last > down {
+		return txn.Set([]byte(kDown), be(last))
+	}
+	return nil
 }
 
 // ResetDown forgets the downstream position and the server values (the

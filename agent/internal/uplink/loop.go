@@ -32,6 +32,8 @@ func (u *Uplink) loop(ctx context.Context) error {
 		case msg := <-u.inbox:
 			u.handle(&s, msg)
 			u.send(&s, false)
+		case <-u.st.NoticeNotify():
+			u.publishStatus() // notices ride the status (SPEC.md §8)
 		case <-u.st.Notify():
 			if lingerC == nil {
 				lingerC = time.After(u.cfg.Linger)
@@ -193,31 +195,9 @@ func (u *Uplink) onDown(b *protocol.DownBatch) {
 		return
 	}
 	if protocol.Judge(p.Down, b.First, b.Last) == protocol.Apply {
-		var stock []protocol.StockValue
-		var tasks []protocol.Task
-		for _, it := range b.Items {
-			if it.Seq <= p.Down {
-				continue
-			}
-			var err error
-			switch it.Kind {
-			case protocol.DownStock:
-				var v protocol.StockValue
-				if err = protocol.Unmarshal(it.Body, &v); err == nil {
-					stock = append(stock, v)
-				}
-			case protocol.DownTask:
-				var t protocol.Task
-				if err = protocol.Unmarshal(it.Body, &t); err == nil {
-					tasks = append(tasks, t)
-				}
-			}
-			if err != nil {
-				u.log.Warn("bad downstream item ignored", "seq", it.Seq, "kind", it.Kind, "err", err)
-			}
-		}
+		d := decodeDown(b.Items, p.Down, u.log) // down.go
 		u.bump(func(st *State) { st.DownItems += uint64(len(b.Items)) })
-		if err := u.st.ApplyDown(stock, tasks, b.UpWM, b.Last); err != nil {
+		if err := u.st.ApplyDownItems(d, b.UpWM, b.Last); err != nil {
 			u.setError("apply downstream: %v", err)
 			return
 		}

@@ -141,6 +141,9 @@ func (u *Uplink) status(online bool) []byte {
 	if online && u.cfg.Devices != nil {
 		st.Devices = u.cfg.Devices()
 	}
+	if online {
+		st.Notices, _ = u.st.Notices(protocol.MaxNotices)
+	}
 	b, err := protocol.Encode(st)
 	if err != nil {
 		u.log.Error("encode status", "err", err)

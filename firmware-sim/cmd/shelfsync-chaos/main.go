@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -25,12 +26,16 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "latency" {
+		return latency(args[1:], stdout, stderr)
+	}
 	var cfg chaos.Config
 	var quiet bool
 	fs := flag.NewFlagSet("shelfsync-chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: shelfsync-chaos [flags]   (run from inside the repository; it builds the binaries)")
+		fmt.Fprintln(stderr, "Usage: shelfsync-chaos [flags]          the soak (run from inside the repository; it builds the binaries)")
+		fmt.Fprintln(stderr, "       shelfsync-chaos latency [flags]  scan→durable and scan→server latency, as JSON lines")
 		fs.PrintDefaults()
 	}
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the workload and the fault schedule")
@@ -69,6 +74,46 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sum.Report(stdout)
 	if !sum.OK() {
 		return 1
+	}
+	return 0
+}
+
+// latency prints the scan-latency benchmark figures as JSON lines.
+func latency(args []string, stdout, stderr io.Writer) int {
+	var cfg chaos.LatencyConfig
+	var out string
+	fs := flag.NewFlagSet("shelfsync-chaos latency", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&cfg.Scans, "scans", 1000, "scans to time")
+	fs.DurationVar(&cfg.Gap, "gap", 10*time.Millisecond, "pause between scans")
+	fs.StringVar(&cfg.Root, "root", "", "repository root (default: found from the working directory)")
+	fs.StringVar(&out, "out", "", "also append the JSON lines to this file")
+	fs.BoolVar(&cfg.Offline, "offline", false, "diagnostic: no server (scan→durable without replication; scan→server figures are then meaningless)")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	cfg.Log = func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
+	rs, err := chaos.Latency(context.Background(), cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench: latency:", err)
+		return 1
+	}
+	w := stdout
+	if out != "" {
+		f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		defer f.Close()
+		w = io.MultiWriter(stdout, f)
+	}
+	for _, r := range rs {
+		b, _ := json.Marshal(r)
+		fmt.Fprintln(w, string(b))
 	}
 	return 0
 }

@@ -28,12 +28,21 @@ type Deps struct {
 	// Middleware, when set, wraps every /api/v1 route (authentication).
 	Middleware func(route string, next http.Handler) http.Handler
 	Hooks      Hooks
+	// Orders, Alerts, Webhooks and Events serve their routes (orders.go,
+	// availability.go, alerts.go, webhooks.go, events.go); nil answers 501.
+	Orders   Orders
+	Alerts   Alerts
+	Webhooks Webhooks
+	Events   Events
+	// Dashboard, when set, is served under /dashboard/ (and / redirects there).
+	Dashboard http.Handler
 }
 
 // Handler is the server's HTTP handler.
 type Handler struct {
-	d   Deps
-	mux *http.ServeMux
+	d      Deps
+	mux    *http.ServeMux
+	routes []string // every /api/v1 pattern, for the OpenAPI check
 }
 
 // New builds the handler with every route registered.
@@ -54,14 +63,33 @@ func New(d Deps) *Handler {
 	}
 	h.registerStock()
 	h.registerDomain()
+	h.registerOrders()
+	h.registerAvailability()
+	h.registerAlerts()
+	h.registerWebhooks()
+	h.registerEvents()
+	h.registerCSV()
+	h.registerWarehouses()
+	h.registerMasterdata() // masterdata.go: master data, CSV import/export, pick routing
+	h.registerOpenAPI()
+	if d.Dashboard != nil {
+		h.mux.Handle("GET /dashboard/", d.Dashboard)
+		h.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/dashboard/", http.StatusFound)
+		})
+	}
 	return h
 }
+
+// Routes returns the pattern of every /api/v1 route, in registration order.
+func (h *Handler) Routes() []string { return append([]string(nil), h.routes...) }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 // handle registers an /api/v1 route through the middleware.
 func (h *Handler) handle(pattern string, f http.HandlerFunc) {
+	h.routes = append(h.routes, pattern)
 	var next http.Handler = f
 	if h.d.Middleware != nil {
 		next = h.d.Middleware(pattern, next)

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -160,45 +159,6 @@ func (h *Handler) registerDomain() {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"warehouse": k.WH, "location": k.Location, "sku": k.SKU, "lot": k.Lot, "items": hs})
 	})
-	h.handle("POST /api/v1/orders", func(w http.ResponseWriter, r *http.Request) {
-		a, ok := h.actions(w)
-		if !ok {
-			return
-		}
-		var o store.Order
-		if !decodeBody(w, r, &o) {
-			return
-		}
-		if err := validateOrder(&o); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		if _, err := a.PutOrder(r.Context(), o); err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		writeJSON(w, http.StatusCreated, o)
-	})
-	h.handle("GET /api/v1/orders/{warehouse}/{id}", func(w http.ResponseWriter, r *http.Request) {
-		a, ok := h.actions(w)
-		if !ok {
-			return
-		}
-		o, picked, err := a.GetOrder(r.Context(), r.PathValue("warehouse"), r.PathValue("id"))
-		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, err.Error())
-			return
-		}
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		p := map[string]int64{}
-		for l, q := range picked {
-			p[strconv.Itoa(int(l))] = q
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"order": o, "picked": p})
-	})
 	h.handle("GET /api/v1/tasks", func(w http.ResponseWriter, r *http.Request) {
 		a, ok := h.actions(w)
 		if !ok {
@@ -237,34 +197,4 @@ func (h *Handler) registerDomain() {
 		h.changed(wh, res)
 		writeJSON(w, http.StatusOK, map[string]any{"applied": res.Applied})
 	})
-}
-
-func validateOrder(o *store.Order) error {
-	if err := protocol.ValidateID(o.Warehouse); err != nil {
-		return fmt.Errorf("warehouse: %w", err)
-	}
-	if o.ID == "" || len(o.ID) > protocol.MaxFieldLen {
-		return fmt.Errorf("id: 1-%d bytes required", protocol.MaxFieldLen)
-	}
-	if len(o.Lines) == 0 {
-		return fmt.Errorf("lines: at least one line required")
-	}
-	seen := map[uint32]bool{}
-	for i, l := range o.Lines {
-		if l.Line == 0 {
-			o.Lines[i].Line = uint32(i + 1)
-			l.Line = o.Lines[i].Line
-		}
-		if seen[l.Line] {
-			return fmt.Errorf("lines[%d]: line %d appears twice", i, l.Line)
-		}
-		seen[l.Line] = true
-		if l.SKU == "" || l.Qty <= 0 {
-			return fmt.Errorf("lines[%d]: sku and a positive qty are required", i)
-		}
-	}
-	if o.Status == "" {
-		o.Status = "open"
-	}
-	return nil
 }

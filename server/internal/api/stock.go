@@ -15,21 +15,29 @@ func (h *Handler) registerStock() {
 			return
 		}
 		n, ok := intParam(r, "limit", 0)
-		if !ok {
-			writeError(w, http.StatusBadRequest, "limit must be a non-negative integer")
+		off, ok2 := intParam(r, "offset", 0)
+		if !ok || !ok2 {
+			writeError(w, http.StatusBadRequest, "limit and offset must be non-negative integers")
 			return
 		}
-		sq.Limit = n
+		if n > 0 { // one more than asked tells whether a next page exists
+			sq.Limit = off + n + 1
+		}
 		rows, err := h.d.Store.Stock(r.Context(), sq)
 		if err != nil {
 			h.d.Logger.Error("stock query", "err", err)
 			writeError(w, http.StatusInternalServerError, "stock query failed; see the server log")
 			return
 		}
+		rows = rows[min(off, len(rows)):]
+		more := n > 0 && len(rows) > n
+		if more {
+			rows = rows[:n]
+		}
 		if rows == nil {
 			rows = []store.StockRow{}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"items": rows})
+		writeJSON(w, http.StatusOK, listBody(rows, more, off+len(rows)))
 	})
 	h.handle("GET /api/v1/quarantine", func(w http.ResponseWriter, r *http.Request) {
 		qs, err := h.d.Store.Quarantined(r.Context(), r.URL.Query().Get("warehouse"))

@@ -30,6 +30,7 @@ type Server struct {
 	broker *broker.Broker
 	ingest *ingest.Ingest
 	down   *downstream.Sender
+	inv    *inventory // inventory.go: orders, alerts, webhooks, dashboard feed
 	http   *http.Server
 	httpLn net.Listener
 }
@@ -65,11 +66,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			func() float64 { return float64(b.Clients()) }))
 	}
 	var down *downstream.Sender
+	mdw := newMDWiring(st, log.With("component", "masterdata")) // masterdata.go: gateway notices, master data hooks
+	var inv *inventory
+	part := newPartition(cfg, st, log) // store.go: gateway leases, or nil
 	s.ingest = ingest.New(ingest.Config{
 		Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: sec.ingestUser, Password: sec.ingestPass,
 		TLS: sec.ingestTLS, Limits: sec.limits, ShareGroup: cfg.ShareGroup,
+		Accept: part.accept(func(wh, gw string) { down.Online(wh, gw, true) }),
 		Logger: log.With("component", "ingest"), Metrics: ingest.NewMetrics(reg),
-		OnApplied: func(wh, gw string, res store.Result) { down.Changed(wh) },
+		OnApplied: func(wh, gw string, res store.Result) { down.Changed(wh); inv.applied(wh, gw, res); mdw.applied(wh, gw, res.WM) },
 		OnHello: func(wh, gw string, h *protocol.Hello) {
 			down.Hello(wh, gw, h)
 			s.updateGateway(wh, gw, func(g *store.Gateway) {
@@ -79,6 +84,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		OnDownAck: func(wh, gw string, a *protocol.DownAck) { down.Acked(wh, gw, a) },
 		OnStatus: func(m *protocol.Status) {
 			down.Online(m.WH, m.GW, m.Online)
+			mdw.status(m)
 			s.updateGateway(m.WH, m.GW, func(g *store.Gateway) {
 				g.Online, g.LastSeen, g.ReportedSeq, g.OutboxDepth = m.Online, time.Now().UnixMilli(), m.LastSeq, m.OutboxDepth
 				if m.AgentVersion != "" {
@@ -87,21 +93,32 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			})
 		},
 	}, st)
-	down = downstream.New(downstream.Config{Logger: log.With("component", "downstream"), Publish: s.ingest.Publish, Clock: s.ingest.Clock()}, st)
+	down = downstream.New(downstream.Config{Logger: log.With("component", "downstream"), Publish: s.ingest.Publish, Clock: s.ingest.Clock(), Owns: part.owns()}, st)
 	s.down = down
+	inv = newInventory(st, s.ingest, mdw.hooks(), reg, log.With("component", "inventory"))
+	s.inv = inv
+	mdw.down, mdw.inv = down, inv
+	if err := inv.start(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("start orders, alerts and webhooks: %w", err)
+	}
 	s.ingest.Start(ctx)
 	go down.Run(ctx)
+	part.run(ctx)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("http listen on %s: %w (pick another with --http)", cfg.HTTPAddr, err)
 	}
 	s.httpLn = ln
-	s.http = &http.Server{Handler: sec.guard.Protect(api.New(api.Deps{Store: st, Ready: s.ready, Gatherer: reg, Logger: log, Middleware: sec.guard.Middleware,
+	deps := api.Deps{Store: st, Ready: s.ready, Gatherer: reg, Logger: log, Middleware: sec.guard.Middleware,
 		Hooks: api.Hooks{
-			Changed: func(wh string, _ store.Result) { down.Changed(wh) },
+			Changed: func(wh string, res store.Result) { down.Changed(wh); inv.applied(wh, protocol.ServerOrigin, res) },
 			Now:     s.ingest.Clock().Now,
-		}})), ReadHeaderTimeout: 5 * time.Second}
+		}}
+	inv.apiDeps(&deps)
+	s.http = &http.Server{Handler: sec.guard.Protect(api.New(deps)), ReadHeaderTimeout: 5 * time.Second}
+	s.http.RegisterOnShutdown(inv.hub.Close)
 	return s, nil
 }
 
@@ -156,6 +173,10 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Close stops everything; safe to call once after New.
 func (s *Server) Close() error {
+	if s.inv != nil {
+		s.inv.stop()
+		s.inv = nil
+	}
 	if s.ingest != nil {
 		s.ingest.Stop()
 		s.ingest = nil

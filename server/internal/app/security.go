@@ -36,6 +36,12 @@ func buildSecurity(cfg config.Config, reg prometheus.Registerer, log *slog.Logge
 		ingestUser: cfg.Username, ingestPass: cfg.Password,
 		limits: ingest.Limits{MaxMessageBytes: cfg.MaxMsgBytes, Rate: cfg.GatewayRate, Burst: cfg.GatewayBurst, MaxPending: cfg.GatewayBacklog},
 	}
+	if s.limits.MaxMessageBytes == 0 {
+		s.limits.MaxMessageBytes = 256 << 10
+	}
+	if s.limits.Rate == 0 {
+		s.limits.Rate = 100
+	}
 	if cfg.BrokerURL == "" {
 		if err := s.embedded(cfg, reg, log); err != nil {
 			return nil, err
@@ -97,6 +103,7 @@ func (s *security) embedded(cfg config.Config, reg prometheus.Registerer, log *s
 	s.ingestPass = base64.RawURLEncoding.EncodeToString(secret)
 	s.hook = broker.NewAuthHook(broker.AuthConfig{
 		Root: cfg.Root, Passwords: pw, InternalUser: s.ingestUser, InternalPassword: s.ingestPass,
+		MaxPublishBytes: s.limits.MaxMessageBytes, PublishRate: s.limits.Rate, PublishBurst: s.limits.Burst,
 		Logger: log.With("component", "broker-auth"), Metrics: broker.NewAuthMetrics(reg),
 	})
 	return nil

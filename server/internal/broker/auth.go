@@ -27,8 +27,8 @@ import (
 //
 // A publish the ACL denies disconnects an MQTT 3.1.1 client (mochi's
 // behaviour); a last will on a topic the identity may not publish refuses
-// the connection (as Mosquitto 2.0 does), since mochi sends wills without
-// an ACL check.
+// the connection: mochi would send the will without an ACL check (Mosquitto
+// 2.0.11 accepts such a connection and drops the will when it fires).
 
 // ServerIdentity is the MQTT identity of the central server.
 const ServerIdentity = "server"
@@ -62,7 +62,7 @@ func NewAuthMetrics(reg prometheus.Registerer) *AuthMetrics {
 		ACLDenied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_acl_denied_total",
 			Help: "Topic ACL denials by action (publish, subscribe, receive) and role (gateway, server)."}, []string{"action", "role"}),
 		PublishDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_publish_dropped_total",
-			Help: "Gateway publishes acknowledged but not forwarded by the embedded broker, by reason (size, rate)."}, []string{"reason"}),
+			Help: "Gateway publishes acknowledged but not forwarded by the embedded broker, by reason (size, rate, flood = the client was disconnected)."}, []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Accepted, m.Refused, m.ACLDenied, m.PublishDropped)

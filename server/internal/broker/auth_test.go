@@ -118,3 +118,27 @@ func FuzzParsePasswords(f *testing.F) {
 		}
 	})
 }
+
+// FuzzACL: whatever topic or filter a client sends, a gateway may write only
+// its own up/status and read only its own down; the server never gets '#'.
+func FuzzACL(f *testing.F) {
+	for _, s := range []string{"shelfsync/v1/WH1/gw-01/up", "shelfsync/v1/+/+/up", "$share/g/shelfsync/v1/+/+/status", "#", "shelfsync/v1/WH1/gw-01/down/#", "shelfsync/v1//gw-01/up", "+/+/+/+/+"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	h := NewAuthHook(AuthConfig{})
+	f.Fuzz(func(t *testing.T, topic string, write bool) {
+		if h.allowed(RoleGateway, "WH1/gw-01", topic, write) {
+			want := "shelfsync/v1/WH1/gw-01/down"
+			if write && topic != "shelfsync/v1/WH1/gw-01/up" && topic != "shelfsync/v1/WH1/gw-01/status" || !write && topic != want {
+				t.Fatalf("gateway allowed %q write=%v", topic, write)
+			}
+		}
+		if h.allowed(RoleServer, "server", topic, write) && strings.Contains(topic, "#") {
+			t.Fatalf("server allowed %q", topic)
+		}
+		if h.allowed(RoleNone, "x", topic, write) {
+			t.Fatal("no role, no access")
+		}
+	})
+}

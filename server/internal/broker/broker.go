@@ -40,6 +40,7 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumMessageExpiryInterval = 0 // keep retained status until replaced
+	caps.MaximumPacketSize = 2 << 20      // a bigger packet disconnects its client before it is read (as Mosquitto's max_packet_size)
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log.With("component", "broker")})
 	if cfg.Hook != nil {
 		if err := srv.AddHook(cfg.Hook, nil); err != nil {

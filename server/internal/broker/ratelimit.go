@@ -16,9 +16,20 @@ import (
 // server did not ack. The server identity is not limited.
 
 type bucket struct {
-	tokens float64
-	last   time.Time
+	tokens  float64
+	last    time.Time
+	second  time.Time // start of the current one-second window
+	dropped int       // rate drops in that window
 }
+
+// floodFactor: a client that sends over this many times its rate (and at
+// least floodMin messages) within one second beyond its limit is
+// disconnected — dropping alone would still let it burn the broker's CPU at
+// line rate.
+const (
+	floodFactor = 10
+	floodMin    = 1000
+)
 
 type publishLimiter struct {
 	rate    float64
@@ -38,7 +49,8 @@ func newPublishLimiter(rate float64, burst, maxSize int) *publishLimiter {
 	return &publishLimiter{rate: rate, burst: float64(burst), maxSize: maxSize, now: time.Now, buckets: map[string]*bucket{}}
 }
 
-// admit returns "" when id may publish size bytes now, else the reason.
+// admit returns "" when id may publish size bytes now, else the reason:
+// "size", "rate", or "flood" (disconnect the client).
 func (l *publishLimiter) admit(id string, size int) string {
 	if l.maxSize > 0 && size > l.maxSize {
 		return "size"
@@ -65,6 +77,14 @@ func (l *publishLimiter) admit(id string, size int) string {
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
 	if b.tokens < 1 {
+		if now.Sub(b.second) >= time.Second {
+			b.second, b.dropped = now, 0
+		}
+		b.dropped++
+		if b.dropped > max(floodMin, int(floodFactor*l.rate)) {
+			b.dropped = 0
+			return "flood"
+		}
 		return "rate"
 	}
 	b.tokens--
@@ -83,6 +103,10 @@ func (h *AuthHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	}
 	if reason := h.lim.admit(id, len(pk.Payload)); reason != "" {
 		h.m.PublishDropped.WithLabelValues(reason).Inc()
+		if reason == "flood" {
+			h.log.Warn("gateway keeps flooding past its publish rate; disconnected", "identity", id, "remote", cl.Net.Remote)
+			cl.Stop(packets.ErrRejectPacket)
+		}
 		return pk, packets.CodeSuccessIgnore
 	}
 	return pk, nil

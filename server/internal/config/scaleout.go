@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ScaleOut is the part of the configuration that lets several server
@@ -17,11 +18,20 @@ type ScaleOut struct {
 	// through the MQTT shared subscription $share/{ShareGroup}/…, so that
 	// the replicas of one group split the messages between them.
 	ShareGroup string
+	// GatewayLeases makes the replicas partition the gateways through
+	// leases in PostgreSQL: every replica subscribes to every gateway, and
+	// handles (and sends the downstream of) only those it holds the lease
+	// of. For brokers whose shared subscriptions are round robin
+	// (Mosquitto); LeaseTTL is how long a crashed replica's gateways wait.
+	GatewayLeases bool
+	LeaseTTL      time.Duration
 }
 
 func (c *ScaleOut) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", "", "store backend: empty or \"badger\" for the embedded Badger store under --data, or a PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=require) shared by replicas")
-	fs.StringVar(&c.ShareGroup, "share-group", "", "MQTT shared-subscription group of the replicas (subscribe as $share/GROUP/…); empty: every server gets every message (one server)")
+	fs.StringVar(&c.ShareGroup, "share-group", "", "MQTT shared-subscription group of the replicas (subscribe as $share/GROUP/…): for brokers that keep a publisher on one subscriber (EMQX hash_clientid); empty: every server gets every message")
+	fs.BoolVar(&c.GatewayLeases, "gateway-leases", false, "partition gateways between the replicas of a PostgreSQL store with leases: every replica subscribes to every gateway and handles those it holds (for Mosquitto, whose shared subscriptions are round robin)")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "with gateway-leases: how long a gateway lease outlives its replica's last renewal (a crashed replica's gateways move after this)")
 }
 
 // Postgres reports whether the store is PostgreSQL.
@@ -33,6 +43,17 @@ func (c *ScaleOut) validate(external bool) []error {
 	var errs []error
 	if c.Store != "" && c.Store != "badger" && !c.Postgres() {
 		errs = append(errs, fmt.Errorf("store: %q must be empty, \"badger\" or a postgres:// URL", redactDSN(c.Store)))
+	}
+	if c.GatewayLeases {
+		if !external || !c.Postgres() {
+			errs = append(errs, fmt.Errorf("gateway-leases: needs an external broker (--broker) and a PostgreSQL store (--store postgres://…)"))
+		}
+		if c.ShareGroup != "" {
+			errs = append(errs, fmt.Errorf("gateway-leases: do not combine with share-group: a replica must see every gateway's messages to hold its lease"))
+		}
+		if c.LeaseTTL < time.Second {
+			errs = append(errs, fmt.Errorf("lease-ttl: %s must be at least 1s", c.LeaseTTL))
+		}
 	}
 	if c.ShareGroup != "" {
 		if strings.ContainsAny(c.ShareGroup, "/+#") {

@@ -23,6 +23,9 @@ type Config struct {
 	// Publish sends a payload on a gateway's down topic.
 	Publish func(wh, gw string, payload []byte) error
 	Clock   *protocol.Clock
+	// Owns, when set, reports whether this server sends a gateway's
+	// downstream (with gateway leases, only the lease holder does).
+	Owns func(wh, gw string) bool
 }
 
 type gwKey struct{ wh, gw string }
@@ -151,7 +154,7 @@ func (s *Sender) sendAll(ctx context.Context) {
 	s.mu.Lock()
 	keys := make([]gwKey, 0, len(s.gws))
 	for k, g := range s.gws {
-		if g.online {
+		if g.online && (s.cfg.Owns == nil || s.cfg.Owns(k.wh, k.gw)) {
 			keys = append(keys, k)
 		}
 	}

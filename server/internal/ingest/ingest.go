@@ -43,8 +43,12 @@ type Config struct {
 	// $share/{ShareGroup}/… so that the replicas of the group split the
 	// gateways' messages (deploy/SCALE-OUT.md).
 	ShareGroup string
-	Logger     *slog.Logger
-	Metrics    *Metrics
+	// Accept, when set, decides in a worker whether this server handles a
+	// gateway's message (gateway leases: the lease holder does); messages
+	// it refuses are dropped and counted as rejected "other_replica".
+	Accept  func(ctx context.Context, wh, gw string) bool
+	Logger  *slog.Logger
+	Metrics *Metrics
 	// OnApplied, when set, is called after a batch is durably applied.
 	OnApplied func(wh, gw string, res store.Result)
 	// OnStatus, when set, receives every gateway status message.
@@ -109,7 +113,7 @@ func (in *Ingest) Start(ctx context.Context) {
 		SetConnectRetryInterval(500 * time.Millisecond).
 		SetMaxReconnectInterval(5 * time.Second).
 		SetKeepAlive(15 * time.Second).
-		SetOrderMatters(false).
+		SetOrderMatters(true). // route never blocks; in-order routing avoids needless gaps (resends) under load
 		SetOnConnectHandler(in.onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			in.log.Warn("broker connection lost; reconnecting", "err", err)
@@ -187,9 +191,25 @@ func (in *Ingest) Connected() bool { return in.client != nil && in.client.IsConn
 func (in *Ingest) worker(ctx context.Context, _ int, q chan paho.Message) {
 	defer in.wg.Done()
 	for msg := range q {
-		in.handle(ctx, msg.Topic(), msg.Payload())
+		if in.accepts(ctx, msg.Topic()) {
+			in.handle(ctx, msg.Topic(), msg.Payload())
+		}
 		in.lim.release(gatewayKey(msg.Topic()))
 	}
+}
+
+// accepts reports whether this server handles a message on topic (see
+// Config.Accept).
+func (in *Ingest) accepts(ctx context.Context, topic string) bool {
+	if in.cfg.Accept == nil {
+		return true
+	}
+	t, err := in.topics.Parse(topic)
+	if err != nil || in.cfg.Accept(ctx, t.Warehouse, t.Gateway) {
+		return true // handle counts a malformed topic
+	}
+	in.m.Rejected.WithLabelValues("other_replica").Inc()
+	return false
 }
 
 // Handle processes one message as if received on topic. Exported for tests
@@ -296,6 +316,22 @@ func (in *Ingest) Publish(wh, gw string, payload []byte) error {
 	}
 	return tok.Error()
 }
+
+// PublishTopic publishes payload on any topic the server may publish to
+// (alerts, channel availability), QoS 1, retained when asked.
+func (in *Ingest) PublishTopic(topic string, retained bool, payload []byte) error {
+	if in.client == nil || !in.client.IsConnectionOpen() {
+		return errors.New("not connected to the broker")
+	}
+	tok := in.client.Publish(topic, 1, retained, payload)
+	if !tok.WaitTimeout(5 * time.Second) {
+		return errors.New("publish timed out")
+	}
+	return tok.Error()
+}
+
+// Topics returns the topic names under the ingest's root.
+func (in *Ingest) Topics() protocol.Topics { return in.topics }
 
 // Clock returns the ingest's hybrid logical clock.
 func (in *Ingest) Clock() *protocol.Clock { return in.clock }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -297,10 +298,23 @@ const pfxOrder = "od/"
 
 // PutOrder creates or replaces an order and its line quantities, and
 // re-checks over-picks of its lines (picks may have arrived before it).
-func (s *Badger) PutOrder(_ context.Context, o Order) ([]conflicts.Conflict, error) {
+func (s *Badger) PutOrder(ctx context.Context, o Order) ([]conflicts.Conflict, error) {
+	return s.PutOrderWith(ctx, o, nil)
+}
+
+// PutOrderWith is PutOrder with within, when not nil, run first in the same
+// transaction: the order package keeps its own records (idempotency keys,
+// reservations) atomically with the order lines the over-pick detector
+// reads. An error from within aborts the whole write and is returned as is.
+func (s *Badger) PutOrderWith(_ context.Context, o Order, within func(txn *badger.Txn) error) ([]conflicts.Conflict, error) {
 	var changed []conflicts.Conflict
 	err := s.update(func(txn *badger.Txn) error {
 		changed = nil
+		if within != nil {
+			if err := within(txn); err != nil {
+				return err
+			}
+		}
 		if err := putCBOR(txn, []byte(pfxOrder+join(o.Warehouse, o.ID)), o); err != nil {
 			return err
 		}
@@ -343,6 +357,61 @@ func (s *Badger) GetOrder(_ context.Context, wh, id string) (Order, map[uint32]i
 		return nil
 	})
 	return o, picked, err
+}
+
+// OrderPick is one pick op recorded against an order: the line it named
+// (0 when the pick named the order only) and the item it took.
+type OrderPick struct {
+	Line    uint32
+	SKU     string
+	Lot     string
+	Qty     int64
+	Gateway string
+	Seq     uint64
+}
+
+// OrderPicks returns every pick recorded against order id of wh, with the
+// sku and lot of each pick's op.
+func (s *Badger) OrderPicks(_ context.Context, wh, id string) ([]OrderPick, error) {
+	var out []OrderPick
+	prefix := []byte(pfxLinePick + join(wh, id) + "\x00")
+	err := s.db.View(func(txn *badger.Txn) error {
+		ls := &txnLedger{txn: txn}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			rest := it.Item().Key()[len(prefix):]
+			if len(rest) < 5 || rest[4] != 0 {
+				continue
+			}
+			line := binary.BigEndian.Uint32(rest[:4])
+			var p conflicts.LinePick
+			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &p) }); err != nil {
+				return err
+			}
+			var op protocol.Op
+			if _, err := ls.getCBOR(opKey(pfxOp, wh, p.Ref.GW, p.Ref.Seq), &op); err != nil {
+				return err
+			}
+			out = append(out, OrderPick{Line: line, SKU: op.SKU, Lot: op.Lot, Qty: p.Qty, Gateway: p.Ref.GW, Seq: p.Ref.Seq})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RaiseConflict records a conflict built outside the apply path (an
+// oversell from the order model) with the lifecycle rules of
+// conflicts.Raise, and reports whether anything was written.
+func (s *Badger) RaiseConflict(_ context.Context, c conflicts.Conflict) (conflicts.Conflict, bool, error) {
+	var out conflicts.Conflict
+	var written bool
+	err := s.update(func(txn *badger.Txn) error {
+		var err error
+		out, written, err = conflicts.Raise(&txnLedger{txn: txn}, c)
+		return err
+	})
+	return out, written, err
 }
 
 // QuarantineAction re-applies ("reapply") or rejects ("reject") a

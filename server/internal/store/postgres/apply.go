@@ -36,12 +36,26 @@ func (s *Store) ApplyBatch(ctx context.Context, wh, gw string, b *protocol.OpBat
 func (s *Store) apply(ctx context.Context, wh, gw string, b *protocol.OpBatch) (store.Result, error) {
 	var res store.Result
 	var wm, head int64
+	// One round trip: begin, lock the watermark row then the warehouse row,
+	// and read the stock keys the batch's ops touch (under those locks).
+	l := newTxLedger(ctx, nil)
+	var keys []ledger.Key
+	for i := range b.Ops {
+		op := &b.Ops[i]
+		for _, e := range ledger.Deltas(wh, op) {
+			keys = append(keys, e.Key)
+		}
+		for _, e := range ledger.CountLines(wh, op) {
+			keys = append(keys, e.Key)
+		}
+	}
 	var q pgx.Batch
 	q.BeginTx(pgx.TxOptions{})
 	q.Queue(`INSERT INTO watermarks (wh, gw) VALUES ($1, $2) ON CONFLICT DO NOTHING`, wh, gw)
 	q.Queue(`SELECT wm FROM watermarks WHERE wh = $1 AND gw = $2 FOR UPDATE`, wh, gw).QueryRow(func(r pgx.Row) error { return r.Scan(&wm) })
 	q.Queue(`INSERT INTO warehouses (wh) VALUES ($1) ON CONFLICT DO NOTHING`, wh)
 	q.Queue(`SELECT down_head FROM warehouses WHERE wh = $1 FOR UPDATE`, wh).QueryRow(func(r pgx.Row) error { return r.Scan(&head) })
+	l.queuePrefetch(&q, wh, keys)
 	tx, err := s.sendTx(ctx, &q)
 	if err != nil {
 		return res, err
@@ -52,22 +66,7 @@ func (s *Store) apply(ctx context.Context, wh, gw string, b *protocol.OpBatch) (
 	if res.Verdict != protocol.Apply {
 		return res, nil // the rollback releases the locks
 	}
-
-	l := newTxLedger(ctx, tx)
-	var keys []ledger.Key
-	for i := range b.Ops {
-		if op := &b.Ops[i]; op.Seq > res.WM {
-			for _, e := range ledger.Deltas(wh, op) {
-				keys = append(keys, e.Key)
-			}
-			for _, e := range ledger.CountLines(wh, op) {
-				keys = append(keys, e.Key)
-			}
-		}
-	}
-	if err := l.prefetch(wh, keys); err != nil {
-		return res, fmt.Errorf("read stock: %w", err)
-	}
+	l.tx = tx
 	var w writes
 	det := &conflicts.Detector{}
 	for i := range b.Ops {

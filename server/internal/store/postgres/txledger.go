@@ -75,7 +75,7 @@ var (
 	_ conflicts.Store = (*txLedger)(nil)
 )
 
-func newTxLedger(ctx context.Context, tx pgx.Tx) *txLedger {
+func newTxLedger(ctx context.Context, tx pgx.Tx) *txLedger { // tx may be set later
 	return &txLedger{
 		ctx: ctx, tx: tx,
 		keys: map[ledger.Key]*keyEntry{}, locs: map[locID]*locEntry{},
@@ -96,11 +96,12 @@ func scanKey(r pgx.Row, k *ledger.Key, s *ledger.KeyState) error {
 	return nil
 }
 
-// prefetch loads, in one round trip, the state of the given keys of wh and
-// the location counts of their locations.
-func (l *txLedger) prefetch(wh string, keys []ledger.Key) error {
+// queuePrefetch queues on b the queries that load the state of the given
+// keys of wh and the location counts of their locations into l (when b's
+// results are read).
+func (l *txLedger) queuePrefetch(b *pgx.Batch, wh string, keys []ledger.Key) {
 	if len(keys) == 0 {
-		return nil
+		return
 	}
 	var locs, skus, lots []string
 	seenLoc := map[string]bool{}
@@ -116,7 +117,6 @@ func (l *txLedger) prefetch(wh string, keys []ledger.Key) error {
 			locList = append(locList, k.Location)
 		}
 	}
-	var b pgx.Batch
 	b.Queue(`SELECT loc, `+keyCols+` FROM stock_keys
 		WHERE wh = $1 AND (loc, sku, lot) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))`,
 		wh, locs, skus, lots).Query(func(rows pgx.Rows) error {
@@ -148,7 +148,6 @@ func (l *txLedger) prefetch(wh string, keys []ledger.Key) error {
 		}
 		return rows.Err()
 	})
-	return l.tx.SendBatch(l.ctx, &b).Close()
 }
 
 func (l *txLedger) key(k ledger.Key) (*keyEntry, error) {

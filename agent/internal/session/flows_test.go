@@ -1,0 +1,289 @@
+package session
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// world is an in-memory Lookup that applies committed ops the way the
+// agent's store does: receipts per PO line, picks per task, local stock.
+type world struct {
+	items    map[string]protocol.Item
+	locs     []protocol.Location
+	pos      map[string]protocol.PurchaseOrder
+	tasks    map[string]protocol.Task
+	received map[string]int64
+	picked   map[string]int64
+	stock    map[[3]string]int64
+	settings protocol.Settings
+}
+
+func newWorld() *world {
+	return &world{items: map[string]protocol.Item{}, pos: map[string]protocol.PurchaseOrder{}, tasks: map[string]protocol.Task{},
+		received: map[string]int64{}, picked: map[string]int64{}, stock: map[[3]string]int64{}}
+}
+
+func (w *world) Item(sku string) (protocol.Item, bool) { it, ok := w.items[sku]; return it, ok }
+func (w *world) ItemByGTIN(g string) (protocol.Item, bool) {
+	for _, it := range w.items {
+		for _, x := range it.GTINs {
+			if x == g {
+				return it, true
+			}
+		}
+	}
+	return protocol.Item{}, false
+}
+func (w *world) Location(code string) (protocol.Location, bool) {
+	for _, l := range w.locs {
+		if l.Code == code {
+			return l, true
+		}
+	}
+	return protocol.Location{}, false
+}
+func (w *world) Locations() []protocol.Location { return w.locs }
+func (w *world) PO(id string) (protocol.PurchaseOrder, bool) {
+	p, ok := w.pos[id]
+	return p, ok
+}
+func (w *world) Received(po string, line uint32) int64 {
+	return w.received[po+"/"+string(rune('0'+line))]
+}
+func (w *world) Task(id string) (protocol.Task, bool) { t, ok := w.tasks[id]; return t, ok }
+func (w *world) Tasks() []protocol.Task {
+	var out []protocol.Task
+	for _, t := range w.tasks {
+		out = append(out, t)
+	}
+	return out
+}
+func (w *world) Picked(id string) int64 { return w.picked[id] }
+func (w *world) Stock(loc, sku string) []Stock {
+	var out []Stock
+	for k, v := range w.stock {
+		if (loc == "" || k[0] == loc) && (sku == "" || k[1] == sku) && v != 0 {
+			out = append(out, Stock{k[0], k[1], k[2], v})
+		}
+	}
+	return out
+}
+func (w *world) Settings() protocol.Settings { return w.settings }
+
+func (w *world) apply(ops []protocol.Op) {
+	for _, op := range ops {
+		switch op.Kind {
+		case protocol.OpReceive:
+			w.stock[[3]string{op.Location, op.SKU, op.Lot}] += op.Qty
+			if op.Refs != nil && op.Refs.POLine != 0 {
+				w.received[op.Refs.PO+"/"+string(rune('0'+op.Refs.POLine))] += op.Qty
+			}
+		case protocol.OpPick:
+			w.stock[[3]string{op.Location, op.SKU, op.Lot}] -= op.Qty
+			if op.Refs != nil && op.Refs.Task != "" {
+				w.picked[op.Refs.Task] += op.Qty
+			}
+		case protocol.OpMove, protocol.OpPutaway:
+			w.stock[[3]string{op.Location, op.SKU, op.Lot}] -= op.Qty
+			w.stock[[3]string{op.To, op.SKU, op.Lot}] += op.Qty
+		}
+	}
+}
+
+// play feeds scans (in the label text form) to Step against w.
+func (w *world) play(t *testing.T, scans ...Input) []Outcome {
+	t.Helper()
+	e := env
+	e.Data = w
+	e.Now = time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
+	var d Device
+	var outs []Outcome
+	for _, in := range scans {
+		o := Step(d, in, e)
+		if o.Changed {
+			d = o.Device
+			w.apply(o.Ops)
+		}
+		outs = append(outs, o)
+	}
+	return outs
+}
+
+func po(id string) Input   { return Input{Kind: InPO, Value: id, Raw: "PO:" + id} }
+func task(id string) Input { return Input{Kind: InTask, Value: id, Raw: "TASK:" + id} }
+func ord(id string) Input  { return Input{Kind: InOrder, Value: id, Raw: "ORD:" + id} }
+func sku(s string) Input   { return Input{Kind: InItem, SKU: s, Raw: "SKU:" + s} }
+func lot(l string) Input   { return Input{Kind: InLot, Value: l, Raw: "LOT:" + l} }
+func goods(s, lot, exp string) Input {
+	return Input{Kind: InItem, SKU: s, Lot: lot, Expiry: exp, Raw: "SKU:" + s}
+}
+
+func verdicts(outs []Outcome) string {
+	var b strings.Builder
+	for _, o := range outs {
+		b.WriteString(string(o.Verdict)[:1])
+	}
+	return b.String()
+}
+
+func TestReceiveFlagsDiscrepanciesAtScanTime(t *testing.T) {
+	w := newWorld()
+	w.settings.OverReceiptPct = 10
+	w.items["MILK"] = protocol.Item{SKU: "MILK", GTINs: []string{"04012345678901"}, TrackLot: true, TrackExpiry: true}
+	w.pos["P1"] = protocol.PurchaseOrder{ID: "P1", Lines: []protocol.POLine{
+		{Line: 1, SKU: "MILK", Lot: "L1", Qty: 10}, {Line: 2, SKU: "BREAD", Qty: 5}}}
+	outs := w.play(t,
+		cmd("RECEIVE"), po("P1"),
+		qty(10), goods("MILK", "L1", "2026-04-01"), // exact line: good
+		goods("MILK", "L1", "2026-04-01"),         // 11 of 10 within 10 %: good
+		qty(2), goods("MILK", "L1", "2026-04-01"), // 13 > 11: over-receipt
+		goods("MILK", "L9", "2026-04-01"), // line expects L1: lot mismatch (and over)
+		goods("JAM", "", ""),              // unexpected
+		goods("MILK", "L1", "2026-03-01"), // expired (and over)
+		gtin("04012345678901"),           // lot-tracked without a lot: rejected
+		qty(3), sku("BREAD"),
+		cmd("DONE"),
+	)
+	require.Equal(t, "ggggggwwwwbggw", verdicts(outs))
+	flags := func(i int) uint32 { require.Len(t, outs[i].Ops, 1); return outs[i].Ops[0].Flags }
+	require.Zero(t, flags(3))
+	require.Zero(t, flags(4))
+	require.Equal(t, protocol.FlagOverReceipt, flags(6))
+	require.Equal(t, protocol.FlagOverReceipt|protocol.FlagLotMismatch, flags(7))
+	require.Equal(t, protocol.FlagUnexpected, flags(8))
+	require.Equal(t, protocol.FlagOverReceipt|protocol.FlagExpired, flags(9))
+	require.Contains(t, outs[10].Reason, "lot-tracked")
+	require.Equal(t, &protocol.Refs{PO: "P1", POLine: 2}, outs[12].Ops[0].Refs)
+	done := outs[13]
+	require.Contains(t, done.Reason, "line 2: 3 of 5 × BREAD")
+	require.Len(t, done.Notices, 1)
+	require.Equal(t, protocol.NoticePOClose, done.Notices[0].Kind)
+	require.Equal(t, "P1", done.Notices[0].Ref)
+	require.Nil(t, done.Device.Session)
+}
+
+func TestStrictCatalogRejectsUnknownGTIN(t *testing.T) {
+	w := newWorld()
+	w.items["MILK"] = protocol.Item{SKU: "MILK", GTINs: []string{"04012345678901"}}
+	outs := w.play(t, cmd("RECEIVE"), gtin("04012345678901"), gtin("09999999999999"))
+	require.Equal(t, "ggg", verdicts(outs))
+	require.Equal(t, "MILK", outs[1].Ops[0].SKU, "GTIN mapped through the catalog")
+	require.Equal(t, "09999999999999", outs[2].Ops[0].SKU, "open catalog: the GTIN is the sku")
+	w.settings.StrictCatalog = true
+	outs = w.play(t, cmd("RECEIVE"), gtin("09999999999999"))
+	require.Equal(t, Bad, outs[1].Verdict)
+	require.Contains(t, outs[1].Reason, "strict catalog")
+}
+
+func slotting() *world {
+	w := newWorld()
+	w.locs = []protocol.Location{
+		{Code: "RECEIVING", Type: protocol.LocDock},
+		{Code: "PACK", Type: protocol.LocPack, Rank: 0},
+		{Code: "A-01", Type: protocol.LocPick, Rank: 1},
+		{Code: "A-02", Type: protocol.LocStorage, Rank: 2},
+		{Code: "B-01", Type: protocol.LocStorage, Rank: 5},
+		{Code: "B-02", Type: protocol.LocStorage, Rank: 9},
+	}
+	w.items["FAST"] = protocol.Item{SKU: "FAST", Velocity: protocol.VelocityFast}
+	w.items["SLOW"] = protocol.Item{SKU: "SLOW", Velocity: protocol.VelocitySlow}
+	w.items["HELD"] = protocol.Item{SKU: "HELD"}
+	w.stock[[3]string{"B-01", "HELD", ""}] = 4
+	return w
+}
+
+func TestPutawaySuggestsBins(t *testing.T) {
+	tests := []struct{ sku, want string }{
+		{"HELD", "B-01"}, // the bin already holding it
+		{"FAST", "A-01"}, // fast mover: nearest free bin (pick or storage)
+		{"SLOW", "B-02"}, // others: farthest free storage bin
+	}
+	for _, tc := range tests {
+		t.Run(tc.sku, func(t *testing.T) {
+			w := slotting()
+			require.Equal(t, tc.want, SuggestBin(w, tc.sku, "RECEIVING"))
+		})
+	}
+}
+
+func TestPutawayRecordsTheSuggestionAndAllowsAnotherBin(t *testing.T) {
+	w := slotting()
+	w.stock[[3]string{"RECEIVING", "FAST", ""}] = 2
+	outs := w.play(t, cmd("PUTAWAY"), sku("FAST"), loc("A-01"), sku("FAST"), loc("A-02"), loc("NOWHERE"), cmd("DONE"))
+	require.Equal(t, "ggggg", verdicts(outs[:5]))
+	require.Equal(t, "A-01", outs[1].Device.Session.Suggest)
+	require.Contains(t, outs[1].Expect, "suggested A-01")
+	require.Equal(t, "suggested A-01", outs[2].Ops[0].Reason)
+	require.Equal(t, protocol.OpPutaway, outs[2].Ops[0].Kind)
+	require.Equal(t, "A-01", outs[3].Device.Session.Suggest, "A-01 now holds FAST")
+	require.Equal(t, "suggested A-01; put at A-02", outs[4].Ops[0].Reason)
+	require.Contains(t, outs[4].Reason, "instead of the suggested A-01")
+	require.Equal(t, Bad, outs[5].Verdict, "unknown location with location master data")
+	require.Equal(t, Good, outs[6].Verdict)
+}
+
+func pickWorld() *world {
+	w := newWorld()
+	w.tasks["T1"] = protocol.Task{ID: "T1", Kind: "pick", Location: "A-01", SKU: "MILK", Lot: "L1", Qty: 3, Order: "O1", OrderLine: 1, Expiry: "2026-05-01"}
+	w.tasks["T2"] = protocol.Task{ID: "T2", Kind: "pick", Location: "B-01", SKU: "JAM", Qty: 2, Order: "O1", OrderLine: 2}
+	w.tasks["C1"] = protocol.Task{ID: "C1", Kind: "count", Location: "C-01"}
+	return w
+}
+
+func TestPickRejectsWrongScansAndRecordsShorts(t *testing.T) {
+	w := pickWorld()
+	outs := w.play(t,
+		cmd("PICK"), ord("O1"),
+		loc("C-09"),                    // wrong location
+		loc("A-01"),                    //
+		sku("JAM"),                     // wrong item here
+		goods("MILK", "L2", ""),         // wrong lot (FEFO)
+		qty(4), goods("MILK", "L1", ""), // more than the line
+		qty(2), sku("MILK"), // lot taken from the task
+		loc("B-01"), qty(2), sku("JAM"),
+		cmd("DONE"), // T1 short: 2 of 3
+	)
+	require.Equal(t, "ggbgbbgbgggggw", verdicts(outs))
+	for _, i := range []int{2, 4, 5, 7} {
+		require.Empty(t, outs[i].Ops, "a rejected pick records nothing")
+	}
+	require.Contains(t, outs[2].Reason, "wrong location C-09")
+	require.Contains(t, outs[4].Reason, "wrong item JAM")
+	require.Contains(t, outs[5].Reason, "wrong lot L2: pick lot L1")
+	require.Contains(t, outs[7].Reason, "more than the line")
+	p := outs[9].Ops[0]
+	require.Equal(t, "L1", p.Lot)
+	require.Equal(t, &protocol.Refs{Order: "O1", OrderLine: 1, Task: "T1"}, p.Refs)
+	done := outs[13]
+	require.Contains(t, done.Reason, "T1: 2 of 3 × MILK")
+	require.Len(t, done.Notices, 2)
+	require.Equal(t, int64(2), done.Notices[0].Qty)
+	require.Equal(t, "T1", done.Notices[0].Ref)
+	require.Equal(t, int64(2), done.Notices[1].Qty)
+}
+
+func TestPickTaskAndCountTask(t *testing.T) {
+	w := pickWorld()
+	outs := w.play(t, cmd("PICK"), task("C1"), task("T2"), loc("B-01"), qty(2), sku("JAM"), cmd("DONE"))
+	require.Equal(t, "gbggggg", verdicts(outs))
+	require.Equal(t, protocol.NoticeTaskClose, outs[6].Notices[0].Kind)
+	outs = w.play(t, cmd("COUNT"), task("C1"), loc("C-02"), sku("X"), cmd("DONE"))
+	require.Equal(t, "ggbgg", verdicts(outs))
+	op := outs[4].Ops[0]
+	require.Equal(t, "C-01", op.Location)
+	require.Equal(t, "C1", op.Refs.Task)
+	require.Equal(t, "C1", outs[4].Notices[0].Ref)
+}
+
+func TestFreePickStillWorksWithoutTasks(t *testing.T) {
+	w := newWorld()
+	outs := w.play(t, cmd("PICK"), loc("BIN-1"), sku("X"), cmd("DONE"))
+	require.Equal(t, "gggg", verdicts(outs))
+	require.Nil(t, outs[2].Ops[0].Refs)
+	require.Empty(t, outs[3].Notices)
+}

@@ -1,0 +1,350 @@
+// Command shelfsync-server-bench measures the server's ingest: 100
+// simulated gateways (MQTT clients speaking the shelfsync protocol, as
+// agents do: hello, op batches in a go-back-N window, downstream acks)
+// push their backlogs into the real shelfsync-server binary (embedded
+// broker and Badger store), built with `go build`. It prints one JSON line
+// per figure:
+//
+//	server_ingest_ops_per_s  ops durably applied and acked per second, vs a raw
+//	                         Badger batch write of the same ops
+//	server_rss_mib_100gw     the server's peak RSS during that run, vs the idle server
+//
+// Run it from inside the repository; `make bench` does.
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// Result is one figure.
+type Result struct {
+	Name          string  `json:"name"`
+	Value         float64 `json:"value"`
+	Unit          string  `json:"unit"`
+	Baseline      string  `json:"baseline"`
+	BaselineValue float64 `json:"baseline_value"`
+	Ratio         float64 `json:"ratio"`
+}
+
+func result(name string, v float64, unit, baseline string, bv float64) Result {
+	r := Result{Name: name, Value: round(v), Unit: unit, Baseline: baseline, BaselineValue: round(bv)}
+	if bv != 0 {
+		r.Ratio = round(v / bv)
+	}
+	return r
+}
+
+func round(v float64) float64 {
+	switch {
+	case v >= 1000:
+		return float64(int64(v + 0.5))
+	case v >= 1:
+		return float64(int64(v*100+0.5)) / 100
+	}
+	return float64(int64(v*10000+0.5)) / 10000
+}
+
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
+
+func main() {
+	var (
+		out        string
+		gateways   int
+		perGW      int
+		batch      int
+		warehouses int
+		workers    int
+		profile    string
+	)
+	flag.StringVar(&out, "out", "", "also append the JSON lines to this file")
+	flag.IntVar(&gateways, "gateways", 100, "simulated gateways")
+	flag.IntVar(&warehouses, "warehouses", 10, "warehouses the gateways are spread over")
+	flag.IntVar(&perGW, "ops", 5000, "ops each gateway sends")
+	flag.IntVar(&batch, "batch", 256, "ops per batch (the agent's default --batch-ops)")
+	flag.IntVar(&workers, "workers", 0, "server --workers (0: the server's default)")
+	flag.StringVar(&profile, "cpuprofile", "", "diagnostic: run the server in this process and write a CPU profile of the ingest here")
+	flag.Parse()
+	var w io.Writer = os.Stdout
+	if out != "" {
+		f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		w = io.MultiWriter(os.Stdout, f)
+	}
+	rs, err := benchIngest(context.Background(), gateways, warehouses, perGW, batch, workers, profile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: ingest:", err)
+		os.Exit(1)
+	}
+	for _, r := range rs {
+		b, _ := json.Marshal(r)
+		fmt.Fprintln(w, string(b))
+	}
+}
+
+func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, workers int, profile string) ([]Result, error) {
+	root, err := findRoot()
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "shelfsync-bench-ingest-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	bin := filepath.Join(work, "shelfsync-server")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./server/cmd/shelfsync-server")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build: %w\n%s", err, out)
+	}
+
+	gws := make([]*gateway, gateways)
+	for i := range gws {
+		gws[i] = newGateway(fmt.Sprintf("wh%d", i%warehouses+1), fmt.Sprintf("gw%03d", i+1), perGW, batch)
+	}
+	raw, err := rawBatchWrite(filepath.Join(work, "raw"), gws)
+	if err != nil {
+		return nil, err
+	}
+	total := gateways * perGW
+	logf("ingest: raw Badger batch write of the %d ops: %.0f ops/s", total, raw)
+
+	httpAddr, mqttAddr := freeAddr(), freeAddr()
+	args := []string{"run", "--data", filepath.Join(work, "server"), "--http", httpAddr, "--mqtt", mqttAddr, "--log-level", "warn"}
+	if workers > 0 {
+		args = append(args, "--workers", fmt.Sprint(workers))
+	}
+	var srv *child
+	pid := 0
+	if profile != "" {
+		stopSrv, err := inProcess(ctx, args[1:], profile)
+		if err != nil {
+			return nil, err
+		}
+		defer stopSrv()
+		pid = os.Getpid()
+	} else {
+		srv, err = start(filepath.Join(work, "server.log"), bin, args...)
+		if err != nil {
+			return nil, err
+		}
+		defer stop(srv)
+		pid = srv.Process.Pid
+	}
+	if err := poll(60*time.Second, "server healthy", func() bool { return get("http://"+httpAddr+"/healthz") == nil }); err != nil {
+		return nil, err
+	}
+	time.Sleep(time.Second)
+	idle := vmHWM(pid)
+
+	// Connect every gateway and wait for the answer to its hello.
+	for _, g := range gws {
+		if err := g.connect("tcp://" + mqttAddr); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		for _, g := range gws {
+			g.client.Disconnect(100)
+		}
+	}()
+	for _, g := range gws {
+		if err := g.waitAck(0, 30*time.Second); err != nil {
+			return nil, fmt.Errorf("%s: hello not answered: %w", g.gw, err)
+		}
+	}
+	var peak int64
+	stopSample := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			peak = max(peak, vmHWM(pid))
+			select {
+			case <-stopSample:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, len(gws))
+	for i, g := range gws {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = g.run(5 * time.Minute) }()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	close(stopSample)
+	<-sampled
+	peak = max(peak, vmHWM(pid))
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	rate := float64(total) / took.Seconds()
+	var resends int
+	for _, g := range gws {
+		resends += g.resends
+	}
+	logf("ingest: %d gateways × %d ops acked in %s: %.0f ops/s (%d resends); server peak RSS %.1f MiB (idle %.1f)",
+		gateways, perGW, took.Round(time.Millisecond), rate, resends, mib(peak), mib(idle))
+	return []Result{
+		result("server_ingest_ops_per_s", rate, "ops/s", fmt.Sprintf("raw Badger batch write of the same %d ops (WriteBatch, synced)", total), raw),
+		result(fmt.Sprintf("server_rss_mib_%dgw", gateways), mib(peak), "MiB", "the idle server before the gateways connect", mib(idle)),
+	}, nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// rawBatchWrite writes every gateway's ops (CBOR, keyed like the server's
+// op log) with one Badger WriteBatch and returns ops/s.
+func rawBatchWrite(dir string, gws []*gateway) (float64, error) {
+	db, err := badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil).WithNumVersionsToKeep(1))
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	n := 0
+	start := time.Now()
+	wb := db.NewWriteBatch()
+	for _, g := range gws {
+		for i := range g.ops {
+			b, err := protocol.Marshal(&g.ops[i])
+			if err != nil {
+				wb.Cancel()
+				return 0, err
+			}
+			k := []byte("o/" + g.wh + "\x00" + g.gw + "\x00")
+			k = binary.BigEndian.AppendUint64(k, g.ops[i].Seq)
+			if err := wb.Set(k, b); err != nil {
+				wb.Cancel()
+				return 0, err
+			}
+			n++
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+func findRoot() (string, error) {
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for ; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.work above the working directory: run from inside the shelfsync repository")
+		}
+	}
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type child struct {
+	*exec.Cmd
+	done chan struct{}
+}
+
+func start(logPath, bin string, args ...string) (*child, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	c := &child{Cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	c.Stdout, c.Stderr = f, f
+	if err := c.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	go func() { _ = c.Wait(); f.Close(); close(c.done) }()
+	return c, nil
+}
+
+func stop(c *child) {
+	_ = c.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = c.Process.Kill()
+		<-c.done
+	}
+}
+
+var client = &http.Client{Timeout: 5 * time.Second}
+
+func get(url string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+func poll(d time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	var kb int64
+	for start, i := 0, 0; i <= len(b); i++ {
+		if i == len(b) || b[i] == '\n' {
+			if _, err := fmt.Sscanf(string(b[start:i]), "VmHWM: %d kB", &kb); err == nil {
+				return kb << 10
+			}
+			start = i + 1
+		}
+	}
+	return 0
+}

@@ -1,0 +1,94 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/shelfsync/shelfsync/server/internal/alerts"
+)
+
+// Alerts is the alert service the alert routes use.
+type Alerts interface {
+	List(ctx context.Context, q alerts.Query) ([]alerts.Alert, bool, error)
+	Get(ctx context.Context, id string) (alerts.Alert, error)
+	Ack(ctx context.Context, id, by, note string) (alerts.Alert, error)
+}
+
+var _ Alerts = (*alerts.Service)(nil)
+
+func alertError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, alerts.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, alerts.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, alerts.ErrAcknowledged):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func (h *Handler) alerts(w http.ResponseWriter) (Alerts, bool) {
+	if h.d.Alerts == nil {
+		writeError(w, http.StatusNotImplemented, "alerts need the Badger store; this server runs without them")
+		return nil, false
+	}
+	return h.d.Alerts, true
+}
+
+func (h *Handler) registerAlerts() {
+	h.handle("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
+		svc, ok := h.alerts(w)
+		if !ok {
+			return
+		}
+		limit, offset, ok := page(w, r, 100)
+		if !ok {
+			return
+		}
+		q := r.URL.Query()
+		as, more, err := svc.List(r.Context(), alerts.Query{Warehouse: q.Get("warehouse"), Kind: alerts.Kind(q.Get("kind")),
+			Status: alerts.Status(q.Get("status")), SKU: q.Get("sku"), Limit: limit, Offset: offset})
+		if err != nil {
+			alertError(w, err)
+			return
+		}
+		if as == nil {
+			as = []alerts.Alert{}
+		}
+		writeJSON(w, http.StatusOK, listBody(as, more, offset+len(as)))
+	})
+	h.handle("GET /api/v1/alerts/{id}", func(w http.ResponseWriter, r *http.Request) {
+		svc, ok := h.alerts(w)
+		if !ok {
+			return
+		}
+		a, err := svc.Get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			alertError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, a)
+	})
+	h.handle("POST /api/v1/alerts/{id}/ack", func(w http.ResponseWriter, r *http.Request) {
+		svc, ok := h.alerts(w)
+		if !ok {
+			return
+		}
+		var body struct {
+			By   string `json:"by"`
+			Note string `json:"note"`
+		}
+		if !decodeBody(w, r, &body) {
+			return
+		}
+		a, err := svc.Ack(r.Context(), r.PathValue("id"), body.By, body.Note)
+		if err != nil {
+			alertError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, a)
+	})
+}

@@ -1,0 +1,253 @@
+package api
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// CSV: the stock snapshot (export) and the import of a stock snapshot as
+// counts (the initial load of a warehouse). Imports run in the background
+// and report their progress at /api/v1/imports/{id}; other importers
+// (master data) may register with the same tracker through StartImport.
+
+// maxImportBody bounds an uploaded CSV.
+const maxImportBody = 64 << 20
+
+// ImportJob is the progress of one import.
+type ImportJob struct {
+	ID         string        `json:"id"`
+	Kind       string        `json:"kind"`
+	Status     string        `json:"status"` // running, done, failed
+	Total      int           `json:"total"`
+	Done       int           `json:"done"`
+	Failed     int           `json:"failed"`
+	Errors     []ImportError `json:"errors"`
+	StartedMS  int64         `json:"started_ms"`
+	FinishedMS int64         `json:"finished_ms,omitempty"`
+}
+
+// ImportError is a row an import could not take.
+type ImportError struct {
+	Row   int    `json:"row"` // 1-based, the header is row 1
+	Error string `json:"error"`
+}
+
+// maxImportErrors bounds the errors a job keeps.
+const maxImportErrors = 100
+
+// imports tracks the jobs of this process (the last 50).
+type imports struct {
+	mu   sync.Mutex
+	n    int
+	jobs []*ImportJob
+}
+
+var importTracker imports
+
+// Progress is how an import reports each row.
+type Progress func(row int, err error)
+
+// StartImport runs work in the background as a tracked import of kind with
+// total rows, and returns the job's first view. work reports each row.
+func StartImport(kind string, total int, work func(ctx context.Context, report Progress)) ImportJob {
+	t := &importTracker
+	t.mu.Lock()
+	t.n++
+	j := &ImportJob{ID: fmt.Sprintf("%s-%d-%d", kind, time.Now().Unix(), t.n), Kind: kind, Status: "running", Total: total, StartedMS: time.Now().UnixMilli(), Errors: []ImportError{}}
+	t.jobs = append(t.jobs, j)
+	if len(t.jobs) > 50 {
+		t.jobs = t.jobs[len(t.jobs)-50:]
+	}
+	first := *j
+	t.mu.Unlock()
+	go func() {
+		work(context.Background(), func(row int, err error) {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			j.Done++
+			if err != nil {
+				j.Failed++
+				if len(j.Errors) < maxImportErrors {
+					j.Errors = append(j.Errors, ImportError{Row: row, Error: err.Error()})
+				}
+			}
+		})
+		t.mu.Lock()
+		j.Status, j.FinishedMS = "done", time.Now().UnixMilli()
+		if j.Failed > 0 && j.Failed == j.Total {
+			j.Status = "failed"
+		}
+		t.mu.Unlock()
+	}()
+	return first
+}
+
+func (t *imports) get(id string) (ImportJob, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, j := range t.jobs {
+		if j.ID == id {
+			out := *j
+			out.Errors = append([]ImportError(nil), j.Errors...)
+			return out, true
+		}
+	}
+	return ImportJob{}, false
+}
+
+func (t *imports) list() []ImportJob {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]ImportJob, 0, len(t.jobs))
+	for i := len(t.jobs) - 1; i >= 0; i-- {
+		j := *t.jobs[i]
+		j.Errors = nil
+		out = append(out, j)
+	}
+	return out
+}
+
+// readCSV reads a CSV with a header row into records keyed by lower-case
+// column name, checking that the required columns are present.
+func readCSV(r io.Reader, required ...string) ([]map[string]string, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	head, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("read the header row: %w", err)
+	}
+	cols := make([]string, len(head))
+	have := map[string]bool{}
+	for i, h := range head {
+		cols[i] = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		have[cols[i]] = true
+	}
+	var missing []string
+	for _, c := range required {
+		if !have[c] {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("the header row lacks column(s) %s (it has %s)", strings.Join(missing, ", "), strings.Join(cols, ", "))
+	}
+	var out []map[string]string
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[string]string, len(cols))
+		for i, v := range rec {
+			if i < len(cols) {
+				m[cols[i]] = strings.TrimSpace(v)
+			}
+		}
+		out = append(out, m)
+	}
+}
+
+func (h *Handler) registerCSV() {
+	h.handle("GET /api/v1/stock/snapshot.csv", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		rows, err := h.d.Store.Stock(r.Context(), store.StockQuery{Warehouse: q.Get("warehouse"), Location: q.Get("location"), SKU: q.Get("sku"), Lot: q.Get("lot")})
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		sort.Slice(rows, func(i, j int) bool {
+			a, b := rows[i], rows[j]
+			return a.Warehouse+"\x00"+a.Location+"\x00"+a.SKU+"\x00"+a.Lot < b.Warehouse+"\x00"+b.Location+"\x00"+b.SKU+"\x00"+b.Lot
+		})
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="stock-snapshot.csv"`)
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"warehouse", "location", "sku", "lot", "on_hand"})
+		for _, s := range rows {
+			_ = cw.Write([]string{s.Warehouse, s.Location, s.SKU, s.Lot, strconv.FormatInt(s.OnHand, 10)})
+		}
+		cw.Flush()
+	})
+	h.handle("POST /api/v1/imports/stock", func(w http.ResponseWriter, r *http.Request) {
+		a, ok := h.actions(w)
+		if !ok {
+			return
+		}
+		recs, err := readCSV(io.LimitReader(r.Body, maxImportBody), "warehouse", "location", "sku", "qty")
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "stock CSV: "+err.Error())
+			return
+		}
+		by := r.URL.Query().Get("by")
+		job := StartImport("stock", len(recs), func(ctx context.Context, report Progress) {
+			for i, rec := range recs {
+				report(i+2, h.importStockRow(ctx, a, rec, by))
+			}
+		})
+		writeJSON(w, http.StatusAccepted, job)
+	})
+	h.handle("GET /api/v1/imports", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"items": importTracker.list()})
+	})
+	h.handle("GET /api/v1/imports/{id}", func(w http.ResponseWriter, r *http.Request) {
+		j, ok := importTracker.get(r.PathValue("id"))
+		if !ok {
+			writeError(w, http.StatusNotFound, "no such import (the server keeps the last 50 of this run)")
+			return
+		}
+		writeJSON(w, http.StatusOK, j)
+	})
+}
+
+// importStockRow sets one key's on-hand with a server-origin count.
+func (h *Handler) importStockRow(ctx context.Context, a store.Actions, rec map[string]string, by string) error {
+	wh := rec["warehouse"]
+	if err := protocol.ValidateID(wh); err != nil {
+		return fmt.Errorf("warehouse: %w", err)
+	}
+	qty, err := strconv.ParseInt(rec["qty"], 10, 64)
+	if err != nil || qty < 0 {
+		return fmt.Errorf("qty %q must be an integer ≥ 0", rec["qty"])
+	}
+	op := protocol.Op{HLC: h.now(), Kind: protocol.OpCount, Scope: protocol.ScopeKey, Location: rec["location"], SKU: rec["sku"], Lot: rec["lot"], Qty: qty,
+		Reason: "IMPORT", Operator: by}
+	// A key the records do not know yet is an opening balance (an adjust,
+	// no variance to review); a known key is counted, and a difference
+	// from the records is a variance like any count's.
+	rows, err := h.d.Store.Stock(ctx, store.StockQuery{Warehouse: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot})
+	if err != nil {
+		return err
+	}
+	known := false
+	for _, r := range rows {
+		known = known || r.Lot == op.Lot
+	}
+	if !known {
+		if qty == 0 {
+			return nil
+		}
+		op.Kind, op.Scope = protocol.OpAdjust, 0
+	}
+	_, res, err := a.IssueOp(ctx, wh, op)
+	if err != nil {
+		return err
+	}
+	h.changed(wh, res)
+	return nil
+}

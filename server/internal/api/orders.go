@@ -1,0 +1,143 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/shelfsync/shelfsync/server/internal/orders"
+)
+
+// Orders is the order model the order, availability and channel routes use.
+type Orders interface {
+	Create(ctx context.Context, n orders.NewOrder) (orders.Order, bool, error)
+	Get(ctx context.Context, wh, id string) (orders.Order, error)
+	List(ctx context.Context, q orders.Query) ([]orders.Order, bool, error)
+	Ship(ctx context.Context, wh, id string) (orders.Order, error)
+	Cancel(ctx context.Context, wh, id string) (orders.Order, error)
+	Availability(wh, sku string) ([]orders.ATS, []orders.Total, uint64)
+	Channels() []orders.Channel
+	PutChannel(ctx context.Context, c orders.Channel) (orders.Channel, error)
+	Snapshot(channel string) (orders.Snapshot, bool)
+}
+
+var _ Orders = (*orders.Service)(nil)
+
+func (h *Handler) orders(w http.ResponseWriter) (Orders, bool) {
+	if h.d.Orders == nil {
+		writeError(w, http.StatusNotImplemented, "orders need the Badger store; this server runs without them")
+		return nil, false
+	}
+	return h.d.Orders, true
+}
+
+// orderError maps the order model's errors to HTTP statuses.
+func orderError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, orders.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, orders.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, orders.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+// page reads limit (default def, at most 1000) and offset.
+func page(w http.ResponseWriter, r *http.Request, def int) (limit, offset int, ok bool) {
+	limit, ok1 := intParam(r, "limit", def)
+	offset, ok2 := intParam(r, "offset", 0)
+	if !ok1 || !ok2 || limit > 1000 {
+		writeError(w, http.StatusBadRequest, "limit (≤ 1000) and offset must be non-negative integers")
+		return 0, 0, false
+	}
+	if limit == 0 {
+		limit = def
+	}
+	return limit, offset, true
+}
+
+func (h *Handler) registerOrders() {
+	h.handle("POST /api/v1/orders", func(w http.ResponseWriter, r *http.Request) {
+		svc, ok := h.orders(w)
+		if !ok {
+			return
+		}
+		var n orders.NewOrder
+		if !decodeBody(w, r, &n) {
+			return
+		}
+		o, created, err := svc.Create(r.Context(), n)
+		if err != nil {
+			orderError(w, err)
+			return
+		}
+		code := http.StatusOK // a replay of the same channel + external id
+		if created {
+			code = http.StatusCreated
+		}
+		writeJSON(w, code, o)
+	})
+	h.handle("GET /api/v1/orders", func(w http.ResponseWriter, r *http.Request) {
+		svc, ok := h.orders(w)
+		if !ok {
+			return
+		}
+		limit, offset, ok := page(w, r, 100)
+		if !ok {
+			return
+		}
+		q := r.URL.Query()
+		os, more, err := svc.List(r.Context(), orders.Query{Warehouse: q.Get("warehouse"), Channel: q.Get("channel"), Status: orders.Status(q.Get("status")), Limit: limit, Offset: offset})
+		if err != nil {
+			orderError(w, err)
+			return
+		}
+		if os == nil {
+			os = []orders.Order{}
+		}
+		writeJSON(w, http.StatusOK, listBody(os, more, offset+len(os)))
+	})
+	h.handle("GET /api/v1/orders/{warehouse}/{id}", func(w http.ResponseWriter, r *http.Request) {
+		svc, ok := h.orders(w)
+		if !ok {
+			return
+		}
+		o, err := svc.Get(r.Context(), r.PathValue("warehouse"), r.PathValue("id"))
+		if err != nil {
+			orderError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, o)
+	})
+	for _, action := range []string{"ship", "cancel"} {
+		h.handle("POST /api/v1/orders/{warehouse}/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
+			svc, ok := h.orders(w)
+			if !ok {
+				return
+			}
+			f := svc.Ship
+			if action == "cancel" {
+				f = svc.Cancel
+			}
+			o, err := f(r.Context(), r.PathValue("warehouse"), r.PathValue("id"))
+			if err != nil {
+				orderError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, o)
+		})
+	}
+}
+
+// listBody is the shape of every paginated list: items, and next_offset
+// when more follow.
+func listBody[T any](items []T, more bool, next int) map[string]any {
+	out := map[string]any{"items": items}
+	if more {
+		out["next_offset"] = next
+	}
+	return out
+}

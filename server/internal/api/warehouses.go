@@ -1,0 +1,86 @@
+package api
+
+import (
+	"net/http"
+	"sort"
+
+	"github.com/shelfsync/shelfsync/server/internal/conflicts"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// WarehouseSummary is one warehouse at a glance.
+type WarehouseSummary struct {
+	Warehouse      string `json:"warehouse"`
+	SKUs           int    `json:"skus"`
+	OnHand         int64  `json:"on_hand"`
+	Available      int64  `json:"available"`
+	Reserved       int64  `json:"reserved"`
+	Gateways       int    `json:"gateways"`
+	GatewaysOnline int    `json:"gateways_online"`
+	Backlog        uint64 `json:"backlog"`
+	OpenConflicts  int    `json:"open_conflicts"`
+}
+
+func (h *Handler) registerWarehouses() {
+	h.handle("GET /api/v1/warehouses", func(w http.ResponseWriter, r *http.Request) {
+		sums := map[string]*WarehouseSummary{}
+		get := func(wh string) *WarehouseSummary {
+			s := sums[wh]
+			if s == nil {
+				s = &WarehouseSummary{Warehouse: wh}
+				sums[wh] = s
+			}
+			return s
+		}
+		gs, err := h.d.Store.Gateways(r.Context(), "")
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		for _, g := range gs {
+			if h.d.Hooks.Live != nil {
+				h.d.Hooks.Live(&g)
+			}
+			s := get(g.Warehouse)
+			s.Gateways++
+			if g.Online {
+				s.GatewaysOnline++
+			}
+			s.Backlog += backlogOf(g)
+		}
+		if h.d.Orders != nil {
+			rows, _, _ := h.d.Orders.Availability("", "")
+			for _, a := range rows {
+				s := get(a.Warehouse)
+				s.SKUs++
+				s.OnHand += a.OnHand
+				s.Reserved += a.Reserved
+				s.Available += max(a.Available, 0)
+			}
+		}
+		if a, ok := h.d.Store.(store.Actions); ok {
+			cs, err := a.Conflicts(r.Context(), conflicts.Query{Status: conflicts.StatusOpen})
+			if err == nil {
+				for _, c := range cs {
+					get(c.Warehouse).OpenConflicts++
+				}
+			}
+		}
+		out := make([]WarehouseSummary, 0, len(sums))
+		for _, s := range sums {
+			out = append(out, *s)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Warehouse < out[j].Warehouse })
+		writeJSON(w, http.StatusOK, map[string]any{"items": out})
+	})
+}
+
+// backlogOf is a gateway's work not yet applied by the server: what its
+// outbox holds, or the gap between its last seq and the watermark.
+func backlogOf(g store.Gateway) uint64 {
+	var lag uint64
+	if g.ReportedSeq > g.WM {
+		lag = g.ReportedSeq - g.WM
+	}
+	return max(lag, g.OutboxDepth)
+}

@@ -1,0 +1,171 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/shelfsync/shelfsync/server/internal/webhooks"
+)
+
+// Webhooks is the webhook manager the webhook routes use.
+type Webhooks interface {
+	Create(ctx context.Context, e webhooks.Endpoint) (webhooks.Endpoint, error)
+	Update(ctx context.Context, id string, e webhooks.Endpoint) (webhooks.Endpoint, error)
+	Delete(ctx context.Context, id string) error
+	List(ctx context.Context) ([]webhooks.View, error)
+	Get(ctx context.Context, id string) (webhooks.View, error)
+	Deliveries(ctx context.Context, id string, dead bool, limit int) ([]webhooks.Delivery, error)
+	Failures(ctx context.Context, id string, limit int) ([]webhooks.Failure, error)
+	Ping(ctx context.Context, id string) (uint64, error)
+}
+
+var _ Webhooks = (*webhooks.Manager)(nil)
+
+func webhookError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, webhooks.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, webhooks.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func (h *Handler) webhooks(w http.ResponseWriter) (Webhooks, bool) {
+	if h.d.Webhooks == nil {
+		writeError(w, http.StatusNotImplemented, "webhooks need the Badger store; this server runs without them")
+		return nil, false
+	}
+	return h.d.Webhooks, true
+}
+
+func (h *Handler) registerWebhooks() {
+	h.handle("GET /api/v1/webhooks", func(w http.ResponseWriter, r *http.Request) {
+		m, ok := h.webhooks(w)
+		if !ok {
+			return
+		}
+		vs, err := m.List(r.Context())
+		if err != nil {
+			webhookError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"items": vs})
+	})
+	h.handle("POST /api/v1/webhooks", func(w http.ResponseWriter, r *http.Request) {
+		m, ok := h.webhooks(w)
+		if !ok {
+			return
+		}
+		var e webhooks.Endpoint
+		if !decodeBody(w, r, &e) {
+			return
+		}
+		e, err := m.Create(r.Context(), e)
+		if err != nil {
+			webhookError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, e) // the only answer that shows the secret
+	})
+	h.handle("GET /api/v1/webhooks/{id}", func(w http.ResponseWriter, r *http.Request) {
+		m, ok := h.webhooks(w)
+		if !ok {
+			return
+		}
+		v, err := m.Get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			webhookError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
+	h.handle("PUT /api/v1/webhooks/{id}", func(w http.ResponseWriter, r *http.Request) {
+		m, ok := h.webhooks(w)
+		if !ok {
+			return
+		}
+		var e webhooks.Endpoint
+		if !decodeBody(w, r, &e) {
+			return
+		}
+		if _, err := m.Update(r.Context(), r.PathValue("id"), e); err != nil {
+			webhookError(w, err)
+			return
+		}
+		v, err := m.Get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			webhookError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
+	h.handle("DELETE /api/v1/webhooks/{id}", func(w http.ResponseWriter, r *http.Request) {
+		m, ok := h.webhooks(w)
+		if !ok {
+			return
+		}
+		if err := m.Delete(r.Context(), r.PathValue("id")); err != nil {
+			webhookError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	h.handle("GET /api/v1/webhooks/{id}/deliveries", func(w http.ResponseWriter, r *http.Request) {
+		m, ok := h.webhooks(w)
+		if !ok {
+			return
+		}
+		limit, _, ok := page(w, r, 100)
+		if !ok {
+			return
+		}
+		status := r.URL.Query().Get("status")
+		if status != "" && status != "pending" && status != "dead" {
+			writeError(w, http.StatusBadRequest, "status must be pending (default) or dead")
+			return
+		}
+		ds, err := m.Deliveries(r.Context(), r.PathValue("id"), status == "dead", limit)
+		if err != nil {
+			webhookError(w, err)
+			return
+		}
+		if ds == nil {
+			ds = []webhooks.Delivery{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"items": ds})
+	})
+	h.handle("GET /api/v1/webhooks/{id}/failures", func(w http.ResponseWriter, r *http.Request) {
+		m, ok := h.webhooks(w)
+		if !ok {
+			return
+		}
+		limit, _, ok := page(w, r, 100)
+		if !ok {
+			return
+		}
+		fs, err := m.Failures(r.Context(), r.PathValue("id"), limit)
+		if err != nil {
+			webhookError(w, err)
+			return
+		}
+		if fs == nil {
+			fs = []webhooks.Failure{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"items": fs})
+	})
+	h.handle("POST /api/v1/webhooks/{id}/ping", func(w http.ResponseWriter, r *http.Request) {
+		m, ok := h.webhooks(w)
+		if !ok {
+			return
+		}
+		seq, err := m.Ping(r.Context(), r.PathValue("id"))
+		if err != nil {
+			webhookError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, map[string]any{"delivery": seq})
+	})
+}

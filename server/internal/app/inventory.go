@@ -1,0 +1,333 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/alerts"
+	"github.com/shelfsync/shelfsync/server/internal/api"
+	"github.com/shelfsync/shelfsync/server/internal/conflicts"
+	"github.com/shelfsync/shelfsync/server/internal/dashboard"
+	"github.com/shelfsync/shelfsync/server/internal/ingest"
+	"github.com/shelfsync/shelfsync/server/internal/orders"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/webhooks"
+)
+
+// inventory wires what the server owns beyond the ledger (DESIGN.md,
+// "Inventory behaviour the server owns"): orders and availability, alerts,
+// webhooks, and the dashboard's live feed. It reacts to every applied batch
+// and API change, and publishes on MQTT through the ingest's client.
+//
+// The master data (sellable locations, safety stock, reorder thresholds,
+// on-order quantities) plugs in through the hooks below; until it does,
+// every location is sellable and no sku has thresholds.
+type inventory struct {
+	log    *slog.Logger
+	st     store.Store
+	topics protocol.Topics
+	orders *orders.Service // nil without the Badger store
+	alerts *alerts.Service
+	hooks  *webhooks.Manager
+	hub    *dashboard.Hub
+	out    *mqttOut
+	md     *mdCache // nil without master data
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// masterData is what the inventory reads from the master data; nil
+// functions take the defaults.
+type masterData struct {
+	Sellable   func(wh, loc string) bool
+	Safety     func(wh, sku string) int64
+	Thresholds alerts.Thresholds
+	OnOrder    func(wh, sku string) int64
+}
+
+func newInventory(st store.Store, in *ingest.Ingest, md masterData, reg prometheus.Registerer, log *slog.Logger) *inventory {
+	inv := &inventory{log: log, st: st, topics: in.Topics(), hub: dashboard.NewHub(), out: newMQTTOut(in.PublishTopic, log)}
+	registerInventoryMetrics(reg, st)
+	b, ok := st.(*store.Badger)
+	if !ok {
+		log.Warn("orders, availability, alerts and webhooks need the Badger store; they are off with this backend")
+		return inv
+	}
+	if md.Sellable == nil && md.Safety == nil && md.Thresholds == nil && md.OnOrder == nil {
+		inv.md = newMDCache(st, log.With("component", "inventory-masterdata"))
+		md = inv.md.hooks()
+	}
+	inv.hooks = webhooks.New(webhooks.Config{DB: b.DB(), Logger: log.With("component", "webhooks"), Registerer: reg, OnCreate: inv.welcome})
+	inv.alerts = alerts.New(alerts.Config{
+		DB: b.DB(), Thresholds: md.Thresholds, OnOrder: md.OnOrder, Logger: log.With("component", "alerts"), Registerer: reg,
+		Gateways: func(ctx context.Context) ([]store.Gateway, error) { return st.Gateways(ctx, "") },
+		Publish:  inv.publishAlert,
+	})
+	safety := md.Safety
+	if safety == nil && md.Thresholds != nil {
+		safety = func(wh, sku string) int64 {
+			t, _ := md.Thresholds.Threshold(wh, sku)
+			return t.SafetyStock
+		}
+	}
+	inv.orders = orders.New(orders.Config{
+		Sellable: md.Sellable, Safety: safety, HLC: in.Clock().Now, Logger: log.With("component", "orders"),
+		Publish:    inv.publishAvailability,
+		OnStock:    inv.alerts.ObserveStock,
+		OnConflict: inv.conflict,
+		OnOrder:    inv.order,
+	}, b)
+	return inv
+}
+
+// start loads the order model and starts the background work.
+func (inv *inventory) start(ctx context.Context) error {
+	ctx, inv.cancel = context.WithCancel(ctx)
+	inv.wg.Add(1)
+	go func() { defer inv.wg.Done(); inv.out.run(ctx) }()
+	if inv.orders == nil {
+		return nil
+	}
+	if err := inv.hooks.Start(ctx); err != nil {
+		return err
+	}
+	if err := inv.orders.Start(ctx); err != nil {
+		return err
+	}
+	inv.wg.Add(2)
+	go func() { defer inv.wg.Done(); inv.orders.Run(ctx) }()
+	go func() { defer inv.wg.Done(); inv.alerts.Run(ctx) }()
+	return nil
+}
+
+// stop ends the background work and waits for it.
+func (inv *inventory) stop() {
+	if inv.cancel == nil {
+		return
+	}
+	inv.cancel()
+	inv.hub.Close()
+	inv.wg.Wait()
+	if inv.hooks != nil {
+		inv.hooks.Wait()
+	}
+}
+
+// apiDeps fills the API's dependencies with what is running.
+func (inv *inventory) apiDeps(d *api.Deps) {
+	d.Events = inv.hub
+	d.Dashboard = dashboard.Handler()
+	if inv.orders != nil {
+		d.Orders, d.Alerts, d.Webhooks = inv.orders, inv.alerts, inv.hooks
+	}
+}
+
+type keyValue struct {
+	Location string `json:"location"`
+	SKU      string `json:"sku"`
+	Lot      string `json:"lot,omitempty"`
+	OnHand   int64  `json:"on_hand"`
+}
+
+// applied reacts to a durably applied batch (gw is the gateway, or the
+// server for API changes): availability, alerts, the live feed.
+func (inv *inventory) applied(wh, gw string, res store.Result) {
+	if res.Applied == 0 && res.Quarantined == 0 && len(res.Changes) == 0 && len(res.Conflicts) == 0 {
+		// the API's signal that wh's master data (or settings) changed
+		inv.md.invalidate(wh)
+		if inv.orders != nil {
+			inv.orders.Invalidate()
+		}
+		return
+	}
+	if inv.orders != nil {
+		inv.orders.Changed(res.Changes)
+	}
+	for _, c := range res.Conflicts {
+		inv.conflict(c)
+	}
+	last := map[string]int{}
+	var keys []keyValue
+	for _, ch := range res.Changes {
+		id := ch.Key.Location + "\x00" + ch.Key.SKU + "\x00" + ch.Key.Lot
+		kv := keyValue{Location: ch.Key.Location, SKU: ch.Key.SKU, Lot: ch.Key.Lot, OnHand: ch.After}
+		if i, ok := last[id]; ok {
+			keys[i] = kv
+			continue
+		}
+		last[id] = len(keys)
+		keys = append(keys, kv)
+	}
+	inv.hub.Publish("batch", map[string]any{"warehouse": wh, "gateway": gw, "applied": res.Applied, "quarantined": res.Quarantined, "watermark": res.WM, "changes": keys})
+}
+
+func (inv *inventory) conflict(c conflicts.Conflict) {
+	if inv.alerts != nil {
+		inv.alerts.ObserveConflict(c)
+	}
+	inv.hub.Publish("conflict", c)
+}
+
+func (inv *inventory) order(o orders.Order, event string) {
+	inv.hub.Publish("order", map[string]any{"event": event, "order": o})
+	if inv.hooks == nil {
+		return
+	}
+	body, err := json.Marshal(map[string]any{"event": "order." + event, "order": o})
+	if err == nil {
+		err = inv.hooks.Enqueue(webhooks.Event{Type: webhooks.EventOrder, Warehouse: o.Warehouse, Body: body})
+	}
+	if err != nil {
+		inv.log.Error("order webhook not queued", "order", o.ID, "err", err)
+	}
+}
+
+func (inv *inventory) publishAvailability(sn orders.Snapshot) {
+	body, err := json.Marshal(sn)
+	if err != nil {
+		inv.log.Error("encode availability", "channel", sn.Channel, "err", err)
+		return
+	}
+	inv.out.retain(inv.topics.Availability(sn.Channel), body)
+	if err := inv.hooks.Enqueue(webhooks.Event{Type: webhooks.EventAvailability, Channel: sn.Channel, Key: "availability/" + sn.Channel, Body: body}); err != nil {
+		inv.log.Error("availability webhook not queued", "channel", sn.Channel, "err", err)
+	}
+	inv.hub.Publish("availability", map[string]any{"channel": sn.Channel, "seq": sn.Seq, "items": len(sn.Items), "generated_at": sn.GeneratedAt})
+}
+
+// welcome queues every channel's current availability for a new endpoint.
+func (inv *inventory) welcome(e webhooks.Endpoint) {
+	for _, c := range inv.orders.Channels() {
+		sn, ok := inv.orders.Snapshot(c.Name)
+		if !ok {
+			continue
+		}
+		body, err := json.Marshal(sn)
+		if err == nil {
+			err = inv.hooks.EnqueueTo(e.ID, webhooks.Event{Type: webhooks.EventAvailability, Channel: sn.Channel, Key: "availability/" + sn.Channel, Body: body})
+		}
+		if err != nil {
+			inv.log.Error("availability not queued for a new endpoint", "endpoint", e.ID, "err", err)
+		}
+	}
+}
+
+func (inv *inventory) publishAlert(a alerts.Alert) {
+	body, err := json.Marshal(a)
+	if err != nil {
+		return
+	}
+	inv.out.send(inv.topics.Alerts(a.Warehouse), body)
+	if err := inv.hooks.Enqueue(webhooks.Event{Type: webhooks.EventAlert, Warehouse: a.Warehouse, Body: body}); err != nil {
+		inv.log.Error("alert webhook not queued", "alert", a.ID, "err", err)
+	}
+	inv.hub.Publish("alert", a)
+}
+
+// mqttOut publishes the server's own topics from one goroutine, so that a
+// slow or absent broker never holds up ingest: retained topics keep only
+// their latest payload until it is published; other messages wait in a
+// bounded queue.
+type mqttOut struct {
+	pub  func(topic string, retained bool, payload []byte) error
+	log  *slog.Logger
+	mu   sync.Mutex
+	ret  map[string][]byte
+	msgs []outMsg
+	wake chan struct{}
+}
+
+type outMsg struct {
+	topic   string
+	payload []byte
+}
+
+const maxOutQueue = 10000
+
+func newMQTTOut(pub func(string, bool, []byte) error, log *slog.Logger) *mqttOut {
+	return &mqttOut{pub: pub, log: log, ret: map[string][]byte{}, wake: make(chan struct{}, 1)}
+}
+
+func (o *mqttOut) retain(topic string, payload []byte) {
+	o.mu.Lock()
+	o.ret[topic] = payload
+	o.mu.Unlock()
+	o.poke()
+}
+
+func (o *mqttOut) send(topic string, payload []byte) {
+	o.mu.Lock()
+	if len(o.msgs) >= maxOutQueue {
+		o.msgs = o.msgs[1:]
+		o.log.Warn("MQTT out queue full; oldest alert message dropped (the API and webhooks still have it)")
+	}
+	o.msgs = append(o.msgs, outMsg{topic, payload})
+	o.mu.Unlock()
+	o.poke()
+}
+
+func (o *mqttOut) poke() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *mqttOut) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.wake:
+		}
+		for !o.flush() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// flush publishes what waits; it reports false when the broker refused.
+func (o *mqttOut) flush() bool {
+	for {
+		o.mu.Lock()
+		var topic string
+		var payload []byte
+		retained := false
+		for t, p := range o.ret {
+			topic, payload, retained = t, p, true
+			delete(o.ret, t)
+			break
+		}
+		if !retained && len(o.msgs) > 0 {
+			topic, payload = o.msgs[0].topic, o.msgs[0].payload
+			o.msgs = o.msgs[1:]
+		}
+		o.mu.Unlock()
+		if topic == "" {
+			return true
+		}
+		if err := o.pub(topic, retained, payload); err != nil {
+			o.mu.Lock()
+			if retained {
+				if _, newer := o.ret[topic]; !newer {
+					o.ret[topic] = payload
+				}
+			} else {
+				o.msgs = append([]outMsg{{topic, payload}}, o.msgs...)
+			}
+			o.mu.Unlock()
+			return false
+		}
+	}
+}

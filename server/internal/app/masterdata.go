@@ -1,0 +1,99 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/alerts"
+	"github.com/shelfsync/shelfsync/server/internal/downstream"
+	"github.com/shelfsync/shelfsync/server/internal/masterdata"
+	"github.com/shelfsync/shelfsync/server/internal/routing"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// mdWiring connects the master data to the rest of the server: gateway
+// notices (from status messages, and deferred ones once their ops are
+// applied), the inventory's view of locations and thresholds, and local
+// reorder alerts de-duplicated by the server's alerts.
+type mdWiring struct {
+	md   *masterdata.Service // nil with a store that keeps no master data
+	log  *slog.Logger
+	down *downstream.Sender
+	inv  *inventory
+}
+
+func newMDWiring(st store.Store, log *slog.Logger) *mdWiring {
+	w := &mdWiring{log: log}
+	w.md, _ = routing.Setup(st, masterdata.Options{Logger: log, OnReorder: w.reorder})
+	return w
+}
+
+// hooks is what the inventory reads from the master data.
+func (w *mdWiring) hooks() masterData {
+	if w.md == nil {
+		return masterData{}
+	}
+	return masterData{
+		Sellable: w.md.Sellable,
+		Thresholds: alerts.ThresholdsFunc(func(wh, sku string) (alerts.Threshold, bool) {
+			t, ok := w.md.Threshold(wh, sku)
+			out := alerts.Threshold{ReorderPoint: t.ReorderPoint, ReorderQty: t.ReorderQty, Max: t.Max, SafetyStock: t.SafetyStock}
+			for _, s := range t.Seasonal {
+				out.Seasonal = append(out.Seasonal, alerts.Seasonal{From: s.From, To: s.To, ReorderPoint: s.ReorderPoint, ReorderQty: s.ReorderQty, Max: s.Max})
+			}
+			return out, ok
+		}),
+		OnOrder: w.md.OnOrder,
+	}
+}
+
+// reorder hands a gateway's reorder alert to the server's reorder check,
+// which raises one alert per downward crossing whoever saw it first.
+func (w *mdWiring) reorder(wh string, a masterdata.ReorderAlert) {
+	if w.inv == nil || w.inv.alerts == nil || w.md == nil {
+		return
+	}
+	rows, err := w.inv.st.Stock(context.Background(), store.StockQuery{Warehouse: wh, SKU: a.SKU})
+	if err != nil {
+		return
+	}
+	var onHand int64
+	for _, r := range rows {
+		if r.SKU == a.SKU {
+			onHand += r.OnHand
+		}
+	}
+	w.inv.alerts.ObserveStock(wh, a.SKU, onHand)
+}
+
+func (w *mdWiring) status(m *protocol.Status) {
+	if w.md == nil || len(m.Notices) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	grew, err := w.md.HandleNotices(ctx, m.WH, m.GW, m.Notices)
+	if err != nil {
+		w.log.Warn("gateway notices not taken; the gateway repeats them", "warehouse", m.WH, "gateway", m.GW, "err", err)
+	}
+	if grew && w.down != nil {
+		w.down.Changed(m.WH)
+	}
+}
+
+func (w *mdWiring) applied(wh, gw string, wm uint64) {
+	if w.md == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	grew, err := w.md.Applied(ctx, wh, gw, wm)
+	if err != nil {
+		w.log.Warn("gateway notices not taken; the gateway repeats them", "warehouse", wh, "gateway", gw, "err", err)
+	}
+	if grew && w.down != nil {
+		w.down.Changed(wh)
+	}
+}

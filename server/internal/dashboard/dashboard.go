@@ -1,0 +1,33 @@
+// Package dashboard is the web dashboard the server serves itself: static
+// HTML, JavaScript and CSS embedded in the binary (no build step) that
+// read the JSON API, and the Hub that feeds its live updates over
+// server-sent events (/api/v1/events).
+//
+// Views: warehouses at a glance, gateways with online state and backlog,
+// stock search with a key's history, conflicts with one-click resolution,
+// alerts with acknowledgement, and availability per channel.
+package dashboard
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+)
+
+//go:embed static
+var static embed.FS
+
+// Handler serves the dashboard under /dashboard/.
+func Handler() http.Handler {
+	sub, err := fs.Sub(static, "static")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	files := http.StripPrefix("/dashboard/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'")
+		files.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,338 @@
+package masterdata
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// CSV columns per kind, as Export writes them and Import reads them
+// (Import takes the columns in any order; unknown columns are an error,
+// missing optional ones are empty). GTINs are separated by spaces, ";" or
+// "|". POs have one row per line; rows of the same id form one PO.
+var columns = map[Kind][]string{
+	Items:      {"sku", "gtins", "description", "track_lot", "track_expiry", "velocity", "serialized"},
+	Locations:  {"code", "zone", "type", "sellable", "rank"},
+	Zones:      {"zone", "gateway"},
+	Thresholds: {"sku", "reorder_point", "reorder_qty", "max"},
+	POs:        {"id", "supplier", "dock", "status", "line", "sku", "lot", "qty"},
+}
+
+var required = map[Kind][]string{
+	Items: {"sku"}, Locations: {"code"}, Zones: {"zone", "gateway"},
+	Thresholds: {"sku", "reorder_point"}, POs: {"id", "sku", "qty"},
+}
+
+// Progress is one line of an import's progress stream.
+type Progress struct {
+	Rows     int    `json:"rows"`     // data rows read so far
+	Imported int    `json:"imported"` // records written so far
+	Errors   int    `json:"errors"`   // rows refused so far
+	Row      int    `json:"row,omitempty"`
+	Error    string `json:"error,omitempty"` // with Row: why that row (line of the file) was refused
+	Done     bool   `json:"done,omitempty"`
+}
+
+// ImportBatch is how many records an import writes per transaction (and
+// per progress line).
+const ImportBatch = 200
+
+// Import reads CSV records of a kind from r and writes them in batches,
+// reporting progress after each batch and every refused row. Rows with
+// errors are skipped; a bad header is an error (nothing imported).
+func (s *Service) Import(ctx context.Context, wh string, kind Kind, r io.Reader, progress func(Progress)) (Progress, error) {
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = false
+	head, err := cr.Read()
+	if err != nil {
+		return Progress{}, fmt.Errorf("%w: read CSV header: %v", ErrInvalid, err)
+	}
+	col := map[string]int{}
+	known := map[string]bool{}
+	for _, c := range columns[kind] {
+		known[c] = true
+	}
+	for i, h := range head {
+		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		if !known[h] {
+			return Progress{}, fmt.Errorf("%w: CSV column %q is not one of %s", ErrInvalid, h, strings.Join(columns[kind], ", "))
+		}
+		col[h] = i
+	}
+	for _, c := range required[kind] {
+		if _, ok := col[c]; !ok {
+			return Progress{}, fmt.Errorf("%w: CSV header lacks column %q (columns: %s)", ErrInvalid, c, strings.Join(columns[kind], ", "))
+		}
+	}
+	var p Progress
+	var batch []any
+	var batchRows []int
+	var pos []protocol.PurchaseOrder
+	poRow := map[string]int{}
+	poIdx := map[string]int{}
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := s.putBatch(ctx, wh, kind, batch)
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			return err
+		}
+		if err != nil { // one bad record (e.g. a GTIN of another sku): retry one by one
+			for i, rec := range batch {
+				if err := s.putBatch(ctx, wh, kind, []any{rec}); err != nil {
+					if !errors.Is(err, ErrInvalid) {
+						return err
+					}
+					p.Errors++
+					progress(Progress{Rows: p.Rows, Imported: p.Imported, Errors: p.Errors, Row: batchRows[i], Error: err.Error()})
+					continue
+				}
+				p.Imported++
+			}
+		} else {
+			p.Imported += len(batch)
+		}
+		batch, batchRows = batch[:0], batchRows[:0]
+		progress(p)
+		return nil
+	}
+	for row := 2; ; row++ {
+		if err := ctx.Err(); err != nil {
+			return p, err
+		}
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				p.Rows++
+				p.Errors++
+				progress(Progress{Rows: p.Rows, Imported: p.Imported, Errors: p.Errors, Row: row, Error: err.Error()})
+				continue
+			}
+			return p, err
+		}
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue
+		}
+		p.Rows++
+		get := func(c string) string {
+			if i, ok := col[c]; ok && i < len(rec) {
+				return strings.TrimSpace(rec[i])
+			}
+			return ""
+		}
+		v, err := parseRow(kind, get)
+		if err == nil {
+			if it, ok := v.(protocol.Item); ok {
+				err = validItem(&it)
+				v = it
+			}
+		}
+		if err != nil {
+			p.Errors++
+			progress(Progress{Rows: p.Rows, Imported: p.Imported, Errors: p.Errors, Row: row, Error: err.Error()})
+			continue
+		}
+		if kind == POs {
+			pl := v.(protocol.PurchaseOrder)
+			i, ok := poIdx[pl.ID]
+			if !ok {
+				i = len(pos)
+				poIdx[pl.ID], poRow[pl.ID] = i, row
+				pos = append(pos, protocol.PurchaseOrder{ID: pl.ID})
+			}
+			po := &pos[i]
+			if pl.Supplier != "" {
+				po.Supplier = pl.Supplier
+			}
+			if pl.Dock != "" {
+				po.Dock = pl.Dock
+			}
+			if pl.Status != "" {
+				po.Status = pl.Status
+			}
+			po.Lines = append(po.Lines, pl.Lines...)
+			continue
+		}
+		batch = append(batch, v)
+		batchRows = append(batchRows, row)
+		if len(batch) >= ImportBatch {
+			if err := flush(); err != nil {
+				return p, err
+			}
+		}
+	}
+	for _, po := range pos {
+		batch = append(batch, po)
+		batchRows = append(batchRows, poRow[po.ID])
+		if len(batch) >= ImportBatch {
+			if err := flush(); err != nil {
+				return p, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return p, err
+	}
+	p.Done = true
+	progress(p)
+	return p, nil
+}
+
+func (s *Service) putBatch(ctx context.Context, wh string, kind Kind, batch []any) error {
+	switch kind {
+	case Items:
+		return s.PutItems(ctx, wh, collect[protocol.Item](batch))
+	case Locations:
+		return s.PutLocations(ctx, wh, collect[protocol.Location](batch))
+	case Zones:
+		return s.PutZones(ctx, wh, collect[Zone](batch))
+	case Thresholds:
+		return s.PutThresholds(ctx, wh, collect[protocol.Threshold](batch))
+	case POs:
+		return s.PutPOs(ctx, wh, collect[protocol.PurchaseOrder](batch))
+	}
+	return fmt.Errorf("%w: kind %q", ErrInvalid, kind)
+}
+
+func collect[T any](batch []any) []T {
+	out := make([]T, 0, len(batch))
+	for _, v := range batch {
+		out = append(out, v.(T))
+	}
+	return out
+}
+
+func parseBool(name, v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "", "0", "false", "no", "n":
+		return false, nil
+	case "1", "true", "yes", "y":
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: %s %q: want true or false", ErrInvalid, name, v)
+}
+
+func parseInt(name, v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s %q is not a whole number", ErrInvalid, name, v)
+	}
+	return n, nil
+}
+
+// parseRow turns one CSV row into a record of the kind.
+func parseRow(kind Kind, get func(string) string) (any, error) {
+	var errs []error
+	b := func(name string) bool {
+		v, err := parseBool(name, get(name))
+		errs = append(errs, err)
+		return v
+	}
+	n := func(name string) int64 {
+		v, err := parseInt(name, get(name))
+		errs = append(errs, err)
+		return v
+	}
+	var out any
+	switch kind {
+	case Items:
+		it := protocol.Item{SKU: get("sku"), Description: get("description"), Velocity: strings.ToLower(get("velocity")),
+			TrackLot: b("track_lot"), TrackExpiry: b("track_expiry"), Serialized: b("serialized")}
+		it.GTINs = strings.FieldsFunc(get("gtins"), func(r rune) bool { return r == ' ' || r == ';' || r == '|' || r == ',' })
+		out = it
+	case Locations:
+		r := n("rank")
+		if r < 0 || r > 1<<31 {
+			errs = append(errs, fmt.Errorf("%w: rank %d out of range", ErrInvalid, r))
+		}
+		l := protocol.Location{Code: get("code"), Zone: get("zone"), Type: strings.ToLower(get("type")), Sellable: b("sellable"), Rank: uint32(r)}
+		errs = append(errs, validLocation(&l))
+		out = l
+	case Zones:
+		z := Zone{Zone: get("zone"), Gateway: get("gateway")}
+		errs = append(errs, validZone(&z))
+		out = z
+	case Thresholds:
+		t := protocol.Threshold{SKU: get("sku"), ReorderPoint: n("reorder_point"), ReorderQty: n("reorder_qty"), Max: n("max")}
+		errs = append(errs, validThreshold(&t))
+		out = t
+	case POs:
+		line := n("line")
+		if line < 0 || line > 1<<31 {
+			errs = append(errs, fmt.Errorf("%w: line %d out of range", ErrInvalid, line))
+		}
+		pl := protocol.POLine{Line: uint32(line), SKU: get("sku"), Lot: get("lot"), Qty: n("qty")}
+		if err := field("id", get("id"), true); err != nil {
+			errs = append(errs, err)
+		}
+		if err := field("sku", pl.SKU, true); err != nil {
+			errs = append(errs, err)
+		}
+		if pl.Qty <= 0 {
+			errs = append(errs, fmt.Errorf("%w: qty %d must be positive", ErrInvalid, pl.Qty))
+		}
+		out = protocol.PurchaseOrder{ID: get("id"), Supplier: get("supplier"), Dock: get("dock"), Status: strings.ToLower(get("status")), Lines: []protocol.POLine{pl}}
+	default:
+		return nil, fmt.Errorf("%w: kind %q", ErrInvalid, kind)
+	}
+	return out, errors.Join(errs...)
+}
+
+// Export writes every record of a kind as CSV, with the header Import
+// reads.
+func (s *Service) Export(ctx context.Context, wh string, kind Kind, w io.Writer) error {
+	v, err := s.List(ctx, wh, kind)
+	if err != nil {
+		return err
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write(columns[kind]); err != nil {
+		return err
+	}
+	bs := func(b bool) string { return strconv.FormatBool(b) }
+	is := func(n int64) string { return strconv.FormatInt(n, 10) }
+	switch kind {
+	case Items:
+		for _, it := range v.([]protocol.Item) {
+			_ = cw.Write([]string{it.SKU, strings.Join(it.GTINs, " "), it.Description, bs(it.TrackLot), bs(it.TrackExpiry), it.Velocity, bs(it.Serialized)})
+		}
+	case Locations:
+		for _, l := range v.([]protocol.Location) {
+			_ = cw.Write([]string{l.Code, l.Zone, l.Type, bs(l.Sellable), is(int64(l.Rank))})
+		}
+	case Zones:
+		for _, z := range v.([]Zone) {
+			_ = cw.Write([]string{z.Zone, z.Gateway})
+		}
+	case Thresholds:
+		for _, t := range v.([]protocol.Threshold) {
+			_ = cw.Write([]string{t.SKU, is(t.ReorderPoint), is(t.ReorderQty), is(t.Max)})
+		}
+	case POs:
+		for _, p := range v.([]PO) {
+			for _, l := range p.Lines {
+				_ = cw.Write([]string{p.ID, p.Supplier, p.Dock, p.Status, is(int64(l.Line)), l.SKU, l.Lot, is(l.Qty)})
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}

@@ -1,0 +1,316 @@
+package masterdata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/conflicts"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// noticeRecord is a gateway's notice as the server keeps it.
+type noticeRecord struct {
+	Notice protocol.Notice `cbor:"1,keyasint"`
+	Taken  bool            `cbor:"2,keyasint,omitempty"` // acted on and acknowledged
+}
+
+// ReorderAlert is a reorder alert a gateway raised locally when a pick took
+// a sku to or below its reorder point. Several gateways (and the server's
+// own reorder check) may see the same crossing: one alert is kept per sku
+// while it is open.
+type ReorderAlert struct {
+	SKU          string   `json:"sku" cbor:"1,keyasint"`
+	OnHand       int64    `json:"on_hand" cbor:"2,keyasint"` // as the first gateway saw it after its pick
+	ReorderPoint int64    `json:"reorder_point" cbor:"3,keyasint"`
+	SuggestedQty int64    `json:"suggested_qty" cbor:"4,keyasint"`
+	RaisedBy     []string `json:"raised_by" cbor:"5,keyasint"` // gateway/notice id
+	AtMS         int64    `json:"at_ms" cbor:"6,keyasint"`
+	Status       string   `json:"status" cbor:"7,keyasint"` // open, closed
+}
+
+// HandleNotices records the notices of a gateway's status and acts on each
+// whose ops the server has applied (upstream watermark ≥ its seq); the
+// others wait for Applied. It reports whether the downstream log grew.
+func (s *Service) HandleNotices(ctx context.Context, wh, gw string, ns []protocol.Notice) (bool, error) {
+	grew := false
+	var shorts []protocol.Task
+	for _, n := range ns {
+		if n.ID == "" || strings.IndexByte(n.ID, 0) >= 0 || len(n.ID) > 256 {
+			continue
+		}
+		var short *protocol.Task
+		err := s.b.Update(func(tx store.Tx) error {
+			short = nil
+			var rec noticeRecord
+			ok, err := getCBOR(tx.Txn, key(pNotice, wh, gw, n.ID), &rec)
+			if err != nil || (ok && rec.Taken) {
+				return err
+			}
+			rec.Notice = n
+			wm, err := tx.Watermark(wh, gw)
+			if err != nil {
+				return err
+			}
+			if wm < n.Seq {
+				return putCBOR(tx.Txn, key(pNotice, wh, gw, n.ID), rec)
+			}
+			short, err = s.take(tx, wh, gw, &rec)
+			grew = true
+			return err
+		})
+		if err != nil {
+			return grew, fmt.Errorf("notice %s of %s/%s: %w", n.ID, wh, gw, err)
+		}
+		if short != nil {
+			shorts = append(shorts, *short)
+		}
+	}
+	s.shorts(ctx, wh, shorts)
+	return grew, nil
+}
+
+func (s *Service) shorts(ctx context.Context, wh string, ts []protocol.Task) {
+	if s.opt.OnTaskShort == nil {
+		return
+	}
+	for _, t := range ts {
+		s.opt.OnTaskShort(ctx, wh, t)
+	}
+}
+
+// Applied acts on the waiting notices of a gateway now covered by its
+// upstream watermark wm. It reports whether the downstream log grew.
+func (s *Service) Applied(ctx context.Context, wh, gw string, wm uint64) (bool, error) {
+	var pending []noticeRecord
+	err := s.b.View(func(tx store.Tx) error {
+		recs, err := listCBOR[noticeRecord](tx, pNotice, wh+"\x00"+gw)
+		for _, r := range recs {
+			if !r.Taken && r.Notice.Seq <= wm {
+				pending = append(pending, r)
+			}
+		}
+		return err
+	})
+	if err != nil || len(pending) == 0 {
+		return false, err
+	}
+	ns := make([]protocol.Notice, 0, len(pending))
+	for _, r := range pending {
+		ns = append(ns, r.Notice)
+	}
+	return s.HandleNotices(ctx, wh, gw, ns)
+}
+
+// take acts on a notice and acknowledges it to the gateway, in tx.
+func (s *Service) take(tx store.Tx, wh, gw string, rec *noticeRecord) (*protocol.Task, error) {
+	n := rec.Notice
+	var short *protocol.Task
+	var err error
+	switch n.Kind {
+	case protocol.NoticePOClose:
+		_, err = closePO(tx, wh, n.Ref, gw, n.At)
+	case protocol.NoticeTaskClose:
+		short, err = closeTask(tx, wh, n)
+	case protocol.NoticeReorder:
+		err = s.reorder(tx, wh, gw, n)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rec.Taken = true
+	if err := putCBOR(tx.Txn, key(pNotice, wh, gw, n.ID), rec); err != nil {
+		return nil, err
+	}
+	return short, tx.AppendDown(wh, gw, protocol.DownNoticeAck, "notice/"+gw+"/"+n.ID, protocol.NoticeAck{ID: n.ID})
+}
+
+// ReceiptShortID is the ID of the receipt-discrepancy conflict of a PO
+// line received short at close.
+func ReceiptShortID(wh, po string, line uint32) string {
+	return fmt.Sprintf("rcpt-short:%s/%s/%d", wh, url.PathEscape(po), line)
+}
+
+// ClosePO closes a purchase order on behalf of by (an API caller) and
+// raises a receipt discrepancy for every line received short.
+func (s *Service) ClosePO(_ context.Context, wh, id, by string) (PO, []conflicts.Conflict, error) {
+	var p PO
+	var cs []conflicts.Conflict
+	err := s.b.Update(func(tx store.Tx) error {
+		var err error
+		p, cs, err = closePOFull(tx, wh, id, by, s.opt.Now().UnixMilli())
+		return err
+	})
+	return p, cs, err
+}
+
+func closePO(tx store.Tx, wh, id, by string, at int64) ([]conflicts.Conflict, error) {
+	_, cs, err := closePOFull(tx, wh, id, by, at)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil // a PO the server does not know: nothing to close
+	}
+	return cs, err
+}
+
+func closePOFull(tx store.Tx, wh, id, by string, at int64) (PO, []conflicts.Conflict, error) {
+	var rec poRecord
+	ok, err := getCBOR(tx.Txn, key(pPO, wh, id), &rec)
+	if err != nil {
+		return PO{}, nil, err
+	}
+	if !ok {
+		return PO{}, nil, fmt.Errorf("po %s: %w", id, ErrNotFound)
+	}
+	if rec.PO.Status == "closed" || rec.PO.Status == "cancelled" {
+		p, err := withReceipts(tx, wh, rec)
+		return p, nil, err
+	}
+	rec.PO.Status, rec.ClosedBy, rec.ClosedAt = "closed", by, at
+	p, err := withReceipts(tx, wh, rec)
+	if err != nil {
+		return p, nil, err
+	}
+	var out []conflicts.Conflict
+	for _, l := range rec.PO.Lines {
+		got := p.Received[l.Line]
+		if got >= l.Qty {
+			continue
+		}
+		c := conflicts.Conflict{
+			ID: ReceiptShortID(wh, id, l.Line), Kind: conflicts.KindReceiptDiscrepancy, Status: conflicts.StatusOpen, Holds: true,
+			Warehouse: wh, Location: rec.PO.Dock, SKU: l.SKU, Lot: l.Lot, Expected: l.Qty, Observed: got,
+			CreatedHLC:      protocol.MakeHLC(at, 0),
+			Detail:          fmt.Sprintf("PO %s line %d closed short: received %d of %d × %s (closed by %s)", id, l.Line, got, l.Qty, l.SKU, by),
+			SuggestedAction: "review with supplier",
+		}
+		if c.Ops == nil {
+			c.Ops = []conflicts.OpRef{}
+		}
+		got2, written, err := tx.RaiseConflict(c)
+		if err != nil {
+			return p, nil, err
+		}
+		if written {
+			out = append(out, got2)
+		}
+	}
+	return p, out, writePO(tx, wh, rec)
+}
+
+// closeTask marks a task done, or short when a pick task was closed with
+// less than its quantity picked, and sends it back to its gateway.
+func closeTask(tx store.Tx, wh string, n protocol.Notice) (*protocol.Task, error) {
+	t, ok, err := tx.Task(wh, n.Ref)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if t.Status != "" && t.Status != "open" {
+		return nil, nil
+	}
+	t.Status = "done"
+	var short *protocol.Task
+	if t.Kind == "pick" {
+		t.Picked = n.Qty
+		if n.Qty < t.Qty {
+			t.Status = "short"
+			short = &t
+		}
+	}
+	target, err := gatewayOf(tx, wh, t.Location)
+	if err != nil {
+		return nil, err
+	}
+	return short, tx.PutTask(wh, target, t)
+}
+
+// reorder records a gateway's reorder alert, once per open crossing: a
+// second gateway's notice for a sku whose alert is open only adds itself.
+// An alert re-arms when the server's on-hand of the sku is back above the
+// reorder point.
+func (s *Service) reorder(tx store.Tx, wh, gw string, n protocol.Notice) error {
+	var a ReorderAlert
+	had, err := getCBOR(tx.Txn, key(pAlert, wh, n.SKU), &a)
+	if err != nil {
+		return err
+	}
+	by := gw + "/" + n.ID
+	if had && a.Status == "open" {
+		onHand, err := skuOnHand(tx, wh, n.SKU)
+		if err != nil {
+			return err
+		}
+		if onHand <= a.ReorderPoint {
+			a.RaisedBy = append(a.RaisedBy, by)
+			return putCBOR(tx.Txn, key(pAlert, wh, n.SKU), a)
+		}
+	}
+	var th protocol.Threshold
+	if _, err := getCBOR(tx.Txn, key(pThresh, wh, n.SKU), &th); err != nil {
+		return err
+	}
+	onHand, err := skuOnHand(tx, wh, n.SKU)
+	if err != nil {
+		return err
+	}
+	a = ReorderAlert{SKU: n.SKU, OnHand: n.Qty, ReorderPoint: n.Threshold, RaisedBy: []string{by}, AtMS: n.At, Status: "open"}
+	if th.ReorderQty > 0 {
+		a.SuggestedQty = th.ReorderQty
+	}
+	if th.Max > 0 {
+		a.SuggestedQty = max(th.Max-onHand, 0)
+	}
+	if err := putCBOR(tx.Txn, key(pAlert, wh, n.SKU), a); err != nil {
+		return err
+	}
+	if s.opt.OnReorder != nil {
+		s.opt.OnReorder(wh, a)
+	}
+	return nil
+}
+
+func skuOnHand(tx store.Tx, wh, sku string) (int64, error) {
+	rows, err := tx.Stock(wh, sku)
+	var sum int64
+	for _, r := range rows {
+		sum += r.OnHand
+	}
+	return sum, err
+}
+
+// ReorderAlerts lists the reorder alerts gateways raised, by sku.
+func (s *Service) ReorderAlerts(_ context.Context, wh string) ([]ReorderAlert, error) {
+	var out []ReorderAlert
+	err := s.b.View(func(tx store.Tx) error {
+		var err error
+		out, err = listCBOR[ReorderAlert](tx, pAlert, wh)
+		return err
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].SKU < out[j].SKU })
+	return out, err
+}
+
+// Notices lists the notices of wh's gateways the server holds.
+func (s *Service) Notices(_ context.Context, wh string) ([]protocol.Notice, map[string]bool, error) {
+	var out []protocol.Notice
+	taken := map[string]bool{}
+	err := s.b.View(func(tx store.Tx) error {
+		it := tx.Txn.NewIterator(badger.IteratorOptions{Prefix: key(pNotice, wh, ""), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var r noticeRecord
+			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &r) }); err != nil {
+				return err
+			}
+			out = append(out, r.Notice)
+			taken[r.Notice.ID] = r.Taken
+		}
+		return nil
+	})
+	return out, taken, err
+}

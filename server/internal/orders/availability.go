@@ -1,0 +1,274 @@
+package orders
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// ATS is the available-to-sell of one sku in one warehouse.
+type ATS struct {
+	Warehouse string `json:"warehouse"`
+	SKU       string `json:"sku"`
+	// OnHand is the stock in every location (negative keys count as 0).
+	OnHand int64 `json:"on_hand"`
+	// Sellable is the part of OnHand in sellable locations.
+	Sellable int64 `json:"sellable"`
+	Reserved int64 `json:"reserved"`
+	Safety   int64 `json:"safety_stock"`
+	// Available = Sellable − Reserved − Safety; negative when oversold.
+	Available int64 `json:"available"`
+}
+
+// Total is the availability of one sku over every warehouse.
+type Total struct {
+	SKU      string `json:"sku"`
+	OnHand   int64  `json:"on_hand"`
+	Sellable int64  `json:"sellable"`
+	Reserved int64  `json:"reserved"`
+	Safety   int64  `json:"safety_stock"`
+	// Available is the pool channels share: Σ max(0, ATS) over warehouses.
+	Available int64 `json:"available"`
+}
+
+// Channel is a sales channel and its allocation of the pool.
+type Channel struct {
+	Name string `json:"channel" cbor:"1,keyasint"`
+	// SharePct is the percentage of the pool offered (0..100, default 100).
+	SharePct float64 `json:"share_pct" cbor:"2,keyasint"`
+	// Cap, when set, bounds what is offered per sku.
+	Cap *int64 `json:"cap,omitempty" cbor:"3,keyasint,omitempty"`
+	// Warehouses the channel sells from; empty means all.
+	Warehouses []string `json:"warehouses,omitempty" cbor:"4,keyasint,omitempty"`
+	UpdatedMS  int64    `json:"updated_ms" cbor:"5,keyasint"`
+}
+
+// Validate checks an allocation.
+func (c *Channel) Validate() error {
+	var errs []string
+	if err := protocol.ValidateID(c.Name); err != nil {
+		errs = append(errs, "channel: "+err.Error())
+	}
+	if math.IsNaN(c.SharePct) || c.SharePct < 0 || c.SharePct > 100 {
+		errs = append(errs, fmt.Sprintf("share_pct: %v must be 0..100", c.SharePct))
+	}
+	if c.Cap != nil && *c.Cap < 0 {
+		errs = append(errs, fmt.Sprintf("cap: %d must be ≥ 0", *c.Cap))
+	}
+	for i, w := range c.Warehouses {
+		if err := protocol.ValidateID(w); err != nil {
+			errs = append(errs, fmt.Sprintf("warehouses[%d]: %v", i, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Allocate returns what the channel is offered of a sku, from the ATS of
+// each warehouse.
+func (c *Channel) Allocate(perWH map[string]int64) int64 {
+	var pool int64
+	for wh, a := range perWH {
+		if a > 0 && c.sells(wh) {
+			pool += a
+		}
+	}
+	q := int64(math.Floor(float64(pool) * c.SharePct / 100))
+	if c.Cap != nil && q > *c.Cap {
+		q = *c.Cap
+	}
+	return q
+}
+
+func (c *Channel) sells(wh string) bool {
+	if len(c.Warehouses) == 0 {
+		return true
+	}
+	for _, w := range c.Warehouses {
+		if w == wh {
+			return true
+		}
+	}
+	return false
+}
+
+// Item is one sku of a channel's availability.
+type Item struct {
+	SKU       string `json:"sku"`
+	Available int64  `json:"available"`
+}
+
+// Snapshot is a channel's whole availability: the payload of the retained
+// {root}/channels/{channel}/availability message and of the
+// "availability" webhook.
+type Snapshot struct {
+	Channel     string  `json:"channel"`
+	Seq         uint64  `json:"seq"`
+	GeneratedAt string  `json:"generated_at"`
+	Allocation  Channel `json:"allocation"`
+	Items       []Item  `json:"items"`
+}
+
+// Availability returns the ATS rows matching wh and sku (empty: all), by
+// warehouse and sku, and the totals per sku, with the reservation sequence
+// they reflect.
+func (s *Service) Availability(wh, sku string) ([]ATS, []Total, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var rows []ATS
+	totals := map[string]*Total{}
+	for ws, a := range s.ats {
+		if sku != "" && ws.sku != sku {
+			continue
+		}
+		t := totals[ws.sku]
+		if t == nil {
+			t = &Total{SKU: ws.sku}
+			totals[ws.sku] = t
+		}
+		t.OnHand += a.OnHand
+		t.Sellable += a.Sellable
+		t.Reserved += a.Reserved
+		t.Safety += a.Safety
+		t.Available += max(a.Available, 0)
+		if wh == "" || ws.wh == wh {
+			rows = append(rows, a)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Warehouse != rows[j].Warehouse {
+			return rows[i].Warehouse < rows[j].Warehouse
+		}
+		return rows[i].SKU < rows[j].SKU
+	})
+	out := make([]Total, 0, len(totals))
+	for _, t := range totals {
+		out = append(out, *t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SKU < out[j].SKU })
+	return rows, out, s.seq
+}
+
+// Channels returns every channel with its allocation, by name.
+func (s *Service) Channels() []Channel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Channel, 0, len(s.channels))
+	for _, c := range s.channels {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// PutChannel creates or changes a channel's allocation; its availability
+// is republished.
+func (s *Service) PutChannel(_ context.Context, c Channel) (Channel, error) {
+	if err := c.Validate(); err != nil {
+		return Channel{}, err
+	}
+	c.UpdatedMS = s.cfg.Now().UnixMilli()
+	if err := s.db.Update(func(txn *badger.Txn) error { return putCBOR(txn, channelKey(c.Name), c) }); err != nil {
+		return Channel{}, err
+	}
+	s.mu.Lock()
+	s.channels[c.Name] = c
+	s.publish = true
+	s.mu.Unlock()
+	s.signal()
+	return c, nil
+}
+
+// Snapshot returns a channel's current availability.
+func (s *Service) Snapshot(channel string) (Snapshot, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.channels[channel]
+	if !ok {
+		return Snapshot{}, false
+	}
+	return s.snapshot(c, s.bySKUWarehouse()), true
+}
+
+// bySKUWarehouse returns sku → warehouse → ATS; s.mu is held.
+func (s *Service) bySKUWarehouse() map[string]map[string]int64 {
+	out := map[string]map[string]int64{}
+	for ws, a := range s.ats {
+		m := out[ws.sku]
+		if m == nil {
+			m = map[string]int64{}
+			out[ws.sku] = m
+		}
+		m[ws.wh] = a.Available
+	}
+	return out
+}
+
+// snapshot builds a channel's availability; s.mu is held.
+func (s *Service) snapshot(c Channel, per map[string]map[string]int64) Snapshot {
+	snap := Snapshot{Channel: c.Name, Seq: s.seq, GeneratedAt: s.cfg.Now().UTC().Format(time.RFC3339Nano), Allocation: c, Items: make([]Item, 0, len(per))}
+	for sku, m := range per {
+		snap.Items = append(snap.Items, Item{SKU: sku, Available: c.Allocate(m)})
+	}
+	sort.Slice(snap.Items, func(i, j int) bool { return snap.Items[i].SKU < snap.Items[j].SKU })
+	return snap
+}
+
+func fingerprint(sn *Snapshot) string {
+	var b strings.Builder
+	a := sn.Allocation
+	cp := "-"
+	if a.Cap != nil {
+		cp = strconv.FormatInt(*a.Cap, 10)
+	}
+	fmt.Fprintf(&b, "%d|%v|%s|%v", sn.Seq, a.SharePct, cp, a.Warehouses)
+	for _, it := range sn.Items {
+		fmt.Fprintf(&b, "|%s=%d", it.SKU, it.Available)
+	}
+	return b.String()
+}
+
+// flushPublish hands every channel whose availability changed to Publish.
+func (s *Service) flushPublish() {
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	s.mu.Lock()
+	if !s.publish {
+		s.mu.Unlock()
+		return
+	}
+	s.publish = false
+	per := s.bySKUWarehouse()
+	var out []Snapshot
+	names := make([]string, 0, len(s.channels))
+	for n := range s.channels {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		sn := s.snapshot(s.channels[n], per)
+		fp := fingerprint(&sn)
+		if s.last[n] == fp {
+			continue
+		}
+		s.last[n] = fp
+		out = append(out, sn)
+	}
+	s.mu.Unlock()
+	if s.cfg.Publish == nil {
+		return
+	}
+	for _, sn := range out {
+		s.cfg.Publish(sn)
+	}
+}

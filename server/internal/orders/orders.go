@@ -1,0 +1,182 @@
+// Package orders owns customer orders taken from sales channels and what
+// they do to stock that is not yet picked: reservations, available-to-sell
+// (ATS) per sku and warehouse, and the share of it each channel is offered.
+//
+// An order reserves its lines at once. A pick op that names the order
+// (Refs.Order, and the line when the gateway knows it) consumes the
+// reservation of its line; shipping or cancelling releases what is left. A
+// reservation that cannot be met is still taken — the order exists — but
+// it raises an oversell conflict instead of failing silently.
+//
+//	ATS(wh, sku) = on-hand in sellable locations − open reservations − safety stock
+//	channel(sku) = min(⌊pool × share⌋, cap),  pool = Σ over the channel's warehouses of max(0, ATS)
+//
+// Availability is recomputed for what changed, debounced, and handed to
+// Config.Publish as a full snapshot per channel (for a retained MQTT message
+// and a webhook). Every snapshot carries Seq, the reservation sequence it
+// reflects: an order accepted with Seq s is counted in every snapshot with
+// Seq ≥ s.
+package orders
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// Status is where an order is in its life.
+type Status string
+
+// Order statuses.
+const (
+	StatusOpen      Status = "open"      // reserving what is not yet picked
+	StatusShipped   Status = "shipped"   // left the warehouse; nothing reserved
+	StatusCancelled Status = "cancelled" // nothing reserved; picked units go back to stock by a person
+)
+
+// Errors of the order operations.
+var (
+	// ErrNotFound reports an unknown order.
+	ErrNotFound = errors.New("orders: no such order")
+	// ErrInvalid reports a request that breaks a rule; the message says which.
+	ErrInvalid = errors.New("orders: invalid request")
+	// ErrConflict reports a request that contradicts an existing order (an
+	// external id reused with other lines, a shipped order cancelled).
+	ErrConflict = errors.New("orders: conflicts with an existing order")
+)
+
+// Line is one line of an order. Picked and Reserved are computed.
+type Line struct {
+	Line uint32 `json:"line" cbor:"1,keyasint"`
+	SKU  string `json:"sku" cbor:"2,keyasint"`
+	Lot  string `json:"lot,omitempty" cbor:"3,keyasint,omitempty"`
+	Qty  int64  `json:"qty" cbor:"4,keyasint"`
+	// Picked is the quantity picks against the line took.
+	Picked int64 `json:"picked" cbor:"-"`
+	// Reserved is what the line still holds back from ATS.
+	Reserved int64 `json:"reserved" cbor:"-"`
+}
+
+// Order is a customer order of one warehouse.
+type Order struct {
+	Warehouse  string `json:"warehouse" cbor:"1,keyasint"`
+	ID         string `json:"id" cbor:"2,keyasint"`
+	Channel    string `json:"channel" cbor:"3,keyasint"`
+	ExternalID string `json:"external_id" cbor:"4,keyasint"`
+	Lines      []Line `json:"lines" cbor:"5,keyasint"`
+	Status     Status `json:"status" cbor:"6,keyasint"`
+	CreatedMS  int64  `json:"created_ms" cbor:"7,keyasint"`
+	UpdatedMS  int64  `json:"updated_ms" cbor:"8,keyasint"`
+	// Short lists the skus whose reservation could not be met when the
+	// order was taken; each raised an oversell conflict.
+	Short []string `json:"short,omitempty" cbor:"9,keyasint,omitempty"`
+	// Seq is the reservation sequence after the order's last change: every
+	// availability snapshot with Seq ≥ it accounts for the order.
+	Seq uint64 `json:"seq" cbor:"10,keyasint"`
+}
+
+// Reserved returns the order's open reservation per sku.
+func (o *Order) Reserved() map[string]int64 {
+	out := map[string]int64{}
+	for _, l := range o.Lines {
+		if l.Reserved > 0 {
+			out[l.SKU] += l.Reserved
+		}
+	}
+	return out
+}
+
+// NewOrder is a channel's request for an order.
+type NewOrder struct {
+	Warehouse  string `json:"warehouse"`
+	Channel    string `json:"channel"`
+	ExternalID string `json:"external_id"`
+	// ID is the order id scanned on the floor (ORD:<id>); default
+	// "{channel}-{external_id}".
+	ID    string `json:"id,omitempty"`
+	Lines []Line `json:"lines"`
+}
+
+// Validate checks the request and fills defaults (ID, line numbers).
+func (n *NewOrder) Validate() error {
+	var errs []string
+	if err := protocol.ValidateID(n.Warehouse); err != nil {
+		errs = append(errs, "warehouse: "+err.Error())
+	}
+	if err := protocol.ValidateID(n.Channel); err != nil {
+		errs = append(errs, "channel: "+err.Error())
+	}
+	if err := checkText("external_id", n.ExternalID); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if n.ID == "" && n.Channel != "" && n.ExternalID != "" {
+		n.ID = n.Channel + "-" + n.ExternalID
+	}
+	if err := checkText("id", n.ID); err != nil {
+		errs = append(errs, err.Error()+" (give a shorter id, or a shorter external_id)")
+	}
+	if len(n.Lines) == 0 {
+		errs = append(errs, "lines: at least one line is required")
+	}
+	if len(n.Lines) > 1000 {
+		errs = append(errs, "lines: at most 1000")
+	}
+	seen := map[uint32]bool{}
+	for i := range n.Lines {
+		l := &n.Lines[i]
+		if l.Line == 0 {
+			l.Line = uint32(i + 1)
+		}
+		if seen[l.Line] {
+			errs = append(errs, fmt.Sprintf("lines[%d]: line number %d appears twice", i, l.Line))
+		}
+		seen[l.Line] = true
+		if err := checkText(fmt.Sprintf("lines[%d].sku", i), l.SKU); err != nil {
+			errs = append(errs, err.Error())
+		}
+		if l.Lot != "" {
+			if err := checkText(fmt.Sprintf("lines[%d].lot", i), l.Lot); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+		if l.Qty <= 0 || l.Qty > 1_000_000_000 {
+			errs = append(errs, fmt.Sprintf("lines[%d].qty: %d must be 1..1000000000", i, l.Qty))
+		}
+		l.Picked, l.Reserved = 0, 0
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// sameLines reports whether a replayed request asks for the order o holds.
+func (n *NewOrder) sameLines(o *Order) bool {
+	if n.Warehouse != o.Warehouse || len(n.Lines) != len(o.Lines) {
+		return false
+	}
+	for i, l := range n.Lines {
+		m := o.Lines[i]
+		if l.Line != m.Line || l.SKU != m.SKU || l.Lot != m.Lot || l.Qty != m.Qty {
+			return false
+		}
+	}
+	return true
+}
+
+func checkText(name, v string) error {
+	switch {
+	case v == "":
+		return fmt.Errorf("%s is required", name)
+	case len(v) > protocol.MaxFieldLen:
+		return fmt.Errorf("%s is %d bytes; at most %d", name, len(v), protocol.MaxFieldLen)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%s is not UTF-8", name)
+	case strings.ContainsAny(v, "\x00/"):
+		return fmt.Errorf("%s must not contain NUL or '/'", name)
+	}
+	return nil
+}

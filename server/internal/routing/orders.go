@@ -1,0 +1,56 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/shelfsync/shelfsync/server/internal/masterdata"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// orderGetter is the part of the order model routing reads today
+// (store.Actions); this file is the only place that knows it.
+type orderGetter interface {
+	GetOrder(ctx context.Context, wh, id string) (store.Order, map[uint32]int64, error)
+}
+
+type storeOrders struct{ g orderGetter }
+
+// StoreOrders adapts the store's minimal order model to Orders.
+func StoreOrders(g orderGetter) Orders { return storeOrders{g} }
+
+func (o storeOrders) OrderLines(ctx context.Context, wh, id string) ([]Line, error) {
+	if o.g == nil {
+		return nil, fmt.Errorf("order %s/%s: %w (this store keeps no orders)", wh, id, ErrNoOrder)
+	}
+	ord, picked, err := o.g.GetOrder(ctx, wh, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("order %s/%s: %w", wh, id, ErrNoOrder)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Line, 0, len(ord.Lines))
+	for _, l := range ord.Lines {
+		out = append(out, Line{Line: l.Line, SKU: l.SKU, Lot: l.Lot, Qty: l.Qty, Picked: picked[l.Line]})
+	}
+	return out, nil
+}
+
+// Setup builds the master data service and the router, wired together
+// (a short pick re-routes its line), over a store that keeps master data
+// (the embedded Badger store); it returns nils for other backends.
+func Setup(st store.Store, opt masterdata.Options) (*masterdata.Service, *Service) {
+	b, ok := st.(masterdata.Backend)
+	if !ok {
+		return nil, nil
+	}
+	var g orderGetter
+	if a, ok := st.(orderGetter); ok {
+		g = a
+	}
+	rt := New(b, StoreOrders(g), opt.Logger)
+	opt.OnTaskShort = rt.TaskShort
+	return masterdata.New(b, opt), rt
+}
