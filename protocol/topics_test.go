@@ -65,3 +65,31 @@ func TestOpValidate(t *testing.T) {
 		require.Error(t, o.Validate(), "case %d", i)
 	}
 }
+
+func FuzzTopicsParse(f *testing.F) {
+	tp := NewTopics("")
+	for _, s := range []string{tp.Up("wh", "gw"), tp.Down("w.1", "g_2"), tp.Status("a", "b"), tp.Alerts("wh"), tp.Availability("shop"), "shelfsync/v1/+/#/up", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := tp.Parse(s)
+		if err != nil {
+			return
+		}
+		// Whatever parses names valid IDs and rebuilds to the same topic.
+		var again string
+		switch got.Kind {
+		case TopicAvailability:
+			require.NoError(t, ValidateID(got.Channel))
+			again = tp.Availability(got.Channel)
+		case TopicAlerts:
+			require.NoError(t, ValidateID(got.Warehouse))
+			again = tp.Alerts(got.Warehouse)
+		default:
+			require.NoError(t, ValidateID(got.Warehouse))
+			require.NoError(t, ValidateID(got.Gateway))
+			again = tp.Gateway(got.Kind, got.Warehouse, got.Gateway)
+		}
+		require.Equal(t, s, again)
+	})
+}
