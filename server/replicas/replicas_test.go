@@ -4,6 +4,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestIntegrationReplicasKill9 runs three replicas on one PostgreSQL and
@@ -18,10 +20,21 @@ func TestIntegrationReplicasKill9(t *testing.T) {
 			for _, id := range [][2]string{{"wh1", "dock1"}, {"wh1", "dock2"}, {"wh2", "dock1"}, {"wh2", "pick1"}} {
 				c.addGateway(id[0], id[1])
 			}
-			victim := c.replicas[1]
+			var victim *replica
+			kill := func() { // the replica that applied the most so far, mid-stream
+				best := -1.0
+				for _, r := range c.replicas {
+					if n := r.metric("shelfsync_ingest_batches_total", `verdict="apply"`); n > best {
+						victim, best = r, n
+					}
+				}
+				require.Positive(t, best, "no replica applied anything yet")
+				t.Logf("kill -9 replica %d after it applied %.0f batches", victim.i, best)
+				victim.p.kill(syscall.SIGKILL)
+			}
 			c.scanAll(workload{Items: 300, SKUs: 5, Chunk: 5, Pace: 100 * time.Millisecond},
-				event{At: 0.3, Do: func() { victim.p.kill(syscall.SIGKILL) }},
-				event{At: 0.6, Do: victim.start})
+				event{At: 0.3, Do: kill},
+				event{At: 0.6, Do: func() { victim.start() }})
 			c.settle(2 * time.Minute)
 			c.check()
 			t.Logf("%s: %s", m, c.stats())

@@ -27,6 +27,7 @@ Usage:
                                         show how the agent reads barcodes (or EPC hex) as JSON;
                                         no INPUT: one per stdin line; exit 1 if any is invalid
   shelfsync-agent scanners              list serial ports with USB identity, maker and a fitting driver
+  shelfsync-agent labels [flags]        print the scan vocabulary's labels as Code 128 barcodes (HTML/SVG)
   shelfsync-agent config print [flags]  print the effective configuration as TOML
   shelfsync-agent version               print the version
 
@@ -49,6 +50,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runDecode(args[1:], stdin, stdout, stderr)
 	case "scanners":
 		return runScanners(stdout, stderr)
+	case "labels":
+		return runLabels(args[1:], stdout, stderr) // labels.go
 	case "config":
 		if len(args) < 2 || args[1] != "print" {
 			fmt.Fprintln(stderr, "usage: shelfsync-agent config print [flags]")

@@ -92,6 +92,7 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 				return float64(n)
 			}),
 	)
+	registerQueueMetrics(reg, st, a.devices.Statuses) // queue_metrics.go
 	if cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {

@@ -54,7 +54,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Username, "mqtt-username", "", "MQTT username, when the broker uses passwords")
 	fs.StringVar(&c.Password, "mqtt-password", "", "MQTT password")
 	fs.StringVar(&c.HTTPAddr, "http", "127.0.0.1:8081", "HTTP listen address for status, stock, /healthz and /metrics")
-	fs.Var(multi{&c.Devices}, "device", "a scanner: NAME=barcode:SELECTOR[,framing=line|ssi][,feedback=none|ssi|honeywell|datalogic][,suffix=auto|CR|LF|CRLF]; SELECTOR is /dev/PATH or usb:VID:PID[:SERIAL]; repeatable")
+	fs.Var(multi{&c.Devices}, "device", "a scanner: NAME=barcode:SELECTOR[,framing=line|ssi][,feedback=none|ssi|honeywell|datalogic][,suffix=auto|CR|LF|CRLF], or an RFID reader: NAME=rfid:SELECTOR,protocol=uhf18|mercury,role=portal|shelf,location=LOC[,sweep=2s][,window=500ms]; SELECTOR is /dev/PATH or usb:VID:PID[:SERIAL]; repeatable")
 	fs.StringVar(&c.ReceivingLoc, "receiving-location", "RECEIVING", "location receipts go to when no LOC: is scanned")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 10*time.Minute, "an open session with no scan for this long is abandoned without committing (0: never)")
 	fs.StringVar(&c.Root, "topic-root", protocol.DefaultRoot, "MQTT topic root")

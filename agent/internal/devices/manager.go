@@ -73,15 +73,16 @@ type DeviceInfo struct {
 
 // Manager owns the gateway's devices and their sessions.
 type Manager struct {
-	cfg  Config
-	st   *store.Store
-	log  *slog.Logger
+	cfg   Config
+	st    *store.Store
+	log   *slog.Logger
 	devs  []*device.Device
 	rfids []*rfidDev // rfid.go
 	epcMu sync.Mutex // serialises portal receipts (receive each EPC once)
 
 	mu    sync.Mutex
 	state map[string]*devState // by device name
+	noise map[string]*noiseGate
 }
 
 type devState struct {
@@ -149,10 +150,16 @@ func (m *Manager) Run(ctx context.Context) {
 
 func (m *Manager) handleRead(ctx context.Context, d *device.Device, r device.Read) {
 	if r.Err != nil {
+		if !m.admitBad(d.Name()) {
+			return
+		}
 		m.log.Warn("unreadable scan rejected", attrDevice, d.Name(), "err", r.Err)
 		m.record(d.Name(), ScanLog{Device: d.Name(), Raw: truncate(r.Text), Verdict: session.Bad, Reason: r.Err.Error(), At: m.cfg.Now()})
 		_ = d.Feedback(feedback.Bad)
 		return
+	}
+	if _, err := decode(r.Text); err != nil && !m.admitBad(d.Name()) {
+		return // a garbage flood: counted, not logged or beeped one by one
 	}
 	log, err := m.Scan(ctx, d.Name(), r.Text)
 	if err != nil {
@@ -170,6 +177,29 @@ func (m *Manager) handleRead(ctx context.Context, d *device.Device, r device.Rea
 	if err := d.Feedback(sig); err != nil && !errors.Is(err, device.ErrNotConnected) {
 		m.log.Warn("feedback not delivered", attrDevice, d.Name(), "err", err)
 	}
+}
+
+// maxBadPerSecond is the most rejected reads per device and second that
+// are logged and beeped; no operator scans faster.
+const maxBadPerSecond = 20
+
+// admitBad applies the device's noise gate to a rejected read.
+func (m *Manager) admitBad(name string) bool {
+	m.mu.Lock()
+	g, ok := m.noise[name]
+	if !ok {
+		g = &noiseGate{maxBad: maxBadPerSecond}
+		if m.noise == nil {
+			m.noise = map[string]*noiseGate{}
+		}
+		m.noise[name] = g
+	}
+	m.mu.Unlock()
+	handle, report := g.admit(m.cfg.Now())
+	if report > 0 {
+		m.log.Warn("device is sending unreadable data faster than anyone scans; ignoring it (check baud rate, cable, suffix settings)", attrDevice, name, "suppressed", report)
+	}
+	return handle
 }
 
 func truncate(s string) string {

@@ -41,18 +41,18 @@ type Source struct {
 
 // State is the JSON the page renders.
 type State struct {
-	Warehouse string                `json:"warehouse"`
-	Gateway   string                `json:"gateway"`
-	Connected bool                  `json:"connected"`
-	Uplink    string                `json:"uplink_error,omitempty"`
-	Outbox    uint64                `json:"outbox"`
-	Devices   []devices.DeviceInfo  `json:"devices"`
-	Tasks     []protocol.Task       `json:"tasks"`
-	POs       []PO                  `json:"pos"`
-	Notices   []protocol.Notice     `json:"notices"`
-	Ghosts    map[string][]string   `json:"ghosts,omitempty"`
-	Counts    map[string]int        `json:"counts"`
-	Now       int64                 `json:"now_ms"`
+	Warehouse string               `json:"warehouse"`
+	Gateway   string               `json:"gateway"`
+	Connected bool                 `json:"connected"`
+	Uplink    string               `json:"uplink_error,omitempty"`
+	Outbox    uint64               `json:"outbox"`
+	Devices   []devices.DeviceInfo `json:"devices"`
+	Tasks     []protocol.Task      `json:"tasks"`
+	POs       []PO                 `json:"pos"`
+	Notices   []protocol.Notice    `json:"notices"`
+	Ghosts    map[string][]string  `json:"ghosts,omitempty"`
+	Counts    map[string]int       `json:"counts"`
+	Now       int64                `json:"now_ms"`
 }
 
 // PO is an open purchase order with what this gateway received of it.

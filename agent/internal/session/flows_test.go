@@ -145,7 +145,7 @@ func TestReceiveFlagsDiscrepanciesAtScanTime(t *testing.T) {
 		goods("MILK", "L9", "2026-04-01"), // line expects L1: lot mismatch (and over)
 		goods("JAM", "", ""),              // unexpected
 		goods("MILK", "L1", "2026-03-01"), // expired (and over)
-		gtin("04012345678901"),           // lot-tracked without a lot: rejected
+		gtin("04012345678901"),            // lot-tracked without a lot: rejected
 		qty(3), sku("BREAD"),
 		cmd("DONE"),
 	)
@@ -239,9 +239,9 @@ func TestPickRejectsWrongScansAndRecordsShorts(t *testing.T) {
 	w := pickWorld()
 	outs := w.play(t,
 		cmd("PICK"), ord("O1"),
-		loc("C-09"),                    // wrong location
-		loc("A-01"),                    //
-		sku("JAM"),                     // wrong item here
+		loc("C-09"),                     // wrong location
+		loc("A-01"),                     //
+		sku("JAM"),                      // wrong item here
 		goods("MILK", "L2", ""),         // wrong lot (FEFO)
 		qty(4), goods("MILK", "L1", ""), // more than the line
 		qty(2), sku("MILK"), // lot taken from the task

@@ -212,7 +212,7 @@ func TestUplinkStopsACLDisconnectLoop(t *testing.T) {
 	// No more publishes while blocked, although paho keeps the connection up.
 	n := b.publishes.Load()
 	c := b.connects.Load()
-	waitFor(t, 25*time.Second, "a reconnect after the trip", func() bool { return b.connects.Load() > c && u.State().Connected })
+	waitFor(t, 60*time.Second, "a reconnect after the trip", func() bool { return b.connects.Load() > c && u.State().Connected })
 	time.Sleep(300 * time.Millisecond) // a window in which a looping uplink would publish again
 	require.Equal(t, n, b.publishes.Load(), "publishes while blocked")
 	// Each connection publishes its status and hello besides the batch, and

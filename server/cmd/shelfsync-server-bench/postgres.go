@@ -46,12 +46,12 @@ func benchPostgres(ctx context.Context, root string, gateways, warehouses, perGW
 		logf("postgres: skipped: no mosquitto at %s (deploy/dev/services.sh mosquitto)", mosquitto)
 		return nil, nil
 	}
-	if conn, err := pgx.Connect(ctx, dsn); err != nil {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
 		logf("postgres: skipped: %v (deploy/dev/services.sh postgres, or set SHELFSYNC_BENCH_PG)", err)
 		return nil, nil
-	} else {
-		conn.Close(ctx)
 	}
+	conn.Close(ctx)
 	work, err := os.MkdirTemp("", "shelfsync-bench-pg-")
 	if err != nil {
 		return nil, err

@@ -138,6 +138,7 @@ func (h *Handler) registerDomain() {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
+		res.Result.Conflicts = append(res.Result.Conflicts, res.Conflict) // the live feed shows the resolution
 		h.changed(res.Conflict.Warehouse, res.Result)
 		writeJSON(w, http.StatusOK, res)
 	})

@@ -307,7 +307,9 @@ func (h *Handler) registerMasterdata() {
 func putJSON(r *http.Request, md *masterdata.Service, wh string, k masterdata.Kind, many bool) (int, error) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
 	dec.DisallowUnknownFields()
-	bad := func(err error) error { return errors.Join(masterdata.ErrInvalid, errors.New("invalid JSON body: "+err.Error())) }
+	bad := func(err error) error {
+		return errors.Join(masterdata.ErrInvalid, errors.New("invalid JSON body: "+err.Error()))
+	}
 	id := r.PathValue("id")
 	checkID := func(got string) error {
 		if !many && got != id {

@@ -18,7 +18,7 @@ import (
 type ATS struct {
 	Warehouse string `json:"warehouse"`
 	SKU       string `json:"sku"`
-	// OnHand is the stock in every location (negative keys count as 0).
+	// OnHand is the stock in every location, as recorded.
 	OnHand int64 `json:"on_hand"`
 	// Sellable is the part of OnHand in sellable locations.
 	Sellable int64 `json:"sellable"`

@@ -24,6 +24,7 @@ type Store interface {
 	DB() *badger.DB
 	PutOrderWith(ctx context.Context, o store.Order, within func(txn *badger.Txn) error) ([]conflicts.Conflict, error)
 	OrderPicks(ctx context.Context, wh, id string) ([]store.OrderPick, error)
+	ReadOrdersAndStock(ctx context.Context, orders []store.OrderRef, queries []store.StockQuery) (map[store.OrderRef][]store.OrderPick, [][]store.StockRow, error)
 	RaiseConflict(ctx context.Context, c conflicts.Conflict) (conflicts.Conflict, bool, error)
 	Stock(ctx context.Context, q store.StockQuery) ([]store.StockRow, error)
 }
@@ -74,6 +75,7 @@ type Service struct {
 	writeMu   sync.Mutex // serialises order writes (create, ship, cancel)
 	refreshMu sync.Mutex // serialises reads of picks and stock into the index
 	publishMu sync.Mutex // keeps snapshots in order
+	flushMu   sync.Mutex // one Flush at a time: a second waits for the first's result
 
 	mu       sync.Mutex // guards everything below
 	seq      uint64
@@ -218,6 +220,8 @@ func (s *Service) Run(ctx context.Context) {
 
 // Flush recomputes what changed and publishes now.
 func (s *Service) Flush(ctx context.Context) {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	set, keys := s.dirty, s.dirtyK
 	s.dirty, s.dirtyK = map[whsku]struct{}{}, map[ledger.Key]struct{}{}
@@ -346,45 +350,44 @@ func (s *Service) removeOpen(o *Order) {
 }
 
 // refresh re-reads, for the given skus, the picks of their open orders and
-// then their stock, and recomputes reservations and ATS. Picks are read
-// before stock: a pick landing in between lowers on-hand without yet
-// consuming its reservation, which understates ATS for one round instead
-// of overstating it. It returns the skus whose reservation changed.
+// their stock, from one snapshot of the store, and recomputes reservations
+// and ATS. It returns the skus whose reservation changed.
 func (s *Service) refresh(ctx context.Context, set map[whsku]struct{}, dirtyKeys map[ledger.Key]struct{}) (map[whsku]bool, error) {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
 
 	s.mu.Lock()
-	orders := map[okey]bool{}
+	var refs []store.OrderRef
+	seen := map[okey]bool{}
 	groups := map[ledger.Key]bool{} // (wh, loc, sku) with Lot ""
 	for ws := range set {
 		for ok := range s.bySKU[ws] {
-			orders[ok] = true
+			if !seen[ok] {
+				seen[ok] = true
+				refs = append(refs, store.OrderRef{Warehouse: ok.wh, ID: ok.id})
+			}
 		}
 		for k := range s.locs[ws] {
 			groups[ledger.Key{WH: k.WH, Location: k.Location, SKU: k.SKU}] = true
+		}
+	}
+	for k := range s.dirtyK { // changes not flushed yet: read them now too
+		if _, in := set[whsku{k.WH, k.SKU}]; in {
+			groups[ledger.Key{WH: k.WH, Location: k.Location, SKU: k.SKU}] = true
+			delete(s.dirtyK, k)
 		}
 	}
 	s.mu.Unlock()
 	for k := range dirtyKeys {
 		groups[ledger.Key{WH: k.WH, Location: k.Location, SKU: k.SKU}] = true
 	}
-
-	picks := make(map[okey][]store.OrderPick, len(orders))
-	for ok := range orders {
-		ps, err := s.st.OrderPicks(ctx, ok.wh, ok.id)
-		if err != nil {
-			return nil, fmt.Errorf("picks of order %s/%s: %w", ok.wh, ok.id, err)
-		}
-		picks[ok] = ps
-	}
-	rows := make(map[ledger.Key][]store.StockRow, len(groups))
+	queries := make([]store.StockQuery, 0, len(groups))
 	for g := range groups {
-		rs, err := s.st.Stock(ctx, store.StockQuery{Warehouse: g.WH, Location: g.Location, SKU: g.SKU})
-		if err != nil {
-			return nil, fmt.Errorf("stock of %s/%s/%s: %w", g.WH, g.Location, g.SKU, err)
-		}
-		rows[g] = rs
+		queries = append(queries, store.StockQuery{Warehouse: g.WH, Location: g.Location, SKU: g.SKU})
+	}
+	picks, rows, err := s.st.ReadOrdersAndStock(ctx, refs, queries)
+	if err != nil {
+		return nil, fmt.Errorf("read picks and stock: %w", err)
 	}
 
 	s.mu.Lock()
@@ -393,9 +396,9 @@ func (s *Service) refresh(ctx context.Context, set map[whsku]struct{}, dirtyKeys
 			s.setKey(ledger.Key{WH: r.Warehouse, Location: r.Location, SKU: r.SKU, Lot: r.Lot}, r.OnHand)
 		}
 	}
-	for ok, ps := range picks {
-		if o := s.open[ok]; o != nil {
-			applyPicks(o, ps, func(sku string) bool { _, in := set[whsku{ok.wh, sku}]; return in })
+	for ref, ps := range picks {
+		if o := s.open[okey{ref.Warehouse, ref.ID}]; o != nil {
+			applyPicks(o, ps, func(sku string) bool { _, in := set[whsku{ref.Warehouse, sku}]; return in })
 		}
 	}
 	changed := map[whsku]bool{}
@@ -444,7 +447,10 @@ func (s *Service) recomputeSKU(ws whsku) bool {
 	}
 	a := ATS{Warehouse: ws.wh, SKU: ws.sku, Reserved: res, Safety: s.cfg.Safety(ws.wh, ws.sku)}
 	for k := range s.locs[ws] {
-		q := max(s.keys[k], 0) // a negative key is a records problem of its own (negative-stock conflict)
+		// A negative key is usually a pick booked at the wrong bin: the
+		// units left another bin of the sku. Summing as recorded keeps ATS
+		// at what the records can ship; clamping would offer them twice.
+		q := s.keys[k]
 		a.OnHand += q
 		if s.cfg.Sellable(k.WH, k.Location) {
 			a.Sellable += q
@@ -569,7 +575,7 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 	now := s.cfg.Now().UnixMilli()
 	o := Order{Warehouse: n.Warehouse, ID: n.ID, Channel: n.Channel, ExternalID: n.ExternalID, Lines: n.Lines, Status: StatusOpen, CreatedMS: now, UpdatedMS: now}
 	var existing *okey
-	_, err := s.st.PutOrderWith(ctx, storeOrder(&o), func(txn *badger.Txn) error {
+	rechecked, err := s.st.PutOrderWith(ctx, storeOrder(&o), func(txn *badger.Txn) error {
 		existing = nil
 		ref, found, err := getBytes(txn, idemKey(n.Channel, n.ExternalID))
 		if err != nil {
@@ -614,6 +620,11 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 	}
 	if err != nil {
 		return Order{}, false, fmt.Errorf("store order: %w", err)
+	}
+	if s.cfg.OnConflict != nil {
+		for _, c := range rechecked { // picks that came before the order, beyond its lines
+			s.cfg.OnConflict(c)
+		}
 	}
 	s.mu.Lock()
 	if _, ok := s.channels[n.Channel]; !ok {

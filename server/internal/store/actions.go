@@ -374,30 +374,66 @@ type OrderPick struct {
 // sku and lot of each pick's op.
 func (s *Badger) OrderPicks(_ context.Context, wh, id string) ([]OrderPick, error) {
 	var out []OrderPick
-	prefix := []byte(pfxLinePick + join(wh, id) + "\x00")
 	err := s.db.View(func(txn *badger.Txn) error {
-		ls := &txnLedger{txn: txn}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			rest := it.Item().Key()[len(prefix):]
-			if len(rest) < 5 || rest[4] != 0 {
-				continue
-			}
-			line := binary.BigEndian.Uint32(rest[:4])
-			var p conflicts.LinePick
-			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &p) }); err != nil {
+		var err error
+		out, err = orderPicksIn(txn, wh, id)
+		return err
+	})
+	return out, err
+}
+
+// OrderRef names an order of a warehouse.
+type OrderRef struct{ Warehouse, ID string }
+
+// ReadOrdersAndStock reads, from one consistent snapshot, the picks of the
+// given orders and the stock matching each query (rows[i] for queries[i]):
+// the order model computes reservations and on-hand from the same state.
+func (s *Badger) ReadOrdersAndStock(_ context.Context, orders []OrderRef, queries []StockQuery) (map[OrderRef][]OrderPick, [][]StockRow, error) {
+	picks := make(map[OrderRef][]OrderPick, len(orders))
+	rows := make([][]StockRow, len(queries))
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, o := range orders {
+			ps, err := orderPicksIn(txn, o.Warehouse, o.ID)
+			if err != nil {
 				return err
 			}
-			var op protocol.Op
-			if _, err := ls.getCBOR(opKey(pfxOp, wh, p.Ref.GW, p.Ref.Seq), &op); err != nil {
+			picks[o] = ps
+		}
+		for i, q := range queries {
+			rs, err := stockIn(txn, q)
+			if err != nil {
 				return err
 			}
-			out = append(out, OrderPick{Line: line, SKU: op.SKU, Lot: op.Lot, Qty: p.Qty, Gateway: p.Ref.GW, Seq: p.Ref.Seq})
+			rows[i] = rs
 		}
 		return nil
 	})
-	return out, err
+	return picks, rows, err
+}
+
+func orderPicksIn(txn *badger.Txn, wh, id string) ([]OrderPick, error) {
+	var out []OrderPick
+	prefix := []byte(pfxLinePick + join(wh, id) + "\x00")
+	ls := &txnLedger{txn: txn}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		rest := it.Item().Key()[len(prefix):]
+		if len(rest) < 5 || rest[4] != 0 {
+			continue
+		}
+		line := binary.BigEndian.Uint32(rest[:4])
+		var p conflicts.LinePick
+		if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &p) }); err != nil {
+			return nil, err
+		}
+		var op protocol.Op
+		if _, err := ls.getCBOR(opKey(pfxOp, wh, p.Ref.GW, p.Ref.Seq), &op); err != nil {
+			return nil, err
+		}
+		out = append(out, OrderPick{Line: line, SKU: op.SKU, Lot: op.Lot, Qty: p.Qty, Gateway: p.Ref.GW, Seq: p.Ref.Seq})
+	}
+	return out, nil
 }
 
 // RaiseConflict records a conflict built outside the apply path (an

@@ -186,6 +186,17 @@ func (s *Badger) ApplyBatch(_ context.Context, wh, gw string, b *protocol.OpBatc
 
 // Stock implements Store.
 func (s *Badger) Stock(_ context.Context, q StockQuery) ([]StockRow, error) {
+	var out []StockRow
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		out, err = stockIn(txn, q)
+		return err
+	})
+	return out, err
+}
+
+// stockIn reads the stock matching q in txn.
+func stockIn(txn *badger.Txn, q StockQuery) ([]StockRow, error) {
 	prefix := []byte(pfxKey)
 	if q.Warehouse != "" {
 		prefix = append(prefix, q.Warehouse+"\x00"...)
@@ -197,26 +208,23 @@ func (s *Badger) Stock(_ context.Context, q StockQuery) ([]StockRow, error) {
 		}
 	}
 	var out []StockRow
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k, ok := parseStockKey(it.Item().Key())
-			if !ok || (q.Location != "" && k.Location != q.Location) || (q.SKU != "" && k.SKU != q.SKU) || (q.Lot != "" && k.Lot != q.Lot) {
-				continue
-			}
-			var ks ledger.KeyState
-			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &ks) }); err != nil {
-				return err
-			}
-			out = append(out, StockRow{Warehouse: k.WH, Location: k.Location, SKU: k.SKU, Lot: k.Lot, OnHand: ks.OnHand()})
-			if q.Limit > 0 && len(out) >= q.Limit {
-				break
-			}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k, ok := parseStockKey(it.Item().Key())
+		if !ok || (q.Location != "" && k.Location != q.Location) || (q.SKU != "" && k.SKU != q.SKU) || (q.Lot != "" && k.Lot != q.Lot) {
+			continue
 		}
-		return nil
-	})
-	return out, err
+		var ks ledger.KeyState
+		if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &ks) }); err != nil {
+			return nil, err
+		}
+		out = append(out, StockRow{Warehouse: k.WH, Location: k.Location, SKU: k.SKU, Lot: k.Lot, OnHand: ks.OnHand()})
+		if q.Limit > 0 && len(out) >= q.Limit {
+			break
+		}
+	}
+	return out, nil
 }
 
 // Quarantined implements Store.

@@ -42,6 +42,9 @@ func (s *Store) apply(ctx context.Context, wh, gw string, b *protocol.OpBatch) (
 	var keys []ledger.Key
 	for i := range b.Ops {
 		op := &b.Ops[i]
+		if validate(op) != nil {
+			continue // quarantined below; its strings may not even be storable
+		}
 		for _, e := range ledger.Deltas(wh, op) {
 			keys = append(keys, e.Key)
 		}
@@ -106,9 +109,7 @@ func (s *Store) apply(ctx context.Context, wh, gw string, b *protocol.OpBatch) (
 	res.WM = b.Last
 
 	var fb pgx.Batch
-	if err := w.queue(&fb, wh, gw); err != nil {
-		return res, err
-	}
+	w.queue(&fb, wh, gw)
 	if err := l.queue(&fb); err != nil {
 		return res, err
 	}
@@ -152,7 +153,7 @@ type writes struct {
 	quar []quarRow
 }
 
-func (w *writes) queue(b *pgx.Batch, wh, gw string) error {
+func (w *writes) queue(b *pgx.Batch, wh, gw string) {
 	if len(w.ops) > 0 {
 		seqs, hlcs, kinds, bodies := make([]int64, len(w.ops)), make([]int64, len(w.ops)), make([]int16, len(w.ops)), make([][]byte, len(w.ops))
 		for i, o := range w.ops {
@@ -164,7 +165,6 @@ func (w *writes) queue(b *pgx.Batch, wh, gw string) error {
 	for _, q := range w.quar {
 		b.Queue(`INSERT INTO quarantine (wh, gw, seq, reason, body) VALUES ($1, $2, $3, $4, $5)`, wh, gw, q.seq, q.reason, q.body)
 	}
-	return nil
 }
 
 // queue queues the writes buffered in l; it is called once, at the end

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,12 @@ import (
 
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
+
+// DefaultMaxConns is the pool size when neither Options.MaxConns nor the
+// DSN's pool_max_conns sets one: the ingest's workers each hold a
+// connection while they apply, and the downstream sender, the API and the
+// leases need some beside them.
+const DefaultMaxConns = 10
 
 // Store is the PostgreSQL Store. It is safe for concurrent use, and any
 // number of Stores (one per replica) may share one database.
@@ -46,8 +53,8 @@ var _ store.Store = (*Store)(nil)
 // Options tune the PostgreSQL store.
 type Options struct {
 	Logger *slog.Logger
-	// MaxConns caps the connection pool; 0 keeps pgxpool's default
-	// (the DSN's pool_max_conns, else max(4, number of CPUs)).
+	// MaxConns caps the connection pool; 0 takes the DSN's
+	// pool_max_conns, else DefaultMaxConns.
 	MaxConns int32
 	// NoMigrate makes Open fail instead of migrating a database whose
 	// schema is behind this binary.
@@ -91,8 +98,11 @@ func connect(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, er
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: bad DSN: %w (expected postgres://user:password@host:5432/db?sslmode=…)", err)
 	}
-	if maxConns > 0 {
+	switch {
+	case maxConns > 0:
 		cfg.MaxConns = maxConns
+	case !strings.Contains(dsn, "pool_max_conns"):
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -160,9 +160,26 @@ func testQuarantine(t *testing.T, open func(*testing.T) store.Store, _ config) {
 	require.Equal(t, 2, res.Applied)
 	require.Equal(t, 1, res.Quarantined)
 	require.Equal(t, uint64(3), res.WM, "a quarantined op moves the watermark: it is kept, not lost")
+	var kinds []conflicts.Kind
+	for _, c := range res.Conflicts {
+		kinds = append(kinds, c.Kind)
+	}
+	require.Contains(t, kinds, conflicts.KindQuarantinedOp)
+	// NUL bytes (valid UTF-8, so they pass the wire decoder; text columns
+	// cannot hold them) are quarantined too, never a batch that fails and
+	// is resent forever.
+	hostile := []protocol.Op{Receive(4, 4, "L", "s\x00x", 1), Receive(5, 5, "L\x00", "s", 1), Receive(6, 6, "L", "s", 1)}
+	hostile[2].Lot = "a\x00"
+	res = Apply(t, s, Batch("w", "g", hostile...))
+	require.Equal(t, protocol.Apply, res.Verdict)
+	require.Equal(t, 3, res.Quarantined)
+	res = Apply(t, s, Batch("w", "g", hostile...)) // and redelivered
+	require.Equal(t, protocol.Duplicate, res.Verdict)
 	q, err := s.Quarantined(ctx, "w")
 	require.NoError(t, err)
-	require.Len(t, q, 1)
+	require.Len(t, q, 4)
+	require.Equal(t, hostile[0], q[1].Op, "the op is kept byte for byte")
+	q = q[:1]
 	require.Equal(t, "w", q[0].Warehouse)
 	require.Equal(t, "g", q[0].Gateway)
 	require.Equal(t, uint64(2), q[0].Seq)
@@ -172,11 +189,6 @@ func testQuarantine(t *testing.T, open func(*testing.T) store.Store, _ config) {
 	require.NoError(t, err)
 	require.Empty(t, q)
 	require.Equal(t, map[ledger.Key]int64{{WH: "w", Location: "L", SKU: "s"}: 2}, stockOf(t, s, "w"))
-	var kinds []conflicts.Kind
-	for _, c := range res.Conflicts {
-		kinds = append(kinds, c.Kind)
-	}
-	require.Contains(t, kinds, conflicts.KindQuarantinedOp)
 }
 
 func testConflicts(t *testing.T, open func(*testing.T) store.Store, _ config) {

@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+)
+
+// chromium returns Debian's chromium (CHROMIUM overrides), or skips.
+func chromium(t *testing.T) string {
+	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "chromium"} {
+		if p == "" {
+			continue
+		}
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	t.Skip("no chromium binary: install Debian's chromium package (deploy/dev/services.sh does) or set CHROMIUM to run the dashboard test")
+	return ""
+}
+
+// artifacts returns the directory test artefacts go to
+// (SHELFSYNC_ARTIFACTS, default $TMPDIR/shelfsync-artifacts).
+func artifacts(t *testing.T) string {
+	dir := os.Getenv("SHELFSYNC_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "shelfsync-artifacts")
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	return dir
+}
+
+// TestIntegrationDashboardLiveScanAndConflict drives the dashboard in
+// headless Chromium: the page loads, a scan made through the simulator
+// appears without a reload, resolving a conflict with one click works, and
+// a screenshot is saved (and copied to docs/dashboard.png for the README).
+func TestIntegrationDashboardLiveScanAndConflict(t *testing.T) {
+	bin := chromium(t)
+	c := newCluster(t)
+	g1, g2 := c.newGateway("wh1", "dock-1"), c.newGateway("wh1", "pick-1")
+	// a warehouse with some life in it
+	g1.scan("CMD:RECEIVE", "LOC:A-01", "QTY:24", "SKU:WIDGET", "LOC:A-02", "QTY:12", "SKU:GADGET", "LOC:B-01", "QTY:6", "SKU:SPROCKET", "CMD:DONE")
+	g1.waitBeeps(10)
+	require.Equal(t, 200, c.call("PUT", "/api/v1/channels/web", map[string]any{"share_pct": 100}, nil))
+	require.Equal(t, 200, c.call("PUT", "/api/v1/channels/marketplace", map[string]any{"share_pct": 50, "cap": 5}, nil))
+	require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "5001",
+		"lines": []map[string]any{{"sku": "WIDGET", "qty": 4}, {"sku": "GADGET", "qty": 2}}}, nil))
+	require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "5002",
+		"lines": []map[string]any{{"sku": "SPROCKET", "qty": 8}}}, nil)) // more than there is: an oversell alert
+	g2.scan("CMD:PICK", "LOC:C-09", "SKU:GADGET", "CMD:DONE") // from an empty bin: a negative-stock conflict
+	g2.waitBeeps(4)
+	waitFor(t, 15*time.Second, "the conflict", func() bool { return len(c.conflicts("wh1", "negative-stock")) == 1 })
+	conflict := c.conflicts("wh1", "negative-stock")[0]
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-quic", true), chromedp.NoFirstRun,
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1440, 1100))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	base := "http://" + c.httpAddr
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/")), "the browser starts and the page loads")
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
+		defer scancel()
+		require.NoError(t, chromedp.Do(sctx, steps...), what)
+	}
+	step("dashboard ready with stock and the live feed",
+		chromedp.WaitVisible(chromedp.CSS(`body[data-ready="1"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-key="wh1|A-01|WIDGET|"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#live.on`)),
+		chromedp.WaitVisible(chromedp.CSS(`.card[data-warehouse="wh1"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-gateway="wh1/dock-1"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#av-body tr[data-sku="WIDGET"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#al-body tr[data-alert-id]`)),
+		chromedp.SetValue(chromedp.CSS(`#me`), "lead"),
+	)
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__sameDocument = true`))
+	require.NoError(t, err)
+
+	// a scan through the simulator appears without a reload
+	g1.scan("CMD:RECEIVE", "LOC:A-03", "QTY:7", "SKU:GIZMO", "CMD:DONE")
+	step("the new stock shows up live",
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-key="wh1|A-03|GIZMO|"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#feed li`)),
+	)
+	same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__sameDocument === true`))
+	require.NoError(t, err)
+	require.True(t, same, "no reload happened")
+	qty, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`tr[data-key="wh1|A-03|GIZMO|"] td.onhand`)))
+	require.NoError(t, err)
+	require.Equal(t, "7", qty)
+	step("a key's history", chromedp.Click(chromedp.CSS(`tr[data-key="wh1|A-01|WIDGET|"]`)), chromedp.WaitVisible(chromedp.CSS(`#history table`)))
+
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	shot := filepath.Join(artifacts(t), "dashboard.png")
+	require.NoError(t, os.WriteFile(shot, png, 0o644))
+	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
+
+	// one-click resolution
+	row := fmt.Sprintf(`tr[data-conflict-id=%q]`, conflict.ID)
+	step("resolve the conflict",
+		chromedp.WaitVisible(chromedp.CSS(row+` button[data-action="accept"]`)),
+		chromedp.Click(chromedp.CSS(row+` button[data-action="accept"]`)),
+	)
+	waitFor(t, 15*time.Second, "the conflict resolved by the person named in the page", func() bool {
+		var body struct {
+			Items []struct {
+				ID, Status string
+				ResolvedBy string `json:"resolved_by"`
+			}
+		}
+		getJSON(t, base+"/api/v1/conflicts?warehouse=wh1&kind=negative-stock", &body)
+		return len(body.Items) == 1 && body.Items[0].Status == "resolved" && body.Items[0].ResolvedBy == "lead"
+	})
+	step("the row leaves the open conflicts", chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector(%q) === null`, row)))
+	png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(artifacts(t), "dashboard-resolved.png"), png, 0o644))
+
+	// the README shows the first screenshot
+	docs := filepath.Join("..", "..", "docs")
+	require.NoError(t, os.MkdirAll(docs, 0o755))
+	b, err := os.ReadFile(shot)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(docs, "dashboard.png"), b, 0o644))
+}

@@ -1,0 +1,187 @@
+package alerts
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shelfsync/shelfsync/server/internal/conflicts"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+type harness struct {
+	svc       *Service
+	now       time.Time
+	mu        sync.Mutex
+	published []Alert
+	gateways  []store.Gateway
+}
+
+func newHarness(t *testing.T, th Thresholds) *harness {
+	db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(nil))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	h := &harness{now: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}
+	h.svc = New(Config{
+		DB: db, Thresholds: th, Now: func() time.Time { return h.now },
+		OnOrder:  func(wh, sku string) int64 { return 3 },
+		Gateways: func(context.Context) ([]store.Gateway, error) { return h.gateways, nil },
+		Publish:  func(a Alert) { h.mu.Lock(); h.published = append(h.published, a); h.mu.Unlock() },
+	})
+	return h
+}
+
+func (h *harness) kinds() []Kind {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Kind
+	for _, a := range h.published {
+		if a.Status == StatusOpen {
+			out = append(out, a.Kind)
+		}
+	}
+	return out
+}
+
+func TestReorderAlertFiresOncePerDownwardCrossing(t *testing.T) {
+	h := newHarness(t, ThresholdsFunc(func(wh, sku string) (Threshold, bool) {
+		return Threshold{ReorderPoint: 5, ReorderQty: 10, Max: 20}, sku == "A"
+	}))
+	fired := func() int { return len(h.kinds()) }
+	for _, step := range []struct {
+		onHand int64
+		fired  int
+	}{
+		{10, 0}, {6, 0},
+		{5, 1}, // at the point: crossing
+		{3, 1}, {4, 1}, {0, 1}, // still below: no repeat
+		{6, 1},  // above: re-armed, no alert
+		{2, 2},  // the next crossing
+		{20, 2}, // re-armed
+		{5, 3},
+	} {
+		h.svc.ObserveStock("wh1", "A", step.onHand)
+		require.Equal(t, step.fired, fired(), "after on-hand %d", step.onHand)
+	}
+	h.svc.ObserveStock("wh1", "B", 0) // no threshold
+	require.Equal(t, 3, fired())
+	as, _, err := h.svc.List(context.Background(), Query{Kind: KindReorder})
+	require.NoError(t, err)
+	require.Len(t, as, 3)
+	latest := as[0]
+	require.Equal(t, int64(5), latest.OnHand)
+	require.Equal(t, int64(3), latest.OnOrder)
+	require.Equal(t, int64(20-5-3), latest.SuggestedQty, "max − on-hand − on-order")
+	require.Equal(t, int64(2), as[1].OnHand, "newest first")
+}
+
+func TestSeasonalOverrideAppliesWithinItsDates(t *testing.T) {
+	th := Threshold{ReorderPoint: 5, Max: 20, Seasonal: []Seasonal{{From: "2026-12-01", To: "2026-12-24", ReorderPoint: 50, Max: 200}}}
+	require.NoError(t, th.Validate())
+	h := newHarness(t, ThresholdsFunc(func(wh, sku string) (Threshold, bool) { return th, true }))
+	h.svc.ObserveStock("wh1", "A", 30) // March: above 5
+	require.Empty(t, h.kinds())
+	h.now = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) // first day of the season
+	h.svc.ObserveStock("wh1", "A", 30)
+	require.Equal(t, []Kind{KindReorder}, h.kinds(), "30 is below the seasonal 50")
+	as, _, _ := h.svc.List(context.Background(), Query{})
+	require.True(t, as[0].Seasonal)
+	require.Equal(t, int64(200-30-3), as[0].SuggestedQty)
+	h.now = time.Date(2026, 12, 25, 0, 0, 0, 0, time.UTC) // season over: 30 > 5 re-arms
+	h.svc.ObserveStock("wh1", "A", 30)
+	h.svc.ObserveStock("wh1", "A", 4)
+	require.Len(t, h.kinds(), 2)
+
+	bad := Threshold{Seasonal: []Seasonal{{From: "2026-12-24", To: "2026-12-01"}}}
+	require.Error(t, bad.Validate())
+}
+
+func TestConflictAlertsOnOpenAndReopen(t *testing.T) {
+	h := newHarness(t, nil)
+	c := conflicts.Conflict{ID: "neg:wh1/A/X", Kind: conflicts.KindNegativeStock, Status: conflicts.StatusOpen, Holds: true, Warehouse: "wh1", Location: "A", SKU: "X", Detail: "on-hand −1"}
+	h.svc.ObserveConflict(c)
+	h.svc.ObserveConflict(c) // changed again while open: no new alert
+	require.Equal(t, []Kind{KindConflict}, h.kinds())
+	c.Status, c.Holds = conflicts.StatusCleared, false
+	h.svc.ObserveConflict(c)
+	c.Status, c.Holds = conflicts.StatusOpen, true
+	h.svc.ObserveConflict(c)
+	require.Equal(t, []Kind{KindConflict, KindConflict}, h.kinds(), "reopened: alerted again")
+
+	h.svc.ObserveConflict(conflicts.Conflict{ID: "rcpt:wh1/g1/3", Kind: conflicts.KindReceiptDiscrepancy, Status: conflicts.StatusOpen, Holds: true, Warehouse: "wh1"})
+	h.svc.ObserveConflict(conflicts.Oversell("wh1", "X", 3, 2, 0))
+	require.Equal(t, []Kind{KindConflict, KindConflict, KindReceiptDiscrepancy, KindOversell}, h.kinds())
+}
+
+func TestGatewaysOfflineTooLongOrWithAGrowingBacklog(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	seen := h.now.Add(-time.Minute).UnixMilli()
+	h.gateways = []store.Gateway{{Warehouse: "wh1", Gateway: "g1", Online: false, LastSeen: seen}}
+	require.NoError(t, h.svc.CheckGateways(ctx))
+	require.Empty(t, h.kinds(), "one minute offline is fine")
+	h.now = h.now.Add(10 * time.Minute)
+	require.NoError(t, h.svc.CheckGateways(ctx))
+	require.NoError(t, h.svc.CheckGateways(ctx))
+	require.Equal(t, []Kind{KindGatewayOffline}, h.kinds(), "once per episode")
+	h.gateways[0].Online, h.gateways[0].LastSeen = true, h.now.UnixMilli()
+	require.NoError(t, h.svc.CheckGateways(ctx))
+	h.gateways[0].Online, h.gateways[0].LastSeen = false, h.now.UnixMilli()
+	h.now = h.now.Add(6 * time.Minute)
+	require.NoError(t, h.svc.CheckGateways(ctx))
+	require.Equal(t, []Kind{KindGatewayOffline, KindGatewayOffline}, h.kinds(), "a new episode")
+
+	h.gateways = []store.Gateway{{Warehouse: "wh1", Gateway: "g2", Online: true, LastSeen: h.now.UnixMilli()}}
+	for _, depth := range []uint64{50, 120, 130, 200} { // above BacklogOps/10 and growing at 3 checks
+		h.gateways[0].OutboxDepth = depth
+		require.NoError(t, h.svc.CheckGateways(ctx))
+	}
+	require.Equal(t, KindGatewayBacklog, h.kinds()[2])
+	h.gateways[0].OutboxDepth = 2000
+	require.NoError(t, h.svc.CheckGateways(ctx))
+	require.Len(t, h.kinds(), 3, "still the same episode")
+}
+
+func TestAcknowledgedByAPerson(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	a, err := h.svc.Raise(Alert{Kind: KindConflict, Warehouse: "wh1", Message: "x"})
+	require.NoError(t, err)
+	_, err = h.svc.Ack(ctx, a.ID, " ", "")
+	require.ErrorIs(t, err, ErrInvalid)
+	got, err := h.svc.Ack(ctx, a.ID, "ana", "checked the bin")
+	require.NoError(t, err)
+	require.Equal(t, StatusAcknowledged, got.Status)
+	require.Equal(t, "ana", got.AckBy)
+	_, err = h.svc.Ack(ctx, a.ID, "bob", "")
+	require.ErrorIs(t, err, ErrAcknowledged)
+	_, err = h.svc.Ack(ctx, "nope", "bob", "")
+	require.ErrorIs(t, err, ErrNotFound)
+	open, _, err := h.svc.List(ctx, Query{Status: StatusOpen})
+	require.NoError(t, err)
+	require.Empty(t, open)
+	all, _, err := h.svc.List(ctx, Query{Warehouse: "wh1"})
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	require.Len(t, h.published, 2, "raised and acknowledged are both published")
+}
+
+func TestListPages(t *testing.T) {
+	h := newHarness(t, nil)
+	for i := 0; i < 5; i++ {
+		_, err := h.svc.Raise(Alert{Kind: KindConflict, Warehouse: "wh1", Message: "x"})
+		require.NoError(t, err)
+	}
+	p1, more, err := h.svc.List(context.Background(), Query{Limit: 2})
+	require.NoError(t, err)
+	require.True(t, more)
+	p3, more, err := h.svc.List(context.Background(), Query{Limit: 2, Offset: 4})
+	require.NoError(t, err)
+	require.False(t, more)
+	require.Len(t, p3, 1)
+	require.Greater(t, p1[0].ID, p1[1].ID)
+}

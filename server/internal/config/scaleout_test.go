@@ -1,0 +1,42 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestScaleOutValidate(t *testing.T) {
+	const pg = "postgres://u:secret@db:5432/shelfsync"
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // substring of the error; "" = valid
+	}{
+		{"badger by default", nil, ""},
+		{"badger by name", []string{"--store", "badger"}, ""},
+		{"postgres", []string{"--store", pg}, ""},
+		{"postgresql scheme", []string{"--store", "postgresql://db/x"}, ""},
+		{"unknown store, password hidden", []string{"--store", "mysql://u:secret@db/x"}, `store: "mysql://u:***@db/x"`},
+		{"replicas share a group", []string{"--store", pg, "--broker", "tcp://b:1883", "--share-group", "g"}, ""},
+		{"share group needs external broker", []string{"--store", pg, "--share-group", "g"}, "share-group: needs an external broker"},
+		{"share group needs postgres", []string{"--broker", "tcp://b:1883", "--share-group", "g"}, "share-group: replicas must share a PostgreSQL store"},
+		{"share group is one level", []string{"--store", pg, "--broker", "tcp://b:1883", "--share-group", "a/b"}, "must not contain"},
+		{"leases", []string{"--store", pg, "--broker", "tcp://b:1883", "--gateway-leases"}, ""},
+		{"leases need postgres", []string{"--broker", "tcp://b:1883", "--gateway-leases"}, "gateway-leases: needs"},
+		{"leases exclude share group", []string{"--store", pg, "--broker", "tcp://b:1883", "--gateway-leases", "--share-group", "g"}, "do not combine"},
+		{"lease ttl floor", []string{"--store", pg, "--broker", "tcp://b:1883", "--gateway-leases", "--lease-ttl", "100ms"}, "lease-ttl"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, tc.args...)
+			require.NoError(t, err)
+			err = c.Validate()
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.want)
+			require.NotContains(t, err.Error(), "secret")
+		})
+	}
+}
