@@ -27,6 +27,9 @@ type mdWiring struct {
 func newMDWiring(st store.Store, log *slog.Logger) *mdWiring {
 	w := &mdWiring{log: log}
 	w.md, _ = routing.Setup(st, masterdata.Options{Logger: log, OnReorder: w.reorder})
+	if b, ok := st.(*store.Badger); ok {
+		b.SetOpCheck(masterdata.CheckOp) // strict catalog and unknown locations quarantine
+	}
 	return w
 }
 

@@ -474,7 +474,7 @@ func (s *Badger) QuarantineAction(_ context.Context, wh, gw string, seq uint64, 
 			q.Status = "rejected"
 		case "reapply":
 			op := q.Op
-			if err := op.Validate(); err != nil {
+			if err := s.validate(txn, wh, &op); err != nil {
 				return fmt.Errorf("still invalid: %w — fix the master data or reject it", err)
 			}
 			if err := putCBOR(txn, opKey(pfxOp, wh, gw, seq), op); err != nil {

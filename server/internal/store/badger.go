@@ -22,6 +22,22 @@ type Badger struct {
 	db    *badger.DB
 	epoch string
 	log   *slog.Logger
+	check func(Tx, string, *protocol.Op) error
+}
+
+// SetOpCheck installs a master-data check run on every op in the apply
+// transaction; an op it rejects is quarantined with its error as reason.
+func (s *Badger) SetOpCheck(f func(tx Tx, wh string, op *protocol.Op) error) { s.check = f }
+
+// validate runs the op's own validation and the master-data check.
+func (s *Badger) validate(txn *badger.Txn, wh string, op *protocol.Op) error {
+	if err := op.Validate(); err != nil {
+		return err
+	}
+	if s.check != nil {
+		return s.check(Tx{txn}, wh, op)
+	}
+	return nil
 }
 
 var _ Store = (*Badger)(nil)
@@ -140,7 +156,7 @@ func (s *Badger) ApplyBatch(_ context.Context, wh, gw string, b *protocol.OpBatc
 			if op.Seq <= wm {
 				continue
 			}
-			if err := op.Validate(); err != nil {
+			if err := s.validate(txn, wh, op); err != nil {
 				if err := putCBOR(txn, opKey(pfxQuar, wh, gw, op.Seq), Quarantined{Warehouse: wh, Gateway: gw, Seq: op.Seq, Reason: err.Error(), Op: *op}); err != nil {
 					return err
 				}

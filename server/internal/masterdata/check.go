@@ -1,0 +1,68 @@
+package masterdata
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// CheckOp reports why an op from a gateway cannot be applied against the
+// warehouse's master data (the store then quarantines it with the reason):
+// a sku the catalog lacks when the catalog is strict, or a location the
+// warehouse has not defined once it defines any.
+func CheckOp(tx store.Tx, wh string, op *protocol.Op) error {
+	var st protocol.Settings
+	if _, err := getCBOR(tx.Txn, key(pSettings, wh), &st); err != nil {
+		return err
+	}
+	if st.StrictCatalog {
+		skus := []string{op.SKU}
+		for _, l := range op.Lines {
+			skus = append(skus, l.SKU)
+		}
+		for _, sku := range skus {
+			if sku == "" {
+				continue
+			}
+			if ok, err := exists(tx.Txn, key(pItem, wh, sku)); err != nil {
+				return err
+			} else if !ok {
+				return fmt.Errorf("unknown sku %q in the strict catalog of %s: add the item, then re-apply", sku, wh)
+			}
+		}
+	}
+	defined, err := hasPrefix(tx.Txn, string(key(pLoc, wh))+"\x00")
+	if err != nil || !defined {
+		return err
+	}
+	for _, loc := range []string{op.Location, op.To} {
+		if loc == "" {
+			continue
+		}
+		if ok, err := exists(tx.Txn, key(pLoc, wh, loc)); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("unknown location %q in %s: add the location, then re-apply", loc, wh)
+		}
+	}
+	return nil
+}
+
+func exists(txn *badger.Txn, k []byte) (bool, error) {
+	_, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func hasPrefix(txn *badger.Txn, prefix string) (bool, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+	defer it.Close()
+	it.Rewind()
+	return it.Valid(), nil
+}
