@@ -23,7 +23,7 @@ test: build ## run every test that needs no outside service (a few minutes)
 
 test-integration: build ## run tests against real Mosquitto/PostgreSQL/Chromium (installs them first)
 	deploy/dev/services.sh
-	SHELFSYNC_INTEGRATION=1 go test -count=1 -timeout 20m -run Integration $(PKGS)
+	eval "$$(deploy/dev/env.sh)" && SHELFSYNC_INTEGRATION=1 go test -count=1 -timeout 30m -run Integration $(PKGS)
 
 run: build ## run server (embedded broker + Badger), one agent and a simulated scanner shift
 	deploy/dev/run.sh

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,12 +223,4 @@ func pickScans(order, sku string, from map[string]int64) []string {
 		}
 	}
 	return append(out, "CMD:DONE")
-}
-
-func joinLines(bs []hookBody) string {
-	var s []string
-	for _, b := range bs {
-		s = append(s, string(b.body))
-	}
-	return strings.Join(s, "\n")
 }

@@ -58,17 +58,14 @@ func TestChannelOrdersWhileTwoGatewaysPick(t *testing.T) {
 	rcv := newHookReceiver(t)
 	rcv.start()
 	rcv.register(c, map[string]any{"events": []string{"availability"}, "channels": []string{"web"}})
-	latest := func(minSeq uint64) (availability, bool) {
+	latest := func(minSeq uint64) (availability, bool) { // the last delivery, when it counts minSeq
 		bs := rcv.received("availability")
-		for i := len(bs) - 1; i >= 0; i-- {
-			var a availability
-			require.NoError(t, json.Unmarshal(bs[i].body, &a))
-			if a.Seq >= minSeq {
-				return a, true
-			}
-			break
+		if len(bs) == 0 {
+			return availability{}, false
 		}
-		return availability{}, false
+		var a availability
+		require.NoError(t, json.Unmarshal(bs[len(bs)-1].body, &a))
+		return a, a.Seq >= minSeq
 	}
 	waitFor(t, 20*time.Second, "the webhook offers the stock", func() bool { a, ok := latest(0); return ok && a.of("A") == stock })
 

@@ -57,7 +57,7 @@ func TestReorderAlertFiresOncePerDownwardCrossing(t *testing.T) {
 		fired  int
 	}{
 		{10, 0}, {6, 0},
-		{5, 1}, // at the point: crossing
+		{5, 1},                 // at the point: crossing
 		{3, 1}, {4, 1}, {0, 1}, // still below: no repeat
 		{6, 1},  // above: re-armed, no alert
 		{2, 2},  // the next crossing

@@ -74,7 +74,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		TLS: sec.ingestTLS, Limits: sec.limits, ShareGroup: cfg.ShareGroup,
 		Accept: part.accept(func(wh, gw string) { down.Online(wh, gw, true) }),
 		Logger: log.With("component", "ingest"), Metrics: ingest.NewMetrics(reg),
-		OnApplied: func(wh, gw string, res store.Result) { down.Changed(wh); inv.applied(wh, gw, res); mdw.applied(wh, gw, res.WM) },
+		OnApplied: func(wh, gw string, res store.Result) {
+			down.Changed(wh)
+			inv.applied(wh, gw, res)
+			mdw.applied(wh, gw, res.WM)
+		},
 		OnHello: func(wh, gw string, h *protocol.Hello) {
 			down.Hello(wh, gw, h)
 			s.updateGateway(wh, gw, func(g *store.Gateway) {

@@ -26,8 +26,8 @@ import (
 // and API change, and publishes on MQTT through the ingest's client.
 //
 // The master data (sellable locations, safety stock, reorder thresholds,
-// on-order quantities) plugs in through the hooks below; until it does,
-// every location is sellable and no sku has thresholds.
+// on-order quantities) plugs in through masterData (masterdata.go); without
+// it every location is sellable and no sku has thresholds.
 type inventory struct {
 	log    *slog.Logger
 	st     store.Store
@@ -37,7 +37,6 @@ type inventory struct {
 	hooks  *webhooks.Manager
 	hub    *dashboard.Hub
 	out    *mqttOut
-	md     *mdCache // nil without master data
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -59,10 +58,6 @@ func newInventory(st store.Store, in *ingest.Ingest, md masterData, reg promethe
 	if !ok {
 		log.Warn("orders, availability, alerts and webhooks need the Badger store; they are off with this backend")
 		return inv
-	}
-	if md.Sellable == nil && md.Safety == nil && md.Thresholds == nil && md.OnOrder == nil {
-		inv.md = newMDCache(st, log.With("component", "inventory-masterdata"))
-		md = inv.md.hooks()
 	}
 	inv.hooks = webhooks.New(webhooks.Config{DB: b.DB(), Logger: log.With("component", "webhooks"), Registerer: reg, OnCreate: inv.welcome})
 	inv.alerts = alerts.New(alerts.Config{
@@ -140,8 +135,8 @@ type keyValue struct {
 // server for API changes): availability, alerts, the live feed.
 func (inv *inventory) applied(wh, gw string, res store.Result) {
 	if res.Applied == 0 && res.Quarantined == 0 && len(res.Changes) == 0 && len(res.Conflicts) == 0 {
-		// the API's signal that wh's master data (or settings) changed
-		inv.md.invalidate(wh)
+		// the API's signal that wh's master data (or settings) changed:
+		// sellable locations, safety stock, thresholds
 		if inv.orders != nil {
 			inv.orders.Invalidate()
 		}
