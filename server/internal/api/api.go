@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/shelfsync/shelfsync/server/internal/routing"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
@@ -42,7 +43,8 @@ type Deps struct {
 type Handler struct {
 	d      Deps
 	mux    *http.ServeMux
-	routes []string // every /api/v1 pattern, for the OpenAPI check
+	routes []string         // every /api/v1 pattern, for the OpenAPI check
+	router *routing.Service // pick routing; nil without master data
 }
 
 // New builds the handler with every route registered.

@@ -20,6 +20,7 @@ const maxImport = 64 << 20
 // routing. With a store that keeps no master data the routes answer 501.
 func (h *Handler) registerMasterdata() {
 	md, rt := routing.Setup(h.d.Store, masterdata.Options{Logger: h.d.Logger})
+	h.router = rt
 	need := func(w http.ResponseWriter) bool {
 		if md == nil {
 			writeError(w, http.StatusNotImplemented, masterdata.ErrUnsupported.Error())

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"github.com/shelfsync/shelfsync/server/internal/store"
 	"net/http"
 
 	"github.com/shelfsync/shelfsync/server/internal/orders"
@@ -77,6 +78,7 @@ func (h *Handler) registerOrders() {
 		code := http.StatusOK // a replay of the same channel + external id
 		if created {
 			code = http.StatusCreated
+			h.routeOrder(r.Context(), o.Warehouse, o.ID)
 		}
 		writeJSON(w, code, o)
 	})
@@ -140,4 +142,22 @@ func listBody[T any](items []T, more bool, next int) map[string]any {
 		out["next_offset"] = next
 	}
 	return out
+}
+
+// routeOrder turns a new order's lines into pick tasks at the locations
+// holding the stock (DESIGN.md, "Pick routing"), when the warehouse keeps
+// master data. The order stands either way: a line that cannot be routed
+// yet stays open and can be routed later (POST /api/v1/routing/…).
+func (h *Handler) routeOrder(ctx context.Context, wh, id string) {
+	if h.router == nil {
+		return
+	}
+	res, err := h.router.RouteOrder(ctx, wh, id)
+	if err != nil {
+		h.d.Logger.Warn("order not routed to pick tasks; route it again once stock or locations are known", "warehouse", wh, "order", id, "err", err)
+		return
+	}
+	if len(res.Tasks) > 0 {
+		h.changed(wh, store.Result{})
+	}
 }
