@@ -84,6 +84,7 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 		})
 		took := time.Since(t0)
 		peak = max(peak, vmHWM(p.Process.Pid))
+		logf("%s: peak RSS %.1f MiB; now %s", gw, mib(peak), rssParts(p.Process.Pid))
 		return took, peak, st, err
 	}
 	upFor := func(d time.Duration) func(agentStatus) bool {
@@ -313,6 +314,25 @@ func vmHWM(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// rssParts reports the anonymous and file-backed (mmapped Badger tables
+// and value log) parts of a process's resident set.
+func rssParts(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "exited"
+	}
+	out := ""
+	for _, line := range splitLines(string(b)) {
+		for _, k := range []string{"RssAnon:", "RssFile:"} {
+			var kb int64
+			if _, err := fmt.Sscanf(line, k+" %d kB", &kb); err == nil {
+				out += fmt.Sprintf("%s %.1f MiB ", k, float64(kb)/1024)
+			}
+		}
+	}
+	return out
 }
 
 func splitLines(s string) []string {

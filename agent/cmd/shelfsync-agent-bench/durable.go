@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -38,16 +40,23 @@ func benchDurable(ctx context.Context, d time.Duration, durable, wire bool) ([]R
 		if !durable && devs > 1 {
 			break
 		}
-		agentRate, ops, err := agentScans(ctx, devs, d)
-		if err != nil {
-			return nil, err
-		}
-		if sample == nil {
-			sample = ops
-		}
-		raw, err := rawTxnLoop(devs, d)
-		if err != nil {
-			return nil, err
+		// Best of three runs of each: the machines are shared and a
+		// neighbour's burst only ever makes a run slower.
+		var agentRate, raw float64
+		for try := 0; try < 3; try++ {
+			r, ops, err := agentScans(ctx, devs, d)
+			if err != nil {
+				return nil, err
+			}
+			agentRate = max(agentRate, r)
+			if sample == nil {
+				sample = ops
+			}
+			b, err := rawTxnLoop(devs, d)
+			if err != nil {
+				return nil, err
+			}
+			raw = max(raw, b)
 		}
 		logf("durable ops/s with %d device(s): agent %.0f, raw Badger txn loop %.0f", devs, agentRate, raw)
 		if durable {
@@ -207,6 +216,11 @@ func wireBytes(ops []protocol.Op) (Result, error) {
 		return Result{}, err
 	}
 	n := float64(len(ops))
-	logf("wire: %d ops, CBOR batch %d B, JSON %d B", len(ops), len(enc), len(jb))
+	var z bytes.Buffer
+	zw, _ := flate.NewWriter(&z, flate.DefaultCompression)
+	_, _ = zw.Write(enc)
+	_ = zw.Close()
+	logf("wire: %d ops, CBOR batch %d B (%.1f B/op), JSON %d B; the CBOR batch DEFLATEd would be %d B (%.1f B/op)",
+		len(ops), len(enc), float64(len(enc))/n, len(jb), z.Len(), float64(z.Len())/n)
 	return result("wire_bytes_per_op", float64(len(enc))/n, "B/op", fmt.Sprintf("the same %d ops as JSON", len(ops)), float64(len(jb))/n), nil
 }

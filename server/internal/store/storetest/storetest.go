@@ -3,8 +3,10 @@
 // quarantine, the merge rule against ledger.Fold under random batches and
 // redeliveries from several gateways (also applied concurrently, as
 // replicas do), the compacted downstream log and DownFrom's sparse and
-// targeted reads, gateway records, and the epoch. Backends call Run from
-// their tests.
+// targeted reads, gateway records, and the epoch; and, for backends that
+// implement store.Actions, server-origin ops, conflict resolution, stock
+// history, orders and over-picks, tasks and quarantine decisions. Backends
+// call Run from their tests.
 package storetest
 
 import (
@@ -68,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"DownstreamStockAndUpWM", testDownStock},
 		{"Gateways", testGateways},
 		{"Epoch", testEpoch},
+		{"Actions", testActions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open, c) })
@@ -591,4 +594,552 @@ func testEpoch(t *testing.T, open func(*testing.T) store.Store, c config) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), wm)
 	require.Equal(t, map[ledger.Key]int64{{WH: "w", Location: "L", SKU: "s"}: 3}, stockOf(t, s, "w"))
+}
+
+// testActions runs the store.Actions contract on backends that have it.
+func testActions(t *testing.T, open func(*testing.T) store.Store, c config) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store, a store.Actions, c config)
+	}{
+		{"IssueOp", testIssueOp},
+		{"IssueOpConcurrent", testIssueOpConcurrent},
+		{"ActionsDuringIngest", testActionsDuringIngest},
+		{"ResolveAdjust", testResolveAdjust},
+		{"ResolveRecount", testResolveRecount},
+		{"History", testHistory},
+		{"OrdersOverPick", testOrdersOverPick},
+		{"QuarantineAction", testQuarantineAction},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			a, ok := s.(store.Actions)
+			if !ok {
+				t.Skipf("%T does not implement store.Actions", s)
+			}
+			tc.fn(t, s, a, c)
+		})
+	}
+}
+
+func pick(seq uint64, ms int64, loc, sku string, qty int64) protocol.Op {
+	return protocol.Op{Seq: seq, HLC: protocol.MakeHLC(ms, 0), Kind: protocol.OpPick, Location: loc, SKU: sku, Qty: qty}
+}
+
+// issueOp issues op, retrying while the store reports store.ErrConflict.
+func issueOp(a store.Actions, wh string, op protocol.Op) (protocol.Op, store.Result, error) {
+	for attempt := 0; ; attempt++ {
+		out, res, err := a.IssueOp(context.Background(), wh, op)
+		if errors.Is(err, store.ErrConflict) && attempt < 1000 {
+			continue
+		}
+		return out, res, err
+	}
+}
+
+func issue(t *testing.T, a store.Actions, wh string, op protocol.Op) (protocol.Op, store.Result) {
+	t.Helper()
+	out, res, err := issueOp(a, wh, op)
+	require.NoError(t, err)
+	return out, res
+}
+
+// downstream is a warehouse's downstream log as gateway "g" reads it,
+// decoded by kind.
+type downstream struct {
+	ops   []protocol.Op
+	stock map[ledger.Key]int64
+	tasks []protocol.Task
+}
+
+func readDown(t *testing.T, s store.Store, wh string) downstream {
+	t.Helper()
+	r, err := s.DownFrom(context.Background(), wh, "g", 0, 1000)
+	require.NoError(t, err)
+	require.Equal(t, r.Head, r.Last)
+	d := downstream{stock: map[ledger.Key]int64{}}
+	for _, it := range r.Items {
+		switch it.Kind {
+		case protocol.DownOp:
+			var op protocol.Op
+			require.NoError(t, protocol.Unmarshal(it.Body, &op))
+			d.ops = append(d.ops, op)
+		case protocol.DownStock:
+			var v protocol.StockValue
+			require.NoError(t, protocol.Unmarshal(it.Body, &v))
+			d.stock[ledger.Key{WH: wh, Location: v.Location, SKU: v.SKU, Lot: v.Lot}] = v.OnHand
+		case protocol.DownTask:
+			var task protocol.Task
+			require.NoError(t, protocol.Unmarshal(it.Body, &task))
+			d.tasks = append(d.tasks, task)
+		}
+	}
+	return d
+}
+
+func conflictByID(t *testing.T, a store.Actions, wh, id string) conflicts.Conflict {
+	t.Helper()
+	cs, err := a.Conflicts(context.Background(), conflicts.Query{Warehouse: wh})
+	require.NoError(t, err)
+	for _, c := range cs {
+		if c.ID == id {
+			return c
+		}
+	}
+	require.Failf(t, "no such conflict", "%s in %s", id, wh)
+	return conflicts.Conflict{}
+}
+
+func serverWM(t *testing.T, s store.Store, wh string) uint64 {
+	t.Helper()
+	wm, err := s.Watermark(context.Background(), wh, protocol.ServerOrigin)
+	require.NoError(t, err)
+	return wm
+}
+
+func testIssueOp(t *testing.T, s store.Store, a store.Actions, _ config) {
+	ctx := context.Background()
+	k := ledger.Key{WH: "w", Location: "L", SKU: "s"}
+	op1, res := issue(t, a, "w", protocol.Op{HLC: protocol.MakeHLC(1000, 0), Kind: protocol.OpReceive, Location: "L", SKU: "s", Qty: 5, Operator: "lead"})
+	require.Equal(t, uint64(1), op1.Seq, "the server's own seq")
+	require.Equal(t, protocol.ServerOrigin, op1.GW)
+	require.Equal(t, 1, res.Applied)
+	require.Equal(t, uint64(1), res.WM)
+	require.Len(t, res.Changes, 1)
+	require.Equal(t, int64(5), res.Changes[0].After)
+
+	// Gateway ops merge beside the server's, each origin with its seqs.
+	Apply(t, s, Batch("w", "g", Receive(1, 2000, "L", "s", 1)))
+	op2, _ := issue(t, a, "w", pick(0, 3000, "L", "s", 2))
+	require.Equal(t, uint64(2), op2.Seq, "a seq given by the caller is replaced")
+	require.Equal(t, map[ledger.Key]int64{k: 4}, stockOf(t, s, "w"))
+	require.Equal(t, uint64(2), serverWM(t, s, "w"))
+
+	// An invalid op is refused and changes nothing.
+	_, _, err := a.IssueOp(ctx, "w", protocol.Op{HLC: protocol.MakeHLC(4000, 0), Kind: protocol.OpReceive, Location: "L", Qty: 1})
+	require.ErrorContains(t, err, "sku is required")
+	require.Equal(t, uint64(2), serverWM(t, s, "w"))
+	require.Equal(t, map[ledger.Key]int64{k: 4}, stockOf(t, s, "w"))
+
+	// Every gateway of the warehouse gets the ops and the stock values.
+	d := readDown(t, s, "w")
+	require.Equal(t, []protocol.Op{op1, op2}, d.ops)
+	require.Equal(t, map[ledger.Key]int64{k: 4}, d.stock)
+
+	// Each warehouse numbers its server ops from 1.
+	op3, _ := issue(t, a, "w2", Receive(0, 1000, "L", "s", 1))
+	require.Equal(t, uint64(1), op3.Seq)
+	require.Equal(t, uint64(2), serverWM(t, s, "w"))
+}
+
+// testIssueOpConcurrent issues ops from several goroutines over two
+// handles: every op gets its own seq, none is lost.
+func testIssueOpConcurrent(t *testing.T, s store.Store, a store.Actions, c config) {
+	h, ok := c.replica(t, s).(store.Actions)
+	require.True(t, ok, "the replica implements store.Actions too")
+	handles := []store.Actions{a, h}
+	const workers, each = 4, 10
+	var mu sync.Mutex
+	seqs := map[uint64]bool{}
+	var errs []error
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				op, _, err := issueOp(handles[i%len(handles)], "w", Receive(0, int64(1000+100*i+j), "L", "s", 1))
+				mu.Lock()
+				errs = append(errs, err)
+				seqs[op.Seq] = err == nil
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	for seq := uint64(1); seq <= workers*each; seq++ {
+		require.True(t, seqs[seq], "seq %d issued", seq)
+	}
+	require.Equal(t, uint64(workers*each), serverWM(t, s, "w"))
+	require.Equal(t, map[ledger.Key]int64{{WH: "w", Location: "L", SKU: "s"}: workers * each}, stockOf(t, s, "w"))
+}
+
+// testActionsDuringIngest issues server ops, resolves conflicts and puts
+// orders through one handle while another applies gateways' batches: no
+// call fails or deadlocks, and the ledger ends as the fold of every op,
+// the gateways' and the server's.
+func testActionsDuringIngest(t *testing.T, s store.Store, a store.Actions, c config) {
+	r := rand.New(rand.NewPCG(9, 3))
+	h, ok := c.replica(t, s).(store.Actions)
+	require.True(t, ok, "the replica implements store.Actions too")
+	perGW := randomOps(r, "w", []string{"a", "b"}, 40)
+	batches := deliveries(r, "w", perGW)
+	var server []protocol.Op
+	for range 20 {
+		op := protocol.Op{HLC: protocol.MakeHLC(int64(r.IntN(30)), 2), Kind: protocol.OpReceive,
+			Location: []string{"L1", "L2"}[r.IntN(2)], SKU: []string{"x", "y"}[r.IntN(2)], Qty: int64(1 + r.IntN(4))}
+		if r.IntN(2) == 0 {
+			op.Kind = protocol.OpPick
+		}
+		server = append(server, op)
+	}
+	ctx := context.Background()
+	var mu sync.Mutex
+	var errs []error
+	var issued []ledger.Sourced
+	record := func(err error, ops ...protocol.Op) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, err)
+		for _, op := range ops {
+			issued = append(issued, ledger.Sourced{WH: "w", GW: protocol.ServerOrigin, Op: op})
+		}
+	}
+	retry := func(f func() error) error {
+		for attempt := 0; ; attempt++ {
+			if err := f(); !errors.Is(err, store.ErrConflict) || attempt >= 1000 {
+				return err
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for _, b := range batches {
+			_, err := apply(s, b)
+			record(err)
+		}
+	})
+	wg.Go(func() {
+		for _, op := range server {
+			out, _, err := issueOp(h, "w", op)
+			if err != nil {
+				record(err)
+				continue
+			}
+			record(nil, out)
+		}
+	})
+	wg.Go(func() {
+		for i := range 10 {
+			o := store.Order{Warehouse: "w", ID: fmt.Sprint("O", i%3), Lines: []store.OrderLine{{Line: 1, SKU: "x", Qty: int64(i)}}}
+			record(retry(func() error { _, err := h.PutOrder(ctx, o); return err }))
+			cs, err := h.Conflicts(ctx, conflicts.Query{Warehouse: "w", Kind: conflicts.KindNegativeStock, Status: conflicts.StatusOpen})
+			record(err)
+			for _, c := range cs {
+				var out store.ResolveResult
+				err := retry(func() error {
+					var err error
+					out, err = h.ResolveConflict(ctx, c.ID, store.Resolution{Action: conflicts.ResolutionAdjust, Qty: 1, By: "lead", HLC: protocol.MakeHLC(15, 3)})
+					return err
+				})
+				if err != nil {
+					record(err)
+					continue
+				}
+				record(nil, *out.Op)
+			}
+		}
+	})
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	require.Equal(t, uint64(len(issued)), serverWM(t, s, "w"), "every issued op has its own seq")
+	require.Equal(t, ledger.Fold(append(sourced("w", perGW), issued...)), stockOf(t, s, "w"))
+}
+
+func testResolveAdjust(t *testing.T, s store.Store, a store.Actions, _ config) {
+	ctx := context.Background()
+	ks, kt := ledger.Key{WH: "w", Location: "L", SKU: "s"}, ledger.Key{WH: "w", Location: "L", SKU: "t"}
+	Apply(t, s, Batch("w", "g", pick(1, 1000, "L", "s", 3), pick(2, 1100, "L", "t", 1)))
+	id, idT := conflicts.NegativeStockID(ks), conflicts.NegativeStockID(kt)
+	cs, err := a.Conflicts(ctx, conflicts.Query{Warehouse: "w", Kind: conflicts.KindNegativeStock})
+	require.NoError(t, err)
+	require.Len(t, cs, 2)
+	require.Equal(t, []string{id, idT}, []string{cs[0].ID, cs[1].ID}, "sorted by ID")
+	require.Equal(t, conflicts.StatusOpen, cs[0].Status)
+
+	// By default, adjust brings the key back to 0.
+	out, err := a.ResolveConflict(ctx, id, store.Resolution{Action: conflicts.ResolutionAdjust, By: "lead", HLC: protocol.MakeHLC(5000, 0)})
+	require.NoError(t, err)
+	require.NotNil(t, out.Op)
+	require.Nil(t, out.Task)
+	require.Equal(t, protocol.Op{Seq: 1, GW: protocol.ServerOrigin, HLC: protocol.MakeHLC(5000, 0), Kind: protocol.OpAdjust, Location: "L", SKU: "s", Qty: 3,
+		Reason: "CONFLICT-RESOLUTION", Operator: "lead", Refs: &protocol.Refs{Conflict: id}}, *out.Op)
+	require.Equal(t, 1, out.Result.Applied)
+	require.Equal(t, conflicts.StatusResolved, out.Conflict.Status)
+	require.Equal(t, conflicts.ResolutionAdjust, out.Conflict.Resolution)
+	require.Equal(t, "lead", out.Conflict.ResolvedBy)
+	require.False(t, out.Conflict.Holds, "the adjust cleared the condition")
+	require.Equal(t, map[ledger.Key]int64{ks: 0, kt: -1}, stockOf(t, s, "w"))
+	require.Equal(t, out.Conflict, conflictByID(t, a, "w", id))
+	d := readDown(t, s, "w")
+	require.Equal(t, []protocol.Op{*out.Op}, d.ops)
+	require.Equal(t, int64(0), d.stock[ks])
+
+	// Resolving twice fails and writes nothing, the adjust op included.
+	_, err = a.ResolveConflict(ctx, id, store.Resolution{Action: conflicts.ResolutionAccept, By: "other"})
+	require.ErrorIs(t, err, conflicts.ErrResolved)
+	_, err = a.ResolveConflict(ctx, id, store.Resolution{Action: conflicts.ResolutionAdjust, Qty: 1, By: "other", HLC: protocol.MakeHLC(6000, 0)})
+	require.ErrorIs(t, err, conflicts.ErrResolved)
+	require.Equal(t, map[ledger.Key]int64{ks: 0, kt: -1}, stockOf(t, s, "w"))
+	require.Equal(t, uint64(1), serverWM(t, s, "w"))
+	require.Equal(t, "lead", conflictByID(t, a, "w", id).ResolvedBy)
+
+	_, err = a.ResolveConflict(ctx, idT, store.Resolution{Action: "shrug", By: "lead"})
+	require.ErrorIs(t, err, conflicts.ErrResolution)
+	require.Equal(t, conflicts.StatusOpen, conflictByID(t, a, "w", idT).Status)
+
+	// An explicit quantity is the signed adjustment.
+	out, err = a.ResolveConflict(ctx, idT, store.Resolution{Action: conflicts.ResolutionAdjust, Qty: 4, By: "lead", HLC: protocol.MakeHLC(7000, 0)})
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), out.Op.Seq)
+	require.Equal(t, int64(4), out.Op.Qty)
+	require.Equal(t, map[ledger.Key]int64{ks: 0, kt: 3}, stockOf(t, s, "w"))
+
+	_, err = a.ResolveConflict(ctx, "neg:w/nowhere/x", store.Resolution{Action: conflicts.ResolutionAccept})
+	require.ErrorIs(t, err, conflicts.ErrNotFound)
+}
+
+func testResolveRecount(t *testing.T, s store.Store, a store.Actions, _ config) {
+	ctx := context.Background()
+	k := ledger.Key{WH: "w", Location: "L-1", SKU: "s"}
+	Apply(t, s, Batch("w", "g", pick(1, 1000, "L-1", "s", 2)))
+	id := conflicts.NegativeStockID(k)
+	out, err := a.ResolveConflict(ctx, id, store.Resolution{Action: conflicts.ResolutionRecount, By: "lead", HLC: protocol.MakeHLC(2000, 0)})
+	require.NoError(t, err)
+	require.Nil(t, out.Op)
+	require.NotNil(t, out.Task)
+	require.Regexp(t, "^recount-", out.Task.ID)
+	want := protocol.Task{ID: out.Task.ID, Kind: "count", Location: "L-1", Conflict: id, Reason: "recount: negative-stock", Status: "open"}
+	require.Equal(t, want, *out.Task)
+	require.Equal(t, conflicts.StatusResolved, out.Conflict.Status)
+	require.Equal(t, conflicts.ResolutionRecount, out.Conflict.Resolution)
+	require.Equal(t, map[ledger.Key]int64{k: -2}, stockOf(t, s, "w"), "a recount changes no stock")
+
+	tasks, err := a.Tasks(ctx, "w")
+	require.NoError(t, err)
+	require.Equal(t, []protocol.Task{want}, tasks)
+	tasks, err = a.Tasks(ctx, "other")
+	require.NoError(t, err)
+	require.Empty(t, tasks)
+	require.Equal(t, []protocol.Task{want}, readDown(t, s, "w").tasks, "the task goes to every gateway")
+
+	// A conflict that names no location cannot be recounted.
+	Apply(t, s, Batch("w", "g", Receive(2, 3000, "L-1", "", 1)))
+	qid := conflicts.Quarantined("w", "g", 2, "").ID
+	_, err = a.ResolveConflict(ctx, qid, store.Resolution{Action: conflicts.ResolutionRecount, By: "lead"})
+	require.ErrorContains(t, err, "no location")
+	require.Equal(t, conflicts.StatusOpen, conflictByID(t, a, "w", qid).Status)
+	tasks, err = a.Tasks(ctx, "w")
+	require.NoError(t, err)
+	require.Len(t, tasks, 1)
+}
+
+func testHistory(t *testing.T, s store.Store, a store.Actions, _ config) {
+	ctx := context.Background()
+	k := ledger.Key{WH: "w", Location: "L", SKU: "s"}
+	// h's pick arrives first; merge order puts it between g's ops.
+	Apply(t, s, Batch("w", "h", pick(1, 2500, "L", "s", 1)))
+	recv := Receive(1, 1000, "L", "s", 10)
+	recv.Operator, recv.Device, recv.Raw = "ann", "scan-1", []string{"]C1S"}
+	count := protocol.Op{Seq: 3, HLC: protocol.MakeHLC(3000, 0), Kind: protocol.OpCount, Location: "L", SKU: "s", Qty: 5}
+	Apply(t, s, Batch("w", "g", recv, pick(2, 2000, "L", "s", 3), count, Receive(4, 4000, "L", "s", 2)))
+	// A location count that does not list the key observes 0.
+	Apply(t, s, Batch("w", "h", protocol.Op{Seq: 2, HLC: protocol.MakeHLC(5000, 0), Kind: protocol.OpCount, Scope: protocol.ScopeLocation,
+		Location: "L", Lines: []protocol.CountLine{{SKU: "x", Qty: 2}}}))
+	issue(t, a, "w", protocol.Op{HLC: protocol.MakeHLC(6000, 0), Kind: protocol.OpAdjust, Location: "L", SKU: "s", Qty: 1, Reason: "FOUND"})
+	// Other keys' ops are not part of it.
+	lot := Receive(6, 1200, "L", "s", 7)
+	lot.Lot = "A"
+	Apply(t, s, Batch("w", "g", Receive(5, 1100, "L", "t", 7), lot))
+
+	hs, err := a.History(ctx, k)
+	require.NoError(t, err)
+	type row struct {
+		GW     string
+		Seq    uint64
+		Kind   string
+		Qty    int64
+		Count  bool
+		OnHand int64
+	}
+	var got []row
+	for _, h := range hs {
+		got = append(got, row{h.Gateway, h.Seq, h.Kind, h.Qty, h.Count, h.OnHand})
+	}
+	require.Equal(t, []row{
+		{"g", 1, "receive", 10, false, 10},
+		{"g", 2, "pick", -3, false, 7},
+		{"h", 1, "pick", -1, false, 6},
+		{"g", 3, "count", 5, true, 5},
+		{"g", 4, "receive", 2, false, 7},
+		{"h", 2, "count", 0, true, 0},
+		{protocol.ServerOrigin, 1, "adjust", 1, false, 1},
+	}, got)
+	require.Equal(t, protocol.MakeHLC(1000, 0), hs[0].HLC)
+	require.Equal(t, "1970-01-01T00:00:01.000Z", hs[0].At)
+	require.Equal(t, "ann", hs[0].Operator)
+	require.Equal(t, "scan-1", hs[0].Device)
+	require.Equal(t, []string{"]C1S"}, hs[0].Raw)
+	require.Equal(t, "FOUND", hs[6].Reason)
+	require.Equal(t, stockOf(t, s, "w")[k], hs[len(hs)-1].OnHand, "the history ends at the on-hand")
+
+	hs, err = a.History(ctx, ledger.Key{WH: "w", Location: "L", SKU: "s", Lot: "A"})
+	require.NoError(t, err)
+	require.Len(t, hs, 2, "the lot's receive and the location count")
+	hs, err = a.History(ctx, ledger.Key{WH: "w", Location: "nowhere", SKU: "s"})
+	require.NoError(t, err)
+	require.Empty(t, hs)
+}
+
+func testOrdersOverPick(t *testing.T, s store.Store, a store.Actions, _ config) {
+	ctx := context.Background()
+	Apply(t, s, Batch("w", "g", Receive(1, 1000, "L", "s", 20), Receive(2, 1000, "L", "t", 20)))
+	// A pick against an order the server does not know yet raises nothing.
+	p := pick(3, 2000, "L", "s", 3)
+	p.Refs = &protocol.Refs{Order: "O1", OrderLine: 1}
+	res := Apply(t, s, Batch("w", "g", p))
+	require.Empty(t, res.Conflicts)
+
+	// The order comes: its lines' picks are checked again.
+	o := store.Order{Warehouse: "w", ID: "O1", Channel: "web", Status: "open",
+		Lines: []store.OrderLine{{Line: 1, SKU: "s", Qty: 2}, {Line: 2, SKU: "t", Qty: 5}}}
+	cs, err := a.PutOrder(ctx, o)
+	require.NoError(t, err)
+	l1 := conflicts.OverPickID(conflicts.OrderLineKey{WH: "w", Order: "O1", Line: 1})
+	l2 := conflicts.OverPickID(conflicts.OrderLineKey{WH: "w", Order: "O1", Line: 2})
+	require.Len(t, cs, 1)
+	require.Equal(t, l1, cs[0].ID)
+	require.Equal(t, conflicts.KindOverPick, cs[0].Kind)
+	require.Equal(t, conflicts.StatusOpen, cs[0].Status)
+	require.Equal(t, int64(2), cs[0].Expected)
+	require.Equal(t, int64(3), cs[0].Observed)
+	require.Equal(t, "O1", cs[0].Order)
+	require.Equal(t, uint32(1), cs[0].OrderLine)
+	got, picked, err := a.GetOrder(ctx, "w", "O1")
+	require.NoError(t, err)
+	require.Equal(t, o, got)
+	require.Equal(t, map[uint32]int64{1: 3, 2: 0}, picked)
+
+	// Picks after the order are checked as they merge.
+	p = pick(4, 3000, "L", "t", 6)
+	p.Refs = &protocol.Refs{Order: "O1", OrderLine: 2}
+	res = Apply(t, s, Batch("w", "g", p))
+	var ids []string
+	for _, c := range res.Conflicts {
+		ids = append(ids, c.ID)
+	}
+	require.Equal(t, []string{l2}, ids)
+	require.Equal(t, int64(6), res.Conflicts[0].Observed)
+
+	// A larger line quantity clears the line's over-pick.
+	o.Lines[0].Qty = 10
+	cs, err = a.PutOrder(ctx, o)
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+	require.Equal(t, l1, cs[0].ID)
+	require.Equal(t, conflicts.StatusCleared, cs[0].Status)
+	got, picked, err = a.GetOrder(ctx, "w", "O1")
+	require.NoError(t, err)
+	require.Equal(t, o, got)
+	require.Equal(t, map[uint32]int64{1: 3, 2: 6}, picked)
+	all, err := a.Conflicts(ctx, conflicts.Query{Warehouse: "w", Kind: conflicts.KindOverPick})
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	require.Equal(t, conflicts.StatusCleared, all[0].Status)
+	require.Equal(t, conflicts.StatusOpen, all[1].Status)
+
+	_, _, err = a.GetOrder(ctx, "w", "O2")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, _, err = a.GetOrder(ctx, "other", "O1")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// opChecker is a backend whose master-data check can be changed (the
+// Badger store's SetOpCheck), so that a quarantined op can become valid.
+type opChecker interface {
+	SetOpCheck(func(tx store.Tx, wh string, op *protocol.Op) error)
+}
+
+func testQuarantineAction(t *testing.T, s store.Store, a store.Actions, _ config) {
+	ctx := context.Background()
+	k := ledger.Key{WH: "w", Location: "L", SKU: "s"}
+	Apply(t, s, Batch("w", "g", Receive(1, 1000, "L", "s", 1), Receive(2, 2000, "L", "", 1), Receive(3, 3000, "L", "", 2)))
+	qid := conflicts.Quarantined("w", "g", 2, "").ID
+	status := func(seq uint64) (string, string) {
+		t.Helper()
+		qs, err := s.Quarantined(ctx, "w")
+		require.NoError(t, err)
+		for _, q := range qs {
+			if q.Gateway == "g" && q.Seq == seq {
+				return q.Status, q.By
+			}
+		}
+		require.Failf(t, "not quarantined", "seq %d", seq)
+		return "", ""
+	}
+
+	// An op that is still invalid stays aside.
+	_, err := a.QuarantineAction(ctx, "w", "g", 2, "reapply", "lead")
+	require.ErrorContains(t, err, "still invalid")
+	st, _ := status(2)
+	require.Empty(t, st)
+	_, err = a.QuarantineAction(ctx, "w", "g", 2, "shred", "lead")
+	require.ErrorContains(t, err, "want reapply or reject")
+	st, _ = status(2)
+	require.Empty(t, st)
+	require.Equal(t, conflicts.StatusOpen, conflictByID(t, a, "w", qid).Status)
+
+	res, err := a.QuarantineAction(ctx, "w", "g", 2, "reject", "lead")
+	require.NoError(t, err)
+	require.Zero(t, res.Applied)
+	st, by := status(2)
+	require.Equal(t, "rejected", st)
+	require.Equal(t, "lead", by)
+	st, _ = status(3)
+	require.Empty(t, st, "only that op")
+	c := conflictByID(t, a, "w", qid)
+	require.Equal(t, conflicts.StatusResolved, c.Status)
+	require.Equal(t, conflicts.ResolutionAccept, c.Resolution)
+	require.Equal(t, "lead", c.ResolvedBy)
+	require.Equal(t, map[ledger.Key]int64{k: 1}, stockOf(t, s, "w"))
+
+	_, err = a.QuarantineAction(ctx, "w", "g", 2, "reject", "lead")
+	require.ErrorContains(t, err, "already rejected")
+	_, err = a.QuarantineAction(ctx, "w", "g", 9, "reject", "lead")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = a.QuarantineAction(ctx, "other", "g", 2, "reject", "lead")
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	oc, ok := s.(opChecker)
+	if !ok {
+		t.Log("no op check to change: re-applying a fixed op not checked here")
+		return
+	}
+	// An op the master data refused applies once the data is fixed.
+	oc.SetOpCheck(func(_ store.Tx, _ string, op *protocol.Op) error {
+		if op.SKU == "NEW" {
+			return errors.New("sku NEW is not in the catalog")
+		}
+		return nil
+	})
+	res = Apply(t, s, Batch("w", "g", Receive(4, 4000, "L", "NEW", 5)))
+	require.Equal(t, 1, res.Quarantined)
+	_, err = a.QuarantineAction(ctx, "w", "g", 4, "reapply", "lead")
+	require.ErrorContains(t, err, "still invalid")
+	oc.SetOpCheck(nil)
+	res, err = a.QuarantineAction(ctx, "w", "g", 4, "reapply", "lead")
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Applied)
+	require.Len(t, res.Changes, 1)
+	kn := ledger.Key{WH: "w", Location: "L", SKU: "NEW"}
+	require.Equal(t, map[ledger.Key]int64{k: 1, kn: 5}, stockOf(t, s, "w"))
+	require.Equal(t, int64(5), readDown(t, s, "w").stock[kn])
+	st, by = status(4)
+	require.Equal(t, "reapplied", st)
+	require.Equal(t, "lead", by)
+	require.Equal(t, conflicts.StatusResolved, conflictByID(t, a, "w", conflicts.Quarantined("w", "g", 4, "").ID).Status)
+	_, err = a.QuarantineAction(ctx, "w", "g", 4, "reapply", "lead")
+	require.ErrorContains(t, err, "already reapplied")
 }
