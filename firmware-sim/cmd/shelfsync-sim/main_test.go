@@ -20,7 +20,7 @@ func TestRun(t *testing.T) {
 		assert.Contains(t, b.String(), want)
 	}
 	require.NoError(t, run([]string{"barcode", "-h"}, io.Discard))
-	require.ErrorContains(t, run([]string{"barcode", "--framing", "hid"}, io.Discard), "barcode: barcodesim: Framing")
+	require.ErrorContains(t, run([]string{"barcode", "--framing", "hid"}, io.Discard), "barcode: barcodesim: framing")
 }
 
 func TestParseBarcode(t *testing.T) {
@@ -50,7 +50,7 @@ func TestParseBarcode(t *testing.T) {
 		{"random without catalog", []string{"--random", "5"}, nil, "--catalog"},
 		{"script and random", []string{"--random", "5", "--catalog", "c", "--script", "s"}, nil, "not both"},
 		{"badsum in line mode", []string{"--fault", "badsum"}, nil, "badsum"},
-		{"bad suffix", []string{"--suffix", "SEMI"}, nil, "Suffix"},
+		{"bad suffix", []string{"--suffix", "SEMI"}, nil, "suffix"},
 		{"stray argument", []string{"extra"}, nil, "unexpected"},
 	}
 	for _, tt := range tests {
