@@ -31,6 +31,7 @@ import (
 type catchupOpts struct {
 	timeout               time.Duration
 	serverArgs, agentArgs []string
+	keep                  bool // keep the work directory (logs, stores)
 }
 
 func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error) {
@@ -42,7 +43,11 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(work)
+	if opts.keep {
+		logf("catch-up: keeping %s", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
 	serverBin, agentBin := filepath.Join(work, "shelfsync-server"), filepath.Join(work, "shelfsync-agent")
 	for _, b := range []struct{ out, pkg string }{{serverBin, "./server/cmd/shelfsync-server"}, {agentBin, "./agent/cmd/shelfsync-agent"}} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.out, b.pkg)

@@ -70,6 +70,7 @@ func main() {
 	flag.DurationVar(&cu.timeout, "catchup-timeout", 5*time.Minute, "stop waiting for the catch-up after this long and extrapolate")
 	flag.StringVar(&sargs, "server-args", "", "extra shelfsync-server run flags for the catch-up (space-separated)")
 	flag.StringVar(&aargs, "agent-args", "", "extra shelfsync-agent run flags for the catch-up (space-separated)")
+	flag.BoolVar(&cu.keep, "keep", false, "keep the catch-up's work directory (stores and logs)")
 	flag.Parse()
 	cu.serverArgs, cu.agentArgs = strings.Fields(sargs), strings.Fields(aargs)
 	want := func(g string) bool { return only == "" || strings.Contains(","+only+",", ","+g+",") }

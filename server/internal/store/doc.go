@@ -78,8 +78,8 @@ type Quarantined struct {
 }
 
 // Actions are the operations behind the conflict, history, order, task and
-// quarantine endpoints. The Badger store implements them; a backend that
-// does not answers those endpoints with 501.
+// quarantine endpoints. Both backends implement them (the contract suite
+// checks both); the API answers 501 for a backend that does not.
 type Actions interface {
 	IssueOp(ctx context.Context, wh string, op protocol.Op) (protocol.Op, Result, error)
 	Conflicts(ctx context.Context, q conflicts.Query) ([]conflicts.Conflict, error)

@@ -21,7 +21,9 @@ import (
 // to issue a server-origin op, the warehouse's "@server" watermark row
 // (whose wm is the server's last seq in the warehouse), then always the
 // warehouse's row. So an action and the merges of its warehouse are serial,
-// and they never deadlock.
+// and they never deadlock: the other rows an action writes (conflicts,
+// quarantine, orders, tasks, the downstream log) are written only by
+// transactions that hold their warehouse's row.
 
 var _ store.Actions = (*Store)(nil)
 

@@ -1,5 +1,6 @@
-// Package postgres is the PostgreSQL backend of store.Store, for running
-// several shelfsync-server replicas over one database.
+// Package postgres is the PostgreSQL backend of store.Store and
+// store.Actions, for running several shelfsync-server replicas over one
+// database.
 //
 // Per-gateway apply stays exactly-once and ordered through the database:
 // ApplyBatch runs in one transaction that first locks the gateway's row in

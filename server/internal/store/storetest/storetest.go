@@ -845,6 +845,7 @@ func testActionsDuringIngest(t *testing.T, s store.Store, a store.Actions, c con
 	wg.Wait()
 	require.NoError(t, errors.Join(errs...))
 	require.Equal(t, uint64(len(issued)), serverWM(t, s, "w"), "every issued op has its own seq")
+	t.Logf("%d server ops, %d of them adjusts resolving conflicts", len(issued), len(issued)-len(server))
 	require.Equal(t, ledger.Fold(append(sourced("w", perGW), issued...)), stockOf(t, s, "w"))
 }
 
