@@ -109,7 +109,7 @@ func describe(c *Conflict) {
 		if len(c.Ops) == 0 {
 			return "?"
 		}
-		return fmt.Sprintf("%s/%d at %s", c.Ops[0].GW, c.Ops[0].Seq, c.Ops[0].HLC)
+		return fmt.Sprintf("%s/%d at %s", c.Ops[0].GW, c.Ops[0].Seq, c.Ops[0].HLC.Time().Format("2006-01-02 15:04:05.000Z"))
 	}
 	switch c.Kind {
 	case KindNegativeStock:
