@@ -66,6 +66,13 @@ type Config struct {
 	// removed after a clean run). Keep keeps it.
 	WorkDir string
 	Keep    bool
+	// AgentArgs are extra `shelfsync-agent run` flags. Default:
+	// --acl-backoff 2s — the agent's guard against an ACL disconnect loop
+	// takes three resets right after a publish for a refused identity and
+	// then stops sending for 5 minutes, which the soak's resets and broker
+	// restarts trigger on healthy gateways (see the report of issue 9);
+	// nil keeps that default here, an empty non-nil slice runs the agent's.
+	AgentArgs []string
 	// Log receives progress lines (default: discarded).
 	Log io.Writer
 }
@@ -107,6 +114,9 @@ func (c *Config) defaults() {
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
+	}
+	if c.AgentArgs == nil {
+		c.AgentArgs = []string{"--acl-backoff", "2s"}
 	}
 }
 
@@ -269,7 +279,7 @@ func newHarness(ctx context.Context, cfg Config, bin Binaries, work string, logf
 	var wg sync.WaitGroup
 	errs := make([]error, cfg.Agents)
 	for i := 0; i < cfg.Agents; i++ {
-		a := &agent{idx: i, wh: h.whs[i%len(h.whs)], gw: fmt.Sprintf("g%02d", i+1), bin: bin.Agent, gate: newGate()}
+		a := &agent{idx: i, wh: h.whs[i%len(h.whs)], gw: fmt.Sprintf("g%02d", i+1), bin: bin.Agent, gate: newGate(), extra: cfg.AgentArgs}
 		a.dir = filepath.Join(work, a.gw)
 		a.logPath = filepath.Join(work, "logs", a.gw+".log")
 		if a.httpAddr, err = freeAddr(); err != nil {

@@ -33,8 +33,8 @@ func TestChaosShort(t *testing.T) {
 	defer cancel()
 	sum, err := Run(ctx, Config{
 		Seed: seed, Agents: 3, Warehouses: 1, Devices: 2,
-		Ops: 5_000, Faults: 30, FaultEvery: time.Second, ScenarioEvery: 500 * time.Millisecond,
-		MaxDuration: 40 * time.Second, HealTimeout: 90 * time.Second,
+		Ops: 5_000, Faults: 45, FaultEvery: time.Second, ScenarioEvery: 500 * time.Millisecond,
+		MaxDuration: 50 * time.Second, HealTimeout: 90 * time.Second,
 		Root: root, Log: &progress,
 	})
 	if err != nil {

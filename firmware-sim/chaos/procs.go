@@ -74,9 +74,10 @@ func startProc(name, logPath string, bin string, args ...string) (*proc, error) 
 	p := &proc{name: name, done: make(chan struct{}), log: f}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
-	// Own process group: a Ctrl-C of the harness is not delivered to the
-	// children twice, and Stop reaches only them.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group, so a Ctrl-C of the harness is not delivered to
+	// the children as well; and killed with the harness if it dies (a test
+	// timeout), so no daemon outlives its soak.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

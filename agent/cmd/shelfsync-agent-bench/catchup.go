@@ -129,13 +129,14 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 		return nil, err
 	}
 	took, peak, st, err := runAgent(agentDir, "gw-backlog", mqttAddr, func(st agentStatus) bool { return st.AckedSeq >= uint64(n) }, opts.timeout)
-	value := took.Seconds()
+	value, unit := took.Seconds(), "s"
 	if err != nil {
 		if st.AckedSeq == 0 {
 			return nil, fmt.Errorf("catch-up: nothing acked in %s; see %s", opts.timeout, work)
 		}
 		// Not done in time: extrapolate from the rate reached, and say so.
 		value = took.Seconds() * float64(n) / float64(st.AckedSeq)
+		unit = fmt.Sprintf("s (extrapolated: %d acked in %s)", st.AckedSeq, took.Round(time.Second))
 		logf("catch-up: NOT DONE in %s — %d of %d acked (%.0f ops/s); %.0f s extrapolated. Agent's last error: %q",
 			took.Round(time.Second), st.AckedSeq, n, float64(st.AckedSeq)/took.Seconds(), value, st.Uplink.LastError)
 	} else {
@@ -147,7 +148,7 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 		label, rss = fmt.Sprintf("catchup_%d_s", n), fmt.Sprintf("agent_rss_mib_%d_outbox", n)
 	}
 	return []Result{
-		result(label, value, "s", "raw Badger batch write of the same ops (server's Badger defaults, synced)", raw),
+		result(label, value, unit, "raw Badger batch write of the same ops (server's Badger defaults, synced)", raw),
 		result(rss, mib(queued), "MiB", "the same agent with an empty outbox", mib(idle)),
 	}, nil
 }

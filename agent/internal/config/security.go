@@ -31,7 +31,7 @@ func (c *Security) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "this gateway's client certificate (PEM, CN \"{warehouse}/{gateway}\", from `shelfsync-server certs issue`); the agent refuses to start when the CN differs from --warehouse/--gateway")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "key of --tls-cert")
 	fs.StringVar(&c.PasswordFile, "mqtt-password-file", "", "file whose first line is the MQTT password (for brokers with passwords; the username must be {warehouse}/{gateway})")
-	fs.DurationVar(&c.ACLBackoff, "acl-backoff", 5*time.Minute, "stop sending this long when the broker keeps disconnecting this gateway right after it publishes (its ACL refuses the identity)")
+	fs.DurationVar(&c.ACLBackoff, "acl-backoff", time.Minute, "stop sending this long when the broker keeps disconnecting this gateway right after it publishes (its ACL refuses the identity)")
 }
 
 // TLSEnabled reports whether the broker URL asks for TLS.

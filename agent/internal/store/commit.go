@@ -252,6 +252,9 @@ func (s *Store) applyView(txn *badger.Txn, op *protocol.Op) error {
 		if err := txn.Set(append(viewKey(pPend, e.k), append([]byte{0}, be(op.Seq)...)...), b); err != nil {
 			return err
 		}
+		if err := txn.Set(append(append([]byte(pPendQ), be(op.Seq)...), viewKey("", e.k)...), nil); err != nil {
+			return err
+		}
 		v, _, err := readI64(txn, viewKey(pView, e.k))
 		if err != nil {
 			return err

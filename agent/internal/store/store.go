@@ -32,6 +32,7 @@ import (
 //	t/{id}                                     task from the server (CBOR)
 //	md/…                                       master data, receipts, picks, EPCs, notices (masterdata.go)
 //	q/{loc}\0{seq}                             pending own location count (covers keys seen later)
+//	r/{seq}{loc}\0{sku}\0{lot}                 pending entries by seq, to prune without a full scan
 const (
 	kSeq   = "m/seq"
 	kAcked = "m/acked"
@@ -45,6 +46,7 @@ const (
 	pSess  = "x/"
 	pTask  = "t/"
 	pLocP  = "q/"
+	pPendQ = "r/"
 )
 
 // ErrClosed is returned by Commit after Close.
@@ -92,6 +94,15 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open agent store in %q: %w (is another agent using this --data directory?)", opts.Dir, err)
 	}
 	s := &Store{db: db, log: log}
+	// An ack recorded just before a crash may have left its outbox entries
+	// behind: prune everything acknowledged, once, from the start.
+	if p, err := s.Positions(); err != nil {
+		db.Close()
+		return nil, err
+	} else if err := s.pruneOutbox(0, p.Acked); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("prune outbox: %w", err)
+	}
 	s.gc = newGroupCommitter(s)
 	return s, nil
 }
@@ -224,9 +235,11 @@ func (s *Store) OutboxDepth() (uint64, error) {
 // false) — acks are never trusted to move backwards.
 func (s *Store) Ack(wm uint64, epoch string) (bool, error) {
 	moved := false
+	var prev uint64
 	err := s.update(func(txn *badger.Txn) error {
 		moved = false
 		acked, err := readU64(txn, kAcked)
+		prev = acked
 		if err != nil {
 			return err
 		}
@@ -242,17 +255,19 @@ func (s *Store) Ack(wm uint64, epoch string) (bool, error) {
 	if err != nil || !moved {
 		return moved, err
 	}
-	return true, s.pruneOutbox(wm)
+	return true, s.pruneOutbox(prev, wm)
 }
 
-// pruneOutbox deletes o/ entries ≤ wm in bounded transactions.
-func (s *Store) pruneOutbox(wm uint64) error {
+// pruneOutbox deletes o/ entries after from up to wm in bounded batches.
+// It seeks past what earlier acks pruned: walking the deleted keys from
+// the start each time would make a long catch-up quadratic.
+func (s *Store) pruneOutbox(from, wm uint64) error {
 	for {
 		var keys [][]byte
 		err := s.db.View(func(txn *badger.Txn) error {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pOut)})
 			defer it.Close()
-			for it.Rewind(); it.Valid() && len(keys) < 10000; it.Next() {
+			for it.Seek(append([]byte(pOut), be(from+1)...)); it.Valid() && len(keys) < 10000; it.Next() {
 				k := it.Item().KeyCopy(nil)
 				if binary.BigEndian.Uint64(k[len(pOut):]) > wm {
 					break
@@ -274,6 +289,7 @@ func (s *Store) pruneOutbox(wm uint64) error {
 		if err := wb.Flush(); err != nil {
 			return err
 		}
+		from = binary.BigEndian.Uint64(keys[len(keys)-1][len(pOut):])
 	}
 }
 

@@ -92,17 +92,21 @@ func (s *Store) applyDownTxn(txn *badger.Txn, values []protocol.StockValue, task
 		if err := txn.Set([]byte(kUpWM), be(upWM)); err != nil {
 			return err
 		}
-		// Drop reflected pending effects; their keys need recomputing.
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pPend)})
+		// Drop reflected pending effects (seq in old..upWM, found through
+		// the seq index); their keys need recomputing.
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pPendQ)})
 		var dead [][]byte
-		for it.Rewind(); it.Valid(); it.Next() {
+		for it.Seek(append([]byte(pPendQ), be(old+1)...)); it.Valid(); it.Next() {
 			key := it.Item().KeyCopy(nil)
-			seq := binary.BigEndian.Uint64(key[len(key)-8:])
-			if seq <= upWM {
-				dead = append(dead, key)
-				if k, ok := parseViewKey(key[:len(key)-9], pPend); ok {
-					touched[k] = true
-				}
+			seq := binary.BigEndian.Uint64(key[len(pPendQ) : len(pPendQ)+8])
+			if seq > upWM {
+				break
+			}
+			dead = append(dead, key)
+			rest := string(key[len(pPendQ)+8:])
+			if k, ok := parseViewKey([]byte(rest), ""); ok {
+				touched[k] = true
+				dead = append(dead, append(viewKey(pPend, k), append([]byte{0}, be(seq)...)...))
 			}
 		}
 		it.Close()

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,6 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.WorkDir, "dir", "", "data and log directory (default: a temporary one, removed after a clean run)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the data and log directory")
 	fs.BoolVar(&quiet, "q", false, "no progress lines")
+	agentArgs := fs.String("agent-args", "--acl-backoff 2s", "extra shelfsync-agent run flags, space-separated (the default keeps the agent's ACL-loop guard from pausing healthy gateways for 5 min under injected resets)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -61,6 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !quiet {
 		cfg.Log = stderr
 	}
+	cfg.AgentArgs = strings.Fields(*agentArgs)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sum, err := chaos.Run(ctx, cfg)

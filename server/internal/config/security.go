@@ -49,8 +49,8 @@ func (c *Security) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.OpenHealthz, "open-healthz", true, "serve /healthz without a token (probes)")
 	fs.BoolVar(&c.OpenMetrics, "open-metrics", false, "serve /metrics without a token (otherwise a viewer token is needed)")
 	fs.IntVar(&c.MaxMsgBytes, "max-msg-bytes", 256<<10, "largest MQTT message accepted from a gateway; larger ones are dropped and counted (0: 256 KiB)")
-	fs.Float64Var(&c.GatewayRate, "gateway-rate", 100, "messages per second one gateway may send (token bucket); excess is dropped and counted, the agent resends; negative: unlimited, 0: 100")
-	fs.IntVar(&c.GatewayBurst, "gateway-burst", 400, "token-bucket size of --gateway-rate (0: 4 × rate)")
+	fs.Float64Var(&c.GatewayRate, "gateway-rate", 500, "messages per second one gateway may send (token bucket; a catching-up agent sends 256-op batches, so 500/s is ~128,000 ops/s); excess is dropped and counted, the agent resends; negative: unlimited, 0: 500")
+	fs.IntVar(&c.GatewayBurst, "gateway-burst", 1000, "token-bucket size of --gateway-rate; must hold an agent's whole in-flight window (32 batches by default) (0: 4 × rate)")
 	fs.IntVar(&c.GatewayBacklog, "gateway-backlog", 0, "messages of one gateway queued at once (0: a queue's size / 8, at least 16), so a flood cannot fill a queue shared with others")
 }
 

@@ -33,7 +33,7 @@ func (l *Limits) defaults(queue int) {
 		l.MaxMessageBytes = 256 << 10
 	}
 	if l.Rate == 0 {
-		l.Rate = 100
+		l.Rate = 500
 	}
 	if l.Burst <= 0 {
 		l.Burst = max(1, int(4*l.Rate))

@@ -135,24 +135,69 @@ func (s *Badger) Watermark(_ context.Context, wh, gw string) (uint64, error) {
 	return wm, err
 }
 
+// ApplyChunk bounds the ops merged per Badger transaction. Badger sorts a
+// read-write transaction's pending writes every time an iterator is opened
+// in it (the merge rule and conflict detection open several per op), so a
+// whole 256-op batch in one transaction costs time quadratic in its size.
+// Each chunk moves the watermark to its last op in the same transaction as
+// its ops, so exactly-once holds at every chunk boundary: a crash between
+// chunks leaves a watermark the redelivered batch overlaps (apply the rest).
+const ApplyChunk = 32
+
 // ApplyBatch implements Store.
 func (s *Badger) ApplyBatch(_ context.Context, wh, gw string, b *protocol.OpBatch) (Result, error) {
+	var total Result
+	for start := 0; ; {
+		end := min(start+ApplyChunk, len(b.Ops))
+		var res Result
+		var err error
+		for attempt := 0; attempt < 20; attempt++ {
+			res, err = s.applyChunk(wh, gw, b, b.Ops[start:end], start == 0)
+			if !errors.Is(err, badger.ErrConflict) {
+				break
+			}
+		}
+		if errors.Is(err, badger.ErrConflict) {
+			return total, ErrConflict
+		}
+		if err != nil {
+			return total, fmt.Errorf("apply %s/%s %d..%d: %w", wh, gw, b.First, b.Last, err)
+		}
+		if start == 0 {
+			total.Verdict = res.Verdict
+		}
+		total.WM = res.WM
+		total.Applied += res.Applied
+		total.Quarantined += res.Quarantined
+		total.Changes = append(total.Changes, res.Changes...)
+		total.Conflicts = append(total.Conflicts, res.Conflicts...)
+		if total.Verdict != protocol.Apply || end >= len(b.Ops) {
+			return total, nil
+		}
+		start = end
+	}
+}
+
+// applyChunk merges ops (a slice of b) in one transaction; the first chunk
+// also judges the whole batch with the sequence rule.
+func (s *Badger) applyChunk(wh, gw string, b *protocol.OpBatch, ops []protocol.Op, first bool) (Result, error) {
 	var res Result
 	err := s.db.Update(func(txn *badger.Txn) error {
-		res = Result{}
+		res = Result{Verdict: protocol.Apply}
 		wm, err := getU64(txn, wmKey(wh, gw))
 		if err != nil {
 			return err
 		}
 		res.WM = wm
-		res.Verdict = protocol.Judge(wm, b.First, b.Last)
-		if res.Verdict != protocol.Apply {
-			return nil
+		if first {
+			if res.Verdict = protocol.Judge(wm, b.First, b.Last); res.Verdict != protocol.Apply {
+				return nil
+			}
 		}
 		ls := &txnLedger{txn: txn}
 		det := &conflicts.Detector{}
-		for i := range b.Ops {
-			op := &b.Ops[i]
+		for i := range ops {
+			op := &ops[i]
 			if op.Seq <= wm {
 				continue
 			}
@@ -185,19 +230,17 @@ func (s *Badger) ApplyBatch(_ context.Context, wh, gw string, b *protocol.OpBatc
 			res.Conflicts = append(res.Conflicts, cs...)
 			res.Applied++
 		}
-		res.WM = b.Last
+		last := ops[len(ops)-1].Seq
+		if last <= wm {
+			return nil
+		}
+		res.WM = last
 		if err := appendStock(txn, ls, res.Changes); err != nil {
 			return fmt.Errorf("downstream log: %w", err)
 		}
-		return txn.Set(wmKey(wh, gw), []byte(u64(b.Last)))
+		return txn.Set(wmKey(wh, gw), []byte(u64(last)))
 	})
-	if errors.Is(err, badger.ErrConflict) {
-		return Result{}, ErrConflict
-	}
-	if err != nil {
-		return Result{}, fmt.Errorf("apply %s/%s %d..%d: %w", wh, gw, b.First, b.Last, err)
-	}
-	return res, nil
+	return res, err
 }
 
 // Stock implements Store.
