@@ -40,7 +40,7 @@ func buildSecurity(cfg config.Config, reg prometheus.Registerer, log *slog.Logge
 		s.limits.MaxMessageBytes = 256 << 10
 	}
 	if s.limits.Rate == 0 {
-		s.limits.Rate = 100
+		s.limits.Rate = 500
 	}
 	if cfg.BrokerURL == "" {
 		if err := s.embedded(cfg, reg, log); err != nil {
