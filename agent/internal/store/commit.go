@@ -255,6 +255,9 @@ func (s *Store) applyView(txn *badger.Txn, op *protocol.Op) error {
 		if err := txn.Set(append(append([]byte(pPendQ), be(op.Seq)...), viewKey("", e.k)...), nil); err != nil {
 			return err
 		}
+		if err := s.addAgg(txn, e.k, e.p, 1); err != nil {
+			return err
+		}
 		v, _, err := readI64(txn, viewKey(pView, e.k))
 		if err != nil {
 			return err

@@ -33,6 +33,7 @@ import (
 //	md/…                                       master data, receipts, picks, EPCs, notices (masterdata.go)
 //	q/{loc}\0{seq}                             pending own location count (covers keys seen later)
 //	r/{seq}{loc}\0{sku}\0{lot}                 pending entries by seq, to prune without a full scan
+//	a/{loc}\0{sku}\0{lot}                      aggregate of a key's pending entries (sum, sets)
 const (
 	kSeq   = "m/seq"
 	kAcked = "m/acked"
@@ -47,6 +48,7 @@ const (
 	pTask  = "t/"
 	pLocP  = "q/"
 	pPendQ = "r/"
+	pAgg   = "a/"
 )
 
 // ErrClosed is returned by Commit after Close.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"sort"
 	"strings"
 
@@ -106,7 +107,18 @@ func (s *Store) applyDownTxn(txn *badger.Txn, values []protocol.StockValue, task
 			rest := string(key[len(pPendQ)+8:])
 			if k, ok := parseViewKey([]byte(rest), ""); ok {
 				touched[k] = true
-				dead = append(dead, append(viewKey(pPend, k), append([]byte{0}, be(seq)...)...))
+				pk := append(viewKey(pPend, k), append([]byte{0}, be(seq)...)...)
+				var p pending
+				if ok, err := getPending(txn, pk, &p); err != nil {
+					it.Close()
+					return err
+				} else if ok {
+					if err := s.addAgg(txn, k, p, -1); err != nil {
+						it.Close()
+						return err
+					}
+				}
+				dead = append(dead, pk)
 			}
 		}
 		it.Close()
@@ -187,6 +199,22 @@ func (s *Store) recompute(txn *badger.Txn, k ledger.Key) error {
 	if err != nil {
 		return err
 	}
+	// Fast path: only deltas pending (no own count of the key or its
+	// location): the view is the server value plus their sum, kept in the
+	// key's aggregate — no walk over the key's pending entries.
+	var ag agg
+	if _, err := getPending(txn, viewKey(pAgg, k), &ag); err != nil {
+		return err
+	}
+	if ag.Sets == 0 {
+		lit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLocP + k.Location + "\x00")})
+		lit.Rewind()
+		locCount := lit.Valid()
+		lit.Close()
+		if !locCount {
+			return txn.Set(viewKey(pView, k), be(uint64(v+ag.Sum)))
+		}
+	}
 	type ent struct {
 		seq uint64
 		p   pending
@@ -223,4 +251,45 @@ func (s *Store) recompute(txn *badger.Txn, k ledger.Key) error {
 		}
 	}
 	return txn.Set(viewKey(pView, k), be(uint64(v)))
+}
+
+// agg is the aggregate of a key's pending entries: the sum of its deltas
+// and how many of them are counts (sets).
+type agg struct {
+	Sum  int64 `cbor:"1,keyasint,omitempty"`
+	Sets int64 `cbor:"2,keyasint,omitempty"`
+}
+
+// addAgg adds (sign 1) or removes (sign -1) a pending entry's share of the
+// key's aggregate.
+func (s *Store) addAgg(txn *badger.Txn, k ledger.Key, p pending, sign int64) error {
+	var a agg
+	if _, err := getPending(txn, viewKey(pAgg, k), &a); err != nil {
+		return err
+	}
+	if p.Set {
+		a.Sets += sign
+	} else {
+		a.Sum += sign * p.Qty
+	}
+	if a == (agg{}) {
+		return txn.Delete(viewKey(pAgg, k))
+	}
+	b, err := protocol.Marshal(a)
+	if err != nil {
+		return err
+	}
+	return txn.Set(viewKey(pAgg, k), b)
+}
+
+// getPending decodes the CBOR value at key into v; false when absent.
+func getPending(txn *badger.Txn, key []byte, v any) (bool, error) {
+	it, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, it.Value(func(b []byte) error { return protocol.Unmarshal(b, v) })
 }
