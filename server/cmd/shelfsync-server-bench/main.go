@@ -96,6 +96,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: ingest:", err)
 		os.Exit(1)
 	}
+	if profile == "" && len(rs) > 0 {
+		// The same ingest on PostgreSQL with 1 and 3 replicas (skipped,
+		// with a message, when PostgreSQL or Mosquitto is not there).
+		if root, err := findRoot(); err == nil {
+			pg, err := benchPostgres(context.Background(), root, gateways, warehouses, perGW, batch, rs[0].Value)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench: postgres:", err)
+			}
+			rs = append(rs, pg...)
+		}
+	}
 	for _, r := range rs {
 		b, _ := json.Marshal(r)
 		fmt.Fprintln(w, string(b))
