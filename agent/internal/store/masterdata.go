@@ -81,12 +81,7 @@ func (s *Store) NoticeNotify() <-chan struct{} { return s.notices.ch() }
 // acknowledgements, then stock and tasks as ApplyDown does, all in one
 // transaction.
 func (s *Store) ApplyDownItems(d Down, upWM, last uint64) error {
-	return s.update(func(txn *badger.Txn) error {
-		if err := writeMaster(txn, d); err != nil {
-			return err
-		}
-		return s.applyDownTxn(txn, d.Stock, d.Tasks, upWM, last)
-	})
+	return s.applyDown(func(txn *badger.Txn) error { return writeMaster(txn, d) }, d.Stock, d.Tasks, upWM, last)
 }
 
 func putOrDelete(txn *badger.Txn, key string, deleted bool, v any) error {

@@ -34,21 +34,25 @@ import (
 //	q/{loc}\0{seq}                             pending own location count (covers keys seen later)
 //	r/{seq}{loc}\0{sku}\0{lot}                 pending entries by seq, to prune without a full scan
 //	a/{loc}\0{sku}\0{lot}                      aggregate of a key's pending entries (sum, sets)
+//	y/{loc}\0{sku}\0{lot}                      dirty: view to recompute (pending pruned)
+//	m/pruned                                   highest seq whose pending effects are pruned
 const (
-	kSeq   = "m/seq"
-	kAcked = "m/acked"
-	kDown  = "m/down"
-	kUpWM  = "m/upwm"
-	kEpoch = "m/epoch"
-	pOut   = "o/"
-	pPend  = "p/"
-	pView  = "v/"
-	pSrv   = "s/"
-	pSess  = "x/"
-	pTask  = "t/"
-	pLocP  = "q/"
-	pPendQ = "r/"
-	pAgg   = "a/"
+	kSeq    = "m/seq"
+	kAcked  = "m/acked"
+	kDown   = "m/down"
+	kUpWM   = "m/upwm"
+	kEpoch  = "m/epoch"
+	kPruned = "m/pruned"
+	pOut    = "o/"
+	pPend   = "p/"
+	pView   = "v/"
+	pSrv    = "s/"
+	pSess   = "x/"
+	pTask   = "t/"
+	pLocP   = "q/"
+	pPendQ  = "r/"
+	pAgg    = "a/"
+	pDirty  = "y/"
 )
 
 // ErrClosed is returned by Commit after Close.

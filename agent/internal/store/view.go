@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 
@@ -62,100 +63,222 @@ func (s *Store) ApplyServerStock(values []protocol.StockValue, upWM, last uint64
 }
 
 // ApplyDown applies a downstream batch: stock values (as ApplyServerStock)
-// and tasks (stored by id, replacing older versions), in one transaction.
+// and tasks (stored by id, replacing older versions).
+//
+// A gateway that was cut off for long may have many thousands of pending
+// effects for the server to reflect at once, more than one Badger
+// transaction can hold (ErrTxnTooBig). So the reflected effects are pruned
+// first in bounded transactions that mark their keys dirty (m/pruned
+// records progress), then one transaction records the server values,
+// the up-watermark and the downstream watermark and recomputes the
+// touched and dirty keys, and any dirty keys left over are recomputed in
+// bounded transactions. A crash between the steps leaves dirty markers
+// that the next batch recomputes.
 func (s *Store) ApplyDown(values []protocol.StockValue, tasks []protocol.Task, upWM, last uint64) error {
-	return s.update(func(txn *badger.Txn) error { return s.applyDownTxn(txn, values, tasks, upWM, last) })
+	return s.applyDown(nil, values, tasks, upWM, last)
 }
 
-func (s *Store) applyDownTxn(txn *badger.Txn, values []protocol.StockValue, tasks []protocol.Task, upWM, last uint64) error {
+// applyDown runs the steps of ApplyDown; pre, when set, writes more of the
+// batch (master data) in the main transaction.
+func (s *Store) applyDown(pre func(*badger.Txn) error, values []protocol.StockValue, tasks []protocol.Task, upWM, last uint64) error {
+	if err := s.prunePending(upWM); err != nil {
+		return fmt.Errorf("prune pending: %w", err)
+	}
+	more := false
+	err := s.update(func(txn *badger.Txn) error {
+		if pre != nil {
+			if err := pre(txn); err != nil {
+				return err
+			}
+		}
+		var err error
+		more, err = s.applyDownTxn(txn, values, tasks, upWM, last)
+		return err
+	})
+	for err == nil && more {
+		err = s.update(func(txn *badger.Txn) error {
+			var e error
+			more, e = s.recomputeDirty(txn, nil)
+			return e
+		})
+	}
+	return err
+}
+
+// pruneBatch bounds the pending entries pruned, and dirty keys recomputed,
+// per transaction.
+const pruneBatch = 1000
+
+// prunePending removes pending effects with seq ≤ upWM not yet pruned, in
+// bounded transactions, marking their keys dirty.
+func (s *Store) prunePending(upWM uint64) error {
+	for {
+		done := false
+		err := s.update(func(txn *badger.Txn) error {
+			done = false
+			from, err := readU64(txn, kPruned)
+			if err != nil {
+				return err
+			}
+			if u, err := readU64(txn, kUpWM); err != nil {
+				return err
+			} else if u > from {
+				from = u
+			}
+			if from >= upWM {
+				done = true
+				return nil
+			}
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pPendQ)})
+			n, reached := 0, upWM
+			var dead [][]byte
+			for it.Seek(append([]byte(pPendQ), be(from+1)...)); it.Valid(); it.Next() {
+				key := it.Item().KeyCopy(nil)
+				seq := binary.BigEndian.Uint64(key[len(pPendQ) : len(pPendQ)+8])
+				if seq > upWM {
+					break
+				}
+				if n >= pruneBatch {
+					reached = seq - 1 // resume at seq next time
+					break
+				}
+				n++
+				dead = append(dead, key)
+				if k, ok := parseViewKey(key[len(pPendQ)+8:], ""); ok {
+					pk := append(viewKey(pPend, k), append([]byte{0}, be(seq)...)...)
+					var p pending
+					if ok, err := getPending(txn, pk, &p); err != nil {
+						it.Close()
+						return err
+					} else if ok {
+						if err := s.addAgg(txn, k, p, -1); err != nil {
+							it.Close()
+							return err
+						}
+					}
+					dead = append(dead, pk)
+					if err := txn.Set(viewKey(pDirty, k), nil); err != nil {
+						it.Close()
+						return err
+					}
+				}
+			}
+			it.Close()
+			for _, k := range dead {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			if reached == upWM {
+				// Reflected own location counts: their locations' keys
+				// need recomputing too.
+				lit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLocP)})
+				var deadLoc [][]byte
+				for lit.Rewind(); lit.Valid(); lit.Next() {
+					key := lit.Item().KeyCopy(nil)
+					if binary.BigEndian.Uint64(key[len(key)-8:]) <= upWM {
+						deadLoc = append(deadLoc, key)
+					}
+				}
+				lit.Close()
+				for _, k := range deadLoc {
+					loc := string(k[len(pLocP) : len(k)-9])
+					keys, err := s.viewKeysAt(txn, loc)
+					if err != nil {
+						return err
+					}
+					for _, vk := range keys {
+						if err := txn.Set(viewKey(pDirty, vk), nil); err != nil {
+							return err
+						}
+					}
+					if err := txn.Delete(k); err != nil {
+						return err
+					}
+				}
+			}
+			return txn.Set([]byte(kPruned), be(reached))
+		})
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// recomputeDirty recomputes up to pruneBatch dirty keys (and the keys in
+// also) and clears their markers; it reports whether dirty keys remain.
+func (s *Store) recomputeDirty(txn *badger.Txn, also map[ledger.Key]bool) (bool, error) {
+	keys := map[ledger.Key]bool{}
+	for k := range also {
+		keys[k] = true
+	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pDirty)})
+	var marks [][]byte
+	more := false
+	for it.Rewind(); it.Valid(); it.Next() {
+		if len(marks) >= pruneBatch {
+			more = true
+			break
+		}
+		key := it.Item().KeyCopy(nil)
+		marks = append(marks, key)
+		if k, ok := parseViewKey(key, pDirty); ok {
+			keys[k] = true
+		}
+	}
+	it.Close()
+	for k := range keys {
+		if err := s.recompute(txn, k); err != nil {
+			return false, err
+		}
+	}
+	for _, m := range marks {
+		if err := txn.Delete(m); err != nil {
+			return false, err
+		}
+	}
+	return more, nil
+}
+
+func (s *Store) applyDownTxn(txn *badger.Txn, values []protocol.StockValue, tasks []protocol.Task, upWM, last uint64) (bool, error) {
 	for _, t := range tasks {
 		b, err := protocol.Marshal(t)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if err := txn.Set([]byte(pTask+t.ID), b); err != nil {
-			return err
+			return false, err
 		}
 	}
 	touched := map[ledger.Key]bool{}
 	for _, v := range values {
 		k := ledger.Key{Location: v.Location, SKU: v.SKU, Lot: v.Lot}
 		if err := txn.Set(viewKey(pSrv, k), be(uint64(v.OnHand))); err != nil {
-			return err
+			return false, err
 		}
 		touched[k] = true
 	}
 	old, err := readU64(txn, kUpWM)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if upWM > old {
 		if err := txn.Set([]byte(kUpWM), be(upWM)); err != nil {
-			return err
-		}
-		// Drop reflected pending effects (seq in old..upWM, found through
-		// the seq index); their keys need recomputing.
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pPendQ)})
-		var dead [][]byte
-		for it.Seek(append([]byte(pPendQ), be(old+1)...)); it.Valid(); it.Next() {
-			key := it.Item().KeyCopy(nil)
-			seq := binary.BigEndian.Uint64(key[len(pPendQ) : len(pPendQ)+8])
-			if seq > upWM {
-				break
-			}
-			dead = append(dead, key)
-			rest := string(key[len(pPendQ)+8:])
-			if k, ok := parseViewKey([]byte(rest), ""); ok {
-				touched[k] = true
-				pk := append(viewKey(pPend, k), append([]byte{0}, be(seq)...)...)
-				var p pending
-				if ok, err := getPending(txn, pk, &p); err != nil {
-					it.Close()
-					return err
-				} else if ok {
-					if err := s.addAgg(txn, k, p, -1); err != nil {
-						it.Close()
-						return err
-					}
-				}
-				dead = append(dead, pk)
-			}
-		}
-		it.Close()
-		for _, k := range dead {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
-		}
-		// Reflected location counts.
-		lit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLocP)})
-		var deadLoc [][]byte
-		for lit.Rewind(); lit.Valid(); lit.Next() {
-			key := lit.Item().KeyCopy(nil)
-			if binary.BigEndian.Uint64(key[len(key)-8:]) <= upWM {
-				deadLoc = append(deadLoc, key)
-			}
-		}
-		lit.Close()
-		for _, k := range deadLoc {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
+			return false, err
 		}
 	}
-	for k := range touched {
-		if err := s.recompute(txn, k); err != nil {
-			return err
-		}
+	more, err := s.recomputeDirty(txn, touched)
+	if err != nil {
+		return false, err
 	}
 	down, err := readU64(txn, kDown)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if last > down {
-		return txn.Set([]byte(kDown), be(last))
+		return more, txn.Set([]byte(kDown), be(last))
 	}
-	return nil
+	return more, nil
 }
 
 // ResetDown forgets the downstream position and the server values (the
