@@ -153,7 +153,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("faultevery %d: must be positive", c.FaultEvery))
 	}
 	if c.Retries < 0 || c.LongLine < 0 || c.AckTimeout < 0 || c.SplitGap < 0 || c.UnplugFor < 0 {
-		errs = append(errs, errors.New("Retries, LongLine, AckTimeout, SplitGap, UnplugFor: must not be negative"))
+		errs = append(errs, errors.New("retries, longline, ack-timeout, split-gap, unplug-for: must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("barcodesim: %w", err)

@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -115,39 +114,6 @@ func (p *proc) kill(sig syscall.Signal) {
 	}
 }
 
-// peakRSS returns the process's peak resident set (VmHWM) in bytes.
-func (p *proc) peakRSS() int64 { return peakRSS(p.cmd.Process.Pid) }
-
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	var kb int64
-	for _, line := range splitLines(string(b)) {
-		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &kb); err == nil {
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-func splitLines(s string) []string {
-	var out []string
-	for len(s) > 0 {
-		i := 0
-		for i < len(s) && s[i] != '\n' {
-			i++
-		}
-		out = append(out, s[:i])
-		if i < len(s) {
-			i++
-		}
-		s = s[i:]
-	}
-	return out
-}
-
 // freeAddr returns a free loopback host:port.
 func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -249,5 +215,3 @@ func (g *gate) wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-
-var errStopped = errors.New("chaos: stopped")

@@ -118,7 +118,6 @@ func po(id string) Input   { return Input{Kind: InPO, Value: id, Raw: "PO:" + id
 func task(id string) Input { return Input{Kind: InTask, Value: id, Raw: "TASK:" + id} }
 func ord(id string) Input  { return Input{Kind: InOrder, Value: id, Raw: "ORD:" + id} }
 func sku(s string) Input   { return Input{Kind: InItem, SKU: s, Raw: "SKU:" + s} }
-func lot(l string) Input   { return Input{Kind: InLot, Value: l, Raw: "LOT:" + l} }
 func goods(s, lot, exp string) Input {
 	return Input{Kind: InItem, SKU: s, Lot: lot, Expiry: exp, Raw: "SKU:" + s}
 }

@@ -13,10 +13,9 @@ import (
 )
 
 type fixture struct {
-	st  *store.Badger
-	md  *masterdata.Service
-	rt  *Service
-	seq uint64
+	st *store.Badger
+	md *masterdata.Service
+	rt *Service
 }
 
 func setup(t *testing.T) *fixture {
