@@ -51,7 +51,7 @@ wait_http() { for _ in $(seq 1 150); do http_get "$1" /healthz >/dev/null 2>&1 &
 $BIN/shelfsync-server run --data "$DATA/server" --http "$HTTP" --mqtt "$MQTT" >"$DATA/server.log" 2>&1 &
 PIDS+=($!)
 wait_http "$HTTP"
-echo "== server up: API http://$HTTP  (embedded MQTT broker on $MQTT)"
+echo "== server up: API http://$HTTP  dashboard http://$HTTP/dashboard/  (embedded MQTT broker on $MQTT)"
 
 mkfifo "$DATA/scans"
 $BIN/shelfsync-sim barcode --link "$DATA/scanner.tty" --suffix CRLF <"$DATA/scans" >"$DATA/sim.log" 2>&1 &
@@ -100,7 +100,7 @@ sleep 1
 echo "== stock on the server (GET http://$HTTP/api/v1/stock?warehouse=demo):"
 http_get "$HTTP" "/api/v1/stock?warehouse=demo" | sed 's/},{/},\n  {/g' 
 echo
-echo "== gateway status: curl http://$AGENT_HTTP/api/v1/status    metrics: http://$HTTP/metrics"
+echo "== dashboard: http://$HTTP/dashboard/   gateway screen: http://$AGENT_HTTP/screen   gateway status: http://$AGENT_HTTP/api/v1/status   metrics: http://$HTTP/metrics"
 echo "== type more scans into the scanner with: echo 'SKU:X' > $DATA/scans  (from another shell, while this runs)"
 echo "== running; Ctrl-C stops everything"
 while true; do sleep 3600; done
