@@ -158,10 +158,11 @@ func (m *Manager) handleRead(ctx context.Context, d *device.Device, r device.Rea
 		_ = d.Feedback(feedback.Bad)
 		return
 	}
-	if _, err := decode(r.Text); err != nil && !m.admitBad(d.Name()) {
+	in, derr := decode(r.Text)
+	if derr != nil && !m.admitBad(d.Name()) {
 		return // a garbage flood: counted, not logged or beeped one by one
 	}
-	log, err := m.Scan(ctx, d.Name(), r.Text)
+	log, err := m.scan(ctx, d.Name(), r.Text, in, derr)
 	if err != nil {
 		// Not durable: the operator must not hear a good beep.
 		_ = d.Feedback(feedback.Bad)
@@ -234,6 +235,12 @@ func (m *Manager) device(name string) (*devState, error) {
 // commit durably, and return the verdict. An error means nothing was
 // committed and the operator must be told so (bad beep).
 func (m *Manager) Scan(ctx context.Context, name, text string) (ScanLog, error) {
+	in, err := decode(text)
+	return m.scan(ctx, name, text, in, err)
+}
+
+// scan is Scan with the text already decoded (decodeErr from decode).
+func (m *Manager) scan(ctx context.Context, name, text string, in session.Input, decodeErr error) (ScanLog, error) {
 	ds, err := m.device(name)
 	if err != nil {
 		return ScanLog{}, err
@@ -242,10 +249,9 @@ func (m *Manager) Scan(ctx context.Context, name, text string) (ScanLog, error) 
 	defer ds.mu.Unlock()
 	now := m.cfg.Now()
 	entry := ScanLog{Device: name, Raw: truncate(text), At: now}
-	in, err := decode(text)
 	var out session.Outcome
-	if err != nil {
-		out = session.Outcome{Verdict: session.Bad, Reason: err.Error(), Device: ds.dev}
+	if decodeErr != nil {
+		out = session.Outcome{Verdict: session.Bad, Reason: decodeErr.Error(), Device: ds.dev}
 	} else {
 		out = session.Step(ds.dev, in, session.Env{Device: name, ReceivingLoc: m.cfg.ReceivingLoc, Now: now, IdleTimeout: m.cfg.IdleTimeout, Data: m.st.Lookup()})
 	}

@@ -47,7 +47,7 @@ func done(d Device, env Env) Outcome {
 			op.Refs = &protocol.Refs{Task: s.Task}
 		}
 		d.Session = nil
-		out := good(d, fmt.Sprintf("count of %s committed (%d lines)", s.Location, len(s.Lines)), stamp(op, d, env, s))
+		out := good(d, fmt.Sprintf("count of %s committed (%d lines)", s.Location, len(s.Lines)), stamp(op, d, env))
 		if s.Task != "" {
 			out.Notices = []protocol.Notice{notice(d, env, protocol.NoticeTaskClose, s.Task, s.Location, "", 0)}
 			out.Reason += "; task " + s.Task + " done"
@@ -120,7 +120,7 @@ func location(d Device, in Input, env Env) Outcome {
 		}
 		ops := make([]protocol.Op, 0, len(s.Carried))
 		for _, c := range s.Carried {
-			ops = append(ops, stamp(protocol.Op{Kind: kind, Location: s.Location, To: in.Value, SKU: c.SKU, Lot: c.Lot, Qty: c.Qty, Reason: reason, Raw: []string{c.Raw, in.Raw}}, d, env, s))
+			ops = append(ops, stamp(protocol.Op{Kind: kind, Location: s.Location, To: in.Value, SKU: c.SKU, Lot: c.Lot, Qty: c.Qty, Reason: reason, Raw: []string{c.Raw, in.Raw}}, d, env))
 		}
 		msg := fmt.Sprintf("%d item line(s) moved to %s", len(ops), in.Value)
 		if s.Suggest != "" && in.Value != s.Suggest {
@@ -203,7 +203,7 @@ func item(d Device, in Input, env Env) Outcome {
 			return bad(d, "scan QTY:+n or QTY:-n before the item in an ADJUST session")
 		}
 		base.Kind, base.Reason = protocol.OpAdjust, s.Reason
-		return good(d, fmt.Sprintf("adjusted %+d × %s at %s", qty, sku, s.Location), stamp(base, d, env, s))
+		return good(d, fmt.Sprintf("adjusted %+d × %s at %s", qty, sku, s.Location), stamp(base, d, env))
 	case Count:
 		for i := range s.Lines {
 			if s.Lines[i].SKU == sku && s.Lines[i].Lot == lot {
@@ -229,7 +229,7 @@ func item(d Device, in Input, env Env) Outcome {
 }
 
 // stamp fills the fields every op of a session carries.
-func stamp(op protocol.Op, d Device, env Env, _ *State) protocol.Op {
+func stamp(op protocol.Op, d Device, env Env) protocol.Op {
 	op.Device = env.Device
 	op.Operator = d.Operator
 	return op

@@ -149,7 +149,7 @@ func pickItem(d Device, it protocol.Item, in Input, op protocol.Op, env Env) Out
 		if s.Order != "" || s.Task != "" {
 			op.Refs = &protocol.Refs{Order: s.Order, Task: s.Task}
 		}
-		return good(d, fmt.Sprintf("picked %d × %s from %s", op.Qty, op.SKU, s.Location), stamp(op, d, env, s))
+		return good(d, fmt.Sprintf("picked %d × %s from %s", op.Qty, op.SKU, s.Location), stamp(op, d, env))
 	}
 	var here []protocol.Task
 	for _, t := range ts {
@@ -204,7 +204,7 @@ func pickItem(d Device, it protocol.Item, in Input, op protocol.Op, env Env) Out
 	} else {
 		msg += " (task " + t.ID + " complete)"
 	}
-	return good(d, msg, stamp(op, d, env, s))
+	return good(d, msg, stamp(op, d, env))
 }
 
 // pickDone finishes a pick session. Against tasks it closes each of them

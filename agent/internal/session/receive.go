@@ -115,7 +115,7 @@ func receiveItem(d Device, it protocol.Item, in Input, op protocol.Op, env Env) 
 			}
 		}
 	}
-	op = stamp(op, d, env, s)
+	op = stamp(op, d, env)
 	msg := fmt.Sprintf("received %d × %s at %s", op.Qty, op.SKU, op.Location)
 	if op.Refs != nil && op.Refs.POLine != 0 {
 		msg += fmt.Sprintf(" (PO %s line %d)", op.Refs.PO, op.Refs.POLine)

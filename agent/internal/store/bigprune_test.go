@@ -37,7 +37,7 @@ func TestLongOfflineBacklogIsReflectedWithoutTxnTooBig(t *testing.T) {
 			}
 		}
 	}
-	require.NoError(t, s.ApplyServerStock(vals, n, 1))
+	require.NoError(t, s.ApplyDownItems(Down{Stock: vals}, n, 1))
 	rows, err := s.Stock("", "")
 	require.NoError(t, err)
 	require.Len(t, rows, len(vals))

@@ -53,33 +53,24 @@ func (s *Store) Stock(location, sku string) ([]StockRow, error) {
 	return out, err
 }
 
-// ApplyServerStock applies a downstream batch's stock values: it records
-// each server value, drops pending effects of ops the server has applied
-// (seq ≤ upWM), and recomputes the local view of every touched key as the
-// server value plus the remaining pending effects in seq order. It also
-// moves the downstream watermark to last. All in one transaction.
-func (s *Store) ApplyServerStock(values []protocol.StockValue, upWM, last uint64) error {
-	return s.ApplyDown(values, nil, upWM, last)
-}
-
-// ApplyDown applies a downstream batch: stock values (as ApplyServerStock)
-// and tasks (stored by id, replacing older versions).
+// Applying a downstream batch (ApplyDownItems) records each server value,
+// drops the pending effects of own ops the server has applied (seq ≤
+// upWM), and recomputes the local view of every touched key as the server
+// value plus the remaining pending effects in seq order; it also moves the
+// downstream watermark to last.
 //
 // A gateway that was cut off for long may have many thousands of pending
 // effects for the server to reflect at once, more than one Badger
 // transaction can hold (ErrTxnTooBig). So the reflected effects are pruned
 // first in bounded transactions that mark their keys dirty (m/pruned
-// records progress), then one transaction records the server values,
-// the up-watermark and the downstream watermark and recomputes the
-// touched and dirty keys, and any dirty keys left over are recomputed in
-// bounded transactions. A crash between the steps leaves dirty markers
-// that the next batch recomputes.
-func (s *Store) ApplyDown(values []protocol.StockValue, tasks []protocol.Task, upWM, last uint64) error {
-	return s.applyDown(nil, values, tasks, upWM, last)
-}
+// records progress), then one transaction records the batch, the
+// up-watermark and the downstream watermark and recomputes the touched
+// and dirty keys, and any dirty keys left over are recomputed in bounded
+// transactions. A crash between the steps leaves dirty markers that the
+// next batch recomputes.
 
-// applyDown runs the steps of ApplyDown; pre, when set, writes more of the
-// batch (master data) in the main transaction.
+// applyDown runs those steps; pre, when set, writes more of the batch
+// (master data) in the main transaction.
 func (s *Store) applyDown(pre func(*badger.Txn) error, values []protocol.StockValue, tasks []protocol.Task, upWM, last uint64) error {
 	if err := s.prunePending(upWM); err != nil {
 		return fmt.Errorf("prune pending: %w", err)

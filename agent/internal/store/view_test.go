@@ -103,7 +103,7 @@ func TestViewIsServerValuePlusPendingAfterEveryStep(t *testing.T) {
 					vals = append(vals, protocol.StockValue{Location: k.Location, SKU: k.SKU, Lot: k.Lot, OnHand: v})
 				}
 				down++
-				require.NoError(t, s.ApplyServerStock(vals, u, down))
+				require.NoError(t, s.ApplyDownItems(Down{Stock: vals}, u, down))
 				upWM = u
 			}
 			want := foldOwn(server, own[upWM:])

@@ -13,7 +13,8 @@ import (
 // CheckOp reports why an op from a gateway cannot be applied against the
 // warehouse's master data (the store then quarantines it with the reason):
 // a sku the catalog lacks when the catalog is strict, or a location the
-// warehouse has not defined once it defines any.
+// warehouse has not defined once it has defined locations (it stays
+// location-managed after that, even if every location is later deleted).
 func CheckOp(tx store.Tx, wh string, op *protocol.Op) error {
 	var st protocol.Settings
 	if _, err := getCBOR(tx.Txn, key(pSettings, wh), &st); err != nil {
@@ -35,8 +36,10 @@ func CheckOp(tx store.Tx, wh string, op *protocol.Op) error {
 			}
 		}
 	}
-	defined, err := hasPrefix(tx.Txn, string(key(pLoc, wh))+"\x00")
-	if err != nil || !defined {
+	// A point read, not a prefix scan: an iterator opened inside the apply
+	// transaction makes Badger re-sort its pending writes, once per op.
+	managed, err := exists(tx.Txn, key(pLocManaged, wh))
+	if err != nil || !managed {
 		return err
 	}
 	for _, loc := range []string{op.Location, op.To} {
@@ -58,11 +61,4 @@ func exists(txn *badger.Txn, k []byte) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
-}
-
-func hasPrefix(txn *badger.Txn, prefix string) (bool, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
-	defer it.Close()
-	it.Rewind()
-	return it.Valid(), nil
 }

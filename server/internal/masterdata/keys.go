@@ -16,6 +16,7 @@ import (
 //	md/i/{wh}\0{sku}            protocol.Item (CBOR)
 //	md/g/{wh}\0{gtin}           sku of a GTIN-14
 //	md/l/{wh}\0{code}           protocol.Location (CBOR)
+//	md/L/{wh}                   marker: the warehouse manages locations (ops must name defined ones)
 //	md/z/{wh}\0{zone}           Zone (CBOR)
 //	md/t/{wh}\0{sku}            protocol.Threshold (CBOR)
 //	md/p/{wh}\0{po}             poRecord (CBOR)
@@ -23,15 +24,17 @@ import (
 //	md/n/{wh}\0{gw}\0{id}       noticeRecord (CBOR): a gateway's notice, pending or taken
 //	md/a/{wh}\0{sku}            ReorderAlert (CBOR) raised by a gateway
 const (
-	pItem     = "md/i/"
-	pGTIN     = "md/g/"
-	pLoc      = "md/l/"
-	pZone     = "md/z/"
-	pThresh   = "md/t/"
-	pPO       = "md/p/"
-	pSettings = "md/s/"
-	pNotice   = "md/n/"
-	pAlert    = "md/a/"
+	pItem = "md/i/"
+	pGTIN = "md/g/"
+	pLoc  = "md/l/"
+	// pLocManaged marks a warehouse that has defined locations.
+	pLocManaged = "md/L/"
+	pZone       = "md/z/"
+	pThresh     = "md/t/"
+	pPO         = "md/p/"
+	pSettings   = "md/s/"
+	pNotice     = "md/n/"
+	pAlert      = "md/a/"
 )
 
 func key(prefix string, parts ...string) []byte {

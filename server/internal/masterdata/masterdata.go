@@ -198,6 +198,13 @@ func (s *Service) PutLocations(_ context.Context, wh string, locs []protocol.Loc
 		}
 	}
 	return s.b.Update(func(tx store.Tx) error {
+		if len(locs) > 0 {
+			// From now on the warehouse's ops must name defined locations
+			// (CheckOp reads this point key instead of scanning).
+			if err := tx.Txn.Set(key(pLocManaged, wh), nil); err != nil {
+				return err
+			}
+		}
 		for _, l := range locs {
 			if err := putCBOR(tx.Txn, key(pLoc, wh, l.Code), l); err != nil {
 				return err
