@@ -1,14 +1,24 @@
 // Package alerts raises the alerts a person acts on — reorder point
 // crossings, receipt discrepancies, conflicts, oversells, gateways offline
-// too long or with a growing backlog — keeps them in the server's Badger
-// database until someone acknowledges them, and hands each new or
-// acknowledged alert to Config.Publish (the {root}/{wh}/alerts topic,
-// webhooks and the dashboard).
+// too long or with a growing backlog — keeps them in the server's records
+// (store.Records: Badger or PostgreSQL) until someone acknowledges them,
+// and hands each new or acknowledged alert to Config.Publish (the
+// {root}/{wh}/alerts topic, webhooks and the dashboard).
 //
 // Reorder: per sku and warehouse a reorder point, with date-bounded
 // seasonal overrides. An alert fires once when on-hand falls to or below
 // the point and the sku is armed; it re-arms only when on-hand rises above
 // the point again. The suggested order quantity is max − on-hand − on-order.
+//
+// Replicas: several servers may run a Service each over one database. The
+// state that makes an alert fire once per crossing (a reorder point's
+// armed flag, a conflict's or a gateway episode's standing flag) is checked
+// and set in the transaction that stores the alert, so when two replicas
+// observe the same crossing one stores the alert and the other finds it
+// stored; only the replica whose transaction raised (or acknowledged) an
+// alert publishes it. Alert ids come from a counter in that transaction:
+// unique across replicas, and ordered by creation time. The backlog
+// samples of the gateway check are kept per replica, in memory.
 package alerts
 
 import (

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
@@ -22,12 +21,16 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, th Thresholds) *harness {
-	db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(nil))
+	st, err := store.Open(store.Options{InMemory: true})
 	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { st.Close() })
+	return newHarnessOn(st, th)
+}
+
+func newHarnessOn(rec store.Records, th Thresholds) *harness {
 	h := &harness{now: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}
 	h.svc = New(Config{
-		DB: db, Thresholds: th, Now: func() time.Time { return h.now },
+		Records: rec, Thresholds: th, Now: func() time.Time { return h.now },
 		OnOrder:  func(wh, sku string) int64 { return 3 },
 		Gateways: func(context.Context) ([]store.Gateway, error) { return h.gateways, nil },
 		Publish:  func(a Alert) { h.mu.Lock(); h.published = append(h.published, a); h.mu.Unlock() },

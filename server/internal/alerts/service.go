@@ -2,14 +2,13 @@ package alerts
 
 import (
 	"context"
-	"errors"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shelfsync/shelfsync/protocol"
@@ -21,12 +20,14 @@ import (
 //
 //	al/a/{id}            Alert (CBOR); ids sort by creation time
 //	al/open/{id}         present while the alert is open
+//	al/id                the last id handed out (uint64, big-endian)
 //	al/r/{wh}\0{sku}     reorder state: 1 armed, 0 fired (absent: armed)
 //	al/c/{conflict}      1 while the conflict's alert stands (re-armed when the conflict stops holding)
 //	al/g/{kind}\0{wh}\0{gw}  1 while a gateway alert stands
 const (
 	pfxAlert   = "al/a/"
 	pfxOpen    = "al/open/"
+	keyLastID  = "al/id"
 	pfxReorder = "al/r/"
 	pfxCfl     = "al/c/"
 	pfxGW      = "al/g/"
@@ -34,14 +35,16 @@ const (
 
 // Config configures the Service; every hook may be nil.
 type Config struct {
-	DB *badger.DB
+	// Records holds the alerts and their state (required).
+	Records store.Records
 	// Thresholds gives reorder settings (nil: no reorder alerts).
 	Thresholds Thresholds
 	// OnOrder returns the open purchase-order quantity of a sku (nil: 0).
 	OnOrder func(wh, sku string) int64
 	// Gateways lists gateway records for the offline and backlog checks.
 	Gateways func(ctx context.Context) ([]store.Gateway, error)
-	// Publish receives every new and every acknowledged alert.
+	// Publish receives every new and every acknowledged alert, on the
+	// replica whose transaction raised or acknowledged it, once.
 	Publish func(Alert)
 	// OfflineAfter is how long a gateway may be offline before an alert
 	// (default 5m).
@@ -58,16 +61,20 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Service raises, stores and acknowledges alerts; safe for concurrent use.
+// Service raises, stores and acknowledges alerts; safe for concurrent use,
+// and by several replicas over one database: the state that makes an alert
+// fire once (armed, standing) is read and written in the transaction that
+// stores the alert, and ids come from a counter in that transaction.
 type Service struct {
 	cfg    Config
-	db     *badger.DB
+	rec    store.Records
 	log    *slog.Logger
 	raised *prometheus.CounterVec
 
+	// mu serialises this replica's raises (fewer transaction retries);
+	// correctness across replicas rests on the transactions alone.
 	mu      sync.Mutex
-	lastN   uint64
-	backlog map[string][]uint64 // wh\0gw → recent backlog samples
+	backlog map[string][]uint64 // wh\0gw → recent backlog samples (this replica's)
 }
 
 // New builds the service.
@@ -90,7 +97,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, db: cfg.DB, log: cfg.Logger, backlog: map[string][]uint64{}}
+	s := &Service{cfg: cfg, rec: cfg.Records, log: cfg.Logger, backlog: map[string][]uint64{}}
 	s.raised = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_alerts_total", Help: "Alerts raised, by kind."}, []string{"kind"})
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(s.raised)
@@ -125,17 +132,17 @@ func (s *Service) ObserveStock(wh, sku string, onHand int64) {
 	}
 	eff, seasonal := th.On(s.cfg.Now())
 	key := []byte(pfxReorder + wh + "\x00" + sku)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	armed := true
-	err := s.db.View(func(txn *badger.Txn) error {
-		v, found, err := getBytes(txn, key)
-		if found && len(v) == 1 {
-			armed = v[0] == 1
-		}
+	armedIn := func(tx store.KV) (bool, error) {
+		v, found, err := tx.Get(key)
+		return !found || len(v) != 1 || v[0] == 1, err
+	}
+	// A read first: most observations change nothing.
+	var armed bool
+	if err := s.rec.View(func(tx store.Tx) error {
+		var err error
+		armed, err = armedIn(tx)
 		return err
-	})
-	if err != nil {
+	}); err != nil {
 		s.log.Error("read reorder state", "warehouse", wh, "sku", sku, "err", err)
 		return
 	}
@@ -151,9 +158,16 @@ func (s *Service) ObserveStock(wh, sku string, onHand int64) {
 		if seasonal {
 			a.Message += " (seasonal threshold)"
 		}
-		s.raiseLocked(a, func(txn *badger.Txn) error { return txn.Set(key, []byte{0}) })
+		// Re-checked in the raising transaction: another replica may have
+		// fired it meanwhile.
+		_, _, _ = s.raiseIf(a, func(tx store.Tx) (bool, error) {
+			if armed, err := armedIn(tx); err != nil || !armed {
+				return false, err
+			}
+			return true, tx.Set(key, []byte{0})
+		})
 	case onHand > eff.ReorderPoint && !armed:
-		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(key, []byte{1}) }); err != nil {
+		if err := s.rec.Update(func(tx store.Tx) error { return tx.Set(key, []byte{1}) }); err != nil {
 			s.log.Error("re-arm reorder alert", "warehouse", wh, "sku", sku, "err", err)
 		}
 	}
@@ -162,12 +176,10 @@ func (s *Service) ObserveStock(wh, sku string, onHand int64) {
 // ObserveConflict raises an alert when a conflict opens (again).
 func (s *Service) ObserveConflict(c conflicts.Conflict) {
 	key := []byte(pfxCfl + c.ID)
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var standing bool
-	if err := s.db.View(func(txn *badger.Txn) error {
+	if err := s.rec.View(func(tx store.Tx) error {
 		var err error
-		standing, err = has(txn, key)
+		_, standing, err = tx.Get(key)
 		return err
 	}); err != nil {
 		s.log.Error("read conflict alert state", "conflict", c.ID, "err", err)
@@ -187,11 +199,21 @@ func (s *Service) ObserveConflict(c conflicts.Conflict) {
 		if c.SuggestedAction != "" {
 			a.Message += " — " + c.SuggestedAction
 		}
-		s.raiseLocked(a, func(txn *badger.Txn) error { return txn.Set(key, nil) })
+		_, _, _ = s.raiseIf(a, setIfAbsent(key))
 	case !c.Holds && standing:
-		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) }); err != nil {
+		if err := s.rec.Update(func(tx store.Tx) error { return tx.Delete(key) }); err != nil {
 			s.log.Error("re-arm conflict alert", "conflict", c.ID, "err", err)
 		}
+	}
+}
+
+// setIfAbsent is a raiseIf condition: raise when key is absent, and set it.
+func setIfAbsent(key []byte) func(tx store.Tx) (bool, error) {
+	return func(tx store.Tx) (bool, error) {
+		if _, standing, err := tx.Get(key); err != nil || standing {
+			return false, err
+		}
+		return true, tx.Set(key, nil)
 	}
 }
 
@@ -205,8 +227,6 @@ func (s *Service) CheckGateways(ctx context.Context) error {
 		return err
 	}
 	now := s.cfg.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, g := range gs {
 		id := g.Warehouse + "\x00" + g.Gateway
 		offKey := []byte(pfxGW + string(KindGatewayOffline) + "\x00" + id)
@@ -221,6 +241,7 @@ func (s *Service) CheckGateways(ctx context.Context) error {
 			lag = g.ReportedSeq - g.WM
 		}
 		backlog := max(lag, g.OutboxDepth)
+		s.mu.Lock()
 		samples := append(s.backlog[id], backlog)
 		if len(samples) > s.cfg.BacklogChecks+1 {
 			samples = samples[len(samples)-s.cfg.BacklogChecks-1:]
@@ -230,6 +251,7 @@ func (s *Service) CheckGateways(ctx context.Context) error {
 		for i := 1; growing && i < len(samples); i++ {
 			growing = samples[i] > samples[i-1]
 		}
+		s.mu.Unlock()
 		bad := backlog >= s.cfg.BacklogOps || growing
 		clear := backlog <= s.cfg.BacklogOps/10
 		blKey := []byte(pfxGW + string(KindGatewayBacklog) + "\x00" + id)
@@ -248,12 +270,12 @@ func (s *Service) CheckGateways(ctx context.Context) error {
 }
 
 // gatewayState raises the alert `build` makes when bad turns true and
-// re-arms when it turns false; s.mu is held.
+// re-arms when it turns false.
 func (s *Service) gatewayState(key []byte, bad bool, build func() Alert) {
 	var standing bool
-	if err := s.db.View(func(txn *badger.Txn) error {
+	if err := s.rec.View(func(tx store.Tx) error {
 		var err error
-		standing, err = has(txn, key)
+		_, standing, err = tx.Get(key)
 		return err
 	}); err != nil {
 		s.log.Error("read gateway alert state", "err", err)
@@ -261,9 +283,9 @@ func (s *Service) gatewayState(key []byte, bad bool, build func() Alert) {
 	}
 	switch {
 	case bad && !standing:
-		s.raiseLocked(build(), func(txn *badger.Txn) error { return txn.Set(key, nil) })
+		_, _, _ = s.raiseIf(build(), setIfAbsent(key))
 	case !bad && standing:
-		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) }); err != nil {
+		if err := s.rec.Update(func(tx store.Tx) error { return tx.Delete(key) }); err != nil {
 			s.log.Error("re-arm gateway alert", "err", err)
 		}
 	}
@@ -271,48 +293,87 @@ func (s *Service) gatewayState(key []byte, bad bool, build func() Alert) {
 
 // Raise stores a new alert (built by the caller) and publishes it.
 func (s *Service) Raise(a Alert) (Alert, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.raiseLocked(a, nil)
+	a, _, err := s.raiseIf(a, nil)
+	return a, err
 }
 
-// raiseLocked stores a with state written by `also` in the same
-// transaction, then publishes it; s.mu is held.
-func (s *Service) raiseLocked(a Alert, also func(txn *badger.Txn) error) (Alert, error) {
+// raiseIf stores a when cond (nil: always), run in the same transaction,
+// says so — cond also writes the state that keeps the alert from firing
+// again — and then publishes it. It reports whether a was raised: false
+// when cond found it raised already (by this or another replica).
+func (s *Service) raiseIf(a Alert, cond func(tx store.Tx) (bool, error)) (Alert, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := s.cfg.Now()
-	a.ID = s.nextID(now)
 	a.Status, a.CreatedMS = StatusOpen, now.UnixMilli()
-	err := s.db.Update(func(txn *badger.Txn) error {
-		if also != nil {
-			if err := also(txn); err != nil {
+	var raised bool
+	err := s.rec.Update(func(tx store.Tx) error {
+		raised, a.ID = false, "" // f may run again
+		if cond != nil {
+			ok, err := cond(tx)
+			if err != nil || !ok {
 				return err
 			}
 		}
-		if err := putCBOR(txn, []byte(pfxAlert+a.ID), a); err != nil {
+		id, err := nextID(tx, now)
+		if err != nil {
 			return err
 		}
-		return txn.Set([]byte(pfxOpen+a.ID), nil)
+		a.ID = id
+		if err := putCBOR(tx, []byte(pfxAlert+a.ID), a); err != nil {
+			return err
+		}
+		raised = true
+		return tx.Set([]byte(pfxOpen+a.ID), nil)
 	})
 	if err != nil {
 		s.log.Error("alert not stored", "kind", a.Kind, "warehouse", a.Warehouse, "err", err)
-		return Alert{}, err
+		return Alert{}, false, err
+	}
+	if !raised {
+		return Alert{}, false, nil
 	}
 	s.raised.WithLabelValues(string(a.Kind)).Inc()
 	s.log.Info("alert", "id", a.ID, "kind", a.Kind, "warehouse", a.Warehouse, "message", a.Message)
 	if s.cfg.Publish != nil {
 		s.cfg.Publish(a)
 	}
-	return a, nil
+	return a, true, nil
 }
 
-// nextID returns a time-ordered id; s.mu is held.
-func (s *Service) nextID(now time.Time) string {
-	n := uint64(now.UnixNano())
-	if n <= s.lastN {
-		n = s.lastN + 1
+// nextID returns a time-ordered id unique in the database: the creation
+// time in nanoseconds, or one more than the last id handed out when that
+// is not smaller (a burst, or a replica whose clock lags). The last id is
+// read and written in tx, so two replicas raising at once conflict and one
+// retries with the other's id in view.
+func nextID(tx store.KV, now time.Time) (string, error) {
+	v, found, err := tx.Get([]byte(keyLastID))
+	if err != nil {
+		return "", err
 	}
-	s.lastN = n
-	return fmt.Sprintf("%016x", n)
+	var last uint64
+	switch {
+	case found && len(v) == 8:
+		last = binary.BigEndian.Uint64(v)
+	case !found:
+		// Before the counter: continue after the newest stored alert.
+		if err := tx.Scan([]byte(pfxAlert), store.ScanOptions{Reverse: true, KeysOnly: true}, func(k, _ []byte) error {
+			var n uint64
+			if _, err := fmt.Sscanf(string(k[len(pfxAlert):]), "%x", &n); err == nil {
+				last = n
+			}
+			return store.ErrStopScan
+		}); err != nil {
+			return "", err
+		}
+	}
+	n := max(uint64(now.UnixNano()), last+1)
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n)
+	if err := tx.Set([]byte(keyLastID), b[:]); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%016x", n), nil
 }
 
 // Query filters List; empty fields match everything.
@@ -336,38 +397,38 @@ func (s *Service) List(_ context.Context, q Query) ([]Alert, bool, error) {
 		q.Limit = 100
 	}
 	var out []Alert
-	more := false
-	skip := q.Offset
-	err := s.db.View(func(txn *badger.Txn) error {
+	var more bool
+	err := s.rec.View(func(tx store.Tx) error {
+		out, more = nil, false
+		skip := q.Offset
 		pfx := pfxAlert
 		if q.Status == StatusOpen {
 			pfx = pfxOpen
 		}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfx), Reverse: true, PrefetchValues: pfx == pfxAlert})
-		defer it.Close()
-		for it.Seek([]byte(pfx + "\xff")); it.Valid(); it.Next() {
+		return tx.Scan([]byte(pfx), store.ScanOptions{Reverse: true, KeysOnly: pfx == pfxOpen}, func(k, v []byte) error {
 			var a Alert
 			if pfx == pfxOpen {
-				if _, err := getCBOR(txn, []byte(pfxAlert+strings.TrimPrefix(string(it.Item().Key()), pfxOpen)), &a); err != nil {
+				found, err := getCBOR(tx, []byte(pfxAlert+strings.TrimPrefix(string(k), pfxOpen)), &a)
+				if err != nil || !found {
 					return err
 				}
-			} else if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &a) }); err != nil {
+			} else if err := protocol.Unmarshal(v, &a); err != nil {
 				return err
 			}
 			if !q.match(&a) {
-				continue
+				return nil
 			}
 			if skip > 0 {
 				skip--
-				continue
+				return nil
 			}
 			if len(out) == q.Limit {
 				more = true
-				return nil
+				return store.ErrStopScan
 			}
 			out = append(out, a)
-		}
-		return nil
+			return nil
+		})
 	})
 	return out, more, err
 }
@@ -376,9 +437,9 @@ func (s *Service) List(_ context.Context, q Query) ([]Alert, bool, error) {
 func (s *Service) Get(_ context.Context, id string) (Alert, error) {
 	var a Alert
 	var found bool
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.rec.View(func(tx store.Tx) error {
 		var err error
-		found, err = getCBOR(txn, []byte(pfxAlert+id), &a)
+		found, err = getCBOR(tx, []byte(pfxAlert+id), &a)
 		return err
 	})
 	if err == nil && !found {
@@ -387,16 +448,17 @@ func (s *Service) Get(_ context.Context, id string) (Alert, error) {
 	return a, err
 }
 
-// Ack records that a person (by) saw the alert.
+// Ack records that a person (by) saw the alert. Of two replicas
+// acknowledging one alert at once, one succeeds and publishes; the other
+// gets ErrAcknowledged.
 func (s *Service) Ack(_ context.Context, id, by, note string) (Alert, error) {
 	if strings.TrimSpace(by) == "" {
 		return Alert{}, fmt.Errorf("%w: by: name the person who acknowledges", ErrInvalid)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var a Alert
-	err := s.db.Update(func(txn *badger.Txn) error {
-		found, err := getCBOR(txn, []byte(pfxAlert+id), &a)
+	err := s.rec.Update(func(tx store.Tx) error {
+		a = Alert{}
+		found, err := getCBOR(tx, []byte(pfxAlert+id), &a)
 		if err != nil {
 			return err
 		}
@@ -407,10 +469,10 @@ func (s *Service) Ack(_ context.Context, id, by, note string) (Alert, error) {
 			return fmt.Errorf("alert %s: %w by %s", id, ErrAcknowledged, a.AckBy)
 		}
 		a.Status, a.AckBy, a.AckNote, a.AckMS = StatusAcknowledged, by, note, s.cfg.Now().UnixMilli()
-		if err := putCBOR(txn, []byte(pfxAlert+id), a); err != nil {
+		if err := putCBOR(tx, []byte(pfxAlert+id), a); err != nil {
 			return err
 		}
-		return txn.Delete([]byte(pfxOpen + id))
+		return tx.Delete([]byte(pfxOpen + id))
 	})
 	if err != nil {
 		return a, err
@@ -421,35 +483,8 @@ func (s *Service) Ack(_ context.Context, id, by, note string) (Alert, error) {
 	return a, nil
 }
 
-func getBytes(txn *badger.Txn, key []byte) ([]byte, bool, error) {
-	it, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	v, err := it.ValueCopy(nil)
-	return v, true, err
-}
-
-func has(txn *badger.Txn, key []byte) (bool, error) {
-	_, found, err := getBytes(txn, key)
-	return found, err
-}
-
-func getCBOR(txn *badger.Txn, key []byte, v any) (bool, error) {
-	b, found, err := getBytes(txn, key)
-	if err != nil || !found {
-		return found, err
-	}
-	return true, protocol.Unmarshal(b, v)
-}
-
-func putCBOR(txn *badger.Txn, key []byte, v any) error {
-	b, err := protocol.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return txn.Set(key, b)
-}
+// Record helpers shared by the packages beside the ledger (store/tx.go).
+var (
+	getCBOR = store.GetCBOR
+	putCBOR = store.PutCBOR
+)

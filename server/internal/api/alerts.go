@@ -32,7 +32,7 @@ func alertError(w http.ResponseWriter, err error) {
 
 func (h *Handler) alerts(w http.ResponseWriter) (Alerts, bool) {
 	if h.d.Alerts == nil {
-		writeError(w, http.StatusNotImplemented, "alerts need the Badger store; this server runs without them")
+		writeError(w, http.StatusNotImplemented, "alerts are off on this server (its store keeps no records)")
 		return nil, false
 	}
 	return h.d.Alerts, true

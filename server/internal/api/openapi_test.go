@@ -113,9 +113,9 @@ func TestOpenAPIResponsesMatchHandlers(t *testing.T) {
 	st, err := store.Open(store.Options{InMemory: true})
 	require.NoError(t, err)
 	defer st.Close()
-	hooks := webhooks.New(webhooks.Config{DB: st.DB()})
+	hooks := webhooks.New(webhooks.Config{Records: st})
 	require.NoError(t, hooks.Start(ctx))
-	al := alerts.New(alerts.Config{DB: st.DB(), Thresholds: alerts.ThresholdsFunc(func(wh, sku string) (alerts.Threshold, bool) {
+	al := alerts.New(alerts.Config{Records: st, Thresholds: alerts.ThresholdsFunc(func(wh, sku string) (alerts.Threshold, bool) {
 		return alerts.Threshold{ReorderPoint: 5, Max: 20}, true
 	})})
 	ord := orders.New(orders.Config{Debounce: time.Millisecond, OnStock: al.ObserveStock, OnConflict: al.ObserveConflict}, st)

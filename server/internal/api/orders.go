@@ -26,7 +26,7 @@ var _ Orders = (*orders.Service)(nil)
 
 func (h *Handler) orders(w http.ResponseWriter) (Orders, bool) {
 	if h.d.Orders == nil {
-		writeError(w, http.StatusNotImplemented, "orders need the Badger store; this server runs without them")
+		writeError(w, http.StatusNotImplemented, "orders are off on this server (its store keeps no records)")
 		return nil, false
 	}
 	return h.d.Orders, true

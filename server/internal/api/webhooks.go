@@ -35,7 +35,7 @@ func webhookError(w http.ResponseWriter, err error) {
 
 func (h *Handler) webhooks(w http.ResponseWriter) (Webhooks, bool) {
 	if h.d.Webhooks == nil {
-		writeError(w, http.StatusNotImplemented, "webhooks need the Badger store; this server runs without them")
+		writeError(w, http.StatusNotImplemented, "webhooks are off on this server (its store keeps no records)")
 		return nil, false
 	}
 	return h.d.Webhooks, true

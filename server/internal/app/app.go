@@ -99,13 +99,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}, st)
 	down = downstream.New(downstream.Config{Logger: log.With("component", "downstream"), Publish: s.ingest.Publish, Clock: s.ingest.Clock(), Owns: part.owns()}, st)
 	s.down = down
-	inv = newInventory(st, s.ingest, mdw.hooks(), reg, log.With("component", "inventory"))
+	cl := newCluster(st, log)
+	inv = newInventory(st, s.ingest, mdw.hooks(), cl, reg, log.With("component", "inventory"))
+	inv.down = down.Changed
 	s.inv = inv
 	mdw.down, mdw.inv = down, inv
 	if err := inv.start(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("start orders, alerts and webhooks: %w", err)
 	}
+	cl.run(ctx) // cluster.go: the replica feed and the leader election (PostgreSQL)
+	cl.metrics(reg)
 	s.ingest.Start(ctx)
 	go down.Run(ctx)
 	part.run(ctx)

@@ -32,11 +32,13 @@ type inventory struct {
 	log    *slog.Logger
 	st     store.Store
 	topics protocol.Topics
-	orders *orders.Service // nil without the Badger store
+	orders *orders.Service // nil with a store that keeps no records
 	alerts *alerts.Service
 	hooks  *webhooks.Manager
 	hub    *dashboard.Hub
 	out    *mqttOut
+	cl     *cluster // other replicas (nil: a single server)
+	down   func(wh string)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -51,17 +53,19 @@ type masterData struct {
 	OnOrder    func(wh, sku string) int64
 }
 
-func newInventory(st store.Store, in *ingest.Ingest, md masterData, reg prometheus.Registerer, log *slog.Logger) *inventory {
+func newInventory(st store.Store, in *ingest.Ingest, md masterData, cl *cluster, reg prometheus.Registerer, log *slog.Logger) *inventory {
 	inv := &inventory{log: log, st: st, topics: in.Topics(), hub: dashboard.NewHub(), out: newMQTTOut(in.PublishTopic, log)}
 	registerInventoryMetrics(reg, st)
-	b, ok := st.(*store.Badger)
+	b, ok := st.(orders.Store)
 	if !ok {
-		log.Warn("orders, availability, alerts and webhooks need the Badger store; they are off with this backend")
+		log.Warn("orders, availability, alerts and webhooks need a store that keeps records; they are off with this backend")
 		return inv
 	}
-	inv.hooks = webhooks.New(webhooks.Config{DB: b.DB(), Logger: log.With("component", "webhooks"), Registerer: reg, OnCreate: inv.welcome})
+	inv.cl = cl
+	inv.hooks = webhooks.New(webhooks.Config{Records: b, Shared: cl != nil, ReplicaID: cl.replicaID(),
+		Logger: log.With("component", "webhooks"), Registerer: reg, OnCreate: inv.welcome})
 	inv.alerts = alerts.New(alerts.Config{
-		DB: b.DB(), Thresholds: md.Thresholds, OnOrder: md.OnOrder, Logger: log.With("component", "alerts"), Registerer: reg,
+		Records: b, Thresholds: md.Thresholds, OnOrder: md.OnOrder, Logger: log.With("component", "alerts"), Registerer: reg,
 		Gateways: func(ctx context.Context) ([]store.Gateway, error) { return st.Gateways(ctx, "") },
 		Publish:  inv.publishAlert,
 	})
@@ -74,11 +78,22 @@ func newInventory(st store.Store, in *ingest.Ingest, md masterData, reg promethe
 	}
 	inv.orders = orders.New(orders.Config{
 		Sellable: md.Sellable, Safety: safety, HLC: in.Clock().Now, Logger: log.With("component", "orders"),
-		Publish:    inv.publishAvailability,
-		OnStock:    inv.alerts.ObserveStock,
+		Publish: inv.publishAvailability,
+		// Every replica's model recomputes; the active one alone evaluates
+		// reorder points from it (the alert is raised once either way, but
+		// there is no need to do the work three times).
+		OnStock: func(wh, sku string, onHand int64) {
+			if inv.orders.Active() {
+				inv.alerts.ObserveStock(wh, sku, onHand)
+			}
+		},
 		OnConflict: inv.conflict,
 		OnOrder:    inv.order,
+		Passive:    cl != nil, // until elected (cluster.go)
 	}, b)
+	if cl != nil {
+		inv.joinCluster(cl)
+	}
 	return inv
 }
 
@@ -121,6 +136,9 @@ func (inv *inventory) apiDeps(d *api.Deps) {
 	d.Dashboard = dashboard.Handler()
 	if inv.orders != nil {
 		d.Orders, d.Alerts, d.Webhooks = inv.orders, inv.alerts, inv.hooks
+		if inv.cl != nil {
+			d.Orders = clusterOrders{inv.orders, inv.cl}
+		}
 	}
 }
 
@@ -140,6 +158,7 @@ func (inv *inventory) applied(wh, gw string, res store.Result) {
 		if inv.orders != nil {
 			inv.orders.Invalidate()
 		}
+		inv.cl.masterData(wh)
 		return
 	}
 	if inv.orders != nil {
@@ -160,7 +179,9 @@ func (inv *inventory) applied(wh, gw string, res store.Result) {
 		last[id] = len(keys)
 		keys = append(keys, kv)
 	}
-	inv.hub.Publish("batch", map[string]any{"warehouse": wh, "gateway": gw, "applied": res.Applied, "quarantined": res.Quarantined, "watermark": res.WM, "changes": keys})
+	feed := map[string]any{"warehouse": wh, "gateway": gw, "applied": res.Applied, "quarantined": res.Quarantined, "watermark": res.WM, "changes": keys}
+	inv.hub.Publish("batch", feed)
+	inv.cl.batch(wh, res.Changes, feed)
 }
 
 func (inv *inventory) conflict(c conflicts.Conflict) {
@@ -172,6 +193,7 @@ func (inv *inventory) conflict(c conflicts.Conflict) {
 
 func (inv *inventory) order(o orders.Order, event string) {
 	inv.hub.Publish("order", map[string]any{"event": event, "order": o})
+	inv.cl.order(o.Warehouse, o.ID)
 	if inv.hooks == nil {
 		return
 	}

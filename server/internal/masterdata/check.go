@@ -1,10 +1,7 @@
 package masterdata
 
 import (
-	"errors"
 	"fmt"
-
-	"github.com/dgraph-io/badger/v4"
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/store"
@@ -17,7 +14,7 @@ import (
 // location-managed after that, even if every location is later deleted).
 func CheckOp(tx store.Tx, wh string, op *protocol.Op) error {
 	var st protocol.Settings
-	if _, err := getCBOR(tx.Txn, key(pSettings, wh), &st); err != nil {
+	if _, err := getCBOR(tx, key(pSettings, wh), &st); err != nil {
 		return err
 	}
 	if st.StrictCatalog {
@@ -29,7 +26,7 @@ func CheckOp(tx store.Tx, wh string, op *protocol.Op) error {
 			if sku == "" {
 				continue
 			}
-			if ok, err := exists(tx.Txn, key(pItem, wh, sku)); err != nil {
+			if ok, err := exists(tx, key(pItem, wh, sku)); err != nil {
 				return err
 			} else if !ok {
 				return fmt.Errorf("unknown sku %q in the strict catalog of %s: add the item, then re-apply", sku, wh)
@@ -38,7 +35,7 @@ func CheckOp(tx store.Tx, wh string, op *protocol.Op) error {
 	}
 	// A point read, not a prefix scan: an iterator opened inside the apply
 	// transaction makes Badger re-sort its pending writes, once per op.
-	managed, err := exists(tx.Txn, key(pLocManaged, wh))
+	managed, err := exists(tx, key(pLocManaged, wh))
 	if err != nil || !managed {
 		return err
 	}
@@ -46,19 +43,11 @@ func CheckOp(tx store.Tx, wh string, op *protocol.Op) error {
 		if loc == "" {
 			continue
 		}
-		if ok, err := exists(tx.Txn, key(pLoc, wh, loc)); err != nil {
+		if ok, err := exists(tx, key(pLoc, wh, loc)); err != nil {
 			return err
 		} else if !ok {
 			return fmt.Errorf("unknown location %q in %s: add the location, then re-apply", loc, wh)
 		}
 	}
 	return nil
-}
-
-func exists(txn *badger.Txn, k []byte) (bool, error) {
-	_, err := txn.Get(k)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	return err == nil, err
 }

@@ -1,10 +1,8 @@
 package masterdata
 
 import (
-	"errors"
+	"fmt"
 	"strings"
-
-	"github.com/dgraph-io/badger/v4"
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/store"
@@ -41,49 +39,47 @@ func key(prefix string, parts ...string) []byte {
 	return []byte(prefix + strings.Join(parts, "\x00"))
 }
 
-func putCBOR(txn *badger.Txn, k []byte, v any) error {
-	b, err := protocol.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return txn.Set(k, b)
-}
-
-func getCBOR(txn *badger.Txn, k []byte, v any) (bool, error) {
-	it, err := txn.Get(k)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
+func getString(kv store.KV, k []byte, v *string) (bool, error) {
+	b, ok, err := kv.Get(k)
+	if err != nil || !ok {
 		return false, err
 	}
-	return true, it.Value(func(b []byte) error { return protocol.Unmarshal(b, v) })
-}
-
-func getString(txn *badger.Txn, k []byte, v *string) (bool, error) {
-	it, err := txn.Get(k)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	b, err := it.ValueCopy(nil)
 	*v = string(b)
-	return true, err
+	return true, nil
+}
+
+func exists(kv store.KV, k []byte) (bool, error) {
+	_, ok, err := kv.Get(k)
+	return ok && err == nil, err
+}
+
+func mustExist(kv store.KV, k []byte, what string) error {
+	ok, err := exists(kv, k)
+	if err == nil && !ok {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return err
 }
 
 // listCBOR decodes every record under prefix+wh+NUL, in key order.
-func listCBOR[T any](tx store.Tx, prefix, wh string) ([]T, error) {
-	it := tx.Txn.NewIterator(badger.IteratorOptions{Prefix: key(prefix, wh, ""), PrefetchValues: true})
-	defer it.Close()
+func listCBOR[T any](kv store.KV, prefix, wh string) ([]T, error) {
 	out := []T{}
-	for it.Rewind(); it.Valid(); it.Next() {
+	err := kv.Scan(key(prefix, wh, ""), store.ScanOptions{}, func(_, b []byte) error {
 		var v T
-		if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &v) }); err != nil {
-			return nil, err
+		if err := protocol.Unmarshal(b, &v); err != nil {
+			return err
 		}
 		out = append(out, v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
+
+// Record helpers shared by the packages beside the ledger (store/tx.go).
+var (
+	getCBOR = store.GetCBOR
+	putCBOR = store.PutCBOR
+)

@@ -13,7 +13,9 @@
 // applied: closing a purchase order raises a receipt discrepancy for each
 // line received short.
 //
-// Records live in the store's Badger under the md/ prefix (keys.go).
+// Records live in the store's key-value space (store.KV, through
+// store.Records transactions) under the md/ prefix (keys.go), so they work
+// over every backend that implements store.Records.
 package masterdata
 
 import (
@@ -23,19 +25,15 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
-// Backend is the store the service writes through.
-type Backend interface {
-	Update(f func(store.Tx) error) error
-	View(f func(store.Tx) error) error
-}
-
-var _ Backend = (*store.Badger)(nil)
+// Backend is the store the service writes through: any store.Records
+// (the embedded Badger store, PostgreSQL).
+//
+// Deprecated: use store.Records.
+type Backend = store.Records
 
 // Errors.
 var (
@@ -44,8 +42,9 @@ var (
 	// ErrInvalid is wrapped by validation errors; the message names the
 	// field and says what is wanted.
 	ErrInvalid = errors.New("masterdata: invalid record")
-	// ErrUnsupported: the store backend keeps no master data (PostgreSQL).
-	ErrUnsupported = errors.New("masterdata: this store backend keeps no master data; use the embedded Badger store")
+	// ErrUnsupported: the store backend keeps no master data (it does not
+	// implement store.Records).
+	ErrUnsupported = errors.New("masterdata: this store backend keeps no master data")
 )
 
 // Kind names a kind of record, as in the API paths.
@@ -111,15 +110,18 @@ type Options struct {
 	OnReorder func(wh string, a ReorderAlert)
 }
 
-// Service reads and writes master data. It keeps no state of its own:
-// several may share one Backend.
+// Service reads and writes master data. It keeps no state of its own (no
+// cache): every read, Threshold, Sellable and OnOrder included, goes to
+// the store, so several services — in one process or in several server
+// replicas over one database — may share one store and each sees the
+// others' committed writes at once.
 type Service struct {
-	b   Backend
+	b   store.Records
 	opt Options
 }
 
 // New returns a service over b.
-func New(b Backend, opt Options) *Service {
+func New(b store.Records, opt Options) *Service {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -129,17 +131,17 @@ func New(b Backend, opt Options) *Service {
 	return &Service{b: b, opt: opt}
 }
 
-// For returns a service over st when its backend keeps master data
-// (Badger), else nil.
+// For returns a service over st when its backend keeps master data (it
+// implements store.Records: Badger, PostgreSQL), else nil.
 func For(st store.Store, opt Options) *Service {
-	if b, ok := st.(Backend); ok {
+	if b, ok := st.(store.Records); ok {
 		return New(b, opt)
 	}
 	return nil
 }
 
 // Backend returns the store the service writes through.
-func (s *Service) Backend() Backend { return s.b }
+func (s *Service) Backend() store.Records { return s.b }
 
 // PutItems creates or replaces catalog items.
 func (s *Service) PutItems(_ context.Context, wh string, items []protocol.Item) error {
@@ -160,13 +162,13 @@ func (s *Service) PutItems(_ context.Context, wh string, items []protocol.Item) 
 
 func putItem(tx store.Tx, wh string, it protocol.Item) error {
 	var old protocol.Item
-	had, err := getCBOR(tx.Txn, key(pItem, wh, it.SKU), &old)
+	had, err := getCBOR(tx, key(pItem, wh, it.SKU), &old)
 	if err != nil {
 		return err
 	}
 	for _, g := range it.GTINs {
 		var owner string
-		if ok, err := getString(tx.Txn, key(pGTIN, wh, g), &owner); err != nil {
+		if ok, err := getString(tx, key(pGTIN, wh, g), &owner); err != nil {
 			return err
 		} else if ok && owner != it.SKU {
 			return fmt.Errorf("%w: gtin %s already belongs to sku %s", ErrInvalid, g, owner)
@@ -174,17 +176,17 @@ func putItem(tx store.Tx, wh string, it protocol.Item) error {
 	}
 	if had {
 		for _, g := range old.GTINs {
-			if err := tx.Txn.Delete(key(pGTIN, wh, g)); err != nil {
+			if err := tx.Delete(key(pGTIN, wh, g)); err != nil {
 				return err
 			}
 		}
 	}
 	for _, g := range it.GTINs {
-		if err := tx.Txn.Set(key(pGTIN, wh, g), []byte(it.SKU)); err != nil {
+		if err := tx.Set(key(pGTIN, wh, g), []byte(it.SKU)); err != nil {
 			return err
 		}
 	}
-	if err := putCBOR(tx.Txn, key(pItem, wh, it.SKU), it); err != nil {
+	if err := putCBOR(tx, key(pItem, wh, it.SKU), it); err != nil {
 		return err
 	}
 	return tx.AppendDown(wh, "", protocol.DownCatalog, "item/"+it.SKU, it)
@@ -201,12 +203,12 @@ func (s *Service) PutLocations(_ context.Context, wh string, locs []protocol.Loc
 		if len(locs) > 0 {
 			// From now on the warehouse's ops must name defined locations
 			// (CheckOp reads this point key instead of scanning).
-			if err := tx.Txn.Set(key(pLocManaged, wh), nil); err != nil {
+			if err := tx.Set(key(pLocManaged, wh), nil); err != nil {
 				return err
 			}
 		}
 		for _, l := range locs {
-			if err := putCBOR(tx.Txn, key(pLoc, wh, l.Code), l); err != nil {
+			if err := putCBOR(tx, key(pLoc, wh, l.Code), l); err != nil {
 				return err
 			}
 			if err := tx.AppendDown(wh, "", protocol.DownLocation, "loc/"+l.Code, l); err != nil {
@@ -226,7 +228,7 @@ func (s *Service) PutZones(_ context.Context, wh string, zones []Zone) error {
 	}
 	return s.b.Update(func(tx store.Tx) error {
 		for _, z := range zones {
-			if err := putCBOR(tx.Txn, key(pZone, wh, z.Zone), z); err != nil {
+			if err := putCBOR(tx, key(pZone, wh, z.Zone), z); err != nil {
 				return err
 			}
 		}
@@ -243,7 +245,7 @@ func (s *Service) PutThresholds(_ context.Context, wh string, ts []protocol.Thre
 	}
 	return s.b.Update(func(tx store.Tx) error {
 		for _, t := range ts {
-			if err := putCBOR(tx.Txn, key(pThresh, wh, t.SKU), t); err != nil {
+			if err := putCBOR(tx, key(pThresh, wh, t.SKU), t); err != nil {
 				return err
 			}
 			if err := tx.AppendDown(wh, "", protocol.DownThreshold, "thr/"+t.SKU, t); err != nil {
@@ -265,7 +267,7 @@ func (s *Service) PutPOs(_ context.Context, wh string, pos []protocol.PurchaseOr
 	return s.b.Update(func(tx store.Tx) error {
 		for _, p := range pos {
 			var old poRecord
-			if _, err := getCBOR(tx.Txn, key(pPO, wh, p.ID), &old); err != nil {
+			if _, err := getCBOR(tx, key(pPO, wh, p.ID), &old); err != nil {
 				return err
 			}
 			rec := poRecord{PO: p}
@@ -281,7 +283,7 @@ func (s *Service) PutPOs(_ context.Context, wh string, pos []protocol.PurchaseOr
 }
 
 func writePO(tx store.Tx, wh string, rec poRecord) error {
-	if err := putCBOR(tx.Txn, key(pPO, wh, rec.PO.ID), rec); err != nil {
+	if err := putCBOR(tx, key(pPO, wh, rec.PO.ID), rec); err != nil {
 		return err
 	}
 	target, err := gatewayOf(tx, wh, rec.PO.Dock)
@@ -300,11 +302,11 @@ func gatewayOf(tx store.Tx, wh, location string) (string, error) {
 		return "", nil
 	}
 	var l protocol.Location
-	if ok, err := getCBOR(tx.Txn, key(pLoc, wh, location), &l); err != nil || !ok || l.Zone == "" {
+	if ok, err := getCBOR(tx, key(pLoc, wh, location), &l); err != nil || !ok || l.Zone == "" {
 		return "", err
 	}
 	var z Zone
-	if ok, err := getCBOR(tx.Txn, key(pZone, wh, l.Zone), &z); err != nil || !ok {
+	if ok, err := getCBOR(tx, key(pZone, wh, l.Zone), &z); err != nil || !ok {
 		return "", err
 	}
 	return z.Gateway, nil
@@ -317,17 +319,17 @@ func (s *Service) Delete(_ context.Context, wh string, kind Kind, id string) err
 		switch kind {
 		case Items:
 			var it protocol.Item
-			if ok, err := getCBOR(tx.Txn, key(pItem, wh, id), &it); err != nil {
+			if ok, err := getCBOR(tx, key(pItem, wh, id), &it); err != nil {
 				return err
 			} else if !ok {
 				return fmt.Errorf("item %s: %w", id, ErrNotFound)
 			}
 			for _, g := range it.GTINs {
-				if err := tx.Txn.Delete(key(pGTIN, wh, g)); err != nil {
+				if err := tx.Delete(key(pGTIN, wh, g)); err != nil {
 					return err
 				}
 			}
-			if err := tx.Txn.Delete(key(pItem, wh, id)); err != nil {
+			if err := tx.Delete(key(pItem, wh, id)); err != nil {
 				return err
 			}
 			return tx.AppendDown(wh, "", protocol.DownCatalog, "item/"+id, protocol.Item{SKU: id, Deleted: true})
@@ -335,7 +337,7 @@ func (s *Service) Delete(_ context.Context, wh string, kind Kind, id string) err
 			if err := mustExist(tx, key(pLoc, wh, id), "location "+id); err != nil {
 				return err
 			}
-			if err := tx.Txn.Delete(key(pLoc, wh, id)); err != nil {
+			if err := tx.Delete(key(pLoc, wh, id)); err != nil {
 				return err
 			}
 			return tx.AppendDown(wh, "", protocol.DownLocation, "loc/"+id, protocol.Location{Code: id, Deleted: true})
@@ -343,23 +345,23 @@ func (s *Service) Delete(_ context.Context, wh string, kind Kind, id string) err
 			if err := mustExist(tx, key(pZone, wh, id), "zone "+id); err != nil {
 				return err
 			}
-			return tx.Txn.Delete(key(pZone, wh, id))
+			return tx.Delete(key(pZone, wh, id))
 		case Thresholds:
 			if err := mustExist(tx, key(pThresh, wh, id), "threshold "+id); err != nil {
 				return err
 			}
-			if err := tx.Txn.Delete(key(pThresh, wh, id)); err != nil {
+			if err := tx.Delete(key(pThresh, wh, id)); err != nil {
 				return err
 			}
 			return tx.AppendDown(wh, "", protocol.DownThreshold, "thr/"+id, protocol.Threshold{SKU: id, Deleted: true})
 		case POs:
 			var rec poRecord
-			if ok, err := getCBOR(tx.Txn, key(pPO, wh, id), &rec); err != nil {
+			if ok, err := getCBOR(tx, key(pPO, wh, id), &rec); err != nil {
 				return err
 			} else if !ok {
 				return fmt.Errorf("po %s: %w", id, ErrNotFound)
 			}
-			if err := tx.Txn.Delete(key(pPO, wh, id)); err != nil {
+			if err := tx.Delete(key(pPO, wh, id)); err != nil {
 				return err
 			}
 			target, err := gatewayOf(tx, wh, rec.PO.Dock)
@@ -372,14 +374,6 @@ func (s *Service) Delete(_ context.Context, wh string, kind Kind, id string) err
 	})
 }
 
-func mustExist(tx store.Tx, k []byte, what string) error {
-	_, err := tx.Txn.Get(k)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return fmt.Errorf("%s: %w", what, ErrNotFound)
-	}
-	return err
-}
-
 // Get returns one record of a kind (a PO with its received quantities).
 func (s *Service) Get(_ context.Context, wh string, kind Kind, id string) (any, error) {
 	var out any
@@ -389,23 +383,23 @@ func (s *Service) Get(_ context.Context, wh string, kind Kind, id string) (any, 
 		switch kind {
 		case Items:
 			var v protocol.Item
-			ok, err = getCBOR(tx.Txn, key(pItem, wh, id), &v)
+			ok, err = getCBOR(tx, key(pItem, wh, id), &v)
 			out = v
 		case Locations:
 			var v protocol.Location
-			ok, err = getCBOR(tx.Txn, key(pLoc, wh, id), &v)
+			ok, err = getCBOR(tx, key(pLoc, wh, id), &v)
 			out = v
 		case Zones:
 			var v Zone
-			ok, err = getCBOR(tx.Txn, key(pZone, wh, id), &v)
+			ok, err = getCBOR(tx, key(pZone, wh, id), &v)
 			out = v
 		case Thresholds:
 			var v protocol.Threshold
-			ok, err = getCBOR(tx.Txn, key(pThresh, wh, id), &v)
+			ok, err = getCBOR(tx, key(pThresh, wh, id), &v)
 			out = v
 		case POs:
 			var rec poRecord
-			ok, err = getCBOR(tx.Txn, key(pPO, wh, id), &rec)
+			ok, err = getCBOR(tx, key(pPO, wh, id), &rec)
 			if ok && err == nil {
 				var p PO
 				p, err = withReceipts(tx, wh, rec)
@@ -458,7 +452,7 @@ func (s *Service) Item(ctx context.Context, wh, sku string) (protocol.Item, bool
 	var ok bool
 	err := s.b.View(func(tx store.Tx) error {
 		var err error
-		ok, err = getCBOR(tx.Txn, key(pItem, wh, sku), &it)
+		ok, err = getCBOR(tx, key(pItem, wh, sku), &it)
 		return err
 	})
 	return it, ok, err
@@ -477,7 +471,7 @@ func LocationMap(tx store.Tx, wh string) (map[string]protocol.Location, error) {
 // ItemOf returns a catalog item inside a transaction.
 func ItemOf(tx store.Tx, wh, sku string) (protocol.Item, bool, error) {
 	var it protocol.Item
-	ok, err := getCBOR(tx.Txn, key(pItem, wh, sku), &it)
+	ok, err := getCBOR(tx, key(pItem, wh, sku), &it)
 	return it, ok, err
 }
 
@@ -485,7 +479,7 @@ func ItemOf(tx store.Tx, wh, sku string) (protocol.Item, bool, error) {
 func (s *Service) Settings(_ context.Context, wh string) (protocol.Settings, error) {
 	var st protocol.Settings
 	err := s.b.View(func(tx store.Tx) error {
-		_, err := getCBOR(tx.Txn, key(pSettings, wh), &st)
+		_, err := getCBOR(tx, key(pSettings, wh), &st)
 		return err
 	})
 	return st, err
@@ -501,7 +495,7 @@ func (s *Service) PutSettings(_ context.Context, wh string, st protocol.Settings
 		return fmt.Errorf("%w: over_receipt_pct %d must be 0..1000", ErrInvalid, st.OverReceiptPct)
 	}
 	return s.b.Update(func(tx store.Tx) error {
-		if err := putCBOR(tx.Txn, key(pSettings, wh), st); err != nil {
+		if err := putCBOR(tx, key(pSettings, wh), st); err != nil {
 			return err
 		}
 		if err := tx.PutSettings(wh, store.Settings{SkewWindowMS: st.SkewWindowMS, StrictCatalog: st.StrictCatalog}); err != nil {
@@ -543,7 +537,7 @@ func (s *Service) Threshold(wh, sku string) (protocol.Threshold, bool) {
 	var ok bool
 	err := s.b.View(func(tx store.Tx) error {
 		var err error
-		ok, err = getCBOR(tx.Txn, key(pThresh, wh, sku), &t)
+		ok, err = getCBOR(tx, key(pThresh, wh, sku), &t)
 		return err
 	})
 	if err != nil {
@@ -560,7 +554,7 @@ func (s *Service) Sellable(wh, loc string) bool {
 	var ok bool
 	err := s.b.View(func(tx store.Tx) error {
 		var err error
-		ok, err = getCBOR(tx.Txn, key(pLoc, wh, loc), &l)
+		ok, err = getCBOR(tx, key(pLoc, wh, loc), &l)
 		return err
 	})
 	return err != nil || !ok || l.Sellable
@@ -571,6 +565,7 @@ func (s *Service) Sellable(wh, loc string) bool {
 func (s *Service) OnOrder(wh, sku string) int64 {
 	var sum int64
 	err := s.b.View(func(tx store.Tx) error {
+		sum = 0
 		recs, err := listCBOR[poRecord](tx, pPO, wh)
 		if err != nil {
 			return err

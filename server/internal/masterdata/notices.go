@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
@@ -46,10 +44,12 @@ func (s *Service) HandleNotices(ctx context.Context, wh, gw string, ns []protoco
 			continue
 		}
 		var short *protocol.Task
+		var alert *ReorderAlert
+		took := false
 		err := s.b.Update(func(tx store.Tx) error {
-			short = nil
+			short, alert, took = nil, nil, false
 			var rec noticeRecord
-			ok, err := getCBOR(tx.Txn, key(pNotice, wh, gw, n.ID), &rec)
+			ok, err := getCBOR(tx, key(pNotice, wh, gw, n.ID), &rec)
 			if err != nil || (ok && rec.Taken) {
 				return err
 			}
@@ -59,17 +59,22 @@ func (s *Service) HandleNotices(ctx context.Context, wh, gw string, ns []protoco
 				return err
 			}
 			if wm < n.Seq {
-				return putCBOR(tx.Txn, key(pNotice, wh, gw, n.ID), rec)
+				return putCBOR(tx, key(pNotice, wh, gw, n.ID), rec)
 			}
-			short, err = s.take(tx, wh, gw, &rec)
-			grew = true
+			short, alert, err = s.take(tx, wh, gw, &rec)
+			took = true
 			return err
 		})
+		grew = grew || (took && err == nil)
 		if err != nil {
 			return grew, fmt.Errorf("notice %s of %s/%s: %w", n.ID, wh, gw, err)
 		}
 		if short != nil {
 			shorts = append(shorts, *short)
+		}
+		// After the commit, once: Update may run f more than once.
+		if alert != nil && s.opt.OnReorder != nil {
+			s.opt.OnReorder(wh, *alert)
 		}
 	}
 	s.shorts(ctx, wh, shorts)
@@ -90,6 +95,7 @@ func (s *Service) shorts(ctx context.Context, wh string, ts []protocol.Task) {
 func (s *Service) Applied(ctx context.Context, wh, gw string, wm uint64) (bool, error) {
 	var pending []noticeRecord
 	err := s.b.View(func(tx store.Tx) error {
+		pending = nil
 		recs, err := listCBOR[noticeRecord](tx, pNotice, wh+"\x00"+gw)
 		for _, r := range recs {
 			if !r.Taken && r.Notice.Seq <= wm {
@@ -108,10 +114,13 @@ func (s *Service) Applied(ctx context.Context, wh, gw string, wm uint64) (bool, 
 	return s.HandleNotices(ctx, wh, gw, ns)
 }
 
-// take acts on a notice and acknowledges it to the gateway, in tx.
-func (s *Service) take(tx store.Tx, wh, gw string, rec *noticeRecord) (*protocol.Task, error) {
+// take acts on a notice and acknowledges it to the gateway, in tx. It
+// returns the task closed short and the reorder alert opened, if any, for
+// the caller to act on after the commit.
+func (s *Service) take(tx store.Tx, wh, gw string, rec *noticeRecord) (*protocol.Task, *ReorderAlert, error) {
 	n := rec.Notice
 	var short *protocol.Task
+	var alert *ReorderAlert
 	var err error
 	switch n.Kind {
 	case protocol.NoticePOClose:
@@ -119,16 +128,16 @@ func (s *Service) take(tx store.Tx, wh, gw string, rec *noticeRecord) (*protocol
 	case protocol.NoticeTaskClose:
 		short, err = closeTask(tx, wh, n)
 	case protocol.NoticeReorder:
-		err = s.reorder(tx, wh, gw, n)
+		alert, err = reorder(tx, wh, gw, n)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rec.Taken = true
-	if err := putCBOR(tx.Txn, key(pNotice, wh, gw, n.ID), rec); err != nil {
-		return nil, err
+	if err := putCBOR(tx, key(pNotice, wh, gw, n.ID), rec); err != nil {
+		return nil, nil, err
 	}
-	return short, tx.AppendDown(wh, gw, protocol.DownNoticeAck, "notice/"+gw+"/"+n.ID, protocol.NoticeAck{ID: n.ID})
+	return short, alert, tx.AppendDown(wh, gw, protocol.DownNoticeAck, "notice/"+gw+"/"+n.ID, protocol.NoticeAck{ID: n.ID})
 }
 
 // ReceiptShortID is the ID of the receipt-discrepancy conflict of a PO
@@ -160,7 +169,7 @@ func closePO(tx store.Tx, wh, id, by string, at int64) ([]conflicts.Conflict, er
 
 func closePOFull(tx store.Tx, wh, id, by string, at int64) (PO, []conflicts.Conflict, error) {
 	var rec poRecord
-	ok, err := getCBOR(tx.Txn, key(pPO, wh, id), &rec)
+	ok, err := getCBOR(tx, key(pPO, wh, id), &rec)
 	if err != nil {
 		return PO{}, nil, err
 	}
@@ -232,31 +241,32 @@ func closeTask(tx store.Tx, wh string, n protocol.Notice) (*protocol.Task, error
 // reorder records a gateway's reorder alert, once per open crossing: a
 // second gateway's notice for a sku whose alert is open only adds itself.
 // An alert re-arms when the server's on-hand of the sku is back above the
-// reorder point.
-func (s *Service) reorder(tx store.Tx, wh, gw string, n protocol.Notice) error {
+// reorder point. It returns the alert when it opened one (nil when the
+// notice only joined an open alert).
+func reorder(tx store.Tx, wh, gw string, n protocol.Notice) (*ReorderAlert, error) {
 	var a ReorderAlert
-	had, err := getCBOR(tx.Txn, key(pAlert, wh, n.SKU), &a)
+	had, err := getCBOR(tx, key(pAlert, wh, n.SKU), &a)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	by := gw + "/" + n.ID
 	if had && a.Status == "open" {
 		onHand, err := skuOnHand(tx, wh, n.SKU)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if onHand <= a.ReorderPoint {
 			a.RaisedBy = append(a.RaisedBy, by)
-			return putCBOR(tx.Txn, key(pAlert, wh, n.SKU), a)
+			return nil, putCBOR(tx, key(pAlert, wh, n.SKU), a)
 		}
 	}
 	var th protocol.Threshold
-	if _, err := getCBOR(tx.Txn, key(pThresh, wh, n.SKU), &th); err != nil {
-		return err
+	if _, err := getCBOR(tx, key(pThresh, wh, n.SKU), &th); err != nil {
+		return nil, err
 	}
 	onHand, err := skuOnHand(tx, wh, n.SKU)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a = ReorderAlert{SKU: n.SKU, OnHand: n.Qty, ReorderPoint: n.Threshold, RaisedBy: []string{by}, AtMS: n.At, Status: "open"}
 	if th.ReorderQty > 0 {
@@ -265,13 +275,10 @@ func (s *Service) reorder(tx store.Tx, wh, gw string, n protocol.Notice) error {
 	if th.Max > 0 {
 		a.SuggestedQty = max(th.Max-onHand, 0)
 	}
-	if err := putCBOR(tx.Txn, key(pAlert, wh, n.SKU), a); err != nil {
-		return err
+	if err := putCBOR(tx, key(pAlert, wh, n.SKU), a); err != nil {
+		return nil, err
 	}
-	if s.opt.OnReorder != nil {
-		s.opt.OnReorder(wh, a)
-	}
-	return nil
+	return &a, nil
 }
 
 func skuOnHand(tx store.Tx, wh, sku string) (int64, error) {
@@ -300,17 +307,16 @@ func (s *Service) Notices(_ context.Context, wh string) ([]protocol.Notice, map[
 	var out []protocol.Notice
 	taken := map[string]bool{}
 	err := s.b.View(func(tx store.Tx) error {
-		it := tx.Txn.NewIterator(badger.IteratorOptions{Prefix: key(pNotice, wh, ""), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		out, taken = nil, map[string]bool{}
+		return tx.Scan(key(pNotice, wh, ""), store.ScanOptions{}, func(_, b []byte) error {
 			var r noticeRecord
-			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &r) }); err != nil {
+			if err := protocol.Unmarshal(b, &r); err != nil {
 				return err
 			}
 			out = append(out, r.Notice)
 			taken[r.Notice.ID] = r.Taken
-		}
-		return nil
+			return nil
+		})
 	})
 	return out, taken, err
 }

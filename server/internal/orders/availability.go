@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
 // ATS is the available-to-sell of one sku in one warehouse.
@@ -172,13 +171,15 @@ func (s *Service) Channels() []Channel {
 }
 
 // PutChannel creates or changes a channel's allocation; its availability
-// is republished.
+// is republished (by the active replica: tell the others, ChannelsChanged).
 func (s *Service) PutChannel(_ context.Context, c Channel) (Channel, error) {
 	if err := c.Validate(); err != nil {
 		return Channel{}, err
 	}
 	c.UpdatedMS = s.cfg.Now().UnixMilli()
-	if err := s.db.Update(func(txn *badger.Txn) error { return putCBOR(txn, channelKey(c.Name), c) }); err != nil {
+	s.ordMu.Lock()
+	defer s.ordMu.Unlock()
+	if err := s.st.Update(func(tx store.Tx) error { return putCBOR(tx, channelKey(c.Name), c) }); err != nil {
 		return Channel{}, err
 	}
 	s.mu.Lock()
@@ -248,6 +249,10 @@ func (s *Service) flushPublish() {
 		return
 	}
 	s.publish = false
+	if !s.active { // the active replica publishes
+		s.mu.Unlock()
+		return
+	}
 	per := s.bySKUWarehouse()
 	var out []Snapshot
 	names := make([]string, 0, len(s.channels))

@@ -16,6 +16,13 @@
 // and a webhook). Every snapshot carries Seq, the reservation sequence it
 // reflects: an order accepted with Seq s is counted in every snapshot with
 // Seq ≥ s.
+//
+// Several server replicas may share one database, each with its own
+// Service: any of them takes orders (the sequence is one counter in the
+// store, and a replica reads the orders the others wrote before it claims a
+// sequence), and each keeps its model current (Changed, OrderChanged,
+// ChannelsChanged). Only the active one (SetActive) publishes snapshots and
+// raises oversell conflicts.
 package orders
 
 import (

@@ -23,9 +23,10 @@ type fixture struct {
 	svc *Service
 	hlc int64
 
-	mu    sync.Mutex
-	snaps []Snapshot
-	cfls  []conflicts.Conflict
+	mu     sync.Mutex
+	snaps  []Snapshot
+	cfls   []conflicts.Conflict
+	others []*Service // replicas over the same store (replica_test.go)
 }
 
 func newFixture(t *testing.T, dir string, cfg Config) *fixture {
@@ -58,6 +59,12 @@ func (f *fixture) op(wh string, op protocol.Op) {
 	}
 	require.NoError(f.t, err)
 	f.svc.Changed(res.Changes)
+	f.mu.Lock()
+	others := f.others
+	f.mu.Unlock()
+	for _, o := range others { // the app broadcasts every apply's changes
+		o.Changed(res.Changes)
+	}
 }
 
 func (f *fixture) receive(wh, loc, sku string, qty int64) {

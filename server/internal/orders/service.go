@@ -9,24 +9,22 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
-// Store is what the order model needs from the server's store: its own keys
-// beside the ledger, the order lines the over-pick detector reads, the picks
-// recorded against orders, and stock.
+// Store is what the order model needs from the server's store: its own
+// records beside the ledger, with the order lines the over-pick detector
+// reads, the picks recorded against orders, stock and conflicts, in
+// transactions (store.Records); the stock to load; and the oversell
+// conflicts already raised, when it becomes the active replica. Both
+// backends implement it.
 type Store interface {
-	DB() *badger.DB
-	PutOrderWith(ctx context.Context, o store.Order, within func(txn *badger.Txn) error) ([]conflicts.Conflict, error)
-	OrderPicks(ctx context.Context, wh, id string) ([]store.OrderPick, error)
-	ReadOrdersAndStock(ctx context.Context, orders []store.OrderRef, queries []store.StockQuery) (map[store.OrderRef][]store.OrderPick, [][]store.StockRow, error)
-	RaiseConflict(ctx context.Context, c conflicts.Conflict) (conflicts.Conflict, bool, error)
+	store.Records
 	Stock(ctx context.Context, q store.StockQuery) ([]store.StockRow, error)
+	Conflicts(ctx context.Context, q conflicts.Query) ([]conflicts.Conflict, error)
 }
 
 var _ Store = (*store.Badger)(nil)
@@ -48,14 +46,22 @@ type Config struct {
 	// (default: from Now).
 	Now func() time.Time
 	HLC func() protocol.HLC
-	// Publish receives a channel's availability whenever it changed.
+	// Passive starts the service as a passive replica (see SetActive):
+	// it keeps its model current but neither publishes availability nor
+	// raises oversell conflicts. Zero: active, as a single server is.
+	Passive bool
+	// Publish receives a channel's availability whenever it changed
+	// (active replica only).
 	Publish func(Snapshot)
 	// OnStock receives, after each recompute, the on-hand of every sku
-	// and warehouse it touched (all locations).
+	// and warehouse it touched (all locations), on every replica.
 	OnStock func(wh, sku string, onHand int64)
-	// OnConflict receives oversell conflicts the model raised or cleared.
+	// OnConflict receives the oversell conflicts the model raised or
+	// cleared (active replica only), and the over-picks an order written
+	// by this replica re-checked.
 	OnConflict func(c conflicts.Conflict)
-	// OnOrder receives every order change: "created", "shipped", "cancelled".
+	// OnOrder receives every order change this replica wrote: "created",
+	// "shipped", "cancelled".
 	OnOrder func(o Order, event string)
 	Logger  *slog.Logger
 }
@@ -66,33 +72,47 @@ type okey struct{ wh, id string }
 
 // Service is the order model. Start loads it; its methods are safe for
 // concurrent use.
+//
+// Several Services (one per server replica) may run over one database. Each
+// keeps its model current from the store: Changed (stock), OrderChanged
+// (an order written by another replica) and ChannelsChanged (an allocation
+// changed by another replica) say what to read again, and every recompute
+// also reads the orders written since the last one (or/l/), so that a
+// missed notice only delays. One replica is active (SetActive): it alone
+// publishes availability and raises oversell conflicts.
 type Service struct {
 	cfg Config
 	st  Store
-	db  *badger.DB
 	log *slog.Logger
 
-	writeMu   sync.Mutex // serialises order writes (create, ship, cancel)
-	refreshMu sync.Mutex // serialises reads of picks and stock into the index
-	publishMu sync.Mutex // keeps snapshots in order
-	flushMu   sync.Mutex // one Flush at a time: a second waits for the first's result
+	writeMu    sync.Mutex // serialises order writes (create, ship, cancel)
+	refreshMu  sync.Mutex // serialises reads of picks and stock into the index
+	ordMu      sync.Mutex // serialises reading or writing orders and channels with putting them in the model
+	publishMu  sync.Mutex // keeps snapshots in order
+	oversellMu sync.Mutex // serialises raising and clearing oversell conflicts
+	flushMu    sync.Mutex // one Flush at a time: a second waits for the first's result
 
-	mu       sync.Mutex // guards everything below
-	seq      uint64
-	lease    uint64
-	keys     map[ledger.Key]int64
-	locs     map[whsku]map[ledger.Key]struct{}
-	open     map[okey]*Order
-	bySKU    map[whsku]map[okey]struct{}
-	reserved map[whsku]int64
-	ats      map[whsku]ATS
-	channels map[string]Channel
-	oversold map[whsku]oversell
-	dirtyK   map[ledger.Key]struct{}
-	dirty    map[whsku]struct{}
-	publish  bool
-	last     map[string]string // channel → fingerprint of its last snapshot
-	wake     chan struct{}
+	mu         sync.Mutex // guards everything below
+	seq        uint64     // reservation sequence the model accounts for
+	cursor     uint64     // orders written with a sequence ≤ cursor are in the model (ordMu)
+	started    bool
+	active     bool
+	activating bool // became active: load, recompute and publish everything at the next flush
+	keys       map[ledger.Key]int64
+	locs       map[whsku]map[ledger.Key]struct{}
+	open       map[okey]*Order
+	bySKU      map[whsku]map[okey]struct{}
+	reserved   map[whsku]int64
+	ats        map[whsku]ATS
+	channels   map[string]Channel
+	oversold   map[whsku]oversell
+	dirtyK     map[ledger.Key]struct{}
+	dirty      map[whsku]struct{}
+	dirtyO     map[okey]struct{} // orders to read again (OrderChanged)
+	reloadCh   bool              // channels to read again (ChannelsChanged)
+	publish    bool
+	last       map[string]string // channel → fingerprint of its last snapshot
+	wake       chan struct{}
 }
 
 type oversell struct {
@@ -124,24 +144,34 @@ func New(cfg Config, st Store) *Service {
 		cfg.Safety = func(string, string) int64 { return 0 }
 	}
 	return &Service{
-		cfg: cfg, st: st, db: st.DB(), log: cfg.Logger,
+		cfg: cfg, st: st, log: cfg.Logger, active: !cfg.Passive,
 		keys: map[ledger.Key]int64{}, locs: map[whsku]map[ledger.Key]struct{}{},
 		open: map[okey]*Order{}, bySKU: map[whsku]map[okey]struct{}{}, reserved: map[whsku]int64{},
 		ats: map[whsku]ATS{}, channels: map[string]Channel{}, oversold: map[whsku]oversell{},
-		dirtyK: map[ledger.Key]struct{}{}, dirty: map[whsku]struct{}{}, last: map[string]string{},
-		wake: make(chan struct{}, 1),
+		dirtyK: map[ledger.Key]struct{}{}, dirty: map[whsku]struct{}{}, dirtyO: map[okey]struct{}{},
+		last: map[string]string{}, wake: make(chan struct{}, 1),
 	}
 }
 
-// Start loads stock, open orders and channels and publishes every
-// channel's availability once (restoring retained messages after a
-// restart); Run then keeps it current.
+// Start loads stock, open orders and channels and, on the active replica,
+// publishes every channel's availability once (restoring retained messages
+// after a restart); Run then keeps it current.
 func (s *Service) Start(ctx context.Context) error {
 	if err := s.load(ctx); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	active := s.active
+	s.activating = false // Start does what activation does
+	s.started = true
+	s.mu.Unlock()
+	if active {
+		if err := s.loadOversold(ctx); err != nil {
+			return err
+		}
+	}
 	all := s.allSKUs()
-	if _, err := s.refresh(ctx, all, nil); err != nil {
+	if _, err := s.refresh(ctx, all, false); err != nil {
 		return fmt.Errorf("compute availability: %w", err)
 	}
 	s.mu.Lock()
@@ -161,40 +191,91 @@ func (s *Service) load(ctx context.Context) error {
 		s.setKey(ledger.Key{WH: r.Warehouse, Location: r.Location, SKU: r.SKU, Lot: r.Lot}, r.OnHand)
 	}
 	s.mu.Unlock()
-	return s.db.View(func(txn *badger.Txn) error {
+	s.ordMu.Lock()
+	defer s.ordMu.Unlock()
+	var (
+		seq   uint64
+		open  []Order
+		chans map[string]Channel
+	)
+	err = s.st.View(func(tx store.Tx) error {
+		open, chans = nil, map[string]Channel{}
 		var err error
-		if s.seq, err = getU64(txn, []byte(keySeq)); err != nil {
+		if seq, err = getU64(tx, []byte(keySeq)); err != nil {
 			return err
 		}
-		s.lease = s.seq
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxOpen)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			wh, id, ok := split2(it.Item().Key()[len(pfxOpen):])
-			if !ok {
-				continue
+		var refs []okey
+		if err := tx.Scan([]byte(pfxOpen), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+			if wh, id, ok := split2(k[len(pfxOpen):]); ok {
+				refs = append(refs, okey{wh, id})
 			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, r := range refs {
 			var o Order
-			found, err := getCBOR(txn, orderKey(wh, id), &o)
+			found, err := getCBOR(tx, orderKey(r.wh, r.id), &o)
 			if err != nil {
 				return err
 			}
 			if found && o.Status == StatusOpen {
-				for i := range o.Lines {
-					o.Lines[i].Reserved = o.Lines[i].Qty // until the picks are read
-				}
-				s.addOpen(&o)
+				open = append(open, o)
 			}
 		}
-		return forEach(txn, pfxChannel, func(_ []byte, v []byte) error {
-			var c Channel
-			if err := protocol.Unmarshal(v, &c); err != nil {
-				return err
-			}
-			s.channels[c.Name] = c
-			return nil
-		})
+		chans, err = readChannels(tx)
+		return err
 	})
+	if err != nil {
+		return fmt.Errorf("load orders: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq, s.cursor = max(s.seq, seq), max(s.cursor, seq)
+	for i := range open {
+		o := &open[i]
+		for j := range o.Lines {
+			o.Lines[j].Reserved = o.Lines[j].Qty // until the picks are read
+		}
+		s.addOpen(o)
+	}
+	s.channels = chans
+	return nil
+}
+
+func readChannels(kv store.KV) (map[string]Channel, error) {
+	out := map[string]Channel{}
+	err := kv.Scan([]byte(pfxChannel), store.ScanOptions{}, func(_, v []byte) error {
+		var c Channel
+		if err := protocol.Unmarshal(v, &c); err != nil {
+			return err
+		}
+		out[c.Name] = c
+		return nil
+	})
+	return out, err
+}
+
+// loadOversold reads the oversell conflicts that hold (raised by this or
+// another replica), so that the model clears them when they stop holding
+// and does not raise them again.
+func (s *Service) loadOversold(ctx context.Context) error {
+	cs, err := s.st.Conflicts(ctx, conflicts.Query{Kind: conflicts.KindOversell})
+	if err != nil {
+		return fmt.Errorf("load oversell conflicts: %w", err)
+	}
+	m := map[whsku]oversell{}
+	for _, c := range cs {
+		if c.Holds {
+			m[whsku{c.Warehouse, c.SKU}] = oversell{reserved: c.Observed, available: c.Expected, at: c.CreatedHLC}
+		}
+	}
+	s.oversellMu.Lock()
+	s.mu.Lock()
+	s.oversold = m
+	s.mu.Unlock()
+	s.oversellMu.Unlock()
+	return nil
 }
 
 // Run recomputes what changed, debounced, and publishes, until ctx ends.
@@ -220,31 +301,29 @@ func (s *Service) Run(ctx context.Context) {
 
 // Flush recomputes what changed and publishes now.
 func (s *Service) Flush(ctx context.Context) {
+	if err := s.flush(ctx); err != nil {
+		s.log.Error("availability not recomputed; retrying", "err", err)
+	}
+}
+
+func (s *Service) flush(ctx context.Context) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	s.mu.Lock()
-	set, keys := s.dirty, s.dirtyK
-	s.dirty, s.dirtyK = map[whsku]struct{}{}, map[ledger.Key]struct{}{}
+	activating := s.active && s.activating
 	s.mu.Unlock()
-	for k := range keys {
-		set[whsku{k.WH, k.SKU}] = struct{}{}
-	}
-	if len(set) > 0 {
-		if _, err := s.refresh(ctx, set, keys); err != nil {
-			s.log.Error("availability not recomputed; retrying", "err", err)
-			s.mu.Lock()
-			for k := range set {
-				s.dirty[k] = struct{}{}
-			}
-			for k := range keys {
-				s.dirtyK[k] = struct{}{}
-			}
-			s.mu.Unlock()
+	if activating {
+		if err := s.activate(ctx); err != nil {
 			s.signal()
-			return
+			return err
 		}
 	}
+	if _, err := s.refresh(ctx, nil, true); err != nil {
+		s.signal()
+		return err
+	}
 	s.flushPublish()
+	return nil
 }
 
 func (s *Service) signal() {
@@ -255,7 +334,7 @@ func (s *Service) signal() {
 }
 
 // Changed records ledger changes (from an applied batch or a server-origin
-// op); availability follows after the debounce.
+// op, on any replica); availability follows after the debounce.
 func (s *Service) Changed(changes []ledger.Change) {
 	if len(changes) == 0 {
 		return
@@ -268,17 +347,104 @@ func (s *Service) Changed(changes []ledger.Change) {
 	s.signal()
 }
 
+// OrderChanged records that order id of wh was created, shipped or
+// cancelled by another replica: it is read again into the model and what
+// it reserves recomputed, after the debounce.
+func (s *Service) OrderChanged(wh, id string) {
+	s.mu.Lock()
+	s.dirtyO[okey{wh, id}] = struct{}{}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// ChannelsChanged records that another replica changed a channel's
+// allocation: channels are read again, and availability republished, after
+// the debounce.
+func (s *Service) ChannelsChanged() {
+	s.mu.Lock()
+	s.reloadCh = true
+	s.publish = true
+	s.mu.Unlock()
+	s.signal()
+}
+
 // Invalidate recomputes everything (after master data changed: sellable
-// locations, safety stock, channel settings).
+// locations, safety stock, channel settings), reading channels again.
 func (s *Service) Invalidate() {
 	all := s.allSKUs()
 	s.mu.Lock()
 	for k := range all {
 		s.dirty[k] = struct{}{}
 	}
+	s.reloadCh = true
 	s.publish = true
 	s.mu.Unlock()
 	s.signal()
+}
+
+// SetActive makes the service the active replica (true) or a passive one.
+// Only the active one publishes availability and raises or clears oversell
+// conflicts; a passive one keeps its model current. Becoming active reads
+// channels and oversell conflicts again, recomputes everything and
+// publishes every channel's availability, before SetActive returns (an
+// error leaves that to the next Flush). After SetActive(false) returns,
+// nothing more is published or raised. Before Start it only sets the
+// state Start begins in. It must not be called from a hook.
+func (s *Service) SetActive(ctx context.Context, active bool) error {
+	s.mu.Lock()
+	was := s.active
+	s.active = active
+	if active && !was {
+		s.activating = true
+	}
+	if !active {
+		s.activating = false
+	}
+	pending := s.activating && s.started // else Start does it
+	s.mu.Unlock()
+	if !active {
+		// let a publish or raise in flight end
+		s.publishMu.Lock()
+		s.publishMu.Unlock()
+		s.oversellMu.Lock()
+		s.mu.Lock()
+		s.oversold = map[whsku]oversell{} // read again when active
+		s.mu.Unlock()
+		s.oversellMu.Unlock()
+		return nil
+	}
+	if pending {
+		return s.flush(ctx)
+	}
+	return nil
+}
+
+// Active reports whether the service is the active replica.
+func (s *Service) Active() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active
+}
+
+// activate prepares the next recompute of a service that became active.
+func (s *Service) activate(ctx context.Context) error {
+	if err := s.loadOversold(ctx); err != nil {
+		return err
+	}
+	all := s.allSKUs()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.active {
+		return nil
+	}
+	s.activating = false
+	for k := range all {
+		s.dirty[k] = struct{}{}
+	}
+	s.reloadCh = true
+	s.last = map[string]string{} // publish every channel
+	s.publish = true
+	return nil
 }
 
 func (s *Service) allSKUs() map[whsku]struct{} {
@@ -294,19 +460,168 @@ func (s *Service) allSKUs() map[whsku]struct{} {
 	return out
 }
 
-// bump advances the reservation sequence; s.mu is held. The persisted
-// lease keeps it monotonic across restarts.
-func (s *Service) bump() uint64 {
-	s.seq++
-	if s.seq > s.lease {
-		next := s.seq + 1000
-		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keySeq), u64(next)) }); err != nil {
-			s.log.Error("persist reservation sequence", "err", err)
-		} else {
-			s.lease = next
+// catchUp reads into the model the orders written (by any replica) since
+// the cursor and those named by OrderChanged, and channels when asked. It
+// returns the skus whose reservations changed, for their picks to be read.
+func (s *Service) catchUp() (map[whsku]struct{}, error) {
+	s.ordMu.Lock()
+	defer s.ordMu.Unlock()
+	s.mu.Lock()
+	named, reload, cursor := s.dirtyO, s.reloadCh, s.cursor
+	s.dirtyO, s.reloadCh = map[okey]struct{}{}, false
+	s.mu.Unlock()
+	var (
+		seq   uint64
+		recs  []Order
+		chans map[string]Channel
+	)
+	err := s.st.View(func(tx store.Tx) error {
+		var err error
+		if seq, err = getU64(tx, []byte(keySeq)); err != nil {
+			return err
+		}
+		if recs, err = readLog(tx, cursor); err != nil {
+			return err
+		}
+		got := map[okey]bool{}
+		for _, o := range recs {
+			got[okey{o.Warehouse, o.ID}] = true
+		}
+		for k := range named {
+			if got[k] {
+				continue
+			}
+			var o Order
+			if found, err := getCBOR(tx, orderKey(k.wh, k.id), &o); err != nil {
+				return err
+			} else if found {
+				recs = append(recs, o)
+			}
+		}
+		if reload {
+			chans, err = readChannels(tx)
+			return err
+		}
+		chans = map[string]Channel{}
+		for _, o := range recs {
+			if _, ok := chans[o.Channel]; ok {
+				continue
+			}
+			var c Channel
+			if found, err := getCBOR(tx, channelKey(o.Channel), &c); err != nil {
+				return err
+			} else if found {
+				chans[c.Name] = c
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.mu.Lock()
+		for k := range named {
+			s.dirtyO[k] = struct{}{}
+		}
+		s.reloadCh = s.reloadCh || reload
+		s.mu.Unlock()
+		return nil, fmt.Errorf("read orders: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if reload {
+		s.channels = chans
+		s.publish = true
+	} else {
+		for n, c := range chans {
+			if _, ok := s.channels[n]; !ok {
+				s.channels[n] = c
+				s.publish = true
+			}
 		}
 	}
-	return s.seq
+	aff := s.applyRecords(recs)
+	s.seq, s.cursor = max(s.seq, seq), max(s.cursor, seq)
+	return aff, nil
+}
+
+// applyRecords puts orders as stored (by any replica) in the model: an open
+// one reserves its lines whole until its picks are read, a closed one
+// reserves nothing. It returns the skus whose reservations it recomputed;
+// s.mu is held.
+func (s *Service) applyRecords(recs []Order) map[whsku]struct{} {
+	aff := map[whsku]struct{}{}
+	for i := range recs {
+		rec := &recs[i]
+		k := okey{rec.Warehouse, rec.ID}
+		held := s.open[k]
+		if held != nil && rec.Status == StatusOpen && held.Seq == rec.Seq {
+			held.Short = append([]string(nil), rec.Short...) // the same write: only Short may have come since
+			continue
+		}
+		if held != nil {
+			s.removeOpen(held)
+			for _, l := range held.Lines {
+				aff[whsku{held.Warehouse, l.SKU}] = struct{}{}
+			}
+		}
+		if rec.Status != StatusOpen {
+			continue
+		}
+		o := cloneOrder(rec)
+		for j := range o.Lines {
+			o.Lines[j].Picked, o.Lines[j].Reserved = 0, o.Lines[j].Qty // until the picks are read
+			aff[whsku{o.Warehouse, o.Lines[j].SKU}] = struct{}{}
+		}
+		s.addOpen(&o)
+		if _, ok := s.channels[o.Channel]; !ok {
+			s.channels[o.Channel] = Channel{Name: o.Channel, SharePct: 100, UpdatedMS: o.CreatedMS}
+		}
+	}
+	for ws := range aff {
+		s.recomputeSKU(ws)
+	}
+	if len(aff) > 0 {
+		s.publish = true
+	}
+	return aff
+}
+
+// markDirty queues skus for the next recompute; s.mu is held.
+func (s *Service) markDirty(set map[whsku]struct{}) {
+	for ws := range set {
+		s.dirty[ws] = struct{}{}
+	}
+}
+
+// bumpSeq takes the next reservation sequence for a change of reservations
+// the active replica publishes, after reading the orders other replicas
+// wrote before it.
+func (s *Service) bumpSeq() error {
+	s.ordMu.Lock()
+	defer s.ordMu.Unlock()
+	s.mu.Lock()
+	cursor := s.cursor
+	s.mu.Unlock()
+	var (
+		recs []Order
+		seq  uint64
+	)
+	if err := s.st.Update(func(tx store.Tx) error {
+		var err error
+		recs, seq, err = nextSeq(tx, cursor)
+		return err
+	}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	aff := s.applyRecords(recs)
+	s.markDirty(aff)
+	s.seq, s.cursor = max(s.seq, seq), max(s.cursor, seq)
+	s.publish = true
+	s.mu.Unlock()
+	if len(aff) > 0 {
+		s.signal()
+	}
+	return nil
 }
 
 // setKey records a key's on-hand; s.mu is held.
@@ -349,12 +664,54 @@ func (s *Service) removeOpen(o *Order) {
 	}
 }
 
-// refresh re-reads, for the given skus, the picks of their open orders and
-// their stock, from one snapshot of the store, and recomputes reservations
-// and ATS. It returns the skus whose reservation changed.
-func (s *Service) refresh(ctx context.Context, set map[whsku]struct{}, dirtyKeys map[ledger.Key]struct{}) (map[whsku]bool, error) {
+// refresh reads into the model the orders written since the last refresh
+// (catchUp), then re-reads, for the given skus, the ones those orders touch
+// and, with pending, every sku and key marked dirty, the picks of their
+// open orders and their stock, from one snapshot of the store, and
+// recomputes reservations and ATS. It returns the skus whose reservation
+// changed.
+func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bool) (_ map[whsku]bool, err error) {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
+
+	var dirtyKeys map[ledger.Key]struct{}
+	set := make(map[whsku]struct{}, len(in))
+	for ws := range in {
+		set[ws] = struct{}{}
+	}
+	if pending { // taken under refreshMu: a refresh that follows sees them applied
+		s.mu.Lock()
+		dirty := s.dirty
+		dirtyKeys, s.dirty, s.dirtyK = s.dirtyK, map[whsku]struct{}{}, map[ledger.Key]struct{}{}
+		s.mu.Unlock()
+		for ws := range dirty {
+			set[ws] = struct{}{}
+		}
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		s.mu.Lock() // for the next flush
+		s.markDirty(set)
+		for k := range dirtyKeys {
+			s.dirtyK[k] = struct{}{}
+		}
+		s.mu.Unlock()
+	}()
+	aff, err := s.catchUp()
+	if err != nil {
+		return nil, err
+	}
+	for ws := range aff {
+		set[ws] = struct{}{}
+	}
+	for k := range dirtyKeys {
+		set[whsku{k.WH, k.SKU}] = struct{}{}
+	}
+	if len(set) == 0 {
+		return nil, nil
+	}
 
 	s.mu.Lock()
 	var refs []store.OrderRef
@@ -385,16 +742,33 @@ func (s *Service) refresh(ctx context.Context, set map[whsku]struct{}, dirtyKeys
 	for g := range groups {
 		queries = append(queries, store.StockQuery{Warehouse: g.WH, Location: g.Location, SKU: g.SKU})
 	}
-	picks, rows, err := s.st.ReadOrdersAndStock(ctx, refs, queries)
+	picks := make(map[store.OrderRef][]store.OrderPick, len(refs))
+	var rows []store.StockRow
+	err = s.st.View(func(tx store.Tx) error {
+		rows = nil
+		for _, r := range refs {
+			ps, err := tx.OrderPicks(r.Warehouse, r.ID)
+			if err != nil {
+				return err
+			}
+			picks[r] = ps
+		}
+		for _, q := range queries {
+			rs, err := tx.StockWhere(q)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, rs...)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read picks and stock: %w", err)
 	}
 
 	s.mu.Lock()
-	for _, rs := range rows {
-		for _, r := range rs {
-			s.setKey(ledger.Key{WH: r.Warehouse, Location: r.Location, SKU: r.SKU, Lot: r.Lot}, r.OnHand)
-		}
+	for _, r := range rows {
+		s.setKey(ledger.Key{WH: r.Warehouse, Location: r.Location, SKU: r.SKU, Lot: r.Lot}, r.OnHand)
 	}
 	for ref, ps := range picks {
 		if o := s.open[okey{ref.Warehouse, ref.ID}]; o != nil {
@@ -402,23 +776,26 @@ func (s *Service) refresh(ctx context.Context, set map[whsku]struct{}, dirtyKeys
 		}
 	}
 	changed := map[whsku]bool{}
-	var bumped bool
 	for ws := range set {
 		if s.recomputeSKU(ws) {
 			changed[ws] = true
-			bumped = true
 		}
 	}
-	if bumped {
-		s.bump()
-	}
 	s.publish = true
+	active := s.active
 	stock := make(map[whsku]int64, len(set))
 	for ws := range set {
 		stock[ws] = s.ats[ws].OnHand
 	}
 	s.mu.Unlock()
 
+	if len(changed) > 0 && active {
+		// A snapshot built meanwhile shows the new reservations with the
+		// old sequence: it accounts for no order it does not hold.
+		if err := s.bumpSeq(); err != nil {
+			s.log.Error("reservation sequence not advanced", "err", err)
+		}
+	}
 	s.checkOversell(ctx, set)
 	if s.cfg.OnStock != nil {
 		for ws, n := range stock {
@@ -523,8 +900,14 @@ func (s *Service) checkOversell(ctx context.Context, set map[whsku]struct{}) {
 		prev oversell
 		had  bool
 	}
+	s.oversellMu.Lock()
+	defer s.oversellMu.Unlock()
 	var work []todo
 	s.mu.Lock()
+	if !s.active {
+		s.mu.Unlock()
+		return
+	}
 	for ws := range set {
 		a := s.ats[ws]
 		prev, had := s.oversold[ws]
@@ -545,7 +928,13 @@ func (s *Service) checkOversell(ctx context.Context, set map[whsku]struct{}) {
 		if !w.had {
 			at = s.cfg.HLC()
 		}
-		c, written, err := s.st.RaiseConflict(ctx, conflicts.Oversell(w.ws.wh, w.ws.sku, w.a.Reserved, avail, at))
+		var c conflicts.Conflict
+		var written bool
+		err := s.st.Update(func(tx store.Tx) error {
+			var err error
+			c, written, err = tx.RaiseConflict(conflicts.Oversell(w.ws.wh, w.ws.sku, w.a.Reserved, avail, at))
+			return err
+		})
 		if err != nil {
 			s.log.Error("oversell conflict not recorded", "warehouse", w.ws.wh, "sku", w.ws.sku, "err", err)
 			continue
@@ -574,10 +963,19 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 	defer s.writeMu.Unlock()
 	now := s.cfg.Now().UnixMilli()
 	o := Order{Warehouse: n.Warehouse, ID: n.ID, Channel: n.Channel, ExternalID: n.ExternalID, Lines: n.Lines, Status: StatusOpen, CreatedMS: now, UpdatedMS: now}
-	var existing *okey
-	rechecked, err := s.st.PutOrderWith(ctx, storeOrder(&o), func(txn *badger.Txn) error {
-		existing = nil
-		ref, found, err := getBytes(txn, idemKey(n.Channel, n.ExternalID))
+	var (
+		existing  *okey
+		caught    []Order
+		rechecked []conflicts.Conflict
+		channel   Channel
+	)
+	s.ordMu.Lock()
+	s.mu.Lock()
+	cursor := s.cursor
+	s.mu.Unlock()
+	err := s.st.Update(func(tx store.Tx) error {
+		existing, caught, rechecked, channel = nil, nil, nil, Channel{}
+		ref, found, err := tx.Get(idemKey(n.Channel, n.ExternalID))
 		if err != nil {
 			return err
 		}
@@ -587,83 +985,119 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 			return errExists
 		}
 		var other Order
-		if found, err := getCBOR(txn, orderKey(o.Warehouse, o.ID), &other); err != nil {
+		if found, err := getCBOR(tx, orderKey(o.Warehouse, o.ID), &other); err != nil {
 			return err
 		} else if found {
 			return fmt.Errorf("%w: order id %q of warehouse %s belongs to channel %s, external id %s; give another id", ErrConflict, o.ID, o.Warehouse, other.Channel, other.ExternalID)
 		}
-		if err := putCBOR(txn, orderKey(o.Warehouse, o.ID), o); err != nil {
+		if caught, o.Seq, err = nextSeq(tx, cursor); err != nil {
 			return err
 		}
-		if err := txn.Set(openKey(o.Warehouse, o.ID), nil); err != nil {
+		if err := putCBOR(tx, orderKey(o.Warehouse, o.ID), stored(&o)); err != nil {
 			return err
 		}
-		if err := txn.Set(idemKey(n.Channel, n.ExternalID), []byte(o.Warehouse+"\x00"+o.ID)); err != nil {
+		if err := tx.Set(openKey(o.Warehouse, o.ID), []byte{}); err != nil {
 			return err
 		}
-		if found, err := txnHas(txn, channelKey(n.Channel)); err != nil {
+		if err := tx.Set(idemKey(n.Channel, n.ExternalID), orderRef(o.Warehouse, o.ID)); err != nil {
+			return err
+		}
+		if err := logOrder(tx, o.Warehouse, o.ID, o.Seq, 0); err != nil {
+			return err
+		}
+		if found, err := getCBOR(tx, channelKey(n.Channel), &channel); err != nil {
 			return err
 		} else if !found {
-			return putCBOR(txn, channelKey(n.Channel), Channel{Name: n.Channel, SharePct: 100, UpdatedMS: now})
+			channel = Channel{Name: n.Channel, SharePct: 100, UpdatedMS: now}
+			if err := putCBOR(tx, channelKey(n.Channel), channel); err != nil {
+				return err
+			}
 		}
-		return nil
+		rechecked, err = tx.PutOrder(storeOrder(&o))
+		return err
 	})
-	if errors.Is(err, errExists) {
-		prev, err := s.Get(ctx, existing.wh, existing.id)
-		if err != nil {
+	if err != nil {
+		s.ordMu.Unlock()
+		if errors.Is(err, errExists) {
+			prev, err := s.Get(ctx, existing.wh, existing.id)
+			if err != nil {
+				return Order{}, false, err
+			}
+			if !n.sameLines(&prev) {
+				return prev, false, fmt.Errorf("%w: channel %s already sent external id %s with other lines (order %s/%s)", ErrConflict, n.Channel, n.ExternalID, prev.Warehouse, prev.ID)
+			}
+			return prev, false, nil
+		}
+		if errors.Is(err, ErrConflict) {
 			return Order{}, false, err
 		}
-		if !n.sameLines(&prev) {
-			return prev, false, fmt.Errorf("%w: channel %s already sent external id %s with other lines (order %s/%s)", ErrConflict, n.Channel, n.ExternalID, prev.Warehouse, prev.ID)
-		}
-		return prev, false, nil
-	}
-	if err != nil {
 		return Order{}, false, fmt.Errorf("store order: %w", err)
 	}
+	// The order counts in every snapshot from here on: the model holds it
+	// (reserving its lines whole until its picks are read) and every order
+	// written before it, before it claims its sequence.
+	set := map[whsku]struct{}{}
+	for _, l := range o.Lines {
+		set[whsku{o.Warehouse, l.SKU}] = struct{}{}
+	}
+	s.mu.Lock()
+	s.markDirty(s.applyRecords(caught))
+	if _, ok := s.channels[n.Channel]; !ok {
+		s.channels[n.Channel] = channel
+	}
+	held := cloneOrder(&o)
+	for i := range held.Lines {
+		held.Lines[i].Reserved = held.Lines[i].Qty // until the picks are read
+	}
+	if prev := s.open[okey{o.Warehouse, o.ID}]; prev != nil {
+		s.removeOpen(prev)
+	}
+	s.addOpen(&held)
+	for ws := range set {
+		s.recomputeSKU(ws)
+	}
+	s.seq, s.cursor = max(s.seq, o.Seq), max(s.cursor, o.Seq)
+	s.publish = true
+	s.mu.Unlock()
+	s.ordMu.Unlock()
 	if s.cfg.OnConflict != nil {
 		for _, c := range rechecked { // picks that came before the order, beyond its lines
 			s.cfg.OnConflict(c)
 		}
 	}
-	s.mu.Lock()
-	if _, ok := s.channels[n.Channel]; !ok {
-		s.channels[n.Channel] = Channel{Name: n.Channel, SharePct: 100, UpdatedMS: now}
-	}
-	held := o
-	held.Lines = append([]Line(nil), o.Lines...)
-	for i := range held.Lines {
-		held.Lines[i].Reserved = held.Lines[i].Qty // until the picks are read
-	}
-	s.addOpen(&held)
-	s.mu.Unlock()
 
-	set := map[whsku]struct{}{}
-	for _, l := range o.Lines {
-		set[whsku{o.Warehouse, l.SKU}] = struct{}{}
-	}
-	if _, err := s.refresh(ctx, set, nil); err != nil {
+	if _, err := s.refresh(ctx, set, false); err != nil {
 		s.log.Error("reservation of a new order not computed yet; the next recompute will", "order", o.ID, "err", err)
 		s.mu.Lock()
-		for ws := range set {
-			s.dirty[ws] = struct{}{}
-		}
+		s.markDirty(set)
 		s.mu.Unlock()
 	}
 	s.mu.Lock()
-	seq := s.bump() // the order counts in every snapshot from here on
-	held.Seq = seq
+	h := s.open[okey{o.Warehouse, o.ID}]
+	if h == nil || h.Seq != o.Seq { // closed meanwhile by another replica
+		h = &held
+	}
+	h.Short = nil
 	for ws := range set {
 		if a := s.ats[ws]; a.Available < 0 {
-			held.Short = append(held.Short, ws.sku)
+			h.Short = append(h.Short, ws.sku)
 		}
 	}
-	sort.Strings(held.Short)
-	out := cloneOrder(&held)
+	sort.Strings(h.Short)
+	out := cloneOrder(h)
 	s.publish = true
 	s.mu.Unlock()
-	if err := s.db.Update(func(txn *badger.Txn) error { return putCBOR(txn, orderKey(o.Warehouse, o.ID), stored(&out)) }); err != nil {
-		s.log.Warn("order record not updated with its sequence", "order", o.ID, "err", err)
+	if len(out.Short) > 0 {
+		if err := s.st.Update(func(tx store.Tx) error {
+			var rec Order
+			if found, err := getCBOR(tx, orderKey(o.Warehouse, o.ID), &rec); err != nil || !found || rec.Seq != out.Seq {
+				return err
+			}
+			rec.Short = out.Short
+			return putCBOR(tx, orderKey(o.Warehouse, o.ID), rec)
+		}); err != nil {
+			s.log.Warn("order record not updated with its short skus", "order", o.ID, "err", err)
+		}
 	}
 	s.signal()
 	if s.cfg.OnOrder != nil {
@@ -675,7 +1109,7 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 var errExists = errors.New("idempotency key exists")
 
 // Get returns an order with its picks and reservations.
-func (s *Service) Get(ctx context.Context, wh, id string) (Order, error) {
+func (s *Service) Get(_ context.Context, wh, id string) (Order, error) {
 	s.mu.Lock()
 	if o := s.open[okey{wh, id}]; o != nil {
 		out := cloneOrder(o)
@@ -685,10 +1119,17 @@ func (s *Service) Get(ctx context.Context, wh, id string) (Order, error) {
 	s.mu.Unlock()
 	var o Order
 	var found bool
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.st.View(func(tx store.Tx) error {
 		var err error
-		found, err = getCBOR(txn, orderKey(wh, id), &o)
-		return err
+		if found, err = getCBOR(tx, orderKey(wh, id), &o); err != nil || !found {
+			return err
+		}
+		ps, err := tx.OrderPicks(wh, id)
+		if err != nil {
+			return err
+		}
+		applyPicks(&o, ps, func(string) bool { return true })
+		return nil
 	})
 	if err != nil {
 		return Order{}, err
@@ -696,11 +1137,6 @@ func (s *Service) Get(ctx context.Context, wh, id string) (Order, error) {
 	if !found {
 		return Order{}, fmt.Errorf("order %s/%s: %w", wh, id, ErrNotFound)
 	}
-	ps, err := s.st.OrderPicks(ctx, wh, id)
-	if err != nil {
-		return Order{}, err
-	}
-	applyPicks(&o, ps, func(string) bool { return true })
 	return o, nil
 }
 
@@ -714,7 +1150,7 @@ type Query struct {
 }
 
 // List returns orders matching q, by warehouse and id, and whether more follow.
-func (s *Service) List(ctx context.Context, q Query) ([]Order, bool, error) {
+func (s *Service) List(_ context.Context, q Query) ([]Order, bool, error) {
 	if q.Limit <= 0 {
 		q.Limit = 100
 	}
@@ -723,10 +1159,11 @@ func (s *Service) List(ctx context.Context, q Query) ([]Order, bool, error) {
 		prefix += q.Warehouse + "\x00"
 	}
 	var out []Order
-	more := false
-	skip := q.Offset
-	err := s.db.View(func(txn *badger.Txn) error {
-		return forEach(txn, prefix, func(_ []byte, v []byte) error {
+	var more bool
+	err := s.st.View(func(tx store.Tx) error {
+		out, more = nil, false
+		skip := q.Offset
+		if err := tx.Scan([]byte(prefix), store.ScanOptions{}, func(_, v []byte) error {
 			var o Order
 			if err := protocol.Unmarshal(v, &o); err != nil {
 				return err
@@ -740,31 +1177,34 @@ func (s *Service) List(ctx context.Context, q Query) ([]Order, bool, error) {
 			}
 			if len(out) == q.Limit {
 				more = true
-				return errStop
+				return store.ErrStopScan
 			}
 			out = append(out, o)
 			return nil
-		})
-	})
-	if err != nil && !errors.Is(err, errStop) {
-		return nil, false, err
-	}
-	for i := range out {
-		s.mu.Lock()
-		if o := s.open[okey{out[i].Warehouse, out[i].ID}]; o != nil {
-			out[i] = cloneOrder(o)
-			s.mu.Unlock()
-			continue
+		}); err != nil {
+			return err
 		}
-		s.mu.Unlock()
-		if ps, err := s.st.OrderPicks(ctx, out[i].Warehouse, out[i].ID); err == nil {
+		for i := range out {
+			s.mu.Lock()
+			if o := s.open[okey{out[i].Warehouse, out[i].ID}]; o != nil {
+				out[i] = cloneOrder(o)
+				s.mu.Unlock()
+				continue
+			}
+			s.mu.Unlock()
+			ps, err := tx.OrderPicks(out[i].Warehouse, out[i].ID)
+			if err != nil {
+				return err
+			}
 			applyPicks(&out[i], ps, func(string) bool { return true })
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
 	}
 	return out, more, nil
 }
-
-var errStop = errors.New("stop")
 
 // Ship marks an open order shipped: what was picked left, what was not is
 // released back to ATS.
@@ -782,46 +1222,86 @@ func (s *Service) Cancel(ctx context.Context, wh, id string) (Order, error) {
 func (s *Service) close(ctx context.Context, wh, id string, to Status) (Order, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	o, err := s.Get(ctx, wh, id)
-	if err != nil {
-		return Order{}, err
-	}
-	if o.Status == to {
-		return o, nil // a replayed request
-	}
-	if o.Status != StatusOpen {
-		return o, fmt.Errorf("%w: order %s/%s is %s", ErrConflict, wh, id, o.Status)
-	}
-	o.Status, o.UpdatedMS = to, s.cfg.Now().UnixMilli()
-	_, err = s.st.PutOrderWith(ctx, storeOrder(&o), func(txn *badger.Txn) error {
-		if err := putCBOR(txn, orderKey(wh, id), stored(&o)); err != nil {
+	now := s.cfg.Now().UnixMilli()
+	var (
+		o      Order
+		caught []Order
+		replay bool
+	)
+	s.ordMu.Lock()
+	s.mu.Lock()
+	cursor := s.cursor
+	s.mu.Unlock()
+	err := s.st.Update(func(tx store.Tx) error {
+		o, caught, replay = Order{}, nil, false
+		found, err := getCBOR(tx, orderKey(wh, id), &o)
+		if err != nil {
 			return err
 		}
-		return txn.Delete(openKey(wh, id))
+		if !found {
+			return fmt.Errorf("order %s/%s: %w", wh, id, ErrNotFound)
+		}
+		ps, err := tx.OrderPicks(wh, id)
+		if err != nil {
+			return err
+		}
+		if o.Status == to {
+			replay = true // a replayed request
+			applyPicks(&o, ps, func(string) bool { return true })
+			return nil
+		}
+		if o.Status != StatusOpen {
+			applyPicks(&o, ps, func(string) bool { return true })
+			return fmt.Errorf("%w: order %s/%s is %s", ErrConflict, wh, id, o.Status)
+		}
+		prev := o.Seq
+		if caught, o.Seq, err = nextSeq(tx, cursor); err != nil {
+			return err
+		}
+		o.Status, o.UpdatedMS = to, now
+		if err := putCBOR(tx, orderKey(wh, id), stored(&o)); err != nil {
+			return err
+		}
+		if err := tx.Delete(openKey(wh, id)); err != nil {
+			return err
+		}
+		if err := logOrder(tx, wh, id, o.Seq, prev); err != nil {
+			return err
+		}
+		if _, err := tx.PutOrder(storeOrder(&o)); err != nil {
+			return err
+		}
+		applyPicks(&o, ps, func(string) bool { return true }) // nothing reserved any more
+		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrConflict) {
+		s.ordMu.Unlock()
+		if errors.Is(err, ErrNotFound) {
+			return Order{}, err
+		}
 		return Order{}, fmt.Errorf("store order: %w", err)
 	}
 	s.mu.Lock()
-	if held := s.open[okey{wh, id}]; held != nil {
-		s.removeOpen(held)
+	aff := s.applyRecords(append(caught, o)) // the model may not have seen another replica close it
+	if err != nil || replay {
+		s.markDirty(aff)
+		s.mu.Unlock()
+		s.ordMu.Unlock()
+		if len(aff) > 0 {
+			s.signal()
+		}
+		return o, err
 	}
-	for i := range o.Lines {
-		o.Lines[i].Reserved = 0
-	}
-	for _, l := range o.Lines {
-		s.recomputeSKU(whsku{wh, l.SKU})
-	}
-	o.Seq = s.bump()
-	s.publish = true
 	set := map[whsku]struct{}{}
 	for _, l := range o.Lines {
 		set[whsku{wh, l.SKU}] = struct{}{}
+		delete(aff, whsku{wh, l.SKU})
 	}
+	s.markDirty(aff) // the orders of other replicas, for their picks
+	s.seq, s.cursor = max(s.seq, o.Seq), max(s.cursor, o.Seq)
+	s.publish = true
 	s.mu.Unlock()
-	if err := s.db.Update(func(txn *badger.Txn) error { return putCBOR(txn, orderKey(wh, id), stored(&o)) }); err != nil {
-		s.log.Warn("order record not updated with its sequence", "order", id, "err", err)
-	}
+	s.ordMu.Unlock()
 	s.checkOversell(ctx, set)
 	s.signal()
 	if s.cfg.OnOrder != nil {

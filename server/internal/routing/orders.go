@@ -40,9 +40,10 @@ func (o storeOrders) OrderLines(ctx context.Context, wh, id string) ([]Line, err
 
 // Setup builds the master data service and the router, wired together
 // (a short pick re-routes its line), over a store that keeps master data
-// (the embedded Badger store); it returns nils for other backends.
+// (one that implements store.Records: Badger, PostgreSQL); it returns nils
+// for other backends.
 func Setup(st store.Store, opt masterdata.Options) (*masterdata.Service, *Service) {
-	b, ok := st.(masterdata.Backend)
+	b, ok := st.(store.Records)
 	if !ok {
 		return nil, nil
 	}

@@ -19,8 +19,6 @@ import (
 	"net/url"
 	"sort"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/masterdata"
@@ -47,13 +45,14 @@ var ErrNoOrder = errors.New("routing: unknown order")
 
 // Service routes orders and issues count tasks.
 type Service struct {
-	b      masterdata.Backend
+	b      store.Records
 	orders Orders
 	log    *slog.Logger
 }
 
-// New returns a router over the store b, reading orders from orders.
-func New(b masterdata.Backend, orders Orders, log *slog.Logger) *Service {
+// New returns a router over the store b (any store.Records: Badger,
+// PostgreSQL), reading orders from orders.
+func New(b store.Records, orders Orders, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -116,7 +115,7 @@ func (s *Service) RouteOrder(ctx context.Context, wh, order string) (Result, err
 		}
 		for _, l := range lines {
 			var rec routeRecord
-			if _, err := getCBOR(tx.Txn, routeKey(wh, order, l.Line), &rec); err != nil {
+			if _, err := getCBOR(tx, routeKey(wh, order, l.Line), &rec); err != nil {
 				return err
 			}
 			avoid := map[string]bool{}
@@ -177,7 +176,7 @@ func (s *Service) RouteOrder(ctx context.Context, wh, order string) (Result, err
 				}
 				res.Unrouted[l.Line] = need
 			}
-			if err := putCBOR(tx.Txn, routeKey(wh, order, l.Line), rec); err != nil {
+			if err := putCBOR(tx, routeKey(wh, order, l.Line), rec); err != nil {
 				return err
 			}
 		}
@@ -296,21 +295,8 @@ func (s *Service) CountTask(_ context.Context, wh, location, reason string) (pro
 	return t, err
 }
 
-func getCBOR(txn *badger.Txn, k []byte, v any) (bool, error) {
-	it, err := txn.Get(k)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, it.Value(func(b []byte) error { return protocol.Unmarshal(b, v) })
-}
-
-func putCBOR(txn *badger.Txn, k []byte, v any) error {
-	b, err := protocol.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return txn.Set(k, b)
-}
+// Record helpers shared by the packages beside the ledger (store/tx.go).
+var (
+	getCBOR = store.GetCBOR
+	putCBOR = store.PutCBOR
+)

@@ -306,32 +306,38 @@ func (s *Badger) PutOrder(ctx context.Context, o Order) ([]conflicts.Conflict, e
 // transaction: the order package keeps its own records (idempotency keys,
 // reservations) atomically with the order lines the over-pick detector
 // reads. An error from within aborts the whole write and is returned as is.
-func (s *Badger) PutOrderWith(_ context.Context, o Order, within func(txn *badger.Txn) error) ([]conflicts.Conflict, error) {
+func (s *Badger) PutOrderWith(_ context.Context, o Order, within func(Tx) error) ([]conflicts.Conflict, error) {
 	var changed []conflicts.Conflict
 	err := s.update(func(txn *badger.Txn) error {
-		changed = nil
 		if within != nil {
-			if err := within(txn); err != nil {
+			if err := within(badgerTx{txn}); err != nil {
 				return err
 			}
 		}
-		if err := putCBOR(txn, []byte(pfxOrder+join(o.Warehouse, o.ID)), o); err != nil {
-			return err
-		}
-		ls := &txnLedger{txn: txn}
-		for _, l := range o.Lines {
-			if err := putI64(txn, []byte(lineKey(pfxOrderLine, o.Warehouse, o.ID, l.Line)), l.Qty); err != nil {
-				return err
-			}
-			cs, err := conflicts.RecheckOrderLine(ls, o.Warehouse, o.ID, l.Line)
-			if err != nil {
-				return err
-			}
-			changed = append(changed, cs...)
-		}
-		return nil
+		var err error
+		changed, err = putOrderIn(txn, o)
+		return err
 	})
 	return changed, err
+}
+
+func putOrderIn(txn *badger.Txn, o Order) ([]conflicts.Conflict, error) {
+	var changed []conflicts.Conflict
+	if err := putCBOR(txn, []byte(pfxOrder+join(o.Warehouse, o.ID)), o); err != nil {
+		return nil, err
+	}
+	ls := &txnLedger{txn: txn}
+	for _, l := range o.Lines {
+		if err := putI64(txn, []byte(lineKey(pfxOrderLine, o.Warehouse, o.ID, l.Line)), l.Qty); err != nil {
+			return nil, err
+		}
+		cs, err := conflicts.RecheckOrderLine(ls, o.Warehouse, o.ID, l.Line)
+		if err != nil {
+			return nil, err
+		}
+		changed = append(changed, cs...)
+	}
+	return changed, nil
 }
 
 // GetOrder returns an order with each line's picked total.

@@ -35,7 +35,7 @@ func (s *Badger) validate(txn *badger.Txn, wh string, op *protocol.Op) error {
 		return err
 	}
 	if s.check != nil {
-		return s.check(Tx{txn}, wh, op)
+		return s.check(badgerTx{txn}, wh, op)
 	}
 	return nil
 }

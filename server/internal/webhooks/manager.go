@@ -10,16 +10,14 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"slices"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
 // Keys (fields joined with NUL; numbers big-endian):
@@ -32,6 +30,7 @@ import (
 //	wh/d/{id}\0{seq}          dead Delivery (given up)
 //	wh/f/{id}\0{n}            Failure; the last MaxFailures are kept
 //	wh/fn/{id}                last failure number (uint64)
+//	wh/l/{id}                 delivery lease (CBOR) when Shared
 const (
 	pfxEndpoint = "wh/e/"
 	pfxStats    = "wh/s/"
@@ -41,12 +40,14 @@ const (
 	pfxDead     = "wh/d/"
 	pfxFail     = "wh/f/"
 	pfxFailN    = "wh/fn/"
+	pfxLease    = "wh/l/"
 )
 
 // Config configures the Manager.
 type Config struct {
-	DB     *badger.DB
-	Client *http.Client // default: 10 s timeout
+	// Records holds the endpoints, their queues and stats (required).
+	Records store.Records
+	Client  *http.Client // default: 10 s timeout
 	// InitialBackoff is the wait after the first failure (default 1s); it
 	// doubles per failure up to MaxBackoff (default 5m), ±10% jitter.
 	InitialBackoff time.Duration
@@ -62,29 +63,53 @@ type Config struct {
 	// OnCreate, when set, is called after an endpoint is created (to queue
 	// the current state for it: every channel's availability).
 	OnCreate func(e Endpoint)
+
+	// Shared says that other replicas run managers over the same Records
+	// (see the package comment): this one then re-reads the endpoints and
+	// looks at every queue each PollEvery, reads the endpoints in
+	// Enqueue's transaction, and delivers an endpoint's queue only while
+	// it holds the endpoint's delivery lease. Off: a single server, as
+	// before.
+	Shared bool
+	// PollEvery is how often a shared manager picks up endpoints and
+	// events of other replicas (default 1s).
+	PollEvery time.Duration
+	// LeaseTTL is how long a delivery lease outlives its last renewal
+	// (renewed every LeaseTTL/3 while delivering; default 15s): how long
+	// the queues of a replica that died wait for another one.
+	LeaseTTL time.Duration
+	// ReplicaID names this replica as a lease holder (default random); it
+	// must differ between replicas.
+	ReplicaID string
 }
 
 // Manager owns the endpoints and their queues; Start runs one worker per
 // endpoint.
 type Manager struct {
 	cfg Config
-	db  *badger.DB
+	rec store.Records
 	log *slog.Logger
 
 	delivered *prometheus.CounterVec
 	depth     prometheus.GaugeFunc
 
+	// epMu orders changes of the endpoint set (records, then eps and
+	// workers) against each other and against reload.
+	epMu sync.Mutex
+
 	mu      sync.Mutex
 	ctx     context.Context
 	workers map[string]*worker
-	eps     map[string]Endpoint
+	eps     map[string]Endpoint // the endpoints as last read or written here
 	wg      sync.WaitGroup
+
+	noRelease bool // tests: leave leases behind on stop, as a crash does
 }
 
 type worker struct {
 	wake   chan struct{}
 	cancel context.CancelFunc
-	nextMS int64
+	lease  leaseState // Shared; owned by the worker goroutine
 }
 
 // New builds a manager; Start loads the endpoints and starts delivering.
@@ -110,7 +135,16 @@ func New(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{cfg: cfg, db: cfg.DB, log: cfg.Logger, workers: map[string]*worker{}, eps: map[string]Endpoint{}}
+	if cfg.PollEvery <= 0 {
+		cfg.PollEvery = time.Second
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 15 * time.Second
+	}
+	if cfg.ReplicaID == "" {
+		cfg.ReplicaID = "replica-" + randomHex(6)
+	}
+	m := &Manager{cfg: cfg, rec: cfg.Records, log: cfg.Logger, workers: map[string]*worker{}, eps: map[string]Endpoint{}}
 	m.delivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_webhook_deliveries_total",
 		Help: "Webhook delivery attempts by result (success, failure, dead, superseded)."}, []string{"result"})
 	m.depth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_webhook_queue_depth", Help: "Webhook deliveries waiting, over every endpoint."},
@@ -121,11 +155,40 @@ func New(cfg Config) *Manager {
 	return m
 }
 
-// Start loads the endpoints and starts their workers; they stop with ctx.
+// Start loads the endpoints and starts their workers (and, when Shared,
+// the poller); they stop with ctx.
 func (m *Manager) Start(ctx context.Context) error {
+	m.epMu.Lock()
+	defer m.epMu.Unlock()
+	eps, err := m.loadEndpoints()
+	if err != nil {
+		return fmt.Errorf("load webhook endpoints: %w", err)
+	}
+	m.mu.Lock()
+	m.ctx = ctx
+	for _, e := range eps {
+		m.eps[e.ID] = e
+		m.startWorker(e.ID)
+	}
+	m.mu.Unlock()
+	if m.cfg.Shared {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.poll(ctx)
+		}()
+	}
+	return nil
+}
+
+// Wait waits for the workers after the Start context ended.
+func (m *Manager) Wait() { m.wg.Wait() }
+
+func (m *Manager) loadEndpoints() ([]Endpoint, error) {
 	var eps []Endpoint
-	err := m.db.View(func(txn *badger.Txn) error {
-		return forEach(txn, pfxEndpoint, func(_, v []byte) error {
+	err := m.rec.View(func(tx store.Tx) error {
+		eps = nil
+		return tx.Scan([]byte(pfxEndpoint), store.ScanOptions{}, func(_, v []byte) error {
 			var e Endpoint
 			if err := protocol.Unmarshal(v, &e); err != nil {
 				return err
@@ -134,21 +197,56 @@ func (m *Manager) Start(ctx context.Context) error {
 			return nil
 		})
 	})
+	return eps, err
+}
+
+// poll picks up, every PollEvery, what other replicas did: endpoints
+// created, changed or deleted, and events they queued.
+func (m *Manager) poll(ctx context.Context) {
+	t := time.NewTicker(m.cfg.PollEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.reload(); err != nil {
+				m.log.Warn("reload webhook endpoints", "err", err)
+			}
+		}
+	}
+}
+
+// reload brings the endpoints and workers in line with the records and
+// has every worker look at its queue.
+func (m *Manager) reload() error {
+	m.epMu.Lock()
+	defer m.epMu.Unlock()
+	eps, err := m.loadEndpoints()
 	if err != nil {
-		return fmt.Errorf("load webhook endpoints: %w", err)
+		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.ctx = ctx
+	live := make(map[string]bool, len(eps))
 	for _, e := range eps {
+		live[e.ID] = true
 		m.eps[e.ID] = e
 		m.startWorker(e.ID)
 	}
+	for id := range m.eps {
+		if !live[id] {
+			m.dropLocked(id)
+		}
+	}
+	for _, w := range m.workers {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
-
-// Wait waits for the workers after the Start context ended.
-func (m *Manager) Wait() { m.wg.Wait() }
 
 // startWorker runs id's worker; m.mu is held.
 func (m *Manager) startWorker(id string) {
@@ -165,6 +263,15 @@ func (m *Manager) startWorker(id string) {
 	}()
 }
 
+// dropLocked forgets id and stops its worker; m.mu is held.
+func (m *Manager) dropLocked(id string) {
+	delete(m.eps, id)
+	if w := m.workers[id]; w != nil {
+		w.cancel()
+		delete(m.workers, id)
+	}
+}
+
 // Create adds an endpoint; a secret is generated when none is given. The
 // returned endpoint carries the secret in clear, once.
 func (m *Manager) Create(_ context.Context, e Endpoint) (Endpoint, error) {
@@ -176,13 +283,16 @@ func (m *Manager) Create(_ context.Context, e Endpoint) (Endpoint, error) {
 		e.Secret = "whsec_" + randomHex(24)
 	}
 	e.CreatedMS = m.cfg.Now().UnixMilli()
-	if err := m.db.Update(func(txn *badger.Txn) error { return putCBOR(txn, []byte(pfxEndpoint+e.ID), e) }); err != nil {
+	m.epMu.Lock()
+	if err := m.rec.Update(func(tx store.Tx) error { return putCBOR(tx, []byte(pfxEndpoint+e.ID), e) }); err != nil {
+		m.epMu.Unlock()
 		return Endpoint{}, err
 	}
 	m.mu.Lock()
 	m.eps[e.ID] = e
 	m.startWorker(e.ID)
 	m.mu.Unlock()
+	m.epMu.Unlock()
 	if m.cfg.OnCreate != nil {
 		m.cfg.OnCreate(e)
 	}
@@ -191,43 +301,55 @@ func (m *Manager) Create(_ context.Context, e Endpoint) (Endpoint, error) {
 
 // EnqueueTo queues ev for one endpoint when it wants it.
 func (m *Manager) EnqueueTo(id string, ev Event) error {
-	m.mu.Lock()
-	e, ok := m.eps[id]
-	m.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("endpoint %s: %w", id, ErrNotFound)
-	}
-	if !e.Wants(ev) {
-		return nil
-	}
-	if err := m.enqueue(id, ev); err != nil {
+	var queued bool
+	var superseded int
+	err := m.rec.Update(func(tx store.Tx) error {
+		queued, superseded = false, 0
+		e, err := endpointIn(tx, id)
+		if err != nil || !e.Wants(ev) {
+			return err
+		}
+		_, n, err := m.put(tx, id, ev)
+		queued, superseded = err == nil, n
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	m.poke(id)
+	m.delivered.WithLabelValues("superseded").Add(float64(superseded))
+	if queued {
+		m.poke(id)
+	}
 	return nil
 }
 
 // Update replaces an endpoint's definition, keeping its id, secret (unless
 // a new one is given), queue and stats.
 func (m *Manager) Update(_ context.Context, id string, e Endpoint) (Endpoint, error) {
-	m.mu.Lock()
-	old, ok := m.eps[id]
-	m.mu.Unlock()
-	if !ok {
-		return Endpoint{}, fmt.Errorf("endpoint %s: %w", id, ErrNotFound)
-	}
 	if err := e.Validate(); err != nil {
 		return Endpoint{}, err
 	}
-	e.ID, e.CreatedMS = id, old.CreatedMS
-	if e.Secret == "" {
-		e.Secret = old.Secret
-	}
-	if err := m.db.Update(func(txn *badger.Txn) error { return putCBOR(txn, []byte(pfxEndpoint+id), e) }); err != nil {
+	m.epMu.Lock()
+	defer m.epMu.Unlock()
+	in := e
+	err := m.rec.Update(func(tx store.Tx) error {
+		old, err := endpointIn(tx, id)
+		if err != nil {
+			return err
+		}
+		e = in
+		e.ID, e.CreatedMS = id, old.CreatedMS
+		if e.Secret == "" {
+			e.Secret = old.Secret
+		}
+		return putCBOR(tx, []byte(pfxEndpoint+id), e)
+	})
+	if err != nil {
 		return Endpoint{}, err
 	}
 	m.mu.Lock()
 	m.eps[id] = e
+	m.startWorker(id)
 	m.mu.Unlock()
 	m.poke(id)
 	return e, nil
@@ -235,148 +357,156 @@ func (m *Manager) Update(_ context.Context, id string, e Endpoint) (Endpoint, er
 
 // Delete removes an endpoint with its queue, failures and stats.
 func (m *Manager) Delete(_ context.Context, id string) error {
+	m.epMu.Lock()
 	m.mu.Lock()
-	_, ok := m.eps[id]
-	if ok {
-		delete(m.eps, id)
-		if w := m.workers[id]; w != nil {
-			w.cancel()
-			delete(m.workers, id)
-		}
-	}
+	m.dropLocked(id)
 	m.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("endpoint %s: %w", id, ErrNotFound)
-	}
-	for _, p := range []string{pfxQueue + id + "\x00", pfxKey + id + "\x00", pfxDead + id + "\x00", pfxFail + id + "\x00"} {
-		if err := deletePrefix(m.db, p); err != nil {
+	// The endpoint first: what runs after this transaction (a worker of
+	// another replica, an Enqueue) finds it gone and writes nothing.
+	err := m.rec.Update(func(tx store.Tx) error {
+		if _, err := endpointIn(tx, id); err != nil {
 			return err
 		}
-	}
-	return m.db.Update(func(txn *badger.Txn) error {
-		for _, k := range []string{pfxEndpoint + id, pfxStats + id, pfxSeq + id, pfxFailN + id} {
-			if err := txn.Delete([]byte(k)); err != nil {
+		for _, k := range []string{pfxEndpoint + id, pfxStats + id, pfxSeq + id, pfxFailN + id, pfxLease + id} {
+			if err := tx.Delete([]byte(k)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	m.epMu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, p := range []string{pfxQueue + id + "\x00", pfxKey + id + "\x00", pfxDead + id + "\x00", pfxFail + id + "\x00"} {
+		if err := deletePrefix(m.rec, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // List returns every endpoint with its stats, secrets masked.
 func (m *Manager) List(_ context.Context) ([]View, error) {
-	m.mu.Lock()
-	ids := make([]string, 0, len(m.eps))
-	for id := range m.eps {
-		ids = append(ids, id)
-	}
-	m.mu.Unlock()
-	sort.Strings(ids)
-	out := make([]View, 0, len(ids))
-	for _, id := range ids {
-		v, err := m.Get(context.Background(), id)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	var out []View
+	err := m.rec.View(func(tx store.Tx) error {
+		out = []View{}
+		return tx.Scan([]byte(pfxEndpoint), store.ScanOptions{}, func(_, v []byte) error {
+			var e Endpoint
+			if err := protocol.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			view, err := viewIn(tx, e)
+			out = append(out, view)
+			return err
+		})
+	})
+	return out, err
 }
 
 // Get returns one endpoint with its stats, secret masked.
 func (m *Manager) Get(_ context.Context, id string) (View, error) {
-	m.mu.Lock()
-	e, ok := m.eps[id]
-	var next int64
-	if w := m.workers[id]; w != nil {
-		next = w.nextMS
-	}
-	m.mu.Unlock()
-	if !ok {
-		return View{}, fmt.Errorf("endpoint %s: %w", id, ErrNotFound)
-	}
-	v := View{Endpoint: e}
-	v.Secret = mask(e.Secret)
-	err := m.db.View(func(txn *badger.Txn) error {
-		if _, err := getCBOR(txn, []byte(pfxStats+id), &v.Stats); err != nil {
+	var v View
+	err := m.rec.View(func(tx store.Tx) error {
+		e, err := endpointIn(tx, id)
+		if err != nil {
 			return err
 		}
-		n, err := countPrefix(txn, pfxQueue+id+"\x00")
-		v.Stats.Pending = n
+		v, err = viewIn(tx, e)
 		return err
 	})
-	if v.Stats.Pending > 0 {
-		v.Stats.NextAttemptMS = next
+	return v, err
+}
+
+// viewIn reads e's stats and queue.
+func viewIn(tx store.KV, e Endpoint) (View, error) {
+	v := View{Endpoint: e}
+	v.Secret = mask(e.Secret)
+	if _, err := getCBOR(tx, []byte(pfxStats+e.ID), &v.Stats); err != nil {
+		return v, err
 	}
+	err := tx.Scan([]byte(pfxQueue+e.ID+"\x00"), store.ScanOptions{}, func(_, b []byte) error {
+		if v.Stats.Pending == 0 {
+			var d Delivery
+			if err := protocol.Unmarshal(b, &d); err != nil {
+				return err
+			}
+			v.Stats.NextAttemptMS = d.NextMS
+		}
+		v.Stats.Pending++
+		return nil
+	})
 	return v, err
 }
 
 // Deliveries returns up to limit pending (or, with dead, given-up)
 // deliveries of an endpoint, oldest first.
 func (m *Manager) Deliveries(_ context.Context, id string, dead bool, limit int) ([]Delivery, error) {
-	if !m.has(id) {
-		return nil, fmt.Errorf("endpoint %s: %w", id, ErrNotFound)
-	}
 	pfx := pfxQueue
 	if dead {
 		pfx = pfxDead
 	}
 	var out []Delivery
-	err := m.db.View(func(txn *badger.Txn) error {
-		return forEach(txn, pfx+id+"\x00", func(_, v []byte) error {
+	err := m.rec.View(func(tx store.Tx) error {
+		out = nil
+		if _, err := endpointIn(tx, id); err != nil {
+			return err
+		}
+		return tx.Scan([]byte(pfx+id+"\x00"), store.ScanOptions{}, func(_, v []byte) error {
 			var d Delivery
 			if err := protocol.Unmarshal(v, &d); err != nil {
 				return err
 			}
 			out = append(out, d)
 			if limit > 0 && len(out) >= limit {
-				return errStop
+				return store.ErrStopScan
 			}
 			return nil
 		})
 	})
-	if errors.Is(err, errStop) {
-		err = nil
-	}
 	return out, err
 }
 
 // Failures returns the endpoint's most recent failed attempts, newest first.
 func (m *Manager) Failures(_ context.Context, id string, limit int) ([]Failure, error) {
-	if !m.has(id) {
-		return nil, fmt.Errorf("endpoint %s: %w", id, ErrNotFound)
-	}
 	var out []Failure
-	err := m.db.View(func(txn *badger.Txn) error {
-		return forEach(txn, pfxFail+id+"\x00", func(_, v []byte) error {
+	err := m.rec.View(func(tx store.Tx) error {
+		out = nil
+		if _, err := endpointIn(tx, id); err != nil {
+			return err
+		}
+		return tx.Scan([]byte(pfxFail+id+"\x00"), store.ScanOptions{Reverse: true}, func(_, v []byte) error {
 			var f Failure
 			if err := protocol.Unmarshal(v, &f); err != nil {
 				return err
 			}
 			out = append(out, f)
+			if limit > 0 && len(out) >= limit {
+				return store.ErrStopScan
+			}
 			return nil
 		})
 	})
-	slices.Reverse(out)
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
 	return out, err
 }
 
-func (m *Manager) has(id string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, ok := m.eps[id]
-	return ok
+// endpointIn reads endpoint id, or ErrNotFound.
+func endpointIn(tx store.KV, id string) (Endpoint, error) {
+	var e Endpoint
+	found, err := getCBOR(tx, []byte(pfxEndpoint+id), &e)
+	if err == nil && !found {
+		err = fmt.Errorf("endpoint %s: %w", id, ErrNotFound)
+	}
+	return e, err
 }
 
 // Enqueue queues ev for every endpoint that wants it, durably, before it
-// returns.
+// returns. A shared manager reads the endpoints in the transaction that
+// queues: an endpoint another replica created just before is served.
 func (m *Manager) Enqueue(ev Event) error {
+	if m.cfg.Shared {
+		return m.enqueueShared(ev)
+	}
 	m.mu.Lock()
 	var ids []string
 	for id, e := range m.eps {
@@ -385,87 +515,127 @@ func (m *Manager) Enqueue(ev Event) error {
 		}
 	}
 	m.mu.Unlock()
-	sort.Strings(ids)
 	var errs []error
 	for _, id := range ids {
-		if err := m.enqueue(id, ev); err != nil {
+		var queued bool
+		var superseded int
+		err := m.rec.Update(func(tx store.Tx) error {
+			queued, superseded = false, 0
+			if _, err := endpointIn(tx, id); errors.Is(err, ErrNotFound) {
+				return nil // deleted meanwhile
+			} else if err != nil {
+				return err
+			}
+			_, n, err := m.put(tx, id, ev)
+			queued, superseded = err == nil, n
+			return err
+		})
+		if err != nil {
 			errs = append(errs, fmt.Errorf("endpoint %s: %w", id, err))
 			continue
 		}
-		m.poke(id)
+		m.delivered.WithLabelValues("superseded").Add(float64(superseded))
+		if queued {
+			m.poke(id)
+		}
 	}
 	return errors.Join(errs...)
 }
 
+func (m *Manager) enqueueShared(ev Event) error {
+	var ids []string
+	var superseded int
+	err := m.rec.Update(func(tx store.Tx) error {
+		var eps []Endpoint
+		ids, superseded = nil, 0
+		if err := tx.Scan([]byte(pfxEndpoint), store.ScanOptions{}, func(_, v []byte) error {
+			var e Endpoint
+			if err := protocol.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if e.Wants(ev) {
+				eps = append(eps, e)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, e := range eps {
+			_, n, err := m.put(tx, e.ID, ev)
+			if err != nil {
+				return fmt.Errorf("endpoint %s: %w", e.ID, err)
+			}
+			ids, superseded = append(ids, e.ID), superseded+n
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.delivered.WithLabelValues("superseded").Add(float64(superseded))
+	for _, id := range ids {
+		m.poke(id)
+	}
+	return nil
+}
+
 // Ping queues a "ping" event for one endpoint.
 func (m *Manager) Ping(_ context.Context, id string) (uint64, error) {
-	if !m.has(id) {
-		return 0, fmt.Errorf("endpoint %s: %w", id, ErrNotFound)
-	}
 	body := []byte(`{"event":"ping","at":"` + m.cfg.Now().UTC().Format(time.RFC3339Nano) + `"}`)
 	var seq uint64
-	err := m.update(func(txn *badger.Txn) error {
+	err := m.rec.Update(func(tx store.Tx) error {
+		seq = 0
+		if _, err := endpointIn(tx, id); err != nil {
+			return err
+		}
 		var err error
-		seq, err = m.put(txn, id, Event{Type: EventPing, Body: body})
+		seq, _, err = m.put(tx, id, Event{Type: EventPing, Body: body})
 		return err
 	})
-	m.poke(id)
+	if err == nil {
+		m.poke(id)
+	}
 	return seq, err
 }
 
-func (m *Manager) enqueue(id string, ev Event) error {
-	return m.update(func(txn *badger.Txn) error {
-		_, err := m.put(txn, id, ev)
-		return err
-	})
-}
-
-// update retries transactions that lost a race with the worker.
-func (m *Manager) update(f func(txn *badger.Txn) error) error {
-	var err error
-	for i := 0; i < 10; i++ {
-		if err = m.db.Update(f); !errors.Is(err, badger.ErrConflict) {
-			return err
-		}
-	}
-	return err
-}
-
-func (m *Manager) put(txn *badger.Txn, id string, ev Event) (uint64, error) {
-	seq, err := getU64(txn, []byte(pfxSeq+id))
+// put queues ev for endpoint id (which exists) and returns the delivery's
+// seq and how many undelivered events it superseded.
+func (m *Manager) put(tx store.Tx, id string, ev Event) (uint64, int, error) {
+	seq, err := getU64(tx, []byte(pfxSeq+id))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	seq++
+	superseded := 0
 	if ev.Key != "" {
 		kk := []byte(pfxKey + id + "\x00" + ev.Key)
-		old, err := getU64(txn, kk)
+		old, err := getU64(tx, kk)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if old != 0 {
-			if found, err := has(txn, queueKey(id, old)); err != nil {
-				return 0, err
+			if _, found, err := tx.Get(queueKey(id, old)); err != nil {
+				return 0, 0, err
 			} else if found {
-				if err := txn.Delete(queueKey(id, old)); err != nil {
-					return 0, err
+				if err := tx.Delete(queueKey(id, old)); err != nil {
+					return 0, 0, err
 				}
-				m.delivered.WithLabelValues("superseded").Inc()
-				if err := bumpStats(txn, id, func(s *Stats) { s.Superseded++ }); err != nil {
-					return 0, err
+				superseded++
+				if err := bumpStats(tx, id, func(s *Stats) { s.Superseded++ }); err != nil {
+					return 0, 0, err
 				}
 			}
 		}
-		if err := txn.Set(kk, u64(seq)); err != nil {
-			return 0, err
+		if err := tx.Set(kk, u64(seq)); err != nil {
+			return 0, 0, err
 		}
 	}
 	now := m.cfg.Now().UnixMilli()
 	d := Delivery{Seq: seq, Event: ev.Type, Key: ev.Key, Body: ev.Body, CreatedMS: now, NextMS: now}
-	if err := putCBOR(txn, queueKey(id, seq), d); err != nil {
-		return 0, err
+	if err := putCBOR(tx, queueKey(id, seq), d); err != nil {
+		return 0, 0, err
 	}
-	return seq, txn.Set([]byte(pfxSeq+id), u64(seq))
+	return seq, superseded, tx.Set([]byte(pfxSeq+id), u64(seq))
 }
 
 func (m *Manager) poke(id string) {
@@ -483,18 +653,24 @@ func (m *Manager) poke(id string) {
 
 func (m *Manager) pendingTotal() int {
 	n := 0
-	_ = m.db.View(func(txn *badger.Txn) error {
-		var err error
-		n, err = countPrefix(txn, pfxQueue)
-		return err
+	_ = m.rec.View(func(tx store.Tx) error {
+		n = 0
+		return tx.Scan([]byte(pfxQueue), store.ScanOptions{KeysOnly: true}, func(_, _ []byte) error { n++; return nil })
 	})
 	return n
 }
 
 // run delivers id's queue in order until ctx ends.
 func (m *Manager) run(ctx context.Context, id string, w *worker) {
+	if m.cfg.Shared {
+		defer func() {
+			if w.lease.held && !m.noRelease {
+				m.release(id)
+			}
+		}()
+	}
 	for ctx.Err() == nil {
-		d, ok, err := m.head(id)
+		e, d, ok, err := m.head(id)
 		if err != nil {
 			m.log.Error("read webhook queue", "endpoint", id, "err", err)
 			if !sleep(ctx, time.Second, nil) {
@@ -510,11 +686,25 @@ func (m *Manager) run(ctx context.Context, id string, w *worker) {
 			}
 			continue
 		}
+		if e.Disabled {
+			// a disabled endpoint keeps its queue; it resumes when enabled
+			if !sleep(ctx, time.Minute, w.wake) {
+				return
+			}
+			continue
+		}
+		if m.cfg.Shared && !m.holdLease(ctx, id, w) {
+			// another replica delivers; look again at the next poll
+			if !sleep(ctx, m.cfg.PollEvery, w.wake) {
+				return
+			}
+			continue
+		}
 		now := m.cfg.Now()
-		m.mu.Lock()
-		w.nextMS = d.NextMS
-		m.mu.Unlock()
 		if wait := time.UnixMilli(d.NextMS).Sub(now); wait > 0 {
+			if m.cfg.Shared {
+				wait = min(wait, m.renewEvery()) // keep the lease while backing off
+			}
 			if !sleep(ctx, wait, w.wake) {
 				return
 			}
@@ -524,7 +714,7 @@ func (m *Manager) run(ctx context.Context, id string, w *worker) {
 			m.bury(id, d)
 			continue
 		}
-		m.attempt(ctx, id, d)
+		m.attempt(ctx, id, e, d, w)
 	}
 }
 
@@ -541,55 +731,61 @@ func sleep(ctx context.Context, d time.Duration, wake chan struct{}) bool {
 	return true
 }
 
-func (m *Manager) head(id string) (Delivery, bool, error) {
+// head returns endpoint id and the first delivery of its queue; ok is
+// false when the queue is empty or the endpoint gone.
+func (m *Manager) head(id string) (Endpoint, Delivery, bool, error) {
+	var e Endpoint
 	var d Delivery
 	var found bool
-	err := m.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxQueue + id + "\x00"), PrefetchValues: false})
-		defer it.Close()
-		it.Rewind()
-		if !it.Valid() {
+	err := m.rec.View(func(tx store.Tx) error {
+		found = false
+		var err error
+		if e, err = endpointIn(tx, id); errors.Is(err, ErrNotFound) {
 			return nil
+		} else if err != nil {
+			return err
 		}
-		found = true
-		return it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &d) })
+		return tx.Scan([]byte(pfxQueue+id+"\x00"), store.ScanOptions{}, func(_, v []byte) error {
+			found = true
+			if err := protocol.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			return store.ErrStopScan
+		})
 	})
-	return d, found, err
+	return e, d, found, err
 }
 
-func (m *Manager) attempt(ctx context.Context, id string, d Delivery) {
-	m.mu.Lock()
-	e, ok := m.eps[id]
-	m.mu.Unlock()
-	if !ok {
-		return
-	}
-	if e.Disabled {
-		// a disabled endpoint keeps its queue; it resumes when enabled
-		sleep(ctx, time.Minute, m.workerWake(id))
-		return
-	}
+func (m *Manager) attempt(ctx context.Context, id string, e Endpoint, d Delivery, w *worker) {
 	d.Attempts++
-	status, err := m.post(ctx, e, d)
-	if ctx.Err() != nil {
-		return // shutting down: the attempt does not count
+	pctx, stop := ctx, func() bool { return false }
+	if m.cfg.Shared {
+		pctx, stop = m.keepLease(ctx, id, w)
+	}
+	status, err := m.post(pctx, e, d)
+	lost := stop()
+	if ctx.Err() != nil || (err != nil && lost) {
+		return // shutting down, or the lease is gone: the attempt does not count
 	}
 	now := m.cfg.Now()
 	if err == nil {
 		m.delivered.WithLabelValues("success").Inc()
-		_ = m.update(func(txn *badger.Txn) error {
-			if found, err := has(txn, queueKey(id, d.Seq)); err != nil || !found {
-				return err // superseded meanwhile
+		uerr := m.rec.Update(func(tx store.Tx) error {
+			if ok, err := queued(tx, id, d.Seq); err != nil || !ok {
+				return err // superseded or deleted meanwhile
 			}
-			if err := txn.Delete(queueKey(id, d.Seq)); err != nil {
+			if err := tx.Delete(queueKey(id, d.Seq)); err != nil {
 				return err
 			}
-			return bumpStats(txn, id, func(s *Stats) {
+			return bumpStats(tx, id, func(s *Stats) {
 				s.Delivered++
 				s.ConsecutiveFailures = 0
 				s.LastStatus, s.LastAttemptMS, s.LastSuccessMS = status, now.UnixMilli(), now.UnixMilli()
 			})
 		})
+		if uerr != nil {
+			m.log.Error("record webhook delivery", "endpoint", id, "err", uerr)
+		}
 		return
 	}
 	m.delivered.WithLabelValues("failure").Inc()
@@ -597,17 +793,17 @@ func (m *Manager) attempt(ctx context.Context, id string, d Delivery) {
 	d.NextMS = now.Add(m.backoff(d.Attempts)).UnixMilli()
 	m.log.Warn("webhook delivery failed; will retry", "endpoint", id, "url", e.URL, "delivery", d.Seq, "attempt", d.Attempts,
 		"retry_in", time.UnixMilli(d.NextMS).Sub(now).Round(time.Millisecond), "err", err)
-	uerr := m.update(func(txn *badger.Txn) error {
-		if found, err := has(txn, queueKey(id, d.Seq)); err != nil || !found {
+	uerr := m.rec.Update(func(tx store.Tx) error {
+		if ok, err := queued(tx, id, d.Seq); err != nil || !ok {
 			return err
 		}
-		if err := putCBOR(txn, queueKey(id, d.Seq), d); err != nil {
+		if err := putCBOR(tx, queueKey(id, d.Seq), d); err != nil {
 			return err
 		}
-		if err := m.addFailure(txn, id, Failure{Delivery: d.Seq, Event: d.Event, Attempt: d.Attempts, AtMS: now.UnixMilli(), Status: status, Error: err.Error()}); err != nil {
+		if err := m.addFailure(tx, id, Failure{Delivery: d.Seq, Event: d.Event, Attempt: d.Attempts, AtMS: now.UnixMilli(), Status: status, Error: err.Error()}); err != nil {
 			return err
 		}
-		return bumpStats(txn, id, func(s *Stats) {
+		return bumpStats(tx, id, func(s *Stats) {
 			s.Failures++
 			s.ConsecutiveFailures++
 			s.LastError, s.LastStatus, s.LastAttemptMS = err.Error(), status, now.UnixMilli()
@@ -618,13 +814,14 @@ func (m *Manager) attempt(ctx context.Context, id string, d Delivery) {
 	}
 }
 
-func (m *Manager) workerWake(id string) chan struct{} {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if w := m.workers[id]; w != nil {
-		return w.wake
+// queued reports whether delivery seq of endpoint id is still pending and
+// the endpoint still there (another replica may have deleted it).
+func queued(tx store.KV, id string, seq uint64) (bool, error) {
+	if _, ok, err := tx.Get([]byte(pfxEndpoint + id)); err != nil || !ok {
+		return false, err
 	}
-	return nil
+	_, ok, err := tx.Get(queueKey(id, seq))
+	return ok, err
 }
 
 func (m *Manager) post(ctx context.Context, e Endpoint, d Delivery) (int, error) {
@@ -664,52 +861,59 @@ func (m *Manager) backoff(n int) time.Duration {
 
 // bury moves a delivery that is too old to the dead list.
 func (m *Manager) bury(id string, d Delivery) {
-	m.delivered.WithLabelValues("dead").Inc()
 	d.Dead = true
-	err := m.update(func(txn *badger.Txn) error {
-		if err := txn.Delete(queueKey(id, d.Seq)); err != nil {
+	var buried bool
+	err := m.rec.Update(func(tx store.Tx) error {
+		buried = false
+		if ok, err := queued(tx, id, d.Seq); err != nil || !ok {
 			return err
 		}
-		if err := putCBOR(txn, []byte(pfxDead+id+"\x00"+string(u64(d.Seq))), d); err != nil {
+		if err := tx.Delete(queueKey(id, d.Seq)); err != nil {
 			return err
 		}
-		return bumpStats(txn, id, func(s *Stats) { s.Dead++ })
+		if err := putCBOR(tx, []byte(pfxDead+id+"\x00"+string(u64(d.Seq))), d); err != nil {
+			return err
+		}
+		buried = true
+		return bumpStats(tx, id, func(s *Stats) { s.Dead++ })
 	})
 	if err != nil {
 		m.log.Error("bury webhook delivery", "endpoint", id, "err", err)
+		return
 	}
-	m.log.Warn("webhook delivery given up", "endpoint", id, "delivery", d.Seq, "attempts", d.Attempts, "last_error", d.LastError)
+	if buried {
+		m.delivered.WithLabelValues("dead").Inc()
+		m.log.Warn("webhook delivery given up", "endpoint", id, "delivery", d.Seq, "attempts", d.Attempts, "last_error", d.LastError)
+	}
 }
 
-func (m *Manager) addFailure(txn *badger.Txn, id string, f Failure) error {
-	n, err := getU64(txn, []byte(pfxFailN+id))
+func (m *Manager) addFailure(tx store.Tx, id string, f Failure) error {
+	n, err := getU64(tx, []byte(pfxFailN+id))
 	if err != nil {
 		return err
 	}
 	n++
-	if err := putCBOR(txn, []byte(pfxFail+id+"\x00"+string(u64(n))), f); err != nil {
+	if err := putCBOR(tx, []byte(pfxFail+id+"\x00"+string(u64(n))), f); err != nil {
 		return err
 	}
 	if n > uint64(m.cfg.MaxFailures) {
-		if err := txn.Delete([]byte(pfxFail + id + "\x00" + string(u64(n-uint64(m.cfg.MaxFailures))))); err != nil {
+		if err := tx.Delete([]byte(pfxFail + id + "\x00" + string(u64(n-uint64(m.cfg.MaxFailures))))); err != nil {
 			return err
 		}
 	}
-	return txn.Set([]byte(pfxFailN+id), u64(n))
+	return tx.Set([]byte(pfxFailN+id), u64(n))
 }
 
-func bumpStats(txn *badger.Txn, id string, f func(*Stats)) error {
+func bumpStats(tx store.KV, id string, f func(*Stats)) error {
 	var s Stats
-	if _, err := getCBOR(txn, []byte(pfxStats+id), &s); err != nil {
+	if _, err := getCBOR(tx, []byte(pfxStats+id), &s); err != nil {
 		return err
 	}
 	f(&s)
-	return putCBOR(txn, []byte(pfxStats+id), s)
+	return putCBOR(tx, []byte(pfxStats+id), s)
 }
 
 func queueKey(id string, seq uint64) []byte { return []byte(pfxQueue + id + "\x00" + string(u64(seq))) }
-
-var errStop = errors.New("stop")
 
 func u64(v uint64) []byte {
 	var b [8]byte
@@ -717,102 +921,41 @@ func u64(v uint64) []byte {
 	return b[:]
 }
 
-func getU64(txn *badger.Txn, key []byte) (uint64, error) {
-	it, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	var v uint64
-	err = it.Value(func(b []byte) error {
-		if len(b) != 8 {
-			return fmt.Errorf("corrupt value at %q", key)
-		}
-		v = binary.BigEndian.Uint64(b)
-		return nil
-	})
-	return v, err
-}
-
-func has(txn *badger.Txn, key []byte) (bool, error) {
-	_, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-func getCBOR(txn *badger.Txn, key []byte, v any) (bool, error) {
-	it, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, it.Value(func(b []byte) error { return protocol.Unmarshal(b, v) })
-}
-
-func putCBOR(txn *badger.Txn, key []byte, v any) error {
-	b, err := protocol.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return txn.Set(key, b)
-}
-
-func forEach(txn *badger.Txn, prefix string, fn func(k, v []byte) error) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true, PrefetchSize: 64})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		if err := fn(it.Item().Key()[len(prefix):], v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func countPrefix(txn *badger.Txn, prefix string) (int, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: false})
-	defer it.Close()
-	n := 0
-	for it.Rewind(); it.Valid(); it.Next() {
-		n++
-	}
-	return n, nil
-}
-
-// deletePrefix deletes every key under prefix, in transactions of bounded size.
-func deletePrefix(db *badger.DB, prefix string) error {
+// deletePrefix deletes every key under prefix, in transactions of at most
+// deleteBatch keys.
+func deletePrefix(rec store.Records, prefix string) error {
 	for {
-		var keys [][]byte
-		err := db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
-			defer it.Close()
-			for it.Rewind(); it.Valid() && len(keys) < 1000; it.Next() {
-				keys = append(keys, it.Item().KeyCopy(nil))
+		n := 0
+		err := rec.Update(func(tx store.Tx) error {
+			var keys [][]byte
+			if err := tx.Scan([]byte(prefix), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+				keys = append(keys, k)
+				if len(keys) == deleteBatch {
+					return store.ErrStopScan
+				}
+				return nil
+			}); err != nil {
+				return err
 			}
-			return nil
-		})
-		if err != nil || len(keys) == 0 {
-			return err
-		}
-		err = db.Update(func(txn *badger.Txn) error {
 			for _, k := range keys {
-				if err := txn.Delete(k); err != nil {
+				if err := tx.Delete(k); err != nil {
 					return err
 				}
 			}
+			n = len(keys)
 			return nil
 		})
-		if err != nil {
+		if err != nil || n == 0 {
 			return err
 		}
 	}
 }
+
+const deleteBatch = 1000
+
+// Record helpers shared by the packages beside the ledger (store/tx.go).
+var (
+	getU64  = store.GetU64
+	getCBOR = store.GetCBOR
+	putCBOR = store.PutCBOR
+)

@@ -1,18 +1,37 @@
 // Package webhooks delivers server events (channel availability, alerts,
 // order changes) to HTTP endpoints: one durable FIFO queue per endpoint in
-// the server's Badger database, a body signed with HMAC-SHA256 under the
-// endpoint's secret, retries with exponential backoff, and every failure
-// kept where the API can show it. A queue survives restarts; an event that
-// carries a coalescing key (a channel's availability) replaces the
-// undelivered older event of the same key, so a receiver that was down for
-// an hour gets the current availability, not an hour of history.
+// the server's records (store.Records: Badger or PostgreSQL), a body
+// signed with HMAC-SHA256 under the endpoint's secret, retries with
+// exponential backoff, and every failure kept where the API can show it.
+// A queue survives restarts; an event that carries a coalescing key (a
+// channel's availability) replaces the undelivered older event of the same
+// key, so a receiver that was down for an hour gets the current
+// availability, not an hour of history.
 //
 // Receivers verify
 //
 //	X-Shelfsync-Signature: sha256=hex(HMAC-SHA256(secret, body))
 //
 // and may de-duplicate on X-Shelfsync-Delivery, which is the same on every
-// attempt of one delivery.
+// attempt of one delivery, whichever replica makes it.
+//
+// Replicas: with Config.Shared several servers run a Manager each over one
+// database. An event is queued once, by the replica that produced it, for
+// the endpoints recorded in the database at that moment (read in the
+// queueing transaction). Each endpoint's queue is delivered by one replica
+// at a time, the holder of the endpoint's delivery lease (wh/l/{id}:
+// holder and a renewal count, renewed every LeaseTTL/3 while delivering);
+// when the holder stops it releases its leases and another replica takes
+// over within PollEvery, and when it dies its leases are taken over once
+// they have not been renewed for LeaseTTL (default 15 s). Every PollEvery
+// (default 1 s) a shared manager re-reads the endpoints — picking up those
+// created, changed or deleted on another replica — and looks at every
+// queue, so events queued elsewhere are delivered within about PollEvery.
+// Delivery is once per event while the database is reachable; a holder
+// that cannot renew its lease stops posting before another replica may
+// take over, and an attempt cut short that way may reach the receiver a
+// second time (same X-Shelfsync-Delivery). Without Shared a manager assumes
+// it is alone: no leases, no polling, endpoints read from memory.
 package webhooks
 
 import (

@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/stretchr/testify/require"
+
+	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
 // receiver is a webhook endpoint that verifies signatures and can be told
@@ -67,14 +68,14 @@ func (r *receiver) bodies() []string {
 
 type env struct {
 	t      *testing.T
-	db     *badger.DB
+	db     *store.Badger
 	m      *Manager
 	cancel context.CancelFunc
 }
 
-func start(t *testing.T, db *badger.DB, cfg Config) *env {
+func start(t *testing.T, db *store.Badger, cfg Config) *env {
 	t.Helper()
-	cfg.DB = db
+	cfg.Records = db
 	if cfg.InitialBackoff == 0 {
 		cfg.InitialBackoff = 10 * time.Millisecond
 	}
@@ -94,8 +95,8 @@ func (e *env) stop() {
 	e.m.Wait()
 }
 
-func memDB(t *testing.T) *badger.DB {
-	db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(nil))
+func memDB(t *testing.T) *store.Badger {
+	db, err := store.Open(store.Options{InMemory: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	return db
@@ -171,7 +172,7 @@ func TestBackoffDoublesUpToTheCap(t *testing.T) {
 // delivered by a new manager over the same database.
 func TestQueueSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(true))
+	db, err := store.Open(store.Options{Dir: dir})
 	require.NoError(t, err)
 	rcv := newReceiver(t)
 	rcv.down.Store(true)
@@ -186,7 +187,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	e.stop()
 	require.NoError(t, db.Close())
 
-	db, err = badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	db, err = store.Open(store.Options{Dir: dir})
 	require.NoError(t, err)
 	defer db.Close()
 	rcv.down.Store(false)

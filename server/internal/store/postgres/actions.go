@@ -41,6 +41,7 @@ type actionTx struct {
 	server bool
 	rows   pgx.Batch // op, task and quarantine rows, in order
 	down   []downEntry
+	check  func(store.Tx, string, *protocol.Op) error // master-data check of re-applied ops
 }
 
 // downEntry is a downstream item waiting for its seq.
@@ -304,8 +305,8 @@ func shortID(id string) string {
 // QuarantineAction implements store.Actions: it re-applies ("reapply") or
 // rejects ("reject") a quarantined op, and resolves its quarantined-op
 // conflict. Re-applying validates the op again; an op that still fails
-// stays quarantined and the error says why. (This store keeps no master
-// data, so only the op's own validation runs.)
+// stays quarantined and the error says why (the op's own validation and
+// the master-data check, see SetOpCheck).
 func (s *Store) QuarantineAction(ctx context.Context, wh, gw string, seq uint64, action, by string) (store.Result, error) {
 	if seq > math.MaxInt64 {
 		return store.Result{}, fmt.Errorf("quarantined op %s/%s/%d: %w", wh, gw, seq, store.ErrNotFound)
@@ -315,6 +316,7 @@ func (s *Store) QuarantineAction(ctx context.Context, wh, gw string, seq uint64,
 		return store.Result{}, err
 	}
 	defer a.rollback()
+	a.check = s.check
 	res, err := a.quarantineAction(gw, seq, action, by)
 	if err == nil {
 		err = a.commit()
@@ -347,7 +349,11 @@ func (a *actionTx) quarantineAction(gw string, seq uint64, action, by string) (s
 		if err := protocol.Unmarshal(body, &op); err != nil {
 			return res, fmt.Errorf("quarantined op %s/%s/%d: %w", a.wh, gw, seq, err)
 		}
-		if err := validate(&op); err != nil {
+		err := validate(&op)
+		if err == nil && a.check != nil {
+			err = a.check(checkTx(a.ctx, a.tx), a.wh, &op)
+		}
+		if err != nil {
 			return res, fmt.Errorf("still invalid: %w — fix the master data or reject it", err)
 		}
 		if res, err = a.merge(gw, seq, &op); err != nil {

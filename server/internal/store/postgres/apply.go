@@ -72,6 +72,7 @@ func (s *Store) apply(ctx context.Context, wh, gw string, b *protocol.OpBatch) (
 	l.tx = tx
 	var w writes
 	det := &conflicts.Detector{}
+	var check *recTx
 	for i := range b.Ops {
 		op := &b.Ops[i]
 		if op.Seq <= res.WM {
@@ -81,7 +82,17 @@ func (s *Store) apply(ctx context.Context, wh, gw string, b *protocol.OpBatch) (
 		if err != nil {
 			return res, err
 		}
-		if err := validate(op); err != nil {
+		err = validate(op)
+		if err == nil && s.check != nil {
+			if check == nil {
+				check = checkTx(ctx, tx)
+			}
+			err = s.check(check, wh, op)
+			if retryable(err) {
+				return res, err
+			}
+		}
+		if err != nil {
 			w.quar = append(w.quar, quarRow{seq: int64(op.Seq), reason: err.Error(), body: body})
 			c, written, err := conflicts.Raise(l, conflicts.Quarantined(wh, gw, op.Seq, err.Error()))
 			if err != nil {

@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
@@ -47,7 +48,15 @@ type Store struct {
 	pool  *pgxpool.Pool
 	epoch string
 	log   *slog.Logger
+	check func(store.Tx, string, *protocol.Op) error
+	// channel is the replica feed's notification channel (feed.go).
+	channel string
 }
+
+// SetOpCheck installs a master-data check run on every op in the apply
+// transaction (with a read-only Tx over it); an op it rejects is
+// quarantined with its error as reason. Call it before applying.
+func (s *Store) SetOpCheck(f func(tx store.Tx, wh string, op *protocol.Op) error) { s.check = f }
 
 var _ store.Store = (*Store)(nil)
 
@@ -86,6 +95,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	if err == nil {
 		err = s.loadEpoch(ctx)
+	}
+	if err == nil {
+		s.channel, err = feedChannel(ctx, pool)
 	}
 	if err != nil {
 		pool.Close()
