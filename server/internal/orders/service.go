@@ -405,6 +405,7 @@ func (s *Service) SetActive(ctx context.Context, active bool) error {
 	if !active {
 		// let a publish or raise in flight end
 		s.publishMu.Lock()
+		//lint:ignore SA2001 a barrier: waits for the publish in flight
 		s.publishMu.Unlock()
 		s.oversellMu.Lock()
 		s.mu.Lock()
