@@ -11,14 +11,46 @@ import (
 
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/pgtest"
+	"github.com/shelfsync/shelfsync/server/internal/store/postgres"
 )
 
-// replicas returns two harnesses — two server replicas — over one database.
-func replicas(t *testing.T, th Thresholds) (*harness, *harness) {
+// shared opens the database two replicas share: Badger here, PostgreSQL
+// under TestIntegrationReplicasOnPostgres. Each replica gets its own
+// handle when the backend has handles (PostgreSQL: its own pool).
+var shared = func(t *testing.T) (a, b store.Records) {
 	st, err := store.Open(store.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	return newHarnessOn(st, th), newHarnessOn(st, th)
+	return st, st
+}
+
+// replicas returns two harnesses — two server replicas — over one database.
+func replicas(t *testing.T, th Thresholds) (*harness, *harness) {
+	a, b := shared(t)
+	return newHarnessOn(a, th), newHarnessOn(b, th)
+}
+
+// TestIntegrationReplicasOnPostgres runs the replica tests with each
+// replica on its own connection pool to one PostgreSQL schema.
+func TestIntegrationReplicasOnPostgres(t *testing.T) {
+	pgtest.DSN(t)
+	old := shared
+	t.Cleanup(func() { shared = old })
+	shared = func(t *testing.T) (store.Records, store.Records) {
+		dsn := pgtest.FreshSchema(t)
+		open := func() store.Records {
+			st, err := postgres.Open(context.Background(), dsn, postgres.Options{MaxConns: 8})
+			require.NoError(t, err)
+			t.Cleanup(func() { st.Close() })
+			return st
+		}
+		return open(), open()
+	}
+	t.Run("CrossingOnce", TestReplicasRaiseACrossingOnce)
+	t.Run("ConflictAndGatewayAlertsOnce", TestReplicasRaiseConflictAndGatewayAlertsOnce)
+	t.Run("IDsUnique", TestReplicaIDsAreUnique)
+	t.Run("AckOnce", TestReplicaAckOnce)
 }
 
 func published(hs ...*harness) []Alert {

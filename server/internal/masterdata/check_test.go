@@ -16,9 +16,7 @@ import (
 // data is fixed they re-apply.
 func TestUnknownSkuAndLocationAreQuarantinedThenReapplied(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
-	require.NoError(t, err)
-	defer st.Close()
+	st := openStore(t, false)
 	st.SetOpCheck(CheckOp)
 	md := For(st, Options{})
 	require.NoError(t, md.PutSettings(ctx, "w", protocol.Settings{StrictCatalog: true}))

@@ -12,11 +12,35 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
-func open(t *testing.T) (*store.Badger, *Service) {
+// testStore is a backend with records, actions and the op check.
+type testStore interface {
+	store.Store
+	store.Records
+	store.Actions
+	SetOpCheck(func(store.Tx, string, *protocol.Op) error)
+}
+
+// openStore opens an empty store, closed at cleanup; a second call in the
+// same test with again=true opens another handle on the same database (a
+// second replica): Badger here (the same handle), PostgreSQL under
+// TestIntegrationMasterDataOnPostgres (its own pool).
+var openStore = func(t *testing.T, again bool) testStore {
 	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true})
+	if again {
+		return lastStore[t.Name()]
+	}
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
+	lastStore[t.Name()] = st
+	return st
+}
+
+var lastStore = map[string]testStore{}
+
+func open(t *testing.T) (testStore, *Service) {
+	t.Helper()
+	st := openStore(t, false)
 	return st, New(st, Options{})
 }
 

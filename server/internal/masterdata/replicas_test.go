@@ -8,6 +8,8 @@ import (
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/pgtest"
+	"github.com/shelfsync/shelfsync/server/internal/store/postgres"
 	"github.com/shelfsync/shelfsync/server/internal/store/storetest"
 )
 
@@ -17,10 +19,8 @@ import (
 // sellable flags, on-order quantities and the op checks.
 func TestTwoServicesOverOneStoreSeeEachOthersWrites(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(store.Options{InMemory: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	a, b := For(st, Options{}), For(st, Options{})
+	st := openStore(t, false)
+	a, b := For(st, Options{}), For(openStore(t, true), Options{})
 	require.NotNil(t, a)
 	require.NotNil(t, b)
 
@@ -77,9 +77,7 @@ func TestTwoServicesOverOneStoreSeeEachOthersWrites(t *testing.T) {
 // once and calls OnReorder once, after the commit.
 func TestNoticesAreSafeToRetry(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(store.Options{InMemory: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, false)
 	var alerts []ReorderAlert
 	r := &storetest.Retrying{Records: st}
 	md := New(r, Options{OnReorder: func(_ string, a ReorderAlert) { alerts = append(alerts, a) }})
@@ -112,4 +110,31 @@ func TestNoticesAreSafeToRetry(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, grew, "taken once")
 	require.Len(t, alerts, 1)
+}
+
+// TestIntegrationMasterDataOnPostgres runs the master-data tests on
+// PostgreSQL, each replica of the replica test on its own pool.
+func TestIntegrationMasterDataOnPostgres(t *testing.T) {
+	pgtest.DSN(t)
+	old := openStore
+	t.Cleanup(func() { openStore = old })
+	dsns := map[string]string{}
+	openStore = func(t *testing.T, again bool) testStore {
+		t.Helper()
+		dsn := dsns[t.Name()]
+		if !again || dsn == "" {
+			dsn = pgtest.FreshSchema(t)
+			dsns[t.Name()] = dsn
+		}
+		st, err := postgres.Open(context.Background(), dsn, postgres.Options{MaxConns: 8})
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	t.Run("Import", TestImportStreamsProgressAndSkipsBadRows)
+	t.Run("DeleteAndPOs", TestDeleteSendsTombstoneAndPOsGoToTheDocksGateway)
+	t.Run("Validation", TestValidation)
+	t.Run("QuarantinedThenReapplied", TestUnknownSkuAndLocationAreQuarantinedThenReapplied)
+	t.Run("TwoReplicas", TestTwoServicesOverOneStoreSeeEachOthersWrites)
+	t.Run("NoticesRetry", TestNoticesAreSafeToRetry)
 }

@@ -19,7 +19,7 @@ import (
 type fixture struct {
 	t   *testing.T
 	ctx context.Context
-	st  *store.Badger
+	st  testStore
 	svc *Service
 	hlc int64
 
@@ -29,11 +29,27 @@ type fixture struct {
 	others []*Service // replicas over the same store (replica_test.go)
 }
 
+// testStore is what the fixture needs: the order model's store and the
+// actions that issue ops.
+type testStore interface {
+	Store
+	store.Actions
+	Close() error
+}
+
+// openStore opens the fixture's store (dir "": a fresh one; the same dir
+// again: the same state): Badger here, PostgreSQL under
+// TestIntegrationOrdersOnPostgres.
+var openStore = func(t *testing.T, dir string) testStore {
+	st, err := store.Open(store.Options{Dir: dir, InMemory: dir == ""})
+	require.NoError(t, err)
+	return st
+}
+
 func newFixture(t *testing.T, dir string, cfg Config) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(store.Options{Dir: dir, InMemory: dir == ""})
-	require.NoError(t, err)
+	st := openStore(t, dir)
 	f := &fixture{t: t, ctx: ctx, st: st, hlc: 1000}
 	cfg.Debounce = time.Millisecond
 	cfg.Publish = func(s Snapshot) { f.mu.Lock(); f.snaps = append(f.snaps, s); f.mu.Unlock() }

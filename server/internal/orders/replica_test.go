@@ -12,6 +12,8 @@ import (
 
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/pgtest"
+	"github.com/shelfsync/shelfsync/server/internal/store/postgres"
 )
 
 // replica is a second Service over the fixture's store, as another server
@@ -358,4 +360,39 @@ func TestTheSequenceContinuesFromAnEarlierLease(t *testing.T) {
 	o, _, err := svc.Create(ctx, newOrder("1", Line{SKU: "A", Qty: 1}))
 	require.NoError(t, err)
 	require.Equal(t, uint64(5001), o.Seq)
+}
+
+// TestIntegrationOrdersOnPostgres runs the order model's tests, the
+// replica ones included, on PostgreSQL (one schema per test; a directory
+// names a schema, so a restart reopens the same state).
+func TestIntegrationOrdersOnPostgres(t *testing.T) {
+	pgtest.DSN(t)
+	old := openStore
+	t.Cleanup(func() { openStore = old })
+	schemas := map[string]string{}
+	openStore = func(t *testing.T, dir string) testStore {
+		dsn, ok := schemas[dir]
+		if !ok || dir == "" {
+			dsn = pgtest.FreshSchema(t)
+			schemas[dir] = dsn
+		}
+		st, err := postgres.Open(context.Background(), dsn, postgres.Options{MaxConns: 8})
+		require.NoError(t, err)
+		return st
+	}
+	for name, test := range map[string]func(*testing.T){
+		"CreateReserves":      TestCreateReservesAtOnceAndIsIdempotent,
+		"PicksConsume":        TestPicksConsumeTheReservationShipReleasesTheRest,
+		"Oversell":            TestAReservationThatCannotBeMetRaisesAnOversell,
+		"Sellable":            TestSellableLocationsAndSafetyStock,
+		"ChannelAllocate":     TestChannelAllocate,
+		"NeverOfferMore":      TestSnapshotsNeverOfferMoreThanCanBeShipped,
+		"Restart":             TestRestartKeepsReservationsAndSequence,
+		"OrderReachesReplica": TestAnOrderWrittenByAnotherReplicaReachesTheModel,
+		"OnlyActiveOversell":  TestOnlyTheActiveReplicaRaisesOversell,
+		"SwitchingActive":     TestSwitchingTheActiveReplica,
+		"SharedSequence":      TestTwoReplicasShareTheSequence,
+	} {
+		t.Run(name, test)
+	}
 }

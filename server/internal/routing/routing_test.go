@@ -10,19 +10,53 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/pgtest"
+	"github.com/shelfsync/shelfsync/server/internal/store/postgres"
 )
 
 type fixture struct {
-	st *store.Badger
+	st testStore
 	md *masterdata.Service
 	rt *Service
 }
 
-func setup(t *testing.T) *fixture {
-	t.Helper()
+// testStore is a backend with records and actions.
+type testStore interface {
+	store.Store
+	store.Records
+	store.Actions
+}
+
+// openStore opens an empty store, closed at cleanup: Badger here,
+// PostgreSQL under TestIntegrationRoutingOnPostgres.
+var openStore = func(t *testing.T) testStore {
 	st, err := store.Open(store.Options{InMemory: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestIntegrationRoutingOnPostgres runs the routing tests on PostgreSQL.
+func TestIntegrationRoutingOnPostgres(t *testing.T) {
+	pgtest.DSN(t)
+	old := openStore
+	t.Cleanup(func() { openStore = old })
+	openStore = func(t *testing.T) testStore {
+		st, err := postgres.Open(context.Background(), pgtest.FreshSchema(t), postgres.Options{MaxConns: 8})
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	t.Run("FEFOShortPickReroutes", TestRouteFEFOThenShortPickReroutes)
+	t.Run("FIFOAndTargets", TestRouteFIFOAndTargets)
+	t.Run("POCloseShorts", TestPOCloseRaisesShorts)
+	t.Run("NoticeWaits", TestNoticeWaitsForItsOps)
+	t.Run("RetrySafe", TestRouteOrderIsSafeToRetry)
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	st := openStore(t)
 	md, rt := Setup(st, masterdata.Options{})
 	ctx := context.Background()
 	require.NoError(t, md.PutLocations(ctx, "w", []protocol.Location{

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/pgtest"
+	"github.com/shelfsync/shelfsync/server/internal/store/postgres"
 )
 
 // counter is a receiver that counts every request per delivery, without
@@ -56,18 +58,39 @@ func (c *counter) received() (distinct, dup int) {
 	return len(c.count), dup
 }
 
-func sharedDB(t *testing.T) *store.Badger {
+// sharedDB opens the database the replicas share: Badger here,
+// PostgreSQL under TestIntegrationReplicasOnPostgres.
+var sharedDB = func(t *testing.T) store.Records {
 	st, err := store.Open(store.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	return st
 }
 
-func replica(t *testing.T, st *store.Badger, name string, ttl time.Duration) *env {
+// TestIntegrationReplicasOnPostgres runs the replica tests on one
+// PostgreSQL schema.
+func TestIntegrationReplicasOnPostgres(t *testing.T) {
+	pgtest.DSN(t)
+	old := sharedDB
+	t.Cleanup(func() { sharedDB = old })
+	sharedDB = func(t *testing.T) store.Records {
+		st, err := postgres.Open(context.Background(), pgtest.FreshSchema(t), postgres.Options{MaxConns: 8})
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	t.Run("EachEventOnce", TestSharedManagersDeliverEachEventOnce)
+	t.Run("LeaseRenewed", TestLeaseRenewedWhileDelivering)
+	t.Run("EndpointsShared", TestEndpointsOfOneReplicaServeAnother)
+	t.Run("ExpiredLeaseTakenOver", TestReplicaTakesOverAnExpiredLease)
+	t.Run("StopHandsOver", TestStoppingReplicaHandsItsLeaseOver)
+}
+
+func replica(t *testing.T, st store.Records, name string, ttl time.Duration) *env {
 	return start(t, st, Config{Shared: true, ReplicaID: name, PollEvery: 20 * time.Millisecond, LeaseTTL: ttl})
 }
 
-func holderOf(t *testing.T, st *store.Badger, id string) string {
+func holderOf(t *testing.T, st store.Records, id string) string {
 	var l lease
 	require.NoError(t, st.View(func(tx store.Tx) error { _, err := getCBOR(tx, leaseKey(id), &l); return err }))
 	return l.Holder

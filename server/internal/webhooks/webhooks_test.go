@@ -68,12 +68,12 @@ func (r *receiver) bodies() []string {
 
 type env struct {
 	t      *testing.T
-	db     *store.Badger
+	db     store.Records
 	m      *Manager
 	cancel context.CancelFunc
 }
 
-func start(t *testing.T, db *store.Badger, cfg Config) *env {
+func start(t *testing.T, db store.Records, cfg Config) *env {
 	t.Helper()
 	cfg.Records = db
 	if cfg.InitialBackoff == 0 {
