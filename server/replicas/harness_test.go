@@ -462,19 +462,34 @@ func (g *gateway) scannedCount() int {
 	return len(g.scanned)
 }
 
-// observer subscribes to every gateway's down topic and the alert topics,
-// as a third party would, to count what the replicas publish.
+// observer subscribes to every gateway's down topic, the alert topics and
+// the channels' availability topics, as a third party would, to count what
+// the replicas publish.
 type observer struct {
-	mu     sync.Mutex
-	acks   int
-	batch  int
-	items  map[string]int // wh/gw/seq → times a downstream item was published
-	alerts map[string]int // payload → times published
-	client paho.Client
+	mu       sync.Mutex
+	acks     int
+	batch    int
+	items    map[string]int      // wh/gw/seq → times a downstream item was published
+	alerts   map[string]int      // payload → times published
+	alertLog []alertMsg          // every alert message, in arrival order
+	avail    map[string][][]byte // channel → availability payloads, in arrival order
+	client   paho.Client
+}
+
+// alertMsg is what the observer reads of an alert message.
+type alertMsg struct {
+	ID           string `json:"id"`
+	Kind         string `json:"kind"`
+	Status       string `json:"status"`
+	Warehouse    string `json:"warehouse"`
+	SKU          string `json:"sku"`
+	Conflict     string `json:"conflict"`
+	ConflictKind string `json:"conflict_kind"`
+	at           time.Time
 }
 
 func newObserver(t *testing.T, addr string) *observer {
-	o := &observer{items: map[string]int{}, alerts: map[string]int{}}
+	o := &observer{items: map[string]int{}, alerts: map[string]int{}, avail: map[string][][]byte{}}
 	topics := protocol.NewTopics("")
 	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("observer-%d", time.Now().UnixNano())).SetCleanSession(true)
 	o.client = paho.NewClient(opts)
@@ -482,11 +497,22 @@ func newObserver(t *testing.T, addr string) *observer {
 	require.True(t, tok.WaitTimeout(10*time.Second) && tok.Error() == nil, "observer connect: %v", tok.Error())
 	down := topics.Root + "/+/+/down"
 	alerts := topics.Root + "/+/alerts"
-	tok = o.client.SubscribeMultiple(map[string]byte{down: 1, alerts: 1}, func(_ paho.Client, m paho.Message) {
+	avail := topics.Availability("+")
+	tok = o.client.SubscribeMultiple(map[string]byte{down: 1, alerts: 1, avail: 1}, func(_ paho.Client, m paho.Message) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		if strings.HasSuffix(m.Topic(), "/alerts") {
 			o.alerts[string(m.Payload())]++
+			var a alertMsg
+			if json.Unmarshal(m.Payload(), &a) == nil {
+				a.at = time.Now()
+				o.alertLog = append(o.alertLog, a)
+			}
+			return
+		}
+		if rest, ok := strings.CutPrefix(m.Topic(), topics.Root+"/channels/"); ok {
+			ch, _, _ := strings.Cut(rest, "/")
+			o.avail[ch] = append(o.avail[ch], append([]byte(nil), m.Payload()...))
 			return
 		}
 		msg, err := protocol.Decode(m.Payload())
@@ -534,4 +560,31 @@ func (o *observer) reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.acks, o.batch, o.items, o.alerts = 0, 0, map[string]int{}, map[string]int{}
+	o.alertLog, o.avail = nil, map[string][][]byte{}
+}
+
+// alertMsgs returns the alert messages published so far.
+func (o *observer) alertMsgs() []alertMsg {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]alertMsg(nil), o.alertLog...)
+}
+
+// availability returns the availability payloads published for channel.
+func (o *observer) availability(channel string) [][]byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([][]byte(nil), o.avail[channel]...)
+}
+
+// lastAvailability returns the last availability payload published for
+// channel, and how many were.
+func (o *observer) lastAvailability(channel string) ([]byte, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ms := o.avail[channel]
+	if len(ms) == 0 {
+		return nil, 0
+	}
+	return ms[len(ms)-1], len(ms)
 }
