@@ -13,6 +13,10 @@ type Limits struct {
 	MaxNestedLevels  int // default 8
 	MaxArrayElements int // default 65536
 	MaxMapPairs      int // default 256
+	// MaxInflatedSize bounds what the data of an ops-deflate message may
+	// inflate to (deflate.go); inflating stops there and the message is
+	// refused with ErrInflatedTooLarge. Default and ceiling: MaxMessageSize.
+	MaxInflatedSize int
 }
 
 // DefaultLimits are the limits of the package-level Decode.
@@ -21,6 +25,7 @@ var DefaultLimits = Limits{
 	MaxNestedLevels:  8,
 	MaxArrayElements: 65536,
 	MaxMapPairs:      256,
+	MaxInflatedSize:  1 << 20,
 }
 
 // Sentinel errors returned (wrapped) by Decode.
@@ -33,6 +38,10 @@ var (
 	ErrMalformed = errors.New("malformed message")
 	// ErrUnknownType: the message type is not known to this build.
 	ErrUnknownType = errors.New("unknown message type")
+	// ErrInflatedTooLarge: the data of an ops-deflate message inflates past
+	// MaxInflatedSize (a decompression bomb, or a batch too large). Decode
+	// wraps it together with ErrTooLarge.
+	ErrInflatedTooLarge = errors.New("compressed batch inflates past the size limit")
 )
 
 // Codec encodes deterministically (RFC 8949 §4.2.1 core deterministic
@@ -56,6 +65,9 @@ func NewCodec(l Limits) (*Codec, error) {
 	}
 	if l.MaxMapPairs == 0 {
 		l.MaxMapPairs = DefaultLimits.MaxMapPairs
+	}
+	if l.MaxInflatedSize <= 0 || l.MaxInflatedSize > l.MaxMessageSize {
+		l.MaxInflatedSize = l.MaxMessageSize
 	}
 	enc, err := cbor.CoreDetEncOptions().EncMode()
 	if err != nil {
@@ -90,11 +102,15 @@ func mustCodec() *Codec {
 // Limits returns the codec's limits.
 func (c *Codec) Limits() Limits { return c.limits }
 
-// Encode stamps the message's version and type and encodes it.
+// Encode stamps the message's version and type and encodes it. An OpBatch
+// with Deflate set is sent as an ops-deflate message (deflate.go).
 func (c *Codec) Encode(m Message) ([]byte, error) {
 	h := header(m)
 	h.V = Version
 	h.T = m.Type()
+	if b, ok := m.(*OpBatch); ok && b.Deflate {
+		return c.encodeDeflate(b)
+	}
 	b, err := c.enc.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", m.Type(), err)
@@ -147,6 +163,8 @@ func (c *Codec) Decode(b []byte) (Message, error) {
 		m = &DownAck{}
 	case TypeStatus:
 		m = &Status{}
+	case TypeOpsDeflate:
+		return c.decodeDeflate(b)
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownType, h.T)
 	}

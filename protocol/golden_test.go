@@ -22,7 +22,12 @@ var goldenCases = []struct {
 		{Seq: 41, HLC: MakeHLC(1764403199000, 0), Kind: OpReceive, Location: "RCV", SKU: "04012345678901", Qty: 2, Device: "s1", Raw: []string{"4012345678901"}},
 		{Seq: 42, HLC: MakeHLC(1764403200000, 0), Kind: OpCount, Scope: ScopeLocation, Location: "A-01", Lines: []CountLine{{SKU: "04012345678901", Qty: 5}}, Device: "s1"},
 	}}},
+	{"ops-deflate", &OpBatch{Header: Header{WH: "wh1", GW: "dock1"}, First: 41, Last: 42, HLC: MakeHLC(1764403200000, 1), Deflate: true, Ops: []Op{
+		{Seq: 41, HLC: MakeHLC(1764403199000, 0), Kind: OpReceive, Location: "RCV", SKU: "04012345678901", Qty: 2, Device: "s1", Raw: []string{"4012345678901"}},
+		{Seq: 42, HLC: MakeHLC(1764403200000, 0), Kind: OpCount, Scope: ScopeLocation, Location: "A-01", Lines: []CountLine{{SKU: "04012345678901", Qty: 5}}, Device: "s1"},
+	}}},
 	{"ack", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 42, Epoch: "e1", HLC: MakeHLC(1764403200001, 0)}},
+	{"ack-features", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 42, Epoch: "e1", HLC: MakeHLC(1764403200001, 0), Features: FeatureOpsDeflate}},
 	{"ack-error", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 40, Epoch: "e1", HLC: MakeHLC(1764403200001, 0), Error: "gap: expected seq 41"}},
 	{"down", &DownBatch{Header: Header{WH: "wh1", GW: "dock1"}, First: 8, Last: 9, Epoch: "e1", UpWM: 42, HLC: MakeHLC(1764403200002, 0), Items: []DownItem{
 		{Seq: 9, Kind: DownStock, Body: mustHex("a30164412d3031026e3034303132333435363738393031040a")},
@@ -40,7 +45,7 @@ func mustHex(s string) []byte {
 }
 
 // specHex reads SPEC.md and returns the hex block after each golden marker.
-func specHex(t *testing.T) map[string]string {
+func specHex(t testing.TB) map[string]string {
 	f, err := os.Open("SPEC.md")
 	require.NoError(t, err)
 	defer f.Close()
@@ -85,6 +90,39 @@ func TestGoldenVectorsMatchSpec(t *testing.T) {
 		})
 	}
 	require.Len(t, spec, len(goldenCases), "SPEC.md has golden blocks the table does not check")
+}
+
+// TestOpsDeflateGoldenIsTheOpsExample: the ops-deflate example of SPEC.md
+// inflates to exactly the bytes of the ops example, and both decode to the
+// same ops — a receiver that expands it sees the batch a plain ops message
+// carries. The compressed bytes are Go's compress/flate at DeflateLevel;
+// they are not canonical (SPEC.md §5): should a Go release change that
+// compressor's output, regenerate the vector — the decode direction is
+// the contract.
+func TestOpsDeflateGoldenIsTheOpsExample(t *testing.T) {
+	spec := specHex(t)
+	z, plain := mustHex(spec["ops-deflate"]), mustHex(spec["ops"])
+
+	var env opsDeflate
+	require.NoError(t, std.dec.Unmarshal(z, &env))
+	require.Equal(t, Header{V: Version, T: TypeOpsDeflate, WH: "wh1", GW: "dock1"}, env.Header)
+	inflated, err := std.inflate(env.Data)
+	require.NoError(t, err)
+	require.Equal(t, plain, inflated, "the data must inflate to the ops example byte for byte")
+
+	mz, err := Decode(z)
+	require.NoError(t, err)
+	mp, err := Decode(plain)
+	require.NoError(t, err)
+	bz, bp := mz.(*OpBatch), mp.(*OpBatch)
+	require.True(t, bz.Deflate)
+	require.False(t, bp.Deflate)
+	bz.Deflate = false
+	require.Equal(t, bp, bz, "expanded batch differs from the plain one")
+
+	again, err := Encode(mz.(*OpBatch))
+	require.NoError(t, err)
+	require.Equal(t, plain, again, "Deflate false re-encodes the plain form")
 }
 
 func TestStockValueBodyGolden(t *testing.T) {

@@ -17,6 +17,10 @@ const (
 	TypeDown    MsgType = 4 // server → agent, down topic: downstream batch
 	TypeDownAck MsgType = 5 // agent → server, up topic: downstream watermark
 	TypeStatus  MsgType = 6 // agent, status topic (retained)
+	// TypeOpsDeflate is an ops message compressed with DEFLATE (deflate.go),
+	// agent → server, up topic, only to a server whose ack announced
+	// FeatureOpsDeflate. Decode returns it as the *OpBatch it carries.
+	TypeOpsDeflate MsgType = 7
 )
 
 // String names the message type as SPEC.md does.
@@ -34,9 +38,27 @@ func (t MsgType) String() string {
 		return "down-ack"
 	case TypeStatus:
 		return "status"
+	case TypeOpsDeflate:
+		return "ops-deflate"
 	}
 	return "unknown"
 }
+
+// Features is a set of optional protocol features a server accepts,
+// announced in every Ack (key 8). A sender uses a feature only after an
+// ack on its current connection announced it; bits it does not know are
+// ignored, and an absent key means none.
+type Features uint64
+
+// Feature bits (SPEC.md §5, ack key 8).
+const (
+	// FeatureOpsDeflate: the server accepts ops-deflate messages
+	// (TypeOpsDeflate), op batches compressed with DEFLATE.
+	FeatureOpsDeflate Features = 1 << 0
+)
+
+// Has reports whether every feature of x is in f.
+func (f Features) Has(x Features) bool { return f&x == x }
 
 // Message is implemented by every message type.
 type Message interface {
@@ -77,6 +99,11 @@ type OpBatch struct {
 	Last  uint64 `cbor:"5,keyasint"`
 	Ops   []Op   `cbor:"6,keyasint"`
 	HLC   HLC    `cbor:"7,keyasint"`
+	// Deflate is the wire form, not content: when set, Encode sends the
+	// batch as an ops-deflate message (deflate.go) — only to a server whose
+	// ack announced FeatureOpsDeflate; Decode sets it when the batch
+	// arrived in that form. The ops are the same either way.
+	Deflate bool `cbor:"-"`
 }
 
 // Type implements Message.
@@ -92,6 +119,9 @@ type Ack struct {
 	// Error, when set, explains why the message being answered was not
 	// applied (malformed, wrong identity, gap). The watermark still holds.
 	Error string `cbor:"7,keyasint,omitempty"`
+	// Features are the optional features the server accepts (SPEC.md §5);
+	// agents use one only after an ack on the current connection named it.
+	Features Features `cbor:"8,keyasint,omitempty"`
 }
 
 // Type implements Message.

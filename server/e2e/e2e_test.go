@@ -18,6 +18,7 @@ var shift = []string{
 func TestScansThroughPtyReachServerStock(t *testing.T) {
 	c := newCluster(t)
 	g := c.newGateway("wh1", "dock1")
+	waitFor(t, 15*time.Second, "the server's ack announcing ops-deflate", func() bool { return uplinkOpsDeflate(g) })
 	g.scan(shift...)
 	b := g.waitBeeps(len(shift))
 	require.Equal(t, map[string]int{"good": len(shift)}, b)
@@ -25,6 +26,8 @@ func TestScansThroughPtyReachServerStock(t *testing.T) {
 	waitFor(t, 15*time.Second, "server stock", func() bool { return equal(stock(t, "http://"+c.httpAddr, "wh1"), want) })
 	require.Equal(t, want, stock(t, "http://"+g.httpAddr, "wh1"), "agent view")
 	waitFor(t, 10*time.Second, "outbox empty", func() bool { return g.status().OutboxDepth == 0 })
+	require.Positive(t, serverMetric(t, "http://"+c.httpAddr, `shelfsync_ingest_wire_batches_total{form="ops-deflate"}`),
+		"the ops travelled as ops-deflate")
 }
 
 func TestInvalidScanGetsBadBeepAndChangesNothing(t *testing.T) {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -173,4 +176,38 @@ func TestServerRestartDuringStreamLosesAndDuplicatesNothing(t *testing.T) {
 	require.Equal(t, len(scans)+1, g.beeps()["good"])
 	require.Equal(t, map[string]int64{"RECEIVING/S": 400}, c.waitConverged("wh1", g))
 	require.Equal(t, uint64(400), g.status().AckedSeq, "server watermark covers every op exactly once")
+	// The backlog went plain (sent on reconnect, before the new server's
+	// ack); that ack announced ops-deflate again.
+	require.True(t, uplinkOpsDeflate(g), "the restarted server announced ops-deflate")
+}
+
+// uplinkOpsDeflate reports whether the agent sends compressed op batches
+// (its server announced ops-deflate).
+func uplinkOpsDeflate(g *gateway) bool {
+	var st struct {
+		Uplink struct {
+			OpsDeflate bool `json:"ops_deflate"`
+		}
+	}
+	getJSON(g.c.t, "http://"+g.httpAddr+"/api/v1/status", &st)
+	return st.Uplink.OpsDeflate
+}
+
+// serverMetric returns the value of one sample of the server's /metrics,
+// 0 when absent.
+func serverMetric(t *testing.T, base, sample string) float64 {
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err)
+			return f
+		}
+	}
+	return 0
 }

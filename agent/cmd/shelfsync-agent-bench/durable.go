@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"compress/flate"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/agent/internal/devices"
 	"github.com/shelfsync/shelfsync/agent/internal/store"
+	"github.com/shelfsync/shelfsync/agent/internal/uplink"
 	"github.com/shelfsync/shelfsync/protocol"
 )
 
@@ -196,13 +195,20 @@ type jsonOp struct {
 }
 
 // wireBytes compares a batch of real committed ops encoded as the uplink
-// sends it (CBOR OpBatch) with the same ops as a JSON array.
+// sends it to a current server (which announces ops-deflate: a CBOR
+// OpBatch, DEFLATE-compressed) with the same ops as a JSON array. It logs
+// the plain CBOR OpBatch too: the form sent to servers that predate
+// ops-deflate.
 func wireBytes(ops []protocol.Op) (Result, error) {
 	if len(ops) == 0 {
 		return Result{}, fmt.Errorf("no ops to measure")
 	}
-	b := &protocol.OpBatch{Header: protocol.Header{WH: "wh1", GW: "dock-1"}, First: ops[0].Seq, Last: ops[len(ops)-1].Seq, Ops: ops, HLC: ops[len(ops)-1].HLC}
-	enc, err := protocol.Encode(b)
+	hlc := ops[len(ops)-1].HLC
+	enc, err := protocol.Encode(uplink.Batch("wh1", "dock-1", ops, hlc, protocol.FeatureOpsDeflate))
+	if err != nil {
+		return Result{}, err
+	}
+	plain, err := protocol.Encode(uplink.Batch("wh1", "dock-1", ops, hlc, 0))
 	if err != nil {
 		return Result{}, err
 	}
@@ -216,11 +222,7 @@ func wireBytes(ops []protocol.Op) (Result, error) {
 		return Result{}, err
 	}
 	n := float64(len(ops))
-	var z bytes.Buffer
-	zw, _ := flate.NewWriter(&z, flate.DefaultCompression)
-	_, _ = zw.Write(enc)
-	_ = zw.Close()
-	logf("wire: %d ops, CBOR batch %d B (%.1f B/op), JSON %d B; the CBOR batch DEFLATEd would be %d B (%.1f B/op)",
-		len(ops), len(enc), float64(len(enc))/n, len(jb), z.Len(), float64(z.Len())/n)
+	logf("wire: %d ops, ops-deflate (to servers announcing it) %d B (%.1f B/op); plain CBOR ops batch (older servers) %d B (%.1f B/op); JSON %d B (%.1f B/op)",
+		len(ops), len(enc), float64(len(enc))/n, len(plain), float64(len(plain))/n, len(jb), float64(len(jb))/n)
 	return result("wire_bytes_per_op", float64(len(enc))/n, "B/op", fmt.Sprintf("the same %d ops as JSON", len(ops)), float64(len(jb))/n), nil
 }

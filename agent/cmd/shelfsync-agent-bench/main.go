@@ -4,7 +4,7 @@
 // run:
 //
 //	agent_durable_ops_per_s_1dev, _32dev  scans → durable ops vs a raw Badger durable txn loop
-//	wire_bytes_per_op                      CBOR op batch vs the same ops as JSON
+//	wire_bytes_per_op                      op batch as sent to a current server (ops-deflate) vs the same ops as JSON
 //	catchup_1m_s                           1,000,000-op backlog drained by the real agent into the real server
 //	agent_rss_mib_1m_outbox                the agent's peak RSS during that catch-up
 //	rfid_reads_per_s                       RFID frames → decode → de-dup → EPC decode vs copying the frames

@@ -24,6 +24,7 @@ func (u *Uplink) loop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-u.connected:
+			u.setFeatures(0) // plain batches until this connection's server announces more
 			u.hello()
 			u.publishStatus()
 			p, _ := u.st.Positions()
@@ -130,7 +131,7 @@ func (u *Uplink) send(s *protocol.Window, full bool) {
 			return
 		}
 		last := ops[len(ops)-1].Seq
-		if !u.publish(&protocol.OpBatch{Header: u.header(), First: ops[0].Seq, Last: last, Ops: ops, HLC: u.clock.Now()}) {
+		if !u.publish(Batch(u.cfg.Warehouse, u.cfg.Gateway, ops, u.clock.Now(), u.feats)) {
 			return
 		}
 		u.bump(func(st *State) { st.Batches++ })
@@ -138,11 +139,40 @@ func (u *Uplink) send(s *protocol.Window, full bool) {
 	}
 }
 
+// Batch is the message that carries ops (consecutive, from the outbox) to
+// a server that announced feats: an ops-deflate message when the server
+// accepts it, else a plain ops message (SPEC.md §5.1).
+func Batch(wh, gw string, ops []protocol.Op, hlc protocol.HLC, feats protocol.Features) *protocol.OpBatch {
+	return &protocol.OpBatch{
+		Header: protocol.Header{WH: wh, GW: gw}, First: ops[0].Seq, Last: ops[len(ops)-1].Seq, Ops: ops, HLC: hlc,
+		Deflate: feats.Has(protocol.FeatureOpsDeflate),
+	}
+}
+
+// setFeatures records what the server accepts (from an ack; 0 on a new
+// connection, until its ack says more).
+func (u *Uplink) setFeatures(f protocol.Features) {
+	was, now := u.feats.Has(protocol.FeatureOpsDeflate), f.Has(protocol.FeatureOpsDeflate)
+	u.feats = f
+	if was == now {
+		return
+	}
+	u.bump(func(st *State) { st.OpsDeflate = now })
+	u.log.Debug("server's ops-deflate support", "ops_deflate", now)
+}
+
 func (u *Uplink) handle(s *protocol.Window, msg protocol.Message) {
 	switch m := msg.(type) {
 	case *protocol.Ack:
 		u.guard.onAck()
 		u.clock.Update(m.HLC)
+		// Every ack states what the server accepts: an older server's (or
+		// its error ack for a compressed batch it could not read) turns
+		// compression off again before the resend.
+		if u.feats.Has(protocol.FeatureOpsDeflate) && !m.Features.Has(protocol.FeatureOpsDeflate) {
+			u.log.Info("the server no longer announces ops-deflate (an older server or replica?); sending plain batches", "error", m.Error)
+		}
+		u.setFeatures(m.Features)
 		u.onAck(s, m)
 	case *protocol.DownBatch:
 		u.clock.Update(m.HLC)

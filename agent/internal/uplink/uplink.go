@@ -85,6 +85,9 @@ type State struct {
 	Resends   uint64 `json:"resends"`
 	Batches   uint64 `json:"batches_sent"`
 	DownItems uint64 `json:"down_items_received"`
+	// OpsDeflate: the server announced ops-deflate on this connection, so
+	// batches go out DEFLATE-compressed (protocol SPEC.md §5.1).
+	OpsDeflate bool `json:"ops_deflate"`
 }
 
 // Uplink is the replication client.
@@ -99,6 +102,9 @@ type Uplink struct {
 	inbox     chan protocol.Message
 	connected chan struct{}
 	guard     *aclGuard // tls.go
+	// feats are the features the server announced in its latest ack on
+	// this connection (SPEC.md §5.1); only the loop goroutine uses them.
+	feats protocol.Features
 
 	mu    sync.Mutex
 	state State

@@ -14,7 +14,8 @@ import (
 // gateway is a simulated agent with a backlog: it sends its ops in
 // batches, at most window ops beyond the server's ack, and goes back to
 // ack+1 on a gap answer or when no ack comes for a while — the agent's
-// uplink rules, without its store.
+// uplink rules, without its store. Like the agent, it compresses its
+// batches (ops-deflate) once an ack announced that the server accepts them.
 type gateway struct {
 	wh, gw  string
 	ops     []protocol.Op
@@ -26,7 +27,8 @@ type gateway struct {
 
 	mu    sync.Mutex
 	acked uint64
-	any   bool // an ack arrived
+	feats protocol.Features // of the latest ack
+	any   bool              // an ack arrived
 	gap   bool
 	wake  chan struct{}
 }
@@ -76,7 +78,7 @@ func (g *gateway) onDown(_ paho.Client, m paho.Message) {
 	switch v := msg.(type) {
 	case *protocol.Ack:
 		g.mu.Lock()
-		g.any = true
+		g.any, g.feats = true, v.Features
 		if v.WM > g.acked {
 			g.acked = v.WM
 		}
@@ -121,7 +123,7 @@ func (g *gateway) run(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		g.mu.Lock()
-		acked, gap := g.acked, g.gap
+		acked, gap, deflate := g.acked, g.gap, g.feats.Has(protocol.FeatureOpsDeflate)
 		g.gap = false
 		g.mu.Unlock()
 		if acked >= n {
@@ -141,7 +143,7 @@ func (g *gateway) run(timeout time.Duration) error {
 		for next <= n && next-acked-1 < g.window {
 			last := min(next+uint64(g.batch)-1, n)
 			ops := g.ops[next-1 : last]
-			g.publish(&protocol.OpBatch{Header: g.header(), First: next, Last: last, Ops: ops, HLC: ops[len(ops)-1].HLC})
+			g.publish(&protocol.OpBatch{Header: g.header(), First: next, Last: last, Ops: ops, HLC: ops[len(ops)-1].HLC, Deflate: deflate})
 			next = last + 1
 		}
 		prev := acked

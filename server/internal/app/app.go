@@ -71,7 +71,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	part := newPartition(cfg, st, log) // store.go: gateway leases, or nil
 	s.ingest = ingest.New(ingest.Config{
 		Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: sec.ingestUser, Password: sec.ingestPass,
-		TLS: sec.ingestTLS, Limits: sec.limits, ShareGroup: cfg.ShareGroup,
+		TLS: sec.ingestTLS, Limits: sec.limits, ShareGroup: cfg.ShareGroup, NoDeflate: cfg.NoOpsDeflate,
 		Accept: part.accept(func(wh, gw string) { down.Online(wh, gw, true) }),
 		Logger: log.With("component", "ingest"), Metrics: ingest.NewMetrics(reg),
 		OnApplied: func(wh, gw string, res store.Result) {

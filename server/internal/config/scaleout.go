@@ -25,12 +25,18 @@ type ScaleOut struct {
 	// (Mosquitto); LeaseTTL is how long a crashed replica's gateways wait.
 	GatewayLeases bool
 	LeaseTTL      time.Duration
+	// NoOpsDeflate stops announcing the ops-deflate feature (compressed op
+	// batches, protocol SPEC.md §5.1) to gateways. Set it on every replica
+	// while a rolling upgrade still runs replicas that predate it;
+	// compressed batches are accepted either way.
+	NoOpsDeflate bool
 }
 
 func (c *ScaleOut) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", "", "store backend: empty or \"badger\" for the embedded Badger store under --data, or a PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=require) shared by replicas")
 	fs.StringVar(&c.ShareGroup, "share-group", "", "MQTT shared-subscription group of the replicas (subscribe as $share/GROUP/…): for brokers that keep a publisher on one subscriber (EMQX hash_clientid); empty: every server gets every message")
 	fs.BoolVar(&c.GatewayLeases, "gateway-leases", false, "partition gateways between the replicas of a PostgreSQL store with leases: every replica subscribes to every gateway and handles those it holds (for Mosquitto, whose shared subscriptions are round robin)")
+	fs.BoolVar(&c.NoOpsDeflate, "no-ops-deflate", false, "do not announce ops-deflate (DEFLATE-compressed op batches, ~9 instead of ~71 bytes per op) to gateways, so they send plain batches: set on every replica while a rolling upgrade still runs replicas older than this feature (they would refuse compressed batches, costing a resend); compressed batches are accepted either way")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "with gateway-leases: how long a gateway lease outlives its replica's last renewal (a crashed replica's gateways move after this)")
 }
 

@@ -39,6 +39,11 @@ type Config struct {
 	Limits Limits
 	// TLS, when set, is used for ssl:// brokers (CA, client certificate).
 	TLS *tls.Config
+	// NoDeflate stops announcing protocol.FeatureOpsDeflate in acks, so
+	// agents send plain ops messages (set it while older replicas still
+	// share the gateways' messages, during a rolling upgrade). Compressed
+	// batches are accepted either way.
+	NoDeflate bool
 	// ShareGroup, when set, subscribes through the shared subscription
 	// $share/{ShareGroup}/… so that the replicas of the group split the
 	// gateways' messages (deploy/SCALE-OUT.md).
@@ -64,6 +69,8 @@ type Ingest struct {
 	cfg    Config
 	st     store.Store
 	topics protocol.Topics
+	codec  *protocol.Codec
+	feats  protocol.Features // announced in every ack
 	client paho.Client
 	clock  *protocol.Clock
 	log    *slog.Logger
@@ -91,7 +98,16 @@ func New(cfg Config, st store.Store) *Ingest {
 		cfg.ClientID = fmt.Sprintf("shelfsync-server-%d", time.Now().UnixNano())
 	}
 	cfg.Limits.defaults(cfg.Queue)
-	in := &Ingest{cfg: cfg, st: st, topics: protocol.NewTopics(cfg.Root), clock: protocol.NewClock(nil), log: cfg.Logger, m: cfg.Metrics}
+	// A compressed batch may inflate to no more than a plain message may
+	// be (SPEC.md §5.1): the same MaxMessageBytes bounds both.
+	codec, err := protocol.NewCodec(protocol.Limits{MaxInflatedSize: cfg.Limits.MaxMessageBytes})
+	if err != nil {
+		panic(fmt.Sprintf("ingest: codec: %v", err)) // fixed options: cannot fail
+	}
+	in := &Ingest{cfg: cfg, st: st, topics: protocol.NewTopics(cfg.Root), codec: codec, clock: protocol.NewClock(nil), log: cfg.Logger, m: cfg.Metrics}
+	if !cfg.NoDeflate {
+		in.feats |= protocol.FeatureOpsDeflate
+	}
 	in.lim = newLimiter(cfg.Limits, nil)
 	for i := 0; i < cfg.Workers; i++ {
 		in.queues = append(in.queues, make(chan paho.Message, cfg.Queue))
@@ -228,7 +244,7 @@ func (in *Ingest) handle(ctx context.Context, topic string, payload []byte) {
 		return
 	}
 	log := in.log.With(attrWH, t.Warehouse, attrGW, t.Gateway)
-	msg, err := protocol.Decode(payload)
+	msg, err := in.codec.Decode(payload) // an ops-deflate arrives here already expanded into its OpBatch
 	if err != nil {
 		in.m.Rejected.WithLabelValues(reasonOf(err)).Inc()
 		key := gatewayKey(topic)
@@ -261,6 +277,7 @@ func (in *Ingest) handle(ctx context.Context, topic string, payload []byte) {
 		}
 	case *protocol.OpBatch:
 		in.clock.Update(m.HLC)
+		in.m.countForm(m, len(payload))
 		in.applyBatch(ctx, log, t.Warehouse, t.Gateway, m)
 	case *protocol.DownAck:
 		if in.cfg.OnDownAck != nil {
@@ -349,7 +366,7 @@ func (in *Ingest) ack(ctx context.Context, wh, gw, errText string) {
 }
 
 func (in *Ingest) publishAck(wh, gw string, wm uint64, errText string) {
-	a := &protocol.Ack{Header: protocol.Header{WH: wh, GW: gw}, WM: wm, Epoch: in.st.Epoch(), HLC: in.clock.Now(), Error: errText}
+	a := &protocol.Ack{Header: protocol.Header{WH: wh, GW: gw}, WM: wm, Epoch: in.st.Epoch(), HLC: in.clock.Now(), Error: errText, Features: in.feats}
 	b, err := protocol.Encode(a)
 	if err != nil {
 		in.log.Error("encode ack", "err", err)
@@ -363,6 +380,8 @@ func (in *Ingest) publishAck(wh, gw string, wm uint64, errText string) {
 
 func reasonOf(err error) string {
 	switch {
+	case errors.Is(err, protocol.ErrInflatedTooLarge):
+		return "inflated_too_large" // a decompression bomb, or an oversized compressed batch
 	case errors.Is(err, protocol.ErrTooLarge):
 		return "too_large"
 	case errors.Is(err, protocol.ErrVersion):

@@ -1,6 +1,10 @@
 package ingest
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shelfsync/shelfsync/protocol"
+)
 
 // Metrics are the ingest's Prometheus instruments.
 type Metrics struct {
@@ -10,6 +14,10 @@ type Metrics struct {
 	Quarantined  prometheus.Counter
 	ApplyErrors  prometheus.Counter
 	ApplyLatency prometheus.Histogram
+	// WireBatches and WireBytes count the op batches received and their
+	// bytes on the wire by form: "ops" (plain) or "ops-deflate".
+	WireBatches *prometheus.CounterVec
+	WireBytes   *prometheus.CounterVec
 }
 
 // NewMetrics creates the instruments and registers them with reg (when not nil).
@@ -22,9 +30,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ApplyErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "shelfsync_ingest_apply_errors_total", Help: "Batches whose apply failed (resent by the gateway)."}),
 		ApplyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shelfsync_ingest_apply_seconds", Help: "Time to durably apply one batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		WireBatches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_ingest_wire_batches_total", Help: "Op batches received, by wire form (ops, ops-deflate)."}, []string{"form"}),
+		WireBytes:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_ingest_wire_bytes_total", Help: "Bytes of the op batches received as sent, by wire form (ops, ops-deflate)."}, []string{"form"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Ops, m.Batches, m.Rejected, m.Quarantined, m.ApplyErrors, m.ApplyLatency)
+		reg.MustRegister(m.Ops, m.Batches, m.Rejected, m.Quarantined, m.ApplyErrors, m.ApplyLatency, m.WireBatches, m.WireBytes)
 	}
 	return m
+}
+
+// countForm counts a received batch of n wire bytes under its form.
+func (m *Metrics) countForm(b *protocol.OpBatch, n int) {
+	form := protocol.TypeOps
+	if b.Deflate {
+		form = protocol.TypeOpsDeflate
+	}
+	m.WireBatches.WithLabelValues(form.String()).Inc()
+	m.WireBytes.WithLabelValues(form.String()).Add(float64(n))
 }
