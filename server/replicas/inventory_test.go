@@ -305,9 +305,17 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 	// ---- 2. receipts (and one op at a location wh2 does not define) ----
 	scan(g1, "CMD:RECEIVE", "LOC:BIN-1", "QTY:10", "SKU:R1", "QTY:8", "SKU:R3", "QTY:100", "SKU:B1", "CMD:DONE")
 	scan(g2, "CMD:RECEIVE", "LOC:BIN-2", "QTY:10", "SKU:R2", "QTY:2", "SKU:R4", "CMD:DONE")
-	// A receipt without LOC: goes to the dock's RECEIVING, which wh2 does
-	// not define: the agent takes it, the server's apply quarantines it.
-	scan(g3, "CMD:RECEIVE", "LOC:BIN-1", "QTY:6", "SKU:R1", "CMD:DONE", "CMD:RECEIVE", "SKU:R1", "CMD:DONE")
+	scan(g3, "CMD:RECEIVE", "LOC:BIN-1", "QTY:6", "SKU:R1", "CMD:DONE")
+	// A gateway whose master data is behind the server's (here a client
+	// that speaks the protocol but holds no location data) sends a receipt
+	// at RECEIVING, which wh2 does not define: the replica that applies it
+	// quarantines it. (A current agent refuses such a scan itself.)
+	rogue := protocol.OpBatch{Header: protocol.Header{WH: "wh2", GW: "rogue"}, First: 1, Last: 1,
+		Ops: []protocol.Op{{Seq: 1, HLC: protocol.MakeHLC(time.Now().UnixMilli(), 0), Kind: protocol.OpReceive, Location: "RECEIVING", SKU: "R1", Qty: 1}}}
+	raw, err := protocol.Encode(&rogue)
+	require.NoError(t, err)
+	tok := c.obs.client.Publish(protocol.NewTopics("").Up("wh2", "rogue"), 1, false, raw)
+	require.True(t, tok.WaitTimeout(10*time.Second) && tok.Error() == nil, "publish the rogue batch: %v", tok.Error())
 	c.settle(30 * time.Second)
 	for _, r := range c.replicas {
 		var q struct {
@@ -316,9 +324,13 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 				Op              struct{ Location string }
 			}
 		}
-		r.must(t, "GET", "/api/v1/quarantine?warehouse=wh2", nil, &q)
+		waitFor(t, 30*time.Second, "the rogue op quarantined", func() bool {
+			r.must(t, "GET", "/api/v1/quarantine?warehouse=wh2", nil, &q)
+			return len(q.Items) > 0
+		})
 		require.Len(t, q.Items, 1, "replica %d: the op at an undefined location is quarantined", r.i)
 		require.Equal(t, "RECEIVING", q.Items[0].Op.Location)
+		require.Equal(t, "rogue", q.Items[0].Gateway)
 		require.Contains(t, q.Items[0].Reason, "unknown location")
 	}
 

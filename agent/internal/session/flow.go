@@ -28,11 +28,19 @@ func command(d Device, in Input, env Env, now int64) Outcome {
 		return bad(d, "a %s session is open: scan CMD:DONE or CMD:CANCEL first", s.Kind)
 	}
 	ns := &State{Kind: Kind(in.Command), Started: now, LastScan: now}
+	note := ""
 	if ns.Kind == Receive || ns.Kind == Putaway {
-		ns.Location = env.ReceivingLoc
+		// The default dock, unless the location master data lacks it: then
+		// the operator scans the dock's LOC: label first, so that no item
+		// is recorded at a location the server would quarantine.
+		if why := checkLocation(env.ReceivingLoc, env); why == "" {
+			ns.Location = env.ReceivingLoc
+		} else {
+			note = "; default " + why + " — scan the LOC: label of the dock"
+		}
 	}
 	d.Session = ns
-	return good(d, string(ns.Kind)+" session started")
+	return good(d, string(ns.Kind)+" session started"+note)
 }
 
 func done(d Device, env Env) Outcome {

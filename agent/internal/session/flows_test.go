@@ -15,6 +15,7 @@ import (
 type world struct {
 	items    map[string]protocol.Item
 	locs     []protocol.Location
+	dock     string // the default receiving location ("": env's)
 	pos      map[string]protocol.PurchaseOrder
 	tasks    map[string]protocol.Task
 	received map[string]int64
@@ -100,6 +101,9 @@ func (w *world) play(t *testing.T, scans ...Input) []Outcome {
 	t.Helper()
 	e := env
 	e.Data = w
+	if w.dock != "" {
+		e.ReceivingLoc = w.dock
+	}
 	e.Now = time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
 	var d Device
 	var outs []Outcome
@@ -181,6 +185,7 @@ func TestStrictCatalogRejectsUnknownGTIN(t *testing.T) {
 
 func slotting() *world {
 	w := newWorld()
+	w.dock = "RECEIVING" // the gateway's default receiving location
 	w.locs = []protocol.Location{
 		{Code: "RECEIVING", Type: protocol.LocDock},
 		{Code: "PACK", Type: protocol.LocPack, Rank: 0},
@@ -285,4 +290,26 @@ func TestFreePickStillWorksWithoutTasks(t *testing.T) {
 	require.Equal(t, "gggg", verdicts(outs))
 	require.Nil(t, outs[2].Ops[0].Refs)
 	require.Empty(t, outs[3].Notices)
+}
+
+// TestReceiveWithoutTheDefaultDockInTheLocationData: when the location
+// master data lacks the default receiving location, a receipt does not
+// record items there (the server would quarantine them): the operator is
+// told to scan the dock's LOC: label, and items after it are recorded.
+func TestReceiveWithoutTheDefaultDockInTheLocationData(t *testing.T) {
+	w := newWorld()
+	w.locs = []protocol.Location{{Code: "DOCK-2", Type: protocol.LocDock}}
+	w.items["MILK"] = protocol.Item{SKU: "MILK"}
+	outs := w.play(t, cmd("RECEIVE"), sku("MILK"), loc("DOCK-2"), sku("MILK"), cmd("DONE"))
+	require.Equal(t, "gbggg", verdicts(outs))
+	require.Contains(t, outs[0].Reason, "scan the LOC: label of the dock")
+	require.Contains(t, outs[1].Reason, "scan a LOC: label first")
+	require.Len(t, outs[3].Ops, 1)
+	require.Equal(t, "DOCK-2", outs[3].Ops[0].Location)
+
+	// With the default dock defined, items go there at once.
+	w.locs = append(w.locs, protocol.Location{Code: "RCV", Type: protocol.LocDock})
+	outs = w.play(t, cmd("RECEIVE"), sku("MILK"), cmd("DONE"))
+	require.Equal(t, "ggg", verdicts(outs))
+	require.Equal(t, "RCV", outs[1].Ops[0].Location)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/orders"
 	"github.com/shelfsync/shelfsync/server/internal/store"
@@ -47,6 +48,7 @@ type cluster struct {
 	log *slog.Logger
 
 	leader atomic.Bool
+	inTx   bool // gateways' batches are notified from their apply transaction
 
 	mu       sync.Mutex
 	queue    [][]byte
@@ -81,7 +83,9 @@ func newCluster(st store.Store, log *slog.Logger) *cluster {
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &cluster{pg: pg, id: hex.EncodeToString(b[:]), log: log.With("component", "cluster"), wake: make(chan struct{}, 1)}
+	c := &cluster{pg: pg, id: hex.EncodeToString(b[:]), log: log.With("component", "cluster"), wake: make(chan struct{}, 1), inTx: true}
+	pg.SetApplyNotify(c.applyNotify)
+	return c
 }
 
 // run listens, sends and takes part in the leader election until ctx ends.
@@ -136,36 +140,38 @@ func (c *cluster) receive(p []byte) {
 	}
 }
 
-// enqueue queues m for the other replicas; it never blocks the caller.
-func (c *cluster) enqueue(m feedMsg) {
+// encode returns m as feed payloads of at most postgres.MaxNotify bytes,
+// splitting its keys (and dropping the live-feed detail first) as needed.
+func (c *cluster) encode(m feedMsg) [][]byte {
 	m.From = c.id
 	p, err := json.Marshal(m)
 	if err != nil {
-		return
+		return nil
 	}
-	if len(p) > postgres.MaxNotify {
-		if m.Feed != nil { // the live feed is a nicety: drop it first
-			m.Feed = nil
-			c.enqueue(m)
-			return
-		}
-		if len(m.Keys) > 1 { // split the keys
-			h := len(m.Keys) / 2
-			a, b := m, m
-			a.Keys, b.Keys = m.Keys[:h], m.Keys[h:]
-			c.enqueue(a)
-			c.enqueue(b)
-			return
-		}
-		m = feedMsg{Kind: "lost"}
-		c.enqueue(m)
-		return
+	if len(p) <= postgres.MaxNotify {
+		return [][]byte{p}
 	}
+	if m.Feed != nil { // the live feed is a nicety: drop it first
+		m.Feed = nil
+		return c.encode(m)
+	}
+	if len(m.Keys) > 1 { // split the keys
+		h := len(m.Keys) / 2
+		a, b := m, m
+		a.Keys, b.Keys = m.Keys[:h], m.Keys[h:]
+		return append(c.encode(a), c.encode(b)...)
+	}
+	return c.encode(feedMsg{Kind: "lost"})
+}
+
+// enqueue queues m for the other replicas; it never blocks the caller.
+func (c *cluster) enqueue(m feedMsg) {
+	ps := c.encode(m)
 	c.mu.Lock()
-	if len(c.queue) >= feedQueue {
+	if len(c.queue)+len(ps) > feedQueue {
 		c.overflow = true
 	} else {
-		c.queue = append(c.queue, p)
+		c.queue = append(c.queue, ps...)
 	}
 	c.mu.Unlock()
 	select {
@@ -206,11 +212,8 @@ func (c *cluster) send(ctx context.Context) {
 	}
 }
 
-// batch tells the others about an applied batch (or server-origin change).
-func (c *cluster) batch(wh string, changes []ledger.Change, feed any) {
-	if c == nil {
-		return
-	}
+// batchMsg is the feed message of an applied batch.
+func batchMsg(wh string, changes []ledger.Change, feed any) feedMsg {
 	seen := map[ledger.Key]bool{}
 	m := feedMsg{Kind: "batch", WH: wh}
 	for _, ch := range changes {
@@ -222,7 +225,44 @@ func (c *cluster) batch(wh string, changes []ledger.Change, feed any) {
 	if feed != nil {
 		m.Feed, _ = json.Marshal(feed)
 	}
-	c.enqueue(m)
+	return m
+}
+
+// batch tells the others about an applied batch (or server-origin change)
+// after its commit. Gateways' batches are told from inside their apply
+// transaction instead (applyNotify), unless inTx is off.
+func (c *cluster) batch(wh, gw string, changes []ledger.Change, feed any) {
+	if c == nil || (c.inTx && gw != protocol.ServerOrigin) {
+		return
+	}
+	c.enqueue(batchMsg(wh, changes, feed))
+}
+
+// applyNotify is the store's apply hook: the feed payloads of a gateway's
+// batch, notified by PostgreSQL when (and only if) the batch commits.
+func (c *cluster) applyNotify(wh, gw string, res *store.Result) [][]byte {
+	if len(res.Changes) == 0 && res.Applied == 0 && res.Quarantined == 0 {
+		return nil
+	}
+	return c.encode(batchMsg(wh, res.Changes, feedEvent(wh, gw, *res)))
+}
+
+// feedEvent is the dashboard's "batch" event of an applied batch: the
+// batch's figures and the last value of each key it changed.
+func feedEvent(wh, gw string, res store.Result) map[string]any {
+	last := map[string]int{}
+	var keys []keyValue
+	for _, ch := range res.Changes {
+		id := ch.Key.Location + "\x00" + ch.Key.SKU + "\x00" + ch.Key.Lot
+		kv := keyValue{Location: ch.Key.Location, SKU: ch.Key.SKU, Lot: ch.Key.Lot, OnHand: ch.After}
+		if i, ok := last[id]; ok {
+			keys[i] = kv
+			continue
+		}
+		last[id] = len(keys)
+		keys = append(keys, kv)
+	}
+	return map[string]any{"warehouse": wh, "gateway": gw, "applied": res.Applied, "quarantined": res.Quarantined, "watermark": res.WM, "changes": keys}
 }
 
 func (c *cluster) order(wh, id string) {

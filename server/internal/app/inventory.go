@@ -181,7 +181,7 @@ func (inv *inventory) applied(wh, gw string, res store.Result) {
 	}
 	feed := map[string]any{"warehouse": wh, "gateway": gw, "applied": res.Applied, "quarantined": res.Quarantined, "watermark": res.WM, "changes": keys}
 	inv.hub.Publish("batch", feed)
-	inv.cl.batch(wh, res.Changes, feed)
+	inv.cl.batch(wh, gw, res.Changes, feed)
 }
 
 func (inv *inventory) conflict(c conflicts.Conflict) {

@@ -128,6 +128,13 @@ func (s *Store) apply(ctx context.Context, wh, gw string, b *protocol.OpBatch) (
 		return res, fmt.Errorf("downstream log: %w", err)
 	}
 	fb.Queue(`UPDATE watermarks SET wm = $3, applied_at = now() WHERE wh = $1 AND gw = $2`, wh, gw, int64(b.Last))
+	if s.notify != nil {
+		// Sent by PostgreSQL at commit, and only then: the other replicas
+		// hear of every committed batch even if this one dies right after.
+		for _, p := range s.notify(wh, gw, &res) {
+			fb.Queue(`SELECT pg_notify($1, $2)`, s.channel, string(p))
+		}
+	}
 	if err := tx.SendBatch(ctx, &fb).Close(); err != nil {
 		return res, err
 	}

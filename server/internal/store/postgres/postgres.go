@@ -51,7 +51,14 @@ type Store struct {
 	check func(store.Tx, string, *protocol.Op) error
 	// channel is the replica feed's notification channel (feed.go).
 	channel string
+	notify  func(wh, gw string, res *store.Result) [][]byte
 }
+
+// SetApplyNotify installs f, whose payloads (each ≤ MaxNotify bytes) every
+// applied batch notifies on the replica feed from inside its transaction:
+// they reach the listeners when, and only if, the batch commits. Call it
+// before applying.
+func (s *Store) SetApplyNotify(f func(wh, gw string, res *store.Result) [][]byte) { s.notify = f }
 
 // SetOpCheck installs a master-data check run on every op in the apply
 // transaction (with a read-only Tx over it); an op it rejects is
