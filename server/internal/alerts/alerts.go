@@ -1,9 +1,11 @@
 // Package alerts raises the alerts a person acts on — reorder point
 // crossings, receipt discrepancies, conflicts, oversells, gateways offline
 // too long or with a growing backlog — keeps them in the server's records
-// (store.Records: Badger or PostgreSQL) until someone acknowledges them,
-// and hands each new or acknowledged alert to Config.Publish (the
-// {root}/{wh}/alerts topic, webhooks and the dashboard).
+// (store.Records: Badger or PostgreSQL) until someone acknowledges them.
+// What must not be lost with a new or acknowledged alert (its webhook
+// deliveries) is written by Config.Within in the transaction that stores
+// it; what is live and best effort (the {root}/{wh}/alerts topic, the
+// dashboard) follows the commit through Config.Publish.
 //
 // Reorder: per sku and warehouse a reorder point, with date-bounded
 // seasonal overrides. An alert fires once when on-hand falls to or below
@@ -19,6 +21,11 @@
 // alert publishes it. Alert ids come from a counter in that transaction:
 // unique across replicas, and ordered by creation time. The backlog
 // samples of the gateway check are kept per replica, in memory.
+//
+// Conflicts are observed by the replica that raised them, after the
+// commit; one that died in between would leave a conflict without its
+// alert, so Run also sweeps the open conflicts (Config.OpenConflicts, on
+// the replica Config.Sweep names) and raises what is missing, once.
 package alerts
 
 import (

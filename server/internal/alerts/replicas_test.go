@@ -51,6 +51,9 @@ func TestIntegrationReplicasOnPostgres(t *testing.T) {
 	t.Run("ConflictAndGatewayAlertsOnce", TestReplicasRaiseConflictAndGatewayAlertsOnce)
 	t.Run("IDsUnique", TestReplicaIDsAreUnique)
 	t.Run("AckOnce", TestReplicaAckOnce)
+	t.Run("WebhookInTheAlertsTransaction", TestAlertWebhookIsQueuedInTheAlertsTransaction)
+	t.Run("SweepOnce", TestSweepRaisesAMissedConflictAlertOnce)
+	t.Run("SweepWhereSweepSaysSo", TestRunSweepsOnlyWhereSweepSaysSo)
 }
 
 func published(hs ...*harness) []Alert {

@@ -44,8 +44,27 @@ type Config struct {
 	// Gateways lists gateway records for the offline and backlog checks.
 	Gateways func(ctx context.Context) ([]store.Gateway, error)
 	// Publish receives every new and every acknowledged alert, on the
-	// replica whose transaction raised or acknowledged it, once.
+	// replica whose transaction raised or acknowledged it, once, after the
+	// commit: for what may be lost when the replica dies right after it
+	// (a live MQTT message, the dashboard).
 	Publish func(Alert)
+	// Within, when set, is called in the transaction that stores a new
+	// alert (with its id) or an acknowledgement, with the alert as stored;
+	// an error aborts the transaction (the alert is not raised, or not
+	// acknowledged). What it writes through tx commits with the alert or
+	// not at all: the app queues the alert's webhook deliveries here
+	// (webhooks.Manager.EnqueueTx). It may run more than once for one
+	// alert (Update retries), so it must write only through tx.
+	Within func(tx store.Tx, a Alert) error
+	// OpenConflicts lists the open conflicts (nil: no sweep). Run
+	// re-observes them every CheckEvery (SweepConflicts), so that a
+	// conflict whose ObserveConflict never came — the replica that applied
+	// the batch died after the commit — gets its alert, once.
+	OpenConflicts func(ctx context.Context) ([]conflicts.Conflict, error)
+	// Sweep reports whether this replica sweeps the open conflicts now
+	// (nil: always, as a single server does); the app sweeps on the
+	// leader only. Several replicas sweeping still raise each alert once.
+	Sweep func() bool
 	// OfflineAfter is how long a gateway may be offline before an alert
 	// (default 5m).
 	OfflineAfter time.Duration
@@ -105,7 +124,8 @@ func New(cfg Config) *Service {
 	return s
 }
 
-// Run checks gateways periodically until ctx ends.
+// Run checks gateways and sweeps the open conflicts (Config.OpenConflicts,
+// Config.Sweep) every CheckEvery until ctx ends.
 func (s *Service) Run(ctx context.Context) {
 	t := time.NewTicker(s.cfg.CheckEvery)
 	defer t.Stop()
@@ -117,8 +137,57 @@ func (s *Service) Run(ctx context.Context) {
 			if err := s.CheckGateways(ctx); err != nil {
 				s.log.Warn("gateway alert check failed", "err", err)
 			}
+			if s.cfg.OpenConflicts != nil && (s.cfg.Sweep == nil || s.cfg.Sweep()) {
+				if n, err := s.SweepConflicts(ctx); err != nil {
+					s.log.Warn("conflict alert sweep failed", "err", err)
+				} else if n > 0 {
+					s.log.Warn("conflict alert sweep raised alerts the conflicts' observation missed", "alerts", n)
+				}
+			}
 		}
 	}
+}
+
+// SweepConflicts observes every open conflict (Config.OpenConflicts) whose
+// alert is not standing, as ObserveConflict would have when the conflict
+// opened, and returns how many alerts it raised. An alert stands from the
+// transaction that raises it until the conflict stops holding, so a
+// conflict observed already — by the apply, another replica or an earlier
+// sweep — is not alerted again, also when several replicas sweep at once.
+func (s *Service) SweepConflicts(ctx context.Context) (int, error) {
+	if s.cfg.OpenConflicts == nil {
+		return 0, nil
+	}
+	// The standing flags first, in one read; the raise re-checks its own.
+	standing := map[string]bool{}
+	if err := s.rec.View(func(tx store.Tx) error {
+		clear(standing)
+		return tx.Scan([]byte(pfxCfl), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+			standing[string(k[len(pfxCfl):])] = true
+			return nil
+		})
+	}); err != nil {
+		return 0, fmt.Errorf("read conflict alert state: %w", err)
+	}
+	cs, err := s.cfg.OpenConflicts(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list open conflicts: %w", err)
+	}
+	n := 0
+	for _, c := range cs {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		if c.Status != conflicts.StatusOpen || !c.Holds || standing[c.ID] {
+			continue
+		}
+		if _, raised, err := s.raiseIf(conflictAlert(c), setIfAbsent([]byte(pfxCfl+c.ID))); err != nil {
+			return n, err
+		} else if raised {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // ObserveStock evaluates the reorder point of sku in wh for its on-hand.
@@ -188,23 +257,28 @@ func (s *Service) ObserveConflict(c conflicts.Conflict) {
 	opened := c.Status == conflicts.StatusOpen && c.Holds
 	switch {
 	case opened && !standing:
-		a := Alert{Kind: KindConflict, Warehouse: c.Warehouse, SKU: c.SKU, Location: c.Location, Conflict: c.ID, ConflictKind: string(c.Kind)}
-		switch c.Kind {
-		case conflicts.KindReceiptDiscrepancy:
-			a.Kind = KindReceiptDiscrepancy
-		case conflicts.KindOversell:
-			a.Kind = KindOversell
-		}
-		a.Message = string(c.Kind) + ": " + c.Detail
-		if c.SuggestedAction != "" {
-			a.Message += " — " + c.SuggestedAction
-		}
-		_, _, _ = s.raiseIf(a, setIfAbsent(key))
+		_, _, _ = s.raiseIf(conflictAlert(c), setIfAbsent(key))
 	case !c.Holds && standing:
 		if err := s.rec.Update(func(tx store.Tx) error { return tx.Delete(key) }); err != nil {
 			s.log.Error("re-arm conflict alert", "conflict", c.ID, "err", err)
 		}
 	}
+}
+
+// conflictAlert is the alert of an open conflict.
+func conflictAlert(c conflicts.Conflict) Alert {
+	a := Alert{Kind: KindConflict, Warehouse: c.Warehouse, SKU: c.SKU, Location: c.Location, Conflict: c.ID, ConflictKind: string(c.Kind)}
+	switch c.Kind {
+	case conflicts.KindReceiptDiscrepancy:
+		a.Kind = KindReceiptDiscrepancy
+	case conflicts.KindOversell:
+		a.Kind = KindOversell
+	}
+	a.Message = string(c.Kind) + ": " + c.Detail
+	if c.SuggestedAction != "" {
+		a.Message += " — " + c.SuggestedAction
+	}
+	return a
 }
 
 // setIfAbsent is a raiseIf condition: raise when key is absent, and set it.
@@ -323,8 +397,16 @@ func (s *Service) raiseIf(a Alert, cond func(tx store.Tx) (bool, error)) (Alert,
 		if err := putCBOR(tx, []byte(pfxAlert+a.ID), a); err != nil {
 			return err
 		}
+		if err := tx.Set([]byte(pfxOpen+a.ID), nil); err != nil {
+			return err
+		}
+		if s.cfg.Within != nil {
+			if err := s.cfg.Within(tx, a); err != nil {
+				return err
+			}
+		}
 		raised = true
-		return tx.Set([]byte(pfxOpen+a.ID), nil)
+		return nil
 	})
 	if err != nil {
 		s.log.Error("alert not stored", "kind", a.Kind, "warehouse", a.Warehouse, "err", err)
@@ -472,7 +554,13 @@ func (s *Service) Ack(_ context.Context, id, by, note string) (Alert, error) {
 		if err := putCBOR(tx, []byte(pfxAlert+id), a); err != nil {
 			return err
 		}
-		return tx.Delete([]byte(pfxOpen + id))
+		if err := tx.Delete([]byte(pfxOpen + id)); err != nil {
+			return err
+		}
+		if s.cfg.Within != nil {
+			return s.cfg.Within(tx, a)
+		}
+		return nil
 	})
 	if err != nil {
 		return a, err

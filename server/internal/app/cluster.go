@@ -316,7 +316,18 @@ func (inv *inventory) joinCluster(c *cluster) {
 			inv.down(wh)
 		}
 	}
-	c.onLost = inv.orders.Invalidate
+	c.onLost = func() {
+		// Messages were lost: re-read all stock, orders and channels, away
+		// from the listener's goroutine.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := inv.orders.Reload(ctx); err != nil {
+				c.log.Warn("order model: re-reading after a feed loss failed; recomputing what it knows", "err", err)
+				inv.orders.Invalidate()
+			}
+		}()
+	}
 	c.onLeader = func(leader bool) {
 		c.leader.Store(leader)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -355,4 +366,14 @@ func (c *cluster) metrics(reg prometheus.Registerer) {
 			}
 			return 0
 		}))
+}
+
+// resyncEvery is how often the order model re-reads everything: the
+// default (5 min) on a single server; every minute on a replica, which
+// also learns of other replicas' changes through the feed.
+func resyncEvery(c *cluster) time.Duration {
+	if c == nil {
+		return 0
+	}
+	return time.Minute
 }

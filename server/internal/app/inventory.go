@@ -67,7 +67,16 @@ func newInventory(st store.Store, in *ingest.Ingest, md masterData, cl *cluster,
 	inv.alerts = alerts.New(alerts.Config{
 		Records: b, Thresholds: md.Thresholds, OnOrder: md.OnOrder, Logger: log.With("component", "alerts"), Registerer: reg,
 		Gateways: func(ctx context.Context) ([]store.Gateway, error) { return st.Gateways(ctx, "") },
-		Publish:  inv.publishAlert,
+		// The webhook is queued in the alert's transaction; MQTT and the
+		// dashboard follow the commit.
+		Within:  inv.queueAlert,
+		Publish: inv.publishAlert,
+		// Conflicts whose alert the apply did not raise (the replica died
+		// after its commit) get it from the sweep, on the leader.
+		OpenConflicts: func(ctx context.Context) ([]conflicts.Conflict, error) {
+			return b.Conflicts(ctx, conflicts.Query{Status: conflicts.StatusOpen})
+		},
+		Sweep: func() bool { return inv.orders.Active() },
 	})
 	safety := md.Safety
 	if safety == nil && md.Thresholds != nil {
@@ -88,8 +97,10 @@ func newInventory(st store.Store, in *ingest.Ingest, md masterData, cl *cluster,
 			}
 		},
 		OnConflict: inv.conflict,
+		OnOrderTx:  inv.queueOrder,
 		OnOrder:    inv.order,
 		Passive:    cl != nil, // until elected (cluster.go)
+		Resync:     resyncEvery(cl),
 	}, b)
 	if cl != nil {
 		inv.joinCluster(cl)
@@ -167,19 +178,7 @@ func (inv *inventory) applied(wh, gw string, res store.Result) {
 	for _, c := range res.Conflicts {
 		inv.conflict(c)
 	}
-	last := map[string]int{}
-	var keys []keyValue
-	for _, ch := range res.Changes {
-		id := ch.Key.Location + "\x00" + ch.Key.SKU + "\x00" + ch.Key.Lot
-		kv := keyValue{Location: ch.Key.Location, SKU: ch.Key.SKU, Lot: ch.Key.Lot, OnHand: ch.After}
-		if i, ok := last[id]; ok {
-			keys[i] = kv
-			continue
-		}
-		last[id] = len(keys)
-		keys = append(keys, kv)
-	}
-	feed := map[string]any{"warehouse": wh, "gateway": gw, "applied": res.Applied, "quarantined": res.Quarantined, "watermark": res.WM, "changes": keys}
+	feed := feedEvent(wh, gw, res)
 	inv.hub.Publish("batch", feed)
 	inv.cl.batch(wh, gw, res.Changes, feed)
 }
@@ -191,19 +190,20 @@ func (inv *inventory) conflict(c conflicts.Conflict) {
 	inv.hub.Publish("conflict", c)
 }
 
+// order follows the commit of an order change: the dashboard and the
+// other replicas (the webhook was queued in the transaction: queueOrder).
 func (inv *inventory) order(o orders.Order, event string) {
 	inv.hub.Publish("order", map[string]any{"event": event, "order": o})
 	inv.cl.order(o.Warehouse, o.ID)
-	if inv.hooks == nil {
-		return
-	}
+}
+
+// queueOrder queues the order.{event} webhook in the order's transaction.
+func (inv *inventory) queueOrder(tx store.Tx, o orders.Order, event string) error {
 	body, err := json.Marshal(map[string]any{"event": "order." + event, "order": o})
-	if err == nil {
-		err = inv.hooks.Enqueue(webhooks.Event{Type: webhooks.EventOrder, Warehouse: o.Warehouse, Body: body})
-	}
 	if err != nil {
-		inv.log.Error("order webhook not queued", "order", o.ID, "err", err)
+		return err
 	}
+	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventOrder, Warehouse: o.Warehouse, Body: body})
 }
 
 func (inv *inventory) publishAvailability(sn orders.Snapshot) {
@@ -236,15 +236,24 @@ func (inv *inventory) welcome(e webhooks.Endpoint) {
 	}
 }
 
+// queueAlert queues the alert's webhook in the transaction that raises or
+// acknowledges it.
+func (inv *inventory) queueAlert(tx store.Tx, a alerts.Alert) error {
+	body, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventAlert, Warehouse: a.Warehouse, Body: body})
+}
+
+// publishAlert follows the commit of a new or acknowledged alert: MQTT and
+// the dashboard, best effort (the webhook was queued in the transaction).
 func (inv *inventory) publishAlert(a alerts.Alert) {
 	body, err := json.Marshal(a)
 	if err != nil {
 		return
 	}
 	inv.out.send(inv.topics.Alerts(a.Warehouse), body)
-	if err := inv.hooks.Enqueue(webhooks.Event{Type: webhooks.EventAlert, Warehouse: a.Warehouse, Body: body}); err != nil {
-		inv.log.Error("alert webhook not queued", "alert", a.ID, "err", err)
-	}
 	inv.hub.Publish("alert", a)
 }
 

@@ -21,8 +21,15 @@
 // Service: any of them takes orders (the sequence is one counter in the
 // store, and a replica reads the orders the others wrote before it claims a
 // sequence), and each keeps its model current (Changed, OrderChanged,
-// ChannelsChanged). Only the active one (SetActive) publishes snapshots and
-// raises oversell conflicts.
+// ChannelsChanged), and reads everything again periodically or when told
+// it may have missed something (Reload). Only the active one (SetActive)
+// publishes snapshots and raises oversell conflicts. An oversell is
+// reservations beyond what can ship: a sku that reserves nothing is never
+// oversold, however far below zero its stock went.
+//
+// An order change's events that must not be lost (its webhooks) are
+// written by Config.OnOrderTx in the transaction that writes the order;
+// Config.OnOrder follows the commit.
 package orders
 
 import (

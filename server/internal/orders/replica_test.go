@@ -392,6 +392,10 @@ func TestIntegrationOrdersOnPostgres(t *testing.T) {
 		"OnlyActiveOversell":  TestOnlyTheActiveReplicaRaisesOversell,
 		"SwitchingActive":     TestSwitchingTheActiveReplica,
 		"SharedSequence":      TestTwoReplicasShareTheSequence,
+		"WebhookInOrderTx":    TestOrderWebhookIsQueuedInTheOrdersTransaction,
+		"OversellNeedsRes":    TestOversellNeedsAReservation,
+		"OldOversellCleared":  TestAnOversellWithoutReservationsRaisedBeforeIsCleared,
+		"Reload":              TestReloadReadsKeysTheModelNeverHeardOf,
 	} {
 		t.Run(name, test)
 	}

@@ -39,8 +39,9 @@ type Config struct {
 	// Debounce is how long changes gather before availability is
 	// recomputed and published (default 250ms).
 	Debounce time.Duration
-	// Resync is how often everything is recomputed from the store, which
-	// also picks up master-data changes (default 5m).
+	// Resync is how often everything is read again from the store and
+	// recomputed (Reload), which also picks up master-data changes and
+	// stock keys a missed notice never named (default 5m).
 	Resync time.Duration
 	// Now is the wall clock (default time.Now); HLC stamps conflicts
 	// (default: from Now).
@@ -61,9 +62,20 @@ type Config struct {
 	// by this replica re-checked.
 	OnConflict func(c conflicts.Conflict)
 	// OnOrder receives every order change this replica wrote: "created",
-	// "shipped", "cancelled".
+	// "shipped", "cancelled", after the commit (for what may be lost when
+	// the replica dies right after it: the dashboard, the replica feed).
 	OnOrder func(o Order, event string)
-	Logger  *slog.Logger
+	// OnOrderTx, when set, is called in the transaction that writes an
+	// order change of this replica (the events of OnOrder), with the order
+	// as written: picks applied (Picked, Reserved) and, when created,
+	// Short. An error aborts the write. What it writes through tx commits
+	// with the order or not at all: the app queues the order's webhook
+	// deliveries here (webhooks.Manager.EnqueueTx). It may run more than
+	// once for one change (Update retries), so it must write only through
+	// tx; it runs with the model's locks held and must not call the
+	// Service.
+	OnOrderTx func(tx store.Tx, o Order, event string) error
+	Logger    *slog.Logger
 }
 
 type whsku struct{ wh, sku string }
@@ -288,7 +300,10 @@ func (s *Service) Run(ctx context.Context) {
 			return
 		case <-s.wake:
 		case <-resync.C:
-			s.Invalidate()
+			if err := s.Reload(ctx); err != nil {
+				s.log.Warn("periodic reload failed; recomputing what the model knows", "err", err)
+				s.Invalidate()
+			}
 		}
 		select { // gather what follows closely
 		case <-ctx.Done():
@@ -368,8 +383,9 @@ func (s *Service) ChannelsChanged() {
 	s.signal()
 }
 
-// Invalidate recomputes everything (after master data changed: sellable
-// locations, safety stock, channel settings), reading channels again.
+// Invalidate recomputes everything the model knows (after master data
+// changed: sellable locations, safety stock, channel settings), reading
+// its stock keys and channels again; keys it never heard of need Reload.
 func (s *Service) Invalidate() {
 	all := s.allSKUs()
 	s.mu.Lock()
@@ -380,6 +396,118 @@ func (s *Service) Invalidate() {
 	s.publish = true
 	s.mu.Unlock()
 	s.signal()
+}
+
+// Reload reads everything again, as Start does — every stock key,
+// including keys the model never heard of (a replica that missed a feed
+// message learns of new keys only so), the open orders and the channels —
+// and then recomputes everything as Invalidate does; availability follows
+// after the debounce (or at the next Flush), published where it changed.
+// The periodic resync (Config.Resync) reloads. It reads all stock: call it
+// when the model may have missed changes, not for every change.
+func (s *Service) Reload(ctx context.Context) error {
+	if err := s.reloadStock(ctx); err != nil {
+		return err
+	}
+	if err := s.reloadOrders(); err != nil {
+		return err
+	}
+	s.Invalidate()
+	return nil
+}
+
+// reloadStock puts every stock key of the store in the model; a key the
+// model holds that the store no longer lists has nothing on hand.
+func (s *Service) reloadStock(ctx context.Context) error {
+	// Under refreshMu, as refresh reads and applies stock: a read older
+	// than one applied already never lands after it.
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	rows, err := s.st.Stock(ctx, store.StockQuery{})
+	if err != nil {
+		return fmt.Errorf("reload stock: %w", err)
+	}
+	seen := make(map[ledger.Key]bool, len(rows))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rows {
+		k := ledger.Key{WH: r.Warehouse, Location: r.Location, SKU: r.SKU, Lot: r.Lot}
+		seen[k] = true
+		s.setKey(k, r.OnHand)
+	}
+	for k := range s.keys {
+		if !seen[k] {
+			s.keys[k] = 0
+		}
+	}
+	return nil
+}
+
+// reloadOrders reads every open order, and the current record of every
+// order the model holds open, into the model.
+func (s *Service) reloadOrders() error {
+	s.ordMu.Lock()
+	defer s.ordMu.Unlock()
+	s.mu.Lock()
+	held := make([]okey, 0, len(s.open))
+	for k := range s.open {
+		held = append(held, k)
+	}
+	s.mu.Unlock()
+	var (
+		seq  uint64
+		recs []Order
+		gone []okey
+	)
+	err := s.st.View(func(tx store.Tx) error {
+		recs, gone = nil, nil
+		var err error
+		if seq, err = getU64(tx, []byte(keySeq)); err != nil {
+			return err
+		}
+		want := map[okey]bool{}
+		if err := tx.Scan([]byte(pfxOpen), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+			if wh, id, ok := split2(k[len(pfxOpen):]); ok {
+				want[okey{wh, id}] = true
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range held {
+			want[k] = true // closed by another replica, perhaps
+		}
+		for k := range want {
+			var o Order
+			if found, err := getCBOR(tx, orderKey(k.wh, k.id), &o); err != nil {
+				return err
+			} else if found {
+				recs = append(recs, o)
+			} else {
+				gone = append(gone, k)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reload orders: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	aff := s.applyRecords(recs)
+	for _, k := range gone {
+		if o := s.open[k]; o != nil {
+			s.removeOpen(o)
+			for _, l := range o.Lines {
+				ws := whsku{o.Warehouse, l.SKU}
+				aff[ws] = struct{}{}
+				s.recomputeSKU(ws)
+			}
+		}
+	}
+	s.markDirty(aff)
+	s.seq, s.cursor = max(s.seq, seq), max(s.cursor, seq)
+	return nil
 }
 
 // SetActive makes the service the active replica (true) or a passive one.
@@ -809,6 +937,20 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 // recomputeSKU recomputes the reservation and ATS of one sku of one
 // warehouse and reports whether the reservation changed; s.mu is held.
 func (s *Service) recomputeSKU(ws whsku) bool {
+	a := s.computeATS(ws)
+	before := s.reserved[ws]
+	if a.Reserved == 0 {
+		delete(s.reserved, ws)
+	} else {
+		s.reserved[ws] = a.Reserved
+	}
+	s.ats[ws] = a
+	return before != a.Reserved
+}
+
+// computeATS computes the reservation and ATS of one sku of one warehouse
+// from the model, changing nothing; s.mu is held.
+func (s *Service) computeATS(ws whsku) ATS {
 	var res int64
 	for ok := range s.bySKU[ws] {
 		for _, l := range s.open[ok].Lines {
@@ -816,12 +958,6 @@ func (s *Service) recomputeSKU(ws whsku) bool {
 				res += l.Reserved
 			}
 		}
-	}
-	before := s.reserved[ws]
-	if res == 0 {
-		delete(s.reserved, ws)
-	} else {
-		s.reserved[ws] = res
 	}
 	a := ATS{Warehouse: ws.wh, SKU: ws.sku, Reserved: res, Safety: s.cfg.Safety(ws.wh, ws.sku)}
 	for k := range s.locs[ws] {
@@ -835,8 +971,7 @@ func (s *Service) recomputeSKU(ws whsku) bool {
 		}
 	}
 	a.Available = a.Sellable - a.Reserved - a.Safety
-	s.ats[ws] = a
-	return before != res
+	return a
 }
 
 // applyPicks attributes picks to the order's lines: a pick naming a line of
@@ -891,6 +1026,14 @@ func applyPicks(o *Order, picks []store.OrderPick, only func(sku string) bool) {
 	}
 }
 
+// oversold reports whether reservations exceed what can ship: reserved
+// units beyond available (sellable − safety). With nothing reserved nothing
+// is oversold, however far below zero the stock went (that is a
+// negative-stock conflict of its keys, not an oversell).
+func oversold(reserved, available int64) bool {
+	return reserved > 0 && reserved > available
+}
+
 // checkOversell raises the oversell conflict of every sku whose
 // reservations exceed what is available, and clears the ones that no
 // longer do.
@@ -912,7 +1055,7 @@ func (s *Service) checkOversell(ctx context.Context, set map[whsku]struct{}) {
 	for ws := range set {
 		a := s.ats[ws]
 		prev, had := s.oversold[ws]
-		holds := a.Reserved > a.Sellable-a.Safety
+		holds := oversold(a.Reserved, a.Sellable-a.Safety)
 		if !holds && !had {
 			continue
 		}
@@ -929,11 +1072,14 @@ func (s *Service) checkOversell(ctx context.Context, set map[whsku]struct{}) {
 		if !w.had {
 			at = s.cfg.HLC()
 		}
+		holds := oversold(w.a.Reserved, avail)
+		oc := conflicts.Oversell(w.ws.wh, w.ws.sku, w.a.Reserved, avail, at)
+		oc.Holds = holds // not with nothing reserved, whatever the stock
 		var c conflicts.Conflict
 		var written bool
 		err := s.st.Update(func(tx store.Tx) error {
 			var err error
-			c, written, err = tx.RaiseConflict(conflicts.Oversell(w.ws.wh, w.ws.sku, w.a.Reserved, avail, at))
+			c, written, err = tx.RaiseConflict(oc)
 			return err
 		})
 		if err != nil {
@@ -941,7 +1087,7 @@ func (s *Service) checkOversell(ctx context.Context, set map[whsku]struct{}) {
 			continue
 		}
 		s.mu.Lock()
-		if w.a.Reserved > avail {
+		if holds {
 			s.oversold[w.ws] = oversell{reserved: w.a.Reserved, available: avail, at: at}
 		} else {
 			delete(s.oversold, w.ws)
@@ -964,18 +1110,30 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 	defer s.writeMu.Unlock()
 	now := s.cfg.Now().UnixMilli()
 	o := Order{Warehouse: n.Warehouse, ID: n.ID, Channel: n.Channel, ExternalID: n.ExternalID, Lines: n.Lines, Status: StatusOpen, CreatedMS: now, UpdatedMS: now}
+	set := map[whsku]struct{}{}
+	for _, l := range o.Lines {
+		set[whsku{o.Warehouse, l.SKU}] = struct{}{}
+	}
+	// The transaction judges from the model which lines cannot be met
+	// (Short): bring the stock and reservations of the order's skus up to
+	// date first.
+	if _, err := s.refresh(ctx, set, false); err != nil {
+		s.log.Warn("stock of a new order's skus not read again; its shortfall is judged from the model as it is", "order", o.ID, "err", err)
+	}
 	var (
 		existing  *okey
 		caught    []Order
 		rechecked []conflicts.Conflict
 		channel   Channel
+		view      Order // the order as written, its picks applied
 	)
 	s.ordMu.Lock()
 	s.mu.Lock()
 	cursor := s.cursor
 	s.mu.Unlock()
 	err := s.st.Update(func(tx store.Tx) error {
-		existing, caught, rechecked, channel = nil, nil, nil, Channel{}
+		existing, caught, rechecked, channel, view = nil, nil, nil, Channel{}, Order{}
+		o.Short = nil
 		ref, found, err := tx.Get(idemKey(n.Channel, n.ExternalID))
 		if err != nil {
 			return err
@@ -994,6 +1152,16 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 		if caught, o.Seq, err = nextSeq(tx, cursor); err != nil {
 			return err
 		}
+		ps, err := tx.OrderPicks(o.Warehouse, o.ID) // picks may come before their order
+		if err != nil {
+			return err
+		}
+		view = cloneOrder(&o)
+		applyPicks(&view, ps, func(string) bool { return true })
+		s.mu.Lock()
+		view.Short = s.shortfall(&view, caught)
+		s.mu.Unlock()
+		o.Short = view.Short
 		if err := putCBOR(tx, orderKey(o.Warehouse, o.ID), stored(&o)); err != nil {
 			return err
 		}
@@ -1014,8 +1182,13 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 				return err
 			}
 		}
-		rechecked, err = tx.PutOrder(storeOrder(&o))
-		return err
+		if rechecked, err = tx.PutOrder(storeOrder(&o)); err != nil {
+			return err
+		}
+		if s.cfg.OnOrderTx != nil {
+			return s.cfg.OnOrderTx(tx, cloneOrder(&view), "created")
+		}
+		return nil
 	})
 	if err != nil {
 		s.ordMu.Unlock()
@@ -1035,21 +1208,14 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 		return Order{}, false, fmt.Errorf("store order: %w", err)
 	}
 	// The order counts in every snapshot from here on: the model holds it
-	// (reserving its lines whole until its picks are read) and every order
-	// written before it, before it claims its sequence.
-	set := map[whsku]struct{}{}
-	for _, l := range o.Lines {
-		set[whsku{o.Warehouse, l.SKU}] = struct{}{}
-	}
+	// (with the picks read in its transaction) and every order written
+	// before it, before it claims its sequence.
 	s.mu.Lock()
 	s.markDirty(s.applyRecords(caught))
 	if _, ok := s.channels[n.Channel]; !ok {
 		s.channels[n.Channel] = channel
 	}
-	held := cloneOrder(&o)
-	for i := range held.Lines {
-		held.Lines[i].Reserved = held.Lines[i].Qty // until the picks are read
-	}
+	held := cloneOrder(&view)
 	if prev := s.open[okey{o.Warehouse, o.ID}]; prev != nil {
 		s.removeOpen(prev)
 	}
@@ -1078,33 +1244,69 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 	if h == nil || h.Seq != o.Seq { // closed meanwhile by another replica
 		h = &held
 	}
-	h.Short = nil
-	for ws := range set {
-		if a := s.ats[ws]; a.Available < 0 {
-			h.Short = append(h.Short, ws.sku)
-		}
-	}
-	sort.Strings(h.Short)
+	h.Short = append([]string(nil), view.Short...)
 	out := cloneOrder(h)
 	s.publish = true
 	s.mu.Unlock()
-	if len(out.Short) > 0 {
-		if err := s.st.Update(func(tx store.Tx) error {
-			var rec Order
-			if found, err := getCBOR(tx, orderKey(o.Warehouse, o.ID), &rec); err != nil || !found || rec.Seq != out.Seq {
-				return err
-			}
-			rec.Short = out.Short
-			return putCBOR(tx, orderKey(o.Warehouse, o.ID), rec)
-		}); err != nil {
-			s.log.Warn("order record not updated with its short skus", "order", o.ID, "err", err)
-		}
-	}
 	s.signal()
 	if s.cfg.OnOrder != nil {
 		s.cfg.OnOrder(out, "created")
 	}
 	return out, true, nil
+}
+
+// shortfall returns, sorted, the skus of o (a new order, its picks
+// applied) whose available-to-sell the model puts below zero once o
+// reserves what it does, counting the orders of other replicas its
+// transaction caught up with (caught) as applyRecords will; s.mu is held.
+func (s *Service) shortfall(o *Order, caught []Order) []string {
+	need := map[string]int64{}
+	for _, l := range o.Lines {
+		need[l.SKU] += l.Reserved
+	}
+	reservedOf := func(x *Order, sku string, qty bool) int64 {
+		var n int64
+		for _, l := range x.Lines {
+			if l.SKU == sku {
+				if qty {
+					n += l.Qty
+				} else {
+					n += l.Reserved
+				}
+			}
+		}
+		return n
+	}
+	var out []string
+	for sku, n := range need {
+		ws := whsku{o.Warehouse, sku}
+		a := s.computeATS(ws)
+		res := a.Reserved + n
+		if held := s.open[okey{o.Warehouse, o.ID}]; held != nil {
+			res -= reservedOf(held, sku, false)
+		}
+		for i := range caught {
+			rec := &caught[i]
+			if rec.Warehouse != o.Warehouse || rec.ID == o.ID {
+				continue
+			}
+			held := s.open[okey{rec.Warehouse, rec.ID}]
+			if held != nil && rec.Status == StatusOpen && held.Seq == rec.Seq {
+				continue
+			}
+			if held != nil {
+				res -= reservedOf(held, sku, false)
+			}
+			if rec.Status == StatusOpen {
+				res += reservedOf(rec, sku, true) // whole until its picks are read
+			}
+		}
+		if a.Sellable-res-a.Safety < 0 {
+			out = append(out, sku)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 var errExists = errors.New("idempotency key exists")
@@ -1273,6 +1475,9 @@ func (s *Service) close(ctx context.Context, wh, id string, to Status) (Order, e
 			return err
 		}
 		applyPicks(&o, ps, func(string) bool { return true }) // nothing reserved any more
+		if s.cfg.OnOrderTx != nil {
+			return s.cfg.OnOrderTx(tx, cloneOrder(&o), string(to))
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, ErrConflict) {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,7 +111,20 @@ type worker struct {
 	wake   chan struct{}
 	cancel context.CancelFunc
 	lease  leaseState // Shared; owned by the worker goroutine
+	// expect is when (unix ns) the worker stops expecting deliveries that
+	// EnqueueTx wrote in a transaction not yet committed: until then it
+	// looks at an empty queue again, backing off, instead of waiting for
+	// the next wake (see EnqueueTx).
+	expect atomic.Int64
 }
+
+// expectCommit is how long a worker looks again at its empty queue after
+// EnqueueTx queued for it in a transaction it cannot see commit; a shared
+// manager's poll also picks deliveries up within PollEvery.
+const expectCommit = 5 * time.Second
+
+// expectPoll bounds the backoff between those looks.
+const expectPoll = 100 * time.Millisecond
 
 // New builds a manager; Start loads the endpoints and starts delivering.
 func New(cfg Config) *Manager {
@@ -542,6 +556,65 @@ func (m *Manager) Enqueue(ev Event) error {
 	return errors.Join(errs...)
 }
 
+// EnqueueTx queues ev, in the caller's transaction tx, for every endpoint
+// that wants it — the endpoints as recorded, read in tx — so that the event
+// is queued exactly when what tx records (an alert, an order) commits: a
+// replica that dies right after the commit leaves the delivery queued for
+// whichever replica delivers the endpoint's queue. It writes only through
+// tx, so it is safe to run again when Update retries f, and it leaves
+// nothing behind when tx does not commit.
+//
+// The workers of those endpoints are poked at once; as this manager cannot
+// see tx commit, each looks at its queue again, backing off up to 100 ms,
+// for a few seconds until the delivery shows (a shared manager's poll picks
+// it up within PollEvery anyway). The "superseded" counter does not count
+// deliveries a coalescing key replaced here (the endpoint's Stats do).
+func (m *Manager) EnqueueTx(tx store.Tx, ev Event) error {
+	var ids []string
+	if err := tx.Scan([]byte(pfxEndpoint), store.ScanOptions{}, func(_, v []byte) error {
+		var e Endpoint
+		if err := protocol.Unmarshal(v, &e); err != nil {
+			return err
+		}
+		if e.Wants(ev) {
+			ids = append(ids, e.ID)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, _, err := m.put(tx, id, ev); err != nil {
+			return fmt.Errorf("endpoint %s: %w", id, err)
+		}
+	}
+	m.expect(ids)
+	return nil
+}
+
+// expect has the workers of ids look for deliveries about to commit.
+func (m *Manager) expect(ids []string) {
+	until := time.Now().Add(expectCommit).UnixNano()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		w := m.workers[id]
+		if w == nil {
+			continue // another replica's endpoint not seen yet: the poll starts its worker
+		}
+		for {
+			cur := w.expect.Load()
+			if cur >= until || w.expect.CompareAndSwap(cur, until) {
+				break
+			}
+		}
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func (m *Manager) enqueueShared(ev Event) error {
 	var ids []string
 	var superseded int
@@ -669,6 +742,7 @@ func (m *Manager) run(ctx context.Context, id string, w *worker) {
 			}
 		}()
 	}
+	idle := time.Millisecond // the next look at an empty queue while expecting a commit
 	for ctx.Err() == nil {
 		e, d, ok, err := m.head(id)
 		if err != nil {
@@ -679,6 +753,16 @@ func (m *Manager) run(ctx context.Context, id string, w *worker) {
 			continue
 		}
 		if !ok {
+			if time.Now().UnixNano() < w.expect.Load() {
+				// EnqueueTx queued in a transaction that may not have
+				// committed yet: look again soon.
+				if !sleep(ctx, idle, w.wake) {
+					return
+				}
+				idle = min(2*idle, expectPoll)
+				continue
+			}
+			idle = time.Millisecond
 			select {
 			case <-ctx.Done():
 				return
@@ -686,6 +770,7 @@ func (m *Manager) run(ctx context.Context, id string, w *worker) {
 			}
 			continue
 		}
+		idle = time.Millisecond
 		if e.Disabled {
 			// a disabled endpoint keeps its queue; it resumes when enabled
 			if !sleep(ctx, time.Minute, w.wake) {

@@ -18,7 +18,10 @@
 // Replicas: with Config.Shared several servers run a Manager each over one
 // database. An event is queued once, by the replica that produced it, for
 // the endpoints recorded in the database at that moment (read in the
-// queueing transaction). Each endpoint's queue is delivered by one replica
+// queueing transaction). An event that follows from a record (an alert, an
+// order change) is queued with EnqueueTx in the transaction that writes
+// the record, so that it is queued exactly when the record commits, even
+// if the replica dies right after. Each endpoint's queue is delivered by one replica
 // at a time, the holder of the endpoint's delivery lease (wh/l/{id}:
 // holder and a renewal count, renewed every LeaseTTL/3 while delivering);
 // when the holder stops it releases its leases and another replica takes

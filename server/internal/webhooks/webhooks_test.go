@@ -122,6 +122,8 @@ func TestDeliversSignedEventsInOrder(t *testing.T) {
 	for i, b := range rcv.bodies() {
 		require.Equal(t, fmt.Sprintf(`{"n":%d}`, i), b)
 	}
+	// The receiver counts a post before the manager records it.
+	eventually(t, "20 recorded", func() bool { v, _ := e.m.Get(context.Background(), ep.ID); return v.Stats.Delivered == 20 })
 	v, err := e.m.Get(context.Background(), ep.ID)
 	require.NoError(t, err)
 	require.Equal(t, uint64(20), v.Stats.Delivered)
@@ -139,6 +141,8 @@ func TestFailuresAreRetriedWithBackoffAndVisible(t *testing.T) {
 	rcv.secret = ep.Secret
 	require.NoError(t, e.m.Enqueue(Event{Type: EventAlert, Body: []byte(`{"a":1}`)}))
 	eventually(t, "delivered after 4 failures", func() bool { return len(rcv.bodies()) == 1 })
+	// The receiver counts a post before the manager records it.
+	eventually(t, "the delivery recorded", func() bool { v, _ := e.m.Get(context.Background(), ep.ID); return v.Stats.Delivered == 1 })
 
 	rcv.mu.Lock()
 	times := append([]time.Time(nil), rcv.times...)
