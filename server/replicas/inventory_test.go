@@ -48,9 +48,9 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 	t.Cleanup(func() { db.Close(context.Background()) })
 
 	// ---- 1. master data and channels through A, served by B and C ----
-	// NEG (where the adjustments push stock below zero) is not sellable: a
-	// sellable negative key would also raise an oversell with nothing
-	// reserved (TestIntegrationReplicasProbeKillAfterApply shows it).
+	// NEG (where the adjustments push stock below zero) is not sellable
+	// (a sellable negative key with nothing reserved raises no oversell
+	// either: TestIntegrationReplicasKillAfterCommit checks it).
 	locations := map[string][]map[string]any{
 		"wh1": {{"code": "BIN-1", "type": "pick", "sellable": true, "rank": 1}, {"code": "BIN-2", "type": "pick", "sellable": true, "rank": 2}, {"code": "NEG", "type": "quarantine"}},
 		"wh2": {{"code": "BIN-1", "type": "pick", "sellable": true, "rank": 1}, {"code": "NEG", "type": "quarantine"}},

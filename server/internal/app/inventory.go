@@ -37,8 +37,11 @@ type inventory struct {
 	hooks  *webhooks.Manager
 	hub    *dashboard.Hub
 	out    *mqttOut
-	cl     *cluster // other replicas (nil: a single server)
-	down   func(wh string)
+	// alertOut publishes the alerts topic from a queue written with each
+	// alert (alertout.go).
+	alertOut *alertOut
+	cl       *cluster // other replicas (nil: a single server)
+	down     func(wh string)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -62,6 +65,7 @@ func newInventory(st store.Store, in *ingest.Ingest, md masterData, cl *cluster,
 		return inv
 	}
 	inv.cl = cl
+	inv.alertOut = newAlertOut(b, in.PublishTopic, func() bool { return inv.orders.Active() }, log.With("component", "alerts-mqtt"))
 	inv.hooks = webhooks.New(webhooks.Config{Records: b, Shared: cl != nil, ReplicaID: cl.replicaID(),
 		Logger: log.With("component", "webhooks"), Registerer: reg, OnCreate: inv.welcome})
 	inv.alerts = alerts.New(alerts.Config{
@@ -122,7 +126,8 @@ func (inv *inventory) start(ctx context.Context) error {
 	if err := inv.orders.Start(ctx); err != nil {
 		return err
 	}
-	inv.wg.Add(2)
+	inv.wg.Add(3)
+	go func() { defer inv.wg.Done(); inv.alertOut.run(ctx) }()
 	go func() { defer inv.wg.Done(); inv.orders.Run(ctx) }()
 	go func() { defer inv.wg.Done(); inv.alerts.Run(ctx) }()
 	return nil
@@ -243,39 +248,30 @@ func (inv *inventory) queueAlert(tx store.Tx, a alerts.Alert) error {
 	if err != nil {
 		return err
 	}
+	if err := inv.alertOut.queue(tx, a.ID, string(a.Status), inv.topics.Alerts(a.Warehouse), body); err != nil {
+		return err
+	}
 	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventAlert, Warehouse: a.Warehouse, Body: body})
 }
 
-// publishAlert follows the commit of a new or acknowledged alert: MQTT and
-// the dashboard, best effort (the webhook was queued in the transaction).
+// publishAlert follows the commit of a new or acknowledged alert: its
+// MQTT message and webhook were queued in the transaction (queueAlert);
+// the dashboard is live, best effort.
 func (inv *inventory) publishAlert(a alerts.Alert) {
-	body, err := json.Marshal(a)
-	if err != nil {
-		return
-	}
-	inv.out.send(inv.topics.Alerts(a.Warehouse), body)
+	inv.alertOut.poke()
 	inv.hub.Publish("alert", a)
 }
 
-// mqttOut publishes the server's own topics from one goroutine, so that a
-// slow or absent broker never holds up ingest: retained topics keep only
-// their latest payload until it is published; other messages wait in a
-// bounded queue.
+// mqttOut publishes the server's retained topics (availability) from one
+// goroutine, so that a slow or absent broker never holds up ingest: each
+// topic keeps only its latest payload until it is published.
 type mqttOut struct {
 	pub  func(topic string, retained bool, payload []byte) error
 	log  *slog.Logger
 	mu   sync.Mutex
 	ret  map[string][]byte
-	msgs []outMsg
 	wake chan struct{}
 }
-
-type outMsg struct {
-	topic   string
-	payload []byte
-}
-
-const maxOutQueue = 10000
 
 func newMQTTOut(pub func(string, bool, []byte) error, log *slog.Logger) *mqttOut {
 	return &mqttOut{pub: pub, log: log, ret: map[string][]byte{}, wake: make(chan struct{}, 1)}
@@ -284,17 +280,6 @@ func newMQTTOut(pub func(string, bool, []byte) error, log *slog.Logger) *mqttOut
 func (o *mqttOut) retain(topic string, payload []byte) {
 	o.mu.Lock()
 	o.ret[topic] = payload
-	o.mu.Unlock()
-	o.poke()
-}
-
-func (o *mqttOut) send(topic string, payload []byte) {
-	o.mu.Lock()
-	if len(o.msgs) >= maxOutQueue {
-		o.msgs = o.msgs[1:]
-		o.log.Warn("MQTT out queue full; oldest alert message dropped (the API and webhooks still have it)")
-	}
-	o.msgs = append(o.msgs, outMsg{topic, payload})
 	o.mu.Unlock()
 	o.poke()
 }
@@ -329,28 +314,19 @@ func (o *mqttOut) flush() bool {
 		o.mu.Lock()
 		var topic string
 		var payload []byte
-		retained := false
 		for t, p := range o.ret {
-			topic, payload, retained = t, p, true
+			topic, payload = t, p
 			delete(o.ret, t)
 			break
-		}
-		if !retained && len(o.msgs) > 0 {
-			topic, payload = o.msgs[0].topic, o.msgs[0].payload
-			o.msgs = o.msgs[1:]
 		}
 		o.mu.Unlock()
 		if topic == "" {
 			return true
 		}
-		if err := o.pub(topic, retained, payload); err != nil {
+		if err := o.pub(topic, true, payload); err != nil {
 			o.mu.Lock()
-			if retained {
-				if _, newer := o.ret[topic]; !newer {
-					o.ret[topic] = payload
-				}
-			} else {
-				o.msgs = append([]outMsg{{topic, payload}}, o.msgs...)
+			if _, newer := o.ret[topic]; !newer {
+				o.ret[topic] = payload
 			}
 			o.mu.Unlock()
 			return false
