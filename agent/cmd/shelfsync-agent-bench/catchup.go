@@ -32,6 +32,9 @@ type catchupOpts struct {
 	timeout               time.Duration
 	serverArgs, agentArgs []string
 	keep                  bool // keep the work directory (logs, stores)
+	// rssOnly measures only agent_rss_mib_*_outbox: no server is built or
+	// started and the backlog is not drained (the "rss" group, ~1 min).
+	rssOnly bool
 }
 
 func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error) {
@@ -49,7 +52,11 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 		defer os.RemoveAll(work)
 	}
 	serverBin, agentBin := filepath.Join(work, "shelfsync-server"), filepath.Join(work, "shelfsync-agent")
-	for _, b := range []struct{ out, pkg string }{{serverBin, "./server/cmd/shelfsync-server"}, {agentBin, "./agent/cmd/shelfsync-agent"}} {
+	builds := []struct{ out, pkg string }{{agentBin, "./agent/cmd/shelfsync-agent"}, {serverBin, "./server/cmd/shelfsync-server"}}
+	if opts.rssOnly {
+		builds = builds[:1]
+	}
+	for _, b := range builds {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.out, b.pkg)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -64,11 +71,13 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 		return nil, err
 	}
 	logf("catch-up: %d ops committed to the agent store in %s", n, time.Since(t).Round(time.Millisecond))
-	raw, err := rawBatchWrite(filepath.Join(work, "raw"), ops)
-	if err != nil {
-		return nil, err
+	var raw float64
+	if !opts.rssOnly {
+		if raw, err = rawBatchWrite(filepath.Join(work, "raw"), ops); err != nil {
+			return nil, err
+		}
+		logf("catch-up: raw Badger batch write of the same ops: %.2f s", raw)
 	}
-	logf("catch-up: raw Badger batch write of the same ops: %.2f s", raw)
 
 	runAgent := func(dir, gw, broker string, until func(agentStatus) bool, timeout time.Duration) (time.Duration, int64, agentStatus, error) {
 		addr := freeAddr()
@@ -117,6 +126,15 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 		return nil, fmt.Errorf("backlog agent reports last_seq %d, want %d", st.LastSeq, n)
 	}
 	logf("rss: agent with %d ops queued %.1f MiB, with an empty outbox %.1f MiB", n, mib(queued), mib(idle))
+	label := fmt.Sprintf("catchup_%dm_s", n/1_000_000)
+	rss := fmt.Sprintf("agent_rss_mib_%dm_outbox", n/1_000_000)
+	if n%1_000_000 != 0 {
+		label, rss = fmt.Sprintf("catchup_%d_s", n), fmt.Sprintf("agent_rss_mib_%d_outbox", n)
+	}
+	rssResult := result(rss, mib(queued), "MiB", "the same agent with an empty outbox", mib(idle))
+	if opts.rssOnly {
+		return []Result{rssResult}, nil
+	}
 
 	httpAddr, mqttAddr := freeAddr(), freeAddr()
 	srv, err := start(filepath.Join(work, "server.log"), serverBin, append([]string{"run", "--data", filepath.Join(work, "server"),
@@ -142,14 +160,9 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 	} else {
 		logf("catch-up: %d ops acked in %s (%.0f ops/s); agent peak RSS while draining %.1f MiB", n, took.Round(time.Millisecond), float64(n)/took.Seconds(), mib(peak))
 	}
-	label := fmt.Sprintf("catchup_%dm_s", n/1_000_000)
-	rss := fmt.Sprintf("agent_rss_mib_%dm_outbox", n/1_000_000)
-	if n%1_000_000 != 0 {
-		label, rss = fmt.Sprintf("catchup_%d_s", n), fmt.Sprintf("agent_rss_mib_%d_outbox", n)
-	}
 	return []Result{
 		result(label, value, unit, "raw Badger batch write of the same ops (server's Badger defaults, synced)", raw),
-		result(rss, mib(queued), "MiB", "the same agent with an empty outbox", mib(idle)),
+		rssResult,
 	}, nil
 }
 

@@ -6,7 +6,7 @@
 //	agent_durable_ops_per_s_1dev, _32dev  scans → durable ops vs a raw Badger durable txn loop
 //	wire_bytes_per_op                      op batch as sent to a current server (ops-deflate) vs the same ops as JSON
 //	catchup_1m_s                           1,000,000-op backlog drained by the real agent into the real server
-//	agent_rss_mib_1m_outbox                the agent's peak RSS during that catch-up
+//	agent_rss_mib_1m_outbox                the agent's peak RSS with that backlog queued (-only rss: just this)
 //	rfid_reads_per_s                       RFID frames → decode → de-dup → EPC decode vs copying the frames
 //	line_scans_per_s                       line-mode framing vs a raw read of the same bytes
 //
@@ -64,7 +64,7 @@ func main() {
 		aargs  string
 	)
 	flag.StringVar(&out, "out", "", "also append the JSON lines to this file")
-	flag.StringVar(&only, "only", "", "comma-separated groups to run: durable,wire,catchup,rfid,line (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated groups to run: durable,wire,catchup,rss,rfid,line (default all; rss: agent_rss_mib_1m_outbox alone, no server, no drain)")
 	flag.DurationVar(&dur, "duration", 3*time.Second, "how long each throughput loop runs")
 	flag.IntVar(&backlg, "backlog", 1_000_000, "ops in the catch-up backlog")
 	flag.DurationVar(&cu.timeout, "catchup-timeout", 5*time.Minute, "stop waiting for the catch-up after this long and extrapolate")
@@ -113,7 +113,8 @@ func main() {
 	if want("line") {
 		emit(benchLine(dur))
 	}
-	if want("catchup") {
+	if want("catchup") || want("rss") {
+		cu.rssOnly = !want("catchup")
 		rs, err := benchCatchup(ctx, backlg, cu)
 		if err != nil {
 			fail("catchup", err)
