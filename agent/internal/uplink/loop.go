@@ -81,20 +81,25 @@ func (u *Uplink) header() protocol.Header {
 }
 
 func (u *Uplink) publishStatus() {
+	st := u.status(true)
+	u.pubMu.Lock()
+	defer u.pubMu.Unlock()
 	if !u.client.IsConnectionOpen() || u.guard.blocked() {
 		return
 	}
 	u.guard.onPublish()
-	u.client.Publish(u.topics.Status(u.cfg.Warehouse, u.cfg.Gateway), 1, true, u.status(true))
+	u.client.Publish(u.topics.Status(u.cfg.Warehouse, u.cfg.Gateway), 1, true, st)
 }
 
 func (u *Uplink) publish(m protocol.Message) bool {
-	if !u.client.IsConnectionOpen() || u.guard.blocked() {
-		return false
-	}
 	b, err := protocol.Encode(m)
 	if err != nil {
 		u.setError("encode %s: %v", m.Type(), err)
+		return false
+	}
+	u.pubMu.Lock()
+	defer u.pubMu.Unlock()
+	if !u.client.IsConnectionOpen() || u.guard.blocked() {
 		return false
 	}
 	u.guard.onPublish()

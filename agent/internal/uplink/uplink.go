@@ -98,6 +98,11 @@ type Uplink struct {
 	topics protocol.Topics
 	log    *slog.Logger
 	client paho.Client
+	// pubMu makes "not blocked, so publish" one step against the guard
+	// tripping (connection-lost handler): a publish decided just before a
+	// trip would otherwise wait in paho's store after its reset and be
+	// sent at the next reconnect, dropping the connection again.
+	pubMu sync.Mutex
 
 	inbox     chan protocol.Message
 	connected chan struct{}
@@ -186,8 +191,13 @@ func (u *Uplink) Run(ctx context.Context) error {
 		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			u.log.Warn("uplink lost; ops keep committing locally and will be resent", "err", err)
-			if tripped, n := u.guard.onLost(); tripped {
+			u.pubMu.Lock()
+			tripped, n := u.guard.onLost()
+			if tripped {
 				mem.Reset() // paho would resend its unacked publishes at every reconnect
+			}
+			u.pubMu.Unlock()
+			if tripped {
 				u.setError("%s", u.aclLoopError(n))
 			}
 		})
