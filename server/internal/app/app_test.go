@@ -20,21 +20,7 @@ import (
 func startServer(t *testing.T, dir string) *Server {
 	t.Helper()
 	cfg := config.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Root: protocol.DefaultRoot, Workers: 2, LogLevel: "info", LogFormat: "text", Shutdown: time.Second}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, 10*time.Second, "server ready", func() bool {
-		resp, err := http.Get("http://" + s.HTTPAddr() + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return s
+	return startWith(t, cfg)
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {

@@ -5,8 +5,6 @@ import (
 	"compress/flate"
 	"context"
 	"encoding/binary"
-	"log/slog"
-	"net/http"
 	"testing"
 	"time"
 
@@ -140,20 +138,7 @@ func TestServerAcceptsBothBatchForms(t *testing.T) {
 func TestServerWithoutDeflateAnnouncementStillAcceptsIt(t *testing.T) {
 	cfg := config.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Root: protocol.DefaultRoot, Workers: 1, LogLevel: "info", LogFormat: "text", Shutdown: time.Second}
 	cfg.NoOpsDeflate = true
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, 10*time.Second, "server ready", func() bool {
-		resp, err := http.Get("http://" + s.HTTPAddr() + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	s := startWith(t, cfg)
 
 	g := newFakeGateway(t, s.MQTTAddr(), "wh1", "g1")
 	a := g.sendBatch(1, 2, 1)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
@@ -205,17 +206,11 @@ func testRecordsRMW(t *testing.T, s store.Store, r store.Records, c config) {
 				var made bool
 				err := h.Update(func(tx store.Tx) error {
 					made = false
-					v, _, err := tx.Get([]byte("n/counter"))
+					n, err := store.GetU64(tx, []byte("n/counter"))
 					if err != nil {
 						return err
 					}
-					var n uint64
-					if len(v) == 8 {
-						n = uint64(v[0])<<56 | uint64(v[1])<<48 | uint64(v[2])<<40 | uint64(v[3])<<32 | uint64(v[4])<<24 | uint64(v[5])<<16 | uint64(v[6])<<8 | uint64(v[7])
-					}
-					n++
-					b := []byte{byte(n >> 56), byte(n >> 48), byte(n >> 40), byte(n >> 32), byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
-					if err := tx.Set([]byte("n/counter"), b); err != nil {
+					if err := tx.Set([]byte("n/counter"), binary.BigEndian.AppendUint64(nil, n+1)); err != nil {
 						return err
 					}
 					if _, ok, err := tx.Get([]byte("n/once")); err != nil {
@@ -239,15 +234,15 @@ func testRecordsRMW(t *testing.T, s store.Store, r store.Records, c config) {
 	}
 	wg.Wait()
 	require.Equal(t, 1, created, "a key created once")
-	var got []byte
+	var got uint64
 	require.NoError(t, r.View(func(tx store.Tx) error {
 		var err error
-		got, _, err = tx.Get([]byte("n/counter"))
+		got, err = store.GetU64(tx, []byte("n/counter"))
 		return err
 	}))
 	// Updates that gave up after repeated conflicts wrote nothing; with
 	// a retrying backend none should give up at this load.
-	require.Equal(t, []byte{0, 0, 0, 0, 0, 0, 0, 4 * per}, got)
+	require.Equal(t, uint64(4*per), got)
 }
 
 // testRecordsLedger checks the ledger side of a record transaction against
