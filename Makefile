@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS := $(foreach m,$(MODULES),./$(m)/...)
 
-.PHONY: help build test test-integration run bench lint cross chaos fuzz clean tidy
+.PHONY: help build test test-integration test-run check-tracked run bench lint cross chaos fuzz clean tidy
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -24,6 +24,12 @@ test: build ## run every test that needs no outside service (a few minutes)
 test-integration: build ## run tests against real Mosquitto/PostgreSQL/Chromium (installs them first)
 	deploy/dev/services.sh
 	eval "$$(deploy/dev/env.sh)" && SHELFSYNC_INTEGRATION=1 go test -count=1 -timeout 30m -run Integration $(PKGS)
+
+test-run: build ## check that `make run` comes up and stops within 5 s on Ctrl-C or SIGTERM, leaving no process behind
+	deploy/dev/run_test.sh
+
+check-tracked: ## fail if git tracks a binary over 1 MB or a rapid failure file
+	.ci/check-tracked
 
 run: build ## run server (embedded broker + Badger), one agent and a simulated scanner shift
 	deploy/dev/run.sh

@@ -36,15 +36,31 @@ MQTT=127.0.0.1:$(free_port "${SHELFSYNC_DEMO_MQTT:-1884}")
 
 echo "== shelfsync demo: fresh data in $DATA"
 rm -rf "$DATA"; mkdir -p "$DATA"
+PARENT=$PPID
 PIDS=()
+# cleanup stops what the script started: it closes the scanner's stdin,
+# sends SIGTERM, and after 4 s sends SIGKILL to whatever is still running,
+# so a stop never takes more than 5 s and leaves nothing behind.
 cleanup() {
+  trap '' INT TERM
   echo; echo "== stopping"
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  exec 3>&- 2>/dev/null || true
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for _ in $(seq 1 40); do
+    alive=0
+    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${PIDS[@]}"; do
+    if kill -0 "$p" 2>/dev/null; then echo "== pid $p ignored SIGTERM for 4s; killing it" >&2; kill -KILL "$p" 2>/dev/null || true; fi
+  done
+  [ -n "${SLEEPER:-}" ] && kill "$SLEEPER" 2>/dev/null
   wait 2>/dev/null || true
   echo "== stopped; logs are in $DATA/*.log"
 }
 trap cleanup EXIT
-trap 'exit 0' INT TERM
+trap 'exit 0' INT TERM HUP
 
 wait_http() { for _ in $(seq 1 150); do http_get "$1" /healthz >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "timed out waiting for $1; see $DATA/*.log" >&2; return 1; }
 
@@ -96,11 +112,19 @@ SKU:PALLET-WRAP
 CMD:DONE
 SHIFT
 
-sleep 1
+# The shift's last ops reach the server a moment after their beep: wait
+# (up to 10 s) until the counted key shows up in the server's stock.
+for _ in $(seq 1 100); do
+  http_get "$HTTP" "/api/v1/stock?warehouse=demo&sku=PALLET-WRAP" 2>/dev/null | grep -q 'A-01-03' && break
+  sleep 0.1
+done
 echo "== stock on the server (GET http://$HTTP/api/v1/stock?warehouse=demo):"
 http_get "$HTTP" "/api/v1/stock?warehouse=demo" | sed 's/},{/},\n  {/g' 
 echo
 echo "== dashboard: http://$HTTP/dashboard/   gateway screen: http://$AGENT_HTTP/screen   gateway status: http://$AGENT_HTTP/api/v1/status   metrics: http://$HTTP/metrics"
 echo "== type more scans into the scanner with: echo 'SKU:X' > $DATA/scans  (from another shell, while this runs)"
 echo "== running; Ctrl-C stops everything"
-while true; do sleep 3600; done
+# Wait in short steps in the background so a signal runs the trap at once,
+# and stop too when the parent (make) goes away without passing a signal on.
+SLEEPER=
+while kill -0 "$PARENT" 2>/dev/null; do sleep 1 & SLEEPER=$!; wait "$SLEEPER" || true; done

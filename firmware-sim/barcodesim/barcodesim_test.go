@@ -3,6 +3,7 @@ package barcodesim
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -194,6 +195,28 @@ func TestRunScript(t *testing.T) {
 
 	_, err = s.RunScript(context.Background(), strings.NewReader("@explode\n"), 0)
 	require.ErrorContains(t, err, "unknown directive")
+}
+
+// TestRunScriptStopsWhileReadBlocks is what lets `make run` stop: the
+// demo's scanner reads a fifo whose writer stays open, so a read never ends.
+func TestRunScriptStopsWhileReadBlocks(t *testing.T) {
+	s := newSim(t, Config{})
+	runDevice(t, s, device.Config{})
+	r, w := io.Pipe()
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.RunScript(ctx, r, 0)
+		done <- err
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunScript still blocked on its reader 10s after its context ended")
+	}
 }
 
 func TestRunRandom(t *testing.T) {

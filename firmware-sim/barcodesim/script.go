@@ -22,16 +22,28 @@ import (
 // Scans that fail because the scanner is unplugged or the host did not ACK
 // are logged and skipped, as a real scanner would lose them. RunScript
 // returns the number of scans sent, at end of input, on ctx's end, or on
-// another error.
+// another error. It returns on ctx's end even while a read of r blocks (a
+// terminal or a fifo whose writer stays open); the goroutine reading r then
+// stays blocked until r delivers or the process exits.
 func (s *Sim) RunScript(ctx context.Context, r io.Reader, gap time.Duration) (int, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	lines, readErr := readLines(readCtx, r)
 	sent := 0
-	for sc.Scan() {
-		if ctx.Err() != nil {
-			break
+	for {
+		var line string
+		select {
+		case <-ctx.Done():
+			return sent, s.Flush()
+		case l, ok := <-lines:
+			if !ok {
+				if err := <-readErr; err != nil {
+					return sent, fmt.Errorf("barcodesim: script: %w", err)
+				}
+				return sent, s.Flush()
+			}
+			line = strings.TrimRight(l, "\r")
 		}
-		line := strings.TrimRight(sc.Text(), "\r")
 		trimmed := strings.TrimSpace(line)
 		switch {
 		case trimmed == "", strings.HasPrefix(trimmed, "#"):
@@ -51,10 +63,29 @@ func (s *Sim) RunScript(ctx context.Context, r io.Reader, gap time.Duration) (in
 		}
 		s.pause(ctx, gap)
 	}
-	if err := sc.Err(); err != nil {
-		return sent, fmt.Errorf("barcodesim: script: %w", err)
-	}
-	return sent, s.Flush()
+}
+
+// readLines delivers r's lines one at a time on the first channel, closes it
+// at end of input or on ctx's end, and then sends the read error (nil at a
+// clean end) on the second.
+func readLines(ctx context.Context, r io.Reader) (<-chan string, <-chan error) {
+	lines := make(chan string)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		defer close(lines)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		errc <- sc.Err()
+	}()
+	return lines, errc
 }
 
 // RunRandom scans n entries picked at random (seeded by Config.Seed) from
