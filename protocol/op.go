@@ -3,6 +3,7 @@ package protocol
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -108,6 +109,12 @@ const (
 // MaxRawLen bounds each raw evidence string.
 const MaxRawLen = 4096
 
+// CheckField reports whether v is a valid code (sku, location, lot, order
+// id): at most MaxFieldLen bytes of UTF-8, without NUL, control or
+// bidirectional formatting characters; empty only when not required. The
+// error names the field.
+func CheckField(name, v string, required bool) error { return checkField(name, v, required) }
+
 func checkField(name, v string, required bool) error {
 	if v == "" {
 		if required {
@@ -124,7 +131,23 @@ func checkField(name, v string, required bool) error {
 	if strings.IndexByte(v, 0) >= 0 {
 		return fmt.Errorf("%s contains a NUL byte", name)
 	}
+	if i, r := invisibleRune(v); i >= 0 {
+		return fmt.Errorf("%s has the control character %U at byte %d (print and scan the code without it)", name, r, i)
+	}
 	return nil
+}
+
+// invisibleRune returns the byte offset and value of the first control
+// character (C0, DEL, C1) or bidirectional formatting character (U+200E,
+// U+200F, U+202A-U+202E, U+2066-U+2069) in v, or -1: they make a code
+// print differently from what it is.
+func invisibleRune(v string) (int, rune) {
+	for i, r := range v {
+		if unicode.IsControl(r) || r == 0x200E || r == 0x200F || (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) {
+			return i, r
+		}
+	}
+	return -1, 0
 }
 
 // Validate reports whether the op is well formed: the fields its kind needs

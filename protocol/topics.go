@@ -29,6 +29,9 @@ func ValidateID(id string) error {
 	if len(id) == 0 || len(id) > MaxIDLen {
 		return fmt.Errorf("%w: %q must be 1-%d characters", ErrBadID, id, MaxIDLen)
 	}
+	if strings.Trim(id, ".") == "" {
+		return fmt.Errorf("%w: %q is only dots (a path element, not a name)", ErrBadID, id)
+	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		switch {

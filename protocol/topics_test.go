@@ -93,3 +93,16 @@ func FuzzTopicsParse(f *testing.F) {
 		require.Equal(t, s, again)
 	})
 }
+
+func TestValidateIDRefusesDotsOnly(t *testing.T) {
+	for _, id := range []string{".", "..", "...."} {
+		if err := ValidateID(id); err == nil {
+			t.Errorf("ValidateID(%q) = nil, want an error", id)
+		}
+	}
+	for _, id := range []string{"a.b", ".a", "wh-1", "..x"} {
+		if err := ValidateID(id); err != nil {
+			t.Errorf("ValidateID(%q) = %v", id, err)
+		}
+	}
+}

@@ -4,14 +4,17 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/routing"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
@@ -37,14 +40,35 @@ type Deps struct {
 	Events   Events
 	// Dashboard, when set, is served under /dashboard/ (and / redirects there).
 	Dashboard http.Handler
+	// UploadDir is where CSV uploads are spooled before they are imported
+	// (default: the system's temporary directory). Put it on a disk, not
+	// a tmpfs: an upload may be MaxImportBytes long.
+	UploadDir string
+	// MaxImportBytes bounds a CSV upload (default DefaultMaxImportBytes);
+	// a longer body is refused with 413 before any row is applied.
+	MaxImportBytes int64
+	// UploadTimeout, when set, replaces the server's read timeout for a CSV
+	// upload (they may be large).
+	UploadTimeout time.Duration
+}
+
+// DefaultMaxImportBytes is the default bound of a CSV upload.
+const DefaultMaxImportBytes = 1 << 30
+
+func (h *Handler) maxImport() int64 {
+	if h.d.MaxImportBytes > 0 {
+		return h.d.MaxImportBytes
+	}
+	return DefaultMaxImportBytes
 }
 
 // Handler is the server's HTTP handler.
 type Handler struct {
 	d      Deps
 	mux    *http.ServeMux
-	routes []string         // every /api/v1 pattern, for the OpenAPI check
-	router *routing.Service // pick routing; nil without master data
+	routes []string            // every /api/v1 pattern, for the OpenAPI check
+	router *routing.Service    // pick routing; nil without master data
+	md     *masterdata.Service // nil without master data
 }
 
 // New builds the handler with every route registered.
@@ -117,4 +141,23 @@ func intParam(r *http.Request, name string, def int) (int, bool) {
 	}
 	n, err := strconv.Atoi(v)
 	return n, err == nil && n >= 0
+}
+
+// knownWarehouse reports whether wh has been created: a gateway of it has
+// connected, it holds stock, or it has master data (settings, a location,
+// an item). With no master data kept (a store without records) every
+// warehouse is known.
+func (h *Handler) knownWarehouse(ctx context.Context, wh string) (bool, error) {
+	gs, err := h.d.Store.Gateways(ctx, wh)
+	if err != nil || len(gs) > 0 {
+		return len(gs) > 0, err
+	}
+	rows, err := h.d.Store.Stock(ctx, store.StockQuery{Warehouse: wh, Limit: 1})
+	if err != nil || len(rows) > 0 {
+		return len(rows) > 0, err
+	}
+	if h.md == nil {
+		return true, nil
+	}
+	return h.md.Known(ctx, wh)
 }

@@ -1,12 +1,15 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/shelfsync/shelfsync/server/internal/csvcell"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,9 +24,6 @@ import (
 // counts (the initial load of a warehouse). Imports run in the background
 // and report their progress at /api/v1/imports/{id}; other importers
 // (master data) may register with the same tracker through StartImport.
-
-// maxImportBody bounds an uploaded CSV.
-const maxImportBody = 64 << 20
 
 // ImportJob is the progress of one import.
 type ImportJob struct {
@@ -119,12 +119,16 @@ func (t *imports) list() []ImportJob {
 	return out
 }
 
-// readCSV reads a CSV with a header row into records keyed by lower-case
-// column name, checking that the required columns are present.
-func readCSV(r io.Reader, required ...string) ([]map[string]string, error) {
+// csvRows reads a CSV with a header row one record at a time, keyed by
+// lower-case column name, checking first that the required columns are
+// present. next returns each record with its 1-based row number (the
+// header is row 1), a per-row error for a malformed line (the reading goes
+// on), and io.EOF at the end.
+func csvRows(r io.Reader, required ...string) (next func() (int, map[string]string, error), err error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
+	cr.ReuseRecord = true
 	head, err := cr.Read()
 	if err != nil {
 		return nil, fmt.Errorf("read the header row: %w", err)
@@ -144,23 +148,28 @@ func readCSV(r io.Reader, required ...string) ([]map[string]string, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("the header row lacks column(s) %s (it has %s)", strings.Join(missing, ", "), strings.Join(cols, ", "))
 	}
-	var out []map[string]string
-	for {
+	row := 1
+	return func() (int, map[string]string, error) {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return row, nil, io.EOF
 		}
+		row, _ = cr.FieldPos(0)
 		if err != nil {
-			return nil, err
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				return pe.StartLine, nil, err
+			}
+			return row, nil, err
 		}
 		m := make(map[string]string, len(cols))
 		for i, v := range rec {
 			if i < len(cols) {
-				m[cols[i]] = strings.TrimSpace(v)
+				m[cols[i]] = csvcell.Plain(strings.TrimSpace(v))
 			}
 		}
-		out = append(out, m)
-	}
+		return row, m, nil
+	}, nil
 }
 
 func (h *Handler) registerCSV() {
@@ -177,7 +186,7 @@ func (h *Handler) registerCSV() {
 		})
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="stock-snapshot.csv"`)
-		cw := csv.NewWriter(w)
+		cw := csvcell.NewWriter(w)
 		_ = cw.Write([]string{"warehouse", "location", "sku", "lot", "on_hand"})
 		for _, s := range rows {
 			_ = cw.Write([]string{s.Warehouse, s.Location, s.SKU, s.Lot, strconv.FormatInt(s.OnHand, 10)})
@@ -189,15 +198,36 @@ func (h *Handler) registerCSV() {
 		if !ok {
 			return
 		}
-		recs, err := readCSV(io.LimitReader(r.Body, maxImportBody), "warehouse", "location", "sku", "qty")
+		f, err := h.spool(w, r)
 		if err != nil {
+			writeError(w, bodyStatus(err), "stock CSV: "+err.Error())
+			return
+		}
+		total, err := countRows(f)
+		if err == nil {
+			_, err = csvRows(f, "warehouse", "location", "sku", "qty")
+		}
+		if err != nil {
+			closeSpool(f)
 			writeError(w, http.StatusBadRequest, "stock CSV: "+err.Error())
 			return
 		}
+		_, _ = f.Seek(0, io.SeekStart)
+		next, _ := csvRows(f, "warehouse", "location", "sku", "qty")
 		by := r.URL.Query().Get("by")
-		job := StartImport("stock", len(recs), func(ctx context.Context, report Progress) {
-			for i, rec := range recs {
-				report(i+2, h.importStockRow(ctx, a, rec, by))
+		job := StartImport("stock", total, func(ctx context.Context, report Progress) {
+			defer closeSpool(f)
+			// One row in memory at a time: memory stays flat in the
+			// file's size; each row is its own op and its own report.
+			for {
+				row, rec, err := next()
+				if errors.Is(err, io.EOF) {
+					return
+				}
+				if err == nil {
+					err = h.importStockRow(ctx, a, rec, by)
+				}
+				report(row, err)
 			}
 		})
 		writeJSON(w, http.StatusAccepted, job)
@@ -250,4 +280,28 @@ func (h *Handler) importStockRow(ctx context.Context, a store.Actions, rec map[s
 	}
 	h.changed(wh, res)
 	return nil
+}
+
+// countRows counts the data rows of a spooled CSV (every record after the
+// header, malformed ones included: each gets its report) and rewinds it.
+func countRows(f *os.File) (int, error) {
+	cr := csv.NewReader(bufio.NewReader(f))
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	n := -1
+	for {
+		_, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var pe *csv.ParseError
+		if err != nil && !errors.As(err, &pe) {
+			return 0, err
+		}
+		n++
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	return max(n, 0), nil
 }

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -25,18 +23,6 @@ type Hooks struct {
 	// Gateway returns live details of a gateway (online, lag) to merge into
 	// the stored record; may be nil.
 	Live func(g *store.Gateway)
-}
-
-const maxBody = 1 << 20
-
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
-		return false
-	}
-	return true
 }
 
 func (h *Handler) actions(w http.ResponseWriter) (store.Actions, bool) {

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/shelfsync/shelfsync/protocol"
@@ -12,15 +11,12 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
-// maxImport bounds a CSV import body.
-const maxImport = 64 << 20
-
 // registerMasterdata serves master data (catalog, locations, zones,
 // thresholds, purchase orders, settings), CSV import and export, and pick
 // routing. With a store that keeps no master data the routes answer 501.
 func (h *Handler) registerMasterdata() {
 	md, rt := routing.Setup(h.d.Store, masterdata.Options{Logger: h.d.Logger})
-	h.router = rt
+	h.router, h.md = rt, md
 	need := func(w http.ResponseWriter) bool {
 		if md == nil {
 			writeError(w, http.StatusNotImplemented, masterdata.ErrUnsupported.Error())
@@ -50,6 +46,8 @@ func (h *Handler) registerMasterdata() {
 			writeError(w, http.StatusNotFound, err.Error())
 		case errors.Is(err, masterdata.ErrInvalid):
 			writeError(w, http.StatusBadRequest, err.Error())
+		case errors.Is(err, ErrBodyTooLarge), errors.Is(err, errSpool):
+			writeError(w, bodyStatus(err), err.Error())
 		default:
 			h.d.Logger.Error("master data", "err", err)
 			writeError(w, http.StatusInternalServerError, err.Error())
@@ -153,7 +151,7 @@ func (h *Handler) registerMasterdata() {
 		if !ok {
 			return
 		}
-		n, err := putJSON(r, md, wh, k, true)
+		n, err := putJSON(w, r, md, wh, k, true)
 		if err != nil {
 			fail(w, err)
 			return
@@ -186,7 +184,7 @@ func (h *Handler) registerMasterdata() {
 		if !ok {
 			return
 		}
-		if _, err := putJSON(r, md, wh, k, false); err != nil {
+		if _, err := putJSON(w, r, md, wh, k, false); err != nil {
 			fail(w, err)
 			return
 		}
@@ -237,7 +235,13 @@ func (h *Handler) registerMasterdata() {
 			_ = enc.Encode(p)
 			_ = rc.Flush()
 		}
-		_, err := md.Import(r.Context(), wh, k, io.LimitReader(r.Body, maxImport), progress)
+		f, err := h.spool(w, r)
+		if err != nil {
+			writeError(w, bodyStatus(err), err.Error())
+			return
+		}
+		defer closeSpool(f)
+		_, err = md.Import(r.Context(), wh, k, f, progress)
 		if err != nil && !started {
 			fail(w, err)
 			return
@@ -305,12 +309,14 @@ func (h *Handler) registerMasterdata() {
 
 // putJSON decodes a record (one: the path's {id} must match its key) or a
 // JSON array of records, and writes them.
-func putJSON(r *http.Request, md *masterdata.Service, wh string, k masterdata.Kind, many bool) (int, error) {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-	dec.DisallowUnknownFields()
+func putJSON(w http.ResponseWriter, r *http.Request, md *masterdata.Service, wh string, k masterdata.Kind, many bool) (int, error) {
 	bad := func(err error) error {
-		return errors.Join(masterdata.ErrInvalid, errors.New("invalid JSON body: "+err.Error()))
+		if errors.Is(err, ErrBodyTooLarge) {
+			return err
+		}
+		return errors.Join(masterdata.ErrInvalid, err)
 	}
+	decode := func(v any) error { return readJSON(w, r, v) }
 	id := r.PathValue("id")
 	checkID := func(got string) error {
 		if !many && got != id {
@@ -318,7 +324,6 @@ func putJSON(r *http.Request, md *masterdata.Service, wh string, k masterdata.Ki
 		}
 		return nil
 	}
-	decode := dec.Decode
 	switch k {
 	case masterdata.Items:
 		vs, err := one[protocol.Item](decode, many)

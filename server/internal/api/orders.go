@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"errors"
-	"github.com/shelfsync/shelfsync/server/internal/store"
 	"net/http"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/store"
 
 	"github.com/shelfsync/shelfsync/server/internal/orders"
 )
@@ -70,6 +72,17 @@ func (h *Handler) registerOrders() {
 		if !decodeBody(w, r, &n) {
 			return
 		}
+		if err := protocol.ValidateID(n.Warehouse); err == nil {
+			known, err := h.knownWarehouse(r.Context(), n.Warehouse)
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, err.Error())
+				return
+			}
+			if !known {
+				writeError(w, http.StatusNotFound, "warehouse "+n.Warehouse+" is unknown: create it first (its settings, locations or catalog under /api/v1/masterdata/"+n.Warehouse+"/…) or check the name")
+				return
+			}
+		} // an invalid ID is refused by the order model's validation (400)
 		o, created, err := svc.Create(r.Context(), n)
 		if err != nil {
 			orderError(w, err)

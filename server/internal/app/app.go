@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/net/netutil"
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/api"
@@ -118,14 +121,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.Close()
 		return nil, fmt.Errorf("http listen on %s: %w (pick another with --http)", cfg.HTTPAddr, err)
 	}
-	s.httpLn = ln
+	bounds := cfg.Bounds.Defaulted()
+	s.httpLn = netutil.LimitListener(ln, bounds.HTTPMaxConns)
+	uploads := filepath.Join(cfg.DataDir, "uploads")
+	_ = os.RemoveAll(uploads) // uploads a crash left half-imported
+	if err := os.MkdirAll(uploads, 0o700); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("create the upload directory: %w", err)
+	}
 	deps := api.Deps{Store: st, Ready: s.ready, Gatherer: reg, Logger: log, Middleware: sec.guard.Middleware,
+		UploadDir: uploads, MaxImportBytes: bounds.MaxImportBytes, UploadTimeout: bounds.HTTPUploadTimeout,
 		Hooks: api.Hooks{
 			Changed: func(wh string, res store.Result) { down.Changed(wh); inv.applied(wh, protocol.ServerOrigin, res) },
 			Now:     s.ingest.Clock().Now,
 		}}
 	inv.apiDeps(&deps)
-	s.http = &http.Server{Handler: sec.guard.Protect(api.New(deps)), ReadHeaderTimeout: 5 * time.Second}
+	s.http = &http.Server{Handler: sec.guard.Protect(api.New(deps)), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: bounds.HTTPReadTimeout, IdleTimeout: bounds.HTTPIdleTimeout}
 	s.http.RegisterOnShutdown(inv.hub.Close)
 	return s, nil
 }

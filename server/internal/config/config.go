@@ -25,6 +25,7 @@ type Config struct {
 	Shutdown  time.Duration
 	Security  // TLS, identities, API tokens, ingest limits (security.go)
 	ScaleOut  // store backend and shared subscription (scaleout.go)
+	Bounds    // HTTP limits, upload size, clock offset (bounds.go)
 }
 
 // Register defines every flag of `shelfsync-server run` on fs.
@@ -43,6 +44,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight work on stop")
 	c.Security.register(fs)
 	c.ScaleOut.register(fs)
+	c.Bounds.register(fs)
 }
 
 // Validate reports every invalid field.
@@ -74,5 +76,6 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Security.validate(c.BrokerURL != "")...)
 	errs = append(errs, c.ScaleOut.validate(c.BrokerURL != "")...)
+	errs = append(errs, c.Bounds.validate()...)
 	return errors.Join(errs...)
 }

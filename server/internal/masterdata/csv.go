@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/shelfsync/shelfsync/server/internal/csvcell"
 	"io"
 	"strconv"
 	"strings"
@@ -131,7 +132,7 @@ func (s *Service) Import(ctx context.Context, wh string, kind Kind, r io.Reader,
 		p.Rows++
 		get := func(c string) string {
 			if i, ok := col[c]; ok && i < len(rec) {
-				return strings.TrimSpace(rec[i])
+				return csvcell.Plain(strings.TrimSpace(rec[i]))
 			}
 			return ""
 		}
@@ -303,7 +304,7 @@ func (s *Service) Export(ctx context.Context, wh string, kind Kind, w io.Writer)
 	if err != nil {
 		return err
 	}
-	cw := csv.NewWriter(w)
+	cw := csvcell.NewWriter(w)
 	if err := cw.Write(columns[kind]); err != nil {
 		return err
 	}
@@ -333,6 +334,5 @@ func (s *Service) Export(ctx context.Context, wh string, kind Kind, w io.Writer)
 			}
 		}
 	}
-	cw.Flush()
-	return cw.Error()
+	return cw.Flush()
 }

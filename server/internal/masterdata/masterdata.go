@@ -598,3 +598,26 @@ func (s *Service) OnOrder(wh, sku string) int64 {
 	}
 	return sum
 }
+
+// Known reports whether the warehouse has been created: it has settings,
+// a location or a catalog item.
+func (s *Service) Known(_ context.Context, wh string) (bool, error) {
+	found := false
+	err := s.b.View(func(tx store.Tx) error {
+		if _, ok, err := tx.Get(key(pSettings, wh)); err != nil || ok {
+			found = ok
+			return err
+		}
+		for _, p := range []string{pLoc, pItem} {
+			err := tx.Scan(key(p, wh, ""), store.ScanOptions{}, func(_, _ []byte) error {
+				found = true
+				return store.ErrStopScan
+			})
+			if err != nil || found {
+				return err
+			}
+		}
+		return nil
+	})
+	return found, err
+}

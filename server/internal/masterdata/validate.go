@@ -4,30 +4,16 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/shelfsync/shelfsync/protocol"
 )
 
-// field checks a code (sku, location, lot, ids): 1–64 bytes of UTF-8
-// without control characters.
+// field checks a code (sku, location, lot, ids) with protocol.CheckField:
+// 1–64 bytes of UTF-8 without control or bidirectional formatting
+// characters.
 func field(name, v string, required bool) error {
-	if v == "" {
-		if required {
-			return fmt.Errorf("%w: %s is required", ErrInvalid, name)
-		}
-		return nil
-	}
-	if len(v) > protocol.MaxFieldLen {
-		return fmt.Errorf("%w: %s is %d bytes; at most %d", ErrInvalid, name, len(v), protocol.MaxFieldLen)
-	}
-	if !utf8.ValidString(v) {
-		return fmt.Errorf("%w: %s is not UTF-8", ErrInvalid, name)
-	}
-	for _, r := range v {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: %s contains a control character", ErrInvalid, name)
-		}
+	if err := protocol.CheckField(name, v, required); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return nil
 }

@@ -36,7 +36,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/shelfsync/shelfsync/protocol"
 )
@@ -182,15 +181,11 @@ func (n *NewOrder) sameLines(o *Order) bool {
 }
 
 func checkText(name, v string) error {
-	switch {
-	case v == "":
-		return fmt.Errorf("%s is required", name)
-	case len(v) > protocol.MaxFieldLen:
-		return fmt.Errorf("%s is %d bytes; at most %d", name, len(v), protocol.MaxFieldLen)
-	case !utf8.ValidString(v):
-		return fmt.Errorf("%s is not UTF-8", name)
-	case strings.ContainsAny(v, "\x00/"):
-		return fmt.Errorf("%s must not contain NUL or '/'", name)
+	if err := protocol.CheckField(name, v, true); err != nil {
+		return err
+	}
+	if strings.ContainsAny(v, "/") || strings.Trim(v, ".") == "" {
+		return fmt.Errorf("%s must not contain '/' nor be only dots", name)
 	}
 	return nil
 }

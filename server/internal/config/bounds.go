@@ -1,0 +1,85 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"time"
+)
+
+// Bounds are the limits that keep a hostile or broken peer from hurting
+// the server: HTTP timeouts and connection limit, the largest CSV upload,
+// and how far ahead of this server's clock a gateway's clock may be.
+type Bounds struct {
+	// HTTPReadTimeout bounds reading a whole request, body included (a
+	// slow body is cut); CSV uploads get HTTPUploadTimeout instead.
+	HTTPReadTimeout time.Duration
+	// HTTPUploadTimeout bounds reading a CSV upload.
+	HTTPUploadTimeout time.Duration
+	// HTTPIdleTimeout closes a keep-alive connection idle this long.
+	HTTPIdleTimeout time.Duration
+	// HTTPMaxConns caps open HTTP connections; more wait in the kernel's
+	// accept queue until one closes.
+	HTTPMaxConns int
+	// MaxImportBytes bounds a CSV upload (413 beyond).
+	MaxImportBytes int64
+	// ClockMaxOffset is how far ahead of this server's wall clock a
+	// gateway's hybrid logical clock may be; a hello or batch beyond it is
+	// refused (protocol SPEC.md §4).
+	ClockMaxOffset time.Duration
+}
+
+func (c *Bounds) register(fs *flag.FlagSet) {
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", time.Minute, "longest time to read one HTTP request, body included (slow bodies are cut)")
+	fs.DurationVar(&c.HTTPUploadTimeout, "http-upload-timeout", 30*time.Minute, "longest time to read one CSV upload")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", 2*time.Minute, "close HTTP keep-alive connections idle this long")
+	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", 1024, "most HTTP connections open at once (more wait to be accepted); keep it below the process's file-descriptor limit")
+	fs.Int64Var(&c.MaxImportBytes, "max-import-bytes", 1<<30, "largest CSV upload in bytes (a larger one is refused with 413 before any row is applied); uploads are spooled under --data")
+	fs.DurationVar(&c.ClockMaxOffset, "clock-max-offset", 5*time.Minute, "refuse a gateway whose clock runs more than this ahead of the server's (its hello and batches get an error; fix its NTP)")
+}
+
+// validate checks the bounds; a zero field stands for its default.
+func (c Bounds) validate() []error {
+	c = c.Defaulted()
+	var errs []error
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"http-read-timeout", c.HTTPReadTimeout}, {"http-upload-timeout", c.HTTPUploadTimeout}, {"http-idle-timeout", c.HTTPIdleTimeout}} {
+		if f.d < time.Second {
+			errs = append(errs, fmt.Errorf("%s: %s must be at least 1s", f.name, f.d))
+		}
+	}
+	if c.HTTPMaxConns < 1 {
+		errs = append(errs, fmt.Errorf("http-max-conns: %d must be at least 1", c.HTTPMaxConns))
+	}
+	if c.MaxImportBytes < 1<<10 {
+		errs = append(errs, fmt.Errorf("max-import-bytes: %d must be at least 1024", c.MaxImportBytes))
+	}
+	if c.ClockMaxOffset < time.Second || c.ClockMaxOffset > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("clock-max-offset: %s must be 1s..24h", c.ClockMaxOffset))
+	}
+	return errs
+}
+
+// Defaulted returns the bounds with every zero field set to its flag's
+// default (a Config built in code rather than from flags).
+func (c Bounds) Defaulted() Bounds {
+	var d Bounds
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	d.register(fs)
+	orDefault(&c.HTTPReadTimeout, d.HTTPReadTimeout)
+	orDefault(&c.HTTPUploadTimeout, d.HTTPUploadTimeout)
+	orDefault(&c.HTTPIdleTimeout, d.HTTPIdleTimeout)
+	orDefault(&c.HTTPMaxConns, d.HTTPMaxConns)
+	orDefault(&c.MaxImportBytes, d.MaxImportBytes)
+	orDefault(&c.ClockMaxOffset, d.ClockMaxOffset)
+	return c
+}
+
+// orDefault sets *v to d when *v is its zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
