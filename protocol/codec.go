@@ -7,9 +7,15 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
+// MaxMessageSize is the largest message of this protocol, in bytes
+// (SPEC.md §2): receivers refuse larger ones, senders never send them, and
+// the server's default limit and its embedded broker's maximum payload are
+// this same number.
+const MaxMessageSize = 256 << 10
+
 // Limits bound what Decode accepts from untrusted bytes.
 type Limits struct {
-	MaxMessageSize   int // bytes; default 1 MiB
+	MaxMessageSize   int // bytes; default (and ceiling for peers) MaxMessageSize
 	MaxNestedLevels  int // default 8
 	MaxArrayElements int // default 65536
 	MaxMapPairs      int // default 256
@@ -21,11 +27,11 @@ type Limits struct {
 
 // DefaultLimits are the limits of the package-level Decode.
 var DefaultLimits = Limits{
-	MaxMessageSize:   1 << 20,
+	MaxMessageSize:   MaxMessageSize,
 	MaxNestedLevels:  8,
 	MaxArrayElements: 65536,
 	MaxMapPairs:      256,
-	MaxInflatedSize:  1 << 20,
+	MaxInflatedSize:  MaxMessageSize,
 }
 
 // Sentinel errors returned (wrapped) by Decode.

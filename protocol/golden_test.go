@@ -3,6 +3,7 @@ package protocol
 import (
 	"bufio"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -26,6 +27,8 @@ var goldenCases = []struct {
 		{Seq: 41, HLC: MakeHLC(1764403199000, 0), Kind: OpReceive, Location: "RCV", SKU: "04012345678901", Qty: 2, Device: "s1", Raw: []string{"4012345678901"}},
 		{Seq: 42, HLC: MakeHLC(1764403200000, 0), Kind: OpCount, Scope: ScopeLocation, Location: "A-01", Lines: []CountLine{{SKU: "04012345678901", Qty: 5}}, Device: "s1"},
 	}}},
+	{"hello-first-seq", &Hello{Header: Header{WH: "wh1", GW: "dock1"}, AgentVersion: "0.1.0", LastSeq: 500, AckedSeq: 500, DownSeq: 9, Epoch: "e1", HLC: MakeHLC(1764403200000, 0), FirstSeq: 401}},
+	{"ack-regressed", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 400, Epoch: "e2", HLC: MakeHLC(1764403200001, 0)}},
 	{"ack", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 42, Epoch: "e1", HLC: MakeHLC(1764403200001, 0)}},
 	{"ack-features", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 42, Epoch: "e1", HLC: MakeHLC(1764403200001, 0), Features: FeatureOpsDeflate}},
 	{"ack-error", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 40, Epoch: "e1", HLC: MakeHLC(1764403200001, 0), Error: "gap: expected seq 41"}},
@@ -129,4 +132,25 @@ func TestStockValueBodyGolden(t *testing.T) {
 	b, err := Marshal(StockValue{Location: "A-01", SKU: "04012345678901", OnHand: 10})
 	require.NoError(t, err)
 	require.Equal(t, "a30164412d3031026e3034303132333435363738393031040a", hex.EncodeToString(b))
+}
+
+// TestMaxMessageSizeIsTheSpecs: the one size limit of SPEC.md §2.1 is the
+// constant every part of this implementation uses (codec, server default,
+// embedded broker).
+func TestMaxMessageSizeIsTheSpecs(t *testing.T) {
+	b, err := os.ReadFile("SPEC.md")
+	require.NoError(t, err)
+	_, after, ok := strings.Cut(string(b), "<!-- limit:max-message-bytes -->")
+	require.True(t, ok, "SPEC.md has no limit:max-message-bytes marker")
+	var n int
+	_, err = fmt.Sscanf(strings.TrimLeft(after, "\n"), "max-message-bytes = %d", &n)
+	require.NoError(t, err, "the line after the marker must read `max-message-bytes = N`")
+	require.Equal(t, MaxMessageSize, n)
+	require.Equal(t, n, DefaultLimits.MaxMessageSize)
+	require.Equal(t, n, DefaultLimits.MaxInflatedSize)
+
+	_, err = Encode(&Status{Header: Header{WH: "w", GW: "g"}, AgentVersion: strings.Repeat("x", n)})
+	require.ErrorIs(t, err, ErrTooLarge, "an encoder never produces a message over the limit")
+	_, err = Decode(make([]byte, n+1))
+	require.ErrorIs(t, err, ErrTooLarge)
 }

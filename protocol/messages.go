@@ -87,6 +87,12 @@ type Hello struct {
 	DownSeq      uint64 `cbor:"7,keyasint"`           // highest downstream seq the agent applied
 	Epoch        string `cbor:"8,keyasint,omitempty"` // server epoch the agent last saw
 	HLC          HLC    `cbor:"9,keyasint"`
+	// FirstSeq is the oldest seq the agent still holds and can resend
+	// (its retention, SPEC.md §6.1); 0 (absent): not stated, as from an
+	// agent older than retention. A server whose watermark is below
+	// FirstSeq−1 records the seqs in between as lost-ops and moves its
+	// watermark to FirstSeq−1.
+	FirstSeq uint64 `cbor:"10,keyasint,omitempty"`
 }
 
 // Type implements Message.

@@ -50,7 +50,8 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 		}
 		specs = append(specs, sp)
 	}
-	st, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: log, Small: cfg.SmallStore})
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: log, Small: cfg.SmallStore,
+		Retention: store.Retention{MaxAge: cfg.RetainFor, MaxOps: cfg.RetainOps, MinFreeBytes: cfg.RetainMinFree}})
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +80,22 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_outbox_depth", Help: "Ops committed but not yet acknowledged by the server."},
 			func() float64 { d, _ := st.OutboxDepth(); return float64(d) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shelfsync_agent_server_regressions_total", Help: "Times the server's state was seen to go back in time (another identity, or a watermark below what it had acknowledged): restored from a backup or replaced; the ops it lacked were resent from retention."},
+			func() float64 { return float64(a.uplink.State().Regressions) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_lost_ops_pending", Help: "Ops the server lacks that are beyond this gateway's retention, while the server has not recorded them as lost-ops (an older server: reconcile by counting the zone)."},
+			func() float64 {
+				if l := a.uplink.State().Lost; l != nil {
+					return float64(l.To - l.From + 1)
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_retained_ops", Help: "Acknowledged ops kept for a server restore (--retain-for, --retain-ops)."},
+			func() float64 {
+				if p, err := st.Positions(); err == nil && p.Acked >= p.First {
+					return float64(p.Acked - p.First + 1)
+				}
+				return 0
+			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_uplink_connected", Help: "1 when connected to the broker."},
 			func() float64 { return b2f(a.uplink.State().Connected) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_devices_connected", Help: "Devices currently connected."},

@@ -31,7 +31,12 @@ type Config struct {
 	MaxBatchOps  int
 	Linger       time.Duration
 	AckTimeout   time.Duration
-	Security     // TLS and broker identity (security.go)
+	// Retention of acknowledged ops, for a server restored from a backup
+	// or replaced (protocol SPEC.md §6.1).
+	RetainFor     time.Duration
+	RetainOps     int64
+	RetainMinFree int64
+	Security      // TLS and broker identity (security.go)
 }
 
 type multi struct{ v *[]string }
@@ -64,6 +69,9 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBatchOps, "batch-ops", 256, "most ops per uplink batch")
 	fs.DurationVar(&c.Linger, "batch-linger", 5*time.Millisecond, "wait this long for more ops before sending a partial batch")
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", 3*time.Second, "resend unacknowledged ops after this long without an ack")
+	fs.DurationVar(&c.RetainFor, "retain-for", 7*24*time.Hour, "keep acknowledged ops this long (or --retain-ops of them, whichever is less) so that a server restored from an older backup, or replaced by an empty one, gets them again; older ones are recorded by the server as lost-ops (0: 168h; negative: keep none)")
+	fs.Int64Var(&c.RetainOps, "retain-ops", 5_000_000, "keep at most this many acknowledged ops (about 100 bytes of disk each; 0: 5,000,000; negative: keep none)")
+	fs.Int64Var(&c.RetainMinFree, "retain-min-free", 256<<20, "while the data directory's disk has less free space than this many bytes, acknowledged ops are not kept (0: 256 MiB; negative: no check)")
 	c.Security.register(fs)
 }
 

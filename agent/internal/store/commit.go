@@ -137,6 +137,8 @@ func (g *groupCommitter) loop() {
 // update writes a group in one transaction, retrying when it lost a race
 // with a downstream or ack transaction (they touch the view and counters).
 func (g *groupCommitter) update(batch []commitReq) error {
+	g.s.rebuildMu.Lock() // not while Regress rebuilds the view
+	defer g.s.rebuildMu.Unlock()
 	var err error
 	for attempt := 0; attempt < 50; attempt++ {
 		err = g.s.db.Update(func(txn *badger.Txn) error { return g.s.writeCommits(txn, g.clock, batch) })

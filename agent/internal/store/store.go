@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -68,6 +69,9 @@ type Options struct {
 	// the LSM tree compacted so the next start does not begin by
 	// compacting (see settleLSM).
 	Small bool
+	// Retention bounds the acknowledged ops kept for a server restore
+	// (retain.go); the zero value takes the defaults.
+	Retention Retention
 }
 
 // Store is the agent's Badger store.
@@ -77,6 +81,13 @@ type Store struct {
 	gc      *groupCommitter
 	notices signal // masterdata.go
 	settle  bool   // settle the LSM tree before closing (Small)
+
+	dir           string
+	retention     Retention
+	retainMu      sync.Mutex
+	retainChecked time.Time
+	// rebuildMu holds commits back while Regress rebuilds the view.
+	rebuildMu sync.Mutex
 }
 
 // Open opens or creates the store.
@@ -103,15 +114,11 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open agent store in %q: %w (is another agent using this --data directory?)", opts.Dir, err)
 	}
-	s := &Store{db: db, log: log, settle: opts.Small}
-	// An ack recorded just before a crash may have left its outbox entries
-	// behind: prune everything acknowledged, once, from the start.
-	if p, err := s.Positions(); err != nil {
+	opts.Retention.defaults()
+	s := &Store{db: db, log: log, settle: opts.Small, dir: opts.Dir, retention: opts.Retention}
+	if err := s.initRetention(); err != nil {
 		db.Close()
-		return nil, err
-	} else if err := s.pruneOutbox(0, p.Acked); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("prune outbox: %w", err)
+		return nil, fmt.Errorf("apply the outbox retention: %w", err)
 	}
 	s.gc = newGroupCommitter(s)
 	return s, nil
@@ -236,6 +243,9 @@ type Positions struct {
 	Down    uint64 // downstream watermark applied
 	UpWM    uint64 // server's upstream watermark the server view reflects
 	Epoch   string // server epoch last seen
+	// First is the oldest seq held (retained after its ack, or not yet
+	// acknowledged); LastSeq+1 when none is held.
+	First uint64
 }
 
 // Positions reads the counters.
@@ -253,6 +263,9 @@ func (s *Store) Positions() (Positions, error) {
 			return err
 		}
 		if p.UpWM, err = readU64(txn, kUpWM); err != nil {
+			return err
+		}
+		if p.First, err = firstHeld(txn); err != nil {
 			return err
 		}
 		it, err := txn.Get([]byte(kEpoch))
@@ -303,16 +316,16 @@ func (s *Store) OutboxDepth() (uint64, error) {
 	return p.LastSeq - p.Acked, nil
 }
 
-// Ack records the server's watermark and epoch, and deletes outbox entries
-// up to wm. A wm lower than the one already recorded is ignored (returns
-// false) — acks are never trusted to move backwards.
+// Ack records the server's watermark and epoch; acknowledged ops stay in
+// the outbox for the retention (retain.go), and those beyond it are
+// deleted. A wm lower than the one already recorded is ignored (returns
+// false) — acks never move backwards here; a server that went back in
+// time is handled by Regress.
 func (s *Store) Ack(wm uint64, epoch string) (bool, error) {
 	moved := false
-	var prev uint64
 	err := s.update(func(txn *badger.Txn) error {
 		moved = false
 		acked, err := readU64(txn, kAcked)
-		prev = acked
 		if err != nil {
 			return err
 		}
@@ -328,7 +341,7 @@ func (s *Store) Ack(wm uint64, epoch string) (bool, error) {
 	if err != nil || !moved {
 		return moved, err
 	}
-	return true, s.pruneOutbox(prev, wm)
+	return true, s.trimRetention(false)
 }
 
 // pruneOutbox deletes o/ entries after from up to wm in bounded batches.

@@ -66,7 +66,10 @@ func foldOwn(base map[ledger.Key]int64, own []protocol.Op) map[ledger.Key]int64 
 // TestViewIsServerValuePlusPendingAfterEveryStep: the agent's view is the
 // server's value (as of the up watermark it reflects) plus this gateway's
 // ops after that watermark, whatever interleaving of local commits, server
-// snapshots (with other gateways' work) and acks happens.
+// snapshots (with other gateways' work) and acks happens — including a
+// server that goes back in time (Regress: restored from a backup holding
+// a prefix of our ops, or replaced by an empty one): until its downstream
+// arrives the view is our ops after its watermark alone.
 func TestViewIsServerValuePlusPendingAfterEveryStep(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		dir, err := os.MkdirTemp("", "agent-view")
@@ -82,7 +85,7 @@ func TestViewIsServerValuePlusPendingAfterEveryStep(t *testing.T) {
 		var down uint64
 		steps := rapid.IntRange(1, 25).Draw(t, "steps")
 		for step := 0; step < steps; step++ {
-			switch rapid.IntRange(0, 2).Draw(t, "action") {
+			switch rapid.IntRange(0, 3).Draw(t, "action") {
 			case 0: // an operator commits an op locally
 				ops, err := s.Commit(context.Background(), &Commit{Device: "d", Ops: []protocol.Op{genOp(t)}, KeepSession: true})
 				require.NoError(t, err)
@@ -105,6 +108,17 @@ func TestViewIsServerValuePlusPendingAfterEveryStep(t *testing.T) {
 				down++
 				require.NoError(t, s.ApplyDownItems(Down{Stock: vals}, u, down))
 				upWM = u
+			case 3: // the server is restored to a state holding own[:r]
+				r := uint64(rapid.IntRange(0, int(upWM)).Draw(t, "restore"))
+				got, err := s.Regress(r, "restored")
+				require.NoError(t, err)
+				require.Equal(t, len(own)-int(r), got.Replayed)
+				p, err := s.Positions()
+				require.NoError(t, err)
+				require.Equal(t, Positions{LastSeq: uint64(len(own)), Acked: r, Epoch: "restored", First: 1}, p)
+				others = nil
+				server = map[ledger.Key]int64{}
+				upWM, down = r, 0
 			}
 			want := foldOwn(server, own[upWM:])
 			rows, err := s.Stock("", "")

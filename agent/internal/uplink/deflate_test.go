@@ -33,12 +33,19 @@ type serverBroker struct {
 	ops     []protocol.Op // applied, in order
 	forms   []bool        // Deflate of every batch received, in order
 	refused int           // compressed batches refused (old server)
+	// epoch is the server state's identity ("e1" unless restored);
+	// lostOps makes it record the seqs a hello's first_seq says are no
+	// longer held (lost, in order) and move its watermark past them.
+	epoch   string
+	lostOps bool
+	lost    [][2]uint64
+	conns   map[net.Conn]bool
 }
 
 func startServerBroker(t *testing.T, deflate bool) *serverBroker {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	b := &serverBroker{ln: ln, topics: protocol.NewTopics("")}
+	b := &serverBroker{ln: ln, topics: protocol.NewTopics(""), epoch: "e1", conns: map[net.Conn]bool{}}
 	b.deflate.Store(deflate)
 	b.wg.Add(1)
 	go func() {
@@ -57,7 +64,15 @@ func startServerBroker(t *testing.T, deflate bool) *serverBroker {
 }
 
 func (b *serverBroker) serve(c net.Conn) {
-	defer c.Close()
+	b.mu.Lock()
+	b.conns[c] = true
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.conns, c)
+		b.mu.Unlock()
+		c.Close()
+	}()
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -123,7 +138,7 @@ func (b *serverBroker) answer(wh, gw string, payload []byte) *protocol.Ack {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	deflate := b.deflate.Load()
-	ack := &protocol.Ack{Header: protocol.Header{WH: wh, GW: gw}, Epoch: "e1", HLC: protocol.MakeHLC(time.Now().UnixMilli(), 0)}
+	ack := &protocol.Ack{Header: protocol.Header{WH: wh, GW: gw}, Epoch: b.epoch, HLC: protocol.MakeHLC(time.Now().UnixMilli(), 0)}
 	if deflate {
 		ack.Features = protocol.FeatureOpsDeflate
 	}
@@ -134,6 +149,10 @@ func (b *serverBroker) answer(wh, gw string, payload []byte) *protocol.Ack {
 	}
 	switch m := msg.(type) {
 	case *protocol.Hello:
+		if b.lostOps && m.FirstSeq > b.wm+1 {
+			b.lost = append(b.lost, [2]uint64{b.wm + 1, m.FirstSeq - 1})
+			b.wm = m.FirstSeq - 1
+		}
 	case *protocol.OpBatch:
 		b.forms = append(b.forms, m.Deflate)
 		if m.Deflate && !deflate {
@@ -169,10 +188,32 @@ func (b *serverBroker) snapshot() (wm uint64, ops []protocol.Op, forms []bool, r
 	return b.wm, append([]protocol.Op(nil), b.ops...), append([]bool(nil), b.forms...), b.refused
 }
 
+// restore replaces the server's state by one that applied ops up to wm
+// only, under epoch, and drops the agent's connection (a server restart).
+func (b *serverBroker) restore(wm uint64, epoch string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	kept := b.ops[:0]
+	for _, o := range b.ops {
+		if o.Seq <= wm {
+			kept = append(kept, o)
+		}
+	}
+	b.ops, b.wm, b.epoch = kept, wm, epoch
+	for c := range b.conns {
+		c.Close()
+	}
+}
+
 // agentOn runs an uplink against the broker and returns it with its store.
 func agentOn(t *testing.T, b *serverBroker) (*Uplink, *store.Store) {
+	return agentRetaining(t, b, store.Retention{})
+}
+
+// agentRetaining is agentOn with a retention of acknowledged ops.
+func agentRetaining(t *testing.T, b *serverBroker, r store.Retention) (*Uplink, *store.Store) {
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: t.TempDir(), Small: true})
+	st, err := store.Open(store.Options{Dir: t.TempDir(), Small: true, Retention: r})
 	require.NoError(t, err)
 	clock := protocol.NewClock(nil)
 	st.SetClock(clock)

@@ -73,6 +73,7 @@ func (u *Uplink) hello() {
 	u.publish(&protocol.Hello{
 		Header: u.header(), AgentVersion: u.cfg.AgentVersion,
 		LastSeq: p.LastSeq, AckedSeq: p.Acked, DownSeq: p.Down, Epoch: p.Epoch, HLC: u.clock.Now(),
+		FirstSeq: p.First,
 	})
 }
 
@@ -129,8 +130,12 @@ func (u *Uplink) send(s *protocol.Window, full bool) {
 			return
 		}
 		if ops[0].Seq != s.Next {
-			u.setError("outbox starts at seq %d but the server expects %d: the server lost state (epoch changed) after acking ops this gateway already pruned; reconcile with a count", ops[0].Seq, s.Next)
-			s.Next = ops[0].Seq
+			// The server's watermark is below what the retention holds: a
+			// hello states the oldest seq held (first_seq), and the server
+			// records the seqs before it as lost-ops and acknowledges
+			// first_seq-1 (SPEC.md §6.1). Nothing is sent until then.
+			u.askLost(s.Next, ops[0].Seq)
+			return
 		}
 		if !full && len(ops) < u.cfg.MaxBatchOps {
 			return
@@ -190,9 +195,6 @@ func (u *Uplink) onAck(s *protocol.Window, a *protocol.Ack) {
 	if err != nil {
 		return
 	}
-	if p.Epoch != "" && a.Epoch != p.Epoch {
-		u.setError("server epoch changed from %s to %s: the server's state was lost or restored; unacked ops will be resent, acked ones cannot be", p.Epoch, a.Epoch)
-	}
 	u.mu.Lock()
 	u.state.Epoch = a.Epoch
 	u.mu.Unlock()
@@ -200,11 +202,13 @@ func (u *Uplink) onAck(s *protocol.Window, a *protocol.Ack) {
 		u.setError("server acked seq %d but this gateway has only committed %d: another agent is using gateway ID %s/%s, or this gateway's data was lost", a.WM, p.LastSeq, u.cfg.Warehouse, u.cfg.Gateway)
 		return
 	}
-	if p.Epoch != "" && a.Epoch != p.Epoch {
-		// A new server state: its downstream starts over.
-		if err := u.st.ResetDown(); err != nil {
-			u.setError("reset downstream: %v", err)
-		}
+	if p.Epoch != "" && (a.Epoch != p.Epoch || a.WM < p.Acked) {
+		u.regress(s, p, a) // regress.go
+		return
+	}
+	if u.lostPending && a.WM+1 >= p.First {
+		u.setLost(nil)
+		u.log.Warn("the server recorded the seqs beyond this gateway's retention as lost-ops; replication resumes", "wm", a.WM)
 	}
 	if _, err := u.st.Ack(a.WM, a.Epoch); err != nil {
 		u.setError("record ack: %v", err)

@@ -88,6 +88,14 @@ type State struct {
 	// OpsDeflate: the server announced ops-deflate on this connection, so
 	// batches go out DEFLATE-compressed (protocol SPEC.md §5.1).
 	OpsDeflate bool `json:"ops_deflate"`
+	// Regressions counts the times the server's state was seen to go back
+	// in time (another identity, or a watermark below what it had
+	// acknowledged); LastRegression describes the latest (regress.go).
+	Regressions    uint64          `json:"server_regressions"`
+	LastRegression *RegressionInfo `json:"last_server_regression,omitempty"`
+	// Lost is the seq range the server is being asked to record as
+	// lost-ops (beyond this gateway's retention), while it has not.
+	Lost *SeqRange `json:"lost_ops_pending,omitempty"`
 }
 
 // Uplink is the replication client.
@@ -110,6 +118,10 @@ type Uplink struct {
 	// feats are the features the server announced in its latest ack on
 	// this connection (SPEC.md §5.1); only the loop goroutine uses them.
 	feats protocol.Features
+	// lostAsked is when a hello last asked the server to record the seqs
+	// beyond the retention as lost (loop goroutine only).
+	lostAsked   time.Time
+	lostPending bool // State.Lost is set
 
 	mu    sync.Mutex
 	state State

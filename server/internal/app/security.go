@@ -11,6 +11,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/auth"
 	"github.com/shelfsync/shelfsync/server/internal/broker"
 	"github.com/shelfsync/shelfsync/server/internal/certs"
@@ -37,7 +38,7 @@ func buildSecurity(cfg config.Config, reg prometheus.Registerer, log *slog.Logge
 		limits: ingest.Limits{MaxMessageBytes: cfg.MaxMsgBytes, Rate: cfg.GatewayRate, Burst: cfg.GatewayBurst, MaxPending: cfg.GatewayBacklog},
 	}
 	if s.limits.MaxMessageBytes == 0 {
-		s.limits.MaxMessageBytes = 256 << 10
+		s.limits.MaxMessageBytes = protocol.MaxMessageSize
 	}
 	if s.limits.Rate == 0 {
 		s.limits.Rate = 500

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/shelfsync/shelfsync/protocol"
 )
 
 // Security is the transport security, API authentication and hostile-input
@@ -48,7 +50,7 @@ func (c *Security) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.APITokens, "api-tokens", "", "HTTP API bearer-token file (`shelfsync-server tokens add`); empty: the API is open to anyone who reaches it (development)")
 	fs.BoolVar(&c.OpenHealthz, "open-healthz", true, "serve /healthz without a token (probes)")
 	fs.BoolVar(&c.OpenMetrics, "open-metrics", false, "serve /metrics without a token (otherwise a viewer token is needed)")
-	fs.IntVar(&c.MaxMsgBytes, "max-msg-bytes", 256<<10, "largest MQTT message accepted from a gateway; larger ones are dropped and counted (0: 256 KiB)")
+	fs.IntVar(&c.MaxMsgBytes, "max-msg-bytes", protocol.MaxMessageSize, "largest MQTT message accepted from a gateway, by the ingest and the embedded broker; larger ones are dropped and counted (0: the protocol's limit, 262144 = 256 KiB, protocol SPEC.md §2; it may only be lowered)")
 	fs.Float64Var(&c.GatewayRate, "gateway-rate", 500, "messages per second one gateway may send (token bucket; a catching-up agent sends 256-op batches, so 500/s is ~128,000 ops/s); excess is dropped and counted, the agent resends; negative: unlimited, 0: 500")
 	fs.IntVar(&c.GatewayBurst, "gateway-burst", 1000, "token-bucket size of --gateway-rate; must hold an agent's whole in-flight window (32 batches by default) (0: 4 × rate)")
 	fs.IntVar(&c.GatewayBacklog, "gateway-backlog", 0, "messages of one gateway queued at once (0: a queue's size / 8, at least 16), so a flood cannot fill a queue shared with others")
@@ -81,8 +83,8 @@ func (c *Security) validate(external bool) []error {
 	if !external && c.TLSBrokerCert != "" && c.TLSCA == "" && c.MQTTPasswords == "" {
 		errs = append(errs, errors.New("tls-broker-cert: the embedded broker must identify gateways: set tls-ca (client certificates) and/or mqtt-passwords"))
 	}
-	if c.MaxMsgBytes != 0 && (c.MaxMsgBytes < 1024 || c.MaxMsgBytes > 1<<20) {
-		errs = append(errs, fmt.Errorf("max-msg-bytes: %d must be 1024..1048576 (the protocol's cap is 1 MiB)", c.MaxMsgBytes))
+	if c.MaxMsgBytes != 0 && (c.MaxMsgBytes < 1024 || c.MaxMsgBytes > protocol.MaxMessageSize) {
+		errs = append(errs, fmt.Errorf("max-msg-bytes: %d must be 1024..%d (the protocol's limit, SPEC.md §2)", c.MaxMsgBytes, protocol.MaxMessageSize))
 	}
 	if c.GatewayBurst < 0 {
 		errs = append(errs, fmt.Errorf("gateway-burst: %d must not be negative", c.GatewayBurst))

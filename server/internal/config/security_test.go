@@ -5,10 +5,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/shelfsync/shelfsync/protocol"
 )
 
 func load(t *testing.T, args ...string) (Config, error) {
@@ -53,4 +56,16 @@ func TestSecurityValidate(t *testing.T) {
 
 	c, _ = load(t, "--max-msg-bytes", "10")
 	require.ErrorContains(t, c.Validate(), "max-msg-bytes")
+}
+
+// TestMaxMsgBytesIsTheProtocolLimit: the server's limit defaults to the
+// protocol's one message-size limit (SPEC.md §2.1) and may only be lowered.
+func TestMaxMsgBytesIsTheProtocolLimit(t *testing.T) {
+	c, err := load(t)
+	require.NoError(t, err)
+	require.Equal(t, protocol.MaxMessageSize, c.MaxMsgBytes)
+	c, _ = load(t, "--max-msg-bytes", strconv.Itoa(protocol.MaxMessageSize+1))
+	require.ErrorContains(t, c.Validate(), "the protocol's limit")
+	c, _ = load(t, "--max-msg-bytes", "65536")
+	require.NoError(t, c.Validate())
 }

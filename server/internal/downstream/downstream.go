@@ -6,6 +6,7 @@ package downstream
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -174,22 +175,33 @@ func (s *Sender) sendOne(ctx context.Context, k gwKey) {
 		}
 		after := g.win.Next - 1
 		s.mu.Unlock()
-		r, err := s.st.DownFrom(ctx, k.wh, k.gw, after, s.cfg.MaxItems)
-		if err != nil {
-			s.log.Error("read downstream log", "warehouse", k.wh, "gateway", k.gw, "err", err)
-			return
+		var r store.DownRead
+		var raw []byte
+		// A batch must fit in one message (protocol.MaxMessageSize): with
+		// large items (a purchase order of many lines) fewer are sent.
+		for n := s.cfg.MaxItems; ; n /= 2 {
+			var err error
+			r, err = s.st.DownFrom(ctx, k.wh, k.gw, after, n)
+			if err != nil {
+				s.log.Error("read downstream log", "warehouse", k.wh, "gateway", k.gw, "err", err)
+				return
+			}
+			b := &protocol.DownBatch{Header: protocol.Header{WH: k.wh, GW: k.gw}, First: r.First, Last: r.Last,
+				Items: r.Items, Epoch: s.st.Epoch(), UpWM: r.UpWM, HLC: s.cfg.Clock.Now()}
+			raw, err = protocol.Encode(b)
+			if errors.Is(err, protocol.ErrTooLarge) && n > 1 {
+				continue
+			}
+			if err != nil {
+				s.log.Error("encode downstream batch (an item larger than a message?)", "warehouse", k.wh, "gateway", k.gw, "after", after, "err", err)
+				return
+			}
+			break
 		}
 		s.mu.Lock()
 		room := g.win.Room(r.Head) && g.win.Next == after+1
 		s.mu.Unlock()
 		if !room || r.Last < r.First {
-			return
-		}
-		b := &protocol.DownBatch{Header: protocol.Header{WH: k.wh, GW: k.gw}, First: r.First, Last: r.Last,
-			Items: r.Items, Epoch: s.st.Epoch(), UpWM: r.UpWM, HLC: s.cfg.Clock.Now()}
-		raw, err := protocol.Encode(b)
-		if err != nil {
-			s.log.Error("encode downstream batch", "err", err)
 			return
 		}
 		if err := s.cfg.Publish(k.wh, k.gw, raw); err != nil {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shelfsync/shelfsync/protocol"
 )
 
 // Limits guard the ingest against one gateway hurting the others. They are
@@ -13,9 +15,9 @@ import (
 // "backlog"); the agent resends what was not acked, so a dropped batch of a
 // well-behaved gateway costs a resend, never data.
 type Limits struct {
-	// MaxMessageBytes drops larger messages before decoding. Default 256 KiB
-	// (agents send batches of at most 64 KiB); protocol.Decode's own cap is
-	// 1 MiB.
+	// MaxMessageBytes drops larger messages before decoding. Default and
+	// ceiling: protocol.MaxMessageSize (agents send batches of at most
+	// 64 KiB).
 	MaxMessageBytes int
 	// Rate is the sustained messages per second one gateway may send (a
 	// token bucket of Burst). Default 100; negative disables the limit.
@@ -29,8 +31,8 @@ type Limits struct {
 }
 
 func (l *Limits) defaults(queue int) {
-	if l.MaxMessageBytes <= 0 {
-		l.MaxMessageBytes = 256 << 10
+	if l.MaxMessageBytes <= 0 || l.MaxMessageBytes > protocol.MaxMessageSize {
+		l.MaxMessageBytes = protocol.MaxMessageSize
 	}
 	if l.Rate == 0 {
 		l.Rate = 500
