@@ -10,6 +10,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
 
 type harness struct {
@@ -21,7 +22,7 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, th Thresholds) *harness {
-	st, err := store.Open(store.Options{InMemory: true})
+	st, err := badger.Open(badger.Options{InMemory: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	return newHarnessOn(st, th)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 	"github.com/shelfsync/shelfsync/server/internal/store/pgtest"
 	"github.com/shelfsync/shelfsync/server/internal/store/postgres"
 )
@@ -19,7 +20,7 @@ import (
 // under TestIntegrationReplicasOnPostgres. Each replica gets its own
 // handle when the backend has handles (PostgreSQL: its own pool).
 var shared = func(t *testing.T) (a, b store.Records) {
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	st, err := badger.Open(badger.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	return st, st
@@ -204,7 +205,7 @@ func TestReplicaAckOnce(t *testing.T) {
 // TestIDsContinueAfterStoredAlerts: a database written before the id
 // counter continues after its newest alert.
 func TestIDsContinueAfterStoredAlerts(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true})
+	st, err := badger.Open(badger.Options{InMemory: true})
 	require.NoError(t, err)
 	defer st.Close()
 	h := newHarnessOn(st, nil)

@@ -16,13 +16,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/server/internal/orders"
-	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
 
 // newBadgerAPI serves the API over an in-memory Badger store.
-func newBadgerAPI(t *testing.T, d Deps) (*httptest.Server, *store.Badger) {
+func newBadgerAPI(t *testing.T, d Deps) (*httptest.Server, *badger.Store) {
 	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true})
+	st, err := badger.Open(badger.Options{InMemory: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	d.Store = st

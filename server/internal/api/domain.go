@@ -25,14 +25,6 @@ type Hooks struct {
 	Live func(g *store.Gateway)
 }
 
-func (h *Handler) actions(w http.ResponseWriter) (store.Actions, bool) {
-	a, ok := h.d.Store.(store.Actions)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, "this store backend does not support this endpoint")
-	}
-	return a, ok
-}
-
 func (h *Handler) changed(wh string, res store.Result) {
 	if h.d.Hooks.Changed != nil {
 		h.d.Hooks.Changed(wh, res)
@@ -77,10 +69,7 @@ func (h *Handler) registerDomain() {
 		writeJSON(w, http.StatusOK, map[string]any{"items": out})
 	})
 	h.handle("GET /api/v1/conflicts", func(w http.ResponseWriter, r *http.Request) {
-		a, ok := h.actions(w)
-		if !ok {
-			return
-		}
+		a := h.d.Store
 		q := r.URL.Query()
 		limit, ok := intParam(r, "limit", 0)
 		if !ok {
@@ -99,10 +88,7 @@ func (h *Handler) registerDomain() {
 		writeJSON(w, http.StatusOK, map[string]any{"items": cs})
 	})
 	h.handle("POST /api/v1/conflicts/{id}/resolve", func(w http.ResponseWriter, r *http.Request) {
-		a, ok := h.actions(w)
-		if !ok {
-			return
-		}
+		a := h.d.Store
 		var body struct {
 			Action string `json:"action"`
 			Qty    int64  `json:"qty"`
@@ -129,10 +115,7 @@ func (h *Handler) registerDomain() {
 		writeJSON(w, http.StatusOK, res)
 	})
 	h.handle("GET /api/v1/stock/history", func(w http.ResponseWriter, r *http.Request) {
-		a, ok := h.actions(w)
-		if !ok {
-			return
-		}
+		a := h.d.Store
 		q := r.URL.Query()
 		k := ledger.Key{WH: q.Get("warehouse"), Location: q.Get("location"), SKU: q.Get("sku"), Lot: q.Get("lot")}
 		if k.WH == "" || k.Location == "" || k.SKU == "" {
@@ -147,10 +130,7 @@ func (h *Handler) registerDomain() {
 		writeJSON(w, http.StatusOK, map[string]any{"warehouse": k.WH, "location": k.Location, "sku": k.SKU, "lot": k.Lot, "items": hs})
 	})
 	h.handle("GET /api/v1/tasks", func(w http.ResponseWriter, r *http.Request) {
-		a, ok := h.actions(w)
-		if !ok {
-			return
-		}
+		a := h.d.Store
 		ts, err := a.Tasks(r.Context(), r.URL.Query().Get("warehouse"))
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
@@ -162,10 +142,7 @@ func (h *Handler) registerDomain() {
 		writeJSON(w, http.StatusOK, map[string]any{"items": ts})
 	})
 	h.handle("POST /api/v1/quarantine/{warehouse}/{gateway}/{seq}/{action}", func(w http.ResponseWriter, r *http.Request) {
-		a, ok := h.actions(w)
-		if !ok {
-			return
-		}
+		a := h.d.Store
 		seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "seq must be a number")

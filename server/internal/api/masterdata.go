@@ -13,17 +13,10 @@ import (
 
 // registerMasterdata serves master data (catalog, locations, zones,
 // thresholds, purchase orders, settings), CSV import and export, and pick
-// routing. With a store that keeps no master data the routes answer 501.
+// routing.
 func (h *Handler) registerMasterdata() {
 	md, rt := routing.Setup(h.d.Store, masterdata.Options{Logger: h.d.Logger})
 	h.router, h.md = rt, md
-	need := func(w http.ResponseWriter) bool {
-		if md == nil {
-			writeError(w, http.StatusNotImplemented, masterdata.ErrUnsupported.Error())
-			return false
-		}
-		return true
-	}
 	wh := func(w http.ResponseWriter, r *http.Request) (string, bool) {
 		v := r.PathValue("warehouse")
 		if err := protocol.ValidateID(v); err != nil {
@@ -57,7 +50,7 @@ func (h *Handler) registerMasterdata() {
 
 	h.handle("GET /api/v1/masterdata/{warehouse}/settings", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		st, err := md.Settings(r.Context(), wh)
@@ -69,7 +62,7 @@ func (h *Handler) registerMasterdata() {
 	})
 	h.handle("PUT /api/v1/masterdata/{warehouse}/settings", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		var st protocol.Settings
@@ -85,7 +78,7 @@ func (h *Handler) registerMasterdata() {
 	})
 	h.handle("GET /api/v1/masterdata/{warehouse}/reorder-alerts", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		as, err := md.ReorderAlerts(r.Context(), wh)
@@ -100,7 +93,7 @@ func (h *Handler) registerMasterdata() {
 	})
 	h.handle("GET /api/v1/masterdata/{warehouse}/notices", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		ns, taken, err := md.Notices(r.Context(), wh)
@@ -120,7 +113,7 @@ func (h *Handler) registerMasterdata() {
 	})
 	h.handle("GET /api/v1/masterdata/{warehouse}/{kind}", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		k, ok := kind(w, r)
@@ -144,7 +137,7 @@ func (h *Handler) registerMasterdata() {
 	})
 	h.handle("POST /api/v1/masterdata/{warehouse}/{kind}", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		k, ok := kind(w, r)
@@ -161,7 +154,7 @@ func (h *Handler) registerMasterdata() {
 	})
 	h.handle("GET /api/v1/masterdata/{warehouse}/{kind}/{id}", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		k, ok := kind(w, r)
@@ -177,7 +170,7 @@ func (h *Handler) registerMasterdata() {
 	})
 	h.handle("PUT /api/v1/masterdata/{warehouse}/{kind}/{id}", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		k, ok := kind(w, r)
@@ -198,7 +191,7 @@ func (h *Handler) registerMasterdata() {
 	})
 	h.handle("DELETE /api/v1/masterdata/{warehouse}/{kind}/{id}", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		k, ok := kind(w, r)
@@ -214,7 +207,7 @@ func (h *Handler) registerMasterdata() {
 	})
 	h.handle("POST /api/v1/masterdata/{warehouse}/{kind}/import", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		k, ok := kind(w, r)
@@ -253,7 +246,7 @@ func (h *Handler) registerMasterdata() {
 	})
 	h.handle("POST /api/v1/masterdata/{warehouse}/pos/{id}/close", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		by := r.URL.Query().Get("by")
@@ -270,7 +263,7 @@ func (h *Handler) registerMasterdata() {
 	})
 	h.handle("POST /api/v1/routing/{warehouse}/orders/{id}", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		res, err := rt.RouteOrder(r.Context(), wh, r.PathValue("id"))
@@ -283,7 +276,7 @@ func (h *Handler) registerMasterdata() {
 	})
 	h.handle("POST /api/v1/routing/{warehouse}/count-tasks", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)
-		if !ok || !need(w) {
+		if !ok {
 			return
 		}
 		var body struct {

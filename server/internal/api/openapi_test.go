@@ -22,6 +22,7 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/dashboard"
 	"github.com/shelfsync/shelfsync/server/internal/orders"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 	"github.com/shelfsync/shelfsync/server/internal/webhooks"
 )
 
@@ -110,7 +111,7 @@ func TestOpenAPIResponsesMatchHandlers(t *testing.T) {
 	doc := loadDoc(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := store.Open(store.Options{InMemory: true})
+	st, err := badger.Open(badger.Options{InMemory: true})
 	require.NoError(t, err)
 	defer st.Close()
 	hooks := webhooks.New(webhooks.Config{Records: st})

@@ -58,12 +58,10 @@ func (h *Handler) registerWarehouses() {
 				s.Available += max(a.Available, 0)
 			}
 		}
-		if a, ok := h.d.Store.(store.Actions); ok {
-			cs, err := a.Conflicts(r.Context(), conflicts.Query{Status: conflicts.StatusOpen})
-			if err == nil {
-				for _, c := range cs {
-					get(c.Warehouse).OpenConflicts++
-				}
+		cs, err := h.d.Store.Conflicts(r.Context(), conflicts.Query{Status: conflicts.StatusOpen})
+		if err == nil {
+			for _, c := range cs {
+				get(c.Warehouse).OpenConflicts++
 			}
 		}
 		out := make([]WarehouseSummary, 0, len(sums))

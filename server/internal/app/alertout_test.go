@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
 
 // TestAlertOutPublishesQueuedMessagesOnceInOrder: messages written in
@@ -19,7 +20,7 @@ import (
 // the broker refuses, published only while the replica is active, and
 // removed once published; a transaction that fails queues nothing.
 func TestAlertOutPublishesQueuedMessagesOnceInOrder(t *testing.T) {
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	st, err := badger.Open(badger.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	var mu sync.Mutex

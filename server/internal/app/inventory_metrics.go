@@ -73,19 +73,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	if a, ok := c.st.(store.Actions); ok {
-		counts := map[conflicts.Kind]int{}
-		for _, k := range []conflicts.Kind{conflicts.KindNegativeStock, conflicts.KindOverPick, conflicts.KindCountRace, conflicts.KindVariance,
-			conflicts.KindReceiptDiscrepancy, conflicts.KindQuarantinedOp, conflicts.KindOversell} {
-			counts[k] = 0
+	counts := map[conflicts.Kind]int{}
+	for _, k := range []conflicts.Kind{conflicts.KindNegativeStock, conflicts.KindOverPick, conflicts.KindCountRace, conflicts.KindVariance,
+		conflicts.KindReceiptDiscrepancy, conflicts.KindQuarantinedOp, conflicts.KindOversell} {
+		counts[k] = 0
+	}
+	if cs, err := c.st.Conflicts(ctx, conflicts.Query{Status: conflicts.StatusOpen}); err == nil {
+		for _, cf := range cs {
+			counts[cf.Kind]++
 		}
-		if cs, err := a.Conflicts(ctx, conflicts.Query{Status: conflicts.StatusOpen}); err == nil {
-			for _, cf := range cs {
-				counts[cf.Kind]++
-			}
-			for k, n := range counts {
-				ch <- prometheus.MustNewConstMetric(c.conflicts, prometheus.GaugeValue, float64(n), string(k))
-			}
+		for k, n := range counts {
+			ch <- prometheus.MustNewConstMetric(c.conflicts, prometheus.GaugeValue, float64(n), string(k))
 		}
 	}
 	if qs, err := c.st.Quarantined(ctx, ""); err == nil {

@@ -27,14 +27,7 @@ type mdWiring struct {
 func newMDWiring(st store.Store, log *slog.Logger) *mdWiring {
 	w := &mdWiring{log: log}
 	w.md, _ = routing.Setup(st, masterdata.Options{Logger: log, OnReorder: w.reorder})
-	if w.md == nil {
-		log.Warn("master data (catalog, locations, thresholds, POs) and pick routing need a store that keeps records; they are off with this backend and their endpoints answer 501")
-	}
-	if c, ok := st.(interface {
-		SetOpCheck(func(store.Tx, string, *protocol.Op) error)
-	}); ok && w.md != nil {
-		c.SetOpCheck(masterdata.CheckOp) // strict catalog and unknown locations quarantine
-	}
+	st.SetOpCheck(masterdata.CheckOp) // strict catalog and unknown locations quarantine
 	return w
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/server/internal/config"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 	"github.com/shelfsync/shelfsync/server/internal/store/postgres"
 )
 
@@ -17,7 +18,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 	if cfg.Postgres() {
 		return postgres.Open(ctx, cfg.Store, postgres.Options{Logger: log.With("component", "store")})
 	}
-	return store.Open(store.Options{Dir: cfg.DataDir, Logger: log})
+	return badger.Open(badger.Options{Dir: cfg.DataDir, Logger: log})
 }
 
 // partition is a replica's share of the gateways under --gateway-leases;

@@ -7,14 +7,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
 
 // FuzzImport feeds arbitrary bytes to the CSV import of every kind: it
 // never panics, and a successful import accounts for every row it read as
 // imported or refused with a reason.
 func FuzzImport(f *testing.F) {
-	st, err := store.Open(store.Options{InMemory: true})
+	st, err := badger.Open(badger.Options{InMemory: true})
 	require.NoError(f, err)
 	f.Cleanup(func() { st.Close() })
 	s := For(st, Options{})

@@ -42,9 +42,6 @@ var (
 	// ErrInvalid is wrapped by validation errors; the message names the
 	// field and says what is wanted.
 	ErrInvalid = errors.New("masterdata: invalid record")
-	// ErrUnsupported: the store backend keeps no master data (it does not
-	// implement store.Records).
-	ErrUnsupported = errors.New("masterdata: this store backend keeps no master data")
 )
 
 // Kind names a kind of record, as in the API paths.
@@ -131,14 +128,8 @@ func New(b store.Records, opt Options) *Service {
 	return &Service{b: b, opt: opt}
 }
 
-// For returns a service over st when its backend keeps master data (it
-// implements store.Records: Badger, PostgreSQL), else nil.
-func For(st store.Store, opt Options) *Service {
-	if b, ok := st.(store.Records); ok {
-		return New(b, opt)
-	}
-	return nil
-}
+// For returns a service over st.
+func For(st store.Store, opt Options) *Service { return New(st, opt) }
 
 // Backend returns the store the service writes through.
 func (s *Service) Backend() store.Records { return s.b }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
 
 // testStore is a backend with records, actions and the op check.
@@ -29,7 +30,7 @@ var openStore = func(t *testing.T, again bool) testStore {
 	if again {
 		return lastStore[t.Name()]
 	}
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	st, err := badger.Open(badger.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	lastStore[t.Name()] = st

@@ -14,6 +14,7 @@ import (
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
 
 type fixture struct {
@@ -41,7 +42,7 @@ type testStore interface {
 // again: the same state): Badger here, PostgreSQL under
 // TestIntegrationOrdersOnPostgres.
 var openStore = func(t *testing.T, dir string) testStore {
-	st, err := store.Open(store.Options{Dir: dir, InMemory: dir == ""})
+	st, err := badger.Open(badger.Options{Dir: dir, InMemory: dir == ""})
 	require.NoError(t, err)
 	return st
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 	"github.com/shelfsync/shelfsync/server/internal/store/pgtest"
 	"github.com/shelfsync/shelfsync/server/internal/store/postgres"
 )
@@ -348,7 +349,7 @@ func TestTwoReplicasShareTheSequence(t *testing.T) {
 // the sequence was shared holds the upper bound of the last lease; numbers
 // go on from there.
 func TestTheSequenceContinuesFromAnEarlierLease(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true})
+	st, err := badger.Open(badger.Options{InMemory: true})
 	require.NoError(t, err)
 	defer st.Close()
 	require.NoError(t, st.Update(func(tx store.Tx) error { return tx.Set([]byte(keySeq), u64(5000)) }))

@@ -13,6 +13,7 @@ import (
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
 
 // Store is what the order model needs from the server's store: its own
@@ -27,7 +28,7 @@ type Store interface {
 	Conflicts(ctx context.Context, q conflicts.Query) ([]conflicts.Conflict, error)
 }
 
-var _ Store = (*store.Badger)(nil)
+var _ Store = (*badger.Store)(nil)
 
 // Config configures the Service. Every hook may be nil.
 type Config struct {

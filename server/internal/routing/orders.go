@@ -38,20 +38,10 @@ func (o storeOrders) OrderLines(ctx context.Context, wh, id string) ([]Line, err
 	return out, nil
 }
 
-// Setup builds the master data service and the router, wired together
-// (a short pick re-routes its line), over a store that keeps master data
-// (one that implements store.Records: Badger, PostgreSQL); it returns nils
-// for other backends.
+// Setup builds the master data service and the router over st, wired
+// together (a short pick re-routes its line).
 func Setup(st store.Store, opt masterdata.Options) (*masterdata.Service, *Service) {
-	b, ok := st.(store.Records)
-	if !ok {
-		return nil, nil
-	}
-	var g orderGetter
-	if a, ok := st.(orderGetter); ok {
-		g = a
-	}
-	rt := New(b, StoreOrders(g), opt.Logger)
+	rt := New(st, StoreOrders(st), opt.Logger)
 	opt.OnTaskShort = rt.TaskShort
-	return masterdata.New(b, opt), rt
+	return masterdata.New(st, opt), rt
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 	"github.com/shelfsync/shelfsync/server/internal/store/pgtest"
 	"github.com/shelfsync/shelfsync/server/internal/store/postgres"
 )
@@ -30,7 +31,7 @@ type testStore interface {
 // openStore opens an empty store, closed at cleanup: Badger here,
 // PostgreSQL under TestIntegrationRoutingOnPostgres.
 var openStore = func(t *testing.T) testStore {
-	st, err := store.Open(store.Options{InMemory: true})
+	st, err := badger.Open(badger.Options{InMemory: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	return st

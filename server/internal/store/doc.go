@@ -1,6 +1,9 @@
-// Package store owns the server's durable state: per-gateway watermarks, the
-// op log, quarantined ops and the materialised ledger. Store is the contract
-// every backend meets; Badger (this package's Open) is the embedded default.
+// Package store is the contract of the server's durable state: per-gateway
+// watermarks, the op log, quarantined ops, the materialised ledger, the
+// downstream log and the records beside them. Store is what every backend
+// offers; what a committed batch does is written once, in store/apply, and
+// the backends (store/badger, the embedded default, and store/postgres)
+// only keep the data.
 package store
 
 import (
@@ -38,6 +41,12 @@ type Store interface {
 	UpdateGateway(ctx context.Context, wh, gw string, f func(*Gateway)) error
 	// Gateways lists gateway records with their watermarks.
 	Gateways(ctx context.Context, wh string) ([]Gateway, error)
+	// SetOpCheck installs a master-data check run on every op in the
+	// apply transaction (with a read-only Tx over it); an op it rejects
+	// is quarantined with its error as reason. Call it before applying.
+	SetOpCheck(f func(tx Tx, wh string, op *protocol.Op) error)
+	Actions
+	Records
 	Close() error
 }
 
@@ -78,8 +87,7 @@ type Quarantined struct {
 }
 
 // Actions are the operations behind the conflict, history, order, task and
-// quarantine endpoints. Both backends implement them (the contract suite
-// checks both); the API answers 501 for a backend that does not.
+// quarantine endpoints.
 type Actions interface {
 	IssueOp(ctx context.Context, wh string, op protocol.Op) (protocol.Op, Result, error)
 	Conflicts(ctx context.Context, q conflicts.Query) ([]conflicts.Conflict, error)
@@ -90,5 +98,3 @@ type Actions interface {
 	Tasks(ctx context.Context, wh string) ([]protocol.Task, error)
 	QuarantineAction(ctx context.Context, wh, gw string, seq uint64, action, by string) (Result, error)
 }
-
-var _ Actions = (*Badger)(nil)

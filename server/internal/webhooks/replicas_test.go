@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 	"github.com/shelfsync/shelfsync/server/internal/store/pgtest"
 	"github.com/shelfsync/shelfsync/server/internal/store/postgres"
 )
@@ -61,7 +62,7 @@ func (c *counter) received() (distinct, dup int) {
 // sharedDB opens the database the replicas share: Badger here,
 // PostgreSQL under TestIntegrationReplicasOnPostgres.
 var sharedDB = func(t *testing.T) store.Records {
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	st, err := badger.Open(badger.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	return st

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
 
 // receiver is a webhook endpoint that verifies signatures and can be told
@@ -95,8 +96,8 @@ func (e *env) stop() {
 	e.m.Wait()
 }
 
-func memDB(t *testing.T) *store.Badger {
-	db, err := store.Open(store.Options{InMemory: true})
+func memDB(t *testing.T) *badger.Store {
+	db, err := badger.Open(badger.Options{InMemory: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	return db
@@ -178,7 +179,7 @@ func TestBackoffDoublesUpToTheCap(t *testing.T) {
 // delivered by a new manager over the same database.
 func TestQueueSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	db, err := store.Open(store.Options{Dir: dir})
+	db, err := badger.Open(badger.Options{Dir: dir})
 	require.NoError(t, err)
 	rcv := newReceiver(t)
 	rcv.down.Store(true)
@@ -193,7 +194,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	e.stop()
 	require.NoError(t, db.Close())
 
-	db, err = store.Open(store.Options{Dir: dir})
+	db, err = badger.Open(badger.Options{Dir: dir})
 	require.NoError(t, err)
 	defer db.Close()
 	rcv.down.Store(false)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
 
 // BenchmarkIngestPostgres measures store-level ingest — ApplyBatch of
@@ -25,7 +26,7 @@ import (
 func BenchmarkIngestPostgres(b *testing.B) {
 	gateways, warehouses, batch := envInt("SHELFSYNC_BENCH_GATEWAYS", 24), envInt("SHELFSYNC_BENCH_WAREHOUSES", 4), envInt("SHELFSYNC_BENCH_BATCH", 64)
 	b.Run("badger", func(b *testing.B) {
-		s, err := store.Open(store.Options{Dir: b.TempDir()})
+		s, err := badger.Open(badger.Options{Dir: b.TempDir()})
 		if err != nil {
 			b.Fatal(err)
 		}

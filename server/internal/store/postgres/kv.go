@@ -13,6 +13,7 @@ import (
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/apply"
 )
 
 // store.Records over PostgreSQL: the records of master data, routing,
@@ -205,6 +206,9 @@ func (t *recTx) Get(k []byte) ([]byte, bool, error) {
 	}
 	var v []byte
 	err := t.tx.QueryRow(t.ctx, `SELECT v FROM kv WHERE k = $1`, k).Scan(&v)
+	if retryable(err) {
+		return nil, false, store.ErrConflict // the transaction's failure, not a missing record
+	}
 	if err == pgx.ErrNoRows {
 		if t.memo != nil {
 			t.memo[string(k)] = memoVal{}
@@ -336,7 +340,7 @@ func (t *recTx) RaiseConflict(c conflicts.Conflict) (conflicts.Conflict, bool, e
 	if _, err := t.lockWH(c.Warehouse); err != nil {
 		return c, false, err
 	}
-	return conflicts.Raise(t.l, c)
+	return apply.Raise(t.l, c)
 }
 
 func (t *recTx) Watermark(wh, gw string) (uint64, error) {
@@ -488,16 +492,10 @@ func (t *recTx) PutSettings(wh string, st store.Settings) error {
 }
 
 func (t *recTx) PutOrder(o store.Order) ([]conflicts.Conflict, error) {
-	st, err := t.lockWH(o.Warehouse)
-	if err != nil {
+	if _, err := t.lockWH(o.Warehouse); err != nil {
 		return nil, err
 	}
-	body, err := protocol.Marshal(o)
-	if err != nil {
-		return nil, fmt.Errorf("order %s/%s: %w", o.Warehouse, o.ID, err)
-	}
-	a := &actionTx{ctx: t.ctx, tx: t.tx, l: t.l, wh: o.Warehouse, head: st.head}
-	return a.putOrder(o, body)
+	return apply.PutOrder(&pgTx{ctx: t.ctx, tx: t.tx, txLedger: t.l, wh: o.Warehouse}, o)
 }
 
 func (t *recTx) OrderPicks(wh, id string) ([]store.OrderPick, error) {

@@ -32,8 +32,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/apply"
 )
 
 // DefaultMaxConns is the pool size when neither Options.MaxConns nor the
@@ -45,10 +45,10 @@ const DefaultMaxConns = 10
 // Store is the PostgreSQL Store. It is safe for concurrent use, and any
 // number of Stores (one per replica) may share one database.
 type Store struct {
+	*apply.Engine
 	pool  *pgxpool.Pool
 	epoch string
 	log   *slog.Logger
-	check func(store.Tx, string, *protocol.Op) error
 	// channel is the replica feed's notification channel (feed.go).
 	channel string
 	notify  func(wh, gw string, res *store.Result) [][]byte
@@ -59,11 +59,6 @@ type Store struct {
 // they reach the listeners when, and only if, the batch commits. Call it
 // before applying.
 func (s *Store) SetApplyNotify(f func(wh, gw string, res *store.Result) [][]byte) { s.notify = f }
-
-// SetOpCheck installs a master-data check run on every op in the apply
-// transaction (with a read-only Tx over it); an op it rejects is
-// quarantined with its error as reason. Call it before applying.
-func (s *Store) SetOpCheck(f func(tx store.Tx, wh string, op *protocol.Op) error) { s.check = f }
 
 var _ store.Store = (*Store)(nil)
 
@@ -91,6 +86,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{pool: pool, log: log}
+	s.Engine = apply.New(backend{s}, apply.Options{})
 	if opts.NoMigrate {
 		err = checkSchema(ctx, pool)
 	} else {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
-	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
@@ -72,51 +71,6 @@ func (s *Store) History(ctx context.Context, k ledger.Key) ([]store.HistoryEntry
 		out = append(out, h)
 	}
 	return out, nil
-}
-
-// PutOrder implements store.Actions: it creates or replaces an order and
-// its line quantities, and re-checks over-picks of its lines (picks may
-// have arrived before it), under the warehouse's lock.
-func (s *Store) PutOrder(ctx context.Context, o store.Order) ([]conflicts.Conflict, error) {
-	body, err := protocol.Marshal(o)
-	if err != nil {
-		return nil, fmt.Errorf("order %s/%s: %w", o.Warehouse, o.ID, err)
-	}
-	a, err := s.begin(ctx, o.Warehouse, false)
-	if err != nil {
-		return nil, err
-	}
-	defer a.rollback()
-	changed, err := a.putOrder(o, body)
-	if err == nil {
-		err = a.commit()
-	}
-	if err != nil {
-		return nil, fail(err)
-	}
-	return changed, nil
-}
-
-func (a *actionTx) putOrder(o store.Order, body []byte) ([]conflicts.Conflict, error) {
-	id := []byte(o.ID)
-	if _, err := a.tx.Exec(a.ctx, `INSERT INTO orders (wh, id, body) VALUES ($1, $2, $3)
-		ON CONFLICT (wh, id) DO UPDATE SET body = excluded.body`, a.wh, id, body); err != nil {
-		return nil, fmt.Errorf("order %s/%s: %w", a.wh, o.ID, err)
-	}
-	var changed []conflicts.Conflict
-	for _, l := range o.Lines {
-		// Written at once: the detector reads the quantity from the table.
-		if _, err := a.tx.Exec(a.ctx, `INSERT INTO order_lines (wh, ord, line, qty) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (wh, ord, line) DO UPDATE SET qty = excluded.qty`, a.wh, id, int64(l.Line), l.Qty); err != nil {
-			return nil, fmt.Errorf("order %s/%s line %d: %w", a.wh, o.ID, l.Line, err)
-		}
-		cs, err := conflicts.RecheckOrderLine(a.l, a.wh, o.ID, l.Line)
-		if err != nil {
-			return nil, err
-		}
-		changed = append(changed, cs...)
-	}
-	return changed, nil
 }
 
 // GetOrder implements store.Actions: it returns an order with each line's

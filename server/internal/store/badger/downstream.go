@@ -1,14 +1,14 @@
-package store
+package badger
 
 import (
 	"context"
 	"errors"
 	"sort"
 
-	"github.com/dgraph-io/badger/v4"
+	bdb "github.com/dgraph-io/badger/v4"
 
 	"github.com/shelfsync/shelfsync/protocol"
-	"github.com/shelfsync/shelfsync/protocol/ledger"
+	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
 // Downstream log: one per warehouse, compacted to the latest entry per item
@@ -33,17 +33,8 @@ type logEntry struct {
 	Item   protocol.DownItem `cbor:"2,keyasint"`
 }
 
-// DownRead is a slice of a warehouse's downstream log as one gateway sees it.
-type DownRead struct {
-	Items []protocol.DownItem
-	First uint64 // after+1
-	Last  uint64 // last seq covered (≥ First when Items or skipped entries exist)
-	Head  uint64 // log head at read time
-	UpWM  uint64 // the gateway's upstream watermark in the same snapshot
-}
-
 // appendDown adds an item to wh's log, deleting the item key's older entry.
-func appendDown(txn *badger.Txn, wh, target string, kind protocol.DownKind, itemKey string, body any) error {
+func appendDown(txn *bdb.Txn, wh, target string, kind protocol.DownKind, itemKey string, body any) error {
 	raw, err := protocol.Marshal(body)
 	if err != nil {
 		return err
@@ -72,39 +63,16 @@ func appendDown(txn *badger.Txn, wh, target string, kind protocol.DownKind, item
 	return txn.Set([]byte(pfxLogHead+wh), []byte(u64(head)))
 }
 
-// appendStock logs the current value of every key in changes.
-func appendStock(txn *badger.Txn, ls *txnLedger, changes []ledger.Change) error {
-	seen := map[ledger.Key]bool{}
-	keys := make([]ledger.Key, 0, len(changes))
-	for _, c := range changes {
-		if !seen[c.Key] {
-			seen[c.Key] = true
-			keys = append(keys, c.Key)
-		}
-	}
-	for _, k := range keys {
-		ks, _, err := ls.GetKey(k)
-		if err != nil {
-			return err
-		}
-		v := protocol.StockValue{Location: k.Location, SKU: k.SKU, Lot: k.Lot, OnHand: ks.OnHand()}
-		if err := appendDown(txn, k.WH, "", protocol.DownStock, join(k.Location, k.SKU, k.Lot), v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // AppendDown adds a downstream item for every gateway of wh (target "") or
 // one gateway, compacted by itemKey.
-func (s *Badger) AppendDown(_ context.Context, wh, target string, kind protocol.DownKind, itemKey string, body any) error {
-	return s.db.Update(func(txn *badger.Txn) error { return appendDown(txn, wh, target, kind, itemKey, body) })
+func (s *Store) AppendDown(_ context.Context, wh, target string, kind protocol.DownKind, itemKey string, body any) error {
+	return update(s.db, func(txn *bdb.Txn) error { return appendDown(txn, wh, target, kind, itemKey, body) })
 }
 
 // DownFrom reads up to max entries of wh's log after seq `after` for gw.
-func (s *Badger) DownFrom(_ context.Context, wh, gw string, after uint64, max int) (DownRead, error) {
-	r := DownRead{First: after + 1}
-	err := s.db.View(func(txn *badger.Txn) error {
+func (s *Store) DownFrom(_ context.Context, wh, gw string, after uint64, max int) (store.DownRead, error) {
+	r := store.DownRead{First: after + 1}
+	err := s.db.View(func(txn *bdb.Txn) error {
 		var err error
 		if r.Head, err = getU64(txn, []byte(pfxLogHead+wh)); err != nil {
 			return err
@@ -117,7 +85,7 @@ func (s *Badger) DownFrom(_ context.Context, wh, gw string, after uint64, max in
 			return nil
 		}
 		prefix := []byte(pfxLog + wh + "\x00")
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 128})
+		it := txn.NewIterator(bdb.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 128})
 		defer it.Close()
 		r.Last = r.Head
 		for it.Seek(append(prefix, u64(after+1)...)); it.Valid(); it.Next() {
@@ -141,51 +109,36 @@ func (s *Badger) DownFrom(_ context.Context, wh, gw string, after uint64, max in
 	return r, err
 }
 
-// Gateway is the server's record of one gateway.
-type Gateway struct {
-	Warehouse    string `cbor:"1,keyasint" json:"warehouse"`
-	Gateway      string `cbor:"2,keyasint" json:"gateway"`
-	Online       bool   `cbor:"3,keyasint" json:"online"`
-	LastSeen     int64  `cbor:"4,keyasint" json:"last_seen_ms"`
-	ReportedSeq  uint64 `cbor:"5,keyasint" json:"reported_last_seq"`
-	OutboxDepth  uint64 `cbor:"6,keyasint" json:"outbox_depth"`
-	AgentVersion string `cbor:"7,keyasint" json:"agent_version"`
-	Protocol     uint   `cbor:"8,keyasint" json:"protocol_version"`
-	DownAcked    uint64 `cbor:"9,keyasint" json:"down_acked"`
-	LastApplied  int64  `cbor:"10,keyasint" json:"last_applied_ms"`
-	WM           uint64 `cbor:"-" json:"watermark"`
-}
-
 // UpdateGateway reads, changes and writes a gateway's record atomically.
-func (s *Badger) UpdateGateway(_ context.Context, wh, gw string, f func(*Gateway)) error {
+func (s *Store) UpdateGateway(_ context.Context, wh, gw string, f func(*store.Gateway)) error {
 	key := []byte(pfxGateway + join(wh, gw))
-	err := s.db.Update(func(txn *badger.Txn) error {
-		g := Gateway{Warehouse: wh, Gateway: gw}
+	err := s.db.Update(func(txn *bdb.Txn) error {
+		g := store.Gateway{Warehouse: wh, Gateway: gw}
 		if _, err := (&txnLedger{txn}).getCBOR(key, &g); err != nil {
 			return err
 		}
 		f(&g)
 		return putCBOR(txn, key, g)
 	})
-	if errors.Is(err, badger.ErrConflict) {
-		return ErrConflict
+	if errors.Is(err, bdb.ErrConflict) {
+		return store.ErrConflict
 	}
 	return err
 }
 
 // Gateways lists gateway records (of wh, or all when wh is empty), with
 // their watermarks.
-func (s *Badger) Gateways(_ context.Context, wh string) ([]Gateway, error) {
+func (s *Store) Gateways(_ context.Context, wh string) ([]store.Gateway, error) {
 	prefix := []byte(pfxGateway)
 	if wh != "" {
 		prefix = append(prefix, wh+"\x00"...)
 	}
-	var out []Gateway
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+	var out []store.Gateway
+	err := s.db.View(func(txn *bdb.Txn) error {
+		it := txn.NewIterator(bdb.IteratorOptions{Prefix: prefix, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var g Gateway
+			var g store.Gateway
 			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &g) }); err != nil {
 				return err
 			}

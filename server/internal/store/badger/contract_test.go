@@ -1,4 +1,4 @@
-package store_test
+package badger_test
 
 import (
 	"sync"
@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 	"github.com/shelfsync/shelfsync/server/internal/store/storetest"
 )
 
@@ -15,7 +16,7 @@ func TestBadgerContract(t *testing.T) {
 	var mu sync.Mutex
 	dirs := map[store.Store]string{}
 	openDir := func(t *testing.T, dir string) store.Store {
-		s, err := store.Open(store.Options{Dir: dir})
+		s, err := badger.Open(badger.Options{Dir: dir})
 		require.NoError(t, err)
 		t.Cleanup(func() { s.Close() })
 		mu.Lock()

@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"context"
@@ -9,9 +9,10 @@ import (
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
+	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
-func openTest(t *testing.T) *Badger {
+func openTest(t *testing.T) *Store {
 	t.Helper()
 	s, err := Open(Options{Dir: t.TempDir()})
 	require.NoError(t, err)
@@ -50,9 +51,9 @@ func TestApplyBatchDuplicateGapOverlap(t *testing.T) {
 	require.Equal(t, protocol.Apply, res.Verdict)
 	require.Equal(t, 1, res.Applied, "only seq 3 is new")
 
-	rows, err := s.Stock(ctx, StockQuery{Warehouse: "w"})
+	rows, err := s.Stock(ctx, store.StockQuery{Warehouse: "w"})
 	require.NoError(t, err)
-	require.Equal(t, []StockRow{{Warehouse: "w", Location: "L", SKU: "s", OnHand: 7}}, rows)
+	require.Equal(t, []store.StockRow{{Warehouse: "w", Location: "L", SKU: "s", OnHand: 7}}, rows)
 	wm, err := s.Watermark(ctx, "w", "g")
 	require.NoError(t, err)
 	require.Equal(t, uint64(3), wm)
@@ -127,7 +128,7 @@ func TestBadgerLedgerEqualsFold(t *testing.T) {
 			done = len(filterDone(next, perGW))
 		}
 		want := ledger.Fold(all)
-		rows, err := s.Stock(ctx, StockQuery{Warehouse: "w"})
+		rows, err := s.Stock(ctx, store.StockQuery{Warehouse: "w"})
 		require.NoError(t, err)
 		got := map[ledger.Key]int64{}
 		for _, row := range rows {

@@ -1,23 +1,23 @@
-package store
+package badger
 
 import (
 	"encoding/binary"
 	"errors"
 
-	"github.com/dgraph-io/badger/v4"
+	bdb "github.com/dgraph-io/badger/v4"
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 )
 
 // txnLedger adapts a Badger transaction to ledger.Store.
-type txnLedger struct{ txn *badger.Txn }
+type txnLedger struct{ txn *bdb.Txn }
 
 var _ ledger.Store = (*txnLedger)(nil)
 
 func (l *txnLedger) getCBOR(key []byte, v any) (bool, error) {
 	it, err := l.txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	if errors.Is(err, bdb.ErrKeyNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -47,7 +47,7 @@ func (l *txnLedger) PutLocCount(wh, loc string, o ledger.Order) error {
 }
 
 func (l *txnLedger) KeysAt(wh, loc string) ([]ledger.Key, error) {
-	it := l.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxKey + join(wh, loc) + "\x00")})
+	it := l.txn.NewIterator(bdb.IteratorOptions{Prefix: []byte(pfxKey + join(wh, loc) + "\x00")})
 	defer it.Close()
 	var out []ledger.Key
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -76,7 +76,7 @@ func (l *txnLedger) AddDelta(k ledger.Key, o ledger.Order, qty int64) error {
 func (l *txnLedger) SumAfter(k ledger.Key, o ledger.Order) (int64, error) {
 	prefix := deltaPrefix(k)
 	start := append(append([]byte{}, prefix...), orderBytes(o)...)
-	it := l.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
+	it := l.txn.NewIterator(bdb.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
 	defer it.Close()
 	var sum int64
 	for it.Seek(start); it.Valid(); it.Next() {

@@ -1,15 +1,16 @@
-package store
+package badger
 
 import (
 	"encoding/binary"
 	"fmt"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	bdb "github.com/dgraph-io/badger/v4"
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
+	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
 // Conflict-detection indexes, beside the ledger's keys:
@@ -60,7 +61,7 @@ func parseOrder(b []byte) (ledger.Order, error) {
 // scanRange iterates the keys prefix+orderBytes whose order lies in r.
 func (l *txnLedger) scanRange(prefix string, r conflicts.Range, fn func(o ledger.Order, val []byte) error) error {
 	p := []byte(prefix)
-	it := l.txn.NewIterator(badger.IteratorOptions{Prefix: p, Reverse: r.Desc, PrefetchValues: true, PrefetchSize: 64})
+	it := l.txn.NewIterator(bdb.IteratorOptions{Prefix: p, Reverse: r.Desc, PrefetchValues: true, PrefetchSize: 64})
 	defer it.Close()
 	from := append(append([]byte{}, p...), orderBytes(r.From)...)
 	var to []byte
@@ -116,8 +117,8 @@ func (l *txnLedger) ListConflicts(q conflicts.Query) ([]conflicts.Conflict, erro
 	return listConflicts(l.txn, q)
 }
 
-func listConflicts(txn *badger.Txn, q conflicts.Query) ([]conflicts.Conflict, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxConflict), PrefetchValues: true})
+func listConflicts(txn *bdb.Txn, q conflicts.Query) ([]conflicts.Conflict, error) {
+	it := txn.NewIterator(bdb.IteratorOptions{Prefix: []byte(pfxConflict), PrefetchValues: true})
 	defer it.Close()
 	var out []conflicts.Conflict
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -135,7 +136,7 @@ func listConflicts(txn *badger.Txn, q conflicts.Query) ([]conflicts.Conflict, er
 	return out, nil
 }
 
-func putI64(txn *badger.Txn, key []byte, v int64) error { return txn.Set(key, []byte(u64(uint64(v)))) }
+func putI64(txn *bdb.Txn, key []byte, v int64) error { return txn.Set(key, []byte(u64(uint64(v)))) }
 
 func (l *txnLedger) PutCountLine(k ledger.Key, o ledger.Order, qty int64) error {
 	return putI64(l.txn, []byte(pfxCountLine+keyPath(k)+"\x00"+orderBytes(o)), qty)
@@ -208,23 +209,17 @@ func (l *txnLedger) OrderLineQty(wh, order string, line uint32) (int64, bool, er
 	return getI64(l.txn, []byte(lineKey(pfxOrderLine, wh, order, line)))
 }
 
-// Settings are per-warehouse options that change how ops are judged.
-type Settings struct {
-	SkewWindowMS  int64 `cbor:"1,keyasint,omitempty" json:"skew_window_ms,omitempty"`
-	StrictCatalog bool  `cbor:"2,keyasint,omitempty" json:"strict_catalog,omitempty"`
-}
-
 func (l *txnLedger) SkewWindow(wh string) (time.Duration, error) {
-	var s Settings
+	var s store.Settings
 	if _, err := l.getCBOR([]byte(pfxSettings+wh), &s); err != nil {
 		return 0, err
 	}
-	return time.Duration(s.SkewWindowMS) * time.Millisecond, nil
+	return s.SkewWindow(), nil
 }
 
-func getI64(txn *badger.Txn, key []byte) (int64, bool, error) {
+func getI64(txn *bdb.Txn, key []byte) (int64, bool, error) {
 	it, err := txn.Get(key)
-	if err == badger.ErrKeyNotFound {
+	if err == bdb.ErrKeyNotFound {
 		return 0, false, nil
 	}
 	if err != nil {

@@ -1,0 +1,302 @@
+// Package apply is the server's one apply core: everything a committed
+// batch does — the sequence rule's verdict, validation and quarantine, the
+// merge rule (protocol/ledger), conflict detection, the downstream log and
+// the watermark — and the actions that merge or judge outside a batch:
+// server-origin ops, conflict resolution, quarantine decisions and orders.
+//
+// It is written once, against Backend: a transaction (Tx) of typed point
+// reads, ordered range reads (the ledger's and the detector's indexes,
+// ledger.Store and conflicts.Store) and writes, plus the keys a transaction
+// will touch (Scope), which a backend may load in one round trip before the
+// core reads them. store/badger and store/postgres implement Backend and
+// embed an Engine; they hold no apply step of their own.
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/protocol/ledger"
+	"github.com/shelfsync/shelfsync/server/internal/conflicts"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// Tx is one backend transaction as the core sees it. Reads see the
+// transaction's own writes.
+type Tx interface {
+	ledger.Store
+	conflicts.Store
+	// Watermark returns the highest seq applied for wh/gw (0 if none).
+	Watermark(wh, gw string) (uint64, error)
+	// SetWatermark moves wh/gw's watermark.
+	SetWatermark(wh, gw string, wm uint64) error
+	// PutOp logs an applied op of wh/gw (op.Seq is its seq).
+	PutOp(wh, gw string, op *protocol.Op) error
+	// Quarantined returns the op kept aside at wh/gw/seq.
+	Quarantined(wh, gw string, seq uint64) (store.Quarantined, bool, error)
+	// PutQuarantined creates or replaces a quarantined op.
+	PutQuarantined(q store.Quarantined) error
+	// AppendDown adds an item to wh's downstream log for every gateway
+	// (target "") or one, replacing the older entry of the same kind and
+	// item key.
+	AppendDown(wh, target string, kind protocol.DownKind, itemKey string, body any) error
+	// PutTask creates or replaces a task of wh (the core sends it
+	// downstream).
+	PutTask(wh string, t protocol.Task) error
+	// PutOrder creates or replaces an order and its line quantities, which
+	// OrderLineQty reads at once.
+	PutOrder(o store.Order) error
+	// Records is a read-only store.Tx over this transaction, for the
+	// master-data check.
+	Records() store.Tx
+	// Applied is told of every batch (or chunk of one) the transaction
+	// applied, with its result, before it commits.
+	Applied(wh, gw string, res *store.Result) error
+}
+
+// Scope is what a write transaction works on. A backend that locks (one
+// database shared by replicas) locks the watermark row of Gateway (when
+// set) and then the warehouse, always in that order; Keys are the stock
+// keys the transaction will merge into, which it may load up front.
+type Scope struct {
+	WH      string
+	Gateway string
+	Keys    []ledger.Key
+}
+
+// Backend is a storage engine.
+type Backend interface {
+	// Update runs f in one read-write transaction over s and commits it
+	// when f returns nil. It runs f again when the transaction lost a race
+	// it can retry (so f must be safe to run again), and returns
+	// store.ErrConflict after repeated losses.
+	Update(ctx context.Context, s Scope, f func(Tx) error) error
+	// View runs f in a read-only transaction.
+	View(ctx context.Context, f func(Tx) error) error
+}
+
+// Options tune an Engine.
+type Options struct {
+	// ChunkOps bounds the ops merged per transaction (0: a whole batch in
+	// one). Each chunk moves the watermark to its last op in the same
+	// transaction, so exactly-once holds at every chunk boundary.
+	ChunkOps int
+}
+
+// Engine applies batches and actions over a Backend. Backends embed it.
+type Engine struct {
+	b     Backend
+	opt   Options
+	check func(store.Tx, string, *protocol.Op) error
+}
+
+// New returns an Engine over b.
+func New(b Backend, opt Options) *Engine { return &Engine{b: b, opt: opt} }
+
+// SetOpCheck implements store.Store.
+func (e *Engine) SetOpCheck(f func(tx store.Tx, wh string, op *protocol.Op) error) { e.check = f }
+
+// Validate is protocol.Op.Validate plus what every backend must be able
+// to store: a gateway field that is UTF-8 without NUL bytes.
+func Validate(op *protocol.Op) error {
+	if err := op.Validate(); err != nil {
+		return err
+	}
+	if op.GW != "" && (!utf8.ValidString(op.GW) || strings.IndexByte(op.GW, 0) >= 0) {
+		return fmt.Errorf("op %d (%s): gw is not UTF-8 or contains a NUL byte", op.Seq, op.Kind)
+	}
+	return nil
+}
+
+// validate runs Validate and the master-data check. An error that is
+// store.ErrConflict is the transaction's, not the op's.
+func (e *Engine) validate(tx Tx, wh string, op *protocol.Op) error {
+	if err := Validate(op); err != nil {
+		return err
+	}
+	if e.check != nil {
+		return e.check(tx.Records(), wh, op)
+	}
+	return nil
+}
+
+// Keys lists the stock keys the valid ops among ops merge into.
+func Keys(wh string, ops []protocol.Op) []ledger.Key {
+	var keys []ledger.Key
+	for i := range ops {
+		op := &ops[i]
+		if Validate(op) != nil {
+			continue // quarantined; its strings may not even be storable
+		}
+		for _, d := range ledger.Deltas(wh, op) {
+			keys = append(keys, d.Key)
+		}
+		for _, c := range ledger.CountLines(wh, op) {
+			keys = append(keys, c.Key)
+		}
+	}
+	return keys
+}
+
+// ApplyBatch implements store.Store: it judges b with the sequence rule
+// and, for Apply, merges the new ops, quarantines invalid ones, detects
+// conflicts, logs the changed stock downstream and moves the watermark, in
+// one transaction per chunk (Options.ChunkOps).
+func (e *Engine) ApplyBatch(ctx context.Context, wh, gw string, b *protocol.OpBatch) (store.Result, error) {
+	if b.Last > math.MaxInt64 {
+		return store.Result{}, fmt.Errorf("apply %s/%s %d..%d: seq beyond 2^63 cannot be stored", wh, gw, b.First, b.Last)
+	}
+	var total store.Result
+	for start := 0; ; {
+		end := len(b.Ops)
+		if e.opt.ChunkOps > 0 {
+			end = min(start+e.opt.ChunkOps, len(b.Ops))
+		}
+		ops := b.Ops[start:end]
+		last := b.Last
+		if end < len(b.Ops) {
+			last = ops[len(ops)-1].Seq
+		}
+		var res store.Result
+		err := e.b.Update(ctx, Scope{WH: wh, Gateway: gw, Keys: Keys(wh, ops)}, func(tx Tx) error {
+			var err error
+			res, err = e.applyIn(tx, wh, gw, b, ops, last, start == 0)
+			return err
+		})
+		if errors.Is(err, store.ErrConflict) {
+			return total, err
+		}
+		if err != nil {
+			return total, fmt.Errorf("apply %s/%s %d..%d: %w", wh, gw, b.First, b.Last, err)
+		}
+		if start == 0 {
+			total.Verdict = res.Verdict
+		}
+		total.WM = res.WM
+		total.Applied += res.Applied
+		total.Quarantined += res.Quarantined
+		total.Changes = append(total.Changes, res.Changes...)
+		total.Conflicts = append(total.Conflicts, res.Conflicts...)
+		if total.Verdict != protocol.Apply || end >= len(b.Ops) {
+			return total, nil
+		}
+		start = end
+	}
+}
+
+// applyIn merges ops (a slice of b ending at seq last) in tx; the first
+// chunk also judges the whole batch with the sequence rule.
+func (e *Engine) applyIn(tx Tx, wh, gw string, b *protocol.OpBatch, ops []protocol.Op, last uint64, first bool) (store.Result, error) {
+	res := store.Result{Verdict: protocol.Apply}
+	wm, err := tx.Watermark(wh, gw)
+	if err != nil {
+		return res, err
+	}
+	res.WM = wm
+	if first {
+		if res.Verdict = protocol.Judge(wm, b.First, b.Last); res.Verdict != protocol.Apply {
+			return res, nil
+		}
+	}
+	det := &conflicts.Detector{}
+	for i := range ops {
+		op := &ops[i]
+		if op.Seq <= wm {
+			continue
+		}
+		if err := e.validate(tx, wh, op); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return res, err
+			}
+			if err := quarantine(tx, wh, gw, op, err.Error(), &res); err != nil {
+				return res, err
+			}
+			continue
+		}
+		r, err := merge(tx, det, wh, gw, op)
+		if err != nil {
+			return res, fmt.Errorf("op %d: %w", op.Seq, err)
+		}
+		res.Changes = append(res.Changes, r.Changes...)
+		res.Conflicts = append(res.Conflicts, r.Conflicts...)
+		res.Applied++
+	}
+	if last <= wm {
+		return res, nil
+	}
+	res.WM = last
+	if err := appendStock(tx, res.Changes); err != nil {
+		return res, fmt.Errorf("downstream log: %w", err)
+	}
+	if err := tx.SetWatermark(wh, gw, last); err != nil {
+		return res, err
+	}
+	return res, tx.Applied(wh, gw, &res)
+}
+
+// quarantine keeps op aside with reason and raises its conflict.
+func quarantine(tx Tx, wh, gw string, op *protocol.Op, reason string, res *store.Result) error {
+	if err := tx.PutQuarantined(store.Quarantined{Warehouse: wh, Gateway: gw, Seq: op.Seq, Reason: reason, Op: *op}); err != nil {
+		return err
+	}
+	c, written, err := conflicts.Raise(tx, conflicts.Quarantined(wh, gw, op.Seq, reason))
+	if err != nil {
+		return err
+	}
+	if written {
+		res.Conflicts = append(res.Conflicts, c)
+	}
+	res.Quarantined++
+	return nil
+}
+
+// merge logs op of wh/gw and merges it: the ledger, then conflict
+// detection over the keys it changed. det carries what one transaction's
+// detection learned from its earlier ops; nil starts afresh.
+func merge(tx Tx, det *conflicts.Detector, wh, gw string, op *protocol.Op) (store.Result, error) {
+	var res store.Result
+	if det == nil {
+		det = &conflicts.Detector{}
+	}
+	if err := tx.PutOp(wh, gw, op); err != nil {
+		return res, err
+	}
+	ch, err := ledger.Apply(tx, wh, gw, op)
+	if err != nil {
+		return res, fmt.Errorf("merge: %w", err)
+	}
+	res.Changes = ch
+	if res.Conflicts, err = det.Observe(tx, tx, wh, gw, op, ch); err != nil {
+		return res, fmt.Errorf("conflicts: %w", err)
+	}
+	res.Applied = 1
+	return res, nil
+}
+
+// StockItemKey is the downstream item key of a stock key's value.
+func StockItemKey(k ledger.Key) string { return k.Location + "\x00" + k.SKU + "\x00" + k.Lot }
+
+// appendStock logs the current value of every key in changes downstream.
+func appendStock(tx Tx, changes []ledger.Change) error {
+	seen := make(map[ledger.Key]bool, len(changes))
+	for _, c := range changes {
+		if seen[c.Key] {
+			continue
+		}
+		seen[c.Key] = true
+		ks, _, err := tx.GetKey(c.Key)
+		if err != nil {
+			return err
+		}
+		v := protocol.StockValue{Location: c.Key.Location, SKU: c.Key.SKU, Lot: c.Key.Lot, OnHand: ks.OnHand()}
+		if err := tx.AppendDown(c.Key.WH, "", protocol.DownStock, StockItemKey(c.Key), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

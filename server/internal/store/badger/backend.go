@@ -1,0 +1,93 @@
+package badger
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	bdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/apply"
+)
+
+// backend is apply.Backend over the database: Badger's serializable
+// transactions need no locks, so Scope only names what a transaction
+// touches, and a transaction that lost a race runs again.
+type backend struct{ db *bdb.DB }
+
+// maxAttempts bounds the runs of a transaction that keeps losing races.
+const maxAttempts = 20
+
+// update runs f in a read-write transaction, again (after a short,
+// growing, jittered pause, so that writers racing for one key take turns)
+// when it lost a race with another writer.
+func update(db *bdb.DB, f func(txn *bdb.Txn) error) error {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		err := db.Update(f)
+		if !errors.Is(err, bdb.ErrConflict) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1)*time.Millisecond + time.Duration(rand.IntN(1000))*time.Microsecond)
+	}
+	return store.ErrConflict
+}
+
+func (b backend) Update(_ context.Context, _ apply.Scope, f func(apply.Tx) error) error {
+	return update(b.db, func(txn *bdb.Txn) error { return f(&tx{txnLedger{txn}}) })
+}
+
+func (b backend) View(_ context.Context, f func(apply.Tx) error) error {
+	return b.db.View(func(txn *bdb.Txn) error { return f(&tx{txnLedger{txn}}) })
+}
+
+// tx is apply.Tx over one Badger transaction.
+type tx struct{ txnLedger }
+
+var _ apply.Tx = (*tx)(nil)
+
+func (t *tx) Watermark(wh, gw string) (uint64, error) { return getU64(t.txn, wmKey(wh, gw)) }
+
+func (t *tx) SetWatermark(wh, gw string, wm uint64) error {
+	return t.txn.Set(wmKey(wh, gw), []byte(u64(wm)))
+}
+
+func (t *tx) PutOp(wh, gw string, op *protocol.Op) error {
+	return putCBOR(t.txn, opKey(pfxOp, wh, gw, op.Seq), op)
+}
+
+func (t *tx) Quarantined(wh, gw string, seq uint64) (store.Quarantined, bool, error) {
+	var q store.Quarantined
+	ok, err := t.getCBOR(opKey(pfxQuar, wh, gw, seq), &q)
+	return q, ok, err
+}
+
+func (t *tx) PutQuarantined(q store.Quarantined) error {
+	return putCBOR(t.txn, opKey(pfxQuar, q.Warehouse, q.Gateway, q.Seq), q)
+}
+
+func (t *tx) AppendDown(wh, target string, kind protocol.DownKind, itemKey string, body any) error {
+	return appendDown(t.txn, wh, target, kind, itemKey, body)
+}
+
+func (t *tx) PutTask(wh string, task protocol.Task) error {
+	return putCBOR(t.txn, []byte(pfxTask+join(wh, task.ID)), task)
+}
+
+func (t *tx) PutOrder(o store.Order) error {
+	if err := putCBOR(t.txn, []byte(pfxOrder+join(o.Warehouse, o.ID)), o); err != nil {
+		return err
+	}
+	for _, l := range o.Lines {
+		if err := putI64(t.txn, []byte(lineKey(pfxOrderLine, o.Warehouse, o.ID, l.Line)), l.Qty); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) Records() store.Tx { return recordTx{t.txn} }
+
+func (t *tx) Applied(string, string, *store.Result) error { return nil }

@@ -1,0 +1,205 @@
+// Package badger is the embedded backend of store.Store: the server's
+// state in a Badger database on local disk. It keeps the data; what a
+// batch or an action does is store/apply's, which Store embeds.
+package badger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	bdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/protocol/ledger"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/apply"
+)
+
+// Store is the embedded store.Store.
+type Store struct {
+	*apply.Engine
+	db    *bdb.DB
+	epoch string
+	log   *slog.Logger
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Options tune the Badger store.
+type Options struct {
+	Dir    string
+	Logger *slog.Logger
+	// InMemory runs without disk, for unit tests only.
+	InMemory bool
+}
+
+// ApplyChunk bounds the ops merged per Badger transaction. Badger sorts a
+// read-write transaction's pending writes every time an iterator is opened
+// in it (the merge rule and conflict detection open several per op), so a
+// whole 256-op batch in one transaction costs time quadratic in its size.
+const ApplyChunk = 32
+
+// Open opens (or creates) the store in opts.Dir with synchronous writes: a
+// batch is acknowledged only after it is on disk.
+func Open(opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bo := bdb.DefaultOptions(opts.Dir).
+		WithSyncWrites(true).
+		WithLogger(nil).
+		WithInMemory(opts.InMemory).
+		WithNumVersionsToKeep(1)
+	if opts.InMemory {
+		bo = bo.WithSyncWrites(false)
+	}
+	db, err := bdb.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open badger store in %q: %w (is another shelfsync-server using this --data directory?)", opts.Dir, err)
+	}
+	s := &Store{db: db, log: log}
+	s.Engine = apply.New(backend{db}, apply.Options{ChunkOps: ApplyChunk})
+	if err := s.loadEpoch(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) loadEpoch() error {
+	return s.db.Update(func(txn *bdb.Txn) error {
+		it, err := txn.Get([]byte(pfxEpoch))
+		if err == nil {
+			v, err := it.ValueCopy(nil)
+			s.epoch = string(v)
+			return err
+		}
+		if !errors.Is(err, bdb.ErrKeyNotFound) {
+			return fmt.Errorf("read epoch: %w", err)
+		}
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		s.epoch = fmt.Sprintf("%x-%s", time.Now().Unix(), hex.EncodeToString(b[:]))
+		return txn.Set([]byte(pfxEpoch), []byte(s.epoch))
+	})
+}
+
+// Epoch implements store.Store.
+func (s *Store) Epoch() string { return s.epoch }
+
+// DB exposes the database for packages of this module that keep their own
+// keys beside the ledger.
+func (s *Store) DB() *bdb.DB { return s.db }
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.db.Close() }
+
+func getU64(txn *bdb.Txn, key []byte) (uint64, error) {
+	it, err := txn.Get(key)
+	if errors.Is(err, bdb.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var v uint64
+	err = it.Value(func(b []byte) error {
+		if len(b) != 8 {
+			return fmt.Errorf("corrupt value at %q", key)
+		}
+		v = binary.BigEndian.Uint64(b)
+		return nil
+	})
+	return v, err
+}
+
+// Watermark implements store.Store.
+func (s *Store) Watermark(_ context.Context, wh, gw string) (uint64, error) {
+	var wm uint64
+	err := s.db.View(func(txn *bdb.Txn) error {
+		var err error
+		wm, err = getU64(txn, wmKey(wh, gw))
+		return err
+	})
+	return wm, err
+}
+
+// Stock implements store.Store.
+func (s *Store) Stock(_ context.Context, q store.StockQuery) ([]store.StockRow, error) {
+	var out []store.StockRow
+	err := s.db.View(func(txn *bdb.Txn) error {
+		var err error
+		out, err = stockIn(txn, q)
+		return err
+	})
+	return out, err
+}
+
+// stockIn reads the stock matching q in txn.
+func stockIn(txn *bdb.Txn, q store.StockQuery) ([]store.StockRow, error) {
+	prefix := []byte(pfxKey)
+	if q.Warehouse != "" {
+		prefix = append(prefix, q.Warehouse+"\x00"...)
+		if q.Location != "" {
+			prefix = append(prefix, q.Location+"\x00"...)
+			if q.SKU != "" {
+				prefix = append(prefix, q.SKU+"\x00"...)
+			}
+		}
+	}
+	var out []store.StockRow
+	it := txn.NewIterator(bdb.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k, ok := parseStockKey(it.Item().Key())
+		if !ok || (q.Location != "" && k.Location != q.Location) || (q.SKU != "" && k.SKU != q.SKU) || (q.Lot != "" && k.Lot != q.Lot) {
+			continue
+		}
+		var ks ledger.KeyState
+		if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &ks) }); err != nil {
+			return nil, err
+		}
+		out = append(out, store.StockRow{Warehouse: k.WH, Location: k.Location, SKU: k.SKU, Lot: k.Lot, OnHand: ks.OnHand()})
+		if q.Limit > 0 && len(out) >= q.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Quarantined implements store.Store.
+func (s *Store) Quarantined(_ context.Context, wh string) ([]store.Quarantined, error) {
+	prefix := []byte(pfxQuar)
+	if wh != "" {
+		prefix = append(prefix, wh+"\x00"...)
+	}
+	var out []store.Quarantined
+	err := s.db.View(func(txn *bdb.Txn) error {
+		it := txn.NewIterator(bdb.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var q store.Quarantined
+			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &q) }); err != nil {
+				return err
+			}
+			out = append(out, q)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func putCBOR(txn *bdb.Txn, key []byte, v any) error {
+	b, err := protocol.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return txn.Set(key, b)
+}

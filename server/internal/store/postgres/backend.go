@@ -1,0 +1,327 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/apply"
+)
+
+// apply.Backend over PostgreSQL. A write transaction first locks the
+// watermark row of its scope's gateway (INSERT … ON CONFLICT DO NOTHING,
+// then SELECT … FOR UPDATE), so that a batch another replica is applying
+// for the same gateway waits for it and then reads its watermark; then its
+// warehouse's row, so that the merges and actions of one warehouse — which
+// read and write the same stock keys, conflicts and downstream log — are
+// serial; and it loads the stock keys of the scope, all in one round trip.
+// Lock order is always watermark row, then warehouse row. Its writes are
+// buffered and sent in one pipeline at commit, mostly as array-parameter
+// (unnest) statements.
+
+type backend struct{ s *Store }
+
+func hlcOf(v int64) protocol.HLC { return protocol.HLC(uint64(v)) }
+
+func (b backend) Update(ctx context.Context, sc apply.Scope, f func(apply.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		err = b.update(ctx, sc, f)
+		if !retryable(err) && !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 2 * time.Millisecond)
+	}
+	return store.ErrConflict
+}
+
+// maxAttempts bounds the runs of a transaction that keeps failing with a
+// serialization failure or a deadlock.
+const maxAttempts = 10
+
+func (b backend) update(ctx context.Context, sc apply.Scope, f func(apply.Tx) error) error {
+	t := &pgTx{ctx: ctx, s: b.s, wh: sc.WH, gw: sc.Gateway, txLedger: newTxLedger(ctx, nil), down: map[downKey]int{}}
+	var q pgx.Batch
+	q.BeginTx(pgx.TxOptions{})
+	if sc.Gateway != "" {
+		q.Queue(`INSERT INTO watermarks (wh, gw) VALUES ($1, $2) ON CONFLICT DO NOTHING`, sc.WH, sc.Gateway)
+		q.Queue(`SELECT wm FROM watermarks WHERE wh = $1 AND gw = $2 FOR UPDATE`, sc.WH, sc.Gateway).
+			QueryRow(func(r pgx.Row) error { return r.Scan(&t.wm) })
+	}
+	q.Queue(`INSERT INTO warehouses (wh) VALUES ($1) ON CONFLICT DO NOTHING`, sc.WH)
+	q.Queue(`SELECT down_head FROM warehouses WHERE wh = $1 FOR UPDATE`, sc.WH).QueryRow(func(r pgx.Row) error { return r.Scan(&t.head) })
+	t.txLedger.queuePrefetch(&q, sc.WH, sc.Keys)
+	tx, err := b.s.sendTx(ctx, &q)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // a no-op after Commit
+	t.tx, t.txLedger.tx = tx, tx
+	if err := f(t); err != nil {
+		return err
+	}
+	return t.commit()
+}
+
+func (b backend) View(ctx context.Context, f func(apply.Tx) error) error {
+	tx, err := b.s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // read-only
+	return f(&pgTx{ctx: ctx, s: b.s, tx: tx, txLedger: newTxLedger(ctx, tx), readOnly: true})
+}
+
+// pgTx is apply.Tx over one transaction holding its warehouse's lock (and
+// its gateway's, when gw is set).
+type pgTx struct {
+	ctx       context.Context
+	s         *Store
+	tx        pgx.Tx
+	*txLedger // the ledger and the conflict indexes
+	wh, gw    string
+	wm        int64 // gw's watermark, read under its lock
+	wmDirty   bool
+	head      int64 // head of wh's downstream log, read under its lock
+	readOnly  bool
+	ops       []opRow
+	rows      pgx.Batch // quarantine and task rows, notifications, in order
+	downs     []downEntry
+	down      map[downKey]int // index in downs of an item key's entry
+	check     *recTx
+}
+
+type opRow struct {
+	wh, gw   string
+	seq, hlc int64
+	kind     int16
+	body     []byte
+}
+
+// downEntry is a downstream item waiting for its seq.
+type downEntry struct {
+	target  string
+	kind    protocol.DownKind
+	itemKey string
+	body    []byte
+	dead    bool // replaced by a later entry of the same key
+}
+
+type downKey struct {
+	kind    protocol.DownKind
+	itemKey string
+}
+
+var _ apply.Tx = (*pgTx)(nil)
+
+func (t *pgTx) owns(wh string) error {
+	if t.readOnly {
+		return errors.New("store: write in a read-only transaction")
+	}
+	if wh != t.wh {
+		return fmt.Errorf("store: write to warehouse %q in a transaction that holds %q", wh, t.wh)
+	}
+	return nil
+}
+
+func (t *pgTx) Watermark(wh, gw string) (uint64, error) {
+	if wh == t.wh && gw == t.gw && gw != "" {
+		return uint64(t.wm), nil
+	}
+	var wm int64
+	err := t.tx.QueryRow(t.ctx, `SELECT wm FROM watermarks WHERE wh = $1 AND gw = $2`, wh, gw).Scan(&wm)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return uint64(wm), err
+}
+
+func (t *pgTx) SetWatermark(wh, gw string, wm uint64) error {
+	if wh != t.wh || gw != t.gw || gw == "" {
+		return fmt.Errorf("store: watermark of %s/%s is not locked by this transaction", wh, gw)
+	}
+	if wm > math.MaxInt64 {
+		return fmt.Errorf("watermark %d of %s/%s: seq beyond 2^63 cannot be stored", wm, wh, gw)
+	}
+	t.wm, t.wmDirty = int64(wm), true
+	return nil
+}
+
+func (t *pgTx) PutOp(wh, gw string, op *protocol.Op) error {
+	if err := t.owns(wh); err != nil {
+		return err
+	}
+	body, err := protocol.Marshal(op)
+	if err != nil {
+		return err
+	}
+	t.ops = append(t.ops, opRow{wh: wh, gw: gw, seq: int64(op.Seq), hlc: int64(op.HLC), kind: int16(op.Kind), body: body})
+	return nil
+}
+
+func (t *pgTx) Quarantined(wh, gw string, seq uint64) (store.Quarantined, bool, error) {
+	q := store.Quarantined{Warehouse: wh, Gateway: gw, Seq: seq}
+	if seq > math.MaxInt64 {
+		return q, false, nil
+	}
+	var body []byte
+	err := t.tx.QueryRow(t.ctx, `SELECT reason, body, status, decided_by FROM quarantine WHERE wh = $1 AND gw = $2 AND seq = $3`,
+		wh, gw, int64(seq)).Scan(&q.Reason, &body, &q.Status, &q.By)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return q, false, nil
+	}
+	if err != nil {
+		return q, false, err
+	}
+	if err := protocol.Unmarshal(body, &q.Op); err != nil {
+		return q, false, fmt.Errorf("quarantined op %s/%s/%d: %w", wh, gw, seq, err)
+	}
+	return q, true, nil
+}
+
+func (t *pgTx) PutQuarantined(q store.Quarantined) error {
+	if err := t.owns(q.Warehouse); err != nil {
+		return err
+	}
+	body, err := protocol.Marshal(q.Op)
+	if err != nil {
+		return err
+	}
+	t.rows.Queue(`INSERT INTO quarantine (wh, gw, seq, reason, body, status, decided_by) VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (wh, gw, seq) DO UPDATE SET reason = excluded.reason, body = excluded.body, status = excluded.status, decided_by = excluded.decided_by`,
+		q.Warehouse, q.Gateway, int64(q.Seq), q.Reason, body, q.Status, q.By)
+	return nil
+}
+
+func (t *pgTx) AppendDown(wh, target string, kind protocol.DownKind, itemKey string, body any) error {
+	if err := t.owns(wh); err != nil {
+		return err
+	}
+	raw, err := protocol.Marshal(body)
+	if err != nil {
+		return err
+	}
+	k := downKey{kind, itemKey}
+	if i, ok := t.down[k]; ok {
+		t.downs[i].dead = true
+	}
+	t.down[k] = len(t.downs)
+	t.downs = append(t.downs, downEntry{target: target, kind: kind, itemKey: itemKey, body: raw})
+	return nil
+}
+
+func (t *pgTx) PutTask(wh string, task protocol.Task) error {
+	if err := t.owns(wh); err != nil {
+		return err
+	}
+	body, err := protocol.Marshal(task)
+	if err != nil {
+		return err
+	}
+	t.rows.Queue(`INSERT INTO tasks (wh, id, body) VALUES ($1, $2, $3) ON CONFLICT (wh, id) DO UPDATE SET body = excluded.body`, wh, task.ID, body)
+	return nil
+}
+
+// PutOrder writes at once: the detector reads the line quantities from
+// the table.
+func (t *pgTx) PutOrder(o store.Order) error {
+	if err := t.owns(o.Warehouse); err != nil {
+		return err
+	}
+	return putOrder(t.ctx, t.tx, o)
+}
+
+func putOrder(ctx context.Context, tx pgx.Tx, o store.Order) error {
+	body, err := protocol.Marshal(o)
+	if err != nil {
+		return err
+	}
+	id := []byte(o.ID)
+	var b pgx.Batch
+	b.Queue(`INSERT INTO orders (wh, id, body) VALUES ($1, $2, $3)
+		ON CONFLICT (wh, id) DO UPDATE SET body = excluded.body`, o.Warehouse, id, body)
+	if len(o.Lines) > 0 {
+		lines, qtys := make([]int64, len(o.Lines)), make([]int64, len(o.Lines))
+		for i, l := range o.Lines {
+			lines[i], qtys[i] = int64(l.Line), l.Qty
+		}
+		b.Queue(`INSERT INTO order_lines (wh, ord, line, qty) SELECT $1, $2, * FROM unnest($3::bigint[], $4::bigint[])
+			ON CONFLICT (wh, ord, line) DO UPDATE SET qty = excluded.qty`, o.Warehouse, id, lines, qtys)
+	}
+	return tx.SendBatch(ctx, &b).Close()
+}
+
+func (t *pgTx) Records() store.Tx {
+	if t.check == nil {
+		t.check = checkTx(t.ctx, t.tx)
+	}
+	return t.check
+}
+
+// Applied notifies the replica feed (SetApplyNotify): PostgreSQL sends the
+// notifications at commit, and only then, so the other replicas hear of
+// every committed batch even if this one dies right after.
+func (t *pgTx) Applied(wh, gw string, res *store.Result) error {
+	if t.s.notify == nil {
+		return nil
+	}
+	for _, p := range t.s.notify(wh, gw, res) {
+		t.rows.Queue(`SELECT pg_notify($1, $2)`, t.s.channel, string(p))
+	}
+	return nil
+}
+
+// commit sends what the transaction buffered — the op log, the rows beside
+// it, the ledger's and the detector's writes, the downstream entries
+// numbered after the head, the watermark — in one pipeline, and commits.
+func (t *pgTx) commit() error {
+	var b pgx.Batch
+	if n := len(t.ops); n > 0 {
+		whs, gws := make([]string, n), make([]string, n)
+		seqs, hlcs, kinds, bodies := make([]int64, n), make([]int64, n), make([]int16, n), make([][]byte, n)
+		for i, o := range t.ops {
+			whs[i], gws[i], seqs[i], hlcs[i], kinds[i], bodies[i] = o.wh, o.gw, o.seq, o.hlc, o.kind, o.body
+		}
+		b.Queue(`INSERT INTO ops (wh, gw, seq, hlc, kind, body)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::smallint[], $6::bytea[])`, whs, gws, seqs, hlcs, kinds, bodies)
+	}
+	if err := t.txLedger.queue(&b); err != nil {
+		return err
+	}
+	var seqs []int64
+	var kinds []int16
+	var items, bodies [][]byte
+	var targets []string
+	for _, e := range t.downs {
+		t.head++
+		if e.dead {
+			continue // the log is compacted per item key: a gap is allowed
+		}
+		seqs, kinds, items, targets, bodies = append(seqs, t.head), append(kinds, int16(e.kind)), append(items, []byte(e.itemKey)), append(targets, e.target), append(bodies, e.body)
+	}
+	if len(t.downs) > 0 {
+		b.Queue(`INSERT INTO down_log (wh, seq, kind, item_key, target, body)
+			SELECT $1, * FROM unnest($2::bigint[], $3::smallint[], $4::bytea[], $5::text[], $6::bytea[])
+			ON CONFLICT (wh, kind, item_key) DO UPDATE SET seq = excluded.seq, target = excluded.target, body = excluded.body`,
+			t.wh, seqs, kinds, items, targets, bodies)
+		b.Queue(`UPDATE warehouses SET down_head = $2 WHERE wh = $1`, t.wh, t.head)
+	}
+	if t.wmDirty {
+		b.Queue(`UPDATE watermarks SET wm = $3, applied_at = now() WHERE wh = $1 AND gw = $2`, t.wh, t.gw, t.wm)
+	}
+	for _, qq := range t.rows.QueuedQueries {
+		b.QueuedQueries = append(b.QueuedQueries, qq)
+	}
+	if b.Len() > 0 {
+		if err := t.tx.SendBatch(t.ctx, &b).Close(); err != nil {
+			return err
+		}
+	}
+	return t.tx.Commit(t.ctx)
+}
