@@ -11,9 +11,17 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/shelfsync/shelfsync/drivers v0.0.0
 	github.com/shelfsync/shelfsync/protocol v0.0.0
+	github.com/shelfsync/shelfsync/testbed v0.0.0
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/sys v0.48.0
 	pgregory.net/rapid v1.3.0
+)
+
+require (
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/pgx/v5 v5.12.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
 )
 
 require (
@@ -41,10 +49,12 @@ require (
 	go.opentelemetry.io/otel/trace v1.41.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/net v0.59.0 // indirect
-	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/sync v0.23.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace github.com/shelfsync/shelfsync/protocol => ../protocol
 
 replace github.com/shelfsync/shelfsync/drivers => ../drivers
+
+replace github.com/shelfsync/shelfsync/testbed => ../testbed

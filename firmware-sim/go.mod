@@ -6,7 +6,15 @@ require (
 	github.com/creack/pty v1.1.24
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/shelfsync/shelfsync/drivers v0.0.0
+	github.com/shelfsync/shelfsync/testbed v0.0.0
 	github.com/stretchr/testify v1.12.1
+)
+
+require (
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/pgx/v5 v5.12.0 // indirect
+	golang.org/x/text v0.41.0 // indirect
 )
 
 require (
@@ -21,3 +29,5 @@ require (
 replace github.com/shelfsync/shelfsync/protocol => ../protocol
 
 replace github.com/shelfsync/shelfsync/drivers => ../drivers
+
+replace github.com/shelfsync/shelfsync/testbed => ../testbed

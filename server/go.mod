@@ -11,6 +11,7 @@ require (
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/prometheus/client_golang v1.25.0
 	github.com/shelfsync/shelfsync/protocol v0.0.0
+	github.com/shelfsync/shelfsync/testbed v0.0.0
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/net v0.59.0
 	pgregory.net/rapid v1.3.0
@@ -51,3 +52,5 @@ require (
 )
 
 replace github.com/shelfsync/shelfsync/protocol => ../protocol
+
+replace github.com/shelfsync/shelfsync/testbed => ../testbed

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shelfsync/shelfsync/testbed"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -61,7 +62,7 @@ type Config struct {
 	// Root is the repository root (default: found from the working
 	// directory); Bin, when set, are prebuilt binaries.
 	Root string
-	Bin  *Binaries
+	Bin  *testbed.Bins
 	// WorkDir holds data and logs (default: a new temporary directory,
 	// removed after a clean run). Keep keeps it.
 	WorkDir string
@@ -194,22 +195,14 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		}
 		os.RemoveAll(work)
 	}()
-	if err := mkdirs(filepath.Join(work, "logs"), filepath.Join(work, "bin")); err != nil {
+	if err := mkdirs(filepath.Join(work, "logs")); err != nil {
 		return sum, err
 	}
 
 	bin := cfg.Bin
 	if bin == nil {
-		root := cfg.Root
-		if root == "" {
-			r, err := FindRoot(".")
-			if err != nil {
-				return sum, err
-			}
-			root = r
-		}
 		logf("building shelfsync-server and shelfsync-agent")
-		b, err := Build(ctx, root, filepath.Join(work, "bin"))
+		b, err := testbed.BuildAt(ctx, cfg.Root)
 		if err != nil {
 			return sum, err
 		}
@@ -248,9 +241,9 @@ type harness struct {
 	whs    []string
 }
 
-func newHarness(ctx context.Context, cfg Config, bin Binaries, work string, logf func(string, ...any)) (*harness, error) {
+func newHarness(ctx context.Context, cfg Config, bin testbed.Bins, work string, logf func(string, ...any)) (*harness, error) {
 	h := &harness{cfg: cfg, work: work, logf: logf, tr: newTracker(), st: &stats{}}
-	brokerAddr, err := freeAddr()
+	brokerAddr, err := testbed.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +251,7 @@ func newHarness(ctx context.Context, cfg Config, bin Binaries, work string, logf
 	if err := h.brk.start(); err != nil {
 		return nil, err
 	}
-	httpAddr, err := freeAddr()
+	httpAddr, err := testbed.FreeAddr()
 	if err != nil {
 		return h, err
 	}
@@ -282,7 +275,7 @@ func newHarness(ctx context.Context, cfg Config, bin Binaries, work string, logf
 		a := &agent{idx: i, wh: h.whs[i%len(h.whs)], gw: fmt.Sprintf("g%02d", i+1), bin: bin.Agent, gate: newGate(), extra: cfg.AgentArgs}
 		a.dir = filepath.Join(work, a.gw)
 		a.logPath = filepath.Join(work, "logs", a.gw+".log")
-		if a.httpAddr, err = freeAddr(); err != nil {
+		if a.httpAddr, err = testbed.FreeAddr(); err != nil {
 			return h, err
 		}
 		if a.proxy, err = NewProxy("127.0.0.1:0", brokerAddr); err != nil {
@@ -339,7 +332,7 @@ func (h *harness) close() {
 		go func() {
 			defer wg.Done()
 			a.mu.Lock()
-			a.p.kill(syscall.SIGTERM)
+			a.p.Stop(syscall.SIGTERM)
 			a.mu.Unlock()
 			a.closeSims()
 			a.proxy.Close()
@@ -347,7 +340,7 @@ func (h *harness) close() {
 	}
 	wg.Wait()
 	if h.srv != nil && h.srv.p != nil {
-		h.srv.p.kill(syscall.SIGTERM)
+		h.srv.p.Stop(syscall.SIGTERM)
 	}
 	if h.brk != nil {
 		h.brk.stop()
@@ -436,7 +429,7 @@ func (h *harness) heal(ctx context.Context) error {
 	if err := h.brk.start(); err != nil {
 		return err
 	}
-	if !h.srv.p.alive() {
+	if !h.srv.p.Alive() {
 		if err := h.srv.start(ctx); err != nil {
 			return err
 		}
@@ -444,7 +437,7 @@ func (h *harness) heal(ctx context.Context) error {
 	for _, a := range h.agents {
 		a.mu.Lock()
 		var err error
-		if !a.p.alive() {
+		if !a.p.Alive() {
 			err = a.startLocked(ctx)
 		}
 		a.mu.Unlock()
@@ -459,7 +452,7 @@ func (h *harness) heal(ctx context.Context) error {
 // its last op, and its view equals the server's ledger.
 func (h *harness) converge(ctx context.Context) error {
 	var why string
-	err := waitFor(ctx, h.cfg.HealTimeout, "convergence", func() bool {
+	err := testbed.WaitFor(ctx, h.cfg.HealTimeout, "convergence", func() bool {
 		srv := map[string]map[stockKey]int64{}
 		for _, wh := range h.whs {
 			s, err := fetchStock(ctx, h.srv.base(), wh)

@@ -24,10 +24,6 @@ func TestChaosShort(t *testing.T) {
 		}
 		seed = v
 	}
-	root, err := FindRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -35,7 +31,7 @@ func TestChaosShort(t *testing.T) {
 		Seed: seed, Agents: 3, Warehouses: 1, Devices: 2,
 		Ops: 5_000, Faults: 45, FaultEvery: time.Second, ScenarioEvery: 500 * time.Millisecond,
 		MaxDuration: 50 * time.Second, HealTimeout: 90 * time.Second,
-		Root: root, Log: &progress,
+		Log: &progress,
 	})
 	if err != nil {
 		t.Log(progress.String())

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"time"
 )
 
 // verdict is the outcome of judging one key.
@@ -247,6 +248,8 @@ func (e errNoConflictAPI) Error() string {
 
 // fetchConflicts lists the conflicts of wh, following pagination cursors
 // when the API gives one.
+var httpc = &http.Client{Timeout: 5 * time.Second}
+
 func fetchConflicts(ctx context.Context, base, wh string) ([]conflictRow, error) {
 	var out []conflictRow
 	url := base + "/api/v1/conflicts?warehouse=" + wh + "&limit=100000"

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"github.com/shelfsync/shelfsync/testbed"
 	"log/slog"
 	"net"
 	"os"
@@ -73,7 +74,7 @@ type server struct {
 	bin, dir, logPath string
 	httpAddr, broker  string
 	mu                sync.Mutex
-	p                 *proc
+	p                 *testbed.Proc
 	runs              int
 }
 
@@ -81,19 +82,19 @@ func (s *server) start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.runs++
-	p, err := startProc(fmt.Sprintf("server#%d", s.runs), s.logPath, s.bin, "run",
-		"--data", filepath.Join(s.dir, "data"), "--http", s.httpAddr, "--broker", "tcp://"+s.broker,
-		"--log-level", "warn")
+	p, err := testbed.Start(testbed.Spec{Name: fmt.Sprintf("server#%d", s.runs), LogFile: s.logPath, Bin: s.bin, Args: []string{"run",
+		"--data", filepath.Join(s.dir, "data"), "--http", s.httpAddr, "--broker", "tcp://" + s.broker,
+		"--log-level", "warn"}})
 	if err != nil {
 		return err
 	}
 	s.p = p
-	return waitFor(ctx, 60*time.Second, "server healthy", func() bool {
-		if !p.alive() {
+	return testbed.WaitFor(ctx, 60*time.Second, "server healthy", func() bool {
+		if !p.Alive() {
 			return true
 		}
 		var v map[string]any
-		_, err := getJSON(ctx, "http://"+s.httpAddr+"/healthz", &v)
+		err := testbed.GetJSON(ctx, "http://"+s.httpAddr+"/healthz", &v)
 		return err == nil
 	})
 }
@@ -102,7 +103,7 @@ func (s *server) kill() {
 	s.mu.Lock()
 	p := s.p
 	s.mu.Unlock()
-	p.kill(syscall.SIGKILL)
+	p.Stop(syscall.SIGKILL)
 }
 
 func (s *server) base() string { return "http://" + s.httpAddr }
@@ -124,7 +125,7 @@ type agent struct {
 	broker   string   // when set, the agent dials this instead of its proxy
 
 	mu   sync.Mutex // serialises kill/restart/resync
-	p    *proc
+	p    *testbed.Proc
 	runs int
 }
 
@@ -162,13 +163,13 @@ func (a *agent) startLocked(ctx context.Context) error {
 		args = append(args, "--device", d+"=barcode:"+a.link(d)+",feedback=honeywell")
 	}
 	args = append(args, a.extra...)
-	p, err := startProc(fmt.Sprintf("%s#%d", a.gw, a.runs), a.logPath, a.bin, args...)
+	p, err := testbed.Start(testbed.Spec{Name: fmt.Sprintf("%s#%d", a.gw, a.runs), LogFile: a.logPath, Bin: a.bin, Args: args})
 	if err != nil {
 		return err
 	}
 	a.p = p
-	err = waitFor(ctx, 60*time.Second, a.gw+" healthy with scanners connected", func() bool {
-		if !p.alive() {
+	err = testbed.WaitFor(ctx, 60*time.Second, a.gw+" healthy with scanners connected", func() bool {
+		if !p.Alive() {
 			return true
 		}
 		st, err := a.status(ctx)
@@ -182,7 +183,7 @@ func (a *agent) startLocked(ctx context.Context) error {
 		}
 		return true
 	})
-	if err == nil && !p.alive() {
+	if err == nil && !p.Alive() {
 		err = fmt.Errorf("%s exited at start; see %s", a.gw, a.logPath)
 	}
 	if err != nil {
@@ -199,7 +200,7 @@ func (a *agent) crash(ctx context.Context, down time.Duration) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.gate.setDown()
-	a.p.kill(syscall.SIGKILL)
+	a.p.Stop(syscall.SIGKILL)
 	for _, s := range a.sims {
 		_ = s.Unplug()
 	}
@@ -224,7 +225,7 @@ func (a *agent) resync(ctx context.Context, dev string) error {
 	if err := sim.Replug(); err != nil {
 		return err
 	}
-	err := waitFor(ctx, 30*time.Second, a.gw+"/"+dev+" reconnected", func() bool {
+	err := testbed.WaitFor(ctx, 30*time.Second, a.gw+"/"+dev+" reconnected", func() bool {
 		st, err := a.status(ctx)
 		if err != nil {
 			return false
@@ -278,7 +279,7 @@ type agentStatus struct {
 
 func (a *agent) status(ctx context.Context) (agentStatus, error) {
 	var st agentStatus
-	_, err := getJSON(ctx, "http://"+a.httpAddr+"/api/v1/status", &st)
+	err := testbed.GetJSON(ctx, "http://"+a.httpAddr+"/api/v1/status", &st)
 	return st, err
 }
 
@@ -299,7 +300,7 @@ func fetchStock(ctx context.Context, base, wh string) (map[stockKey]int64, error
 	var body struct {
 		Items []stockRow `json:"items"`
 	}
-	if _, err := getJSON(ctx, base+"/api/v1/stock?warehouse="+wh, &body); err != nil {
+	if err := testbed.GetJSON(ctx, base+"/api/v1/stock?warehouse="+wh, &body); err != nil {
 		return nil, err
 	}
 	out := make(map[stockKey]int64, len(body.Items))

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"github.com/shelfsync/shelfsync/testbed"
 	"math"
 	"os"
 	"path/filepath"
@@ -37,7 +38,7 @@ type LatencyConfig struct {
 	Scans int           // default 1000
 	Gap   time.Duration // pause between scans (default 10 ms)
 	Root  string
-	Bin   *Binaries
+	Bin   *testbed.Bins
 	Log   func(format string, args ...any)
 	// Offline points the agent at a port nobody listens on: scan→durable
 	// without replication traffic in the same store (a diagnostic).
@@ -68,40 +69,31 @@ func Latency(ctx context.Context, cfg LatencyConfig) ([]BenchResult, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	if err := mkdirs(filepath.Join(work, "logs"), filepath.Join(work, "bin")); err != nil {
+	if err := mkdirs(filepath.Join(work, "logs")); err != nil {
 		return nil, err
 	}
 	bin := cfg.Bin
 	if bin == nil {
-		root := cfg.Root
-		if root == "" {
-			if root, err = FindRoot("."); err != nil {
-				return nil, err
-			}
-		}
-		b, err := Build(ctx, root, filepath.Join(work, "bin"))
+		b, err := testbed.BuildAt(ctx, cfg.Root)
 		if err != nil {
 			return nil, err
 		}
 		bin = &b
 	}
-	httpAddr, err := freeAddr()
+	addrs, err := testbed.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	mqttAddr, err := freeAddr()
+	httpAddr, mqttAddr := addrs[0], addrs[1]
+	srvProc, err := testbed.Start(testbed.Spec{Name: "server", LogFile: filepath.Join(work, "logs", "server.log"), Bin: bin.Server, Args: []string{"run",
+		"--data", filepath.Join(work, "server"), "--http", httpAddr, "--mqtt", mqttAddr, "--log-level", "warn"}})
 	if err != nil {
 		return nil, err
 	}
-	srvProc, err := startProc("server", filepath.Join(work, "logs", "server.log"), bin.Server, "run",
-		"--data", filepath.Join(work, "server"), "--http", httpAddr, "--mqtt", mqttAddr, "--log-level", "warn")
-	if err != nil {
-		return nil, err
-	}
-	defer srvProc.kill(15)
-	if err := waitFor(ctx, 60*time.Second, "server healthy", func() bool {
+	defer srvProc.Stop(15)
+	if err := testbed.WaitFor(ctx, 60*time.Second, "server healthy", func() bool {
 		var v map[string]any
-		_, err := getJSON(ctx, "http://"+httpAddr+"/healthz", &v)
+		err := testbed.GetJSON(ctx, "http://"+httpAddr+"/healthz", &v)
 		return err == nil
 	}); err != nil {
 		return nil, err
@@ -109,11 +101,11 @@ func Latency(ctx context.Context, cfg LatencyConfig) ([]BenchResult, error) {
 	a := &agent{wh: "wh1", gw: "lat1", bin: bin.Agent, dir: filepath.Join(work, "lat1"), logPath: filepath.Join(work, "logs", "lat1.log"),
 		broker: mqttAddr, devs: []string{"s0"}, gate: newGate()}
 	if cfg.Offline {
-		if a.broker, err = freeAddr(); err != nil {
+		if a.broker, err = testbed.FreeAddr(); err != nil {
 			return nil, err
 		}
 	}
-	if a.httpAddr, err = freeAddr(); err != nil {
+	if a.httpAddr, err = testbed.FreeAddr(); err != nil {
 		return nil, err
 	}
 	if err := mkdirs(a.dir); err != nil {
@@ -126,11 +118,11 @@ func Latency(ctx context.Context, cfg LatencyConfig) ([]BenchResult, error) {
 	a.mu.Lock()
 	err = a.startLocked(ctx)
 	a.mu.Unlock()
-	defer func() { a.p.kill(15) }()
+	defer func() { a.p.Stop(15) }()
 	if err != nil {
 		return nil, err
 	}
-	if err := waitFor(ctx, 30*time.Second, "agent connected", func() bool { st, err := a.status(ctx); return err == nil && (st.Connected || cfg.Offline) }); err != nil {
+	if err := testbed.WaitFor(ctx, 30*time.Second, "agent connected", func() bool { st, err := a.status(ctx); return err == nil && (st.Connected || cfg.Offline) }); err != nil {
 		return nil, err
 	}
 	sim := a.sims["s0"]
@@ -173,7 +165,7 @@ func Latency(ctx context.Context, cfg LatencyConfig) ([]BenchResult, error) {
 			var body struct {
 				Items []stockRow `json:"items"`
 			}
-			if _, err := getJSON(ctx, url, &body); err == nil && len(body.Items) == 1 && body.Items[0].OnHand >= int64(i) {
+			if err := testbed.GetJSON(ctx, url, &body); err == nil && len(body.Items) == 1 && body.Items[0].OnHand >= int64(i) {
 				visible = append(visible, time.Since(t0))
 				break
 			}

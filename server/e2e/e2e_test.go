@@ -24,7 +24,7 @@ func TestScansThroughPtyReachServerStock(t *testing.T) {
 	require.Equal(t, map[string]int{"good": len(shift)}, b)
 	want := map[string]int64{"RECEIVING/" + gtin: 7, "A-01/WIDGET": 2}
 	waitFor(t, 15*time.Second, "server stock", func() bool { return equal(stock(t, "http://"+c.httpAddr, "wh1"), want) })
-	require.Equal(t, want, stock(t, "http://"+g.httpAddr, "wh1"), "agent view")
+	require.Equal(t, want, stock(t, "http://"+g.HTTP, "wh1"), "agent view")
 	waitFor(t, 10*time.Second, "outbox empty", func() bool { return g.status().OutboxDepth == 0 })
 	require.Positive(t, serverMetric(t, "http://"+c.httpAddr, `shelfsync_ingest_wire_batches_total{form="ops-deflate"}`),
 		"the ops travelled as ops-deflate")
@@ -47,7 +47,7 @@ func TestBrokerDownAgentKeepsConfirmingThenConverges(t *testing.T) {
 	g.waitBeeps(2)
 	waitFor(t, 10*time.Second, "first op acked", func() bool { return g.status().AckedSeq == 1 })
 
-	c.server.kill(syscall.SIGTERM) // the embedded broker goes with it
+	c.stopServer(syscall.SIGTERM) // the embedded broker goes with it
 	waitFor(t, 10*time.Second, "agent sees broker down", func() bool { return !g.status().Connected })
 	for i := 0; i < 20; i++ {
 		g.scan("SKU:A")
@@ -66,10 +66,10 @@ func TestBrokerDownAgentKeepsConfirmingThenConverges(t *testing.T) {
 func TestKill9AgentLosesNoConfirmedScan(t *testing.T) {
 	c := newCluster(t)
 	g := c.newGateway("wh1", "dock1")
-	c.server.kill(syscall.SIGKILL) // nothing gets acked: everything lives only in the agent's outbox
+	c.stopServer(syscall.SIGKILL) // nothing gets acked: everything lives only in the agent's outbox
 	g.scan("CMD:RECEIVE", "SKU:A", "SKU:A", "SKU:B", "CMD:DONE", "CMD:COUNT", "LOC:BIN-7", "SKU:C")
 	g.waitBeeps(8)
-	g.agent.kill(syscall.SIGKILL) // right after the good beeps
+	g.Agent().Stop(syscall.SIGKILL) // right after the good beeps
 
 	g.startAgent()
 	g.scan("SKU:C", "CMD:DONE") // the open count resumes after the restart

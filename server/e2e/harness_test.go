@@ -1,115 +1,61 @@
 // Package e2e runs shelfsync's real binaries together: server (embedded
-// broker and Badger), agents, and simulated scanners behind real ptys.
+// broker and Badger), agents, and simulated scanners behind real ptys. The
+// processes are started and awaited by the testbed module; this file only
+// ties them to *testing.T.
 package e2e
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/shelfsync/shelfsync/testbed"
 )
 
-var binDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "shelfsync-e2e-bin")
-	if err != nil {
-		panic(err)
-	}
-	binDir = dir
-	for _, b := range []struct{ name, pkg string }{
-		{"shelfsync-server", "./server/cmd/shelfsync-server"},
-		{"shelfsync-agent", "./agent/cmd/shelfsync-agent"},
-		{"shelfsync-sim", "./firmware-sim/cmd/shelfsync-sim"},
-	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.name), b.pkg)
-		cmd.Dir = "../.." // repository root: the go.work workspace
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build", b.name, err)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func freePort(t *testing.T) string {
+// bins builds (once per test run) and returns the binaries.
+func bins(t *testing.T) testbed.Bins {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	b, err := testbed.Build(t.Context())
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	return b
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+func freePort(t *testing.T) string { t.Helper(); return testbed.Addr(t) }
+
+// waitFor polls cond until it holds; the test fails if d passes first.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	testbed.Await(t, d, what, cond)
 }
 
-// proc is a child process whose output is kept for failure reports.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	in   io.WriteCloser
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func start(t *testing.T, name string, stdin bool, args ...string) *proc {
+// start starts bin ("shelfsync-server", "shelfsync-agent" or
+// "shelfsync-sim") with args; it is killed at the end of the test, and its
+// output printed if the test failed.
+func start(t *testing.T, name string, stdin bool, bin string, args ...string) *testbed.Proc {
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, args[0]), args[1:]...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if stdin {
-		w, err := p.cmd.StdinPipe()
-		require.NoError(t, err)
-		p.in = w
-	}
-	require.NoError(t, p.cmd.Start())
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	b := bins(t)
+	path := map[string]string{"shelfsync-server": b.Server, "shelfsync-agent": b.Agent, "shelfsync-sim": b.Sim}[bin]
+	require.NotEmpty(t, path, "unknown binary %q", bin)
+	p, err := testbed.Start(testbed.Spec{Name: name, Bin: path, Args: args, Stdin: stdin})
+	require.NoError(t, err)
+	reportAtCleanup(t, p)
+	return p
+}
+
+// reportAtCleanup kills p when the test ends and prints its output if the
+// test failed.
+func reportAtCleanup(t *testing.T, p *testbed.Proc) {
 	t.Cleanup(func() {
-		p.kill(syscall.SIGKILL)
+		p.Stop(syscall.SIGKILL)
 		if t.Failed() {
-			t.Logf("---- %s output ----\n%s", p.name, tail(p.output(), logLines()))
+			t.Logf("---- %s output ----\n%s", p.Name, p.Tail(logLines()))
 		}
 	})
-	return p
 }
 
 // logLines is how many lines of each process's output a failing test
@@ -122,68 +68,41 @@ func logLines() int {
 	return n
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (p *proc) kill(sig syscall.Signal) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
 // cluster is one server, and the agents and scanners of a test.
 type cluster struct {
-	t          *testing.T
-	dir        string
-	httpAddr   string
-	mqttAddr   string
-	server     *proc
-	serverRuns int
+	t        *testing.T
+	dir      string
+	httpAddr string
+	mqttAddr string
+	server   *testbed.Server
 }
 
 func newCluster(t *testing.T) *cluster {
 	c := &cluster{t: t, dir: t.TempDir(), httpAddr: freePort(t), mqttAddr: freePort(t)}
+	c.server = &testbed.Server{Bin: bins(t).Server, HTTP: c.httpAddr,
+		Args: []string{"--data", filepath.Join(c.dir, "server"), "--mqtt", c.mqttAddr}}
 	c.startServer()
 	return c
 }
 
+// startServer starts the server (again) and waits until it is healthy.
 func (c *cluster) startServer() {
-	c.serverRuns++
-	c.server = start(c.t, fmt.Sprintf("server#%d", c.serverRuns), false, "shelfsync-server", "run",
-		"--data", filepath.Join(c.dir, "server"), "--http", c.httpAddr, "--mqtt", c.mqttAddr)
-	waitFor(c.t, 15*time.Second, "server healthy", func() bool { return httpOK("http://" + c.httpAddr + "/healthz") })
+	c.t.Helper()
+	err := c.server.Start(c.t.Context())
+	if p := c.server.Proc(); p != nil {
+		reportAtCleanup(c.t, p)
+	}
+	require.NoError(c.t, err)
 }
 
-func httpOK(url string) bool {
-	resp, err := http.Get(url)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == 200
-}
+// stopServer signals the server and waits for its exit.
+func (c *cluster) stopServer(sig syscall.Signal) { c.server.Proc().Stop(sig) }
+
+func httpOK(url string) bool { return testbed.HTTPOK(url) }
 
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, 200, resp.StatusCode, url)
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(v))
+	require.NoError(t, testbed.GetJSON(t.Context(), url, v))
 }
 
 type stockBody struct {
@@ -206,15 +125,8 @@ func stock(t *testing.T, base, wh string) map[string]int64 {
 
 // gateway is an agent process with one simulated scanner behind a pty.
 type gateway struct {
-	c        *cluster
-	wh, gw   string
-	dir      string
-	httpAddr string
-	link     string
-	agent    *proc
-	sim      *proc
-	runs     int
-	devOpts  string
+	*testbed.Gateway
+	c *cluster
 }
 
 func (c *cluster) newGateway(wh, gw string) *gateway {
@@ -224,74 +136,48 @@ func (c *cluster) newGateway(wh, gw string) *gateway {
 // newGatewayWith starts a gateway whose simulated scanner gets simArgs and
 // whose --device spec gets the options devOpts (e.g. "framing=ssi").
 func (c *cluster) newGatewayWith(wh, gw string, simArgs []string, devOpts string) *gateway {
-	g := &gateway{c: c, wh: wh, gw: gw, dir: filepath.Join(c.dir, gw), httpAddr: freePort(c.t), link: filepath.Join(c.dir, gw+".tty"), devOpts: devOpts}
-	args := append([]string{"shelfsync-sim", "barcode", "--link", g.link, "--suffix", "CRLF"}, simArgs...)
-	g.sim = start(c.t, gw+"/sim", true, args...)
-	waitFor(c.t, 10*time.Second, "pty link", func() bool { _, err := os.Stat(g.link); return err == nil })
-	g.startAgent()
+	g := &gateway{c: c, Gateway: &testbed.Gateway{Bins: bins(c.t), WH: wh, GW: gw, Dir: filepath.Join(c.dir, gw),
+		HTTP: freePort(c.t), Broker: "tcp://" + c.mqttAddr, DevOpts: devOpts, SimArgs: simArgs}}
+	err := g.Start(c.t.Context())
+	g.reportAtCleanup()
+	require.NoError(c.t, err)
 	return g
 }
 
+func (g *gateway) reportAtCleanup() {
+	for _, p := range []*testbed.Proc{g.Sim(), g.Agent()} {
+		if p != nil {
+			reportAtCleanup(g.c.t, p)
+		}
+	}
+}
+
+// startAgent starts the agent again and waits until its scanner is connected.
 func (g *gateway) startAgent() {
-	g.runs++
-	g.agent = start(g.c.t, fmt.Sprintf("%s/agent#%d", g.gw, g.runs), false, "shelfsync-agent", "run",
-		"--data", g.dir, "--warehouse", g.wh, "--gateway", g.gw, "--broker", "tcp://"+g.c.mqttAddr,
-		"--http", g.httpAddr, "--device", "s1=barcode:"+g.link+","+g.devOpts, "--ack-timeout", "1s")
-	waitFor(g.c.t, 15*time.Second, "agent healthy", func() bool { return httpOK("http://" + g.httpAddr + "/healthz") })
-	waitFor(g.c.t, 15*time.Second, "scanner connected", func() bool {
-		st := g.status()
-		return len(st.Devices) == 1 && st.Devices[0].Connected
-	})
+	g.c.t.Helper()
+	err := g.StartAgent(g.c.t.Context())
+	reportAtCleanup(g.c.t, g.Agent())
+	require.NoError(g.c.t, err)
 }
 
-type agentStatus struct {
-	LastSeq     uint64 `json:"last_seq"`
-	AckedSeq    uint64 `json:"acked_seq"`
-	OutboxDepth uint64 `json:"outbox_depth"`
-	Connected   bool   `json:"connected"`
-	Devices     []struct {
-		Name      string
-		Connected bool
-	}
-}
-
-func (g *gateway) status() agentStatus {
-	var st agentStatus
-	resp, err := http.Get("http://" + g.httpAddr + "/api/v1/status")
-	if err != nil {
-		return st
-	}
-	defer resp.Body.Close()
-	_ = json.NewDecoder(resp.Body).Decode(&st)
+// status is the agent's status (zero while it does not answer).
+func (g *gateway) status() testbed.AgentStatus {
+	st, _ := g.Status()
 	return st
 }
 
 // scan types lines into the simulated scanner.
 func (g *gateway) scan(lines ...string) {
-	for _, l := range lines {
-		_, err := io.WriteString(g.sim.in, l+"\n")
-		require.NoError(g.c.t, err)
-	}
+	require.NoError(g.c.t, g.Scan(lines...))
 }
 
 // beeps counts the feedback the simulated scanner received, by signal.
-func (g *gateway) beeps() map[string]int {
-	out := map[string]int{}
-	sc := bufio.NewScanner(strings.NewReader(g.sim.output()))
-	for sc.Scan() {
-		if _, sig, ok := strings.Cut(sc.Text(), "feedback: "); ok {
-			out[strings.Fields(sig)[0]]++
-		}
-	}
-	return out
-}
+func (g *gateway) beeps() map[string]int { return g.Beeps() }
 
 // waitBeeps waits until the scanner has heard n beeps in all.
 func (g *gateway) waitBeeps(n int) map[string]int {
-	var b map[string]int
-	waitFor(g.c.t, 20*time.Second, fmt.Sprintf("%d beeps", n), func() bool {
-		b = g.beeps()
-		return b["good"]+b["bad"]+b["warn"] >= n
-	})
+	g.c.t.Helper()
+	b, err := g.WaitBeeps(g.c.t.Context(), 20*time.Second, n)
+	require.NoError(g.c.t, err)
 	return b
 }

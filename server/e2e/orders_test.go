@@ -113,7 +113,7 @@ func TestChannelOrdersWhileTwoGatewaysPick(t *testing.T) {
 	}
 	require.Equal(t, map[string]int64{"BIN-1": 0, "BIN-2": 0}, bins, "the channel ordered the whole sellable stock")
 	for g, n := range want {
-		require.Equal(t, n, g.waitBeeps(n)["good"], g.gw)
+		require.Equal(t, n, g.waitBeeps(n)["good"], g.GW)
 	}
 	c.waitConverged("wh1", g1, g2)
 
@@ -317,7 +317,7 @@ func TestWebhookSurvivesReceiverDownAndServerRestart(t *testing.T) {
 	require.NotEmpty(t, fails.Items)
 	t.Logf("while down: %d failed attempts, last error %q", sv.Stats.Failures, sv.Stats.LastError)
 
-	c.server.kill(syscall.SIGKILL) // and the server dies with the queue full
+	c.stopServer(syscall.SIGKILL) // and the server dies with the queue full
 	c.startServer()
 	getJSON(t, "http://"+c.httpAddr+"/api/v1/webhooks/"+id, &sv)
 	require.Equal(t, 6, sv.Stats.Pending, "the queue survived the restart")
@@ -351,7 +351,7 @@ func TestAPILatencyUnderConcurrentReadsAndIngest(t *testing.T) {
 	for _, g := range []*gateway{g1, g2} {
 		s := []string{"CMD:RECEIVE"}
 		for i := 0; i < scans; i++ {
-			s = append(s, fmt.Sprintf("LOC:%s-%d", g.gw, i%20), fmt.Sprintf("SKU:S%d", i%50))
+			s = append(s, fmt.Sprintf("LOC:%s-%d", g.GW, i%20), fmt.Sprintf("SKU:S%d", i%50))
 		}
 		g.scan(append(s, "CMD:DONE")...)
 	}

@@ -46,7 +46,7 @@ type taskView struct{ ID, Kind, Location, Conflict string }
 
 func (g *gateway) tasks() []taskView {
 	var st struct{ Tasks []taskView }
-	getJSON(g.c.t, "http://"+g.httpAddr+"/api/v1/status", &st)
+	getJSON(g.c.t, "http://"+g.HTTP+"/api/v1/status", &st)
 	return st.Tasks
 }
 
@@ -58,7 +58,7 @@ func (c *cluster) waitConverged(wh string, gws ...*gateway) map[string]int64 {
 		server = stock(c.t, "http://"+c.httpAddr, wh)
 		for _, g := range gws {
 			st := g.status()
-			if st.OutboxDepth != 0 || !equal(stock(c.t, "http://"+g.httpAddr, wh), server) {
+			if st.OutboxDepth != 0 || !equal(stock(c.t, "http://"+g.HTTP, wh), server) {
 				return false
 			}
 		}
@@ -76,7 +76,7 @@ func TestTwoOfflineGatewaysPickTheLastUnit(t *testing.T) {
 	g1.waitBeeps(4)
 	require.Equal(t, map[string]int64{"BIN-1/X": 1}, c.waitConverged("wh1", g1, g2), "g2 sees g1's receipt")
 
-	c.server.kill(syscall.SIGKILL)
+	c.stopServer(syscall.SIGKILL)
 	g1.scan("CMD:PICK", "LOC:BIN-1", "SKU:X", "CMD:DONE")
 	g2.scan("CMD:PICK", "LOC:BIN-1", "SKU:X", "CMD:DONE")
 	require.Equal(t, 8, g1.waitBeeps(8)["good"], "offline picks are confirmed")
@@ -128,7 +128,7 @@ func TestCountAndPickWithinSkewWindowIsACountRace(t *testing.T) {
 func TestWeekOfflineGatewayCatchesUpCompacted(t *testing.T) {
 	c := newCluster(t)
 	g1, g2 := c.newGateway("wh1", "g1"), c.newGateway("wh1", "g2")
-	g2.agent.kill(syscall.SIGTERM)
+	g2.Agent().Stop(syscall.SIGTERM)
 	scans := []string{"CMD:RECEIVE"}
 	for i := 0; i < 300; i++ {
 		scans = append(scans, fmt.Sprintf("LOC:A-%d", i%3), "SKU:Z")
@@ -150,7 +150,7 @@ func g2downItems(g *gateway) uint64 {
 			DownItems uint64 `json:"down_items_received"`
 		}
 	}
-	resp, err := http.Get("http://" + g.httpAddr + "/api/v1/status")
+	resp, err := http.Get("http://" + g.HTTP + "/api/v1/status")
 	if err != nil {
 		return 0
 	}
@@ -168,7 +168,7 @@ func TestServerRestartDuringStreamLosesAndDuplicatesNothing(t *testing.T) {
 	}
 	g.scan(scans[:200]...)
 	waitFor(t, 20*time.Second, "some acked", func() bool { return g.status().AckedSeq > 50 })
-	c.server.kill(syscall.SIGKILL) // broker and server die mid-stream
+	c.stopServer(syscall.SIGKILL) // broker and server die mid-stream
 	g.scan(scans[200:]...)
 	c.startServer()
 	g.scan("CMD:DONE")
@@ -189,7 +189,7 @@ func uplinkOpsDeflate(g *gateway) bool {
 			OpsDeflate bool `json:"ops_deflate"`
 		}
 	}
-	getJSON(g.c.t, "http://"+g.httpAddr+"/api/v1/status", &st)
+	getJSON(g.c.t, "http://"+g.HTTP+"/api/v1/status", &st)
 	return st.Uplink.OpsDeflate
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/shelfsync/shelfsync/testbed"
 )
 
 // SGTIN-96 EPCs (filter 1, company prefix 4012345) of three tagged units of
@@ -42,12 +44,12 @@ func TestRFIDPortalReceivesOnceAndShelfSweeps(t *testing.T) {
 		_, e2 := os.Stat(shelfLink)
 		return e1 == nil && e2 == nil
 	})
-	g := &gateway{c: c, wh: "wh1", gw: "rfid1", dir: filepath.Join(dir, "rfid1"), httpAddr: freePort(t)}
-	g.agent = start(t, "rfid1/agent", false, "shelfsync-agent", "run",
-		"--data", g.dir, "--warehouse", "wh1", "--gateway", "rfid1", "--broker", "tcp://"+c.mqttAddr, "--http", g.httpAddr, "--ack-timeout", "1s",
+	g := &gateway{c: c, Gateway: &testbed.Gateway{WH: "wh1", GW: "rfid1", Dir: filepath.Join(dir, "rfid1"), HTTP: freePort(t)}}
+	start(t, "rfid1/agent", false, "shelfsync-agent", "run",
+		"--data", g.Dir, "--warehouse", "wh1", "--gateway", "rfid1", "--broker", "tcp://"+c.mqttAddr, "--http", g.HTTP, "--ack-timeout", "1s",
 		"--device", "portal=rfid:"+portalLink+",protocol=uhf18,role=portal,location=RECEIVING",
 		"--device", "shelf=rfid:"+shelfLink+",protocol=mercury,role=shelf,location=A-01,sweep=1s,window=300ms")
-	waitFor(t, 15*time.Second, "agent healthy", func() bool { return httpOK("http://" + g.httpAddr + "/healthz") })
+	waitFor(t, 15*time.Second, "agent healthy", func() bool { return httpOK("http://" + g.HTTP + "/healthz") })
 
 	want := map[string]int64{"RECEIVING/MILK": 3, "A-01/MILK": 2}
 	waitFor(t, 30*time.Second, "portal receipts and the first sweep at the server", func() bool { return equalI(c.ledger("wh1"), want) })
@@ -60,11 +62,11 @@ func TestRFIDPortalReceivesOnceAndShelfSweeps(t *testing.T) {
 	// Unit 2 leaves the shelf: the next confirmed sweep counts 1, and the
 	// gateway reports the unit as ghost stock of A-01.
 	require.NoError(t, os.WriteFile(shelfTags, []byte(milkEPCs[0]+"\n"), 0o644))
-	require.NoError(t, shelf.cmd.Process.Signal(syscall.SIGHUP))
+	shelf.Signal(syscall.SIGHUP)
 	want["A-01/MILK"] = 1
 	waitFor(t, 30*time.Second, "second sweep at the server", func() bool { return equalI(c.ledger("wh1"), want) })
 	var st struct{ Ghosts map[string][]string }
-	resp, err := http.Get("http://" + g.httpAddr + "/screen/api/state")
+	resp, err := http.Get("http://" + g.HTTP + "/screen/api/state")
 	require.NoError(t, err)
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
 	resp.Body.Close()

@@ -117,7 +117,7 @@ type screenState struct {
 
 func (g *gateway) screen() screenState {
 	var st screenState
-	resp, err := http.Get("http://" + g.httpAddr + "/screen/api/state")
+	resp, err := http.Get("http://" + g.HTTP + "/screen/api/state")
 	if err != nil {
 		return st
 	}

@@ -161,7 +161,7 @@ func runShift(t *testing.T, cut bool) shiftFigures {
 	require.Empty(t, dock.screen().Tasks, "tasks go to the gateway serving the zone")
 
 	if cut {
-		c.server.kill(syscall.SIGKILL) // the embedded broker goes with it
+		c.stopServer(syscall.SIGKILL) // the embedded broker goes with it
 		waitFor(t, 15*time.Second, "pick1 sees the uplink down", func() bool { return !pick.status().Connected })
 	}
 

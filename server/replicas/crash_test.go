@@ -133,7 +133,7 @@ func (c *cluster) availabilityMatches(wh string, want map[string]int64) error {
 			return err
 		}
 		if d := diff(want, got); len(d) > 0 {
-			return fmt.Errorf("replica %d (run %d): %d availability rows disagree with the ledger, e.g. %v", r.i, r.runs, len(d), d[:min(5, len(d))])
+			return fmt.Errorf("replica %d (run %d): %d availability rows disagree with the ledger, e.g. %v", r.i, r.srv.Runs(), len(d), d[:min(5, len(d))])
 		}
 	}
 	return nil
@@ -211,7 +211,7 @@ func TestIntegrationReplicasKillAfterCommit(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the victim applied nothing more within 10 s")
 	}
 	killAt := time.Now()
-	victim.p.kill(syscall.SIGKILL)
+	victim.proc().Stop(syscall.SIGKILL)
 	const kills = 1
 	atKill := g.scannedCount() - base
 	require.Less(t, atKill, len(lines), "the kill lands mid-stream")
@@ -346,7 +346,7 @@ func TestIntegrationReplicasKillAfterCommit(t *testing.T) {
 	require.LessOrEqual(t, len(tl.reposts), kills, "deliveries posted again: at most one per kill (the holder's POST in flight): %v", reposted)
 	swept := 0 // alerts the leader's sweep raised (the apply's were lost with the victim)
 	for _, r := range c.replicas {
-		for _, l := range strings.Split(r.p.output(), "\n") {
+		for _, l := range strings.Split(r.proc().Output(), "\n") {
 			if strings.Contains(l, "conflict alert sweep raised alerts") {
 				var k int
 				if _, v, ok := strings.Cut(l, " alerts="); ok {
@@ -418,7 +418,7 @@ func TestIntegrationReplicasOrderEventsAcrossKill(t *testing.T) {
 	}
 	answered := func() int { mu.Lock(); defer mu.Unlock(); return len(created) }
 	waitFor(t, 30*time.Second, "orders flowing", func() bool { return answered() >= 50 })
-	victim.p.kill(syscall.SIGKILL)
+	victim.proc().Stop(syscall.SIGKILL)
 	const kills = 1
 	close(stop)
 	wg.Wait()
@@ -542,7 +542,7 @@ func TestIntegrationReplicasFeedLoss(t *testing.T) {
 	require.Less(t, appliers, len(c.replicas), "a replica learnt of the keys through the feed only")
 	var lost []int // per replica: feed reconnections it logged
 	for _, r := range c.replicas {
-		lost = append(lost, strings.Count(r.p.output(), "replica feed connection lost"))
+		lost = append(lost, strings.Count(r.proc().Output(), "replica feed connection lost"))
 	}
 	t.Logf("%d rounds, %d LISTEN sessions cut each (feed reconnections logged per replica: %v); %d replicas applied g1's batches; all %d replicas' availability shows the %d keys of the ledger (converged %s after the last round, %s after start)",
 		rounds, len(c.replicas), lost, appliers, len(c.replicas), len(want), took.Round(100*time.Millisecond), time.Since(started).Round(100*time.Millisecond))

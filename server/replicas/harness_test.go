@@ -7,21 +7,12 @@
 package replicas
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,167 +20,51 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/testbed"
 )
 
-const devDSN = "postgres://shelfsync:shelfsync@127.0.0.1:5432/shelfsync?sslmode=disable"
-
-// env returns the PostgreSQL URL and the mosquitto binary, or skips.
+// env returns the PostgreSQL URL and the mosquitto binary. Without them
+// the test skips, unless SHELFSYNC_INTEGRATION is set: then it fails.
 func env(t *testing.T) (dsn, mosquitto string) {
 	t.Helper()
-	dsn = os.Getenv("SHELFSYNC_TEST_PG")
-	if dsn == "" && os.Getenv("SHELFSYNC_INTEGRATION") != "" {
-		dsn = devDSN // what deploy/dev/services.sh provisions
-	}
+	dsn = testbed.PostgresURL()
 	if dsn == "" {
 		t.Skip("SHELFSYNC_TEST_PG is not set: run deploy/dev/services.sh, then eval \"$(deploy/dev/env.sh)\"")
 	}
-	mosquitto = os.Getenv("SHELFSYNC_TEST_MOSQUITTO")
-	if mosquitto == "" {
-		mosquitto = "/usr/sbin/mosquitto"
-	}
-	if _, err := os.Stat(mosquitto); err != nil {
-		if os.Getenv("SHELFSYNC_INTEGRATION") != "" {
-			t.Fatalf("mosquitto not found at %s: run deploy/dev/services.sh mosquitto", mosquitto)
+	mosquitto, err := testbed.MosquittoBin()
+	if err != nil {
+		if testbed.Integration() {
+			t.Fatal(err)
 		}
-		t.Skipf("mosquitto not found at %s: run deploy/dev/services.sh mosquitto", mosquitto)
+		t.Skip(err)
 	}
 	return dsn, mosquitto
 }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+func freePort(t *testing.T) string { t.Helper(); return testbed.Addr(t) }
 
-// build compiles the three binaries once per test binary run, unless
-// SHELFSYNC_TEST_BIN_DIR names a directory that already holds them.
-func build(t *testing.T) {
-	buildOnce.Do(func() {
-		if dir := os.Getenv("SHELFSYNC_TEST_BIN_DIR"); dir != "" {
-			binDir = dir
-			return
-		}
-		binDir, buildErr = os.MkdirTemp("", "shelfsync-replicas-bin")
-		if buildErr != nil {
-			return
-		}
-		for _, b := range []struct{ name, pkg string }{
-			{"shelfsync-server", "./server/cmd/shelfsync-server"},
-			{"shelfsync-agent", "./agent/cmd/shelfsync-agent"},
-			{"shelfsync-sim", "./firmware-sim/cmd/shelfsync-sim"},
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, b.name), b.pkg)
-			cmd.Dir = "../.." // the go.work workspace
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", b.name, err, out)
-				return
-			}
-		}
-	})
-	require.NoError(t, buildErr)
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" && os.Getenv("SHELFSYNC_TEST_BIN_DIR") == "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// waitFor polls cond until it holds or d passes.
+// waitFor polls cond until it holds; the test fails if d passes first.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	testbed.Await(t, d, what, cond)
 }
 
-// proc is a child process whose output is kept for failure reports.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	in   io.WriteCloser
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func start(t *testing.T, name string, stdin bool, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if stdin {
-		w, err := p.cmd.StdinPipe()
-		require.NoError(t, err)
-		p.in = w
-	}
-	require.NoError(t, p.cmd.Start())
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
+// reportAtCleanup kills p when the test ends, prints its output's tail if
+// the test failed, and keeps the whole output in SHELFSYNC_REPLICAS_LOGS
+// when that names a directory.
+func reportAtCleanup(t *testing.T, p *testbed.Proc) {
 	t.Cleanup(func() {
-		p.kill(syscall.SIGKILL)
+		p.Stop(syscall.SIGKILL)
 		if t.Failed() {
-			t.Logf("---- %s output (tail) ----\n%s", p.name, tail(p.output(), 40))
+			t.Logf("---- %s output (tail) ----\n%s", p.Name, p.Tail(40))
 		}
-		if dir := os.Getenv("SHELFSYNC_REPLICAS_LOGS"); dir != "" { // keep every process's output
-			_ = os.WriteFile(filepath.Join(dir, strings.NewReplacer("/", "_", "#", "_").Replace(t.Name()+"-"+p.name)+".log"), []byte(p.output()), 0o644)
+		if dir := os.Getenv("SHELFSYNC_REPLICAS_LOGS"); dir != "" {
+			_ = os.WriteFile(filepath.Join(dir, strings.NewReplacer("/", "_", "#", "_").Replace(t.Name()+"-"+p.Name)+".log"), []byte(p.Output()), 0o644)
 		}
 	})
-	return p
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// kill signals the process (only the one this test started) and waits.
-func (p *proc) kill(sig syscall.Signal) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
 }
 
 // mode is how replicas split the gateways.
@@ -208,7 +83,7 @@ type cluster struct {
 	dsn      string
 	mqtt     string // host:port
 	mode     mode
-	mosq     *proc
+	bins     testbed.Bins
 	replicas []*replica
 	gateways []*gateway
 	obs      *observer
@@ -218,139 +93,63 @@ type replica struct {
 	c    *cluster
 	i    int
 	http string
-	p    *proc
-	runs int
+	srv  *testbed.Server
 }
 
 func newCluster(t *testing.T, replicas int, m mode) *cluster {
 	dsn, mosquitto := env(t)
-	build(t)
-	c := &cluster{t: t, dir: t.TempDir(), mode: m}
-	c.dsn = freshSchema(t, dsn)
-	c.mqtt = freePort(t)
-	_, port, _ := net.SplitHostPort(c.mqtt)
-	conf := filepath.Join(c.dir, "mosquitto.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`# plain TCP, no authentication: test only
-listener %s 127.0.0.1
-allow_anonymous true
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-log_type notice
-max_queued_messages 100000
-max_inflight_messages 0
-set_tcp_nodelay true
-`, port)), 0o644))
-	c.mosq = start(t, "mosquitto", false, mosquitto, "-c", conf)
-	waitFor(t, 10*time.Second, "mosquitto listening", func() bool {
-		conn, err := net.Dial("tcp", c.mqtt)
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil
-	})
+	bins, err := testbed.Build(t.Context())
+	require.NoError(t, err)
+	c := &cluster{t: t, dir: t.TempDir(), mode: m, bins: bins}
+	schemaDSN, drop, err := testbed.NewSchema(t.Context(), dsn, "shelfsync_replicas")
+	require.NoError(t, err)
+	t.Cleanup(drop)
+	c.dsn = schemaDSN
+	mosq, err := testbed.StartMosquitto(t.Context(), mosquitto, c.dir, "log_type notice")
+	require.NoError(t, err)
+	reportAtCleanup(t, mosq.Proc)
+	c.mqtt = mosq.Addr
 	// The schema comes from the migrate command, as an operator would run it.
-	out, err := exec.Command(filepath.Join(binDir, "shelfsync-server"), "migrate", "--store", c.dsn).CombinedOutput()
+	out, err := exec.Command(bins.Server, "migrate", "--store", c.dsn).CombinedOutput()
 	require.NoError(t, err, "migrate: %s", out)
 	require.Contains(t, string(out), "applied 0001_")
 	c.obs = newObserver(t, c.mqtt)
 	for i := range replicas {
 		r := &replica{c: c, i: i, http: freePort(t)}
+		args := []string{"--store", c.dsn, "--broker", "tcp://" + c.mqtt,
+			"--data", filepath.Join(c.dir, fmt.Sprint("server", i)), "--workers", "4", "--gateway-rate", "-1"}
+		switch c.mode {
+		case modeShared:
+			args = append(args, "--share-group", "shelfsync")
+		case modeLeases:
+			args = append(args, "--gateway-leases", "--lease-ttl", "3s")
+		}
+		r.srv = &testbed.Server{Bin: bins.Server, HTTP: r.http, Args: args, Name: fmt.Sprint("server", i)}
 		c.replicas = append(c.replicas, r)
 		r.start()
 	}
 	return c
 }
 
-// freshSchema makes an empty schema for this test (dropped at cleanup) and
-// returns a DSN that uses it.
-func freshSchema(t *testing.T, dsn string) string {
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	require.NoError(t, err, "connect to %s", dsn)
-	defer conn.Close(ctx)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "shelfsync_replicas_" + hex.EncodeToString(b[:])
-	_, err = conn.Exec(ctx, "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if conn, err := pgx.Connect(context.Background(), dsn); err == nil {
-			_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			conn.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(dsn)
-	require.NoError(t, err, "SHELFSYNC_TEST_PG must be a postgres:// URL")
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
+// start starts the replica (again) and waits until it is healthy.
 func (r *replica) start() {
-	r.runs++
-	c := r.c
-	args := []string{"run", "--store", c.dsn, "--broker", "tcp://" + c.mqtt, "--http", r.http,
-		"--data", filepath.Join(c.dir, fmt.Sprint("server", r.i)), "--workers", "4", "--gateway-rate", "-1"}
-	switch c.mode {
-	case modeShared:
-		args = append(args, "--share-group", "shelfsync")
-	case modeLeases:
-		args = append(args, "--gateway-leases", "--lease-ttl", "3s")
+	err := r.srv.Start(r.c.t.Context())
+	if p := r.srv.Proc(); p != nil {
+		reportAtCleanup(r.c.t, p)
 	}
-	r.p = start(c.t, fmt.Sprintf("server%d#%d", r.i, r.runs), false, filepath.Join(binDir, "shelfsync-server"), args...)
-	waitFor(c.t, 20*time.Second, "replica connected to the broker", func() bool { return httpOK("http://" + r.http + "/healthz") })
+	require.NoError(r.c.t, err)
 }
 
-func httpOK(u string) bool {
-	resp, err := http.Get(u)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == 200
-}
+// proc is the replica's current process.
+func (r *replica) proc() *testbed.Proc { return r.srv.Proc() }
 
-func getJSON(u string, v any) error {
-	resp, err := http.Get(u)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("GET %s: %s: %s", u, resp.Status, b)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
+func getJSON(u string, v any) error { return testbed.GetJSON(context.Background(), u, v) }
 
-// metric sums the samples of a Prometheus counter whose labels contain
+// metric sums the samples of a Prometheus metric whose labels contain
 // match (e.g. `verdict="gap"`), from a replica's /metrics.
 func (r *replica) metric(name, match string) float64 {
-	resp, err := http.Get("http://" + r.http + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) || !strings.Contains(line, match) {
-			continue
-		}
-		if rest := line[len(name):]; rest != "" && rest[0] != '{' && rest[0] != ' ' {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err == nil {
-			sum += v
-		}
-	}
-	return sum
+	v, _ := testbed.Metric("http://"+r.http+"/metrics", name, match)
+	return v
 }
 
 // stock returns location/sku → on-hand of wh from a replica's API.
@@ -373,94 +172,34 @@ func (r *replica) stock(wh string) (map[string]int64, error) {
 
 // gateway is an agent with one simulated scanner behind a pty.
 type gateway struct {
-	c        *cluster
-	wh, gw   string
-	dir      string
-	http     string
-	link     string
-	agent    *proc
-	sim      *proc
-	mu       sync.Mutex
-	scanned  []string
-	runs     int
-	ackAfter string
+	*testbed.Gateway
+	c      *cluster
+	wh, gw string
 }
 
 func (c *cluster) addGateway(wh, gw string) *gateway {
-	g := &gateway{c: c, wh: wh, gw: gw, dir: filepath.Join(c.dir, wh+"-"+gw), http: freePort(c.t),
-		link: filepath.Join(c.dir, wh+"-"+gw+".tty"), ackAfter: "1s"}
-	g.sim = start(c.t, wh+"/"+gw+"/sim", true, filepath.Join(binDir, "shelfsync-sim"), "barcode", "--link", g.link, "--suffix", "CRLF")
-	waitFor(c.t, 10*time.Second, "pty link", func() bool { _, err := os.Stat(g.link); return err == nil })
-	g.startAgent()
+	g := &gateway{c: c, wh: wh, gw: gw, Gateway: &testbed.Gateway{Bins: c.bins, WH: wh, GW: gw,
+		Dir: filepath.Join(c.dir, wh+"-"+gw), HTTP: freePort(c.t), Broker: "tcp://" + c.mqtt}}
+	err := g.Start(c.t.Context())
+	for _, p := range []*testbed.Proc{g.Sim(), g.Agent()} {
+		if p != nil {
+			reportAtCleanup(c.t, p)
+		}
+	}
+	require.NoError(c.t, err)
 	c.gateways = append(c.gateways, g)
 	return g
 }
 
-func (g *gateway) startAgent() {
-	g.runs++
-	g.agent = start(g.c.t, fmt.Sprintf("%s/%s/agent#%d", g.wh, g.gw, g.runs), false, filepath.Join(binDir, "shelfsync-agent"), "run",
-		"--data", g.dir, "--warehouse", g.wh, "--gateway", g.gw, "--broker", "tcp://"+g.c.mqtt,
-		"--http", g.http, "--device", "s1=barcode:"+g.link+",feedback=honeywell", "--ack-timeout", g.ackAfter)
-	waitFor(g.c.t, 15*time.Second, "agent healthy", func() bool { return httpOK("http://" + g.http + "/healthz") })
-	waitFor(g.c.t, 15*time.Second, "scanner connected", func() bool {
-		st, _ := g.status()
-		return len(st.Devices) == 1 && st.Devices[0].Connected
-	})
-}
-
-type agentStatus struct {
-	LastSeq     uint64 `json:"last_seq"`
-	AckedSeq    uint64 `json:"acked_seq"`
-	DownSeq     uint64 `json:"down_seq"`
-	OutboxDepth uint64 `json:"outbox_depth"`
-	Connected   bool   `json:"connected"`
-	Uplink      struct {
-		Resends   uint64 `json:"resends"`
-		Batches   uint64 `json:"batches_sent"`
-		LastError string `json:"last_error"`
-	} `json:"uplink"`
-	Devices []struct {
-		Name      string
-		Connected bool
-	}
-}
-
-func (g *gateway) status() (agentStatus, error) {
-	var st agentStatus
-	err := getJSON("http://"+g.http+"/api/v1/status", &st)
-	return st, err
-}
+func (g *gateway) status() (testbed.AgentStatus, error) { return g.Status() }
 
 // scan types lines into the simulated scanner.
-func (g *gateway) scan(lines ...string) error {
-	g.mu.Lock()
-	g.scanned = append(g.scanned, lines...)
-	g.mu.Unlock()
-	for _, l := range lines {
-		if _, err := io.WriteString(g.sim.in, l+"\n"); err != nil {
-			return fmt.Errorf("scan on %s/%s: %w", g.wh, g.gw, err)
-		}
-	}
-	return nil
-}
+func (g *gateway) scan(lines ...string) error { return g.Scan(lines...) }
 
 // beeps counts the feedback the simulated scanner received, by signal.
-func (g *gateway) beeps() map[string]int {
-	out := map[string]int{}
-	sc := bufio.NewScanner(strings.NewReader(g.sim.output()))
-	for sc.Scan() {
-		if _, sig, ok := strings.Cut(sc.Text(), "feedback: "); ok {
-			out[strings.Fields(sig)[0]]++
-		}
-	}
-	return out
-}
+func (g *gateway) beeps() map[string]int { return g.Beeps() }
 
-func (g *gateway) scannedCount() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.scanned)
-}
+func (g *gateway) scannedCount() int { return len(g.Scanned()) }
 
 // observer subscribes to every gateway's down topic, the alert topics and
 // the channels' availability topics, as a third party would, to count what

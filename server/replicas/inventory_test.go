@@ -163,7 +163,7 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 		}
 		require.NoError(t, protocol.Unmarshal(v, &l))
 		for _, r := range c.replicas {
-			if l.Holder != "" && strings.Contains(r.p.output(), "endpoint="+ep+" replica="+l.Holder) {
+			if l.Holder != "" && strings.Contains(r.proc().Output(), "endpoint="+ep+" replica="+l.Holder) {
 				return r
 			}
 		}
@@ -455,7 +455,7 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 	s1, s2 := survivors[0], survivors[1]
 	t.Logf("kill -9 the leader, replica %d, while g2 and g3 scan", victim.i)
 	killAt := time.Now()
-	victim.p.kill(syscall.SIGKILL)
+	victim.proc().Stop(syscall.SIGKILL)
 	close(killed)
 	// orders pour in through the survivors while leadership moves
 	burstDone := make(chan error, 1)
@@ -518,9 +518,7 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 	// the ledger
 	ledger := map[string]map[string]int64{}
 	for _, g := range c.gateways {
-		g.mu.Lock()
-		eff, _ := scanLedger(g.scanned, defined[g.wh])
-		g.mu.Unlock()
+		eff, _ := scanLedger(g.Scanned(), defined[g.wh])
 		if ledger[g.wh] == nil {
 			ledger[g.wh] = map[string]int64{}
 		}
@@ -763,7 +761,7 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 	for _, ep := range []string{evID, avID} {
 		h := leaseHolder(ep)
 		require.NotNil(t, h, "endpoint %s's lease is held", ep)
-		t.Logf("endpoint %s: delivery lease now held by replica %d (run %d)", ep, h.i, h.runs)
+		t.Logf("endpoint %s: delivery lease now held by replica %d (run %d)", ep, h.i, h.srv.Runs())
 	}
 	stall := func(tl hookTally) string {
 		if tl.firstAfter.IsZero() {

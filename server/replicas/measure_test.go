@@ -46,7 +46,7 @@ func TestIntegrationReplicasMeasure(t *testing.T) {
 					c.scanAll(workload{Items: 600, SKUs: 20, Chunk: 3, Pace: 50 * time.Millisecond})
 				case "backlog":
 					for _, r := range c.replicas {
-						r.p.kill(syscall.SIGTERM)
+						r.proc().Stop(syscall.SIGTERM)
 					}
 					c.scanAll(workload{Items: 1500, SKUs: 20, Chunk: 50, Pace: 5 * time.Millisecond})
 					for _, g := range c.gateways {

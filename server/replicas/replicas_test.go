@@ -30,7 +30,7 @@ func TestIntegrationReplicasKill9(t *testing.T) {
 				}
 				require.Positive(t, best, "no replica applied anything yet")
 				t.Logf("kill -9 replica %d after it applied %.0f batches", victim.i, best)
-				victim.p.kill(syscall.SIGKILL)
+				victim.proc().Stop(syscall.SIGKILL)
 			}
 			c.scanAll(workload{Items: 300, SKUs: 5, Chunk: 5, Pace: 100 * time.Millisecond},
 				event{At: 0.3, Do: kill},

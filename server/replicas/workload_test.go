@@ -96,9 +96,8 @@ func (c *cluster) expected() map[string]map[string]int64 {
 		if out[g.wh] == nil {
 			out[g.wh] = map[string]int64{}
 		}
-		g.mu.Lock()
 		adjust := false
-		for _, l := range g.scanned {
+		for _, l := range g.Scanned() {
 			switch {
 			case l == "CMD:ADJUST":
 				adjust = true
@@ -108,7 +107,6 @@ func (c *cluster) expected() map[string]map[string]int64 {
 				out[g.wh]["RECEIVING/"+l[4:]]++
 			}
 		}
-		g.mu.Unlock()
 	}
 	return out
 }

@@ -3,12 +3,8 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -17,6 +13,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/agent/internal/store"
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/testbed"
 )
 
 // benchCatchup builds a backlog of n ops in an agent store (as a gateway
@@ -38,7 +35,7 @@ type catchupOpts struct {
 }
 
 func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error) {
-	root, err := findRoot()
+	bins, err := testbed.Build(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -51,18 +48,7 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 	} else {
 		defer os.RemoveAll(work)
 	}
-	serverBin, agentBin := filepath.Join(work, "shelfsync-server"), filepath.Join(work, "shelfsync-agent")
-	builds := []struct{ out, pkg string }{{agentBin, "./agent/cmd/shelfsync-agent"}, {serverBin, "./server/cmd/shelfsync-server"}}
-	if opts.rssOnly {
-		builds = builds[:1]
-	}
-	for _, b := range builds {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.out, b.pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
-		}
-	}
+	serverBin, agentBin := bins.Server, bins.Agent
 
 	ops := backlogOps(n)
 	agentDir := filepath.Join(work, "agent")
@@ -80,25 +66,28 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 	}
 
 	runAgent := func(dir, gw, broker string, until func(agentStatus) bool, timeout time.Duration) (time.Duration, int64, agentStatus, error) {
-		addr := freeAddr()
-		t0 := time.Now()
-		args := append([]string{"run", "--data", dir, "--warehouse", "wh1", "--gateway", gw,
-			"--broker", "tcp://" + broker, "--http", addr, "--log-level", "warn"}, opts.agentArgs...)
-		p, err := start(filepath.Join(work, gw+".log"), agentBin, args...)
+		addr, err := testbed.FreeAddr()
 		if err != nil {
 			return 0, 0, agentStatus{}, err
 		}
-		defer stop(p)
+		t0 := time.Now()
+		args := append([]string{"run", "--data", dir, "--warehouse", "wh1", "--gateway", gw,
+			"--broker", "tcp://" + broker, "--http", addr, "--log-level", "warn"}, opts.agentArgs...)
+		p, err := testbed.Start(testbed.Spec{Name: gw, LogFile: filepath.Join(work, gw+".log"), Bin: agentBin, Args: args})
+		if err != nil {
+			return 0, 0, agentStatus{}, err
+		}
+		defer p.Stop(syscall.SIGTERM)
 		var peak int64
 		var st agentStatus
-		err = poll(timeout, gw, func() bool {
-			peak = max(peak, vmHWM(p.Process.Pid))
+		err = testbed.WaitFor(ctx, timeout, gw, func() bool {
+			peak = max(peak, testbed.PeakRSS(p.Pid()))
 			st = agentStatus{}
-			return get("http://"+addr+"/api/v1/status", &st) == nil && until(st)
+			return testbed.GetJSON(ctx, "http://"+addr+"/api/v1/status", &st) == nil && until(st)
 		})
 		took := time.Since(t0)
-		peak = max(peak, vmHWM(p.Process.Pid))
-		logf("%s: peak RSS %.1f MiB; now %s", gw, mib(peak), rssParts(p.Process.Pid))
+		peak = max(peak, testbed.PeakRSS(p.Pid()))
+		logf("%s: peak RSS %.1f MiB; now %s", gw, mib(peak), rssParts(p.Pid()))
 		return took, peak, st, err
 	}
 	upFor := func(d time.Duration) func(agentStatus) bool {
@@ -113,7 +102,10 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 
 	// RSS with the backlog queued (no server reachable: nothing drains),
 	// against the same agent with an empty outbox.
-	nowhere := freeAddr()
+	nowhere, err := testbed.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
 	_, idle, _, err := runAgent(filepath.Join(work, "idle"), "gw-idle", nowhere, upFor(5*time.Second), time.Minute)
 	if err != nil {
 		return nil, err
@@ -136,16 +128,17 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 		return []Result{rssResult}, nil
 	}
 
-	httpAddr, mqttAddr := freeAddr(), freeAddr()
-	srv, err := start(filepath.Join(work, "server.log"), serverBin, append([]string{"run", "--data", filepath.Join(work, "server"),
-		"--http", httpAddr, "--mqtt", mqttAddr, "--log-level", "warn"}, opts.serverArgs...)...)
+	addrs, err := testbed.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	defer stop(srv)
-	if err := poll(60*time.Second, "server healthy", func() bool { return get("http://"+httpAddr+"/healthz", nil) == nil }); err != nil {
+	httpAddr, mqttAddr := addrs[0], addrs[1]
+	srv := &testbed.Server{Bin: serverBin, HTTP: httpAddr, LogFile: filepath.Join(work, "server.log"),
+		Args: append([]string{"--data", filepath.Join(work, "server"), "--mqtt", mqttAddr, "--log-level", "warn"}, opts.serverArgs...)}
+	if err := srv.Start(ctx); err != nil {
 		return nil, err
 	}
+	defer srv.Proc().Stop(syscall.SIGTERM)
 	took, peak, st, err := runAgent(agentDir, "gw-backlog", mqttAddr, func(st agentStatus) bool { return st.AckedSeq >= uint64(n) }, opts.timeout)
 	value, unit := took.Seconds(), "s"
 	if err != nil {
@@ -234,105 +227,6 @@ type agentStatus struct {
 	Uplink    struct {
 		LastError string `json:"last_error"`
 	} `json:"uplink"`
-}
-
-func findRoot() (string, error) {
-	d, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for ; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.work above the working directory: run from inside the shelfsync repository")
-		}
-	}
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// child is a started process.
-type child struct {
-	*exec.Cmd
-	done chan struct{}
-}
-
-func start(logPath, bin string, args ...string) (*child, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	c := &child{Cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	c.Stdout, c.Stderr = f, f
-	if err := c.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	go func() { _ = c.Wait(); f.Close(); close(c.done) }()
-	return c, nil
-}
-
-// stop sends SIGTERM and waits (SIGKILL after 10 s).
-func stop(c *child) {
-	_ = c.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		_ = c.Process.Kill()
-		<-c.done
-	}
-}
-
-var client = &http.Client{Timeout: 5 * time.Second}
-
-func get(url string, v any) error {
-	resp, err := client.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	if v == nil {
-		return nil
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-func poll(d time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return nil
-}
-
-// vmHWM returns a process's peak resident set in bytes (0 once it exited).
-func vmHWM(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	var kb int64
-	for _, line := range splitLines(string(b)) {
-		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &kb); err == nil {
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // rssParts reports the anonymous and file-backed (mmapped Badger tables

@@ -2,7 +2,7 @@
 // simulated gateways (MQTT clients speaking the shelfsync protocol, as
 // agents do: hello, op batches in a go-back-N window, downstream acks)
 // push their backlogs into the real shelfsync-server binary (embedded
-// broker and Badger store), built with `go build`. It prints one JSON line
+// broker and Badger store), built once by the testbed module. It prints one JSON line
 // per figure:
 //
 //	server_ingest_ops_per_s  ops durably applied and acked per second, vs a raw
@@ -19,10 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -31,6 +28,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/testbed"
 )
 
 // Result is one figure.
@@ -99,13 +97,11 @@ func main() {
 	if profile == "" && len(rs) > 0 {
 		// The same ingest on PostgreSQL with 1 and 3 replicas (skipped,
 		// with a message, when PostgreSQL or Mosquitto is not there).
-		if root, err := findRoot(); err == nil {
-			pg, err := benchPostgres(context.Background(), root, gateways, warehouses, perGW, batch, rs[0].Value)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "bench: postgres:", err)
-			}
-			rs = append(rs, pg...)
+		pg, err := benchPostgres(context.Background(), gateways, warehouses, perGW, batch, rs[0].Value)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: postgres:", err)
 		}
+		rs = append(rs, pg...)
 	}
 	for _, r := range rs {
 		b, _ := json.Marshal(r)
@@ -114,7 +110,7 @@ func main() {
 }
 
 func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, workers int, profile string) ([]Result, error) {
-	root, err := findRoot()
+	bins, err := testbed.Build(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -123,12 +119,6 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "shelfsync-server")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./server/cmd/shelfsync-server")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %w\n%s", err, out)
-	}
 
 	gws := make([]*gateway, gateways)
 	for i := range gws {
@@ -141,12 +131,16 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 	total := gateways * perGW
 	logf("ingest: raw Badger batch write of the %d ops: %.0f ops/s", total, raw)
 
-	httpAddr, mqttAddr := freeAddr(), freeAddr()
+	addrs, err := testbed.FreeAddrs(2)
+	if err != nil {
+		return nil, err
+	}
+	httpAddr, mqttAddr := addrs[0], addrs[1]
 	args := []string{"run", "--data", filepath.Join(work, "server"), "--http", httpAddr, "--mqtt", mqttAddr, "--log-level", "warn"}
 	if workers > 0 {
 		args = append(args, "--workers", fmt.Sprint(workers))
 	}
-	var srv *child
+	var srv *testbed.Proc
 	pid := 0
 	if profile != "" {
 		stopSrv, err := inProcess(ctx, args[1:], profile)
@@ -156,18 +150,18 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 		defer stopSrv()
 		pid = os.Getpid()
 	} else {
-		srv, err = start(filepath.Join(work, "server.log"), bin, args...)
+		srv, err = testbed.Start(testbed.Spec{Name: "server", LogFile: filepath.Join(work, "server.log"), Bin: bins.Server, Args: args})
 		if err != nil {
 			return nil, err
 		}
-		defer stop(srv)
-		pid = srv.Process.Pid
+		defer srv.Stop(syscall.SIGTERM)
+		pid = srv.Pid()
 	}
-	if err := poll(60*time.Second, "server healthy", func() bool { return get("http://"+httpAddr+"/healthz") == nil }); err != nil {
+	if err := testbed.WaitFor(ctx, testbed.StartTimeout, "server healthy", func() bool { return testbed.HTTPOK("http://" + httpAddr + "/healthz") }); err != nil {
 		return nil, err
 	}
 	time.Sleep(time.Second)
-	idle := vmHWM(pid)
+	idle := testbed.PeakRSS(pid)
 
 	// Connect every gateway and wait for the answer to its hello.
 	for _, g := range gws {
@@ -191,7 +185,7 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 	go func() {
 		defer close(sampled)
 		for {
-			peak = max(peak, vmHWM(pid))
+			peak = max(peak, testbed.PeakRSS(pid))
 			select {
 			case <-stopSample:
 				return
@@ -210,7 +204,7 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 	took := time.Since(start)
 	close(stopSample)
 	<-sampled
-	peak = max(peak, vmHWM(pid))
+	peak = max(peak, testbed.PeakRSS(pid))
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
@@ -262,100 +256,4 @@ func rawBatchWrite(dir string, gws []*gateway) (float64, error) {
 		return 0, err
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
-}
-
-func findRoot() (string, error) {
-	d, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for ; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.work above the working directory: run from inside the shelfsync repository")
-		}
-	}
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-type child struct {
-	*exec.Cmd
-	done chan struct{}
-}
-
-func start(logPath, bin string, args ...string) (*child, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	c := &child{Cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	c.Stdout, c.Stderr = f, f
-	if err := c.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	go func() { _ = c.Wait(); f.Close(); close(c.done) }()
-	return c, nil
-}
-
-func stop(c *child) {
-	_ = c.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		_ = c.Process.Kill()
-		<-c.done
-	}
-}
-
-var client = &http.Client{Timeout: 5 * time.Second}
-
-func get(url string) error {
-	resp, err := client.Get(url)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return nil
-}
-
-func poll(d time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return nil
-}
-
-func vmHWM(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	var kb int64
-	for start, i := 0, 0; i <= len(b); i++ {
-		if i == len(b) || b[i] == '\n' {
-			if _, err := fmt.Sscanf(string(b[start:i]), "VmHWM: %d kB", &kb); err == nil {
-				return kb << 10
-			}
-			start = i + 1
-		}
-	}
-	return 0
 }

@@ -2,18 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shelfsync/shelfsync/testbed"
 )
 
 // benchPostgres measures the ingest on the PostgreSQL store: the same
@@ -30,7 +29,7 @@ import (
 // deploy/dev/services.sh provisions; the broker is SHELFSYNC_TEST_MOSQUITTO
 // or /usr/sbin/mosquitto. Without them it logs why and returns nothing.
 // Each run gets a fresh schema, dropped afterwards.
-func benchPostgres(ctx context.Context, root string, gateways, warehouses, perGW, batch int, badgerRate float64) ([]Result, error) {
+func benchPostgres(ctx context.Context, gateways, warehouses, perGW, batch int, badgerRate float64) ([]Result, error) {
 	dsn := os.Getenv("SHELFSYNC_BENCH_PG")
 	if dsn == "" {
 		dsn = os.Getenv("SHELFSYNC_TEST_PG")
@@ -38,12 +37,9 @@ func benchPostgres(ctx context.Context, root string, gateways, warehouses, perGW
 	if dsn == "" {
 		dsn = "postgres://shelfsync:shelfsync@127.0.0.1:5432/shelfsync?sslmode=disable"
 	}
-	mosquitto := os.Getenv("SHELFSYNC_TEST_MOSQUITTO")
-	if mosquitto == "" {
-		mosquitto = "/usr/sbin/mosquitto"
-	}
-	if _, err := os.Stat(mosquitto); err != nil {
-		logf("postgres: skipped: no mosquitto at %s (deploy/dev/services.sh mosquitto)", mosquitto)
+	mosquitto, err := testbed.MosquittoBin()
+	if err != nil {
+		logf("postgres: skipped: %v", err)
 		return nil, nil
 	}
 	conn, err := pgx.Connect(ctx, dsn)
@@ -57,12 +53,11 @@ func benchPostgres(ctx context.Context, root string, gateways, warehouses, perGW
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "shelfsync-server")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./server/cmd/shelfsync-server")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %w\n%s", err, out)
+	bins, err := testbed.Build(ctx)
+	if err != nil {
+		return nil, err
 	}
+	bin := bins.Server
 	var out []Result
 	for _, replicas := range []int{1, 3} {
 		rate, err := pgRun(ctx, work, bin, mosquitto, dsn, replicas, gateways, warehouses, perGW, batch)
@@ -84,49 +79,35 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
-	storeDSN, drop, err := benchSchema(ctx, dsn)
+	storeDSN, drop, err := testbed.NewSchema(ctx, dsn, "shelfsync_bench")
 	if err != nil {
 		return 0, err
 	}
 	defer drop()
-	mqtt := freeAddr()
-	_, port, _ := net.SplitHostPort(mqtt)
-	conf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nmax_queued_messages 1000000\nmax_inflight_messages 0\nset_tcp_nodelay true\n", port)), 0o644); err != nil {
-		return 0, err
-	}
-	broker, err := start(filepath.Join(dir, "mosquitto.log"), mosquitto, "-c", conf)
+	broker, err := testbed.StartMosquitto(ctx, mosquitto, dir, "")
 	if err != nil {
 		return 0, err
 	}
-	defer stop(broker)
-	if err := poll(10*time.Second, "mosquitto", func() bool {
-		c, err := net.Dial("tcp", mqtt)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}); err != nil {
-		return 0, err
-	}
+	defer broker.Proc.Stop(syscall.SIGTERM)
+	mqtt := broker.Addr
 	if out, err := exec.CommandContext(ctx, bin, "migrate", "--store", storeDSN).CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("migrate: %w\n%s", err, out)
 	}
 	for i := range replicas {
-		http := freeAddr()
-		args := []string{"run", "--store", storeDSN, "--broker", "tcp://" + mqtt, "--http", http,
+		http, err := testbed.FreeAddr()
+		if err != nil {
+			return 0, err
+		}
+		args := []string{"--store", storeDSN, "--broker", "tcp://" + mqtt,
 			"--data", filepath.Join(dir, fmt.Sprint("server", i)), "--log-level", "warn"}
 		if replicas > 1 {
 			args = append(args, "--gateway-leases")
 		}
-		srv, err := start(filepath.Join(dir, fmt.Sprintf("server%d.log", i)), bin, args...)
-		if err != nil {
+		srv := &testbed.Server{Bin: bin, HTTP: http, Args: args, LogFile: filepath.Join(dir, fmt.Sprintf("server%d.log", i)), Name: fmt.Sprint("server", i)}
+		if err := srv.Start(ctx); err != nil {
 			return 0, err
 		}
-		defer stop(srv)
-		if err := poll(60*time.Second, "replica healthy", func() bool { return get("http://"+http+"/healthz") == nil }); err != nil {
-			return 0, err
-		}
+		defer srv.Proc().Stop(syscall.SIGTERM)
 	}
 	gws := make([]*gateway, gateways)
 	for i := range gws {
@@ -166,34 +147,4 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 	rate := float64(gateways*perGW) / took.Seconds()
 	logf("postgres: %d replicas: %d gateways × %d ops acked in %s: %.0f ops/s (%d resends)", replicas, gateways, perGW, took.Round(time.Millisecond), rate, resends)
 	return rate, nil
-}
-
-// benchSchema creates an empty schema and returns a DSN that uses it, and
-// a func that drops it.
-func benchSchema(ctx context.Context, dsn string) (string, func(), error) {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "", nil, fmt.Errorf("SHELFSYNC_BENCH_PG must be a postgres:// URL: %w", err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "shelfsync_bench_" + hex.EncodeToString(b[:])
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return "", nil, err
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return "", nil, err
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	drop := func() {
-		if c, err := pgx.Connect(context.Background(), dsn); err == nil {
-			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	}
-	return u.String(), drop, nil
 }
