@@ -10,7 +10,7 @@ import (
 // OpKind is the kind of an operation.
 type OpKind uint8
 
-// Operation kinds (DESIGN.md, "Operations").
+// Operation kinds (docs/DESIGN.md, "Operations").
 const (
 	OpReceive   OpKind = 1 // +qty at Location
 	OpPutaway   OpKind = 2 // −qty at Location, +qty at To
@@ -26,7 +26,7 @@ var opNames = map[OpKind]string{
 	OpAdjust: "adjust", OpCount: "count", OpRFIDSweep: "rfid-sweep",
 }
 
-// String names the kind as DESIGN.md does.
+// String names the kind as docs/DESIGN.md does.
 func (k OpKind) String() string {
 	if s, ok := opNames[k]; ok {
 		return s

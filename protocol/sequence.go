@@ -3,8 +3,8 @@ package protocol
 import "fmt"
 
 // Verdict is the receiver's decision for a batch covering first..last given
-// its watermark. Both directions use the same rule (DESIGN.md, "Server
-// apply").
+// its watermark. Both directions use the same rule (docs/DESIGN.md,
+// "Replication": the sequence rule).
 type Verdict uint8
 
 // Verdicts.

@@ -1,5 +1,5 @@
 // Package scan classifies the text of one barcode scan according to the
-// shelfsync scan vocabulary (DESIGN.md, "Scan vocabulary"): command labels
+// shelfsync scan vocabulary (docs/DESIGN.md, "Scan vocabulary"): command labels
 // (CMD:RECEIVE …), operator, location, purchase order, order, task,
 // quantity, lot and reason labels, and items — EAN/UPC/GTIN digits, GS1
 // element strings, GS1 Digital Link URIs and SKU: labels. GS1 data with

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Conflict kinds the scenarios provoke (DESIGN.md, "Conflicts").
+// Conflict kinds the scenarios provoke (docs/DESIGN.md, "Conflicts").
 const (
 	kindNegative = "negative-stock"
 	kindVariance = "variance"

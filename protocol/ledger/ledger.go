@@ -1,8 +1,9 @@
-// Package ledger implements the merge rule of DESIGN.md in one place for the
-// server and the agents: for a stock key k, the count covering k with the
-// highest order (hlc, then gateway, then seq) sets the base, and every delta
-// on k ordered after that count adds to it. With no count, on_hand is the
-// sum of all deltas. The result is a function of the set of ops only.
+// Package ledger implements the merge rule (docs/DESIGN.md, "The merge
+// rule") in one place for the server and the agents: for a stock key k,
+// the count covering k with the highest order (hlc, then gateway, then seq)
+// sets the base, and every delta on k ordered after that count adds to it.
+// With no count, on_hand is the sum of all deltas. The result is a function
+// of the set of ops only.
 //
 // Apply maintains the result incrementally over a Store (a Badger
 // transaction on the server, memory in tests); Fold computes it from scratch

@@ -15,7 +15,7 @@ type Label struct {
 }
 
 // Standard returns the shelfsync command, quantity and reason labels of
-// the scan vocabulary (DESIGN.md, "Scan vocabulary").
+// the scan vocabulary (docs/DESIGN.md, "Scan vocabulary").
 func Standard() []Label {
 	ls := []Label{
 		{"CMD:RECEIVE", "Receive: [PO:] [LOC:] items, CMD:DONE"},

@@ -29,7 +29,7 @@ const (
 // InputKind classifies a scan.
 type InputKind string
 
-// Input kinds (DESIGN.md, "Scan vocabulary").
+// Input kinds (docs/DESIGN.md, "Scan vocabulary").
 const (
 	InCommand  InputKind = "command"
 	InOperator InputKind = "operator"

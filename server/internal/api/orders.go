@@ -158,8 +158,8 @@ func listBody[T any](items []T, more bool, next int) map[string]any {
 }
 
 // routeOrder turns a new order's lines into pick tasks at the locations
-// holding the stock (DESIGN.md, "Pick routing"), when the warehouse keeps
-// master data. The order stands either way: a line that cannot be routed
+// holding the stock (docs/DESIGN.md, "Inventory behaviour the server
+// owns": pick routing), when the warehouse keeps master data. The order stands either way: a line that cannot be routed
 // yet stays open and can be routed later (POST /api/v1/routing/…).
 func (h *Handler) routeOrder(ctx context.Context, wh, id string) {
 	if h.router == nil {

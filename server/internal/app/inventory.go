@@ -20,7 +20,7 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/webhooks"
 )
 
-// inventory wires what the server owns beyond the ledger (DESIGN.md,
+// inventory wires what the server owns beyond the ledger (docs/DESIGN.md,
 // "Inventory behaviour the server owns"): orders and availability, alerts,
 // webhooks, and the dashboard's live feed. It reacts to every applied batch
 // and API change, and publishes on MQTT through the ingest's client.

@@ -1,5 +1,5 @@
 // Package conflicts owns the detection and the lifecycle of the conflicts of
-// DESIGN.md ("Conflicts"): negative stock, over-picks, count races, count
+// docs/DESIGN.md ("Conflicts"): negative stock, over-picks, count races, count
 // variances, receipt discrepancies, quarantined ops and oversells.
 //
 // A Detector is fed every op the server merges, right after ledger.Apply and
@@ -28,7 +28,7 @@ import (
 // Kind is the kind of a conflict.
 type Kind string
 
-// Conflict kinds (DESIGN.md, "Conflicts").
+// Conflict kinds (docs/DESIGN.md, "Conflicts").
 const (
 	KindNegativeStock      Kind = "negative-stock"
 	KindOverPick           Kind = "over-pick"

@@ -1,6 +1,7 @@
 // Package routing turns customer order lines into pick tasks at the
 // locations that hold the stock, and sends each task to the gateway
-// serving its location's zone (DESIGN.md, "Pick routing").
+// serving its location's zone (docs/DESIGN.md, "Inventory behaviour the
+// server owns": pick routing).
 //
 // Stock is taken first-expired-first-out for items that track expiry
 // (the lot whose receipt carried the earliest expiry date), otherwise
