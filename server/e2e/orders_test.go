@@ -283,6 +283,8 @@ func TestWebhookSurvivesReceiverDownAndServerRestart(t *testing.T) {
 	rcv := newHookReceiver(t)
 	rcv.start()
 	id := rcv.register(c, map[string]any{"events": []string{"order"}})
+	// No gateway has connected yet: the warehouse exists once it has settings.
+	c.mustDo("PUT", "/api/v1/masterdata/wh1/settings", map[string]any{}, nil)
 	order := func(i int) string {
 		var o orderView
 		require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "shop", "external_id": fmt.Sprint(i),
