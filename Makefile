@@ -1,6 +1,6 @@
 # shelfsync — make help lists the targets.
 SHELL := /bin/bash
-MODULES := protocol drivers agent server firmware-sim testbed
+MODULES := protocol drivers agent server firmware-sim flagconf testbed
 BIN := bin
 GOFLAGS ?=
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

@@ -3,7 +3,6 @@ module github.com/shelfsync/shelfsync/server
 go 1.26.8
 
 require (
-	github.com/BurntSushi/toml v1.6.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/dgraph-io/badger/v4 v4.9.6
 	github.com/eclipse/paho.mqtt.golang v1.5.1
@@ -15,6 +14,11 @@ require (
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/net v0.59.0
 	pgregory.net/rapid v1.3.0
+)
+
+require (
+	github.com/BurntSushi/toml v1.6.0 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
 )
 
 require (
@@ -38,6 +42,7 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/rs/xid v1.4.0 // indirect
+	github.com/shelfsync/shelfsync/flagconf v0.0.0
 	github.com/x448/float16 v0.8.4 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel v1.41.0 // indirect
@@ -54,3 +59,5 @@ require (
 replace github.com/shelfsync/shelfsync/protocol => ../protocol
 
 replace github.com/shelfsync/shelfsync/testbed => ../testbed
+
+replace github.com/shelfsync/shelfsync/flagconf => ../flagconf

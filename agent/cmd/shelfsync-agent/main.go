@@ -15,6 +15,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/agent/internal/app"
 	"github.com/shelfsync/shelfsync/agent/internal/config"
+	"github.com/shelfsync/shelfsync/flagconf"
 )
 
 var version = "dev"
@@ -53,18 +54,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "labels":
 		return runLabels(args[1:], stdout, stderr) // labels.go
 	case "config":
-		if len(args) < 2 || args[1] != "print" {
-			fmt.Fprintln(stderr, "usage: shelfsync-agent config print [flags]")
-			return 2
-		}
-		var cfg config.Config
-		fs := newFlagSet("config print", &cfg, stderr)
-		if err := config.Load(fs, args[2:], "config"); err != nil {
-			fmt.Fprintln(stderr, "error:", err)
-			return 2
-		}
-		config.Print(stdout, fs)
-		return 0
+		return flagconf.PrintCommand("shelfsync-agent", args[1:], stdout, stderr, func(fs *flag.FlagSet) { new(config.Config).Register(fs) })
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return 0
@@ -77,20 +67,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func newFlagSet(name string, cfg *config.Config, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("shelfsync-agent "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg.Register(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: shelfsync-agent %s [flags]\n\nFlags (environment SHELFSYNC_<FLAG>, or keys of --config):\n", name)
-		fs.PrintDefaults()
-	}
-	return fs
+	return flagconf.NewFlagSet("shelfsync-agent", name, stderr, cfg.Register)
 }
 
 func runAgent(args []string, stderr io.Writer) int {
 	var cfg config.Config
 	fs := newFlagSet("run", &cfg, stderr)
-	if err := config.Load(fs, args, "config"); err != nil {
+	if err := flagconf.Load(fs, args, "config"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/shelfsync/shelfsync/flagconf"
 )
 
 // TestSampleConfig: deploy's agent.toml (with its [tls] table) loads, and a
@@ -15,7 +17,7 @@ func TestSampleConfig(t *testing.T) {
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c.Register(fs)
-	require.NoError(t, Load(fs, []string{"--config", "../../../deploy/systemd/etc/shelfsync/agent.toml"}, "config"))
+	require.NoError(t, flagconf.Load(fs, []string{"--config", "../../../deploy/systemd/etc/shelfsync/agent.toml"}, "config"))
 	require.Equal(t, "/etc/shelfsync/pki/ca.crt", c.TLSCA)
 	require.Equal(t, "/etc/shelfsync/pki/gateway.crt", c.TLSCert)
 	require.True(t, c.TLSEnabled())

@@ -17,6 +17,7 @@ import (
 	"github.com/shelfsync/shelfsync/agent/internal/app"
 	"github.com/shelfsync/shelfsync/agent/internal/config"
 	"github.com/shelfsync/shelfsync/agent/internal/store"
+	"github.com/shelfsync/shelfsync/flagconf"
 	"github.com/shelfsync/shelfsync/protocol"
 )
 
@@ -30,7 +31,7 @@ func startAgent(t *testing.T) (*app.Agent, string) {
 	var cfg config.Config
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	cfg.Register(fs)
-	require.NoError(t, config.Load(fs, []string{
+	require.NoError(t, flagconf.Load(fs, []string{
 		"--warehouse", "wh1", "--gateway", "dock1", "--data", filepath.Join(t.TempDir(), "agent"),
 		"--broker", "tcp://127.0.0.1:1", "--http", "127.0.0.1:0", "--device", "s1=barcode:" + filepath.Join(t.TempDir(), "absent-tty"),
 	}, "config"))

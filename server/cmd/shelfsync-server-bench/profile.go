@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/pprof"
 
+	"github.com/shelfsync/shelfsync/flagconf"
 	"github.com/shelfsync/shelfsync/server/internal/app"
 	"github.com/shelfsync/shelfsync/server/internal/config"
 )
@@ -20,7 +21,7 @@ func inProcess(ctx context.Context, args []string, path string) (func(), error) 
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfg.Register(fs)
-	if err := config.Load(fs, args, "config"); err != nil {
+	if err := flagconf.Load(fs, args, "config"); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)

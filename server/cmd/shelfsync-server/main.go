@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/shelfsync/shelfsync/flagconf"
 	"github.com/shelfsync/shelfsync/server/internal/app"
 	"github.com/shelfsync/shelfsync/server/internal/config"
 )
@@ -60,18 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "migrate": // migrate.go
 		return runMigrate(args[1:], stdout, stderr)
 	case "config":
-		if len(args) < 2 || args[1] != "print" {
-			fmt.Fprintln(stderr, "usage: shelfsync-server config print [flags]")
-			return 2
-		}
-		var cfg config.Config
-		fs := newFlagSet("config print", &cfg, stderr)
-		if err := config.Load(fs, args[2:], "config"); err != nil {
-			fmt.Fprintln(stderr, "error:", err)
-			return 2
-		}
-		config.Print(stdout, fs)
-		return 0
+		return flagconf.PrintCommand("shelfsync-server", args[1:], stdout, stderr, func(fs *flag.FlagSet) { new(config.Config).Register(fs) })
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return 0
@@ -84,20 +74,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func newFlagSet(name string, cfg *config.Config, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("shelfsync-server "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg.Register(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: shelfsync-server %s [flags]\n\nFlags (environment SHELFSYNC_<FLAG>, or keys of --config):\n", name)
-		fs.PrintDefaults()
-	}
-	return fs
+	return flagconf.NewFlagSet("shelfsync-server", name, stderr, cfg.Register)
 }
 
 func runServer(args []string, stderr io.Writer) int {
 	var cfg config.Config
 	fs := newFlagSet("run", &cfg, stderr)
-	if err := config.Load(fs, args, "config"); err != nil {
+	if err := flagconf.Load(fs, args, "config"); err != nil {
 		if err == flag.ErrHelp {
 			return 0
 		}

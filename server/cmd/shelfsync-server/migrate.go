@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/shelfsync/shelfsync/flagconf"
 	"github.com/shelfsync/shelfsync/server/internal/config"
 	"github.com/shelfsync/shelfsync/server/internal/store/postgres"
 )
@@ -26,7 +27,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 			"while replicas start: they take turns). Flags (environment SHELFSYNC_<FLAG>):\n")
 		fs.PrintDefaults()
 	}
-	if err := config.Load(fs, args, ""); err != nil {
+	if err := flagconf.Load(fs, args, ""); err != nil {
 		if err == flag.ErrHelp {
 			return 0
 		}

@@ -1,3 +1,8 @@
+// Package config is the server's configuration: the Config struct, the
+// flag that sets each field with its documented default (Register), and
+// Validate. github.com/shelfsync/shelfsync/flagconf fills those flags from a
+// TOML file, SHELFSYNC_* environment variables and the command line, and
+// writes `config print`.
 package config
 
 import (

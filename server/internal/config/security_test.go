@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/protocol"
+
+	"github.com/shelfsync/shelfsync/flagconf"
 )
 
 func load(t *testing.T, args ...string) (Config, error) {
@@ -19,7 +21,7 @@ func load(t *testing.T, args ...string) (Config, error) {
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c.Register(fs)
-	err := Load(fs, args, "config")
+	err := flagconf.Load(fs, args, "config")
 	return c, err
 }
 

@@ -1,8 +1,4 @@
-// Package config loads the agent's configuration: a TOML file, then
-// SHELFSYNC_* environment variables, then command-line flags (highest
-// precedence). Every setting is a flag, so `--help` and `config print`
-// document each one with its default.
-package config
+package flagconf
 
 import (
 	"flag"
