@@ -177,7 +177,31 @@ func (c *Codec) Decode(b []byte) (Message, error) {
 	if err := c.dec.Unmarshal(b, m); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, h.T, err)
 	}
+	if err := checkClocks(m); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, h.T, err)
+	}
 	return m, nil
+}
+
+// checkClocks range-checks every hlc of a decoded message (SPEC.md §4).
+func checkClocks(m Message) error {
+	var h HLC
+	switch m := m.(type) {
+	case *Hello:
+		h = m.HLC
+	case *Ack:
+		h = m.HLC
+	case *DownBatch:
+		h = m.HLC
+	case *OpBatch:
+		for i := range m.Ops {
+			if err := m.Ops[i].HLC.Check(); err != nil {
+				return fmt.Errorf("op %d: %w", m.Ops[i].Seq, err)
+			}
+		}
+		h = m.HLC
+	}
+	return h.Check()
 }
 
 // Encode encodes with the default codec.

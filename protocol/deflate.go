@@ -109,6 +109,9 @@ func (c *Codec) decodeDeflate(b []byte) (Message, error) {
 	if ob.WH != env.WH || ob.GW != env.GW {
 		return nil, fmt.Errorf("%w: %s of %s/%s carries a batch of %s/%s", ErrMalformed, TypeOpsDeflate, env.WH, env.GW, ob.WH, ob.GW)
 	}
+	if err := checkClocks(ob); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, TypeOpsDeflate, err)
+	}
 	ob.Deflate = true
 	return ob, nil
 }

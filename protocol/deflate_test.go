@@ -117,6 +117,12 @@ func TestOpsDeflateBombStopsAtTheLimit(t *testing.T) {
 	require.ErrorIs(t, err, ErrTooLarge, "a sender does not compress what it would refuse to inflate")
 }
 
+// genHLC draws a clock value in range (SPEC.md §4), leaving room for the
+// increments the batch generator adds.
+func genHLC(t *rapid.T, label string) HLC {
+	return HLC(rapid.Uint64Range(0, uint64(MakeHLC(MaxHLCMillis, 0))-1<<30).Draw(t, label))
+}
+
 // genOp draws an op with every field in play (not necessarily a valid op:
 // the wire form must carry whatever the batch holds).
 func genOp(t *rapid.T, seq uint64) Op {
@@ -125,7 +131,7 @@ func genOp(t *rapid.T, seq uint64) Op {
 	}
 	o := Op{
 		Seq:      seq,
-		HLC:      HLC(rapid.Uint64().Draw(t, "hlc")),
+		HLC:      genHLC(t, "hlc"),
 		Kind:     OpKind(rapid.IntRange(1, 7).Draw(t, "kind")),
 		Location: str("loc", 12),
 		To:       str("to", 8),
@@ -163,7 +169,7 @@ func TestOpsDeflateRoundTripProperty(t *testing.T) {
 		first := rapid.Uint64Range(1, 1<<40).Draw(t, "first")
 		n := rapid.IntRange(1, 300).Draw(t, "n")
 		b := OpBatch{Header: Header{WH: "wh1", GW: "gw-" + rapid.StringMatching(`[a-z0-9]{1,8}`).Draw(t, "gw")},
-			First: first, Last: first + uint64(n) - 1, HLC: HLC(rapid.Uint64().Draw(t, "bhlc"))}
+			First: first, Last: first + uint64(n) - 1, HLC: genHLC(t, "bhlc")}
 		for i := 0; i < n; i++ {
 			if i > 0 && rapid.IntRange(0, 3).Draw(t, "repeat") > 0 {
 				o := b.Ops[i-1] // consecutive scans look alike: what compression feeds on

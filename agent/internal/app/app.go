@@ -96,6 +96,10 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 				}
 				return 0
 			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_clock_skew_seconds", Help: "The server's clock minus this gateway's, measured on the latest ack or downstream batch."},
+			func() float64 { return float64(a.uplink.State().ClockSkewMS) / 1000 }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shelfsync_agent_clock_refused_total", Help: "Server clock values refused for running more than the maximum offset ahead of this gateway's clock."},
+			func() float64 { return float64(a.uplink.State().ClockRefused) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_uplink_connected", Help: "1 when connected to the broker."},
 			func() float64 { return b2f(a.uplink.State().Connected) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_devices_connected", Help: "Devices currently connected."},

@@ -175,7 +175,7 @@ func (u *Uplink) handle(s *protocol.Window, msg protocol.Message) {
 	switch m := msg.(type) {
 	case *protocol.Ack:
 		u.guard.onAck()
-		u.clock.Update(m.HLC)
+		u.observeClock(m.HLC)
 		// Every ack states what the server accepts: an older server's (or
 		// its error ack for a compressed batch it could not read) turns
 		// compression off again before the resend.
@@ -185,8 +185,26 @@ func (u *Uplink) handle(s *protocol.Window, msg protocol.Message) {
 		u.setFeatures(m.Features)
 		u.onAck(s, m)
 	case *protocol.DownBatch:
-		u.clock.Update(m.HLC)
+		u.observeClock(m.HLC)
 		u.onDown(m)
+	}
+}
+
+// observeClock measures the server's clock against this gateway's and
+// merges it, unless it runs more than the maximum offset ahead: then it is
+// refused (counted, logged, shown as the uplink's error) and the message
+// is otherwise handled as usual — its watermark is still true.
+func (u *Uplink) observeClock(h protocol.HLC) {
+	skew := h.Millis() - u.clock.Wall().UnixMilli()
+	err := u.clock.Update(h)
+	u.bump(func(st *State) {
+		st.ClockSkewMS = skew
+		if err != nil {
+			st.ClockRefused++
+		}
+	})
+	if err != nil {
+		u.setError("server clock refused: %v", err)
 	}
 }
 

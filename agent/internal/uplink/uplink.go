@@ -96,6 +96,13 @@ type State struct {
 	// Lost is the seq range the server is being asked to record as
 	// lost-ops (beyond this gateway's retention), while it has not.
 	Lost *SeqRange `json:"lost_ops_pending,omitempty"`
+	// ClockSkewMS is the server's clock minus this gateway's, in ms, as
+	// measured on the latest ack or downstream batch (transit time
+	// included: it reads a little high when the server is ahead).
+	ClockSkewMS int64 `json:"clock_skew_ms"`
+	// ClockRefused counts server clock values not merged because they ran
+	// more than the maximum offset ahead (protocol SPEC.md §4).
+	ClockRefused uint64 `json:"clock_refused"`
 }
 
 // Uplink is the replication client.

@@ -45,6 +45,7 @@ const (
 	KindOversell           Kind = "oversell"
 	KindGatewayOffline     Kind = "gateway-offline"
 	KindGatewayBacklog     Kind = "gateway-backlog"
+	KindGatewayClock       Kind = "gateway-clock"
 )
 
 // Status is where an alert is in its life.

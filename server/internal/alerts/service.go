@@ -343,6 +343,17 @@ func (s *Service) CheckGateways(ctx context.Context) error {
 	return nil
 }
 
+// GatewayClock raises a gateway-clock alert when a gateway's clock starts
+// being refused (err, from the ingest) and re-arms it when the clock is
+// accepted again (nil).
+func (s *Service) GatewayClock(wh, gw string, err error) {
+	key := []byte(pfxGW + string(KindGatewayClock) + "\x00" + wh + "\x00" + gw)
+	s.gatewayState(key, err != nil, func() Alert {
+		return Alert{Kind: KindGatewayClock, Warehouse: wh, Gateway: gw,
+			Message: fmt.Sprintf("gateway %s/%s is refused: %v", wh, gw, err)}
+	})
+}
+
 // gatewayState raises the alert `build` makes when bad turns true and
 // re-arms when it turns false.
 func (s *Service) gatewayState(key []byte, bad bool, build func() Alert) {

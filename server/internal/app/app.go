@@ -69,7 +69,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			func() float64 { return float64(b.Clients()) }))
 	}
 	var down *downstream.Sender
-	mdw := newMDWiring(st, log.With("component", "masterdata")) // masterdata.go: gateway notices, master data hooks
+	mdw := newMDWiring(st, cfg.Bounds.Defaulted().ClockMaxOffset, log.With("component", "masterdata")) // masterdata.go: gateway notices, master data hooks
 	var inv *inventory
 	part := newPartition(cfg, st, log) // store.go: gateway leases, or nil
 	s.ingest = ingest.New(ingest.Config{
@@ -88,7 +88,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 				g.Online, g.LastSeen, g.ReportedSeq, g.AgentVersion, g.Protocol = true, time.Now().UnixMilli(), h.LastSeq, h.AgentVersion, h.V
 			})
 		},
-		OnDownAck: func(wh, gw string, a *protocol.DownAck) { down.Acked(wh, gw, a) },
+		OnDownAck:      func(wh, gw string, a *protocol.DownAck) { down.Acked(wh, gw, a) },
+		ClockMaxOffset: cfg.Bounds.Defaulted().ClockMaxOffset,
+		OnClock: func(wh, gw string, err error) {
+			if inv != nil && inv.alerts != nil {
+				inv.alerts.GatewayClock(wh, gw, err)
+			}
+		},
 		OnStatus: func(m *protocol.Status) {
 			down.Online(m.WH, m.GW, m.Online)
 			mdw.status(m)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -24,10 +25,10 @@ type mdWiring struct {
 	inv  *inventory
 }
 
-func newMDWiring(st store.Store, log *slog.Logger) *mdWiring {
+func newMDWiring(st store.Store, maxOffset time.Duration, log *slog.Logger) *mdWiring {
 	w := &mdWiring{log: log}
 	w.md, _ = routing.Setup(st, masterdata.Options{Logger: log, OnReorder: w.reorder})
-	st.SetOpCheck(masterdata.CheckOp) // strict catalog and unknown locations quarantine
+	st.SetOpCheck(stampCheck(maxOffset, time.Now, masterdata.CheckOp)) // ops stamped ahead; strict catalog and unknown locations quarantine
 	return w
 }
 
@@ -96,5 +97,22 @@ func (w *mdWiring) applied(wh, gw string, wm uint64) {
 	}
 	if grew && w.down != nil {
 		w.down.Changed(wh)
+	}
+}
+
+// stampCheck quarantines an op stamped more than maxOffset ahead of the
+// server's clock (one a gateway stamped while its clock ran ahead, sent
+// after the clock was set right: the batch's own clock passed), then runs
+// next (may be nil). Re-applying it from quarantine succeeds once its time
+// has come, or it is rejected.
+func stampCheck(maxOffset time.Duration, now func() time.Time, next func(store.Tx, string, *protocol.Op) error) func(store.Tx, string, *protocol.Op) error {
+	return func(tx store.Tx, wh string, op *protocol.Op) error {
+		if err := protocol.CheckAhead(op.HLC, now(), maxOffset); err != nil {
+			return fmt.Errorf("op %d was stamped ahead of the server's clock: %w", op.Seq, err)
+		}
+		if next == nil {
+			return nil
+		}
+		return next(tx, wh, op)
 	}
 }

@@ -62,6 +62,14 @@ type Config struct {
 	OnHello func(wh, gw string, h *protocol.Hello)
 	// OnDownAck, when set, receives every downstream acknowledgement.
 	OnDownAck func(wh, gw string, a *protocol.DownAck)
+	// ClockMaxOffset is how far ahead of the server's wall clock a
+	// gateway's clock may run (default protocol.DefaultMaxOffset); see
+	// clock.go.
+	ClockMaxOffset time.Duration
+	// OnClock, when set, hears when a gateway's clock starts being refused
+	// (err, a *protocol.ClockAheadError) and when it is accepted again
+	// (nil).
+	OnClock func(wh, gw string, err error)
 }
 
 // Ingest is a running consumer.
@@ -77,6 +85,7 @@ type Ingest struct {
 	m      *Metrics
 	queues []chan paho.Message
 	lim    *limiter
+	clocks clockState
 	wg     sync.WaitGroup
 }
 
@@ -108,6 +117,10 @@ func New(cfg Config, st store.Store) *Ingest {
 	if !cfg.NoDeflate {
 		in.feats |= protocol.FeatureOpsDeflate
 	}
+	if cfg.ClockMaxOffset > 0 {
+		in.clock.SetMaxOffset(cfg.ClockMaxOffset)
+	}
+	in.clocks.refused = map[string]bool{}
 	in.lim = newLimiter(cfg.Limits, nil)
 	for i := 0; i < cfg.Workers; i++ {
 		in.queues = append(in.queues, make(chan paho.Message, cfg.Queue))
@@ -269,15 +282,19 @@ func (in *Ingest) handle(ctx context.Context, topic string, payload []byte) {
 			in.cfg.OnStatus(m)
 		}
 	case *protocol.Hello:
-		in.clock.Update(m.HLC)
+		if !in.checkClock(ctx, log, t.Warehouse, t.Gateway, m.Type(), m.HLC) {
+			return
+		}
 		log.Info("gateway hello", "last_seq", m.LastSeq, "acked_seq", m.AckedSeq, "epoch", m.Epoch, "agent_version", m.AgentVersion)
 		in.ack(ctx, t.Warehouse, t.Gateway, "")
 		if in.cfg.OnHello != nil {
 			in.cfg.OnHello(t.Warehouse, t.Gateway, m)
 		}
 	case *protocol.OpBatch:
-		in.clock.Update(m.HLC)
 		in.m.countForm(m, len(payload))
+		if !in.checkClock(ctx, log, t.Warehouse, t.Gateway, m.Type(), m.HLC) {
+			return
+		}
 		in.applyBatch(ctx, log, t.Warehouse, t.Gateway, m)
 	case *protocol.DownAck:
 		if in.cfg.OnDownAck != nil {

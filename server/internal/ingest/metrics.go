@@ -18,6 +18,7 @@ type Metrics struct {
 	// bytes on the wire by form: "ops" (plain) or "ops-deflate".
 	WireBatches *prometheus.CounterVec
 	WireBytes   *prometheus.CounterVec
+	clock       clockMetrics // clock.go
 }
 
 // NewMetrics creates the instruments and registers them with reg (when not nil).
@@ -33,6 +34,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		WireBatches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_ingest_wire_batches_total", Help: "Op batches received, by wire form (ops, ops-deflate)."}, []string{"form"}),
 		WireBytes:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_ingest_wire_bytes_total", Help: "Bytes of the op batches received as sent, by wire form (ops, ops-deflate)."}, []string{"form"}),
 	}
+	m.clock = newClockMetrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.Ops, m.Batches, m.Rejected, m.Quarantined, m.ApplyErrors, m.ApplyLatency, m.WireBatches, m.WireBytes)
 	}
