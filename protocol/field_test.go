@@ -21,3 +21,21 @@ func TestCheckFieldRefusesInvisibleCharacters(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateQtyBound(t *testing.T) {
+	for _, op := range []Op{
+		{Seq: 1, Kind: OpReceive, Location: "L", SKU: "S", Qty: MaxOpQty + 1},
+		{Seq: 1, Kind: OpAdjust, Location: "L", SKU: "S", Qty: -MaxOpQty - 1},
+		{Seq: 1, Kind: OpAdjust, Location: "L", SKU: "S", Qty: -9223372036854775808},
+		{Seq: 1, Kind: OpCount, Location: "L", SKU: "S", Qty: 9223372036854775807},
+		{Seq: 1, Kind: OpCount, Scope: ScopeLocation, Location: "L", Lines: []CountLine{{SKU: "S", Qty: MaxOpQty + 1}}},
+	} {
+		if err := op.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil, want a bound error", op)
+		}
+	}
+	ok := Op{Seq: 1, Kind: OpAdjust, Location: "L", SKU: "S", Qty: -MaxOpQty}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("Validate at the bound: %v", err)
+	}
+}

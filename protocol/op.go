@@ -109,6 +109,11 @@ const (
 // MaxRawLen bounds each raw evidence string.
 const MaxRawLen = 4096
 
+// MaxOpQty bounds the quantity of one op (and of each line of a count):
+// |qty| ≤ 1,000,000,000 units. With it no sum of ops a key could ever see
+// comes near int64's limits; ledger.MaxKeyQty bounds a key's on-hand.
+const MaxOpQty = 1_000_000_000
+
 // CheckField reports whether v is a valid code (sku, location, lot, order
 // id): at most MaxFieldLen bytes of UTF-8, without NUL, control or
 // bidirectional formatting characters; empty only when not required. The
@@ -171,6 +176,9 @@ func (o *Op) Validate() error {
 			return wrap(fmt.Errorf("raw[%d] is %d bytes; at most %d", i, len(r), MaxRawLen))
 		}
 	}
+	if o.Qty > MaxOpQty || o.Qty < -MaxOpQty {
+		return wrap(fmt.Errorf("qty %d is beyond ±%d", o.Qty, MaxOpQty))
+	}
 	switch o.Kind {
 	case OpReceive, OpPick:
 		if o.Qty <= 0 {
@@ -205,8 +213,8 @@ func (o *Op) Validate() error {
 				if err := checkField(fmt.Sprintf("lines[%d].lot", i), l.Lot, false); err != nil {
 					return wrap(err)
 				}
-				if l.Qty < 0 {
-					return wrap(fmt.Errorf("lines[%d].qty must be ≥ 0", i))
+				if l.Qty < 0 || l.Qty > MaxOpQty {
+					return wrap(fmt.Errorf("lines[%d].qty must be 0..%d", i, MaxOpQty))
 				}
 			}
 			return nil

@@ -231,6 +231,10 @@ func isLabelPrefix(p string) bool {
 }
 
 // label decodes "PREFIX:value".
+// MaxQty bounds a QTY: label: |n| ≤ 1,000,000,000 (the protocol's bound
+// of one op's quantity).
+const MaxQty = 1_000_000_000
+
 func label(s Scan, prefix, value string) (Scan, error) {
 	value = strings.TrimSpace(value)
 	if value == "" {
@@ -259,7 +263,13 @@ func label(s Scan, prefix, value string) (Scan, error) {
 	case "QTY":
 		n, err := strconv.Atoi(strings.TrimPrefix(value, "+"))
 		if err != nil || strings.HasPrefix(value, "+-") {
+			if errors.Is(err, strconv.ErrRange) {
+				return s, fmt.Errorf("scan: QTY: %q is beyond ±%d", value, MaxQty)
+			}
 			return s, fmt.Errorf("scan: QTY: %q is not a whole number", value)
+		}
+		if n > MaxQty || n < -MaxQty {
+			return s, fmt.Errorf("scan: QTY: %d is beyond ±%d; scan a smaller quantity", n, MaxQty)
 		}
 		s.Qty, s.HasQty = n, true
 		return s, nil

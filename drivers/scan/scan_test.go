@@ -3,6 +3,7 @@ package scan
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,6 +153,7 @@ func FuzzDecode(f *testing.F) {
 	for _, s := range []string{
 		"CMD:RECEIVE", "QTY:-3", "]E001259814", "]C1010950110153000317260700\x1d10LOT-9",
 		"(414)9520123456788(254)BIN-7", "https://id.gs1.org/01/09520123456788/10/ABC123", "4006381333931",
+		"QTY:9223372036854775807", "QTY:-1000000001", "QTY:+1000000000",
 	} {
 		f.Add(s)
 	}
@@ -160,6 +162,9 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if s.Qty > MaxQty || s.Qty < -MaxQty {
+			t.Fatalf("Decode(%q): qty %d beyond the bound", raw, s.Qty)
+		}
 		if s.Kind == "" {
 			t.Fatalf("Decode(%q) succeeded without a kind", raw)
 		}
@@ -167,4 +172,19 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Decode(%q): item without GTIN or SKU", raw)
 		}
 	})
+}
+
+func TestQtyBound(t *testing.T) {
+	for _, raw := range []string{"QTY:9223372036854775807", "QTY:99999999999999999999", "QTY:-1000000001", "QTY:1000000001"} {
+		_, err := Decode(raw)
+		if err == nil || !strings.Contains(err.Error(), "beyond") {
+			t.Errorf("Decode(%q) = %v, want a bound error", raw, err)
+		}
+	}
+	for raw, want := range map[string]int{"QTY:1000000000": MaxQty, "QTY:-1000000000": -MaxQty, "QTY:+7": 7} {
+		s, err := Decode(raw)
+		if err != nil || s.Qty != want {
+			t.Errorf("Decode(%q) = %d, %v; want %d", raw, s.Qty, err, want)
+		}
+	}
 }

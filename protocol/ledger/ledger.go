@@ -168,7 +168,9 @@ func Apply(st Store, wh, gw string, op *protocol.Op) ([]Change, error) {
 				return nil, err
 			}
 		} else if ord.Compare(ks.Count) > 0 {
-			ks.Sum += e.Qty
+			if ks.Sum, err = addQty(ks.Sum, e.Qty); err != nil {
+				return nil, fmt.Errorf("ledger: key %v: %w", e.Key, err)
+			}
 		}
 		if err := st.PutKey(e.Key, ks); err != nil {
 			return nil, err

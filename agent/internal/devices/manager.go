@@ -255,6 +255,11 @@ func (m *Manager) scan(ctx context.Context, name, text string, in session.Input,
 	} else {
 		out = session.Step(ds.dev, in, session.Env{Device: name, ReceivingLoc: m.cfg.ReceivingLoc, Now: now, IdleTimeout: m.cfg.IdleTimeout, Data: m.st.Lookup()})
 	}
+	if err := validOps(out.Ops); err != nil {
+		// The server would quarantine it: refuse the scan now, while the
+		// operator can still do something about it.
+		out = session.Outcome{Verdict: session.Bad, Reason: "refused: " + err.Error(), Device: ds.dev}
+	}
 	entry.Verdict, entry.Reason = out.Verdict, out.Reason
 	if out.Changed || len(out.Ops) > 0 {
 		c := &store.Commit{Device: name, Ops: out.Ops, Notices: out.Notices}
@@ -286,6 +291,17 @@ func (m *Manager) scan(ctx context.Context, name, text string, in session.Input,
 	m.log.Log(ctx, level, "scan", attrDevice, name, attrVerdict, string(entry.Verdict), attrReason, entry.Reason)
 	m.record(name, entry)
 	return entry, nil
+}
+
+// validOps runs protocol.Op.Validate on ops not yet stamped with a seq.
+func validOps(ops []protocol.Op) error {
+	for _, op := range ops {
+		op.Seq = 1
+		if err := op.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *Manager) record(name string, e ScanLog) {

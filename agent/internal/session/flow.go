@@ -215,6 +215,9 @@ func item(d Device, in Input, env Env) Outcome {
 	case Count:
 		for i := range s.Lines {
 			if s.Lines[i].SKU == sku && s.Lines[i].Lot == lot {
+				if s.Lines[i].Qty > protocol.MaxOpQty-qty {
+					return bad(d, "count of %s would pass %d units: finish this count (CMD:DONE) and count the rest in another", sku, protocol.MaxOpQty)
+				}
 				s.Lines[i].Qty += qty
 				s.Raw = append(s.Raw, in.Raw)
 				return good(d, "counted") // blind count: no running total

@@ -167,6 +167,9 @@ func Step(d Device, in Input, env Env) Outcome {
 		if in.Qty == 0 || (in.Qty < 0 && s.Kind != Adjust) {
 			return bad(d, "quantity %d is not allowed in a %s session", in.Qty, s.Kind)
 		}
+		if in.Qty > protocol.MaxOpQty || in.Qty < -protocol.MaxOpQty {
+			return bad(d, "quantity %d is beyond ±%d: scan a smaller quantity", in.Qty, protocol.MaxOpQty)
+		}
 		s.NextQty = in.Qty
 		return good(d, fmt.Sprintf("next quantity %d", in.Qty))
 	case InLot:

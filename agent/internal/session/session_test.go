@@ -102,3 +102,19 @@ func TestIdleSessionTimesOutWithoutCommitting(t *testing.T) {
 	require.Empty(t, o.Ops)
 	require.Nil(t, o.Device.Session)
 }
+
+// TestQuantityBounds: a quantity past the protocol's bound is a bad beep,
+// and a count that would add up past it stops at the bound.
+func TestQuantityBounds(t *testing.T) {
+	d, outs := run(t, env, cmd("RECEIVE"), qty(9223372036854775807), gtin("X"), qty(protocol.MaxOpQty), gtin("X"))
+	require.Equal(t, Bad, outs[1].Verdict, "QTY past the bound")
+	require.Contains(t, outs[1].Reason, "beyond")
+	require.Equal(t, Good, outs[2].Verdict)
+	require.Equal(t, int64(1), outs[2].Ops[0].Qty, "the refused QTY did not carry over")
+	require.Equal(t, int64(protocol.MaxOpQty), outs[4].Ops[0].Qty)
+	require.NotNil(t, d.Session)
+
+	_, outs = run(t, env, cmd("COUNT"), loc("A"), qty(protocol.MaxOpQty), gtin("X"), qty(1), gtin("X"), cmd("DONE"))
+	require.Equal(t, Bad, outs[5].Verdict, "a count line past the bound")
+	require.Equal(t, []protocol.CountLine{{SKU: "X", Qty: protocol.MaxOpQty}}, outs[6].Ops[0].Lines)
+}

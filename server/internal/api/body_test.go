@@ -173,7 +173,7 @@ func TestStockImportOverLimitIs413AndAppliesNothing(t *testing.T) {
 // report per bad row (line number and reason); good rows around them land.
 func TestStockImportStreamsWithRowErrors(t *testing.T) {
 	srv, _ := newBadgerAPI(t, Deps{})
-	csvBody := "warehouse,location,sku,qty\nW1,L1,A,5\nW1,L1,B,123456\nW1,L1,C,-3\n..,L1,D,1\nW1,L1,E,x\nW1,L1,\"F\n"
+	csvBody := "warehouse,location,sku,qty\nW1,L1,A,5\nW1,L1,B,123456\nW1,L1,C,-3\n..,L1,D,1\nW1,L1,E,9223372036854775807\nW1,L1,\"F\n"
 	code, body := do(t, http.MethodPost, srv.URL+"/api/v1/imports/stock", "text/csv", strings.NewReader(csvBody))
 	require.Equal(t, http.StatusAccepted, code, body)
 	var j ImportJob

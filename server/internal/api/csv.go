@@ -250,8 +250,8 @@ func (h *Handler) importStockRow(ctx context.Context, a store.Actions, rec map[s
 		return fmt.Errorf("warehouse: %w", err)
 	}
 	qty, err := strconv.ParseInt(rec["qty"], 10, 64)
-	if err != nil || qty < 0 {
-		return fmt.Errorf("qty %q must be an integer ≥ 0", rec["qty"])
+	if err != nil || qty < 0 || qty > protocol.MaxOpQty {
+		return fmt.Errorf("qty %q must be an integer 0..%d", rec["qty"], protocol.MaxOpQty)
 	}
 	op := protocol.Op{HLC: h.now(), Kind: protocol.OpCount, Scope: protocol.ScopeKey, Location: rec["location"], SKU: rec["sku"], Lot: rec["lot"], Qty: qty,
 		Reason: "IMPORT", Operator: by}

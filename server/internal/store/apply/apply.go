@@ -218,6 +218,15 @@ func (e *Engine) applyIn(tx Tx, wh, gw string, b *protocol.OpBatch, ops []protoc
 			}
 			continue
 		}
+		if err := ledger.CheckQty(tx, wh, gw, op); err != nil { // a key's on-hand stays within ±ledger.MaxKeyQty
+			if !errors.Is(err, ledger.ErrQtyBound) {
+				return res, err
+			}
+			if err := quarantine(tx, wh, gw, op, err.Error(), &res); err != nil {
+				return res, err
+			}
+			continue
+		}
 		r, err := merge(tx, det, wh, gw, op)
 		if err != nil {
 			return res, fmt.Errorf("op %d: %w", op.Seq, err)
