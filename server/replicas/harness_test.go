@@ -72,7 +72,7 @@ type mode string
 
 const (
 	modeShared mode = "shared" // $share/GROUP/… as the broker distributes it (Mosquitto: round robin)
-	modeLeases mode = "leases" // every replica subscribes; a PostgreSQL lease picks the one that handles a gateway
+	modeLeases mode = "leases" // the default: every replica subscribes; a PostgreSQL lease picks the one that handles a warehouse
 )
 
 // cluster is one Mosquitto, one PostgreSQL schema, server replicas and
@@ -121,8 +121,8 @@ func newCluster(t *testing.T, replicas int, m mode) *cluster {
 		switch c.mode {
 		case modeShared:
 			args = append(args, "--share-group", "shelfsync")
-		case modeLeases:
-			args = append(args, "--gateway-leases", "--lease-ttl", "3s")
+		case modeLeases: // --partition warehouse, the default
+			args = append(args, "--lease-ttl", "3s")
 		}
 		r.srv = &testbed.Server{Bin: bins.Server, HTTP: r.http, Args: args, Name: fmt.Sprint("server", i)}
 		c.replicas = append(c.replicas, r)

@@ -18,7 +18,7 @@ import (
 // benchPostgres measures the ingest on the PostgreSQL store: the same
 // simulated gateways as benchIngest push their backlogs through an
 // external Mosquitto into 1, then 3, shelfsync-server replicas sharing one
-// database (--gateway-leases: each gateway handled by one replica). It
+// database (partitioned by warehouse, the replicas' default). It
 // returns
 //
 //	server_ingest_ops_per_s_postgres_1replica
@@ -100,9 +100,6 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 		}
 		args := []string{"--store", storeDSN, "--broker", "tcp://" + mqtt,
 			"--data", filepath.Join(dir, fmt.Sprint("server", i)), "--log-level", "warn"}
-		if replicas > 1 {
-			args = append(args, "--gateway-leases")
-		}
 		srv := &testbed.Server{Bin: bin, HTTP: http, Args: args, LogFile: filepath.Join(dir, fmt.Sprintf("server%d.log", i)), Name: fmt.Sprint("server", i)}
 		if err := srv.Start(ctx); err != nil {
 			return 0, err

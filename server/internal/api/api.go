@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/routing"
 	"github.com/shelfsync/shelfsync/server/internal/store"
@@ -32,6 +33,9 @@ type Deps struct {
 	// Middleware, when set, wraps every /api/v1 route (authentication).
 	Middleware func(route string, next http.Handler) http.Handler
 	Hooks      Hooks
+	// Committed, when set, receives the post-commit event of every write
+	// the API makes to the ledger, master data or tasks.
+	Committed events.Publisher
 	// Orders, Alerts, Webhooks and Events serve their routes (orders.go,
 	// availability.go, alerts.go, webhooks.go, events.go); nil answers 501.
 	Orders   Orders

@@ -9,15 +9,12 @@ import (
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
+	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
-// Hooks let the app react to changes made through the API (downstream
-// push, alerts).
+// Hooks are what the API reads from the running server.
 type Hooks struct {
-	// Changed is called after a write that grew wh's downstream log or
-	// changed stock.
-	Changed func(wh string, res store.Result)
 	// Now returns the server's HLC for server-origin ops.
 	Now func() protocol.HLC
 	// Gateway returns live details of a gateway (online, lag) to merge into
@@ -25,9 +22,16 @@ type Hooks struct {
 	Live func(g *store.Gateway)
 }
 
+// changed publishes the post-commit event of server-origin ops the API
+// applied in wh.
 func (h *Handler) changed(wh string, res store.Result) {
-	if h.d.Hooks.Changed != nil {
-		h.d.Hooks.Changed(wh, res)
+	h.publish(events.Event{Batches: []events.Batch{{Warehouse: wh, Gateway: protocol.ServerOrigin, WM: res.WM,
+		Applied: res.Applied, Quarantined: res.Quarantined, Changes: res.Changes, Conflicts: res.Conflicts}}})
+}
+
+func (h *Handler) publish(ev events.Event) {
+	if h.d.Committed != nil {
+		h.d.Committed.Publish(ev)
 	}
 }
 

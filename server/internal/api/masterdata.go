@@ -6,9 +6,9 @@ import (
 	"net/http"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/routing"
-	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
 // registerMasterdata serves master data (catalog, locations, zones,
@@ -46,7 +46,7 @@ func (h *Handler) registerMasterdata() {
 			writeError(w, http.StatusInternalServerError, err.Error())
 		}
 	}
-	changed := func(wh string) { h.changed(wh, store.Result{}) }
+	changed := func(wh string) { h.publish(events.Event{MasterData: []string{wh}}) }
 
 	h.handle("GET /api/v1/masterdata/{warehouse}/settings", func(w http.ResponseWriter, r *http.Request) {
 		wh, ok := wh(w, r)

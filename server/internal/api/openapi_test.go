@@ -20,8 +20,8 @@ import (
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/alerts"
 	"github.com/shelfsync/shelfsync/server/internal/dashboard"
+	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/orders"
-	"github.com/shelfsync/shelfsync/server/internal/store"
 	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 	"github.com/shelfsync/shelfsync/server/internal/webhooks"
 )
@@ -126,7 +126,7 @@ func TestOpenAPIResponsesMatchHandlers(t *testing.T) {
 	defer cancel()
 
 	h := New(Deps{Store: st, Ready: func() error { return nil }, Orders: ord, Alerts: al, Webhooks: hooks, Events: dashboard.NewHub(),
-		Hooks: Hooks{Changed: func(_ string, res store.Result) { ord.Changed(res.Changes) }}})
+		Committed: followStock{ord}})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
@@ -409,3 +409,9 @@ func jsonType(v any) string {
 	}
 	return "unknown"
 }
+
+// followStock is the order model's subscription to the API's commits, run
+// in the publisher's goroutine.
+type followStock struct{ ord *orders.Service }
+
+func (f followStock) Publish(ev events.Event) { f.ord.Changed(ev.Changes()) }

@@ -6,8 +6,8 @@ import (
 	"net/http"
 
 	"github.com/shelfsync/shelfsync/protocol"
-	"github.com/shelfsync/shelfsync/server/internal/store"
 
+	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/orders"
 )
 
@@ -171,6 +171,6 @@ func (h *Handler) routeOrder(ctx context.Context, wh, id string) {
 		return
 	}
 	if len(res.Tasks) > 0 {
-		h.changed(wh, store.Result{})
+		h.publish(events.Event{Tasks: []string{wh}})
 	}
 }

@@ -23,7 +23,6 @@ import (
 //	mq/a/{alert id}\0{queued at, ns, hex}\0{status}   alertMsg (CBOR)
 type alertOut struct {
 	rec    store.Records
-	pub    func(topic string, retained bool, payload []byte) error
 	active func() bool
 	log    *slog.Logger
 	wake   chan struct{}
@@ -40,8 +39,8 @@ const (
 	alertOutChunk = 100
 )
 
-func newAlertOut(rec store.Records, pub func(string, bool, []byte) error, active func() bool, log *slog.Logger) *alertOut {
-	return &alertOut{rec: rec, pub: pub, active: active, log: log, wake: make(chan struct{}, 1)}
+func newAlertOut(rec store.Records, active func() bool, log *slog.Logger) *alertOut {
+	return &alertOut{rec: rec, active: active, log: log, wake: make(chan struct{}, 1)}
 }
 
 // queue writes an alert message in tx (the alert's transaction). An
@@ -60,7 +59,8 @@ func (o *alertOut) poke() {
 	}
 }
 
-func (o *alertOut) run(ctx context.Context) {
+// run publishes through pub until ctx ends.
+func (o *alertOut) run(ctx context.Context, pub topicPublisher) {
 	t := time.NewTicker(alertOutPoll)
 	defer t.Stop()
 	for {
@@ -71,14 +71,14 @@ func (o *alertOut) run(ctx context.Context) {
 		case <-t.C:
 		}
 		if o.active() {
-			o.flush(ctx)
+			o.flush(ctx, pub)
 		}
 	}
 }
 
 // flush publishes what waits, oldest first, until the queue is empty or
 // the broker refuses (then the next tick retries).
-func (o *alertOut) flush(ctx context.Context) {
+func (o *alertOut) flush(ctx context.Context, pub topicPublisher) {
 	for ctx.Err() == nil {
 		type pending struct {
 			key []byte
@@ -110,7 +110,7 @@ func (o *alertOut) flush(ctx context.Context) {
 			return
 		}
 		for _, p := range batch {
-			if err := o.pub(p.msg.Topic, false, p.msg.Payload); err != nil {
+			if err := pub.PublishTopic(p.msg.Topic, false, p.msg.Payload); err != nil {
 				o.log.Warn("alert message not published; retrying (kept until the broker has it)", "topic", p.msg.Topic, "err", err)
 				break
 			}

@@ -38,7 +38,7 @@ func TestAlertOutPublishesQueuedMessagesOnceInOrder(t *testing.T) {
 		return nil
 	}
 	var active atomic.Bool
-	o := newAlertOut(st, pub, active.Load, slog.New(slog.DiscardHandler))
+	o := newAlertOut(st, active.Load, slog.New(slog.DiscardHandler))
 	queue := func(id, status string) {
 		require.NoError(t, st.Update(func(tx store.Tx) error { return o.queue(tx, id, status, "shelfsync/w/alerts", []byte(id+"/"+status)) }))
 	}
@@ -54,7 +54,7 @@ func TestAlertOutPublishesQueuedMessagesOnceInOrder(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); o.run(ctx) }()
+	go func() { defer close(done); o.run(ctx, pubFunc(pub)) }()
 	t.Cleanup(func() { cancel(); <-done })
 	time.Sleep(3 * alertOutPoll) // passive: publishes nothing
 	mu.Lock()
@@ -74,4 +74,11 @@ func TestAlertOutPublishesQueuedMessagesOnceInOrder(t *testing.T) {
 		return tx.Scan([]byte(pfxAlertOut), store.ScanOptions{KeysOnly: true}, func(_, _ []byte) error { left++; return nil })
 	}))
 	require.Zero(t, left, "published messages are removed")
+}
+
+// pubFunc is a function as a topicPublisher.
+type pubFunc func(topic string, retained bool, payload []byte) error
+
+func (f pubFunc) PublishTopic(topic string, retained bool, payload []byte) error {
+	return f(topic, retained, payload)
 }

@@ -1,4 +1,7 @@
-// Package app wires the server together: store, broker, ingest and HTTP.
+// Package app wires the server together: store, broker, ingest, the
+// post-commit event bus and its subscribers, the replicas' coordination
+// and HTTP. It only wires: each part is built once, after what it needs,
+// and what follows a commit subscribes to the bus (follow.go).
 package app
 
 import (
@@ -20,8 +23,11 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/api"
 	"github.com/shelfsync/shelfsync/server/internal/broker"
 	"github.com/shelfsync/shelfsync/server/internal/config"
+	"github.com/shelfsync/shelfsync/server/internal/dashboard"
 	"github.com/shelfsync/shelfsync/server/internal/downstream"
+	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/ingest"
+	"github.com/shelfsync/shelfsync/server/internal/replica"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
@@ -31,11 +37,15 @@ type Server struct {
 	log    *slog.Logger
 	st     store.Store
 	broker *broker.Broker
+	bus    *events.Bus
+	rep    *replica.Replica // nil: a single server (Badger)
 	ingest *ingest.Ingest
 	down   *downstream.Sender
 	inv    *inventory // inventory.go: orders, alerts, webhooks, dashboard feed
+	md     *mdWiring
 	http   *http.Server
 	httpLn net.Listener
+	cancel context.CancelFunc
 }
 
 // New opens the store and starts listening; Run serves until ctx ends.
@@ -44,23 +54,29 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	s := &Server{cfg: cfg, log: log}
-	st, err := openStore(ctx, cfg, log) // store.go
+	ctx, s.cancel = context.WithCancel(ctx)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.bus = events.New(events.Config{Logger: log.With("component", "events"), Registerer: reg})
+	st, pg, err := openStore(ctx, cfg, log) // store.go
 	if err != nil {
 		return nil, err
 	}
 	s.st = st
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if pg != nil {
+		s.rep = replica.New(replica.NewID(), replica.Config{DB: pg, Bus: s.bus, Partition: cfg.PartitionWarehouses(),
+			LeaseTTL: cfg.LeaseTTL, Logger: log, Registerer: reg})
+	}
 	sec, err := buildSecurity(cfg, reg, log) // security.go
 	if err != nil {
-		st.Close()
+		s.Close()
 		return nil, err
 	}
 	brokerURL := cfg.BrokerURL
 	if brokerURL == "" {
 		b, err := broker.Start(broker.Config{Addr: cfg.MQTTAddr, Logger: log, TLS: sec.brokerTLS, Hook: sec.hook})
 		if err != nil {
-			st.Close()
+			s.Close()
 			return nil, err
 		}
 		s.broker = b
@@ -68,36 +84,29 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_broker_clients", Help: "Clients connected to the embedded broker."},
 			func() float64 { return float64(b.Clients()) }))
 	}
-	var down *downstream.Sender
-	mdw := newMDWiring(st, cfg.Bounds.Defaulted().ClockMaxOffset, log.With("component", "masterdata")) // masterdata.go: gateway notices, master data hooks
-	var inv *inventory
-	part := newPartition(cfg, st, log) // store.go: gateway leases, or nil
+	clock := protocol.NewClock(nil)
+	s.down = downstream.New(downstream.Config{Logger: log.With("component", "downstream"), Clock: clock, Owns: s.owns()}, st)
+	s.md = newMDWiring(st, s.bus, s.down, cfg.Bounds.Defaulted().ClockMaxOffset, log.With("component", "masterdata")) // masterdata.go
+	hub := dashboard.NewHub()
+	s.inv = newInventory(inventoryDeps{st: st, bus: s.bus, hub: hub, md: s.md.hooks(), leading: s.leading(), shared: s.rep != nil,
+		replicaID: s.replicaID(), topics: protocol.NewTopics(cfg.Root), clock: clock, reg: reg, log: log.With("component", "inventory")})
 	s.ingest = ingest.New(ingest.Config{
 		Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: sec.ingestUser, Password: sec.ingestPass,
-		TLS: sec.ingestTLS, Limits: sec.limits, ShareGroup: cfg.ShareGroup, NoDeflate: cfg.NoOpsDeflate,
-		Accept: part.accept(func(wh, gw string) { down.Online(wh, gw, true) }),
+		TLS: sec.ingestTLS, Limits: sec.limits, ShareGroup: cfg.ShareGroup, NoDeflate: cfg.NoOpsDeflate, Clock: clock,
+		Accept: s.accept(), Events: s.bus,
 		Logger: log.With("component", "ingest"), Metrics: ingest.NewMetrics(reg),
-		OnApplied: func(wh, gw string, res store.Result) {
-			down.Changed(wh)
-			inv.applied(wh, gw, res)
-			mdw.applied(wh, gw, res.WM)
-		},
 		OnHello: func(wh, gw string, h *protocol.Hello) {
-			down.Hello(wh, gw, h)
+			s.down.Hello(wh, gw, h)
 			s.updateGateway(wh, gw, func(g *store.Gateway) {
 				g.Online, g.LastSeen, g.ReportedSeq, g.AgentVersion, g.Protocol = true, time.Now().UnixMilli(), h.LastSeq, h.AgentVersion, h.V
 			})
 		},
-		OnDownAck:      func(wh, gw string, a *protocol.DownAck) { down.Acked(wh, gw, a) },
+		OnDownAck:      s.down.Acked,
 		ClockMaxOffset: cfg.Bounds.Defaulted().ClockMaxOffset,
-		OnClock: func(wh, gw string, err error) {
-			if inv != nil && inv.alerts != nil {
-				inv.alerts.GatewayClock(wh, gw, err)
-			}
-		},
+		OnClock:        s.inv.alerts.GatewayClock,
 		OnStatus: func(m *protocol.Status) {
-			down.Online(m.WH, m.GW, m.Online)
-			mdw.status(m)
+			s.down.Online(m.WH, m.GW, m.Online)
+			s.md.status(m)
 			s.updateGateway(m.WH, m.GW, func(g *store.Gateway) {
 				g.Online, g.LastSeen, g.ReportedSeq, g.OutboxDepth = m.Online, time.Now().UnixMilli(), m.LastSeq, m.OutboxDepth
 				if m.AgentVersion != "" {
@@ -106,22 +115,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			})
 		},
 	}, st)
-	down = downstream.New(downstream.Config{Logger: log.With("component", "downstream"), Publish: s.ingest.Publish, Clock: s.ingest.Clock(), Owns: part.owns()}, st)
-	s.down = down
-	cl := newCluster(st, log)
-	inv = newInventory(st, s.ingest, mdw.hooks(), cl, reg, log.With("component", "inventory"))
-	inv.down = down.Changed
-	s.inv = inv
-	mdw.down, mdw.inv = down, inv
-	if err := inv.start(ctx); err != nil {
+	s.follow() // follow.go: the bus's subscribers
+	if err := s.inv.start(ctx, s.ingest); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("start orders, alerts and webhooks: %w", err)
 	}
-	cl.run(ctx) // cluster.go: the replica feed and the leader election (PostgreSQL)
-	cl.metrics(reg)
+	if s.rep != nil {
+		s.rep.Run(ctx, s.inv.lead, s.inv.reload)
+	}
+	s.bus.Start(ctx)
 	s.ingest.Start(ctx)
-	go down.Run(ctx)
-	part.run(ctx)
+	go s.down.Run(ctx, s.ingest)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		s.Close()
@@ -137,15 +141,49 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	deps := api.Deps{Store: st, Ready: s.ready, Gatherer: reg, Logger: log, Middleware: sec.guard.Middleware,
 		UploadDir: uploads, MaxImportBytes: bounds.MaxImportBytes, UploadTimeout: bounds.HTTPUploadTimeout,
-		Hooks: api.Hooks{
-			Changed: func(wh string, res store.Result) { down.Changed(wh); inv.applied(wh, protocol.ServerOrigin, res) },
-			Now:     s.ingest.Clock().Now,
-		}}
-	inv.apiDeps(&deps)
+		Committed: s.bus, Hooks: api.Hooks{Now: clock.Now}, Events: hub, Dashboard: dashboard.Handler()}
+	s.inv.apiDeps(&deps)
 	s.http = &http.Server{Handler: sec.guard.Protect(api.New(deps)), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: bounds.HTTPReadTimeout, IdleTimeout: bounds.HTTPIdleTimeout}
-	s.http.RegisterOnShutdown(inv.hub.Close)
+	s.http.RegisterOnShutdown(hub.Close)
 	return s, nil
+}
+
+// accept is the ingest's Accept hook: with warehouse partitioning, this
+// replica applies the gateways of the warehouses it holds the lease of.
+func (s *Server) accept() func(ctx context.Context, wh, gw string) bool {
+	if s.rep == nil || s.rep.Partition() == nil {
+		return nil
+	}
+	part := s.rep.Partition()
+	return func(ctx context.Context, wh, gw string) bool {
+		return part.Accept(ctx, wh, gw, func(wh, gw string) { s.down.Online(wh, gw, true) })
+	}
+}
+
+// owns is the downstream sender's Owns hook (nil: every gateway).
+func (s *Server) owns() func(wh, gw string) bool {
+	if s.rep == nil || s.rep.Partition() == nil {
+		return nil
+	}
+	return s.rep.Partition().Owns
+}
+
+// leading reports whether this server does the work one replica does
+// alone (a single server always does).
+func (s *Server) leading() func() bool {
+	if s.rep == nil {
+		return func() bool { return true }
+	}
+	return s.rep.Leader
+}
+
+// replicaID names this server in delivery leases ("" for a single server).
+func (s *Server) replicaID() string {
+	if s.rep == nil {
+		return ""
+	}
+	return s.rep.ID()
 }
 
 func (s *Server) updateGateway(wh, gw string, f func(*store.Gateway)) {
@@ -206,6 +244,11 @@ func (s *Server) Close() error {
 	if s.ingest != nil {
 		s.ingest.Stop()
 		s.ingest = nil
+	}
+	s.cancel()
+	s.bus.Wait()
+	if s.rep != nil {
+		s.rep.Wait() // its leases released while the store is open
 	}
 	if s.broker != nil {
 		s.broker.Close()

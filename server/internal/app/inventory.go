@@ -14,7 +14,7 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/api"
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/dashboard"
-	"github.com/shelfsync/shelfsync/server/internal/ingest"
+	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/orders"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 	"github.com/shelfsync/shelfsync/server/internal/webhooks"
@@ -22,8 +22,9 @@ import (
 
 // inventory wires what the server owns beyond the ledger (docs/DESIGN.md,
 // "Inventory behaviour the server owns"): orders and availability, alerts,
-// webhooks, and the dashboard's live feed. It reacts to every applied batch
-// and API change, and publishes on MQTT through the ingest's client.
+// webhooks, and the dashboard's live feed. It follows the post-commit
+// events (follow.go) and publishes on MQTT through the ingest's client
+// (start).
 //
 // The master data (sellable locations, safety stock, reorder thresholds,
 // on-order quantities) plugs in through masterData (masterdata.go); without
@@ -40,8 +41,7 @@ type inventory struct {
 	// alertOut publishes the alerts topic from a queue written with each
 	// alert (alertout.go).
 	alertOut *alertOut
-	cl       *cluster // other replicas (nil: a single server)
-	down     func(wh string)
+	bus      events.Publisher
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -56,21 +56,37 @@ type masterData struct {
 	OnOrder    func(wh, sku string) int64
 }
 
-func newInventory(st store.Store, in *ingest.Ingest, md masterData, cl *cluster, reg prometheus.Registerer, log *slog.Logger) *inventory {
-	inv := &inventory{log: log, st: st, topics: in.Topics(), hub: dashboard.NewHub(), out: newMQTTOut(in.PublishTopic, log)}
-	registerInventoryMetrics(reg, st)
-	b, ok := st.(orders.Store)
+// inventoryDeps are what the inventory is built from.
+type inventoryDeps struct {
+	st      store.Store
+	bus     events.Publisher
+	hub     *dashboard.Hub
+	md      masterData
+	leading func() bool // this replica does the once-for-all work now
+	shared  bool        // replicas share the store
+	// replicaID names this server in delivery leases
+	replicaID string
+	topics    protocol.Topics
+	clock     *protocol.Clock
+	reg       prometheus.Registerer
+	log       *slog.Logger
+}
+
+func newInventory(d inventoryDeps) *inventory {
+	log := d.log
+	inv := &inventory{log: log, st: d.st, topics: d.topics, hub: d.hub, out: newMQTTOut(log), bus: d.bus}
+	registerInventoryMetrics(d.reg, d.st)
+	b, ok := d.st.(orders.Store)
 	if !ok {
 		log.Warn("orders, availability, alerts and webhooks need a store that keeps records; they are off with this backend")
 		return inv
 	}
-	inv.cl = cl
-	inv.alertOut = newAlertOut(b, in.PublishTopic, func() bool { return inv.orders.Active() }, log.With("component", "alerts-mqtt"))
-	inv.hooks = webhooks.New(webhooks.Config{Records: b, Shared: cl != nil, ReplicaID: cl.replicaID(),
-		Logger: log.With("component", "webhooks"), Registerer: reg, OnCreate: inv.welcome})
+	inv.alertOut = newAlertOut(b, d.leading, log.With("component", "alerts-mqtt"))
+	inv.hooks = webhooks.New(webhooks.Config{Records: b, Shared: d.shared, ReplicaID: d.replicaID,
+		Logger: log.With("component", "webhooks"), Registerer: d.reg})
 	inv.alerts = alerts.New(alerts.Config{
-		Records: b, Thresholds: md.Thresholds, OnOrder: md.OnOrder, Logger: log.With("component", "alerts"), Registerer: reg,
-		Gateways: func(ctx context.Context) ([]store.Gateway, error) { return st.Gateways(ctx, "") },
+		Records: b, Thresholds: d.md.Thresholds, OnOrder: d.md.OnOrder, Logger: log.With("component", "alerts"), Registerer: d.reg,
+		Gateways: func(ctx context.Context) ([]store.Gateway, error) { return d.st.Gateways(ctx, "") },
 		// The webhook is queued in the alert's transaction; MQTT and the
 		// dashboard follow the commit.
 		Within:  inv.queueAlert,
@@ -80,43 +96,34 @@ func newInventory(st store.Store, in *ingest.Ingest, md masterData, cl *cluster,
 		OpenConflicts: func(ctx context.Context) ([]conflicts.Conflict, error) {
 			return b.Conflicts(ctx, conflicts.Query{Status: conflicts.StatusOpen})
 		},
-		Sweep: func() bool { return inv.orders.Active() },
+		Sweep: d.leading,
 	})
-	safety := md.Safety
-	if safety == nil && md.Thresholds != nil {
+	safety := d.md.Safety
+	if safety == nil && d.md.Thresholds != nil {
 		safety = func(wh, sku string) int64 {
-			t, _ := md.Thresholds.Threshold(wh, sku)
+			t, _ := d.md.Thresholds.Threshold(wh, sku)
 			return t.SafetyStock
 		}
 	}
 	inv.orders = orders.New(orders.Config{
-		Sellable: md.Sellable, Safety: safety, HLC: in.Clock().Now, Logger: log.With("component", "orders"),
-		Publish: inv.publishAvailability,
-		// Every replica's model recomputes; the active one alone evaluates
-		// reorder points from it (the alert is raised once either way, but
-		// there is no need to do the work three times).
-		OnStock: func(wh, sku string, onHand int64) {
-			if inv.orders.Active() {
-				inv.alerts.ObserveStock(wh, sku, onHand)
-			}
-		},
-		OnConflict: inv.conflict,
+		Sellable: d.md.Sellable, Safety: safety, HLC: d.clock.Now, Logger: log.With("component", "orders"),
+		Publish:    inv.publishAvailability,
+		OnStock:    inv.alerts.ObserveStock, // on the active model only
+		OnConflict: func(c conflicts.Conflict) { d.bus.Publish(events.Event{Conflicts: []conflicts.Conflict{c}}) },
 		OnOrderTx:  inv.queueOrder,
 		OnOrder:    inv.order,
-		Passive:    cl != nil, // until elected (cluster.go)
-		Resync:     resyncEvery(cl),
+		Passive:    d.shared, // until elected (replica.Run: lead)
+		Resync:     resyncEvery(d.shared),
 	}, b)
-	if cl != nil {
-		inv.joinCluster(cl)
-	}
 	return inv
 }
 
-// start loads the order model and starts the background work.
-func (inv *inventory) start(ctx context.Context) error {
+// start loads the order model and starts the background work, which
+// publishes on MQTT through pub.
+func (inv *inventory) start(ctx context.Context, pub topicPublisher) error {
 	ctx, inv.cancel = context.WithCancel(ctx)
 	inv.wg.Add(1)
-	go func() { defer inv.wg.Done(); inv.out.run(ctx) }()
+	go func() { defer inv.wg.Done(); inv.out.run(ctx, pub) }()
 	if inv.orders == nil {
 		return nil
 	}
@@ -127,7 +134,7 @@ func (inv *inventory) start(ctx context.Context) error {
 		return err
 	}
 	inv.wg.Add(3)
-	go func() { defer inv.wg.Done(); inv.alertOut.run(ctx) }()
+	go func() { defer inv.wg.Done(); inv.alertOut.run(ctx, pub) }()
 	go func() { defer inv.wg.Done(); inv.orders.Run(ctx) }()
 	go func() { defer inv.wg.Done(); inv.alerts.Run(ctx) }()
 	return nil
@@ -146,60 +153,44 @@ func (inv *inventory) stop() {
 	}
 }
 
-// apiDeps fills the API's dependencies with what is running.
-func (inv *inventory) apiDeps(d *api.Deps) {
-	d.Events = inv.hub
-	d.Dashboard = dashboard.Handler()
-	if inv.orders != nil {
-		d.Orders, d.Alerts, d.Webhooks = inv.orders, inv.alerts, inv.hooks
-		if inv.cl != nil {
-			d.Orders = clusterOrders{inv.orders, inv.cl}
-		}
-	}
-}
-
-type keyValue struct {
-	Location string `json:"location"`
-	SKU      string `json:"sku"`
-	Lot      string `json:"lot,omitempty"`
-	OnHand   int64  `json:"on_hand"`
-}
-
-// applied reacts to a durably applied batch (gw is the gateway, or the
-// server for API changes): availability, alerts, the live feed.
-func (inv *inventory) applied(wh, gw string, res store.Result) {
-	if res.Applied == 0 && res.Quarantined == 0 && len(res.Changes) == 0 && len(res.Conflicts) == 0 {
-		// the API's signal that wh's master data (or settings) changed:
-		// sellable locations, safety stock, thresholds
-		if inv.orders != nil {
-			inv.orders.Invalidate()
-		}
-		inv.cl.masterData(wh)
+// lead makes the order model active while this replica leads.
+func (inv *inventory) lead(leader bool) {
+	if inv.orders == nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := inv.orders.SetActive(ctx, leader); err != nil {
+		inv.log.Warn("order model: taking over as leader failed; retried at the next recompute", "err", err)
+	}
+}
+
+// reload re-reads all stock, orders and channels (events were lost).
+func (inv *inventory) reload() {
+	if inv.orders == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := inv.orders.Reload(ctx); err != nil {
+		inv.log.Warn("order model: re-reading after lost events failed; recomputing what it knows", "err", err)
+		inv.orders.Invalidate()
+	}
+}
+
+// apiDeps fills the API's dependencies with what is running.
+func (inv *inventory) apiDeps(d *api.Deps) {
 	if inv.orders != nil {
-		inv.orders.Changed(res.Changes)
+		d.Orders, d.Alerts = announcingOrders{inv.orders, inv.bus}, inv.alerts
+		d.Webhooks = welcomingWebhooks{inv.hooks, inv.welcome}
 	}
-	for _, c := range res.Conflicts {
-		inv.conflict(c)
-	}
-	feed := feedEvent(wh, gw, res)
-	inv.hub.Publish("batch", feed)
-	inv.cl.batch(wh, gw, res.Changes, feed)
 }
 
-func (inv *inventory) conflict(c conflicts.Conflict) {
-	if inv.alerts != nil {
-		inv.alerts.ObserveConflict(c)
-	}
-	inv.hub.Publish("conflict", c)
-}
-
-// order follows the commit of an order change: the dashboard and the
-// other replicas (the webhook was queued in the transaction: queueOrder).
+// order follows the commit of an order change of this replica (its
+// webhook was queued in the transaction: queueOrder).
 func (inv *inventory) order(o orders.Order, event string) {
-	inv.hub.Publish("order", map[string]any{"event": event, "order": o})
-	inv.cl.order(o.Warehouse, o.ID)
+	detail, _ := json.Marshal(o)
+	inv.bus.Publish(events.Event{Orders: []events.Order{{Warehouse: o.Warehouse, ID: o.ID, Change: event, Detail: detail}}})
 }
 
 // queueOrder queues the order.{event} webhook in the order's transaction.
@@ -262,74 +253,42 @@ func (inv *inventory) publishAlert(a alerts.Alert) {
 	inv.hub.Publish("alert", a)
 }
 
-// mqttOut publishes the server's retained topics (availability) from one
-// goroutine, so that a slow or absent broker never holds up ingest: each
-// topic keeps only its latest payload until it is published.
-type mqttOut struct {
-	pub  func(topic string, retained bool, payload []byte) error
-	log  *slog.Logger
-	mu   sync.Mutex
-	ret  map[string][]byte
-	wake chan struct{}
+// announcingOrders is the order model as the API sees it: a channel put
+// is a post-commit event (the other replicas re-read their channels).
+type announcingOrders struct {
+	*orders.Service
+	bus events.Publisher
 }
 
-func newMQTTOut(pub func(string, bool, []byte) error, log *slog.Logger) *mqttOut {
-	return &mqttOut{pub: pub, log: log, ret: map[string][]byte{}, wake: make(chan struct{}, 1)}
-}
-
-func (o *mqttOut) retain(topic string, payload []byte) {
-	o.mu.Lock()
-	o.ret[topic] = payload
-	o.mu.Unlock()
-	o.poke()
-}
-
-func (o *mqttOut) poke() {
-	select {
-	case o.wake <- struct{}{}:
-	default:
+func (o announcingOrders) PutChannel(ctx context.Context, c orders.Channel) (orders.Channel, error) {
+	out, err := o.Service.PutChannel(ctx, c)
+	if err == nil {
+		o.bus.Publish(events.Event{Channels: true})
 	}
+	return out, err
 }
 
-func (o *mqttOut) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-o.wake:
-		}
-		for !o.flush() {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-		}
-	}
+// welcomingWebhooks is the webhooks manager as the API sees it: a new
+// endpoint is sent every channel's current availability.
+type welcomingWebhooks struct {
+	*webhooks.Manager
+	welcome func(webhooks.Endpoint)
 }
 
-// flush publishes what waits; it reports false when the broker refused.
-func (o *mqttOut) flush() bool {
-	for {
-		o.mu.Lock()
-		var topic string
-		var payload []byte
-		for t, p := range o.ret {
-			topic, payload = t, p
-			delete(o.ret, t)
-			break
-		}
-		o.mu.Unlock()
-		if topic == "" {
-			return true
-		}
-		if err := o.pub(topic, true, payload); err != nil {
-			o.mu.Lock()
-			if _, newer := o.ret[topic]; !newer {
-				o.ret[topic] = payload
-			}
-			o.mu.Unlock()
-			return false
-		}
+func (w welcomingWebhooks) Create(ctx context.Context, e webhooks.Endpoint) (webhooks.Endpoint, error) {
+	out, err := w.Manager.Create(ctx, e)
+	if err == nil {
+		w.welcome(out)
 	}
+	return out, err
+}
+
+// resyncEvery is how often the order model re-reads everything: the
+// default (5 min) on a single server; every minute on a replica, which
+// also learns of other replicas' changes through the feed.
+func resyncEvery(shared bool) time.Duration {
+	if !shared {
+		return 0
+	}
+	return time.Minute
 }

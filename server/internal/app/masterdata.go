@@ -9,6 +9,7 @@ import (
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/alerts"
 	"github.com/shelfsync/shelfsync/server/internal/downstream"
+	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/routing"
 	"github.com/shelfsync/shelfsync/server/internal/store"
@@ -17,17 +18,19 @@ import (
 // mdWiring connects the master data to the rest of the server: gateway
 // notices (from status messages, and deferred ones once their ops are
 // applied), the inventory's view of locations and thresholds, and local
-// reorder alerts de-duplicated by the server's alerts.
+// reorder alerts, which it publishes for the server's alerts to judge.
 type mdWiring struct {
 	md   *masterdata.Service // nil with a store that keeps no master data
+	st   store.Store
 	log  *slog.Logger
 	down *downstream.Sender
-	inv  *inventory
 }
 
-func newMDWiring(st store.Store, maxOffset time.Duration, log *slog.Logger) *mdWiring {
-	w := &mdWiring{log: log}
-	w.md, _ = routing.Setup(st, masterdata.Options{Logger: log, OnReorder: w.reorder})
+func newMDWiring(st store.Store, bus events.Publisher, down *downstream.Sender, maxOffset time.Duration, log *slog.Logger) *mdWiring {
+	w := &mdWiring{st: st, log: log, down: down}
+	w.md, _ = routing.Setup(st, masterdata.Options{Logger: log, OnReorder: func(wh string, a masterdata.ReorderAlert) {
+		bus.Publish(events.Event{Reorders: []events.Reorder{{Warehouse: wh, SKU: a.SKU}}})
+	}})
 	st.SetOpCheck(stampCheck(maxOffset, time.Now, masterdata.CheckOp)) // ops stamped ahead; strict catalog and unknown locations quarantine
 	return w
 }
@@ -51,25 +54,6 @@ func (w *mdWiring) hooks() masterData {
 	}
 }
 
-// reorder hands a gateway's reorder alert to the server's reorder check,
-// which raises one alert per downward crossing whoever saw it first.
-func (w *mdWiring) reorder(wh string, a masterdata.ReorderAlert) {
-	if w.inv == nil || w.inv.alerts == nil || w.md == nil {
-		return
-	}
-	rows, err := w.inv.st.Stock(context.Background(), store.StockQuery{Warehouse: wh, SKU: a.SKU})
-	if err != nil {
-		return
-	}
-	var onHand int64
-	for _, r := range rows {
-		if r.SKU == a.SKU {
-			onHand += r.OnHand
-		}
-	}
-	w.inv.alerts.ObserveStock(wh, a.SKU, onHand)
-}
-
 func (w *mdWiring) status(m *protocol.Status) {
 	if w.md == nil || len(m.Notices) == 0 {
 		return
@@ -80,22 +64,47 @@ func (w *mdWiring) status(m *protocol.Status) {
 	if err != nil {
 		w.log.Warn("gateway notices not taken; the gateway repeats them", "warehouse", m.WH, "gateway", m.GW, "err", err)
 	}
-	if grew && w.down != nil {
+	if grew {
 		w.down.Changed(m.WH)
 	}
 }
 
-func (w *mdWiring) applied(wh, gw string, wm uint64) {
+// follow is the master data's bus subscriber: a gateway's notices wait
+// until its watermark covers their ops.
+func (w *mdWiring) follow(ctx context.Context, ev events.Event) {
+	if ev.Remote || w.md == nil {
+		return // the replica that applied takes them
+	}
+	for _, b := range ev.Batches {
+		if b.Gateway != protocol.ServerOrigin {
+			w.applied(ctx, b.Warehouse, b.Gateway, b.WM)
+		}
+	}
+}
+
+// resync looks at every gateway's waiting notices.
+func (w *mdWiring) resync(ctx context.Context) {
 	if w.md == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	gs, err := w.st.Gateways(ctx, "")
+	if err != nil {
+		w.log.Warn("gateways not listed; waiting notices are taken with their gateway's next batch", "err", err)
+		return
+	}
+	for _, g := range gs {
+		w.applied(ctx, g.Warehouse, g.Gateway, g.WM)
+	}
+}
+
+func (w *mdWiring) applied(ctx context.Context, wh, gw string, wm uint64) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	grew, err := w.md.Applied(ctx, wh, gw, wm)
 	if err != nil {
 		w.log.Warn("gateway notices not taken; the gateway repeats them", "warehouse", wh, "gateway", gw, "err", err)
 	}
-	if grew && w.down != nil {
+	if grew {
 		w.down.Changed(wh)
 	}
 }

@@ -18,13 +18,17 @@ type ScaleOut struct {
 	// through the MQTT shared subscription $share/{ShareGroup}/…, so that
 	// the replicas of one group split the messages between them.
 	ShareGroup string
-	// GatewayLeases makes the replicas partition the gateways through
-	// leases in PostgreSQL: every replica subscribes to every gateway, and
-	// handles (and sends the downstream of) only those it holds the lease
-	// of. For brokers whose shared subscriptions are round robin
-	// (Mosquitto); LeaseTTL is how long a crashed replica's gateways wait.
-	GatewayLeases bool
-	LeaseTTL      time.Duration
+	// Partition is how replicas sharing a PostgreSQL store and an
+	// external broker divide the work: "warehouse" (the default) gives
+	// each warehouse to one replica at a time through a lease in
+	// PostgreSQL — every replica subscribes to every gateway and applies,
+	// acknowledges and sends the downstream of the gateways of the
+	// warehouses it holds; "none" lets every replica handle every message
+	// it receives. Empty means "warehouse". With ShareGroup the broker divides the gateways and
+	// Partition is not used. LeaseTTL is
+	// how long a crashed replica's warehouses wait for another.
+	Partition string
+	LeaseTTL  time.Duration
 	// NoOpsDeflate stops announcing the ops-deflate feature (compressed op
 	// batches, protocol SPEC.md §5.1) to gateways. Set it on every replica
 	// while a rolling upgrade still runs replicas that predate it;
@@ -35,10 +39,25 @@ type ScaleOut struct {
 func (c *ScaleOut) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", "", "store backend: empty or \"badger\" for the embedded Badger store under --data, or a PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=require) shared by replicas")
 	fs.StringVar(&c.ShareGroup, "share-group", "", "MQTT shared-subscription group of the replicas (subscribe as $share/GROUP/…): for brokers that keep a publisher on one subscriber (EMQX hash_clientid); empty: every server gets every message")
-	fs.BoolVar(&c.GatewayLeases, "gateway-leases", false, "partition gateways between the replicas of a PostgreSQL store with leases: every replica subscribes to every gateway and handles those it holds (for Mosquitto, whose shared subscriptions are round robin)")
+	fs.StringVar(&c.Partition, "partition", "warehouse", "how replicas of a PostgreSQL store on an external broker divide the work: \"warehouse\" (each warehouse's gateways applied by one replica at a time, through a lease in PostgreSQL; every replica subscribes to every gateway) or \"none\" (every replica handles what it receives); off with --share-group, where the broker divides the gateways")
 	fs.BoolVar(&c.NoOpsDeflate, "no-ops-deflate", false, "do not announce ops-deflate (DEFLATE-compressed op batches, ~9 instead of ~71 bytes per op) to gateways, so they send plain batches: set on every replica while a rolling upgrade still runs replicas older than this feature (they would refuse compressed batches, costing a resend); compressed batches are accepted either way")
-	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "with gateway-leases: how long a gateway lease outlives its replica's last renewal (a crashed replica's gateways move after this)")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "with --partition warehouse: how long a warehouse lease outlives its replica's last renewal (a crashed replica's warehouses move to another after this)")
 }
+
+// PartitionWarehouses reports whether this server takes part in the
+// warehouse partition: a PostgreSQL store shared through an external
+// broker without a shared subscription (there the broker divides the
+// gateways, and a replica does not see every message it would need to
+// hold a warehouse's lease), with Partition "warehouse".
+func (c *Config) PartitionWarehouses() bool {
+	return (c.Partition == PartitionWarehouse || c.Partition == "") && c.Postgres() && c.BrokerURL != "" && c.ShareGroup == ""
+}
+
+// Partition values.
+const (
+	PartitionWarehouse = "warehouse"
+	PartitionNone      = "none"
+)
 
 // Postgres reports whether the store is PostgreSQL.
 func (c *ScaleOut) Postgres() bool {
@@ -50,16 +69,14 @@ func (c *ScaleOut) validate(external bool) []error {
 	if c.Store != "" && c.Store != "badger" && !c.Postgres() {
 		errs = append(errs, fmt.Errorf("store: %q must be empty, \"badger\" or a postgres:// URL", redactDSN(c.Store)))
 	}
-	if c.GatewayLeases {
-		if !external || !c.Postgres() {
-			errs = append(errs, fmt.Errorf("gateway-leases: needs an external broker (--broker) and a PostgreSQL store (--store postgres://…)"))
-		}
-		if c.ShareGroup != "" {
-			errs = append(errs, fmt.Errorf("gateway-leases: do not combine with share-group: a replica must see every gateway's messages to hold its lease"))
-		}
-		if c.LeaseTTL < time.Second {
+	switch c.Partition {
+	case PartitionWarehouse, "": // "": the default
+		if c.LeaseTTL != 0 && c.LeaseTTL < time.Second { // 0: the default
 			errs = append(errs, fmt.Errorf("lease-ttl: %s must be at least 1s", c.LeaseTTL))
 		}
+	case PartitionNone:
+	default:
+		errs = append(errs, fmt.Errorf("partition: %q must be %q or %q", c.Partition, PartitionWarehouse, PartitionNone))
 	}
 	if c.ShareGroup != "" {
 		if strings.ContainsAny(c.ShareGroup, "/+#") {

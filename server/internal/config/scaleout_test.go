@@ -22,10 +22,10 @@ func TestScaleOutValidate(t *testing.T) {
 		{"share group needs external broker", []string{"--store", pg, "--share-group", "g"}, "share-group: needs an external broker"},
 		{"share group needs postgres", []string{"--broker", "tcp://b:1883", "--share-group", "g"}, "share-group: replicas must share a PostgreSQL store"},
 		{"share group is one level", []string{"--store", pg, "--broker", "tcp://b:1883", "--share-group", "a/b"}, "must not contain"},
-		{"leases", []string{"--store", pg, "--broker", "tcp://b:1883", "--gateway-leases"}, ""},
-		{"leases need postgres", []string{"--broker", "tcp://b:1883", "--gateway-leases"}, "gateway-leases: needs"},
-		{"leases exclude share group", []string{"--store", pg, "--broker", "tcp://b:1883", "--gateway-leases", "--share-group", "g"}, "do not combine"},
-		{"lease ttl floor", []string{"--store", pg, "--broker", "tcp://b:1883", "--gateway-leases", "--lease-ttl", "100ms"}, "lease-ttl"},
+		{"warehouse partition", []string{"--store", pg, "--broker", "tcp://b:1883", "--partition", "warehouse"}, ""},
+		{"no partition", []string{"--store", pg, "--broker", "tcp://b:1883", "--partition", "none"}, ""},
+		{"unknown partition", []string{"--store", pg, "--broker", "tcp://b:1883", "--partition", "gateway"}, `partition: "gateway" must be`},
+		{"lease ttl floor", []string{"--store", pg, "--broker", "tcp://b:1883", "--lease-ttl", "100ms"}, "lease-ttl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := load(t, tc.args...)
@@ -38,5 +38,26 @@ func TestScaleOutValidate(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 			require.NotContains(t, err.Error(), "secret")
 		})
+	}
+}
+
+// The warehouse partition is the default for replicas, and only for them:
+// a PostgreSQL store reached through an external broker without a shared
+// subscription.
+func TestPartitionWarehousesByDefault(t *testing.T) {
+	const pg = "postgres://u:secret@db:5432/shelfsync"
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"--store", pg, "--broker", "tcp://b:1883"}, true},
+		{[]string{"--store", pg, "--broker", "tcp://b:1883", "--partition", "none"}, false},
+		{[]string{"--store", pg, "--broker", "tcp://b:1883", "--share-group", "g"}, false},
+		{[]string{"--store", pg}, false},              // embedded broker: one server
+		{[]string{"--broker", "tcp://b:1883"}, false}, // Badger: one server
+	} {
+		c, err := load(t, tc.args...)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, c.PartitionWarehouses(), "%v", tc.args)
 	}
 }

@@ -21,12 +21,16 @@ type Config struct {
 	Window   uint64        // seqs in flight; default 8192
 	Timeout  time.Duration // rewind when no down-ack; default 3 s
 	Logger   *slog.Logger
-	// Publish sends a payload on a gateway's down topic.
-	Publish func(wh, gw string, payload []byte) error
-	Clock   *protocol.Clock
+	Clock    *protocol.Clock
 	// Owns, when set, reports whether this server sends a gateway's
 	// downstream (with gateway leases, only the lease holder does).
 	Owns func(wh, gw string) bool
+}
+
+// Publisher sends a payload on a gateway's down topic (the ingest's MQTT
+// client).
+type Publisher interface {
+	Publish(wh, gw string, payload []byte) error
 }
 
 type gwKey struct{ wh, gw string }
@@ -47,7 +51,7 @@ type Sender struct {
 	gws map[gwKey]*gwState
 }
 
-// New builds a sender; Run drives it.
+// New builds a sender, which tracks gateways' positions at once; Run sends.
 func New(cfg Config, st store.Store) *Sender {
 	if cfg.MaxItems <= 0 {
 		cfg.MaxItems = 512
@@ -123,7 +127,7 @@ func (s *Sender) Online(wh, gw string, online bool) {
 	s.poke()
 }
 
-// Changed tells the sender that wh's log grew.
+// Changed tells the sender that wh's log grew ("": any warehouse's).
 func (s *Sender) Changed(string) { s.poke() }
 
 // DownAcked returns a gateway's acknowledged downstream position.
@@ -136,8 +140,8 @@ func (s *Sender) DownAcked(wh, gw string) uint64 {
 	return 0
 }
 
-// Run sends until ctx is done.
-func (s *Sender) Run(ctx context.Context) {
+// Run sends through pub until ctx is done.
+func (s *Sender) Run(ctx context.Context, pub Publisher) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -147,11 +151,11 @@ func (s *Sender) Run(ctx context.Context) {
 		case <-s.kick:
 		case <-tick.C:
 		}
-		s.sendAll(ctx)
+		s.sendAll(ctx, pub)
 	}
 }
 
-func (s *Sender) sendAll(ctx context.Context) {
+func (s *Sender) sendAll(ctx context.Context, pub Publisher) {
 	s.mu.Lock()
 	keys := make([]gwKey, 0, len(s.gws))
 	for k, g := range s.gws {
@@ -161,11 +165,11 @@ func (s *Sender) sendAll(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	for _, k := range keys {
-		s.sendOne(ctx, k)
+		s.sendOne(ctx, pub, k)
 	}
 }
 
-func (s *Sender) sendOne(ctx context.Context, k gwKey) {
+func (s *Sender) sendOne(ctx context.Context, pub Publisher, k gwKey) {
 	for {
 		s.mu.Lock()
 		g := s.gws[k]
@@ -204,7 +208,7 @@ func (s *Sender) sendOne(ctx context.Context, k gwKey) {
 		if !room || r.Last < r.First {
 			return
 		}
-		if err := s.cfg.Publish(k.wh, k.gw, raw); err != nil {
+		if err := pub.Publish(k.wh, k.gw, raw); err != nil {
 			s.log.Warn("downstream publish failed; will retry", "warehouse", k.wh, "gateway", k.gw, "err", err)
 			return
 		}

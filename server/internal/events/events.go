@@ -37,8 +37,15 @@ type Event struct {
 	// what the order model computes from them must be computed again, and
 	// the warehouse's downstream log may have grown.
 	MasterData []string
+	// Tasks lists the warehouses whose tasks the transaction created or
+	// changed (their downstream log grew).
+	Tasks []string
 	// Channels reports that a sales channel's allocation changed.
 	Channels bool
+	// Reorders are the reorder notices of gateways the transaction took
+	// that opened a reorder alert: the server judges each sku against its
+	// whole warehouse's stock.
+	Reorders []Reorder
 	// Remote reports an event another replica told of (the replica feed):
 	// this server did not commit it, Ops are nil, and each Change carries
 	// only its Key and After. The replica feed does not repeat it.
@@ -74,6 +81,12 @@ type Order struct {
 	Detail json.RawMessage
 }
 
+// Reorder is a sku a gateway found at or under its reorder point.
+type Reorder struct {
+	Warehouse string
+	SKU       string
+}
+
 // Warehouses returns the distinct warehouses the event touched, in first
 // appearance order.
 func (e *Event) Warehouses() []string {
@@ -95,6 +108,12 @@ func (e *Event) Warehouses() []string {
 		add(o.Warehouse)
 	}
 	for _, wh := range e.MasterData {
+		add(wh)
+	}
+	for _, r := range e.Reorders {
+		add(r.Warehouse)
+	}
+	for _, wh := range e.Tasks {
 		add(wh)
 	}
 	return out
@@ -123,13 +142,13 @@ func (e *Event) AllConflicts() []conflicts.Conflict {
 
 // Empty reports whether the event says nothing.
 func (e *Event) Empty() bool {
-	return len(e.Batches) == 0 && len(e.Conflicts) == 0 && len(e.Orders) == 0 && len(e.MasterData) == 0 && !e.Channels
+	return len(e.Batches) == 0 && len(e.Conflicts) == 0 && len(e.Orders) == 0 && len(e.MasterData) == 0 && !e.Channels && len(e.Reorders) == 0 && len(e.Tasks) == 0
 }
 
 // weight is what the event counts for against a subscriber's queue bound:
 // roughly the number of records it holds.
 func (e *Event) weight() int {
-	n := 1 + len(e.Conflicts) + len(e.Orders) + len(e.MasterData)
+	n := 1 + len(e.Conflicts) + len(e.Orders) + len(e.MasterData) + len(e.Reorders) + len(e.Tasks)
 	for _, b := range e.Batches {
 		n += 1 + len(b.Ops) + len(b.Changes) + len(b.Conflicts)
 	}

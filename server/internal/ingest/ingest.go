@@ -16,6 +16,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
@@ -54,8 +55,12 @@ type Config struct {
 	Accept  func(ctx context.Context, wh, gw string) bool
 	Logger  *slog.Logger
 	Metrics *Metrics
-	// OnApplied, when set, is called after a batch is durably applied.
-	OnApplied func(wh, gw string, res store.Result)
+	// Clock is the server's hybrid logical clock, which every message's
+	// HLC advances; default a new one.
+	Clock *protocol.Clock
+	// Events, when set, receives the post-commit event of every applied
+	// batch.
+	Events events.Publisher
 	// OnStatus, when set, receives every gateway status message.
 	OnStatus func(st *protocol.Status)
 	// OnHello, when set, is called after a hello is answered.
@@ -106,6 +111,9 @@ func New(cfg Config, st store.Store) *Ingest {
 	if cfg.ClientID == "" {
 		cfg.ClientID = fmt.Sprintf("shelfsync-server-%d", time.Now().UnixNano())
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = protocol.NewClock(nil)
+	}
 	cfg.Limits.defaults(cfg.Queue)
 	// A compressed batch may inflate to no more than a plain message may
 	// be (SPEC.md §5.1): the same MaxMessageBytes bounds both.
@@ -113,7 +121,7 @@ func New(cfg Config, st store.Store) *Ingest {
 	if err != nil {
 		panic(fmt.Sprintf("ingest: codec: %v", err)) // fixed options: cannot fail
 	}
-	in := &Ingest{cfg: cfg, st: st, topics: protocol.NewTopics(cfg.Root), codec: codec, clock: protocol.NewClock(nil), log: cfg.Logger, m: cfg.Metrics}
+	in := &Ingest{cfg: cfg, st: st, topics: protocol.NewTopics(cfg.Root), codec: codec, clock: cfg.Clock, log: cfg.Logger, m: cfg.Metrics}
 	if !cfg.NoDeflate {
 		in.feats |= protocol.FeatureOpsDeflate
 	}
@@ -336,8 +344,9 @@ func (in *Ingest) applyBatch(ctx context.Context, log *slog.Logger, wh, gw strin
 		errText = fmt.Sprintf("gap: expected seq %d", res.WM+1)
 		log.Info("gap; asking for resend", "first", b.First, "wm", res.WM)
 	}
-	if res.Verdict == protocol.Apply && in.cfg.OnApplied != nil {
-		in.cfg.OnApplied(wh, gw, res)
+	if res.Verdict == protocol.Apply && in.cfg.Events != nil {
+		in.cfg.Events.Publish(events.Event{Batches: []events.Batch{{Warehouse: wh, Gateway: gw, WM: res.WM,
+			Applied: res.Applied, Quarantined: res.Quarantined, Changes: res.Changes, Conflicts: res.Conflicts}}})
 	}
 	in.publishAck(wh, gw, res.WM, errText)
 }

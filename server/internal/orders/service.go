@@ -56,7 +56,9 @@ type Config struct {
 	// (active replica only).
 	Publish func(Snapshot)
 	// OnStock receives, after each recompute, the on-hand of every sku
-	// and warehouse it touched (all locations), on every replica.
+	// and warehouse it touched (all locations), on the active replica
+	// only (every replica's model recomputes; one evaluating reorder
+	// points from it is enough).
 	OnStock func(wh, sku string, onHand int64)
 	// OnConflict receives the oversell conflicts the model raised or
 	// cleared (active replica only), and the over-picks an order written
@@ -927,7 +929,7 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 		}
 	}
 	s.checkOversell(ctx, set)
-	if s.cfg.OnStock != nil {
+	if s.cfg.OnStock != nil && active {
 		for ws, n := range stock {
 			s.cfg.OnStock(ws.wh, ws.sku, n)
 		}

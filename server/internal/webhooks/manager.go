@@ -61,9 +61,6 @@ type Config struct {
 	Now         func() time.Time
 	Logger      *slog.Logger
 	Registerer  prometheus.Registerer
-	// OnCreate, when set, is called after an endpoint is created (to queue
-	// the current state for it: every channel's availability).
-	OnCreate func(e Endpoint)
 
 	// Shared says that other replicas run managers over the same Records
 	// (see the package comment): this one then re-reads the endpoints and
@@ -307,9 +304,6 @@ func (m *Manager) Create(_ context.Context, e Endpoint) (Endpoint, error) {
 	m.startWorker(e.ID)
 	m.mu.Unlock()
 	m.epMu.Unlock()
-	if m.cfg.OnCreate != nil {
-		m.cfg.OnCreate(e)
-	}
 	return e, nil
 }
 
