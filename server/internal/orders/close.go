@@ -1,0 +1,143 @@
+package orders
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// Closing orders: shipping and cancelling, and copies of the order record.
+
+// Ship marks an open order shipped: what was picked left, what was not is
+// released back to ATS.
+func (s *Service) Ship(ctx context.Context, wh, id string) (Order, error) {
+	return s.close(ctx, wh, id, StatusShipped)
+}
+
+// Cancel cancels an open order and releases its reservations. Units
+// already picked stay off the shelf until a person puts them back (the
+// order's lines say how many).
+func (s *Service) Cancel(ctx context.Context, wh, id string) (Order, error) {
+	return s.close(ctx, wh, id, StatusCancelled)
+}
+
+func (s *Service) close(ctx context.Context, wh, id string, to Status) (Order, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	now := s.cfg.Now().UnixMilli()
+	var (
+		o      Order
+		caught []Order
+		replay bool
+	)
+	s.ordMu.Lock()
+	s.mu.Lock()
+	cursor := s.cursor
+	s.mu.Unlock()
+	err := s.st.Update(func(tx store.Tx) error {
+		o, caught, replay = Order{}, nil, false
+		found, err := getCBOR(tx, orderKey(wh, id), &o)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("order %s/%s: %w", wh, id, ErrNotFound)
+		}
+		ps, err := tx.OrderPicks(wh, id)
+		if err != nil {
+			return err
+		}
+		if o.Status == to {
+			replay = true // a replayed request
+			applyPicks(&o, ps, func(string) bool { return true })
+			return nil
+		}
+		if o.Status != StatusOpen {
+			applyPicks(&o, ps, func(string) bool { return true })
+			return fmt.Errorf("%w: order %s/%s is %s", ErrConflict, wh, id, o.Status)
+		}
+		prev := o.Seq
+		if caught, o.Seq, err = nextSeq(tx, cursor); err != nil {
+			return err
+		}
+		o.Status, o.UpdatedMS = to, now
+		if err := putCBOR(tx, orderKey(wh, id), stored(&o)); err != nil {
+			return err
+		}
+		if err := tx.Delete(openKey(wh, id)); err != nil {
+			return err
+		}
+		if err := logOrder(tx, wh, id, o.Seq, prev); err != nil {
+			return err
+		}
+		if _, err := tx.PutOrder(storeOrder(&o)); err != nil {
+			return err
+		}
+		applyPicks(&o, ps, func(string) bool { return true }) // nothing reserved any more
+		if s.cfg.OnOrderTx != nil {
+			return s.cfg.OnOrderTx(tx, cloneOrder(&o), string(to))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrConflict) {
+		s.ordMu.Unlock()
+		if errors.Is(err, ErrNotFound) {
+			return Order{}, err
+		}
+		return Order{}, fmt.Errorf("store order: %w", err)
+	}
+	s.mu.Lock()
+	aff := s.applyRecords(append(caught, o)) // the model may not have seen another replica close it
+	if err != nil || replay {
+		s.markDirty(aff)
+		s.mu.Unlock()
+		s.ordMu.Unlock()
+		if len(aff) > 0 {
+			s.signal()
+		}
+		return o, err
+	}
+	set := map[whsku]struct{}{}
+	for _, l := range o.Lines {
+		set[whsku{wh, l.SKU}] = struct{}{}
+		delete(aff, whsku{wh, l.SKU})
+	}
+	s.markDirty(aff) // the orders of other replicas, for their picks
+	s.seq, s.cursor = max(s.seq, o.Seq), max(s.cursor, o.Seq)
+	s.publish = true
+	s.mu.Unlock()
+	s.ordMu.Unlock()
+	s.checkOversell(ctx, set)
+	s.signal()
+	if s.cfg.OnOrder != nil {
+		s.cfg.OnOrder(o, string(to))
+	}
+	return o, nil
+}
+
+func cloneOrder(o *Order) Order {
+	out := *o
+	out.Lines = append([]Line(nil), o.Lines...)
+	out.Short = append([]string(nil), o.Short...)
+	return out
+}
+
+// stored strips computed fields before an order is written.
+func stored(o *Order) Order {
+	out := cloneOrder(o)
+	for i := range out.Lines {
+		out.Lines[i].Picked, out.Lines[i].Reserved = 0, 0
+	}
+	return out
+}
+
+// storeOrder is the minimal order record the over-pick detector reads.
+func storeOrder(o *Order) store.Order {
+	so := store.Order{Warehouse: o.Warehouse, ID: o.ID, Channel: o.Channel, Status: string(o.Status)}
+	for _, l := range o.Lines {
+		so.Lines = append(so.Lines, store.OrderLine{Line: l.Line, SKU: l.SKU, Lot: l.Lot, Qty: l.Qty})
+	}
+	return so
+}

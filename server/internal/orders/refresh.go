@@ -1,0 +1,244 @@
+package orders
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/shelfsync/shelfsync/protocol/ledger"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// Recomputing reservations and ATS from one snapshot of the store.
+
+// refresh reads into the model the orders written since the last refresh
+// (catchUp), then re-reads, for the given skus, the ones those orders touch
+// and, with pending, every sku and key marked dirty, the picks of their
+// open orders and their stock, from one snapshot of the store, and
+// recomputes reservations and ATS. It returns the skus whose reservation
+// changed.
+func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bool) (_ map[whsku]bool, err error) {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+
+	var dirtyKeys map[ledger.Key]struct{}
+	set := make(map[whsku]struct{}, len(in))
+	for ws := range in {
+		set[ws] = struct{}{}
+	}
+	if pending { // taken under refreshMu: a refresh that follows sees them applied
+		s.mu.Lock()
+		dirty := s.dirty
+		dirtyKeys, s.dirty, s.dirtyK = s.dirtyK, map[whsku]struct{}{}, map[ledger.Key]struct{}{}
+		s.mu.Unlock()
+		for ws := range dirty {
+			set[ws] = struct{}{}
+		}
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		s.mu.Lock() // for the next flush
+		s.markDirty(set)
+		for k := range dirtyKeys {
+			s.dirtyK[k] = struct{}{}
+		}
+		s.mu.Unlock()
+	}()
+	aff, err := s.catchUp()
+	if err != nil {
+		return nil, err
+	}
+	for ws := range aff {
+		set[ws] = struct{}{}
+	}
+	for k := range dirtyKeys {
+		set[whsku{k.WH, k.SKU}] = struct{}{}
+	}
+	if len(set) == 0 {
+		return nil, nil
+	}
+
+	s.mu.Lock()
+	var refs []store.OrderRef
+	seen := map[okey]bool{}
+	groups := map[ledger.Key]bool{} // (wh, loc, sku) with Lot ""
+	for ws := range set {
+		for ok := range s.bySKU[ws] {
+			if !seen[ok] {
+				seen[ok] = true
+				refs = append(refs, store.OrderRef{Warehouse: ok.wh, ID: ok.id})
+			}
+		}
+		for k := range s.locs[ws] {
+			groups[ledger.Key{WH: k.WH, Location: k.Location, SKU: k.SKU}] = true
+		}
+	}
+	for k := range s.dirtyK { // changes not flushed yet: read them now too
+		if _, in := set[whsku{k.WH, k.SKU}]; in {
+			groups[ledger.Key{WH: k.WH, Location: k.Location, SKU: k.SKU}] = true
+			delete(s.dirtyK, k)
+		}
+	}
+	s.mu.Unlock()
+	for k := range dirtyKeys {
+		groups[ledger.Key{WH: k.WH, Location: k.Location, SKU: k.SKU}] = true
+	}
+	queries := make([]store.StockQuery, 0, len(groups))
+	for g := range groups {
+		queries = append(queries, store.StockQuery{Warehouse: g.WH, Location: g.Location, SKU: g.SKU})
+	}
+	picks := make(map[store.OrderRef][]store.OrderPick, len(refs))
+	var rows []store.StockRow
+	err = s.st.View(func(tx store.Tx) error {
+		rows = nil
+		for _, r := range refs {
+			ps, err := tx.OrderPicks(r.Warehouse, r.ID)
+			if err != nil {
+				return err
+			}
+			picks[r] = ps
+		}
+		for _, q := range queries {
+			rs, err := tx.StockWhere(q)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, rs...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read picks and stock: %w", err)
+	}
+
+	s.mu.Lock()
+	for _, r := range rows {
+		s.setKey(ledger.Key{WH: r.Warehouse, Location: r.Location, SKU: r.SKU, Lot: r.Lot}, r.OnHand)
+	}
+	for ref, ps := range picks {
+		if o := s.open[okey{ref.Warehouse, ref.ID}]; o != nil {
+			applyPicks(o, ps, func(sku string) bool { _, in := set[whsku{ref.Warehouse, sku}]; return in })
+		}
+	}
+	changed := map[whsku]bool{}
+	for ws := range set {
+		if s.recomputeSKU(ws) {
+			changed[ws] = true
+		}
+	}
+	s.publish = true
+	active := s.active
+	stock := make(map[whsku]int64, len(set))
+	for ws := range set {
+		stock[ws] = s.ats[ws].OnHand
+	}
+	s.mu.Unlock()
+
+	if len(changed) > 0 && active {
+		// A snapshot built meanwhile shows the new reservations with the
+		// old sequence: it accounts for no order it does not hold.
+		if err := s.bumpSeq(); err != nil {
+			s.log.Error("reservation sequence not advanced", "err", err)
+		}
+	}
+	s.checkOversell(ctx, set)
+	if s.cfg.OnStock != nil && active {
+		for ws, n := range stock {
+			s.cfg.OnStock(ws.wh, ws.sku, n)
+		}
+	}
+	return changed, nil
+}
+
+// recomputeSKU recomputes the reservation and ATS of one sku of one
+// warehouse and reports whether the reservation changed; s.mu is held.
+func (s *Service) recomputeSKU(ws whsku) bool {
+	a := s.computeATS(ws)
+	before := s.reserved[ws]
+	if a.Reserved == 0 {
+		delete(s.reserved, ws)
+	} else {
+		s.reserved[ws] = a.Reserved
+	}
+	s.ats[ws] = a
+	return before != a.Reserved
+}
+
+// computeATS computes the reservation and ATS of one sku of one warehouse
+// from the model, changing nothing; s.mu is held.
+func (s *Service) computeATS(ws whsku) ATS {
+	var res int64
+	for ok := range s.bySKU[ws] {
+		for _, l := range s.open[ok].Lines {
+			if l.SKU == ws.sku {
+				res += l.Reserved
+			}
+		}
+	}
+	a := ATS{Warehouse: ws.wh, SKU: ws.sku, Reserved: res, Safety: s.cfg.Safety(ws.wh, ws.sku)}
+	for k := range s.locs[ws] {
+		// A negative key is usually a pick booked at the wrong bin: the
+		// units left another bin of the sku. Summing as recorded keeps ATS
+		// at what the records can ship; clamping would offer them twice.
+		q := s.keys[k]
+		a.OnHand += q
+		if s.cfg.Sellable(k.WH, k.Location) {
+			a.Sellable += q
+		}
+	}
+	a.Available = a.Sellable - a.Reserved - a.Safety
+	return a
+}
+
+// applyPicks attributes picks to the order's lines: a pick naming a line of
+// the order counts there; one naming only the order goes to the lines of
+// its sku in line order, filling each up to its quantity (the last takes
+// any excess). Only lines whose sku passes `only` are updated.
+func applyPicks(o *Order, picks []store.OrderPick, only func(sku string) bool) {
+	picked := make([]int64, len(o.Lines))
+	byLine := map[uint32]int{}
+	for i, l := range o.Lines {
+		byLine[l.Line] = i
+	}
+	var loose []store.OrderPick
+	for _, p := range picks {
+		if i, ok := byLine[p.Line]; ok && p.Line != 0 && o.Lines[i].SKU == p.SKU {
+			picked[i] += p.Qty
+			continue
+		}
+		loose = append(loose, p)
+	}
+	for _, p := range loose {
+		last := -1
+		qty := p.Qty
+		for i, l := range o.Lines {
+			if l.SKU != p.SKU {
+				continue
+			}
+			last = i
+			if room := l.Qty - picked[i]; room > 0 {
+				take := min(room, qty)
+				picked[i] += take
+				qty -= take
+			}
+			if qty == 0 {
+				break
+			}
+		}
+		if last >= 0 && qty > 0 {
+			picked[last] += qty
+		}
+	}
+	for i := range o.Lines {
+		l := &o.Lines[i]
+		if !only(l.SKU) {
+			continue
+		}
+		l.Picked = picked[i]
+		l.Reserved = 0
+		if o.Status == StatusOpen && l.Qty > l.Picked {
+			l.Reserved = l.Qty - l.Picked
+		}
+	}
+}
