@@ -23,8 +23,8 @@ import (
 // Ready reports whether the server can take traffic.
 type Ready func() error
 
-// Deps are what the handlers use. Optional parts may be nil; their routes
-// then answer 501.
+// Deps are what the handlers use. Every server has every part; a test
+// may leave out the parts whose routes it does not call.
 type Deps struct {
 	Store    store.Store
 	Ready    Ready
@@ -37,7 +37,7 @@ type Deps struct {
 	// the API makes to the ledger, master data or tasks.
 	Committed events.Publisher
 	// Orders, Alerts, Webhooks and Events serve their routes (orders.go,
-	// availability.go, alerts.go, webhooks.go, events.go); nil answers 501.
+	// availability.go, alerts.go, webhooks.go, events.go).
 	Orders   Orders
 	Alerts   Alerts
 	Webhooks Webhooks

@@ -8,10 +8,7 @@ import (
 
 func (h *Handler) registerAvailability() {
 	h.handle("GET /api/v1/availability", func(w http.ResponseWriter, r *http.Request) {
-		svc, ok := h.orders(w)
-		if !ok {
-			return
-		}
+		svc := h.d.Orders
 		q := r.URL.Query()
 		rows, totals, seq := svc.Availability(q.Get("warehouse"), q.Get("sku"))
 		if rows == nil {
@@ -20,17 +17,11 @@ func (h *Handler) registerAvailability() {
 		writeJSON(w, http.StatusOK, map[string]any{"seq": seq, "items": rows, "totals": totals})
 	})
 	h.handle("GET /api/v1/channels", func(w http.ResponseWriter, r *http.Request) {
-		svc, ok := h.orders(w)
-		if !ok {
-			return
-		}
+		svc := h.d.Orders
 		writeJSON(w, http.StatusOK, map[string]any{"items": svc.Channels()})
 	})
 	h.handle("PUT /api/v1/channels/{channel}", func(w http.ResponseWriter, r *http.Request) {
-		svc, ok := h.orders(w)
-		if !ok {
-			return
-		}
+		svc := h.d.Orders
 		var body struct {
 			SharePct   *float64 `json:"share_pct"`
 			Cap        *int64   `json:"cap"`
@@ -51,10 +42,7 @@ func (h *Handler) registerAvailability() {
 		writeJSON(w, http.StatusOK, c)
 	})
 	h.handle("GET /api/v1/channels/{channel}/availability", func(w http.ResponseWriter, r *http.Request) {
-		svc, ok := h.orders(w)
-		if !ok {
-			return
-		}
+		svc := h.d.Orders
 		sn, found := svc.Snapshot(r.PathValue("channel"))
 		if !found {
 			writeError(w, http.StatusNotFound, "no such channel: it appears with its first order, or with PUT /api/v1/channels/{channel}")

@@ -20,10 +20,6 @@ const heartbeat = 15 * time.Second
 
 func (h *Handler) registerEvents() {
 	h.handle("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
-		if h.d.Events == nil {
-			writeError(w, http.StatusNotImplemented, "this server has no live event feed")
-			return
-		}
 		fl, ok := w.(http.Flusher)
 		if !ok {
 			writeError(w, http.StatusInternalServerError, "streaming unsupported by this connection")

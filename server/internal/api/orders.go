@@ -26,14 +26,6 @@ type Orders interface {
 
 var _ Orders = (*orders.Service)(nil)
 
-func (h *Handler) orders(w http.ResponseWriter) (Orders, bool) {
-	if h.d.Orders == nil {
-		writeError(w, http.StatusNotImplemented, "orders are off on this server (its store keeps no records)")
-		return nil, false
-	}
-	return h.d.Orders, true
-}
-
 // orderError maps the order model's errors to HTTP statuses.
 func orderError(w http.ResponseWriter, err error) {
 	switch {
@@ -64,10 +56,7 @@ func page(w http.ResponseWriter, r *http.Request, def int) (limit, offset int, o
 
 func (h *Handler) registerOrders() {
 	h.handle("POST /api/v1/orders", func(w http.ResponseWriter, r *http.Request) {
-		svc, ok := h.orders(w)
-		if !ok {
-			return
-		}
+		svc := h.d.Orders
 		var n orders.NewOrder
 		if !decodeBody(w, r, &n) {
 			return
@@ -96,10 +85,7 @@ func (h *Handler) registerOrders() {
 		writeJSON(w, code, o)
 	})
 	h.handle("GET /api/v1/orders", func(w http.ResponseWriter, r *http.Request) {
-		svc, ok := h.orders(w)
-		if !ok {
-			return
-		}
+		svc := h.d.Orders
 		limit, offset, ok := page(w, r, 100)
 		if !ok {
 			return
@@ -116,10 +102,7 @@ func (h *Handler) registerOrders() {
 		writeJSON(w, http.StatusOK, listBody(os, more, offset+len(os)))
 	})
 	h.handle("GET /api/v1/orders/{warehouse}/{id}", func(w http.ResponseWriter, r *http.Request) {
-		svc, ok := h.orders(w)
-		if !ok {
-			return
-		}
+		svc := h.d.Orders
 		o, err := svc.Get(r.Context(), r.PathValue("warehouse"), r.PathValue("id"))
 		if err != nil {
 			orderError(w, err)
@@ -129,10 +112,7 @@ func (h *Handler) registerOrders() {
 	})
 	for _, action := range []string{"ship", "cancel"} {
 		h.handle("POST /api/v1/orders/{warehouse}/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
-			svc, ok := h.orders(w)
-			if !ok {
-				return
-			}
+			svc := h.d.Orders
 			f := svc.Ship
 			if action == "cancel" {
 				f = svc.Cancel

@@ -48,15 +48,13 @@ func (h *Handler) registerWarehouses() {
 			}
 			s.Backlog += backlogOf(g)
 		}
-		if h.d.Orders != nil {
-			rows, _, _ := h.d.Orders.Availability("", "")
-			for _, a := range rows {
-				s := get(a.Warehouse)
-				s.SKUs++
-				s.OnHand += a.OnHand
-				s.Reserved += a.Reserved
-				s.Available += max(a.Available, 0)
-			}
+		rows, _, _ := h.d.Orders.Availability("", "")
+		for _, a := range rows {
+			s := get(a.Warehouse)
+			s.SKUs++
+			s.OnHand += a.OnHand
+			s.Reserved += a.Reserved
+			s.Available += max(a.Available, 0)
 		}
 		cs, err := h.d.Store.Conflicts(r.Context(), conflicts.Query{Status: conflicts.StatusOpen})
 		if err == nil {

@@ -33,20 +33,9 @@ func webhookError(w http.ResponseWriter, err error) {
 	}
 }
 
-func (h *Handler) webhooks(w http.ResponseWriter) (Webhooks, bool) {
-	if h.d.Webhooks == nil {
-		writeError(w, http.StatusNotImplemented, "webhooks are off on this server (its store keeps no records)")
-		return nil, false
-	}
-	return h.d.Webhooks, true
-}
-
 func (h *Handler) registerWebhooks() {
 	h.handle("GET /api/v1/webhooks", func(w http.ResponseWriter, r *http.Request) {
-		m, ok := h.webhooks(w)
-		if !ok {
-			return
-		}
+		m := h.d.Webhooks
 		vs, err := m.List(r.Context())
 		if err != nil {
 			webhookError(w, err)
@@ -55,10 +44,7 @@ func (h *Handler) registerWebhooks() {
 		writeJSON(w, http.StatusOK, map[string]any{"items": vs})
 	})
 	h.handle("POST /api/v1/webhooks", func(w http.ResponseWriter, r *http.Request) {
-		m, ok := h.webhooks(w)
-		if !ok {
-			return
-		}
+		m := h.d.Webhooks
 		var e webhooks.Endpoint
 		if !decodeBody(w, r, &e) {
 			return
@@ -71,10 +57,7 @@ func (h *Handler) registerWebhooks() {
 		writeJSON(w, http.StatusCreated, e) // the only answer that shows the secret
 	})
 	h.handle("GET /api/v1/webhooks/{id}", func(w http.ResponseWriter, r *http.Request) {
-		m, ok := h.webhooks(w)
-		if !ok {
-			return
-		}
+		m := h.d.Webhooks
 		v, err := m.Get(r.Context(), r.PathValue("id"))
 		if err != nil {
 			webhookError(w, err)
@@ -83,10 +66,7 @@ func (h *Handler) registerWebhooks() {
 		writeJSON(w, http.StatusOK, v)
 	})
 	h.handle("PUT /api/v1/webhooks/{id}", func(w http.ResponseWriter, r *http.Request) {
-		m, ok := h.webhooks(w)
-		if !ok {
-			return
-		}
+		m := h.d.Webhooks
 		var e webhooks.Endpoint
 		if !decodeBody(w, r, &e) {
 			return
@@ -103,10 +83,7 @@ func (h *Handler) registerWebhooks() {
 		writeJSON(w, http.StatusOK, v)
 	})
 	h.handle("DELETE /api/v1/webhooks/{id}", func(w http.ResponseWriter, r *http.Request) {
-		m, ok := h.webhooks(w)
-		if !ok {
-			return
-		}
+		m := h.d.Webhooks
 		if err := m.Delete(r.Context(), r.PathValue("id")); err != nil {
 			webhookError(w, err)
 			return
@@ -114,10 +91,7 @@ func (h *Handler) registerWebhooks() {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	h.handle("GET /api/v1/webhooks/{id}/deliveries", func(w http.ResponseWriter, r *http.Request) {
-		m, ok := h.webhooks(w)
-		if !ok {
-			return
-		}
+		m := h.d.Webhooks
 		limit, _, ok := page(w, r, 100)
 		if !ok {
 			return
@@ -138,10 +112,7 @@ func (h *Handler) registerWebhooks() {
 		writeJSON(w, http.StatusOK, map[string]any{"items": ds})
 	})
 	h.handle("GET /api/v1/webhooks/{id}/failures", func(w http.ResponseWriter, r *http.Request) {
-		m, ok := h.webhooks(w)
-		if !ok {
-			return
-		}
+		m := h.d.Webhooks
 		limit, _, ok := page(w, r, 100)
 		if !ok {
 			return
@@ -157,10 +128,7 @@ func (h *Handler) registerWebhooks() {
 		writeJSON(w, http.StatusOK, map[string]any{"items": fs})
 	})
 	h.handle("POST /api/v1/webhooks/{id}/ping", func(w http.ResponseWriter, r *http.Request) {
-		m, ok := h.webhooks(w)
-		if !ok {
-			return
-		}
+		m := h.d.Webhooks
 		seq, err := m.Ping(r.Context(), r.PathValue("id"))
 		if err != nil {
 			webhookError(w, err)

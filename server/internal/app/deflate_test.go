@@ -14,7 +14,6 @@ import (
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/config"
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
-	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
 // shiftOps is a slice of a shift at one gateway: receipts, a put-away, a
@@ -90,7 +89,7 @@ func TestServerAcceptsBothBatchForms(t *testing.T) {
 	require.NotEmpty(t, stock(t, s, "wh1"))
 
 	ctx := context.Background()
-	act := s.st.(store.Actions)
+	act := s.st
 	for _, k := range [][2]string{{"RCV", "04006381333931"}, {"RCV", "04006381333948"}, {"A-01", "04006381333931"}} {
 		h1, err := act.History(ctx, ledger.Key{WH: "wh1", Location: k[0], SKU: k[1], Lot: "L7"})
 		require.NoError(t, err)

@@ -22,12 +22,10 @@ func (s *Server) follow() {
 	}, events.Options{Resync: func(context.Context) { s.down.Changed("") }})
 	s.bus.Subscribe("masterdata", s.md.follow, events.Options{Resync: s.md.resync})
 	s.bus.Subscribe("dashboard", s.inv.followDashboard, events.Options{}) // live: what it missed is gone
-	if s.inv.orders != nil {
-		s.bus.Subscribe("orders", s.inv.followOrders, events.Options{Resync: func(context.Context) { s.inv.reload() }})
-		// Conflicts whose alert a lost event did not raise get it from
-		// the alerts' sweep of open conflicts.
-		s.bus.Subscribe("alerts", s.inv.followAlerts, events.Options{})
-	}
+	s.bus.Subscribe("orders", s.inv.followOrders, events.Options{Resync: func(context.Context) { s.inv.reload() }})
+	// Conflicts whose alert a lost event did not raise get it from the
+	// alerts' sweep of open conflicts.
+	s.bus.Subscribe("alerts", s.inv.followAlerts, events.Options{})
 }
 
 // followOrders keeps the order model's stock, orders and channels current.

@@ -33,7 +33,7 @@ type inventory struct {
 	log    *slog.Logger
 	st     store.Store
 	topics protocol.Topics
-	orders *orders.Service // nil with a store that keeps no records
+	orders *orders.Service
 	alerts *alerts.Service
 	hooks  *webhooks.Manager
 	hub    *dashboard.Hub
@@ -76,11 +76,7 @@ func newInventory(d inventoryDeps) *inventory {
 	log := d.log
 	inv := &inventory{log: log, st: d.st, topics: d.topics, hub: d.hub, out: newMQTTOut(log), bus: d.bus}
 	registerInventoryMetrics(d.reg, d.st)
-	b, ok := d.st.(orders.Store)
-	if !ok {
-		log.Warn("orders, availability, alerts and webhooks need a store that keeps records; they are off with this backend")
-		return inv
-	}
+	b := d.st
 	inv.alertOut = newAlertOut(b, d.leading, log.With("component", "alerts-mqtt"))
 	inv.hooks = webhooks.New(webhooks.Config{Records: b, Shared: d.shared, ReplicaID: d.replicaID,
 		Logger: log.With("component", "webhooks"), Registerer: d.reg})
@@ -124,9 +120,6 @@ func (inv *inventory) start(ctx context.Context, pub topicPublisher) error {
 	ctx, inv.cancel = context.WithCancel(ctx)
 	inv.wg.Add(1)
 	go func() { defer inv.wg.Done(); inv.out.run(ctx, pub) }()
-	if inv.orders == nil {
-		return nil
-	}
 	if err := inv.hooks.Start(ctx); err != nil {
 		return err
 	}
@@ -148,16 +141,11 @@ func (inv *inventory) stop() {
 	inv.cancel()
 	inv.hub.Close()
 	inv.wg.Wait()
-	if inv.hooks != nil {
-		inv.hooks.Wait()
-	}
+	inv.hooks.Wait()
 }
 
 // lead makes the order model active while this replica leads.
 func (inv *inventory) lead(leader bool) {
-	if inv.orders == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := inv.orders.SetActive(ctx, leader); err != nil {
@@ -167,9 +155,6 @@ func (inv *inventory) lead(leader bool) {
 
 // reload re-reads all stock, orders and channels (events were lost).
 func (inv *inventory) reload() {
-	if inv.orders == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := inv.orders.Reload(ctx); err != nil {
@@ -180,10 +165,8 @@ func (inv *inventory) reload() {
 
 // apiDeps fills the API's dependencies with what is running.
 func (inv *inventory) apiDeps(d *api.Deps) {
-	if inv.orders != nil {
-		d.Orders, d.Alerts = announcingOrders{inv.orders, inv.bus}, inv.alerts
-		d.Webhooks = welcomingWebhooks{inv.hooks, inv.welcome}
-	}
+	d.Orders, d.Alerts = announcingOrders{inv.orders, inv.bus}, inv.alerts
+	d.Webhooks = welcomingWebhooks{inv.hooks, inv.welcome}
 }
 
 // order follows the commit of an order change of this replica (its

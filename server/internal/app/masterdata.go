@@ -20,7 +20,7 @@ import (
 // applied), the inventory's view of locations and thresholds, and local
 // reorder alerts, which it publishes for the server's alerts to judge.
 type mdWiring struct {
-	md   *masterdata.Service // nil with a store that keeps no master data
+	md   *masterdata.Service
 	st   store.Store
 	log  *slog.Logger
 	down *downstream.Sender
@@ -37,9 +37,6 @@ func newMDWiring(st store.Store, bus events.Publisher, down *downstream.Sender, 
 
 // hooks is what the inventory reads from the master data.
 func (w *mdWiring) hooks() masterData {
-	if w.md == nil {
-		return masterData{}
-	}
 	return masterData{
 		Sellable: w.md.Sellable,
 		Thresholds: alerts.ThresholdsFunc(func(wh, sku string) (alerts.Threshold, bool) {
@@ -55,7 +52,7 @@ func (w *mdWiring) hooks() masterData {
 }
 
 func (w *mdWiring) status(m *protocol.Status) {
-	if w.md == nil || len(m.Notices) == 0 {
+	if len(m.Notices) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -72,7 +69,7 @@ func (w *mdWiring) status(m *protocol.Status) {
 // follow is the master data's bus subscriber: a gateway's notices wait
 // until its watermark covers their ops.
 func (w *mdWiring) follow(ctx context.Context, ev events.Event) {
-	if ev.Remote || w.md == nil {
+	if ev.Remote {
 		return // the replica that applied takes them
 	}
 	for _, b := range ev.Batches {
@@ -84,9 +81,6 @@ func (w *mdWiring) follow(ctx context.Context, ev events.Event) {
 
 // resync looks at every gateway's waiting notices.
 func (w *mdWiring) resync(ctx context.Context) {
-	if w.md == nil {
-		return
-	}
 	gs, err := w.st.Gateways(ctx, "")
 	if err != nil {
 		w.log.Warn("gateways not listed; waiting notices are taken with their gateway's next batch", "err", err)
