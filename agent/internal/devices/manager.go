@@ -86,9 +86,9 @@ type Manager struct {
 }
 
 type devState struct {
-	mu     sync.Mutex // serialises a device's scans
-	dev    session.Device
-	recent []ScanLog
+	mu      sync.Mutex      // serialises a device's scans
+	station session.Station // who is logged in, the open session
+	recent  []ScanLog
 }
 
 const recentScans = 20
@@ -222,9 +222,9 @@ func (m *Manager) device(name string) (*devState, error) {
 		return nil, err
 	}
 	if len(b) > 0 {
-		if err := protocol.Unmarshal(b, &ds.dev); err != nil {
+		if err := protocol.Unmarshal(b, &ds.station); err != nil {
 			m.log.Error("saved session unreadable; starting fresh", attrDevice, name, "err", err)
-			ds.dev = session.Device{}
+			ds.station = session.Station{}
 		}
 	}
 	m.state[name] = ds
@@ -251,22 +251,22 @@ func (m *Manager) scan(ctx context.Context, name, text string, in session.Input,
 	entry := ScanLog{Device: name, Raw: truncate(text), At: now}
 	var out session.Outcome
 	if decodeErr != nil {
-		out = session.Outcome{Verdict: session.Bad, Reason: decodeErr.Error(), Device: ds.dev}
+		out = session.Outcome{Verdict: session.Bad, Reason: decodeErr.Error(), Station: ds.station}
 	} else {
-		out = session.Step(ds.dev, in, session.Env{Device: name, ReceivingLoc: m.cfg.ReceivingLoc, Now: now, IdleTimeout: m.cfg.IdleTimeout, Data: m.st.Lookup()})
+		out = session.Step(ds.station, in, session.Env{Device: name, ReceivingLoc: m.cfg.ReceivingLoc, Now: now, IdleTimeout: m.cfg.IdleTimeout, Data: m.st.Lookup()})
 	}
 	if err := validOps(out.Ops); err != nil {
 		// The server would quarantine it: refuse the scan now, while the
 		// operator can still do something about it.
-		out = session.Outcome{Verdict: session.Bad, Reason: "refused: " + err.Error(), Device: ds.dev}
+		out = session.Outcome{Verdict: session.Bad, Reason: "refused: " + err.Error(), Station: ds.station}
 	}
 	entry.Verdict, entry.Reason = out.Verdict, out.Reason
 	if out.Changed || len(out.Ops) > 0 {
 		c := &store.Commit{Device: name, Ops: out.Ops, Notices: out.Notices}
-		if out.Device.Session == nil && out.Device.Operator == "" {
+		if out.Station.Session == nil && out.Station.Operator == "" {
 			c.EndSession = true
 		} else {
-			b, err := protocol.Marshal(out.Device)
+			b, err := protocol.Marshal(out.Station)
 			if err != nil {
 				return ScanLog{}, err
 			}
@@ -282,7 +282,7 @@ func (m *Manager) scan(ctx context.Context, name, text string, in session.Input,
 		for _, op := range ops {
 			entry.Seqs = append(entry.Seqs, op.Seq)
 		}
-		ds.dev = out.Device
+		ds.station = out.Station
 	}
 	level := slog.LevelInfo
 	if entry.Verdict != session.Good {
@@ -326,8 +326,8 @@ func (m *Manager) Devices() []DeviceInfo {
 		info := DeviceInfo{Name: d.Name(), Path: d.Path(), Connected: d.Connected(), Reads: st.Reads, Errors: st.FramingErrors, Recent: []ScanLog{}, Kind: "barcode"}
 		if ds, err := m.device(d.Name()); err == nil {
 			ds.mu.Lock()
-			info.Operator = ds.dev.Operator
-			if s := ds.dev.Session; s != nil {
+			info.Operator = ds.station.Operator
+			if s := ds.station.Session; s != nil {
 				info.Session, info.Location = string(s.Kind), s.Location
 				info.PO, info.Order, info.Task, info.Suggest = s.PO, s.Order, s.Task, s.Suggest
 				for _, c := range s.Carried {
@@ -343,7 +343,7 @@ func (m *Manager) Devices() []DeviceInfo {
 					break
 				}
 			}
-			info.Expect = session.Expect(ds.dev.Session)
+			info.Expect = session.Expect(ds.station.Session)
 			info.Recent = append(info.Recent, ds.recent...)
 			ds.mu.Unlock()
 		}
@@ -380,31 +380,16 @@ func decode(text string) (session.Input, error) {
 	if err != nil {
 		return session.Input{}, err
 	}
-	in := session.Input{Raw: s.Raw, Value: s.Value, Qty: int64(s.Qty), GTIN: s.GTIN, Lot: s.Lot, Expiry: s.Expiry}
+	in := session.Input{Kind: s.Kind, Raw: s.Raw, Value: s.Value, Qty: int64(s.Qty), GTIN: s.GTIN, Lot: s.Lot, Expiry: s.Expiry}
 	switch s.Kind {
 	case scan.KindCommand:
-		in.Kind, in.Command = session.InCommand, string(s.Command)
-	case scan.KindOperator:
-		in.Kind = session.InOperator
-	case scan.KindLocation:
-		in.Kind = session.InLocation
-	case scan.KindPO:
-		in.Kind = session.InPO
-	case scan.KindOrder:
-		in.Kind = session.InOrder
-	case scan.KindTask:
-		in.Kind = session.InTask
-	case scan.KindQty:
-		in.Kind = session.InQty
-	case scan.KindLot:
-		in.Kind = session.InLot
-	case scan.KindReason:
-		in.Kind = session.InReason
+		in.Command = string(s.Command)
 	case scan.KindItem:
-		in.Kind, in.SKU = session.InItem, s.SKU
+		in.SKU = s.SKU
 		if !s.HasQty {
 			in.Qty = 0
 		}
+	case scan.KindOperator, scan.KindLocation, scan.KindPO, scan.KindOrder, scan.KindTask, scan.KindQty, scan.KindLot, scan.KindReason:
 	default:
 		return in, errors.New("scan kind " + string(s.Kind) + " not understood")
 	}

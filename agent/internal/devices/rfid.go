@@ -18,6 +18,7 @@ import (
 	"github.com/shelfsync/shelfsync/agent/internal/store"
 	"github.com/shelfsync/shelfsync/drivers/epc"
 	"github.com/shelfsync/shelfsync/drivers/rfid"
+	"github.com/shelfsync/shelfsync/drivers/scan"
 	"github.com/shelfsync/shelfsync/drivers/serialport"
 	"github.com/shelfsync/shelfsync/protocol"
 )
@@ -353,9 +354,9 @@ func (r *rfidDev) portalRead(ctx context.Context, b []byte) {
 	if _, known := r.m.st.Known(h); known {
 		return
 	}
-	d := session.Device{Session: &session.State{Kind: session.Receive, Location: r.cfg.Location, PO: r.openPO(sku)}}
+	d := session.Station{Session: &session.State{Kind: session.Receive, Location: r.cfg.Location, PO: r.openPO(sku)}}
 	now := r.m.cfg.Now()
-	out := session.Step(d, session.Input{Kind: session.InItem, SKU: sku, Raw: "EPC:" + h}, session.Env{Device: r.cfg.Name, Now: now, Data: r.m.st.Lookup()})
+	out := session.Step(d, session.Input{Kind: scan.KindItem, SKU: sku, Raw: "EPC:" + h}, session.Env{Device: r.cfg.Name, Now: now, Data: r.m.st.Lookup()})
 	entry := ScanLog{Device: r.cfg.Name, Raw: "EPC " + h, Verdict: out.Verdict, Reason: out.Reason, At: now}
 	if len(out.Ops) != 1 {
 		r.m.recordLocked(r.cfg.Name, entry)

@@ -6,7 +6,7 @@ import (
 	"github.com/shelfsync/shelfsync/protocol"
 )
 
-func command(d Device, in Input, env Env, now int64) Outcome {
+func command(d Station, in Input, env Env, now int64) Outcome {
 	s := d.Session
 	switch in.Command {
 	case "CANCEL":
@@ -43,7 +43,7 @@ func command(d Device, in Input, env Env, now int64) Outcome {
 	return good(d, string(ns.Kind)+" session started"+note)
 }
 
-func done(d Device, env Env) Outcome {
+func done(d Station, env Env) Outcome {
 	s := d.Session
 	switch s.Kind {
 	case Count:
@@ -75,7 +75,7 @@ func done(d Device, env Env) Outcome {
 }
 
 // notice builds a record for the server; the store stamps its seq.
-func notice(d Device, env Env, kind, ref, location, sku string, qty int64) protocol.Notice {
+func notice(d Station, env Env, kind, ref, location, sku string, qty int64) protocol.Notice {
 	return protocol.Notice{
 		ID: kind + "/" + ref + "/" + fmt.Sprint(env.Now.UnixMilli()), Kind: kind, At: env.Now.UnixMilli(), Ref: ref,
 		Location: location, SKU: sku, Qty: qty, Device: env.Device, Operator: d.Operator,
@@ -92,7 +92,7 @@ func checkLocation(code string, env Env) string {
 	return fmt.Sprintf("location %s is not in the location master data: check the label, or have the location added", code)
 }
 
-func location(d Device, in Input, env Env) Outcome {
+func location(d Station, in Input, env Env) Outcome {
 	s := d.Session
 	if why := checkLocation(in.Value, env); why != "" {
 		return bad(d, "%s", why)
@@ -171,7 +171,7 @@ func resolve(in Input, env Env) (protocol.Item, string) {
 	return protocol.Item{SKU: in.GTIN}, ""
 }
 
-func item(d Device, in Input, env Env) Outcome {
+func item(d Station, in Input, env Env) Outcome {
 	s := d.Session
 	it, why := resolve(in, env)
 	if why != "" {
@@ -240,7 +240,7 @@ func item(d Device, in Input, env Env) Outcome {
 }
 
 // stamp fills the fields every op of a session carries.
-func stamp(op protocol.Op, d Device, env Env) protocol.Op {
+func stamp(op protocol.Op, d Station, env Env) protocol.Op {
 	op.Device = env.Device
 	op.Operator = d.Operator
 	return op

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shelfsync/shelfsync/drivers/scan"
 	"github.com/shelfsync/shelfsync/protocol"
 )
 
@@ -105,12 +106,12 @@ func (w *world) play(t *testing.T, scans ...Input) []Outcome {
 		e.ReceivingLoc = w.dock
 	}
 	e.Now = time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
-	var d Device
+	var d Station
 	var outs []Outcome
 	for _, in := range scans {
 		o := Step(d, in, e)
 		if o.Changed {
-			d = o.Device
+			d = o.Station
 			w.apply(o.Ops)
 		}
 		outs = append(outs, o)
@@ -118,12 +119,12 @@ func (w *world) play(t *testing.T, scans ...Input) []Outcome {
 	return outs
 }
 
-func po(id string) Input   { return Input{Kind: InPO, Value: id, Raw: "PO:" + id} }
-func task(id string) Input { return Input{Kind: InTask, Value: id, Raw: "TASK:" + id} }
-func ord(id string) Input  { return Input{Kind: InOrder, Value: id, Raw: "ORD:" + id} }
-func sku(s string) Input   { return Input{Kind: InItem, SKU: s, Raw: "SKU:" + s} }
+func po(id string) Input   { return Input{Kind: scan.KindPO, Value: id, Raw: "PO:" + id} }
+func task(id string) Input { return Input{Kind: scan.KindTask, Value: id, Raw: "TASK:" + id} }
+func ord(id string) Input  { return Input{Kind: scan.KindOrder, Value: id, Raw: "ORD:" + id} }
+func sku(s string) Input   { return Input{Kind: scan.KindItem, SKU: s, Raw: "SKU:" + s} }
 func goods(s, lot, exp string) Input {
-	return Input{Kind: InItem, SKU: s, Lot: lot, Expiry: exp, Raw: "SKU:" + s}
+	return Input{Kind: scan.KindItem, SKU: s, Lot: lot, Expiry: exp, Raw: "SKU:" + s}
 }
 
 func verdicts(outs []Outcome) string {
@@ -167,7 +168,7 @@ func TestReceiveFlagsDiscrepanciesAtScanTime(t *testing.T) {
 	require.Len(t, done.Notices, 1)
 	require.Equal(t, protocol.NoticePOClose, done.Notices[0].Kind)
 	require.Equal(t, "P1", done.Notices[0].Ref)
-	require.Nil(t, done.Device.Session)
+	require.Nil(t, done.Station.Session)
 }
 
 func TestStrictCatalogRejectsUnknownGTIN(t *testing.T) {
@@ -220,11 +221,11 @@ func TestPutawayRecordsTheSuggestionAndAllowsAnotherBin(t *testing.T) {
 	w.stock[[3]string{"RECEIVING", "FAST", ""}] = 2
 	outs := w.play(t, cmd("PUTAWAY"), sku("FAST"), loc("A-01"), sku("FAST"), loc("A-02"), loc("NOWHERE"), cmd("DONE"))
 	require.Equal(t, "ggggg", verdicts(outs[:5]))
-	require.Equal(t, "A-01", outs[1].Device.Session.Suggest)
+	require.Equal(t, "A-01", outs[1].Station.Session.Suggest)
 	require.Contains(t, outs[1].Expect, "suggested A-01")
 	require.Equal(t, "suggested A-01", outs[2].Ops[0].Reason)
 	require.Equal(t, protocol.OpPutaway, outs[2].Ops[0].Kind)
-	require.Equal(t, "A-01", outs[3].Device.Session.Suggest, "A-01 now holds FAST")
+	require.Equal(t, "A-01", outs[3].Station.Session.Suggest, "A-01 now holds FAST")
 	require.Equal(t, "suggested A-01; put at A-02", outs[4].Ops[0].Reason)
 	require.Contains(t, outs[4].Reason, "instead of the suggested A-01")
 	require.Equal(t, Bad, outs[5].Verdict, "unknown location with location master data")

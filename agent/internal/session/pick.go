@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/shelfsync/shelfsync/drivers/scan"
 	"github.com/shelfsync/shelfsync/protocol"
 )
 
@@ -53,10 +54,10 @@ func scope(s *State, l Lookup) []protocol.Task {
 func remaining(l Lookup, t protocol.Task) int64 { return t.Qty - l.Picked(t.ID) }
 
 // taskScan handles ORD: and TASK: labels.
-func taskScan(d Device, in Input, env Env) Outcome {
+func taskScan(d Station, in Input, env Env) Outcome {
 	s := d.Session
 	l := data(env)
-	if in.Kind == InOrder {
+	if in.Kind == scan.KindOrder {
 		if s.Kind != Pick {
 			return bad(d, "ORD: only belongs in a PICK session")
 		}
@@ -113,7 +114,7 @@ func taskScan(d Device, in Input, env Env) Outcome {
 }
 
 // pickLocation checks a pick location against the session's tasks.
-func pickLocation(d Device, in Input, env Env) Outcome {
+func pickLocation(d Station, in Input, env Env) Outcome {
 	s := d.Session
 	l := data(env)
 	ts := scope(s, l)
@@ -140,7 +141,7 @@ func pickLocation(d Device, in Input, env Env) Outcome {
 
 // pickItem commits one pick; against tasks it refuses a wrong item, a
 // wrong lot (FEFO: the task names the lot to take) and more than the task.
-func pickItem(d Device, it protocol.Item, in Input, op protocol.Op, env Env) Outcome {
+func pickItem(d Station, it protocol.Item, in Input, op protocol.Op, env Env) Outcome {
 	s := d.Session
 	l := data(env)
 	op.Kind = protocol.OpPick
@@ -210,7 +211,7 @@ func pickItem(d Device, it protocol.Item, in Input, op protocol.Op, env Env) Out
 // pickDone finishes a pick session. Against tasks it closes each of them
 // (a notice per task) and reports what was picked short: the remainder of
 // the order line stays open on the server.
-func pickDone(d Device, env Env) Outcome {
+func pickDone(d Station, env Env) Outcome {
 	s := d.Session
 	l := data(env)
 	ts := scope(s, l)

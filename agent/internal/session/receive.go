@@ -8,7 +8,7 @@ import (
 )
 
 // poScan starts receiving against a purchase order.
-func poScan(d Device, in Input, env Env) Outcome {
+func poScan(d Station, in Input, env Env) Outcome {
 	s := d.Session
 	if s.Kind != Receive {
 		return bad(d, "PO: only belongs in a RECEIVE session")
@@ -86,7 +86,7 @@ func poLine(l Lookup, po protocol.PurchaseOrder, sku, lot string) (protocol.POLi
 // receiveItem commits one receipt, flagging discrepancies against the PO
 // and the calendar: the op is committed either way (the goods are at the
 // dock) and a flagged one answers with the warning beep.
-func receiveItem(d Device, it protocol.Item, in Input, op protocol.Op, env Env) Outcome {
+func receiveItem(d Station, it protocol.Item, in Input, op protocol.Op, env Env) Outcome {
 	s := d.Session
 	l := data(env)
 	if it.TrackLot && op.Lot == "" {
@@ -128,7 +128,7 @@ func receiveItem(d Device, it protocol.Item, in Input, op protocol.Op, env Env) 
 
 // receiveDone finishes a receive session; against a known PO it closes
 // the receipt and reports the lines received short.
-func receiveDone(d Device, env Env) Outcome {
+func receiveDone(d Station, env Env) Outcome {
 	s := d.Session
 	d.Session = nil
 	if s.PO == "" {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shelfsync/shelfsync/drivers/scan"
 	"github.com/shelfsync/shelfsync/protocol"
 )
 
@@ -26,34 +27,17 @@ const (
 	Adjust  Kind = "ADJUST"
 )
 
-// InputKind classifies a scan.
-type InputKind string
-
-// Input kinds (docs/DESIGN.md, "Scan vocabulary").
-const (
-	InCommand  InputKind = "command"
-	InOperator InputKind = "operator"
-	InLocation InputKind = "location"
-	InPO       InputKind = "po"
-	InOrder    InputKind = "order"
-	InTask     InputKind = "task"
-	InQty      InputKind = "qty"
-	InLot      InputKind = "lot"
-	InReason   InputKind = "reason"
-	InItem     InputKind = "item"
-)
-
 // Input is one decoded scan.
 type Input struct {
-	Kind    InputKind
-	Command string // RECEIVE … ADJUST, DONE, CANCEL
-	Value   string // location, PO, order, task, lot, reason, operator
-	Qty     int64  // QTY: value, or (30)/(37) inside an item barcode
-	GTIN    string // GTIN-14 of an item
-	SKU     string // SKU: label, or the catalog's sku for GTIN
-	Lot     string // (10) inside an item barcode
-	Expiry  string // YYYY-MM-DD from (17)
-	Raw     string // the scanned text
+	Kind    scan.Kind // what the scan means (docs/DESIGN.md, "Scan vocabulary")
+	Command string    // RECEIVE … ADJUST, DONE, CANCEL
+	Value   string    // location, PO, order, task, lot, reason, operator
+	Qty     int64     // QTY: value, or (30)/(37) inside an item barcode
+	GTIN    string    // GTIN-14 of an item
+	SKU     string    // SKU: label, or the catalog's sku for GTIN
+	Lot     string    // (10) inside an item barcode
+	Expiry  string    // YYYY-MM-DD from (17)
+	Raw     string    // the scanned text
 }
 
 // Verdict is what the operator hears.
@@ -66,8 +50,10 @@ const (
 	Warn Verdict = "warn" // accepted with a discrepancy (distinct beep)
 )
 
-// Device is the persisted state of one device: its operator and open session.
-type Device struct {
+// Station is the persisted state of one scanning device as the operator
+// sees it: who is logged in, and the open session. (The port itself is
+// drivers/device.Device.)
+type Station struct {
 	Operator string `cbor:"1,keyasint,omitempty"`
 	Session  *State `cbor:"2,keyasint,omitempty"`
 }
@@ -116,7 +102,7 @@ type Outcome struct {
 	Verdict Verdict
 	Reason  string // why (bad/warn) or what happened (good)
 	Ops     []protocol.Op
-	Device  Device // new device state (persist when Changed)
+	Station Station // new station state (persist when Changed)
 	Changed bool
 	Expect  string // what the operator should scan next
 	// Notices are records for the server committed with the ops (receipt
@@ -124,37 +110,37 @@ type Outcome struct {
 	Notices []protocol.Notice
 }
 
-func bad(d Device, format string, args ...any) Outcome {
-	return Outcome{Verdict: Bad, Reason: fmt.Sprintf(format, args...), Device: d, Expect: Expect(d.Session)}
+func bad(d Station, format string, args ...any) Outcome {
+	return Outcome{Verdict: Bad, Reason: fmt.Sprintf(format, args...), Station: d, Expect: Expect(d.Session)}
 }
 
-func good(d Device, reason string, ops ...protocol.Op) Outcome {
-	return Outcome{Verdict: Good, Reason: reason, Ops: ops, Device: d, Changed: true, Expect: Expect(d.Session)}
+func good(d Station, reason string, ops ...protocol.Op) Outcome {
+	return Outcome{Verdict: Good, Reason: reason, Ops: ops, Station: d, Changed: true, Expect: Expect(d.Session)}
 }
 
-func warn(d Device, reason string, ops ...protocol.Op) Outcome {
+func warn(d Station, reason string, ops ...protocol.Op) Outcome {
 	o := good(d, reason, ops...)
 	o.Verdict = Warn
 	return o
 }
 
 // Step applies one scan to a device's state. It never mutates d.
-func Step(d Device, in Input, env Env) Outcome {
+func Step(d Station, in Input, env Env) Outcome {
 	d = clone(d)
 	now := env.Now.UnixMilli()
 	if s := d.Session; s != nil && env.IdleTimeout > 0 && env.Now.Sub(time.UnixMilli(s.LastScan)) > env.IdleTimeout {
 		d.Session = nil // idle too long: abandoned without committing
-		if in.Kind != InCommand || !isStart(in.Command) {
+		if in.Kind != scan.KindCommand || !isStart(in.Command) {
 			out := bad(d, "%s session timed out after %s idle and was abandoned; nothing from it was committed", s.Kind, env.IdleTimeout)
 			out.Changed = true
 			return out
 		}
 	}
 	switch in.Kind {
-	case InOperator:
+	case scan.KindOperator:
 		d.Operator = in.Value
 		return good(d, "operator "+in.Value+" logged in")
-	case InCommand:
+	case scan.KindCommand:
 		return command(d, in, env, now)
 	}
 	s := d.Session
@@ -163,7 +149,7 @@ func Step(d Device, in Input, env Env) Outcome {
 	}
 	s.LastScan = now
 	switch in.Kind {
-	case InQty:
+	case scan.KindQty:
 		if in.Qty == 0 || (in.Qty < 0 && s.Kind != Adjust) {
 			return bad(d, "quantity %d is not allowed in a %s session", in.Qty, s.Kind)
 		}
@@ -172,22 +158,22 @@ func Step(d Device, in Input, env Env) Outcome {
 		}
 		s.NextQty = in.Qty
 		return good(d, fmt.Sprintf("next quantity %d", in.Qty))
-	case InLot:
+	case scan.KindLot:
 		s.NextLot = in.Value
 		return good(d, "next lot "+in.Value)
-	case InLocation:
+	case scan.KindLocation:
 		return location(d, in, env)
-	case InPO:
+	case scan.KindPO:
 		return poScan(d, in, env)
-	case InOrder, InTask:
+	case scan.KindOrder, scan.KindTask:
 		return taskScan(d, in, env)
-	case InReason:
+	case scan.KindReason:
 		if s.Kind != Adjust {
 			return bad(d, "REASON: only belongs in an ADJUST session")
 		}
 		s.Reason = strings.ToUpper(in.Value)
 		return good(d, "reason "+s.Reason)
-	case InItem:
+	case scan.KindItem:
 		return item(d, in, env)
 	}
 	return bad(d, "scan kind %q not understood", in.Kind)
@@ -201,7 +187,7 @@ func isStart(cmd string) bool {
 	return false
 }
 
-func clone(d Device) Device {
+func clone(d Station) Station {
 	if d.Session != nil {
 		s := *d.Session
 		s.Lines = append([]protocol.CountLine(nil), s.Lines...)

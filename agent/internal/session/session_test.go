@@ -6,23 +6,24 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shelfsync/shelfsync/drivers/scan"
 	"github.com/shelfsync/shelfsync/protocol"
 )
 
-func cmd(c string) Input  { return Input{Kind: InCommand, Command: c, Raw: "CMD:" + c} }
-func loc(l string) Input  { return Input{Kind: InLocation, Value: l, Raw: "LOC:" + l} }
-func gtin(g string) Input { return Input{Kind: InItem, GTIN: g, Raw: g} }
-func qty(n int64) Input   { return Input{Kind: InQty, Qty: n} }
+func cmd(c string) Input  { return Input{Kind: scan.KindCommand, Command: c, Raw: "CMD:" + c} }
+func loc(l string) Input  { return Input{Kind: scan.KindLocation, Value: l, Raw: "LOC:" + l} }
+func gtin(g string) Input { return Input{Kind: scan.KindItem, GTIN: g, Raw: g} }
+func qty(n int64) Input   { return Input{Kind: scan.KindQty, Qty: n} }
 
 // run feeds scans and returns every outcome.
-func run(t *testing.T, env Env, ins ...Input) (Device, []Outcome) {
+func run(t *testing.T, env Env, ins ...Input) (Station, []Outcome) {
 	t.Helper()
-	var d Device
+	var d Station
 	var outs []Outcome
 	for _, in := range ins {
 		o := Step(d, in, env)
 		if o.Changed {
-			d = o.Device
+			d = o.Station
 		}
 		outs = append(outs, o)
 	}
@@ -67,7 +68,7 @@ func TestRejectedScansChangeNothing(t *testing.T) {
 		{"count item before LOC", []Input{cmd("COUNT")}, gtin("X")},
 		{"count another location mid-count", []Input{cmd("COUNT"), loc("A"), gtin("X")}, loc("B")},
 		{"negative qty in receive", []Input{cmd("RECEIVE")}, qty(-2)},
-		{"PO in count", []Input{cmd("COUNT")}, Input{Kind: InPO, Value: "P1"}},
+		{"PO in count", []Input{cmd("COUNT")}, Input{Kind: scan.KindPO, Value: "P1"}},
 		{"adjust without qty", []Input{cmd("ADJUST"), loc("A")}, gtin("X")},
 		{"move done with carried items", []Input{cmd("MOVE"), loc("A"), gtin("X")}, cmd("DONE")},
 	}
@@ -100,7 +101,7 @@ func TestIdleSessionTimesOutWithoutCommitting(t *testing.T) {
 	require.Equal(t, Bad, o.Verdict)
 	require.Contains(t, o.Reason, "timed out")
 	require.Empty(t, o.Ops)
-	require.Nil(t, o.Device.Session)
+	require.Nil(t, o.Station.Session)
 }
 
 // TestQuantityBounds: a quantity past the protocol's bound is a bad beep,
