@@ -20,7 +20,7 @@ import (
 
 // TestIntegrationReplicasInventory runs what lives beside the ledger —
 // master data, channel orders and availability, alerts, webhooks — on
-// three replicas (gateway leases) over one PostgreSQL and one Mosquitto,
+// three replicas (warehouse partition) over one PostgreSQL and one Mosquitto,
 // with three gateways scanning, a webhook receiver and an MQTT observer;
 // the leader replica is killed with kill -9 mid-stream and restarted.
 //

@@ -41,3 +41,37 @@ func TestIntegrationReplicasKill9(t *testing.T) {
 		})
 	}
 }
+
+// TestIntegrationReplicasDivideWarehouses runs three replicas in the
+// default mode (warehouse partition) with two warehouses of two gateways
+// each: each warehouse is held by one replica, which applies all of its
+// gateways' batches; no batch is applied by two replicas or arrives out of
+// order at one (no duplicate or gap verdict anywhere), and the replicas
+// that hold no warehouse apply nothing.
+func TestIntegrationReplicasDivideWarehouses(t *testing.T) {
+	c := newCluster(t, 3, modeLeases)
+	for _, id := range [][2]string{{"wh1", "dock1"}, {"wh1", "dock2"}, {"wh2", "dock1"}, {"wh2", "pick1"}} {
+		c.addGateway(id[0], id[1])
+	}
+	c.scanAll(workload{Items: 120, SKUs: 5, Chunk: 5, Pace: 50 * time.Millisecond})
+	c.settle(2 * time.Minute)
+	c.check()
+	held, appliers := 0.0, 0
+	for _, r := range c.replicas {
+		n := r.metric("shelfsync_replica_warehouses", "")
+		applied := r.metric("shelfsync_ingest_batches_total", `verdict="apply"`)
+		require.Zero(t, r.metric("shelfsync_ingest_batches_total", `verdict="duplicate"`), "replica %d repeated work", r.i)
+		require.Zero(t, r.metric("shelfsync_ingest_batches_total", `verdict="gap"`), "replica %d saw a gateway's batches out of order", r.i)
+		if n == 0 {
+			require.Zero(t, applied, "replica %d holds no warehouse but applied batches", r.i)
+		} else {
+			appliers++
+		}
+		held += n
+		t.Logf("replica %d: %.0f warehouses, %.0f batches applied, %.0f messages left to the others", r.i, n, applied,
+			r.metric("shelfsync_ingest_rejected_total", `reason="other_replica"`))
+	}
+	require.Equal(t, 2.0, held, "each of the 2 warehouses held by exactly one replica")
+	require.GreaterOrEqual(t, appliers, 1)
+	t.Logf("%s", c.stats())
+}

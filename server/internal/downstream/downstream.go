@@ -23,7 +23,8 @@ type Config struct {
 	Logger   *slog.Logger
 	Clock    *protocol.Clock
 	// Owns, when set, reports whether this server sends a gateway's
-	// downstream (with gateway leases, only the lease holder does).
+	// downstream (with the warehouse partition, only the holder of its
+	// warehouse's lease does).
 	Owns func(wh, gw string) bool
 }
 

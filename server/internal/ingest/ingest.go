@@ -50,8 +50,9 @@ type Config struct {
 	// gateways' messages (deploy/SCALE-OUT.md).
 	ShareGroup string
 	// Accept, when set, decides in a worker whether this server handles a
-	// gateway's message (gateway leases: the lease holder does); messages
-	// it refuses are dropped and counted as rejected "other_replica".
+	// gateway's message (the warehouse partition: the holder of the
+	// warehouse's lease does); messages it refuses are dropped and counted
+	// as rejected "other_replica".
 	Accept  func(ctx context.Context, wh, gw string) bool
 	Logger  *slog.Logger
 	Metrics *Metrics
