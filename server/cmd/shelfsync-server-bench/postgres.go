@@ -24,7 +24,15 @@ import (
 //	server_ingest_ops_per_s_postgres_1replica
 //	server_ingest_ops_per_s_postgres_3replicas
 //
-// with the Badger figure of the same run (badgerRate) as baseline. The
+// with the Badger figure of the same run (badgerRate) as baseline, and
+// what the work costs, summed over every server process and every
+// PostgreSQL process (from /proc; only with PostgreSQL on this machine):
+//
+//	server_cpu_s_per_kop_1replica    CPU seconds per 1,000 applied ops
+//	server_cpu_s_per_kop_3replicas   the same, baseline the 1-replica figure
+//
+// On a 2-core machine throughput cannot grow with replicas; the cost per
+// op shows whether they divide the work or repeat it. The
 // database is SHELFSYNC_BENCH_PG, else SHELFSYNC_TEST_PG, else the one
 // deploy/dev/services.sh provisions; the broker is SHELFSYNC_TEST_MOSQUITTO
 // or /usr/sbin/mosquitto. Without them it logs why and returns nothing.
@@ -58,59 +66,72 @@ func benchPostgres(ctx context.Context, gateways, warehouses, perGW, batch int, 
 		return nil, err
 	}
 	bin := bins.Server
-	var out []Result
+	var out, cpu []Result
+	var cpu1 float64
 	for _, replicas := range []int{1, 3} {
-		rate, err := pgRun(ctx, work, bin, mosquitto, dsn, replicas, gateways, warehouses, perGW, batch)
+		rate, perKop, err := pgRun(ctx, work, bin, mosquitto, dsn, replicas, gateways, warehouses, perGW, batch)
 		if err != nil {
 			return out, fmt.Errorf("postgres, %d replicas: %w", replicas, err)
 		}
-		name := "server_ingest_ops_per_s_postgres_1replica"
+		suffix := "1replica"
 		if replicas > 1 {
-			name = fmt.Sprintf("server_ingest_ops_per_s_postgres_%dreplicas", replicas)
+			suffix = fmt.Sprintf("%dreplicas", replicas)
 		}
-		out = append(out, result(name, rate, "ops/s", "the Badger store's server_ingest_ops_per_s of the same run", badgerRate))
+		out = append(out, result("server_ingest_ops_per_s_postgres_"+suffix, rate, "ops/s", "the Badger store's server_ingest_ops_per_s of the same run", badgerRate))
+		if perKop > 0 {
+			if replicas == 1 {
+				cpu1 = perKop
+				cpu = append(cpu, result("server_cpu_s_per_kop_1replica", perKop, "s", "", 0))
+			} else if cpu1 > 0 {
+				cpu = append(cpu, result("server_cpu_s_per_kop_"+suffix, perKop, "s", "server_cpu_s_per_kop_1replica of the same run", cpu1))
+			}
+		}
 	}
-	return out, nil
+	return append(out, cpu...), nil
 }
 
-// pgRun runs one measurement with its own broker, schema and replicas.
-func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gateways, warehouses, perGW, batch int) (float64, error) {
+// pgRun runs one measurement with its own broker, schema and replicas; it
+// returns the ops per second and the CPU seconds per 1,000 ops of the
+// servers and PostgreSQL (0 when PostgreSQL is not on this machine).
+func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gateways, warehouses, perGW, batch int) (rate, cpuPerKop float64, err error) {
 	dir := filepath.Join(work, fmt.Sprint("run", replicas))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	storeDSN, drop, err := testbed.NewSchema(ctx, dsn, "shelfsync_bench")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer drop()
 	broker, err := testbed.StartMosquitto(ctx, mosquitto, dir, "")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer broker.Proc.Stop(syscall.SIGTERM)
 	mqtt := broker.Addr
 	if out, err := exec.CommandContext(ctx, bin, "migrate", "--store", storeDSN).CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("migrate: %w\n%s", err, out)
+		return 0, 0, fmt.Errorf("migrate: %w\n%s", err, out)
 	}
+	var pids []int
 	for i := range replicas {
 		http, err := testbed.FreeAddr()
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		args := []string{"--store", storeDSN, "--broker", "tcp://" + mqtt,
 			"--data", filepath.Join(dir, fmt.Sprint("server", i)), "--log-level", "warn"}
 		srv := &testbed.Server{Bin: bin, HTTP: http, Args: args, LogFile: filepath.Join(dir, fmt.Sprintf("server%d.log", i)), Name: fmt.Sprint("server", i)}
 		if err := srv.Start(ctx); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer srv.Proc().Stop(syscall.SIGTERM)
+		pids = append(pids, srv.Proc().Pid())
 	}
 	gws := make([]*gateway, gateways)
 	for i := range gws {
 		gws[i] = newGateway(fmt.Sprintf("wh%d", i%warehouses+1), fmt.Sprintf("gw%03d", i+1), perGW, batch)
 		if err := gws[i].connect("tcp://" + mqtt); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	defer func() {
@@ -120,9 +141,14 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 	}()
 	for _, g := range gws {
 		if err := g.waitAck(0, 60*time.Second); err != nil {
-			return 0, fmt.Errorf("%s: hello not answered: %w", g.gw, err)
+			return 0, 0, fmt.Errorf("%s: hello not answered: %w", g.gw, err)
 		}
 	}
+	cpu0, err := cpuOf(pids)
+	if err != nil {
+		return 0, 0, err
+	}
+	pg0, local := postgresCPU()
 	begin := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, len(gws))
@@ -132,16 +158,29 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 	}
 	wg.Wait()
 	took := time.Since(begin)
+	cpu1, cerr := cpuOf(pids)
+	pg1, _ := postgresCPU()
 	for _, err := range errs {
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	resends := 0
 	for _, g := range gws {
 		resends += g.resends
 	}
-	rate := float64(gateways*perGW) / took.Seconds()
+	ops := float64(gateways * perGW)
+	rate = ops / took.Seconds()
 	logf("postgres: %d replicas: %d gateways × %d ops acked in %s: %.0f ops/s (%d resends)", replicas, gateways, perGW, took.Round(time.Millisecond), rate, resends)
-	return rate, nil
+	switch {
+	case cerr != nil:
+		logf("postgres: %d replicas: server CPU not read: %v", replicas, cerr)
+	case !local:
+		logf("postgres: no PostgreSQL process on this machine: CPU per op not measured")
+	default:
+		servers, db := cpu1-cpu0, pg1-pg0
+		cpuPerKop = (servers + db) / (ops / 1000)
+		logf("postgres: %d replicas: CPU %.1f s servers + %.1f s PostgreSQL = %.3f s per 1,000 ops", replicas, servers, db, cpuPerKop)
+	}
+	return rate, cpuPerKop, nil
 }
