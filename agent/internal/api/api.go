@@ -36,6 +36,9 @@ type Status struct {
 	Uplink      uplink.State         `json:"uplink"`
 	Devices     []devices.DeviceInfo `json:"devices"`
 	Tasks       []protocol.Task      `json:"tasks"`
+	// Disk is the data disk: "full" means scans are refused (bad beep)
+	// until space is freed.
+	Disk store.DiskState `json:"disk"`
 }
 
 // Handler builds the HTTP handler.
@@ -69,6 +72,7 @@ func Handler(d Deps) http.Handler {
 		writeJSON(w, http.StatusOK, Status{Tasks: tasks,
 			Warehouse: d.Warehouse, Gateway: d.Gateway, LastSeq: p.LastSeq, AckedSeq: p.Acked, DownSeq: p.Down,
 			OutboxDepth: p.LastSeq - p.Acked, Connected: us.Connected, Uplink: us, Devices: d.Devices.Devices(),
+			Disk: d.Store.Disk(),
 		})
 	})
 	mux.HandleFunc("GET /api/v1/stock", func(w http.ResponseWriter, r *http.Request) {

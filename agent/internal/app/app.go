@@ -51,7 +51,8 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 		specs = append(specs, sp)
 	}
 	st, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: log, Small: cfg.SmallStore,
-		Retention: store.Retention{MaxAge: cfg.RetainFor, MaxOps: cfg.RetainOps, MinFreeBytes: cfg.RetainMinFree}})
+		Retention:   store.Retention{MaxAge: cfg.RetainFor, MaxOps: cfg.RetainOps, MinFreeBytes: cfg.RetainMinFree},
+		DiskReserve: uint64(max(cfg.DiskReserve, 0)), DiskLow: uint64(max(cfg.DiskLow, 0))})
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +101,12 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 			func() float64 { return float64(a.uplink.State().ClockSkewMS) / 1000 }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shelfsync_agent_clock_refused_total", Help: "Server clock values refused for running more than the maximum offset ahead of this gateway's clock."},
 			func() float64 { return float64(a.uplink.State().ClockRefused) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_disk_free_bytes", Help: "Free space on the data directory's file system."},
+			func() float64 { return float64(st.Disk().FreeBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_disk_full", Help: "1 while the data disk is below its reserve and scans are refused (bad beep, \"disk full\")."},
+			func() float64 { return b2f(st.Disk().Full) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_disk_low", Help: "1 while the data disk is below the low-disk threshold."},
+			func() float64 { return b2f(st.Disk().Low) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_uplink_connected", Help: "1 when connected to the broker."},
 			func() float64 { return b2f(a.uplink.State().Connected) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_devices_connected", Help: "Devices currently connected."},

@@ -57,3 +57,29 @@ func TestInvalidOpIsRefusedBeforeCommit(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, p.LastSeq, "nothing committed")
 }
+
+// TestClosedStoreGivesBadBeep: a store that cannot commit (closed here)
+// turns the scan into a bad beep, and nothing is recorded.
+func TestClosedStoreGivesBadBeep(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	st, err := store.Open(store.Options{Dir: dir, Small: true})
+	require.NoError(t, err)
+	m, err := New(Config{ReceivingLoc: "RCV"}, st)
+	require.NoError(t, err)
+	ctx := context.Background()
+	e, err := m.Scan(ctx, "s1", "CMD:RECEIVE")
+	require.NoError(t, err)
+	require.Equal(t, session.Good, e.Verdict)
+	require.NoError(t, st.Close())
+	e, err = m.Scan(ctx, "s1", "SKU:A")
+	require.Error(t, err)
+	require.Equal(t, session.Bad, e.Verdict)
+	require.Contains(t, e.Reason, "not saved")
+
+	st, err = store.Open(store.Options{Dir: dir, Small: true})
+	require.NoError(t, err)
+	defer st.Close()
+	p, err := st.Positions()
+	require.NoError(t, err)
+	require.Zero(t, p.LastSeq, "no op recorded")
+}

@@ -45,6 +45,7 @@ type State struct {
 	Gateway   string               `json:"gateway"`
 	Connected bool                 `json:"connected"`
 	Uplink    string               `json:"uplink_error,omitempty"`
+	Disk      string               `json:"disk,omitempty"` // "full" (scans refused) or "low"
 	Outbox    uint64               `json:"outbox"`
 	Devices   []devices.DeviceInfo `json:"devices"`
 	Tasks     []protocol.Task      `json:"tasks"`
@@ -96,6 +97,12 @@ func (src Source) state(device string) State {
 	s := src.Store
 	if s == nil {
 		return st
+	}
+	switch d := s.Disk(); {
+	case d.Full:
+		st.Disk = "full"
+	case d.Low:
+		st.Disk = "low"
 	}
 	if p, err := s.Positions(); err == nil {
 		st.Outbox = p.LastSeq - p.Acked

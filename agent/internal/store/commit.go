@@ -76,6 +76,9 @@ func (s *Store) Notify() <-chan struct{} { return s.gc.notify }
 // after the data is synced to disk, so its success may be confirmed to the
 // operator.
 func (s *Store) Commit(ctx context.Context, c *Commit) ([]protocol.Op, error) {
+	if err := s.checkDisk(); err != nil {
+		return nil, err
+	}
 	r := commitReq{c: c, done: make(chan error, 1)}
 	select {
 	case s.gc.reqs <- r:

@@ -53,6 +53,9 @@ type Down struct {
 // acknowledgements, then stock and tasks as ApplyDown does, all in one
 // transaction.
 func (s *Store) ApplyDownItems(d Down, upWM, last uint64) error {
+	if err := s.checkDisk(); err != nil {
+		return err // not acknowledged: the server sends it again
+	}
 	return s.applyDown(func(txn *badger.Txn) error { return writeMaster(txn, d) }, d.Stock, d.Tasks, upWM, last)
 }
 

@@ -72,6 +72,14 @@ type Options struct {
 	// Retention bounds the acknowledged ops kept for a server restore
 	// (retain.go); the zero value takes the defaults.
 	Retention Retention
+	// DiskReserve: while the data directory's file system has less free
+	// space, commits are refused with ErrDiskFull (disk.go); 0 takes
+	// DefaultDiskReserve. DiskLow: below it the store warns; 0 takes
+	// DefaultDiskLow.
+	DiskReserve, DiskLow uint64
+	// FreeBytes, when set, replaces the file system's free-space query
+	// (tests).
+	FreeBytes func(dir string) uint64
 }
 
 // Store is the agent's Badger store.
@@ -83,6 +91,7 @@ type Store struct {
 	settle  bool   // settle the LSM tree before closing (Small)
 
 	dir           string
+	disk          diskGuard // disk.go
 	retention     Retention
 	retainMu      sync.Mutex
 	retainChecked time.Time
@@ -116,6 +125,16 @@ func Open(opts Options) (*Store, error) {
 	}
 	opts.Retention.defaults()
 	s := &Store{db: db, log: log, settle: opts.Small, dir: opts.Dir, retention: opts.Retention}
+	s.disk = diskGuard{dir: opts.Dir, reserve: opts.DiskReserve, low: opts.DiskLow, free: opts.FreeBytes, onChange: s.logDisk}
+	if s.disk.reserve == 0 {
+		s.disk.reserve = DefaultDiskReserve
+	}
+	if s.disk.low == 0 {
+		s.disk.low = DefaultDiskLow
+	}
+	if s.disk.free == nil {
+		s.disk.free = freeBytes
+	}
 	if err := s.initRetention(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("apply the outbox retention: %w", err)
