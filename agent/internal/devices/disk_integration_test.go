@@ -2,60 +2,25 @@ package devices
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/agent/internal/session"
 	"github.com/shelfsync/shelfsync/agent/internal/store"
+	"github.com/shelfsync/shelfsync/testbed"
 )
 
-// smallDisk mounts a tmpfs of size bytes (root only: CI runs as root; with
-// SHELFSYNC_INTEGRATION=1 a non-root run fails instead of skipping).
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		if os.Getenv("SHELFSYNC_INTEGRATION") == "1" {
-			t.Fatalf("mount a %s tmpfs (needs root): %v", size, err)
-		}
-		t.Skipf("mount a %s tmpfs needs root: %v", size, err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return dir
-}
-
 func freeOf(t *testing.T, dir string) int64 {
-	var st syscall.Statfs_t
-	require.NoError(t, syscall.Statfs(dir, &st))
-	return int64(st.Bavail) * st.Bsize
+	n, err := testbed.FreeBytes(dir)
+	require.NoError(t, err)
+	return int64(n)
 }
 
-// fill writes a file until the file system has about keep bytes free (0:
-// until it is full, ENOSPC).
 func fill(t *testing.T, path string, keep int64) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	require.NoError(t, err)
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	for freeOf(t, filepath.Dir(path)) > keep+int64(len(buf)) {
-		if _, err := f.Write(buf); err != nil {
-			require.True(t, errors.Is(err, syscall.ENOSPC), "%v", err)
-			return
-		}
-	}
-	if keep == 0 {
-		for {
-			if _, err := f.Write(buf[:4096]); err != nil {
-				require.True(t, errors.Is(err, syscall.ENOSPC), "%v", err)
-				return
-			}
-		}
-	}
+	require.NoError(t, testbed.FillDisk(path, uint64(keep)))
 }
 
 // TestIntegrationAgentDiskFull: on a 96 MiB tmpfs the agent confirms scans
@@ -65,7 +30,7 @@ func fill(t *testing.T, path string, keep int64) {
 // confirms scans again by itself when space returns. Every confirmed scan
 // is in the store after a reopen.
 func TestIntegrationAgentDiskFull(t *testing.T) {
-	disk := smallDisk(t, "96m")
+	disk := testbed.TmpfsDir(t, "96m")
 	db := filepath.Join(disk, "db")
 	open := func() *store.Store {
 		st, err := store.Open(store.Options{Dir: db, Small: true, DiskReserve: 24 << 20, DiskLow: 40 << 20})

@@ -24,6 +24,7 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/broker"
 	"github.com/shelfsync/shelfsync/server/internal/config"
 	"github.com/shelfsync/shelfsync/server/internal/dashboard"
+	"github.com/shelfsync/shelfsync/server/internal/diskspace"
 	"github.com/shelfsync/shelfsync/server/internal/downstream"
 	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/ingest"
@@ -36,6 +37,7 @@ type Server struct {
 	cfg    config.Config
 	log    *slog.Logger
 	st     store.Store
+	disk   *diskspace.Guard // the data directory's disk (store.go)
 	broker *broker.Broker
 	bus    *events.Bus
 	rep    *replica.Replica // nil: a single server (Badger)
@@ -58,7 +60,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.bus = events.New(events.Config{Logger: log.With("component", "events"), Registerer: reg})
-	st, pg, err := openStore(ctx, cfg, log) // store.go
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create the data directory: %w", err)
+	}
+	s.disk = diskGuard(cfg, reg, log.With("component", "disk")) // store.go
+	st, pg, err := openStore(ctx, cfg, s.disk, log)             // store.go
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +207,9 @@ func (s *Server) updateGateway(wh, gw string, f func(*store.Gateway)) {
 func (s *Server) ready() error {
 	if !s.ingest.Connected() {
 		return errors.New("not connected to the MQTT broker")
+	}
+	if err := s.disk.Err(); err != nil {
+		return err
 	}
 	return nil
 }

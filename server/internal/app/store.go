@@ -4,7 +4,10 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shelfsync/shelfsync/server/internal/config"
+	"github.com/shelfsync/shelfsync/server/internal/diskspace"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 	"github.com/shelfsync/shelfsync/server/internal/store/postgres"
@@ -13,7 +16,7 @@ import (
 // openStore opens the backend cfg.Store names: PostgreSQL for a
 // postgres:// URL (migrating its schema; returned twice, the second time
 // for the replicas' coordination), else Badger under cfg.DataDir.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, *postgres.Store, error) {
+func openStore(ctx context.Context, cfg config.Config, disk *diskspace.Guard, log *slog.Logger) (store.Store, *postgres.Store, error) {
 	if cfg.Postgres() {
 		pg, err := postgres.Open(ctx, cfg.Store, postgres.Options{Logger: log.With("component", "store")})
 		if err != nil {
@@ -21,6 +24,38 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 		}
 		return pg, pg, nil
 	}
-	st, err := badger.Open(badger.Options{Dir: cfg.DataDir, Logger: log})
+	st, err := badger.Open(badger.Options{Dir: cfg.DataDir, Logger: log, Disk: disk})
 	return st, nil, err
+}
+
+// diskGuard guards the data directory's disk (diskspace): it logs when the
+// disk turns low or full and when it recovers, and exports its state.
+func diskGuard(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) *diskspace.Guard {
+	b := cfg.Bounds.Defaulted()
+	g := diskspace.New(cfg.DataDir, uint64(b.DiskReserve), uint64(b.DiskLow), nil)
+	g.OnChange = func(st diskspace.State) {
+		switch {
+		case st.Full:
+			log.Error("data disk below its reserve: batches are not acknowledged and API writes fail until space is freed", "dir", cfg.DataDir, "free_bytes", st.FreeBytes, "reserve_bytes", st.ReserveBytes)
+		case st.Low:
+			log.Warn("data disk low", "dir", cfg.DataDir, "free_bytes", st.FreeBytes, "low_bytes", b.DiskLow)
+		default:
+			log.Info("data disk has room again", "dir", cfg.DataDir, "free_bytes", st.FreeBytes)
+		}
+	}
+	b2f := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_server_disk_free_bytes", Help: "Free space on the data directory's file system."},
+			func() float64 { return float64(g.Check().FreeBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_server_disk_full", Help: "1 while the data disk is below --disk-reserve: nothing is applied or acknowledged."},
+			func() float64 { return b2f(g.Check().Full) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_server_disk_low", Help: "1 while the data disk is below --disk-low."},
+			func() float64 { return b2f(g.Check().Low) }),
+	)
+	return g
 }

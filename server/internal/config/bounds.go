@@ -26,6 +26,10 @@ type Bounds struct {
 	// gateway's hybrid logical clock may be; a hello or batch beyond it is
 	// refused (protocol SPEC.md §4).
 	ClockMaxOffset time.Duration
+	// DiskReserve: while the data directory's disk has less free space,
+	// the Badger store refuses writes (nothing is acknowledged) instead of
+	// crashing when the disk fills; DiskLow: warn below it.
+	DiskReserve, DiskLow int64
 }
 
 func (c *Bounds) register(fs *flag.FlagSet) {
@@ -34,6 +38,8 @@ func (c *Bounds) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", 2*time.Minute, "close HTTP keep-alive connections idle this long")
 	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", 1024, "most HTTP connections open at once (more wait to be accepted); keep it below the process's file-descriptor limit")
 	fs.Int64Var(&c.MaxImportBytes, "max-import-bytes", 1<<30, "largest CSV upload in bytes (a larger one is refused with 413 before any row is applied); uploads are spooled under --data")
+	fs.Int64Var(&c.DiskReserve, "disk-reserve", 1<<30, "bytes kept free on the data disk: below this the server applies and acknowledges nothing (gateways keep their ops) and /healthz says why, until space returns")
+	fs.Int64Var(&c.DiskLow, "disk-low", 4<<30, "warn (log, metric) when the data disk has less free space than this many bytes")
 	fs.DurationVar(&c.ClockMaxOffset, "clock-max-offset", 5*time.Minute, "refuse a gateway whose clock runs more than this ahead of the server's (its hello and batches get an error; fix its NTP)")
 }
 
@@ -55,6 +61,9 @@ func (c Bounds) validate() []error {
 	if c.MaxImportBytes < 1<<10 {
 		errs = append(errs, fmt.Errorf("max-import-bytes: %d must be at least 1024", c.MaxImportBytes))
 	}
+	if c.DiskReserve < 0 || c.DiskLow < c.DiskReserve {
+		errs = append(errs, fmt.Errorf("disk-reserve, disk-low: %d, %d: want 0 ≤ disk-reserve ≤ disk-low", c.DiskReserve, c.DiskLow))
+	}
 	if c.ClockMaxOffset < time.Second || c.ClockMaxOffset > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("clock-max-offset: %s must be 1s..24h", c.ClockMaxOffset))
 	}
@@ -73,6 +82,8 @@ func (c Bounds) Defaulted() Bounds {
 	orDefault(&c.HTTPMaxConns, d.HTTPMaxConns)
 	orDefault(&c.MaxImportBytes, d.MaxImportBytes)
 	orDefault(&c.ClockMaxOffset, d.ClockMaxOffset)
+	orDefault(&c.DiskReserve, d.DiskReserve)
+	orDefault(&c.DiskLow, d.DiskLow)
 	return c
 }
 

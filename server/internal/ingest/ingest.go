@@ -16,6 +16,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/diskspace"
 	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
@@ -330,6 +331,16 @@ func (in *Ingest) applyBatch(ctx context.Context, log *slog.Logger, wh, gw strin
 		if !errors.Is(err, store.ErrConflict) || attempt >= 20 {
 			break
 		}
+	}
+	if errors.Is(err, diskspace.ErrFull) {
+		// Not acknowledged: the gateway keeps the ops and resends them;
+		// the disk guard logs the state change, /healthz and the metrics
+		// say why.
+		in.m.Rejected.WithLabelValues("disk_full").Inc()
+		if in.lim.shouldLog(gatewayKey(in.topics.Up(wh, gw)), "disk_full") {
+			log.Warn("batch not applied nor acknowledged: the data disk is full (logged once per 10 s per gateway)", "first", b.First, "last", b.Last, "err", err)
+		}
+		return
 	}
 	if err != nil {
 		in.m.ApplyErrors.Inc()

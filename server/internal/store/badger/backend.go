@@ -9,6 +9,7 @@ import (
 	bdb "github.com/dgraph-io/badger/v4"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/diskspace"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 	"github.com/shelfsync/shelfsync/server/internal/store/apply"
 )
@@ -16,7 +17,10 @@ import (
 // backend is apply.Backend over the database: Badger's serializable
 // transactions need no locks, so Scope only names what a transaction
 // touches, and a transaction that lost a race runs again.
-type backend struct{ db *bdb.DB }
+type backend struct {
+	db   *bdb.DB
+	disk *diskspace.Guard
+}
 
 // maxAttempts bounds the runs of a transaction that keeps losing races.
 const maxAttempts = 20
@@ -24,7 +28,13 @@ const maxAttempts = 20
 // update runs f in a read-write transaction, again (after a short,
 // growing, jittered pause, so that writers racing for one key take turns)
 // when it lost a race with another writer.
-func update(db *bdb.DB, f func(txn *bdb.Txn) error) error {
+// It refuses (diskspace.ErrFull) while the data disk is below its
+// reserve: Badger would crash writing into a mapped page the disk cannot
+// back.
+func update(disk *diskspace.Guard, db *bdb.DB, f func(txn *bdb.Txn) error) error {
+	if err := disk.Err(); err != nil {
+		return err
+	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		err := db.Update(f)
 		if !errors.Is(err, bdb.ErrConflict) {
@@ -36,7 +46,7 @@ func update(db *bdb.DB, f func(txn *bdb.Txn) error) error {
 }
 
 func (b backend) Update(_ context.Context, _ apply.Scope, f func(apply.Tx) error) error {
-	return update(b.db, func(txn *bdb.Txn) error { return f(&tx{txnLedger{txn}}) })
+	return update(b.disk, b.db, func(txn *bdb.Txn) error { return f(&tx{txnLedger{txn}}) })
 }
 
 func (b backend) View(_ context.Context, f func(apply.Tx) error) error {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
+	"github.com/shelfsync/shelfsync/server/internal/diskspace"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 	"github.com/shelfsync/shelfsync/server/internal/store/apply"
 )
@@ -27,6 +28,7 @@ type Store struct {
 	db    *bdb.DB
 	epoch string
 	log   *slog.Logger
+	disk  *diskspace.Guard // nil: no guard
 }
 
 var _ store.Store = (*Store)(nil)
@@ -37,6 +39,9 @@ type Options struct {
 	Logger *slog.Logger
 	// InMemory runs without disk, for unit tests only.
 	InMemory bool
+	// Disk, when set, refuses every write transaction (diskspace.ErrFull)
+	// while the data disk is below its reserve.
+	Disk *diskspace.Guard
 }
 
 // ApplyChunk bounds the ops merged per Badger transaction. Badger sorts a
@@ -64,8 +69,8 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open badger store in %q: %w (is another shelfsync-server using this --data directory?)", opts.Dir, err)
 	}
-	s := &Store{db: db, log: log}
-	s.Engine = apply.New(backend{db}, apply.Options{ChunkOps: ApplyChunk})
+	s := &Store{db: db, log: log, disk: opts.Disk}
+	s.Engine = apply.New(backend{db, opts.Disk}, apply.Options{ChunkOps: ApplyChunk})
 	if err := s.loadEpoch(); err != nil {
 		db.Close()
 		return nil, err

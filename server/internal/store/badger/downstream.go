@@ -66,7 +66,7 @@ func appendDown(txn *bdb.Txn, wh, target string, kind protocol.DownKind, itemKey
 // AppendDown adds a downstream item for every gateway of wh (target "") or
 // one gateway, compacted by itemKey.
 func (s *Store) AppendDown(_ context.Context, wh, target string, kind protocol.DownKind, itemKey string, body any) error {
-	return update(s.db, func(txn *bdb.Txn) error { return appendDown(txn, wh, target, kind, itemKey, body) })
+	return update(s.disk, s.db, func(txn *bdb.Txn) error { return appendDown(txn, wh, target, kind, itemKey, body) })
 }
 
 // DownFrom reads up to max entries of wh's log after seq `after` for gw.
@@ -112,6 +112,9 @@ func (s *Store) DownFrom(_ context.Context, wh, gw string, after uint64, max int
 // UpdateGateway reads, changes and writes a gateway's record atomically.
 func (s *Store) UpdateGateway(_ context.Context, wh, gw string, f func(*store.Gateway)) error {
 	key := []byte(pfxGateway + join(wh, gw))
+	if err := s.disk.Err(); err != nil {
+		return err
+	}
 	err := s.db.Update(func(txn *bdb.Txn) error {
 		g := store.Gateway{Warehouse: wh, Gateway: gw}
 		if _, err := (&txnLedger{txn}).getCBOR(key, &g); err != nil {

@@ -25,7 +25,7 @@ var _ store.Records = (*Store)(nil)
 // Update implements store.Records: f runs in a read-write transaction, again
 // when it lost a race with another writer (ingest, API).
 func (s *Store) Update(f func(store.Tx) error) error {
-	return update(s.db, func(txn *bdb.Txn) error { return f(recordTx{txn}) })
+	return update(s.disk, s.db, func(txn *bdb.Txn) error { return f(recordTx{txn}) })
 }
 
 // View implements store.Records.
