@@ -8,7 +8,6 @@ import (
 	"io"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
@@ -96,17 +95,16 @@ func TestOpsDeflateBombStopsAtTheLimit(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	start := time.Now()
 	m, err := Decode(in)
-	elapsed := time.Since(start)
 	runtime.ReadMemStats(&after)
 	require.Nil(t, m)
 	require.ErrorIs(t, err, ErrInflatedTooLarge)
 	require.ErrorIs(t, err, ErrTooLarge)
 	require.Contains(t, err.Error(), "decompression bomb")
 	allocated := after.TotalAlloc - before.TotalAlloc
+	// The allocation bound is what shows inflating stopped at the limit;
+	// how long that takes is a benchmark's business, not this test's.
 	require.Less(t, allocated, uint64(8<<20), "inflating must stop at the 1 MiB limit, allocated %d bytes", allocated)
-	require.Less(t, elapsed, 2*time.Second)
 
 	// A lower limit is honoured, also for an honest batch.
 	c, err := NewCodec(Limits{MaxInflatedSize: 100})

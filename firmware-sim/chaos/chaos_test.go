@@ -25,12 +25,15 @@ func TestChaosShort(t *testing.T) {
 		seed = v
 	}
 	var progress bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// The soak runs until it has both 1,000 ops and 30 faults, however
+	// long a slow machine takes; MaxDuration only stops a run that stalls.
+	const wantOps, wantFaults = 1_000, 30
+	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
 	defer cancel()
 	sum, err := Run(ctx, Config{
 		Seed: seed, Agents: 3, Warehouses: 1, Devices: 2,
-		Ops: 5_000, Faults: 45, FaultEvery: time.Second, ScenarioEvery: 500 * time.Millisecond,
-		MaxDuration: 50 * time.Second, HealTimeout: 90 * time.Second,
+		Ops: wantOps, Faults: wantFaults, FaultEvery: time.Second, ScenarioEvery: 500 * time.Millisecond,
+		MaxDuration: 5 * time.Minute, HealTimeout: 90 * time.Second,
 		Log: &progress,
 	})
 	if err != nil {
@@ -40,11 +43,11 @@ func TestChaosShort(t *testing.T) {
 	var report bytes.Buffer
 	sum.Report(&report)
 	t.Log("\n" + progress.String() + report.String())
-	if sum.Faults < 10 {
-		t.Errorf("only %d faults were injected", sum.Faults)
+	if sum.Faults < wantFaults {
+		t.Errorf("only %d faults were injected in %s", sum.Faults, sum.Duration)
 	}
-	if sum.Ops < 1000 {
-		t.Errorf("only %d ops were committed", sum.Ops)
+	if sum.Ops < wantOps {
+		t.Errorf("only %d ops were committed in %s", sum.Ops, sum.Duration)
 	}
 	if !sum.OK() {
 		t.Errorf("%s", sum.Line())

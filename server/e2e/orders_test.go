@@ -218,43 +218,45 @@ func TestChannelOrdersWhileTwoGatewaysPick(t *testing.T) {
 // reorder point, none while it stays below, again after it rose above.
 func TestReorderAlertFiresOncePerCrossing(t *testing.T) {
 	c := newCluster(t)
-	if code := c.call("POST", "/api/v1/masterdata/wh1/thresholds", []map[string]any{{"sku": "B", "reorder_point": 3, "reorder_qty": 10, "max": 20}}, nil); code != http.StatusOK {
-		t.Skipf("thresholds need the master data API (POST thresholds answered %d)", code)
-	}
+	require.Equal(t, http.StatusOK, c.call("POST", "/api/v1/masterdata/wh1/thresholds", []map[string]any{{"sku": "B", "reorder_point": 3, "reorder_qty": 10, "max": 20}}, nil),
+		"POST thresholds (master data API)")
 	g := c.newGateway("wh1", "g1")
 	alertsTap := c.tap("shelfsync/v1/wh1/alerts")
 	rcv := newHookReceiver(t)
 	rcv.start()
 	rcv.register(c, map[string]any{"events": []string{"alert"}, "warehouses": []string{"wh1"}})
+	reorders := func() []map[string]any {
+		var as struct{ Items []map[string]any }
+		getJSON(t, "http://"+c.httpAddr+"/api/v1/alerts?kind=reorder&sku=B", &as)
+		return as.Items
+	}
+	// step scans, then waits until the availability the reorder check reads
+	// shows onHand (the check runs in the same recompute, so each level is
+	// observed on its own before the next scans) and the alerts so far are
+	// alerts. A step that must raise nothing can only wait for the count to
+	// stay put: a late extra alert still fails the final count.
 	beeps := 0
-	step := func(onHand int64, scans ...string) {
+	step := func(onHand int64, alerts int, scans ...string) {
 		t.Helper()
 		g.scan(scans...)
 		beeps += len(scans)
 		g.waitBeeps(beeps)
-		waitFor(t, 15*time.Second, fmt.Sprintf("on-hand %d seen", onHand), func() bool {
+		waitFor(t, 15*time.Second, fmt.Sprintf("on-hand %d seen and %d reorder alerts", onHand, alerts), func() bool {
 			var av struct {
 				Items []struct {
 					OnHand int64 `json:"on_hand"`
 				}
 			}
 			getJSON(t, "http://"+c.httpAddr+"/api/v1/availability?warehouse=wh1&sku=B", &av)
-			return len(av.Items) == 1 && av.Items[0].OnHand == onHand
+			return len(av.Items) == 1 && av.Items[0].OnHand == onHand && len(reorders()) == alerts
 		})
-		time.Sleep(300 * time.Millisecond) // past the debounce: each level is observed on its own
 	}
-	reorders := func() []map[string]any {
-		var as struct{ Items []map[string]any }
-		getJSON(t, "http://"+c.httpAddr+"/api/v1/alerts?kind=reorder&sku=B", &as)
-		return as.Items
-	}
-	step(6, "CMD:RECEIVE", "LOC:BIN-1", "QTY:6", "SKU:B", "CMD:DONE")
-	require.Empty(t, reorders())
-	step(3, "CMD:PICK", "LOC:BIN-1", "QTY:3", "SKU:B", "CMD:DONE") // down to the point: alert
-	step(2, "CMD:PICK", "LOC:BIN-1", "SKU:B", "CMD:DONE")          // still below: none
-	step(7, "CMD:RECEIVE", "LOC:BIN-1", "QTY:5", "SKU:B", "CMD:DONE")
-	step(3, "CMD:PICK", "LOC:BIN-1", "QTY:4", "SKU:B", "CMD:DONE") // the next crossing: alert
-	step(1, "CMD:PICK", "LOC:BIN-1", "QTY:2", "SKU:B", "CMD:DONE")
+	step(6, 0, "CMD:RECEIVE", "LOC:BIN-1", "QTY:6", "SKU:B", "CMD:DONE")
+	step(3, 1, "CMD:PICK", "LOC:BIN-1", "QTY:3", "SKU:B", "CMD:DONE") // down to the point: alert
+	step(2, 1, "CMD:PICK", "LOC:BIN-1", "SKU:B", "CMD:DONE")          // still below: none
+	step(7, 1, "CMD:RECEIVE", "LOC:BIN-1", "QTY:5", "SKU:B", "CMD:DONE")
+	step(3, 2, "CMD:PICK", "LOC:BIN-1", "QTY:4", "SKU:B", "CMD:DONE") // the next crossing: alert
+	step(1, 2, "CMD:PICK", "LOC:BIN-1", "QTY:2", "SKU:B", "CMD:DONE")
 	as := reorders()
 	require.Len(t, as, 2, "one alert per downward crossing")
 	require.Equal(t, float64(17), as[1]["suggested_qty"], "max − on-hand − on-order")
@@ -343,12 +345,63 @@ func TestWebhookSurvivesReceiverDownAndServerRestart(t *testing.T) {
 }
 
 // TestAPILatencyUnderConcurrentReadsAndIngest measures read latency of the
-// API while two gateways stream scans.
+// API while two gateways stream scans, against the same readers' latency
+// without ingest in the same run (a slow machine slows both).
 func TestAPILatencyUnderConcurrentReadsAndIngest(t *testing.T) {
 	c := newCluster(t)
 	g1, g2 := c.newGateway("wh1", "g1"), c.newGateway("wh1", "g2")
 	var o orderView
 	require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "1", "lines": []map[string]any{{"sku": "S1", "qty": 5}}}, &o))
+	paths := []string{"/api/v1/stock?warehouse=wh1&limit=100", "/api/v1/availability?warehouse=wh1", "/api/v1/gateways", "/api/v1/warehouses",
+		"/api/v1/alerts?limit=50", "/api/v1/orders?limit=50", "/api/v1/conflicts?status=open", "/api/v1/channels/web/availability"}
+	var errs atomic.Int64
+	client := &http.Client{Timeout: 10 * time.Second}
+	// read runs 8 readers until stop is closed and returns their latencies.
+	read := func(stop <-chan struct{}, count *atomic.Int64) []time.Duration {
+		var mu sync.Mutex
+		var lat []time.Duration
+		var wg sync.WaitGroup
+		for r := 0; r < 8; r++ {
+			wg.Add(1)
+			go func(r int) {
+				defer wg.Done()
+				for i := r; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					start := time.Now()
+					resp, err := client.Get("http://" + c.httpAddr + paths[i%len(paths)])
+					if err != nil || resp.StatusCode != 200 {
+						errs.Add(1)
+					}
+					if resp != nil {
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+					d := time.Since(start)
+					mu.Lock()
+					lat = append(lat, d)
+					mu.Unlock()
+					count.Add(1)
+				}
+			}(r)
+		}
+		<-stop
+		wg.Wait()
+		return lat
+	}
+
+	// Baseline: the same readers, 400 requests, nothing ingesting.
+	var baseN atomic.Int64
+	baseStop := make(chan struct{})
+	baseDone := make(chan []time.Duration)
+	go func() { baseDone <- read(baseStop, &baseN) }()
+	waitFor(t, 60*time.Second, "400 baseline reads", func() bool { return baseN.Load() >= 400 })
+	close(baseStop)
+	base := <-baseDone
+
 	const scans = 600
 	for _, g := range []*gateway{g1, g2} {
 		s := []string{"CMD:RECEIVE"}
@@ -357,40 +410,10 @@ func TestAPILatencyUnderConcurrentReadsAndIngest(t *testing.T) {
 		}
 		g.scan(append(s, "CMD:DONE")...)
 	}
-	paths := []string{"/api/v1/stock?warehouse=wh1&limit=100", "/api/v1/availability?warehouse=wh1", "/api/v1/gateways", "/api/v1/warehouses",
-		"/api/v1/alerts?limit=50", "/api/v1/orders?limit=50", "/api/v1/conflicts?status=open", "/api/v1/channels/web/availability"}
-	var mu sync.Mutex
-	var lat []time.Duration
-	var errs atomic.Int64
+	var n atomic.Int64
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second}
-	for r := 0; r < 8; r++ {
-		wg.Add(1)
-		go func(r int) {
-			defer wg.Done()
-			for i := r; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				start := time.Now()
-				resp, err := client.Get("http://" + c.httpAddr + paths[i%len(paths)])
-				if err != nil || resp.StatusCode != 200 {
-					errs.Add(1)
-				}
-				if resp != nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-				d := time.Since(start)
-				mu.Lock()
-				lat = append(lat, d)
-				mu.Unlock()
-			}
-		}(r)
-	}
+	done := make(chan []time.Duration)
+	go func() { done <- read(stop, &n) }()
 	began := time.Now()
 	total := 2 * (2*scans + 2)
 	g1.waitBeeps(2*scans + 2)
@@ -398,15 +421,19 @@ func TestAPILatencyUnderConcurrentReadsAndIngest(t *testing.T) {
 	c.waitConverged("wh1", g1, g2)
 	elapsed := time.Since(began)
 	close(stop)
-	wg.Wait()
+	lat := <-done
 	p50, p99, worst := percentile(lat, 50), percentile(lat, 99), percentile(lat, 100)
-	t.Logf("API reads under ingest: %d requests by 8 readers in %s (%.0f req/s), p50 %s, p99 %s, max %s; ingest: %d scans (%d receive ops) in the same time",
-		len(lat), elapsed.Round(time.Millisecond), float64(len(lat))/elapsed.Seconds(), p50, p99, worst, total, 2*scans)
+	baseP99 := percentile(base, 99)
+	t.Logf("API reads under ingest: %d requests by 8 readers in %s (%.0f req/s), p50 %s, p99 %s, max %s (without ingest: p99 %s); ingest: %d scans (%d receive ops) in the same time",
+		len(lat), elapsed.Round(time.Millisecond), float64(len(lat))/elapsed.Seconds(), p50, p99, worst, baseP99, total, 2*scans)
 	if dir := os.Getenv("SHELFSYNC_ARTIFACTS"); dir != "" {
-		b, _ := json.Marshal(map[string]any{"requests": len(lat), "readers": 8, "elapsed_ms": elapsed.Milliseconds(), "p50_ms": p50.Seconds() * 1000, "p99_ms": p99.Seconds() * 1000, "max_ms": worst.Seconds() * 1000, "receive_ops": 2 * scans})
+		b, _ := json.Marshal(map[string]any{"requests": len(lat), "readers": 8, "elapsed_ms": elapsed.Milliseconds(), "p50_ms": p50.Seconds() * 1000, "p99_ms": p99.Seconds() * 1000, "max_ms": worst.Seconds() * 1000, "baseline_p99_ms": baseP99.Seconds() * 1000, "receive_ops": 2 * scans})
 		_ = os.MkdirAll(dir, 0o755)
 		_ = os.WriteFile(filepath.Join(dir, "api-latency.json"), b, 0o644)
 	}
 	require.Zero(t, errs.Load(), "every read answered 200")
-	require.Less(t, p99, 2*time.Second)
+	// Reads queued behind the ingest (a lock held across a batch, a full
+	// worker pool) would be a hundred times slower than without it.
+	bound := 50 * max(baseP99, 20*time.Millisecond)
+	require.Less(t, p99, bound, "read p99 under ingest within 50× the same run's p99 without ingest (%s)", baseP99)
 }

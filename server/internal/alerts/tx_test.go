@@ -135,7 +135,7 @@ func TestAlertWebhookIsQueuedInTheAlertsTransaction(t *testing.T) {
 	still, err := svc.Get(ctx, b.ID)
 	require.NoError(t, err)
 	require.Equal(t, StatusOpen, still.Status)
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // negative window: the failed acknowledgement must publish nothing
 	require.Len(t, sink.alerts(), 4, "conflict, A, A acknowledged, B")
 }
 
@@ -236,10 +236,10 @@ func TestRunSweepsOnlyWhereSweepSaysSo(t *testing.T) {
 	go func() { defer close(done); h.svc.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	raiseConflicts(t, rec, negative("M1"))
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // negative window: ten sweep periods in which a non-leader must not sweep
 	require.Empty(t, published(h), "not the leader: no sweep")
 	leader.Store(true)
 	require.Eventually(t, func() bool { return len(published(h)) == 1 }, 5*time.Second, 5*time.Millisecond)
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // negative window: five more sweeps must not publish it again
 	require.Len(t, published(h), 1, "once")
 }

@@ -182,7 +182,7 @@ func TestFloodFromOneGatewayDoesNotStallOthers(t *testing.T) {
 			fa.c.Disconnect(0)
 		}
 	}()
-	time.Sleep(200 * time.Millisecond) // the flood is on before B streams
+	waitFor(t, 30*time.Second, "the flood under way before B streams", func() bool { return sentFlood.Load() >= 100 })
 	firstSeq := uint64(50*ops + 1)
 	res := stream(t, b, firstSeq, batches, ops, every)
 	stop()
@@ -208,5 +208,9 @@ func TestFloodFromOneGatewayDoesNotStallOthers(t *testing.T) {
 		sentFlood.Load(), reconnects.Load(), dropped, cutoffs, rejected)
 	t.Logf("B under flood: %d batches / %d ops all applied (%d go-back-N resends); latency p50 %s p99 %s max %s", res.n, batches*ops, res.resends, res.p50, res.p99, res.max)
 	require.Greater(t, sentFlood.Load(), int64(1000), "the flood must be a flood")
-	require.Less(t, res.p99, 500*time.Millisecond, "B's latency must stay bounded under A's flood")
+	// Bounded against the same run's baseline, not a wall-clock figure: a
+	// slow machine slows both; a stalled B (acks waiting behind A's flood,
+	// go-back-N timeouts) is a hundred times slower.
+	bound := 20 * max(base.p99, 10*time.Millisecond)
+	require.Less(t, res.p99, bound, "B's p99 under A's flood must stay within 20× its p99 without the flood (%s)", base.p99)
 }

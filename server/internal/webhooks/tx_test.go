@@ -54,7 +54,7 @@ func checkEnqueueTx(t *testing.T, e *env, rcv *counter) {
 		if err := e.m.EnqueueTx(tx, Event{Type: EventOrder, Warehouse: "wh2", Body: []byte(`{"other warehouse":true}`)}); err != nil {
 			return err
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // the commit comes well after the poke: not a wait for anything
 		return nil
 	})
 	require.NoError(t, err)
@@ -72,7 +72,7 @@ func checkEnqueueTx(t *testing.T, e *env, rcv *counter) {
 	rcv.mu.Lock()
 	require.Equal(t, `{"order":1}`, rcv.body[orders.ID+"-1"])
 	rcv.mu.Unlock()
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // negative window: a second delivery would come by now
 	n, dup := rcv.received()
 	require.Equal(t, 2, n)
 	require.Zero(t, dup)
@@ -111,7 +111,7 @@ func TestEnqueueTxRunsAgainWhenUpdateRetries(t *testing.T) {
 	}))
 	require.Equal(t, 2, runs)
 	eventually(t, "delivered", func() bool { n, _ := rcv.received(); return n == 1 })
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // negative window: a rerun of f would deliver again by now
 	n, dup := rcv.received()
 	require.Equal(t, 1, n)
 	require.Zero(t, dup)
@@ -133,7 +133,7 @@ func TestEnqueueTxForAnEndpointOfAnotherReplica(t *testing.T) {
 		return b.m.EnqueueTx(tx, Event{Type: EventAlert, Body: []byte(`{"from":"B"}`)})
 	}))
 	eventually(t, "delivered", func() bool { n, _ := rcv.received(); return n == 1 })
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // negative window: the other replica would deliver it again by now
 	n, dup := rcv.received()
 	require.Equal(t, 1, n)
 	require.Zero(t, dup)
