@@ -11,11 +11,15 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/shelfsync/shelfsync/testbed"
 )
 
-// chromium returns Debian's chromium (CHROMIUM overrides), or skips.
+// chromium returns the browser (SHELFSYNC_TEST_CHROMIUM or CHROMIUM
+// override Debian's chromium). Without one the test skips, unless
+// SHELFSYNC_INTEGRATION is set: then it fails.
 func chromium(t *testing.T) string {
-	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "chromium"} {
+	for _, p := range []string{os.Getenv("SHELFSYNC_TEST_CHROMIUM"), os.Getenv("CHROMIUM"), "/usr/bin/chromium", "chromium"} {
 		if p == "" {
 			continue
 		}
@@ -23,7 +27,11 @@ func chromium(t *testing.T) string {
 			return path
 		}
 	}
-	t.Skip("no chromium binary: install Debian's chromium package (deploy/dev/services.sh does) or set CHROMIUM to run the dashboard test")
+	const why = "no chromium binary: install Debian's chromium package (deploy/dev/services.sh does) or set SHELFSYNC_TEST_CHROMIUM"
+	if testbed.Integration() {
+		t.Fatal(why)
+	}
+	t.Skip(why)
 	return ""
 }
 

@@ -21,7 +21,13 @@ import (
 	"github.com/shelfsync/shelfsync/protocol"
 )
 
-const chromium = "/usr/bin/chromium"
+// chromium is the browser: SHELFSYNC_TEST_CHROMIUM, else Debian's.
+func chromium() string {
+	if p := os.Getenv("SHELFSYNC_TEST_CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
 
 // startAgent runs a real agent in-process with one scanner that is not
 // plugged in (scans are fed through the device manager) and no reachable
@@ -65,13 +71,16 @@ func scan(t *testing.T, a *app.Agent, texts ...string) {
 // suggestion, the last scans with their verdicts and the errors, updating
 // live as scans come in.
 func TestIntegrationGatewayScreen(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skip("needs " + chromium + " (make test-integration installs it)")
+	if _, err := os.Stat(chromium()); err != nil {
+		if os.Getenv("SHELFSYNC_INTEGRATION") != "" {
+			t.Fatalf("SHELFSYNC_INTEGRATION is set but %v (deploy/dev/services.sh installs chromium)", err)
+		}
+		t.Skip("needs " + chromium() + " (make test-integration installs it)")
 	}
 	a, base := startAgent(t)
 
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
+		chromedp.ExecPath(chromium()),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
