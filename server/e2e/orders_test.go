@@ -199,7 +199,14 @@ func TestChannelOrdersWhileTwoGatewaysPick(t *testing.T) {
 	}
 	require.Zero(t, rcv.badSig)
 	t.Logf("%d orders, %d web and %d market messages on MQTT, %d webhook deliveries", len(orders), webMsgs, marketMsgs, len(hooks))
-	require.Greater(t, webMsgs, len(orders), "a message per change")
+	// The webhook queue delivers every snapshot, and each order above
+	// waited for one that counted it: the first offer plus one per order.
+	// The retained MQTT topic keeps only its latest value while publishing
+	// lags (a busy machine skips intermediate offers, by design), so it is
+	// held to never offering too much (above) and ending exact (below), not
+	// to a message per change.
+	require.Greater(t, len(hooks), len(orders), "a webhook delivery per change")
+	require.NotZero(t, webMsgs, "availability on the retained topic")
 
 	// a newcomer gets the current offer at once: the message is retained
 	late := c.tap("shelfsync/v1/channels/web/availability")
