@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -124,8 +126,27 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 		label, rss = fmt.Sprintf("catchup_%d_s", n), fmt.Sprintf("agent_rss_mib_%d_outbox", n)
 	}
 	rssResult := result(rss, mib(queued), "MiB", "the same agent with an empty outbox", mib(idle))
+
+	// The same backlog left by a process killed with SIGKILL right after
+	// its last commit (memtables not flushed, compactions owed): the start
+	// that follows replays and compacts.
+	killedDir := filepath.Join(work, "killed")
+	if err := writeBacklogKilled(ctx, killedDir, n); err != nil {
+		return nil, err
+	}
+	// Watched for 30 s: the compactions of a start after a crash outlast
+	// the first seconds.
+	_, afterKill, st, err := runAgent(killedDir, "gw-killed", nowhere, upFor(30*time.Second), 2*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	if st.LastSeq != uint64(n) {
+		return nil, fmt.Errorf("agent started after kill -9 reports last_seq %d, want %d", st.LastSeq, n)
+	}
+	logf("rss: agent started on %d ops left by kill -9: %.1f MiB", n, mib(afterKill))
+	killResult := result(rss+"_after_kill", mib(afterKill), "MiB", "the same agent with an empty outbox", mib(idle))
 	if opts.rssOnly {
-		return []Result{rssResult}, nil
+		return []Result{rssResult, killResult}, nil
 	}
 
 	addrs, err := testbed.FreeAddrs(2)
@@ -155,7 +176,7 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 	}
 	return []Result{
 		result(label, value, unit, "raw Badger batch write of the same ops (server's Badger defaults, synced)", raw),
-		rssResult,
+		rssResult, killResult,
 	}, nil
 }
 
@@ -186,6 +207,61 @@ func writeBacklog(ctx context.Context, dir string, ops []protocol.Op) error {
 		}
 	}
 	return st.Close()
+}
+
+// killedBacklogEnv makes the bench binary, started by writeBacklogKilled,
+// write a backlog ("DIR N"), say so on stdout and wait to be killed.
+const killedBacklogEnv = "SHELFSYNC_BENCH_KILLED_BACKLOG"
+
+// writeBacklogKilled commits n backlog ops in a child process (this
+// binary) and kills it with SIGKILL once the last commit is durable, as a
+// gateway losing power would.
+func writeBacklogKilled(ctx context.Context, dir string, n int) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, self)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", killedBacklogEnv, dir, n))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	if err != nil || line != "committed\n" {
+		return fmt.Errorf("backlog writer: %q, %v", line, err)
+	}
+	return nil
+}
+
+// killedBacklogChild is the child side of writeBacklogKilled.
+func killedBacklogChild(spec string) {
+	var dir string
+	var n int
+	if _, err := fmt.Sscanf(spec, "%s %d", &dir, &n); err != nil {
+		logf("%s: %v", killedBacklogEnv, err)
+		os.Exit(2)
+	}
+	st, err := store.Open(store.Options{Dir: dir, Small: true})
+	if err != nil {
+		logf("open: %v", err)
+		os.Exit(1)
+	}
+	ops := backlogOps(n)
+	for i := 0; i < len(ops); i += 1000 {
+		if _, err := st.Commit(context.Background(), &store.Commit{Device: "d1", Ops: ops[i:min(i+1000, len(ops))], KeepSession: true}); err != nil {
+			logf("commit: %v", err)
+			os.Exit(1)
+		}
+	}
+	fmt.Println("committed")
+	select {} // killed here, store open
 }
 
 // rawBatchWrite writes the ops (CBOR, keyed like the server's op log) with

@@ -6,7 +6,8 @@
 //	agent_durable_ops_per_s_1dev, _32dev  scans → durable ops vs a raw Badger durable txn loop
 //	wire_bytes_per_op                      op batch as sent to a current server (ops-deflate) vs the same ops as JSON
 //	catchup_1m_s                           1,000,000-op backlog drained by the real agent into the real server
-//	agent_rss_mib_1m_outbox                the agent's peak RSS with that backlog queued (-only rss: just this)
+//	agent_rss_mib_1m_outbox                the agent's peak RSS with that backlog queued (-only rss: just the RSS figures)
+//	agent_rss_mib_1m_outbox_after_kill     the same, starting on a backlog left by kill -9 right after its last commit
 //	rfid_reads_per_s                       RFID frames → decode → de-dup → EPC decode vs copying the frames
 //	line_scans_per_s                       line-mode framing vs a raw read of the same bytes
 //
@@ -54,6 +55,9 @@ func round(v float64) float64 {
 }
 
 func main() {
+	if spec := os.Getenv(killedBacklogEnv); spec != "" {
+		killedBacklogChild(spec) // catchup.go: never returns
+	}
 	var (
 		out    string
 		only   string
