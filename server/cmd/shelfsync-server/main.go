@@ -31,6 +31,10 @@ Usage:
                                       set a gateway's MQTT password (Mosquitto format)
   shelfsync-server migrate --store postgres://… [--status]
                                       apply the PostgreSQL schema migrations (run also does)
+  shelfsync-server backup --out FILE (--url URL | --data DIR)
+                                      consistent backup of the embedded store (online with --url)
+  shelfsync-server restore --data DIR --from FILE
+                                      put a backup back (server stopped); the state gets a new identity
   shelfsync-server config print [flags]
                                       print the effective configuration as TOML
   shelfsync-server version            print the version
@@ -58,6 +62,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runTokens(args[1:], stdout, stderr)
 	case "passwd":
 		return runPasswd(args[1:], os.Stdin, stdout, stderr)
+	case "backup": // backup.go
+		return runBackup(args[1:], stdout, stderr)
+	case "restore":
+		return runRestore(args[1:], stdout, stderr)
 	case "migrate": // migrate.go
 		return runMigrate(args[1:], stdout, stderr)
 	case "config":

@@ -54,6 +54,8 @@ type Deps struct {
 	// UploadTimeout, when set, replaces the server's read timeout for a CSV
 	// upload (they may be large).
 	UploadTimeout time.Duration
+	// Backup, when set, serves GET /api/v1/admin/backup (backup.go).
+	Backup Backup
 }
 
 // DefaultMaxImportBytes is the default bound of a CSV upload.
@@ -101,6 +103,7 @@ func New(d Deps) *Handler {
 	h.registerCSV()
 	h.registerWarehouses()
 	h.registerMasterdata() // masterdata.go: master data, CSV import/export, pick routing
+	h.registerBackup() // backup.go
 	h.registerOpenAPI()
 	if d.Dashboard != nil {
 		h.mux.Handle("GET /dashboard/", d.Dashboard)

@@ -125,7 +125,7 @@ func TestOpenAPIResponsesMatchHandlers(t *testing.T) {
 	defer hooks.Wait()
 	defer cancel()
 
-	h := New(Deps{Store: st, Ready: func() error { return nil }, Orders: ord, Alerts: al, Webhooks: hooks, Events: dashboard.NewHub(),
+	h := New(Deps{Store: st, Ready: func() error { return nil }, Orders: ord, Alerts: al, Webhooks: hooks, Events: dashboard.NewHub(), Backup: st.Backup,
 		Committed: followStock{ord}})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -226,6 +226,7 @@ func TestOpenAPIResponsesMatchHandlers(t *testing.T) {
 		{"GET", "/api/v1/masterdata/wh1/reorder-alerts", "", 200},
 		{"GET", "/api/v1/masterdata/wh1/notices", "", 200},
 		{"GET", "/api/v1/masterdata/wh1/items", "", 200},
+		{"GET", "/api/v1/admin/backup", "", 200},
 	}
 	for _, c := range gets {
 		check(c)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -149,6 +150,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		UploadDir: uploads, MaxImportBytes: bounds.MaxImportBytes, UploadTimeout: bounds.HTTPUploadTimeout,
 		Committed: s.bus, Hooks: api.Hooks{Now: clock.Now}, Events: hub, Dashboard: dashboard.Handler()}
 	s.inv.apiDeps(&deps)
+	if b, ok := st.(interface {
+		Backup(context.Context, io.Writer) error
+	}); ok {
+		deps.Backup = b.Backup // the embedded store: GET /api/v1/admin/backup
+	}
 	s.http = &http.Server{Handler: sec.guard.Protect(api.New(deps)), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: bounds.HTTPReadTimeout, IdleTimeout: bounds.HTTPIdleTimeout}
 	s.http.RegisterOnShutdown(hub.Close)
