@@ -36,17 +36,17 @@ func procTimes(pid int) (own, children float64, ppid int, comm string, err error
 	return n(11) + n(12), n(13) + n(14), ppid, comm, nil
 }
 
-// cpuOf returns the CPU seconds the processes pids have used so far.
-func cpuOf(pids []int) (float64, error) {
-	var sum float64
-	for _, pid := range pids {
+// cpuEach returns the CPU seconds each process of pids has used so far.
+func cpuEach(pids []int) ([]float64, error) {
+	out := make([]float64, len(pids))
+	for i, pid := range pids {
 		own, _, _, _, err := procTimes(pid)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		sum += own
+		out[i] = own
 	}
-	return sum, nil
+	return out, nil
 }
 
 // postgresCPU returns the CPU seconds used so far by the local PostgreSQL

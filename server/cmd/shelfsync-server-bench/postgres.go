@@ -113,6 +113,7 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 		return 0, 0, fmt.Errorf("migrate: %w\n%s", err, out)
 	}
 	var pids []int
+	var urls []string
 	for i := range replicas {
 		http, err := testbed.FreeAddr()
 		if err != nil {
@@ -126,6 +127,7 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 		}
 		defer srv.Proc().Stop(syscall.SIGTERM)
 		pids = append(pids, srv.Proc().Pid())
+		urls = append(urls, "http://"+http+"/metrics")
 	}
 	gws := make([]*gateway, gateways)
 	for i := range gws {
@@ -144,7 +146,7 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 			return 0, 0, fmt.Errorf("%s: hello not answered: %w", g.gw, err)
 		}
 	}
-	cpu0, err := cpuOf(pids)
+	cpu0, err := cpuEach(pids)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -158,7 +160,7 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 	}
 	wg.Wait()
 	took := time.Since(begin)
-	cpu1, cerr := cpuOf(pids)
+	cpu1, cerr := cpuEach(pids)
 	pg1, _ := postgresCPU()
 	for _, err := range errs {
 		if err != nil {
@@ -178,7 +180,15 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 	case !local:
 		logf("postgres: no PostgreSQL process on this machine: CPU per op not measured")
 	default:
-		servers, db := cpu1-cpu0, pg1-pg0
+		var servers float64
+		for i := range pids {
+			used := cpu1[i] - cpu0[i]
+			servers += used
+			applied, _ := testbed.Metric(urls[i], "shelfsync_ingest_ops_total", "")
+			held, _ := testbed.Metric(urls[i], "shelfsync_replica_warehouses", "")
+			logf("postgres: %d replicas: server %d: %.1f s CPU, %.0f ops applied, %.0f warehouses held", replicas, i, used, applied, held)
+		}
+		db := pg1 - pg0
 		cpuPerKop = (servers + db) / (ops / 1000)
 		logf("postgres: %d replicas: CPU %.1f s servers + %.1f s PostgreSQL = %.3f s per 1,000 ops", replicas, servers, db, cpuPerKop)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -13,11 +14,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Leases partitions gateways between the replicas of one database: a
-// replica handles a gateway's messages (and sends its downstream) only
-// while it holds the gateway's lease. The first replica to see a message
-// of an unleased gateway takes the lease — the least loaded one first —
-// and renews it while it lives; when it dies its leases expire after TTL
+// Leases partitions gateways (or, with gateway "", warehouses) between the
+// replicas of one database: a replica handles a gateway's messages (and
+// sends its downstream) only while it holds the lease. Every replica sees
+// the message of an unleased key; the live replica that rendezvous hashing
+// prefers for the key takes it at once, the others leave it to that one
+// for up to TTL (then any takes it: the preferred one may have died
+// without its heartbeat expiring yet). The lease holder renews it while it
+// lives; when it dies its leases expire after TTL
 // and the next message of each of its gateways moves the gateway to
 // another replica; when it stops it releases them at once.
 //
@@ -31,11 +35,13 @@ type Leases struct {
 	ttl  time.Duration
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	closed  bool                // released: take nothing more
-	held    map[gwKey]time.Time // leases of this replica, valid until (local clock)
-	others  map[gwKey]time.Time // leases of other replicas, until
-	minLoad int                 // fewest leases a live replica holds (as of the last renewal)
+	mu       sync.Mutex
+	closed   bool                // released: take nothing more
+	held     map[gwKey]time.Time // leases of this replica, valid until (local clock)
+	others   map[gwKey]time.Time // leases of other replicas, until
+	live     []string            // live replicas (heartbeat not expired), as of liveAt
+	liveAt   time.Time
+	deferred map[gwKey]time.Time // unleased keys left to their preferred replica, since
 }
 
 type gwKey struct{ wh, gw string }
@@ -65,7 +71,7 @@ func (s *Store) Leases(opts LeaseOptions) *Leases {
 	if opts.Logger == nil {
 		opts.Logger = s.log
 	}
-	return &Leases{pool: s.pool, id: opts.ID, ttl: opts.TTL, log: opts.Logger, held: map[gwKey]time.Time{}, others: map[gwKey]time.Time{}}
+	return &Leases{pool: s.pool, id: opts.ID, ttl: opts.TTL, log: opts.Logger, held: map[gwKey]time.Time{}, others: map[gwKey]time.Time{}, deferred: map[gwKey]time.Time{}}
 }
 
 // ID returns this replica's name in the lease table.
@@ -103,15 +109,10 @@ func (l *Leases) Acquire(ctx context.Context, wh, gw string) (ok, taken bool, er
 		return false, false, nil
 	}
 	_, had := l.held[k]
-	excess := len(l.held) - l.minLoad
 	l.mu.Unlock()
-	if excess > 0 && !had {
-		// Let a less loaded replica, which receives the same message, take
-		// it first.
-		select {
-		case <-ctx.Done():
-			return false, false, ctx.Err()
-		case <-time.After(time.Duration(min(excess, 5)) * 10 * time.Millisecond):
+	if !had {
+		if mine, err := l.preferred(ctx, k, now); err != nil || !mine {
+			return false, false, err
 		}
 	}
 	sent := time.Now()
@@ -134,6 +135,7 @@ func (l *Leases) Acquire(ctx context.Context, wh, gw string) (ok, taken bool, er
 	if owner == l.id && l.closed {
 		return false, false, nil // released meanwhile; the lease lapses
 	}
+	delete(l.deferred, k)
 	if owner == l.id {
 		l.held[k] = sent.Add(l.valid())
 		delete(l.others, k)
@@ -145,6 +147,80 @@ func (l *Leases) Acquire(ctx context.Context, wh, gw string) (ok, taken bool, er
 	delete(l.held, k)
 	l.others[k] = time.Now().Add(min(time.Duration(left*float64(time.Second)), l.ttl))
 	return false, false, nil
+}
+
+// preferred reports whether this replica should take the unleased key k
+// now: it is the live replica rendezvous hashing prefers for k, or the
+// preferred one left k unleased for a whole TTL. The list of live replicas
+// is read again when older than a second (a replica that just started is
+// known at once, not at the next renewal).
+func (l *Leases) preferred(ctx context.Context, k gwKey, now time.Time) (bool, error) {
+	l.mu.Lock()
+	stale := now.Sub(l.liveAt) > time.Second
+	l.mu.Unlock()
+	if stale {
+		var live []string
+		rows, err := l.pool.Query(ctx, `SELECT id FROM replicas WHERE expires_at > now()`)
+		if err != nil {
+			return false, fmt.Errorf("live replicas: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return false, fmt.Errorf("live replicas: %w", err)
+			}
+			live = append(live, id)
+		}
+		if err := rows.Err(); err != nil {
+			return false, fmt.Errorf("live replicas: %w", err)
+		}
+		l.mu.Lock()
+		l.live, l.liveAt = live, now
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if pick := Rendezvous(k.wh+"\x00"+k.gw, l.live); pick == "" || pick == l.id {
+		return true, nil
+	}
+	since, ok := l.deferred[k]
+	if !ok {
+		l.deferred[k] = now
+		return false, nil
+	}
+	return now.Sub(since) >= l.ttl, nil
+}
+
+// Rendezvous returns the member of ids that highest-random-weight hashing
+// prefers for key ("" for none): every replica with the same list picks the
+// same one, and a replica leaving moves only its own keys.
+func Rendezvous(key string, ids []string) string {
+	var best string
+	var bestW uint64
+	k := mix64(fnv64(key))
+	for _, id := range ids {
+		if w := mix64(fnv64(id) ^ k); best == "" || w > bestW || (w == bestW && id < best) {
+			best, bestW = id, w
+		}
+	}
+	return best
+}
+
+func fnv64(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// mix64 is the SplitMix64 finaliser: every input bit moves every output
+// bit, which FNV alone does not do for inputs that differ in a last byte.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // valid is how long after sending a renewal this replica trusts it: a
@@ -239,9 +315,15 @@ func (l *Leases) renew(ctx context.Context) error {
 	}
 	l.others = others
 	load[l.id] = len(l.held)
-	l.minLoad = len(l.held)
-	for _, n := range load {
-		l.minLoad = min(l.minLoad, n)
+	l.live = l.live[:0]
+	for id := range load {
+		l.live = append(l.live, id)
+	}
+	l.liveAt = sent
+	for k := range l.deferred {
+		if _, leased := others[k]; leased {
+			delete(l.deferred, k)
+		}
 	}
 	return nil
 }

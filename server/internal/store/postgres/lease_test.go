@@ -87,6 +87,7 @@ func TestIntegrationPostgresLeases(t *testing.T) {
 	}
 	require.NoError(t, ls[0].renew(ctx))
 	require.False(t, ls[0].Owns("wh", moved[0]), "the crashed replica learns it lost the lease")
+	require.NoError(t, ls[0].Release(ctx)) // and stops for good (else, live again, it may be preferred below)
 
 	// Replica 1 shuts down: it releases; replica 2 takes over at once.
 	require.NoError(t, ls[1].Release(ctx))
@@ -97,4 +98,56 @@ func TestIntegrationPostgresLeases(t *testing.T) {
 	ok, _, err = ls[1].Acquire(ctx, "wh", "brand-new")
 	require.NoError(t, err)
 	require.False(t, ok, "a released replica takes no lease")
+}
+
+// With the live replicas known, the replica rendezvous hashing prefers for
+// a key takes its lease, whichever replica sees its message first; the
+// keys spread over the replicas; a preferred replica that never comes
+// leaves the key to the others after the TTL.
+func TestIntegrationPostgresLeasesPreferRendezvous(t *testing.T) {
+	dsn := freshSchema(t)
+	ctx := context.Background()
+	const ttl = 2 * time.Second
+	var ls []*Leases
+	ids := []string{"r0", "r1", "r2"}
+	for _, id := range ids {
+		l := openTest(t, dsn).Leases(LeaseOptions{ID: id, TTL: ttl})
+		require.NoError(t, l.renew(ctx)) // its heartbeat: live
+		ls = append(ls, l)
+	}
+	held := map[string]int{}
+	for w := range 12 {
+		wh := fmt.Sprintf("wh%02d", w)
+		want := Rendezvous(wh+"\x00", ids)
+		for i := len(ls) - 1; i >= 0; i-- { // the preferred one is not always first
+			ok, _, err := ls[i].Acquire(ctx, wh, "")
+			require.NoError(t, err)
+			require.Equal(t, ids[i] == want, ok, "%s: replica %s", wh, ids[i])
+		}
+		held[want]++
+	}
+	require.Len(t, held, 3, "12 warehouses spread over 3 replicas: %v", held)
+
+	// A key whose preferred replica is gone (its heartbeat not yet
+	// expired): another takes it after the TTL.
+	var wh string
+	for w := 0; ; w++ {
+		if wh = fmt.Sprintf("orphan%d", w); Rendezvous(wh+"\x00", ids) == "r0" {
+			break
+		}
+	}
+	ok, _, err := ls[1].Acquire(ctx, wh, "")
+	require.NoError(t, err)
+	require.False(t, ok, "left to the preferred replica first")
+	deadline := time.Now().Add(10 * ttl)
+	for {
+		ok, taken, err := ls[1].Acquire(ctx, wh, "")
+		require.NoError(t, err)
+		if ok {
+			require.True(t, taken)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "a key whose preferred replica never took it stayed unleased")
+		time.Sleep(50 * time.Millisecond)
+	}
 }
