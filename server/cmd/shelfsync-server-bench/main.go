@@ -180,12 +180,18 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 		}
 	}
 	var peak int64
+	var atPeak memoryParts // the server's own account when its RSS was highest
 	stopSample := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		for {
+		for tick := 0; ; tick++ {
 			peak = max(peak, testbed.PeakRSS(pid))
+			if tick%10 == 0 {
+				if m, err := readMemory("http://" + httpAddr + "/metrics"); err == nil && m.total() > atPeak.total() {
+					atPeak = m
+				}
+			}
 			select {
 			case <-stopSample:
 				return
@@ -217,10 +223,16 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 	}
 	logf("ingest: %d gateways × %d ops acked in %s: %.0f ops/s (%d resends); server peak RSS %.1f MiB (idle %.1f)",
 		gateways, perGW, took.Round(time.Millisecond), rate, resends, mib(peak), mib(idle))
-	return []Result{
+	out := []Result{
 		result("server_ingest_ops_per_s", rate, "ops/s", fmt.Sprintf("raw Badger batch write of the same %d ops (WriteBatch, synced)", total), raw),
 		result(fmt.Sprintf("server_rss_mib_%dgw", gateways), mib(peak), "MiB", "the idle server before the gateways connect", mib(idle)),
-	}, nil
+	}
+	if atPeak.total() > 0 {
+		logf("ingest: where the memory goes (shelfsync_memory_bytes at the highest RSS sampled, %.1f MiB): %s", atPeak.total()/(1<<20), atPeak)
+		out = append(out, result(fmt.Sprintf("server_go_heap_mib_%dgw", gateways), atPeak.heap()/(1<<20), "MiB",
+			"the server's resident memory at that moment (the rest: free heap, stacks, runtime, and outside Go: Badger's mmaps)", atPeak.total()/(1<<20)))
+	}
+	return out, nil
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
