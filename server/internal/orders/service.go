@@ -36,7 +36,11 @@ type Config struct {
 	// Safety returns the safety stock of a sku in a warehouse. Nil: 0.
 	Safety func(wh, sku string) int64
 	// Debounce is how long changes gather before availability is
-	// recomputed and published (default 250ms).
+	// recomputed and published (default 250ms). A passive replica, which
+	// publishes nothing and whose model only serves reads, gathers
+	// passiveDebounce times as long: each recompute reads the changed
+	// keys' stock and orders from the store, and every replica would
+	// otherwise repeat the active one's reads at its pace.
 	Debounce time.Duration
 	// Resync is how often everything is read again from the store and
 	// recomputed (Reload), which also picks up master-data changes and
@@ -309,10 +313,20 @@ func (s *Service) Run(ctx context.Context) {
 		select { // gather what follows closely
 		case <-ctx.Done():
 			return
-		case <-time.After(s.cfg.Debounce):
+		case <-time.After(s.debounce()):
 		}
 		s.Flush(ctx)
 	}
+}
+
+// passiveDebounce is how many times Debounce a passive replica gathers.
+const passiveDebounce = 4
+
+func (s *Service) debounce() time.Duration {
+	if s.Active() {
+		return s.cfg.Debounce
+	}
+	return passiveDebounce * s.cfg.Debounce
 }
 
 // Flush recomputes what changed and publishes now.
