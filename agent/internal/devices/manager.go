@@ -162,7 +162,10 @@ func (m *Manager) handleRead(ctx context.Context, d *device.Device, r device.Rea
 	if derr != nil && !m.admitBad(d.Name()) {
 		return // a garbage flood: counted, not logged or beeped one by one
 	}
-	log, err := m.scan(ctx, d.Name(), r.Text, in, derr)
+	log, err := m.scan(ctx, d.Name(), r.Text, in, derr, derr == nil)
+	if errors.Is(err, errNoisy) {
+		return // a flood of readable but refused scans: counted, not logged or beeped one by one
+	}
 	if err != nil {
 		// Not durable: the operator must not hear a good beep.
 		_ = d.Feedback(feedback.Bad)
@@ -236,11 +239,19 @@ func (m *Manager) device(name string) (*devState, error) {
 // committed and the operator must be told so (bad beep).
 func (m *Manager) Scan(ctx context.Context, name, text string) (ScanLog, error) {
 	in, err := decode(text)
-	return m.scan(ctx, name, text, in, err)
+	return m.scan(ctx, name, text, in, err, false)
 }
 
+// errNoisy reports a refused scan that the device's noise gate dropped
+// (neither logged, recorded nor beeped).
+var errNoisy = errors.New("refused scan dropped by the noise gate")
+
 // scan is Scan with the text already decoded (decodeErr from decode).
-func (m *Manager) scan(ctx context.Context, name, text string, in session.Input, decodeErr error) (ScanLog, error) {
+// With gate, a refused scan that changes nothing goes through the device's
+// noise gate (errNoisy when dropped): a device that sends readable scans at
+// machine speed (partial terminators cutting text into short lines) floods
+// no more than one sending garbage.
+func (m *Manager) scan(ctx context.Context, name, text string, in session.Input, decodeErr error, gate bool) (ScanLog, error) {
 	ds, err := m.device(name)
 	if err != nil {
 		return ScanLog{}, err
@@ -254,6 +265,9 @@ func (m *Manager) scan(ctx context.Context, name, text string, in session.Input,
 		out = session.Outcome{Verdict: session.Bad, Reason: decodeErr.Error(), Station: ds.station}
 	} else {
 		out = session.Step(ds.station, in, session.Env{Device: name, ReceivingLoc: m.cfg.ReceivingLoc, Now: now, IdleTimeout: m.cfg.IdleTimeout, Data: m.st.Lookup()})
+	}
+	if gate && out.Verdict == session.Bad && !out.Changed && len(out.Ops) == 0 && !m.admitBad(name) {
+		return entry, errNoisy
 	}
 	if err := validOps(out.Ops); err != nil {
 		// The server would quarantine it: refuse the scan now, while the
