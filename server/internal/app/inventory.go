@@ -39,8 +39,8 @@ type inventory struct {
 	hub    *dashboard.Hub
 	out    *mqttOut
 	// alertOut publishes the alerts topic from a queue written with each
-	// alert (alertout.go).
-	alertOut *alertOut
+	// alert.
+	alertOut *alerts.Outbox
 	bus      events.Publisher
 
 	cancel context.CancelFunc
@@ -77,7 +77,7 @@ func newInventory(d inventoryDeps) *inventory {
 	inv := &inventory{log: log, st: d.st, topics: d.topics, hub: d.hub, out: newMQTTOut(log), bus: d.bus}
 	registerInventoryMetrics(d.reg, d.st)
 	b := d.st
-	inv.alertOut = newAlertOut(b, d.leading, log.With("component", "alerts-mqtt"))
+	inv.alertOut = alerts.NewOutbox(b, d.leading, log.With("component", "alerts-mqtt"))
 	inv.hooks = webhooks.New(webhooks.Config{Records: b, Shared: d.shared, ReplicaID: d.replicaID,
 		Logger: log.With("component", "webhooks"), Registerer: d.reg})
 	inv.alerts = alerts.New(alerts.Config{
@@ -127,7 +127,7 @@ func (inv *inventory) start(ctx context.Context, pub topicPublisher) error {
 		return err
 	}
 	inv.wg.Add(3)
-	go func() { defer inv.wg.Done(); inv.alertOut.run(ctx, pub) }()
+	go func() { defer inv.wg.Done(); inv.alertOut.Run(ctx, pub) }()
 	go func() { defer inv.wg.Done(); inv.orders.Run(ctx) }()
 	go func() { defer inv.wg.Done(); inv.alerts.Run(ctx) }()
 	return nil
@@ -222,7 +222,7 @@ func (inv *inventory) queueAlert(tx store.Tx, a alerts.Alert) error {
 	if err != nil {
 		return err
 	}
-	if err := inv.alertOut.queue(tx, a.ID, string(a.Status), inv.topics.Alerts(a.Warehouse), body); err != nil {
+	if err := inv.alertOut.Queue(tx, a.ID, string(a.Status), inv.topics.Alerts(a.Warehouse), body); err != nil {
 		return err
 	}
 	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventAlert, Warehouse: a.Warehouse, Body: body})
@@ -232,7 +232,7 @@ func (inv *inventory) queueAlert(tx store.Tx, a alerts.Alert) error {
 // MQTT message and webhook were queued in the transaction (queueAlert);
 // the dashboard is live, best effort.
 func (inv *inventory) publishAlert(a alerts.Alert) {
-	inv.alertOut.poke()
+	inv.alertOut.Poke()
 	inv.hub.Publish("alert", a)
 }
 

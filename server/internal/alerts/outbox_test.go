@@ -1,4 +1,4 @@
-package app
+package alerts
 
 import (
 	"context"
@@ -15,11 +15,11 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
 
-// TestAlertOutPublishesQueuedMessagesOnceInOrder: messages written in
+// TestOutboxPublishesQueuedMessagesOnceInOrder: messages written in
 // transactions are published in the order of their alert IDs, kept while
 // the broker refuses, published only while the replica is active, and
 // removed once published; a transaction that fails queues nothing.
-func TestAlertOutPublishesQueuedMessagesOnceInOrder(t *testing.T) {
+func TestOutboxPublishesQueuedMessagesOnceInOrder(t *testing.T) {
 	st, err := badger.Open(badger.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
@@ -38,15 +38,15 @@ func TestAlertOutPublishesQueuedMessagesOnceInOrder(t *testing.T) {
 		return nil
 	}
 	var active atomic.Bool
-	o := newAlertOut(st, active.Load, slog.New(slog.DiscardHandler))
+	o := NewOutbox(st, active.Load, slog.New(slog.DiscardHandler))
 	queue := func(id, status string) {
-		require.NoError(t, st.Update(func(tx store.Tx) error { return o.queue(tx, id, status, "shelfsync/w/alerts", []byte(id+"/"+status)) }))
+		require.NoError(t, st.Update(func(tx store.Tx) error { return o.Queue(tx, id, status, "shelfsync/w/alerts", []byte(id+"/"+status)) }))
 	}
 	queue("0002", "open")
 	queue("0001", "open")
 	queue("0001", "acknowledged") // after its raise
 	require.Error(t, st.Update(func(tx store.Tx) error {
-		if err := o.queue(tx, "0003", "open", "shelfsync/w/alerts", []byte("x")); err != nil {
+		if err := o.Queue(tx, "0003", "open", "shelfsync/w/alerts", []byte("x")); err != nil {
 			return err
 		}
 		return errors.New("the alert's transaction failed")
@@ -54,29 +54,29 @@ func TestAlertOutPublishesQueuedMessagesOnceInOrder(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); o.run(ctx, pubFunc(pub)) }()
+	go func() { defer close(done); o.Run(ctx, pubFunc(pub)) }()
 	t.Cleanup(func() { cancel(); <-done })
-	time.Sleep(3 * alertOutPoll) // passive: publishes nothing
+	time.Sleep(3 * outboxPoll) // passive: publishes nothing
 	mu.Lock()
 	require.Empty(t, got, "a passive replica leaves the messages to the leader")
 	mu.Unlock()
 
 	active.Store(true)
-	o.poke()
+	o.Poke()
 	want := []string{"shelfsync/w/alerts 0001/open", "shelfsync/w/alerts 0001/acknowledged", "shelfsync/w/alerts 0002/open"}
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 3 }, 10*time.Second, 10*time.Millisecond)
-	time.Sleep(2 * alertOutPoll) // negative window: a repeated publish would come by now
+	time.Sleep(2 * outboxPoll) // negative window: a repeated publish would come by now
 	mu.Lock()
 	require.Equal(t, want, got, "each once, by alert ID then as queued, after the broker came back")
 	mu.Unlock()
 	var left int
 	require.NoError(t, st.View(func(tx store.Tx) error {
-		return tx.Scan([]byte(pfxAlertOut), store.ScanOptions{KeysOnly: true}, func(_, _ []byte) error { left++; return nil })
+		return tx.Scan([]byte(pfxOutbox), store.ScanOptions{KeysOnly: true}, func(_, _ []byte) error { left++; return nil })
 	}))
 	require.Zero(t, left, "published messages are removed")
 }
 
-// pubFunc is a function as a topicPublisher.
+// pubFunc is a function as a Publisher.
 type pubFunc func(topic string, retained bool, payload []byte) error
 
 func (f pubFunc) PublishTopic(topic string, retained bool, payload []byte) error {

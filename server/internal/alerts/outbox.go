@@ -1,4 +1,4 @@
-package app
+package alerts
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
-// alertOut publishes alert messages on the alerts topic at least once. The
+// Outbox publishes alert messages on the alerts topic at least once. The
 // message is written in the alert's own transaction (with its webhook), so
 // a server killed right after raising an alert cannot lose it; a publisher
 // deletes each message once the broker acknowledged it (QoS 1). A crash
@@ -18,50 +18,57 @@ import (
 // order the alerts were raised.
 //
 // One replica publishes, the leader (a single server always): others leave
-// what they queue to it, which it finds within alertOutPoll.
+// what they queue to it, which it finds within outboxPoll.
 //
-//	mq/a/{alert id}\0{queued at, ns, hex}\0{status}   alertMsg (CBOR)
-type alertOut struct {
+//	mq/a/{alert id}\0{queued at, ns, hex}\0{status}   outboxMsg (CBOR)
+type Outbox struct {
 	rec    store.Records
 	active func() bool
 	log    *slog.Logger
 	wake   chan struct{}
 }
 
-type alertMsg struct {
+// Publisher publishes a payload on an MQTT topic (QoS 1).
+type Publisher interface {
+	PublishTopic(topic string, retained bool, payload []byte) error
+}
+
+type outboxMsg struct {
 	Topic   string `cbor:"1,keyasint"`
 	Payload []byte `cbor:"2,keyasint"`
 }
 
 const (
-	pfxAlertOut   = "mq/a/"
-	alertOutPoll  = 500 * time.Millisecond
-	alertOutChunk = 100
+	pfxOutbox   = "mq/a/"
+	outboxPoll  = 500 * time.Millisecond
+	outboxChunk = 100
 )
 
-func newAlertOut(rec store.Records, active func() bool, log *slog.Logger) *alertOut {
-	return &alertOut{rec: rec, active: active, log: log, wake: make(chan struct{}, 1)}
+// NewOutbox returns the outbox over rec; active reports whether this
+// replica publishes now (the leader).
+func NewOutbox(rec store.Records, active func() bool, log *slog.Logger) *Outbox {
+	return &Outbox{rec: rec, active: active, log: log, wake: make(chan struct{}, 1)}
 }
 
-// queue writes an alert message in tx (the alert's transaction). An
+// Queue writes an alert message in tx (the alert's transaction). An
 // alert's messages sort by when they were queued (raised, then
 // acknowledged).
-func (o *alertOut) queue(tx store.Tx, id, status, topic string, payload []byte) error {
-	k := fmt.Sprintf("%s%s\x00%016x\x00%s", pfxAlertOut, id, time.Now().UnixNano(), status)
-	return store.PutCBOR(tx, []byte(k), alertMsg{Topic: topic, Payload: payload})
+func (o *Outbox) Queue(tx store.Tx, id, status, topic string, payload []byte) error {
+	k := fmt.Sprintf("%s%s\x00%016x\x00%s", pfxOutbox, id, time.Now().UnixNano(), status)
+	return store.PutCBOR(tx, []byte(k), outboxMsg{Topic: topic, Payload: payload})
 }
 
-// poke makes the publisher look now (after a commit that queued).
-func (o *alertOut) poke() {
+// Poke makes the publisher look now (after a commit that queued).
+func (o *Outbox) Poke() {
 	select {
 	case o.wake <- struct{}{}:
 	default:
 	}
 }
 
-// run publishes through pub until ctx ends.
-func (o *alertOut) run(ctx context.Context, pub topicPublisher) {
-	t := time.NewTicker(alertOutPoll)
+// Run publishes through pub until ctx ends.
+func (o *Outbox) Run(ctx context.Context, pub Publisher) {
+	t := time.NewTicker(outboxPoll)
 	defer t.Stop()
 	for {
 		select {
@@ -78,25 +85,25 @@ func (o *alertOut) run(ctx context.Context, pub topicPublisher) {
 
 // flush publishes what waits, oldest first, until the queue is empty or
 // the broker refuses (then the next tick retries).
-func (o *alertOut) flush(ctx context.Context, pub topicPublisher) {
+func (o *Outbox) flush(ctx context.Context, pub Publisher) {
 	for ctx.Err() == nil {
 		type pending struct {
 			key []byte
-			msg alertMsg
+			msg outboxMsg
 		}
 		var batch []pending
 		var done [][]byte
 		err := o.rec.View(func(tx store.Tx) error {
 			batch, done = batch[:0], done[:0]
-			return tx.Scan([]byte(pfxAlertOut), store.ScanOptions{}, func(k, v []byte) error {
-				var m alertMsg
+			return tx.Scan([]byte(pfxOutbox), store.ScanOptions{}, func(k, v []byte) error {
+				var m outboxMsg
 				if err := protocol.Unmarshal(v, &m); err != nil {
 					o.log.Error("alert message unreadable; dropped", "key", string(k), "err", err)
 					done = append(done, k)
 				} else {
 					batch = append(batch, pending{k, m})
 				}
-				if len(batch) == alertOutChunk {
+				if len(batch) == outboxChunk {
 					return store.ErrStopScan
 				}
 				return nil
