@@ -103,7 +103,7 @@ func New(d Deps) *Handler {
 	h.registerCSV()
 	h.registerWarehouses()
 	h.registerMasterdata() // masterdata.go: master data, CSV import/export, pick routing
-	h.registerBackup() // backup.go
+	h.registerBackup()     // backup.go
 	h.registerOpenAPI()
 	if d.Dashboard != nil {
 		h.mux.Handle("GET /dashboard/", d.Dashboard)

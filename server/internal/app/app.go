@@ -109,6 +109,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 				g.Online, g.LastSeen, g.ReportedSeq, g.AgentVersion, g.Protocol = true, time.Now().UnixMilli(), h.LastSeq, h.AgentVersion, h.V
 			})
 		},
+		OnLostOps:      s.md.lostOps, // lostops.go
 		OnDownAck:      s.down.Acked,
 		ClockMaxOffset: cfg.Bounds.Defaulted().ClockMaxOffset,
 		OnClock:        s.inv.alerts.GatewayClock,

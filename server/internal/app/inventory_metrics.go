@@ -75,7 +75,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counts := map[conflicts.Kind]int{}
 	for _, k := range []conflicts.Kind{conflicts.KindNegativeStock, conflicts.KindOverPick, conflicts.KindCountRace, conflicts.KindVariance,
-		conflicts.KindReceiptDiscrepancy, conflicts.KindQuarantinedOp, conflicts.KindOversell} {
+		conflicts.KindReceiptDiscrepancy, conflicts.KindQuarantinedOp, conflicts.KindOversell, conflicts.KindLostOps} {
 		counts[k] = 0
 	}
 	if cs, err := c.st.Conflicts(ctx, conflicts.Query{Status: conflicts.StatusOpen}); err == nil {

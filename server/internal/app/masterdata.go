@@ -21,6 +21,7 @@ import (
 // reorder alerts, which it publishes for the server's alerts to judge.
 type mdWiring struct {
 	md   *masterdata.Service
+	rt   *routing.Service
 	st   store.Store
 	log  *slog.Logger
 	down *downstream.Sender
@@ -28,7 +29,7 @@ type mdWiring struct {
 
 func newMDWiring(st store.Store, bus events.Publisher, down *downstream.Sender, maxOffset time.Duration, log *slog.Logger) *mdWiring {
 	w := &mdWiring{st: st, log: log, down: down}
-	w.md, _ = routing.Setup(st, masterdata.Options{Logger: log, OnReorder: func(wh string, a masterdata.ReorderAlert) {
+	w.md, w.rt = routing.Setup(st, masterdata.Options{Logger: log, OnReorder: func(wh string, a masterdata.ReorderAlert) {
 		bus.Publish(events.Event{Reorders: []events.Reorder{{Warehouse: wh, SKU: a.SKU}}})
 	}})
 	st.SetOpCheck(stampCheck(maxOffset, time.Now, masterdata.CheckOp)) // ops stamped ahead; strict catalog and unknown locations quarantine

@@ -65,6 +65,9 @@ type Config struct {
 	Events events.Publisher
 	// OnStatus, when set, receives every gateway status message.
 	OnStatus func(st *protocol.Status)
+	// OnLostOps, when set, is called after seqs from..to of a gateway were
+	// recorded as lost-ops (recovery.go).
+	OnLostOps func(wh, gw string, from, to uint64)
 	// OnHello, when set, is called after a hello is answered.
 	OnHello func(wh, gw string, h *protocol.Hello)
 	// OnDownAck, when set, receives every downstream acknowledgement.
@@ -295,7 +298,8 @@ func (in *Ingest) handle(ctx context.Context, topic string, payload []byte) {
 		if !in.checkClock(ctx, log, t.Warehouse, t.Gateway, m.Type(), m.HLC) {
 			return
 		}
-		log.Info("gateway hello", "last_seq", m.LastSeq, "acked_seq", m.AckedSeq, "epoch", m.Epoch, "agent_version", m.AgentVersion)
+		log.Info("gateway hello", "last_seq", m.LastSeq, "acked_seq", m.AckedSeq, "epoch", m.Epoch, "agent_version", m.AgentVersion, "first_seq", m.FirstSeq)
+		in.recover(ctx, log, t.Warehouse, t.Gateway, m) // recovery.go: lost-ops, a state gone back in time
 		in.ack(ctx, t.Warehouse, t.Gateway, "")
 		if in.cfg.OnHello != nil {
 			in.cfg.OnHello(t.Warehouse, t.Gateway, m)

@@ -18,7 +18,8 @@ type Metrics struct {
 	// bytes on the wire by form: "ops" (plain) or "ops-deflate".
 	WireBatches *prometheus.CounterVec
 	WireBytes   *prometheus.CounterVec
-	clock       clockMetrics // clock.go
+	clock       clockMetrics    // clock.go
+	recovery    recoveryMetrics // recovery.go
 }
 
 // NewMetrics creates the instruments and registers them with reg (when not nil).
@@ -35,6 +36,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		WireBytes:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_ingest_wire_bytes_total", Help: "Bytes of the op batches received as sent, by wire form (ops, ops-deflate)."}, []string{"form"}),
 	}
 	m.clock = newClockMetrics(reg)
+	m.recovery = newRecoveryMetrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.Ops, m.Batches, m.Rejected, m.Quarantined, m.ApplyErrors, m.ApplyLatency, m.WireBatches, m.WireBytes)
 	}

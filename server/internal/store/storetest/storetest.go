@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"Epoch", testEpoch},
 		{"Actions", testActions},
 		{"Records", testRecords},
+		{"LostOps", testLostOps}, // lostops.go
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open, c) })
