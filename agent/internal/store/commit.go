@@ -81,6 +81,11 @@ func (s *Store) Commit(ctx context.Context, c *Commit) ([]protocol.Op, error) {
 	}
 	r := commitReq{c: c, done: make(chan error, 1)}
 	select {
+	case <-s.gc.quit:
+		return nil, ErrClosed
+	default:
+	}
+	select {
 	case s.gc.reqs <- r:
 	case <-s.gc.quit:
 		return nil, ErrClosed
@@ -94,8 +99,17 @@ func (s *Store) Commit(ctx context.Context, c *Commit) ([]protocol.Op, error) {
 		}
 		return c.Ops, err
 	case <-s.gc.quit:
-		// The loop drains queued requests before exiting.
-		return c.Ops, <-r.done
+		// The loop answers what it took and fails what was queued before it
+		// exited; a request queued after that (the channel is buffered, so
+		// a send can still succeed once the store is closing) is answered
+		// by nobody: once the loop is gone, it was not committed.
+		s.gc.wg.Wait()
+		select {
+		case err := <-r.done:
+			return c.Ops, err
+		default:
+			return nil, ErrClosed
+		}
 	}
 }
 
