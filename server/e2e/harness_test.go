@@ -133,11 +133,12 @@ func (c *cluster) newGateway(wh, gw string) *gateway {
 	return c.newGatewayWith(wh, gw, nil, "feedback=honeywell")
 }
 
-// newGatewayWith starts a gateway whose simulated scanner gets simArgs and
-// whose --device spec gets the options devOpts (e.g. "framing=ssi").
-func (c *cluster) newGatewayWith(wh, gw string, simArgs []string, devOpts string) *gateway {
+// newGatewayWith starts a gateway whose simulated scanner gets simArgs,
+// whose --device spec gets the options devOpts (e.g. "framing=ssi") and
+// whose agent gets agentArgs.
+func (c *cluster) newGatewayWith(wh, gw string, simArgs []string, devOpts string, agentArgs ...string) *gateway {
 	g := &gateway{c: c, Gateway: &testbed.Gateway{Bins: bins(c.t), WH: wh, GW: gw, Dir: filepath.Join(c.dir, gw),
-		HTTP: freePort(c.t), Broker: "tcp://" + c.mqttAddr, DevOpts: devOpts, SimArgs: simArgs}}
+		HTTP: freePort(c.t), Broker: "tcp://" + c.mqttAddr, DevOpts: devOpts, SimArgs: simArgs, AgentArgs: agentArgs}}
 	err := g.Start(c.t.Context())
 	g.reportAtCleanup()
 	require.NoError(c.t, err)
