@@ -63,11 +63,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	registerMemoryMetrics(reg) // memory.go
 	s.bus = events.New(events.Config{Logger: log.With("component", "events"), Registerer: reg})
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		s.cancel()
 		return nil, fmt.Errorf("create the data directory: %w", err)
 	}
 	s.disk = diskGuard(cfg, reg, log.With("component", "disk")) // store.go
 	st, pg, err := openStore(ctx, cfg, s.disk, log)             // store.go
 	if err != nil {
+		s.cancel()
 		return nil, err
 	}
 	s.st = st
