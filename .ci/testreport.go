@@ -86,6 +86,8 @@ func main() {
 
 func report(in io.Reader, out io.Writer, rules []rule) int {
 	outputs := map[string][]string{} // pkg + "\x00" + test → output lines
+	running := map[string]bool{}     // tests started and not ended, by the same key
+	failed := map[string]bool{}      // packages reported failed
 	var skips []skip
 	failedTests, failedPkgs, buildFails := 0, 0, 0
 	sc := bufio.NewScanner(in)
@@ -99,6 +101,8 @@ func report(in io.Reader, out io.Writer, rules []rule) int {
 		}
 		key := e.Package + "\x00" + e.Test
 		switch e.Action {
+		case "run":
+			running[key] = true
 		case "output", "build-output":
 			if e.Action == "build-output" {
 				key = e.ImportPath + "\x00"
@@ -108,22 +112,34 @@ func report(in io.Reader, out io.Writer, rules []rule) int {
 			buildFails++
 			fmt.Fprintf(out, "BUILD FAIL %s\n%s", e.ImportPath, strings.Join(outputs[e.ImportPath+"\x00"], ""))
 		case "fail":
+			delete(running, key)
 			if e.Test != "" {
 				failedTests++
 				fmt.Fprintf(out, "--- FAIL: %s %s (%.2fs)\n%s", e.Package, e.Test, e.Elapsed, strings.Join(outputs[key], ""))
 				continue
 			}
+			if failed[e.Package] {
+				continue
+			}
+			failed[e.Package] = true
 			failedPkgs++
 			fmt.Fprintf(out, "FAIL\t%s\t%.3fs\n", e.Package, e.Elapsed)
-			if e.FailedBuild == "" { // a panic, a timeout: what the package printed outside its tests
+			if e.FailedBuild == "" { // a panic, a timeout: what the package printed, and the tests it cut short
 				fmt.Fprint(out, tail(outputs[key], 60))
+				for k := range running {
+					if pkg, test, _ := strings.Cut(k, "\x00"); pkg == e.Package {
+						fmt.Fprintf(out, "--- cut short: %s %s\n%s", pkg, test, tail(outputs[k], 60))
+					}
+				}
 			}
 		case "pass":
+			delete(running, key)
 			if e.Test == "" {
 				fmt.Fprintf(out, "ok  \t%s\t%.3fs\n", e.Package, e.Elapsed)
 			}
 			delete(outputs, key)
 		case "skip":
+			delete(running, key)
 			if e.Test != "" {
 				skips = append(skips, skip{e.Package, e.Test, reason(outputs[key])})
 			}
