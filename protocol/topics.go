@@ -43,6 +43,14 @@ func ValidateID(id string) error {
 	return nil
 }
 
+// ClientID is the MQTT client id of the agent of gateway wh/gw:
+// "shelfsync-agent-{wh}-{gw}", with each '.' of the IDs written ':' (NATS
+// refuses '.' in a client id). The embedded broker admits a gateway only
+// under its own client id, so no gateway can take over another's session.
+func ClientID(wh, gw string) string {
+	return "shelfsync-agent-" + strings.ReplaceAll(wh+"-"+gw, ".", ":")
+}
+
 // TopicKind names the role of a topic.
 type TopicKind string
 

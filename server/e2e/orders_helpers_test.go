@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -78,7 +79,7 @@ type tapped struct {
 func (c *cluster) tap(filter string) *mqttTap {
 	c.t.Helper()
 	tp := &mqttTap{}
-	opts := paho.NewClientOptions().AddBroker("tcp://" + c.mqttAddr).SetClientID("e2e-tap-" + time.Now().Format("150405.000000000")).SetCleanSession(true)
+	opts := paho.NewClientOptions().AddBroker("tcp://" + c.mqttAddr).SetClientID("e2e-tap-" + strconv.FormatInt(time.Now().UnixNano(), 10)).SetCleanSession(true)
 	tp.c = paho.NewClient(opts)
 	tok := tp.c.Connect()
 	require.True(c.t, tok.WaitTimeout(10*time.Second))

@@ -22,7 +22,7 @@ import (
 // Config configures the uplink.
 type Config struct {
 	Broker       string
-	ClientID     string // default "shelfsync-agent-{wh}-{gw}"
+	ClientID     string // default protocol.ClientID: "shelfsync-agent-{wh}-{gw}"
 	Username     string
 	Password     string
 	Root         string
@@ -70,7 +70,7 @@ func (c *Config) defaults() {
 		c.StatusEvery = 15 * time.Second
 	}
 	if c.ClientID == "" {
-		c.ClientID = "shelfsync-agent-" + c.Warehouse + "-" + c.Gateway
+		c.ClientID = protocol.ClientID(c.Warehouse, c.Gateway)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

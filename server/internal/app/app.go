@@ -23,6 +23,7 @@ import (
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/api"
 	"github.com/shelfsync/shelfsync/server/internal/broker"
+	"github.com/shelfsync/shelfsync/server/internal/brokerlink"
 	"github.com/shelfsync/shelfsync/server/internal/config"
 	"github.com/shelfsync/shelfsync/server/internal/dashboard"
 	"github.com/shelfsync/shelfsync/server/internal/diskspace"
@@ -83,14 +84,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	brokerURL := cfg.BrokerURL
+	var link brokerlink.Link
 	if brokerURL == "" {
-		b, err := broker.Start(broker.Config{Addr: cfg.MQTTAddr, Logger: log, TLS: sec.brokerTLS, Hook: sec.hook})
+		b, err := broker.Start(broker.Config{Addr: cfg.MQTTAddr, Logger: log, TLS: sec.brokerTLS, Auth: sec.hook,
+			StoreDir: broker.StoreDir(cfg.DataDir)})
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
 		s.broker = b
 		brokerURL = sec.brokerURL(b.Addr())
+		// The ingest reads and answers in-process; an MQTT connection
+		// carries the retained topics.
+		link = brokerlink.NewNATS(brokerlink.NATSConfig{Server: b.NATS(), Username: sec.ingestUser, Password: sec.ingestPass, Root: cfg.Root,
+			Logger: log.With("component", "ingest-link"),
+			MQTT: brokerlink.NewMQTT(brokerlink.MQTTConfig{Broker: brokerURL, ClientID: fmt.Sprintf("shelfsync-server-%d", time.Now().UnixNano()),
+				Username: sec.ingestUser, Password: sec.ingestPass, TLS: sec.ingestTLS, Root: cfg.Root, Logger: log.With("component", "ingest-link")})})
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_broker_clients", Help: "Clients connected to the embedded broker."},
 			func() float64 { return float64(b.Clients()) }))
 	}
@@ -101,7 +110,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.inv = newInventory(inventoryDeps{st: st, bus: s.bus, hub: hub, md: s.md.hooks(), leading: s.leading(), shared: s.rep != nil,
 		replicaID: s.replicaID(), topics: protocol.NewTopics(cfg.Root), clock: clock, reg: reg, log: log.With("component", "inventory")})
 	s.ingest = ingest.New(ingest.Config{
-		Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: sec.ingestUser, Password: sec.ingestPass,
+		Link: link, Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: sec.ingestUser, Password: sec.ingestPass,
 		TLS: sec.ingestTLS, Limits: sec.limits, ShareGroup: cfg.ShareGroup, NoDeflate: cfg.NoOpsDeflate, Clock: clock,
 		Accept: s.accept(), Events: s.bus,
 		Logger: log.With("component", "ingest"), Metrics: ingest.NewMetrics(reg),

@@ -168,7 +168,7 @@ func TestIntegrationMosquittoSecurity(t *testing.T) {
 
 	// The trusted-username listener of the template: the ACL alone, no
 	// certificates — a gateway username publishing for another gateway.
-	u, err := dialGateway(t, gwOpts{url: "tcp://" + m.plain, user: "WH1/gw-a"}, "WH1", "gw-a")
+	u, err := dialGateway(t, gwOpts{url: "tcp://" + m.plain, user: "WH1/gw-a", clientID: "test-plain-gw-a"}, "WH1", "gw-a") // beside A, under another client id
 	require.NoError(t, err)
 	n := strings.Count(m.output(), "Denied PUBLISH from")
 	u.publishUp("WH1", "gw-b", batch(t, "WH1", "gw-b", 1, 1, 100))

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strings"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shelfsync/shelfsync/protocol"
@@ -23,8 +22,8 @@ import (
 // broker's TLS and auth hook, the ingest's TLS and credentials, the HTTP
 // guard and the ingest limits.
 type security struct {
-	brokerTLS  *tls.Config // nil: plain TCP
-	hook       mqtt.Hook   // nil: allow everyone (development)
+	brokerTLS  *tls.Config  // nil: plain TCP
+	hook       *broker.Auth // nil: allow everyone (development)
 	ingestTLS  *tls.Config
 	ingestUser string
 	ingestPass string
@@ -102,9 +101,8 @@ func (s *security) embedded(cfg config.Config, reg prometheus.Registerer, log *s
 	}
 	s.ingestUser = broker.ServerIdentity
 	s.ingestPass = base64.RawURLEncoding.EncodeToString(secret)
-	s.hook = broker.NewAuthHook(broker.AuthConfig{
+	s.hook = broker.NewAuth(broker.AuthConfig{
 		Root: cfg.Root, Passwords: pw, InternalUser: s.ingestUser, InternalPassword: s.ingestPass,
-		MaxPublishBytes: s.limits.MaxMessageBytes, PublishRate: s.limits.Rate, PublishBurst: s.limits.Burst,
 		Logger: log.With("component", "broker-auth"), Metrics: broker.NewAuthMetrics(reg),
 	})
 	return nil

@@ -111,7 +111,7 @@ func dialGateway(t *testing.T, o gwOpts, wh, gw string) (*mqttGateway, error) {
 	g := &mqttGateway{t: t, wh: wh, gw: gw, lost: make(chan error, 16)}
 	id := o.clientID
 	if id == "" {
-		id = fmt.Sprintf("test-%s-%s-%d", wh, gw, time.Now().UnixNano())
+		id = protocol.ClientID(wh, gw) // the broker admits a gateway under its own client id only
 	}
 	opts := paho.NewClientOptions().AddBroker(o.url).SetClientID(id).SetCleanSession(true).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
@@ -272,19 +272,15 @@ func TestSecurityEmbeddedBroker(t *testing.T) {
 	require.Equal(t, byte(1), a.subscribeDown("WH1", "gw-a"))
 	require.Equal(t, uint64(2), a.sendBatch(1, 2, 5).WM, "a gateway speaks for itself")
 
-	// Gateway A's certificate publishing on B's topic: disconnected by the
-	// broker (MQTT 3.1.1), nothing reaches B's ledger, counted.
-	require.False(t, a.publishUp("WH1", "gw-b", batch(t, "WH1", "gw-b", 1, 1, 100)))
-	select {
-	case <-a.lost:
-	case <-time.After(5 * time.Second):
-		t.Fatal("a publish on another gateway's topic must disconnect the client")
-	}
-	require.Equal(t, 1.0, metric(t, s, p.viewer, "shelfsync_broker_acl_denied_total", `action="publish",role="gateway"`))
+	// Gateway A's certificate publishing on B's topic: acknowledged and
+	// dropped by the broker (as Mosquitto does), nothing reaches B's
+	// ledger (checked below), counted.
+	a.publishUp("WH1", "gw-b", batch(t, "WH1", "gw-b", 1, 1, 100))
+	waitFor(t, 5*time.Second, "publish denial counted", func() bool {
+		return metric(t, s, p.viewer, "shelfsync_broker_acl_denied_total", `action="publish",role="gateway"`) == 1
+	})
 
 	// A's subscription to B's down topic is refused.
-	a, err = dialGateway(t, gwOpts{url: url, tls: p.gatewayTLS(t, "gw-a")}, "WH1", "gw-a")
-	require.NoError(t, err)
 	require.Equal(t, byte(0x80), a.subscribeDown("WH1", "gw-b"))
 	require.Equal(t, byte(1), a.subscribeDown("WH1", "gw-a"))
 

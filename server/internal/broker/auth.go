@@ -4,10 +4,12 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"log/slog"
+	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shelfsync/shelfsync/protocol"
@@ -25,10 +27,11 @@ import (
 //	                   subscribe/receive {root}/+/+/up, {root}/+/+/status (also $share/NAME/...)
 //	anyone else        refused at connect
 //
-// A publish the ACL denies disconnects an MQTT 3.1.1 client (mochi's
-// behaviour); a last will on a topic the identity may not publish refuses
-// the connection: mochi would send the will without an ACL check (Mosquitto
-// 2.0.11 accepts such a connection and drops the will when it fires).
+// The ACL becomes each connection's NATS permissions when it authenticates
+// (Check): MQTT topics are NATS subjects there (subject.go). As with
+// Mosquitto, a publish the ACL denies is acknowledged and dropped (the
+// client stays connected); a denied subscription gets SUBACK 0x80; a last
+// will on a topic the identity may not publish is dropped when it fires.
 
 // ServerIdentity is the MQTT identity of the central server.
 const ServerIdentity = "server"
@@ -47,30 +50,26 @@ const (
 type AuthMetrics struct {
 	Accepted  *prometheus.CounterVec // by method: certificate, password, internal
 	Refused   *prometheus.CounterVec // connections refused, by reason
-	ACLDenied *prometheus.CounterVec // by action (publish, subscribe, receive) and role
-	// PublishDropped counts gateway publishes over a limit, by reason (size, rate).
-	PublishDropped *prometheus.CounterVec
+	ACLDenied *prometheus.CounterVec // by action (publish, subscribe) and role
 }
 
 // NewAuthMetrics creates the instruments and registers them with reg (when not nil).
 func NewAuthMetrics(reg prometheus.Registerer) *AuthMetrics {
 	m := &AuthMetrics{
 		Accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_connect_accepted_total",
-			Help: "Embedded broker connections authenticated, by method (certificate, password, internal)."}, []string{"method"}),
+			Help: "Embedded broker connections authenticated, by method (certificate, password, internal, open)."}, []string{"method"}),
 		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_connect_refused_total",
-			Help: "Embedded broker connections refused, by reason (no_credentials, bad_password, bad_identity, username_mismatch, will_denied)."}, []string{"reason"}),
+			Help: "Embedded broker connections refused at authentication, by reason (no_credentials, bad_password, bad_identity, username_mismatch, client_id)."}, []string{"reason"}),
 		ACLDenied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_acl_denied_total",
-			Help: "Topic ACL denials by action (publish, subscribe, receive) and role (gateway, server)."}, []string{"action", "role"}),
-		PublishDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_publish_dropped_total",
-			Help: "Gateway publishes acknowledged but not forwarded by the embedded broker, by reason (size, rate, flood = the client was disconnected)."}, []string{"reason"}),
+			Help: "Topic ACL denials by action (publish, subscribe) and role (gateway, server)."}, []string{"action", "role"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Accepted, m.Refused, m.ACLDenied, m.PublishDropped)
+		reg.MustRegister(m.Accepted, m.Refused, m.ACLDenied)
 	}
 	return m
 }
 
-// AuthConfig configures the AuthHook.
+// AuthConfig configures Auth.
 type AuthConfig struct {
 	// Root is the topic root (default protocol.DefaultRoot).
 	Root string
@@ -82,78 +81,67 @@ type AuthConfig struct {
 	// reach its embedded broker.
 	InternalUser     string
 	InternalPassword string
-	// MaxPublishBytes, PublishRate (messages/s) and PublishBurst limit each
-	// gateway's publishes at the broker (ratelimit.go); zero: no limit.
-	MaxPublishBytes int
-	PublishRate     float64
-	PublishBurst    int
-	Logger          *slog.Logger
-	Metrics         *AuthMetrics
+	// AllowAll admits every client with every permission (development,
+	// no TLS and no password file).
+	AllowAll bool
+	Logger   *slog.Logger
+	Metrics  *AuthMetrics
 }
 
-// AuthHook authenticates clients (client certificate CN, or username and
-// password) and enforces the topic ACL. Mochi ORs auth hooks: it must be the
-// only one (never add auth.AllowHook beside it).
-type AuthHook struct {
-	mqtt.HookBase
-	cfg    AuthConfig
-	topics protocol.Topics
-	log    *slog.Logger
-	m      *AuthMetrics
-	lim    *publishLimiter // nil: no limits
+// Auth authenticates the broker's clients (client certificate CN, or
+// username and password) and gives each its permissions. It is the
+// broker's one authentication hook (nats-server's CustomClientAuthentication).
+type Auth struct {
+	cfg     AuthConfig
+	topics  protocol.Topics
+	log     *slog.Logger
+	m       *AuthMetrics
+	checked atomic.Int64 // connections that reached authentication
+	roles   sync.Map     // MQTT client id → Role, for the broker's log of denials
 }
 
-var _ mqtt.Hook = (*AuthHook)(nil)
+var _ server.Authentication = (*Auth)(nil)
 
-// NewAuthHook builds the hook.
-func NewAuthHook(cfg AuthConfig) *AuthHook {
+// NewAuth builds the hook.
+func NewAuth(cfg AuthConfig) *Auth {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewAuthMetrics(nil)
 	}
-	h := &AuthHook{cfg: cfg, topics: protocol.NewTopics(cfg.Root), log: cfg.Logger, m: cfg.Metrics}
-	if cfg.MaxPublishBytes > 0 || cfg.PublishRate > 0 {
-		h.lim = newPublishLimiter(cfg.PublishRate, cfg.PublishBurst, cfg.MaxPublishBytes)
-	}
-	return h
+	return &Auth{cfg: cfg, topics: protocol.NewTopics(cfg.Root), log: cfg.Logger, m: cfg.Metrics}
 }
 
-// ID implements mqtt.Hook.
-func (h *AuthHook) ID() string { return "shelfsync-auth" }
-
-// Provides implements mqtt.Hook.
-func (h *AuthHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
-}
-
-// PeerCN returns the CN of the verified client certificate of conn, or ""
-// when conn is not TLS or presented no certificate.
-func PeerCN(conn any) string {
-	tc, ok := conn.(*tls.Conn)
-	if !ok {
-		return ""
-	}
-	st := tc.ConnectionState()
+// PeerCN returns the CN of the verified client certificate of a TLS
+// connection state, or "" when there is none.
+func PeerCN(st interface {
+	GetTLSConnectionState() *tls.ConnectionState
+}) string {
+	cs := st.GetTLSConnectionState()
 	// With ClientAuth VerifyClientCertIfGiven or stricter, a certificate in
 	// PeerCertificates has been verified against the client CA bundle.
-	if !st.HandshakeComplete || len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+	if cs == nil || !cs.HandshakeComplete || len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
 		return ""
 	}
-	return st.PeerCertificates[0].Subject.CommonName
+	return cs.PeerCertificates[0].Subject.CommonName
 }
 
-// OnConnectAuthenticate establishes the client's identity and records it
-// as the client's username (like Mosquitto's use_identity_as_username);
-// gateways also get their identity as client id, so no gateway can take
-// over another client's session by reusing its client id.
-func (h *AuthHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	id, method, reason := h.authenticate(cl, pk)
-	log := h.log.With("remote", cl.Net.Remote, "client", pk.Connect.ClientIdentifier)
+// Check implements server.Authentication: it establishes the client's
+// identity, records it as the connection's user name (like Mosquitto's
+// use_identity_as_username) and sets its permissions from the ACL.
+func (h *Auth) Check(c server.ClientAuthentication) bool {
+	h.checked.Add(1)
+	opts := c.GetOpts()
+	log := h.log.With("remote", addrString(c))
+	if h.cfg.AllowAll {
+		h.m.Accepted.WithLabelValues("open").Inc()
+		return true
+	}
+	id, method, reason := h.authenticate(c, opts)
 	if reason != "" {
 		h.m.Refused.WithLabelValues(reason).Inc()
-		log.Warn("MQTT connection refused", "reason", reason, "identity", id, "username", string(pk.Connect.Username))
+		log.Warn("MQTT connection refused", "reason", reason, "identity", id, "username", opts.Username)
 		return false
 	}
 	role := h.roleOf(id)
@@ -162,34 +150,49 @@ func (h *AuthHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		log.Warn("MQTT connection refused: identity is neither \"server\" nor {warehouse}/{gateway}", "identity", id)
 		return false
 	}
-	if pk.Connect.WillFlag && !h.allowed(role, id, pk.Connect.WillTopic, true) {
-		h.m.Refused.WithLabelValues("will_denied").Inc()
-		log.Warn("MQTT connection refused: last will on a topic this identity may not publish", "identity", id, "topic", pk.Connect.WillTopic)
-		return false
-	}
 	if role == RoleGateway {
 		wh, gw, _ := splitIdentity(id)
 		id = wh + "/" + gw // normalise a legacy "gw:" CN
-		cl.ID = id
+		if cid, ok := mqttClientID(c); ok && cid != protocol.ClientID(wh, gw) {
+			h.m.Refused.WithLabelValues("client_id").Inc()
+			log.Warn("MQTT connection refused: a gateway's client id must be its identity (no other gateway may take its session over)",
+				"identity", id, "client_id", cid, "want", protocol.ClientID(wh, gw))
+			return false
+		}
 	}
-	cl.Properties.Username = []byte(id)
+	perms := h.permissions(role, id)
+	cid, isMQTT := mqttClientID(c)
+	if role == RoleServer && !isMQTT {
+		perms = nil // the server's in-process NATS connection: every right
+	}
+	if isMQTT {
+		h.roles.Store(cid, role)
+	}
+	c.RegisterUser(&server.User{Username: id, Permissions: perms})
 	h.m.Accepted.WithLabelValues(method).Inc()
 	log.Debug("MQTT client authenticated", "identity", id, "method", method)
 	return true
 }
 
-func (h *AuthHook) authenticate(cl *mqtt.Client, pk packets.Packet) (id, method, reason string) {
-	user := string(pk.Connect.Username)
-	if cn := PeerCN(cl.Net.Conn); cn != "" {
+func addrString(c server.ClientAuthentication) string {
+	if a := c.RemoteAddress(); a != nil {
+		return a.String()
+	}
+	return "in-process"
+}
+
+func (h *Auth) authenticate(c server.ClientAuthentication, opts *server.ClientOpts) (id, method, reason string) {
+	user := opts.Username
+	if cn := PeerCN(c); cn != "" {
 		if user != "" && user != cn {
 			return cn, "", "username_mismatch"
 		}
 		return cn, "certificate", ""
 	}
-	if !pk.Connect.UsernameFlag || user == "" {
+	if user == "" {
 		return "", "", "no_credentials"
 	}
-	pw := string(pk.Connect.Password)
+	pw := opts.Password
 	if h.cfg.InternalUser != "" && h.cfg.InternalPassword != "" &&
 		subtle.ConstantTimeCompare([]byte(user), []byte(h.cfg.InternalUser)) == 1 &&
 		subtle.ConstantTimeCompare([]byte(pw), []byte(h.cfg.InternalPassword)) == 1 {
@@ -204,6 +207,25 @@ func (h *AuthHook) authenticate(cl *mqtt.Client, pk packets.Packet) (id, method,
 	return user, "password", ""
 }
 
+// mqttClientID returns the MQTT client id of c when c is an MQTT client.
+// nats-server does not export it; it is read by reflection (checked by
+// TestGatewayClientIDEnforced against the pinned nats-server version).
+func mqttClientID(c server.ClientAuthentication) (string, bool) {
+	v := reflect.ValueOf(c)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return "", false
+	}
+	m := v.Elem().FieldByName("mqtt")
+	if !m.IsValid() || m.Kind() != reflect.Pointer || m.IsNil() {
+		return "", false
+	}
+	cid := m.Elem().FieldByName("cid")
+	if !cid.IsValid() || cid.Kind() != reflect.String {
+		return "", false
+	}
+	return cid.String(), true
+}
+
 func splitIdentity(id string) (wh, gw string, ok bool) {
 	s := strings.TrimPrefix(id, "gw:")
 	wh, gw, ok = strings.Cut(s, "/")
@@ -213,7 +235,7 @@ func splitIdentity(id string) (wh, gw string, ok bool) {
 	return wh, gw, true
 }
 
-func (h *AuthHook) roleOf(id string) Role {
+func (h *Auth) roleOf(id string) Role {
 	if id == ServerIdentity {
 		return RoleServer
 	}
@@ -223,26 +245,41 @@ func (h *AuthHook) roleOf(id string) Role {
 	return RoleNone
 }
 
-// OnACLCheck enforces the topic ACL for publishes (write), subscriptions
-// and deliveries (read).
-func (h *AuthHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	id := string(cl.Properties.Username)
-	role := h.roleOf(id)
-	if h.allowed(role, id, topic, write) {
-		return true
+// permissions turns the ACL of role into NATS subject permissions.
+func (h *Auth) permissions(role Role, id string) *server.Permissions {
+	root := h.topics.Root
+	var pub, sub []string
+	switch role {
+	case RoleGateway:
+		wh, gw, _ := splitIdentity(id)
+		pub = []string{TopicSubject(h.topics.Up(wh, gw)), TopicSubject(h.topics.Status(wh, gw))}
+		sub = []string{TopicSubject(h.topics.Down(wh, gw))}
+	case RoleServer:
+		for _, p := range serverPublish {
+			pub = append(pub, TopicSubject(root+p))
+		}
+		for _, p := range serverSubscribe {
+			sub = append(sub, TopicSubject(root+p), TopicSubject("$share/*/"+root+p))
+		}
 	}
-	action := "subscribe"
-	switch {
-	case write:
-		action = "publish"
-	case !strings.ContainsAny(topic, "+#") && !strings.HasPrefix(topic, "$share/"):
-		action = "receive"
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: pub},
+		Subscribe: &server.SubjectPermission{Allow: sub},
 	}
-	h.m.ACLDenied.WithLabelValues(action, roleName(role)).Inc()
-	if action != "receive" {
-		h.log.Warn("MQTT topic denied by the ACL", "identity", id, "action", action, "topic", topic)
+}
+
+// The server's topics below the root ('+' one level).
+var (
+	serverPublish   = []string{"/+/+/down", "/+/alerts", "/channels/+/availability", "/+/+/status"}
+	serverSubscribe = []string{"/+/+/up", "/+/+/status"}
+)
+
+// clientRole returns the role of the MQTT client with client id cid.
+func (h *Auth) clientRole(cid string) Role {
+	if r, ok := h.roles.Load(cid); ok {
+		return r.(Role)
 	}
-	return false
+	return RoleNone
 }
 
 func roleName(r Role) string {
@@ -256,8 +293,9 @@ func roleName(r Role) string {
 }
 
 // allowed reports whether identity id of role may publish (write) on topic
-// or subscribe to / receive from the filter topic (read).
-func (h *AuthHook) allowed(role Role, id, topic string, write bool) bool {
+// or subscribe to / receive from the filter topic (read), by the ACL. The
+// broker enforces the same through permissions(); TestACL checks both.
+func (h *Auth) allowed(role Role, id, topic string, write bool) bool {
 	root := h.topics.Root
 	switch role {
 	case RoleGateway:
@@ -270,19 +308,25 @@ func (h *AuthHook) allowed(role Role, id, topic string, write bool) bool {
 		}
 		return topic == h.topics.Down(wh, gw)
 	case RoleServer:
-		if write {
-			return within(topic, root+"/+/+/down") || within(topic, root+"/+/alerts") ||
-				within(topic, root+"/channels/+/availability") || within(topic, root+"/+/+/status")
-		}
 		f := topic
-		if rest, ok := strings.CutPrefix(f, "$share/"); ok {
-			if _, after, ok := strings.Cut(rest, "/"); ok {
-				f = after
-			} else {
-				return false
+		if !write {
+			if rest, ok := strings.CutPrefix(f, "$share/"); ok {
+				if _, after, ok := strings.Cut(rest, "/"); ok {
+					f = after
+				} else {
+					return false
+				}
 			}
 		}
-		return within(f, root+"/+/+/up") || within(f, root+"/+/+/status")
+		pats := serverSubscribe
+		if write {
+			pats = serverPublish
+		}
+		for _, p := range pats {
+			if within(f, root+p) {
+				return true
+			}
+		}
 	}
 	return false
 }

@@ -10,45 +10,53 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// aclCases are the ACL's allow/deny cases: identity, topic, write
+// (publish) or read (subscribe), and the verdict.
+var aclCases = []struct {
+	role  Role
+	id    string
+	topic string
+	write bool
+	ok    bool
+}{
+	{RoleGateway, "WH1/gw-01", "shelfsync/v1/WH1/gw-01/up", true, true},
+	{RoleGateway, "WH1/gw-01", "shelfsync/v1/WH1/gw-01/status", true, true},
+	{RoleGateway, "gw:WH1/gw-01", "shelfsync/v1/WH1/gw-01/up", true, true},
+	{RoleGateway, "WH1/gw-01", "shelfsync/v1/WH1/gw-01/down", true, false},
+	{RoleGateway, "WH1/gw-01", "shelfsync/v1/WH1/gw-02/up", true, false},
+	{RoleGateway, "WH1/gw-01", "shelfsync/v1/WH2/gw-01/up", true, false},
+	{RoleGateway, "WH1/gw-01", "shelfsync/v1/WH1/alerts", true, false},
+	{RoleGateway, "WH1/gw-01", "shelfsync/v1/WH1/gw-01/down", false, true},
+	{RoleGateway, "WH1/gw-01", "shelfsync/v1/WH1/gw-02/down", false, false},
+	{RoleGateway, "WH1/gw-01", "shelfsync/v1/WH1/+/down", false, false},
+	{RoleGateway, "WH1/gw-01", "shelfsync/v1/+/+/down", false, false},
+	{RoleGateway, "WH1/gw-01", "#", false, false},
+	{RoleGateway, "WH1/gw-01", "shelfsync/v1/WH1/gw-01/up", false, false},
+	{RoleGateway, "WH1/gw-01", "$share/x/shelfsync/v1/+/+/up", false, false},
+	{RoleServer, "server", "shelfsync/v1/+/+/up", false, true},
+	{RoleServer, "server", "shelfsync/v1/+/+/status", false, true},
+	{RoleServer, "server", "$share/shelfsync/shelfsync/v1/+/+/up", false, true},
+	{RoleServer, "server", "shelfsync/v1/WH1/gw-01/up", false, true},
+	{RoleServer, "server", "shelfsync/v1/#", false, false},
+	{RoleServer, "server", "shelfsync/v1/+/+/down", false, false},
+	{RoleServer, "server", "shelfsync/v1/WH1/gw-01/down", true, true},
+	{RoleServer, "server", "shelfsync/v1/WH1/alerts", true, true},
+	{RoleServer, "server", "shelfsync/v1/channels/shop/availability", true, true},
+	{RoleServer, "server", "shelfsync/v1/WH1/gw-01/status", true, true},
+	{RoleServer, "server", "shelfsync/v1/WH1/gw-01/up", true, false},
+	{RoleServer, "server", "other/WH1/gw-01/down", true, false},
+	{RoleNone, "monitor", "shelfsync/v1/+/+/status", false, false},
+	{RoleNone, "", "shelfsync/v1/WH1/gw-01/up", true, false},
+	// IDs may hold '.': NATS files such a level as one subject token.
+	{RoleGateway, "WH.1/gw.01", "shelfsync/v1/WH.1/gw.01/up", true, true},
+	{RoleGateway, "WH.1/gw.01", "shelfsync/v1/WH.1/gw.01/down", false, true},
+	{RoleGateway, "WH.1/gw.01", "shelfsync/v1/WH/1/gw.01/up", true, false},
+	{RoleGateway, "WH.1/gw.01", "shelfsync/v1/WH.1/gw/01/down", false, false},
+}
+
 func TestACL(t *testing.T) {
-	h := NewAuthHook(AuthConfig{})
-	gw := "WH1/gw-01"
-	for _, tc := range []struct {
-		role  Role
-		id    string
-		topic string
-		write bool
-		ok    bool
-	}{
-		{RoleGateway, gw, "shelfsync/v1/WH1/gw-01/up", true, true},
-		{RoleGateway, gw, "shelfsync/v1/WH1/gw-01/status", true, true},
-		{RoleGateway, "gw:WH1/gw-01", "shelfsync/v1/WH1/gw-01/up", true, true},
-		{RoleGateway, gw, "shelfsync/v1/WH1/gw-01/down", true, false},
-		{RoleGateway, gw, "shelfsync/v1/WH1/gw-02/up", true, false},
-		{RoleGateway, gw, "shelfsync/v1/WH2/gw-01/up", true, false},
-		{RoleGateway, gw, "shelfsync/v1/WH1/alerts", true, false},
-		{RoleGateway, gw, "shelfsync/v1/WH1/gw-01/down", false, true},
-		{RoleGateway, gw, "shelfsync/v1/WH1/gw-02/down", false, false},
-		{RoleGateway, gw, "shelfsync/v1/WH1/+/down", false, false},
-		{RoleGateway, gw, "shelfsync/v1/+/+/down", false, false},
-		{RoleGateway, gw, "#", false, false},
-		{RoleGateway, gw, "shelfsync/v1/WH1/gw-01/up", false, false},
-		{RoleGateway, gw, "$share/x/shelfsync/v1/+/+/up", false, false},
-		{RoleServer, "server", "shelfsync/v1/+/+/up", false, true},
-		{RoleServer, "server", "shelfsync/v1/+/+/status", false, true},
-		{RoleServer, "server", "$share/shelfsync/shelfsync/v1/+/+/up", false, true},
-		{RoleServer, "server", "shelfsync/v1/WH1/gw-01/up", false, true},
-		{RoleServer, "server", "shelfsync/v1/#", false, false},
-		{RoleServer, "server", "shelfsync/v1/+/+/down", false, false},
-		{RoleServer, "server", "shelfsync/v1/WH1/gw-01/down", true, true},
-		{RoleServer, "server", "shelfsync/v1/WH1/alerts", true, true},
-		{RoleServer, "server", "shelfsync/v1/channels/shop/availability", true, true},
-		{RoleServer, "server", "shelfsync/v1/WH1/gw-01/status", true, true},
-		{RoleServer, "server", "shelfsync/v1/WH1/gw-01/up", true, false},
-		{RoleServer, "server", "other/WH1/gw-01/down", true, false},
-		{RoleNone, "monitor", "shelfsync/v1/+/+/status", false, false},
-		{RoleNone, "", "shelfsync/v1/WH1/gw-01/up", true, false},
-	} {
+	h := NewAuth(AuthConfig{})
+	for _, tc := range aclCases {
 		require.Equal(t, tc.ok, h.allowed(tc.role, tc.id, tc.topic, tc.write), "%v %s %s write=%v", tc.role, tc.id, tc.topic, tc.write)
 	}
 	require.Equal(t, RoleServer, h.roleOf("server"))
@@ -130,7 +138,7 @@ func FuzzACL(f *testing.F) {
 		f.Add(s, true)
 		f.Add(s, false)
 	}
-	h := NewAuthHook(AuthConfig{})
+	h := NewAuth(AuthConfig{})
 	f.Fuzz(func(t *testing.T, topic string, write bool) {
 		if h.allowed(RoleGateway, "WH1/gw-01", topic, write) {
 			want := "shelfsync/v1/WH1/gw-01/down"

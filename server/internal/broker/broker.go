@@ -1,78 +1,205 @@
-// Package broker runs the embedded MQTT broker (mochi-mqtt) that a
-// single-machine shelfsync uses by default. The server's ingest talks to it
-// over TCP like to any external broker, so there is one code path.
+// Package broker runs the embedded message broker a shelfsync server uses by
+// default: an in-process nats-server with JetStream (its store under the
+// server's data directory) and an MQTT 3.1.1 listener for the gateways.
+// Gateways stay MQTT clients; the broker authenticates them and sets each
+// one's topic permissions from one hook (auth.go).
 package broker
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/shelfsync/shelfsync/protocol"
+)
+
+// MaxMessageBytes is the largest message the embedded broker accepts: a
+// bigger PUBLISH disconnects its client before it is forwarded (like
+// Mosquitto's max_packet_size). It is the protocol's limit
+// (protocol.MaxMessageSize) plus room for the topic and the header the
+// broker adds to a stored message.
+const MaxMessageBytes = protocol.MaxMessageSize + 1<<10
+
+// Defaults of the connection limits (Config).
+const (
+	DefaultMaxConnections = 10000
+	DefaultConnectTimeout = 10 * time.Second
 )
 
 // Config configures the embedded broker.
 type Config struct {
-	// Addr is the TCP listen address, e.g. "127.0.0.1:1884"; port 0 picks one.
+	// Addr is the MQTT listen address, e.g. "127.0.0.1:1884"; port 0 picks one.
 	Addr string
-	// TLS, when set, makes the listener TLS (mutual when ClientAuth asks).
+	// TLS, when set, makes the MQTT listener TLS (mutual when ClientAuth asks).
 	TLS *tls.Config
-	// Hook authenticates clients and authorises topics. Nil allows everyone
-	// (development only; the caller warns).
-	Hook   mqtt.Hook
-	Logger *slog.Logger
+	// Auth authenticates MQTT clients and sets their permissions. Nil allows
+	// every client everything (development only; the caller warns).
+	Auth *Auth
+	// StoreDir is where JetStream keeps MQTT sessions, retained messages
+	// and QoS 1 messages in flight. Empty: a temporary directory removed on
+	// Close (tests).
+	StoreDir string
+	// MaxConnections bounds the clients connected at once (default
+	// DefaultMaxConnections); a connection over it is closed at once.
+	MaxConnections int
+	// ConnectTimeout bounds the time from accepting a connection to its
+	// MQTT CONNECT being authenticated, TLS handshake included (default
+	// DefaultConnectTimeout). Idle connections that never say who they are
+	// are closed after it.
+	ConnectTimeout time.Duration
+	// ServerName names this broker node (default "shelfsync").
+	ServerName string
+	Logger     *slog.Logger
 }
 
 // Broker is a running embedded broker.
 type Broker struct {
-	srv *mqtt.Server
-	ln  net.Listener
+	ns      *server.Server
+	opts    *server.Options
+	log     *natsLog
+	tempDir string
 }
 
-// Start listens on cfg.Addr and serves MQTT until Close.
+// Start starts the broker and waits until it accepts MQTT connections.
 func Start(cfg Config) (*Broker, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumMessageExpiryInterval = 0 // keep retained status until replaced
-	caps.MaximumPacketSize = 2 << 20      // a bigger packet disconnects its client before it is read (as Mosquitto's max_packet_size)
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log.With("component", "broker")})
-	if cfg.Hook != nil {
-		if err := srv.AddHook(cfg.Hook, nil); err != nil {
-			return nil, fmt.Errorf("broker hook: %w", err)
-		}
-	} else if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		return nil, fmt.Errorf("broker hook: %w", err)
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	host, port, err := splitAddr(cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("embedded broker listen on %s: %w (another MQTT broker may hold the port; pick another with --mqtt)", cfg.Addr, err)
+		return nil, err
 	}
-	if cfg.TLS != nil {
-		ln = tls.NewListener(ln, cfg.TLS)
-	}
-	if err := srv.AddListener(listeners.NewNet("shelfsync", ln)); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("broker listener: %w", err)
-	}
-	go func() {
-		if err := srv.Serve(); err != nil {
-			log.Error("embedded broker stopped", "err", err)
+	b := &Broker{}
+	storeDir := cfg.StoreDir
+	if storeDir == "" {
+		if b.tempDir, err = os.MkdirTemp("", "shelfsync-broker-"); err != nil {
+			return nil, err
 		}
-	}()
-	return &Broker{srv: srv, ln: ln}, nil
+		storeDir = b.tempDir
+	} else if err := os.MkdirAll(storeDir, 0o700); err != nil {
+		return nil, fmt.Errorf("embedded broker store %s: %w", storeDir, err)
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = "shelfsync"
+	}
+	auth := cfg.Auth
+	if auth == nil {
+		// An allow-all hook rather than none: without authentication the
+		// broker would never time out a connection that sends no CONNECT.
+		auth = NewAuth(AuthConfig{AllowAll: true})
+	}
+	timeout := cfg.ConnectTimeout.Seconds()
+	b.opts = &server.Options{
+		ServerName: cfg.ServerName,
+		DontListen: true, // no NATS client port: the server's own client is in-process
+		JetStream:  true,
+		StoreDir:   storeDir,
+		MaxConn:    cfg.MaxConnections,
+		MaxPayload: MaxMessageBytes,
+		// A subscriber that cannot keep up is cut off past this many bytes
+		// buffered for it (QoS 1 messages stay in JetStream for it).
+		MaxPending:                 64 << 20,
+		AuthTimeout:                timeout,
+		NoSigs:                     true,
+		CustomClientAuthentication: auth,
+		MQTT: server.MQTTOpts{
+			Host: host, Port: port,
+			TLSConfig: cfg.TLS, TLSTimeout: timeout, AuthTimeout: timeout,
+			// The server's ingest subscribes to every gateway's up and
+			// status topics: let it have many QoS 1 messages in flight.
+			MaxAckPending: 16384,
+		},
+	}
+	ns, err := server.NewServer(b.opts)
+	if err != nil {
+		b.removeTemp()
+		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	b.log = newNATSLog(log.With("component", "broker"))
+	b.log.denied = func(action, clientID string) {
+		auth.m.ACLDenied.WithLabelValues(action, roleName(auth.clientRole(clientID))).Inc()
+	}
+	ns.SetLoggerV2(b.log, false, false, false)
+	b.ns = ns
+	ns.Start()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ns.ReadyForConnections(100 * time.Millisecond) {
+		if err := b.log.fatal(); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("embedded broker on %s: %w (another MQTT broker may hold the port; pick another with --mqtt)", cfg.Addr, err)
+		}
+		if time.Now().After(deadline) {
+			b.Close()
+			return nil, errors.New("embedded broker did not start within 30 s; see the log for why")
+		}
+	}
+	return b, nil
 }
 
-// Addr returns the address the broker listens on.
-func (b *Broker) Addr() string { return b.ln.Addr().String() }
+// splitAddr parses "host:port" for the MQTT listener; port 0 asks for a
+// free one (nats-server's -1).
+func splitAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("embedded broker address %q: %w (want HOST:PORT, e.g. 127.0.0.1:1884)", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("embedded broker address %q: bad port", addr)
+	}
+	if port == 0 {
+		port = -1
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, port, nil
+}
+
+// Addr returns the address the MQTT listener is bound to.
+func (b *Broker) Addr() string {
+	return net.JoinHostPort(b.opts.MQTT.Host, strconv.Itoa(b.opts.MQTT.Port))
+}
 
 // Clients returns the number of connected clients.
-func (b *Broker) Clients() int { return b.srv.Clients.Len() }
+func (b *Broker) Clients() int { return b.ns.NumClients() }
+
+// NATS returns the embedded nats-server, for in-process clients and
+// monitoring.
+func (b *Broker) NATS() *server.Server { return b.ns }
 
 // Close stops the broker and disconnects every client.
-func (b *Broker) Close() error { return b.srv.Close() }
+func (b *Broker) Close() error {
+	if b.ns != nil {
+		b.ns.Shutdown()
+		b.ns.WaitForShutdown()
+	}
+	b.removeTemp()
+	return nil
+}
+
+func (b *Broker) removeTemp() {
+	if b.tempDir != "" {
+		os.RemoveAll(b.tempDir)
+		b.tempDir = ""
+	}
+}
+
+// StoreDir returns where the broker keeps its JetStream store under the
+// server's data directory.
+func StoreDir(dataDir string) string { return filepath.Join(dataDir, "broker") }

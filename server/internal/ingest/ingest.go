@@ -1,6 +1,7 @@
-// Package ingest consumes gateways' up topics through an MQTT client (the
-// same path for the embedded and an external broker), applies op batches to
-// the store with the sequence rule, and answers with acks on the down topic.
+// Package ingest consumes gateways' up topics through a broker link
+// (brokerlink: in-process to the embedded broker, MQTT to an external one),
+// applies op batches to the store with the sequence rule, and answers with
+// acks on the down topic.
 package ingest
 
 import (
@@ -13,9 +14,8 @@ import (
 	"sync"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/brokerlink"
 	"github.com/shelfsync/shelfsync/server/internal/diskspace"
 	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/store"
@@ -30,6 +30,9 @@ const (
 
 // Config configures the ingest.
 type Config struct {
+	// Link, when set, is the connection to the broker; else an MQTT link
+	// is made from Broker, ClientID, Username, Password, TLS, ShareGroup.
+	Link     brokerlink.Link
 	Broker   string // e.g. tcp://127.0.0.1:1884
 	ClientID string
 	Username string
@@ -89,11 +92,11 @@ type Ingest struct {
 	topics protocol.Topics
 	codec  *protocol.Codec
 	feats  protocol.Features // announced in every ack
-	client paho.Client
+	link   brokerlink.Link
 	clock  *protocol.Clock
 	log    *slog.Logger
 	m      *Metrics
-	queues []chan paho.Message
+	queues []chan brokerlink.Message
 	lim    *limiter
 	clocks clockState
 	wg     sync.WaitGroup
@@ -135,8 +138,13 @@ func New(cfg Config, st store.Store) *Ingest {
 	}
 	in.clocks.refused = map[string]bool{}
 	in.lim = newLimiter(cfg.Limits, nil)
+	in.link = cfg.Link
+	if in.link == nil {
+		in.link = brokerlink.NewMQTT(brokerlink.MQTTConfig{Broker: cfg.Broker, ClientID: cfg.ClientID, Username: cfg.Username,
+			Password: cfg.Password, TLS: cfg.TLS, Root: cfg.Root, ShareGroup: cfg.ShareGroup, Logger: cfg.Logger})
+	}
 	for i := 0; i < cfg.Workers; i++ {
-		in.queues = append(in.queues, make(chan paho.Message, cfg.Queue))
+		in.queues = append(in.queues, make(chan brokerlink.Message, cfg.Queue))
 	}
 	return in
 }
@@ -144,61 +152,35 @@ func New(cfg Config, st store.Store) *Ingest {
 // Start connects to the broker (retrying in the background until it is
 // reachable), subscribes and starts the workers. It returns at once.
 func (in *Ingest) Start(ctx context.Context) {
-	opts := paho.NewClientOptions().
-		AddBroker(in.cfg.Broker).
-		SetClientID(in.cfg.ClientID).
-		SetUsername(in.cfg.Username).
-		SetPassword(in.cfg.Password).
-		SetCleanSession(true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(500 * time.Millisecond).
-		SetMaxReconnectInterval(5 * time.Second).
-		SetKeepAlive(15 * time.Second).
-		SetOrderMatters(true). // route never blocks; in-order routing avoids needless gaps (resends) under load
-		SetOnConnectHandler(in.onConnect).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			in.log.Warn("broker connection lost; reconnecting", "err", err)
-		})
-	if in.cfg.TLS != nil {
-		opts.SetTLSConfig(in.cfg.TLS)
-	}
-	in.client = paho.NewClient(opts)
-	in.client.Connect()
 	for i, q := range in.queues {
 		in.wg.Add(1)
 		go in.worker(ctx, i, q)
 	}
+	in.link.Start(in.route)
 }
 
-func (in *Ingest) onConnect(c paho.Client) {
-	in.log.Info("ingest connected to broker", "broker", in.cfg.Broker)
-	up, status := in.topics.AllUp(), in.topics.AllStatus()
-	if g := in.cfg.ShareGroup; g != "" {
-		up, status = "$share/"+g+"/"+up, "$share/"+g+"/"+status
+// done tells the link a message is handled or dropped.
+func done(msg brokerlink.Message) {
+	if msg.Done != nil {
+		msg.Done()
 	}
-	subs := map[string]byte{up: 1, status: 1}
-	tok := c.SubscribeMultiple(subs, in.route)
-	go func() {
-		if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
-			in.log.Error("subscribe failed", "err", tok.Error())
-		}
-	}()
 }
 
-// route runs on paho's goroutine: it must not block.
-func (in *Ingest) route(_ paho.Client, msg paho.Message) {
-	t, err := in.topics.Parse(msg.Topic())
+// route runs on the link's goroutine: it must not block.
+func (in *Ingest) route(msg brokerlink.Message) {
+	t, err := in.topics.Parse(msg.Topic)
 	if err != nil {
+		done(msg)
 		in.m.Rejected.WithLabelValues("topic").Inc()
-		in.log.Warn("message on a malformed topic dropped", attrTopic, msg.Topic(), "err", err)
+		in.log.Warn("message on a malformed topic dropped", attrTopic, msg.Topic, "err", err)
 		return
 	}
-	key := gatewayKey(msg.Topic())
-	if reason := in.lim.admit(key, len(msg.Payload())); reason != "" {
+	key := gatewayKey(msg.Topic)
+	if reason := in.lim.admit(key, len(msg.Payload)); reason != "" {
+		done(msg)
 		in.m.Rejected.WithLabelValues(reason).Inc()
 		if in.lim.shouldLog(key, reason) {
-			in.log.Warn("gateway over its ingest limit; messages dropped (logged once per 10 s)", attrWH, t.Warehouse, attrGW, t.Gateway, "reason", reason, "bytes", len(msg.Payload()))
+			in.log.Warn("gateway over its ingest limit; messages dropped (logged once per 10 s)", attrWH, t.Warehouse, attrGW, t.Gateway, "reason", reason, "bytes", len(msg.Payload))
 		}
 		return
 	}
@@ -211,6 +193,7 @@ func (in *Ingest) route(_ paho.Client, msg paho.Message) {
 	select {
 	case q <- msg:
 	default:
+		done(msg)
 		in.lim.release(key)
 		in.m.Rejected.WithLabelValues("overload").Inc()
 		if in.lim.shouldLog(key, "overload") {
@@ -221,9 +204,7 @@ func (in *Ingest) route(_ paho.Client, msg paho.Message) {
 
 // Stop disconnects and waits for the workers.
 func (in *Ingest) Stop() {
-	if in.client != nil {
-		in.client.Disconnect(250)
-	}
+	in.link.Close()
 	for _, q := range in.queues {
 		close(q)
 	}
@@ -231,15 +212,16 @@ func (in *Ingest) Stop() {
 }
 
 // Connected reports whether the ingest's broker connection is up.
-func (in *Ingest) Connected() bool { return in.client != nil && in.client.IsConnectionOpen() }
+func (in *Ingest) Connected() bool { return in.link.Connected() }
 
-func (in *Ingest) worker(ctx context.Context, _ int, q chan paho.Message) {
+func (in *Ingest) worker(ctx context.Context, _ int, q chan brokerlink.Message) {
 	defer in.wg.Done()
 	for msg := range q {
-		if in.accepts(ctx, msg.Topic()) {
-			in.handle(ctx, msg.Topic(), msg.Payload())
+		if in.accepts(ctx, msg.Topic) {
+			in.handle(ctx, msg.Topic, msg.Payload)
 		}
-		in.lim.release(gatewayKey(msg.Topic()))
+		done(msg)
+		in.lim.release(gatewayKey(msg.Topic))
 	}
 }
 
@@ -369,27 +351,13 @@ func (in *Ingest) applyBatch(ctx context.Context, log *slog.Logger, wh, gw strin
 
 // Publish sends a payload on a gateway's down topic (QoS 1).
 func (in *Ingest) Publish(wh, gw string, payload []byte) error {
-	if !in.client.IsConnectionOpen() {
-		return errors.New("not connected to the broker")
-	}
-	tok := in.client.Publish(in.topics.Down(wh, gw), 1, false, payload)
-	if !tok.WaitTimeout(5 * time.Second) {
-		return errors.New("publish timed out")
-	}
-	return tok.Error()
+	return in.link.Publish(in.topics.Down(wh, gw), false, payload)
 }
 
 // PublishTopic publishes payload on any topic the server may publish to
 // (alerts, channel availability), QoS 1, retained when asked.
 func (in *Ingest) PublishTopic(topic string, retained bool, payload []byte) error {
-	if in.client == nil || !in.client.IsConnectionOpen() {
-		return errors.New("not connected to the broker")
-	}
-	tok := in.client.Publish(topic, 1, retained, payload)
-	if !tok.WaitTimeout(5 * time.Second) {
-		return errors.New("publish timed out")
-	}
-	return tok.Error()
+	return in.link.Publish(topic, retained, payload)
 }
 
 // Topics returns the topic names under the ingest's root.
@@ -414,9 +382,8 @@ func (in *Ingest) publishAck(wh, gw string, wm uint64, errText string) {
 		in.log.Error("encode ack", "err", err)
 		return
 	}
-	tok := in.client.Publish(in.topics.Down(wh, gw), 1, false, b)
-	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		in.log.Warn("ack not published; the gateway will ask again", attrWH, wh, attrGW, gw, "err", tok.Error())
+	if err := in.link.Publish(in.topics.Down(wh, gw), false, b); err != nil {
+		in.log.Warn("ack not published; the gateway will ask again", attrWH, wh, attrGW, gw, "err", err)
 	}
 }
 

@@ -1,0 +1,230 @@
+package brokerlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/broker"
+)
+
+// The embedded broker keeps every QoS 1 MQTT message in this JetStream
+// stream, under its subject prefixed (nats-server's MQTT implementation;
+// server/README-MQTT.md there). A NATS message carrying the MQTT header
+// with QoS 1 is delivered to QoS 1 MQTT subscriptions from the stream.
+const (
+	mqttStream        = "$MQTT_msgs"
+	mqttStreamPrefix  = "$MQTT.msgs."
+	mqttQoSHeader     = "Nmqtt-Pub"
+	retryInterval     = 500 * time.Millisecond
+	maxRetryInterval  = 5 * time.Second
+	keepAlive         = 15 * time.Second
+	DefaultDurable    = "shelfsync-ingest"
+	DefaultMaxPending = 1024
+)
+
+// NATSConfig configures a NATS link.
+type NATSConfig struct {
+	// Server is the embedded broker.
+	Server *server.Server
+	// Username and Password authenticate the in-process connection (the
+	// broker's internal server credential; empty when the broker allows
+	// everyone).
+	Username, Password string
+	Root               string // topic root (default protocol.DefaultRoot)
+	// Durable names the JetStream consumer (default DefaultDurable). It
+	// outlives restarts: what gateways sent while the server was down is
+	// delivered when it is back.
+	Durable string
+	// MaxPending bounds the messages handed out and not yet Done (default
+	// DefaultMaxPending); keep it within what the handler can queue.
+	MaxPending int
+	// MQTT publishes retained messages (alerts, availability: the NATS
+	// side cannot set MQTT's retain flag) and, connecting once, makes the
+	// broker create its MQTT streams. Required.
+	MQTT   *MQTT
+	Logger *slog.Logger
+}
+
+// NATS is an in-process link to the embedded broker.
+type NATS struct {
+	cfg    NATSConfig
+	topics protocol.Topics
+	log    *slog.Logger
+
+	ready  atomic.Bool
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	nc *nats.Conn
+	js jetstream.JetStream
+	cc jetstream.ConsumeContext
+}
+
+var _ Link = (*NATS)(nil)
+
+// NewNATS builds a NATS link; Start connects it.
+func NewNATS(cfg NATSConfig) *NATS {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Durable == "" {
+		cfg.Durable = DefaultDurable
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &NATS{cfg: cfg, topics: protocol.NewTopics(cfg.Root), log: cfg.Logger, ctx: ctx, cancel: cancel}
+}
+
+// Start implements Link.
+func (l *NATS) Start(h Handler) {
+	l.cfg.MQTT.Start(nil)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		delay := retryInterval
+		for l.ctx.Err() == nil {
+			err := l.connect(h)
+			if err == nil {
+				return
+			}
+			l.log.Warn("in-process broker link not ready; retrying", "err", err, "in", delay)
+			select {
+			case <-l.ctx.Done():
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, maxRetryInterval)
+		}
+	}()
+}
+
+func (l *NATS) connect(h Handler) error {
+	// The broker creates its MQTT streams when the first MQTT client
+	// connects: wait for the MQTT side.
+	if !l.cfg.MQTT.Connected() {
+		return errors.New("waiting for the MQTT connection (it makes the broker create its streams)")
+	}
+	opts := []nats.Option{nats.InProcessServer(l.cfg.Server), nats.Name("shelfsync-ingest"), nats.MaxReconnects(-1)}
+	if l.cfg.Username != "" {
+		opts = append(opts, nats.UserInfo(l.cfg.Username, l.cfg.Password))
+	}
+	nc, err := nats.Connect("", opts...)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
+	defer cancel()
+	var cons jetstream.Consumer
+	if h != nil {
+		cons, err = js.CreateOrUpdateConsumer(ctx, mqttStream, jetstream.ConsumerConfig{
+			Durable:        l.cfg.Durable,
+			Description:    "shelfsync server ingest: every gateway's up and status messages",
+			FilterSubjects: []string{mqttStreamPrefix + broker.TopicSubject(l.topics.AllUp()), mqttStreamPrefix + broker.TopicSubject(l.topics.AllStatus())},
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        time.Minute,
+			MaxAckPending:  l.cfg.MaxPending,
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+		})
+		if err != nil {
+			nc.Close()
+			return fmt.Errorf("consumer on %s: %w", mqttStream, err)
+		}
+	}
+	l.mu.Lock()
+	l.nc, l.js = nc, js
+	l.mu.Unlock()
+	if h != nil {
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			h(Message{Topic: SubjectTopic(strings.TrimPrefix(m.Subject(), mqttStreamPrefix)), Payload: m.Data(), Done: func() { _ = m.Ack() }})
+		}, jetstream.PullMaxMessages(l.cfg.MaxPending), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			l.log.Debug("ingest consumer", "err", err)
+		}))
+		if err != nil {
+			return fmt.Errorf("consume: %w", err)
+		}
+		l.mu.Lock()
+		l.cc = cc
+		l.mu.Unlock()
+	}
+	l.ready.Store(true)
+	l.log.Info("ingest connected to the embedded broker in-process", "consumer", l.cfg.Durable)
+	return nil
+}
+
+// Publish implements Link: a down message goes in-process (to QoS 0
+// subscribers directly, to QoS 1 ones through the broker's MQTT stream);
+// a retained one, or one before the link is up, through MQTT.
+func (l *NATS) Publish(topic string, retained bool, payload []byte) error {
+	l.mu.Lock()
+	nc, js := l.nc, l.js
+	l.mu.Unlock()
+	if retained || nc == nil {
+		return l.cfg.MQTT.Publish(topic, retained, payload)
+	}
+	subj := broker.TopicSubject(topic)
+	hdr := nats.Header{mqttQoSHeader: []string{"1"}}
+	if err := nc.PublishMsg(&nats.Msg{Subject: subj, Header: hdr, Data: payload}); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, PublishTimeout)
+	defer cancel()
+	_, err := js.PublishMsg(ctx, &nats.Msg{Subject: mqttStreamPrefix + subj, Header: hdr, Data: payload})
+	return err
+}
+
+// Connected implements Link.
+func (l *NATS) Connected() bool {
+	l.mu.Lock()
+	nc := l.nc
+	l.mu.Unlock()
+	return l.ready.Load() && nc != nil && nc.IsConnected() && l.cfg.MQTT.Connected()
+}
+
+// Close implements Link.
+func (l *NATS) Close() {
+	l.cancel()
+	l.wg.Wait()
+	l.mu.Lock()
+	cc, nc := l.cc, l.nc
+	l.mu.Unlock()
+	if cc != nil {
+		cc.Stop()
+	}
+	if nc != nil {
+		nc.Drain()
+	}
+	l.cfg.MQTT.Close()
+}
+
+// SubjectTopic converts a subject of the embedded broker back to its MQTT
+// topic (broker.TopicSubject's inverse for topics without wildcards).
+func SubjectTopic(subject string) string {
+	tokens := strings.Split(subject, ".")
+	for i, t := range tokens {
+		if t == "/" {
+			tokens[i] = ""
+			continue
+		}
+		tokens[i] = strings.ReplaceAll(t, "//", ".")
+	}
+	return strings.Join(tokens, "/")
+}
