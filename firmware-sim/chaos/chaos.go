@@ -247,7 +247,7 @@ func newHarness(ctx context.Context, cfg Config, bin testbed.Bins, work string, 
 	if err != nil {
 		return nil, err
 	}
-	h.brk = &broker{addr: brokerAddr}
+	h.brk = &broker{addr: brokerAddr, store: filepath.Join(work, "broker")}
 	if err := h.brk.start(); err != nil {
 		return nil, err
 	}

@@ -4,28 +4,28 @@ import (
 	"context"
 	"fmt"
 	"github.com/shelfsync/shelfsync/testbed"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/shelfsync/shelfsync/firmware-sim/barcodesim"
 )
 
-// broker is an MQTT broker (mochi, as the server embeds) run inside the
-// harness, so that it can be restarted on its own: the server is started
-// with --broker pointing at it.
+// broker is an MQTT broker (nats-server with JetStream and its MQTT
+// listener, as the server embeds) run inside the harness, so that it can
+// be restarted on its own: the server is started with --broker pointing at
+// it. Its store outlives restarts, as a real broker's would.
 type broker struct {
-	addr string
-	mu   sync.Mutex
-	srv  *mqtt.Server
+	addr  string
+	store string
+	mu    sync.Mutex
+	srv   *natsserver.Server
 }
 
 func (b *broker) start() error {
@@ -34,28 +34,37 @@ func (b *broker) start() error {
 	if b.srv != nil {
 		return nil
 	}
-	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumMessageExpiryInterval = 0
-	srv := mqtt.New(&mqtt.Options{InlineClient: false, Capabilities: caps, Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	host, p, err := net.SplitHostPort(b.addr)
+	if err != nil {
 		return err
 	}
-	var ln net.Listener
-	var err error
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return err
+	}
+	if b.store == "" {
+		if b.store, err = os.MkdirTemp("", "chaos-broker-"); err != nil {
+			return err
+		}
+	}
+	var srv *natsserver.Server
 	for try := 0; try < 100; try++ { // the old listener may take a moment to let go
-		if ln, err = net.Listen("tcp", b.addr); err == nil {
+		srv, err = natsserver.NewServer(&natsserver.Options{ServerName: "chaos", DontListen: true, JetStream: true, StoreDir: b.store,
+			NoSigs: true, MQTT: natsserver.MQTTOpts{Host: host, Port: port}})
+		if err != nil {
+			return err
+		}
+		if l, lerr := net.Listen("tcp", b.addr); lerr == nil {
+			l.Close()
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err != nil {
-		return fmt.Errorf("broker listen on %s: %w", b.addr, err)
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return fmt.Errorf("broker on %s did not start", b.addr)
 	}
-	if err := srv.AddListener(listeners.NewNet("chaos", ln)); err != nil {
-		ln.Close()
-		return err
-	}
-	go func() { _ = srv.Serve() }()
 	b.srv = srv
 	return nil
 }
@@ -64,7 +73,8 @@ func (b *broker) stop() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.srv != nil {
-		_ = b.srv.Close()
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
 		b.srv = nil
 	}
 }
