@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	var link brokerlink.Link
 	if brokerURL == "" {
 		b, err := broker.Start(broker.Config{Addr: cfg.MQTTAddr, Logger: log, TLS: sec.brokerTLS, Auth: sec.hook,
-			StoreDir: broker.StoreDir(cfg.DataDir)})
+			StoreDir: broker.StoreDir(cfg.DataDir), MaxConnections: cfg.MQTTMaxConns, ConnectTimeout: cfg.MQTTConnectTimeout})
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -100,8 +100,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			Logger: log.With("component", "ingest-link"),
 			MQTT: brokerlink.NewMQTT(brokerlink.MQTTConfig{Broker: brokerURL, ClientID: fmt.Sprintf("shelfsync-server-%d", time.Now().UnixNano()),
 				Username: sec.ingestUser, Password: sec.ingestPass, TLS: sec.ingestTLS, Root: cfg.Root, Logger: log.With("component", "ingest-link")})})
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_broker_clients", Help: "Clients connected to the embedded broker."},
-			func() float64 { return float64(b.Clients()) }))
+		reg.MustRegister(b.Collector())
 	}
 	clock := protocol.NewClock(nil)
 	s.down = downstream.New(downstream.Config{Logger: log.With("component", "downstream"), Clock: clock, Owns: s.owns()}, st)
@@ -224,6 +223,11 @@ func (s *Server) updateGateway(wh, gw string, f func(*store.Gateway)) {
 }
 
 func (s *Server) ready() error {
+	if s.broker != nil {
+		if err := s.broker.Healthy(); err != nil {
+			return err
+		}
+	}
 	if !s.ingest.Connected() {
 		return errors.New("not connected to the MQTT broker")
 	}

@@ -65,6 +65,7 @@ type Broker struct {
 	ns      *server.Server
 	opts    *server.Options
 	log     *natsLog
+	auth    *Auth
 	tempDir string
 }
 
@@ -130,6 +131,7 @@ func Start(cfg Config) (*Broker, error) {
 		b.removeTemp()
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
+	b.auth = auth
 	b.log = newNATSLog(log.With("component", "broker"))
 	b.log.denied = func(action, clientID string) {
 		auth.m.ACLDenied.WithLabelValues(action, roleName(auth.clientRole(clientID))).Inc()

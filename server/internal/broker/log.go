@@ -12,15 +12,13 @@ import (
 )
 
 // natsLog hands nats-server's log lines to slog and notes the ones the
-// broker's health depends on: accept errors (descriptors exhausted), the
-// connection limit, and a fatal start error.
+// broker's health and metrics depend on: accept errors (descriptors
+// exhausted), ACL denials, and a fatal start error.
 type natsLog struct {
 	log *slog.Logger
 
-	acceptErrors   atomic.Int64
-	lastAcceptErr  atomic.Int64 // unix nanoseconds
-	maxConnRefused atomic.Int64
-	slowConsumers  atomic.Int64
+	acceptErrors  atomic.Int64
+	lastAcceptErr atomic.Int64 // unix nanoseconds
 
 	// denied, when set, is told of each permission violation: action
 	// "publish" or "subscribe" and the connection's name (an MQTT
@@ -37,13 +35,7 @@ func newNATSLog(log *slog.Logger) *natsLog { return &natsLog{log: log} }
 // events; they are debug detail here.
 func (l *natsLog) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 
-func (l *natsLog) Warnf(format string, v ...any) {
-	msg := fmt.Sprintf(format, v...)
-	if strings.Contains(msg, "Slow Consumer") {
-		l.slowConsumers.Add(1)
-	}
-	l.log.Warn(msg)
-}
+func (l *natsLog) Warnf(format string, v ...any) { l.log.Warn(fmt.Sprintf(format, v...)) }
 
 func (l *natsLog) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
@@ -67,10 +59,6 @@ func (l *natsLog) Errorf(format string, v ...any) {
 			return
 		}
 		msg += " (the process may be out of file descriptors: raise LimitNOFILE / ulimit -n, or lower --mqtt-max-conns)"
-	case strings.Contains(msg, "Maximum Connections Exceeded"), strings.Contains(msg, "maximum connections exceeded"):
-		l.maxConnRefused.Add(1)
-		l.log.Debug(msg)
-		return
 	case strings.Contains(msg, "Publish Violation"), strings.Contains(msg, "Subscription Violation"):
 		action := "publish"
 		if strings.Contains(msg, "Subscription Violation") {
@@ -86,12 +74,8 @@ func (l *natsLog) Errorf(format string, v ...any) {
 }
 
 func (l *natsLog) Debugf(format string, v ...any) {
-	msg := fmt.Sprintf(format, v...)
-	if strings.Contains(msg, "maximum connections exceeded") {
-		l.maxConnRefused.Add(1)
-	}
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug(msg)
+		l.log.Debug(fmt.Sprintf(format, v...))
 	}
 }
 

@@ -31,6 +31,7 @@ type Config struct {
 	Security  // TLS, identities, API tokens, ingest limits (security.go)
 	ScaleOut  // store backend and shared subscription (scaleout.go)
 	Bounds    // HTTP limits, upload size, clock offset (bounds.go)
+	Broker    // the embedded broker's connection limits (broker.go)
 }
 
 // Register defines every flag of `shelfsync-server run` on fs.
@@ -50,6 +51,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	c.Security.register(fs)
 	c.ScaleOut.register(fs)
 	c.Bounds.register(fs)
+	c.Broker.register(fs)
 }
 
 // Validate reports every invalid field.
@@ -82,5 +84,6 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Security.validate(c.BrokerURL != "")...)
 	errs = append(errs, c.ScaleOut.validate(c.BrokerURL != "")...)
 	errs = append(errs, c.Bounds.validate()...)
+	errs = append(errs, c.Broker.validate()...)
 	return errors.Join(errs...)
 }
