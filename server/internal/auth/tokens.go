@@ -24,8 +24,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
-	"time"
+
+	"github.com/shelfsync/shelfsync/server/internal/secretsfile"
 )
 
 // Role is what a token may do.
@@ -196,65 +196,24 @@ func AddToken(path, name string, role Role) (string, error) {
 	return tok, nil
 }
 
-// TokenFile is a token file that reloads itself when it changes (checked
-// at most once a second), so tokens can be added or revoked without a
-// restart. A file that turns malformed keeps the last good table.
+// TokenFile is a token file that reloads itself when it changes
+// (secretsfile), so tokens can be added or revoked without a restart. A
+// file that turns malformed keeps the last good table.
 type TokenFile struct {
-	path string
-	now  func() time.Time
-
-	mu      sync.Mutex
-	table   Table
-	mtime   time.Time
-	size    int64
-	checked time.Time
-	lastErr error
+	f *secretsfile.File[Table]
 }
 
 // LoadTokenFile reads the token file at path.
 func LoadTokenFile(path string) (*TokenFile, error) {
-	f := &TokenFile{path: path, now: time.Now}
-	if err := f.reload(); err != nil {
+	f, err := secretsfile.Load(path, "token file", ParseTokens)
+	if err != nil {
 		return nil, err
 	}
-	return f, nil
-}
-
-func (f *TokenFile) reload() error {
-	st, err := os.Stat(f.path)
-	if err != nil {
-		return fmt.Errorf("token file: %w", err)
-	}
-	if f.table != nil && st.ModTime().Equal(f.mtime) && st.Size() == f.size {
-		return nil
-	}
-	b, err := os.ReadFile(f.path)
-	if err != nil {
-		return fmt.Errorf("token file: %w", err)
-	}
-	t, err := ParseTokens(b)
-	if err != nil {
-		return fmt.Errorf("token file %s: %w", f.path, err)
-	}
-	f.table, f.mtime, f.size = t, st.ModTime(), st.Size()
-	return nil
+	return &TokenFile{f: f}, nil
 }
 
 // Lookup returns the entry of a presented token.
-func (f *TokenFile) Lookup(token string) (Entry, bool) {
-	f.mu.Lock()
-	if now := f.now(); now.Sub(f.checked) >= time.Second {
-		f.checked = now
-		f.lastErr = f.reload()
-	}
-	t := f.table
-	f.mu.Unlock()
-	return t.Lookup(token)
-}
+func (f *TokenFile) Lookup(token string) (Entry, bool) { return f.f.Get().Lookup(token) }
 
 // Len returns the number of tokens.
-func (f *TokenFile) Len() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.table)
-}
+func (f *TokenFile) Len() int { return len(f.f.Peek()) }

@@ -13,8 +13,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
+
+	"github.com/shelfsync/shelfsync/server/internal/secretsfile"
 )
 
 // Password files use Mosquitto's format, so one file (made with
@@ -188,66 +188,27 @@ func SetPassword(path, user, password string) error {
 	return os.Rename(tmp, path)
 }
 
-// Passwords is a password file that reloads itself when it changes (checked
-// at most once a second), so gateways can be added without a restart.
+// Passwords is a password file that reloads itself when it changes
+// (secretsfile), so gateways can be added without a restart.
 type Passwords struct {
-	path string
-	now  func() time.Time
-
-	mu      sync.Mutex
-	table   PasswordTable
-	mtime   time.Time
-	size    int64
-	checked time.Time
-	lastErr error
+	f *secretsfile.File[PasswordTable]
 }
 
 // LoadPasswords reads the password file at path.
 func LoadPasswords(path string) (*Passwords, error) {
-	p := &Passwords{path: path, now: time.Now}
-	if err := p.reload(); err != nil {
+	f, err := secretsfile.Load(path, "password file", ParsePasswords)
+	if err != nil {
 		return nil, err
 	}
-	return p, nil
-}
-
-func (p *Passwords) reload() error {
-	st, err := os.Stat(p.path)
-	if err != nil {
-		return fmt.Errorf("password file: %w", err)
-	}
-	if st.ModTime().Equal(p.mtime) && st.Size() == p.size && p.table != nil {
-		return nil
-	}
-	b, err := os.ReadFile(p.path)
-	if err != nil {
-		return fmt.Errorf("password file: %w", err)
-	}
-	t, err := ParsePasswords(b)
-	if err != nil {
-		return fmt.Errorf("password file %s: %w", p.path, err)
-	}
-	p.table, p.mtime, p.size = t, st.ModTime(), st.Size()
-	return nil
+	return &Passwords{f: f}, nil
 }
 
 // Check reports whether password is user's, re-reading the file first when
 // it changed. A file that became unreadable or malformed keeps the last good
 // table (and LastError says why).
 func (p *Passwords) Check(user, password string) bool {
-	p.mu.Lock()
-	if now := p.now(); now.Sub(p.checked) >= time.Second {
-		p.checked = now
-		p.lastErr = p.reload()
-	}
-	t := p.table
-	p.mu.Unlock()
-	return t.Check(user, password)
+	return p.f.Get().Check(user, password)
 }
 
 // LastError returns the error of the last reload attempt, if any.
-func (p *Passwords) LastError() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.lastErr
-}
+func (p *Passwords) LastError() error { return p.f.LastError() }
