@@ -8,6 +8,8 @@
 //	server_ingest_ops_per_s  ops durably applied and acked per second, vs a raw
 //	                         Badger batch write of the same ops
 //	server_rss_mib_100gw     the server's peak RSS during that run, vs the idle server
+//	broker_qos1_msgs_per_s_20pub, broker_lost_msgs: the embedded broker's
+//	                         fan-in, vs Mosquitto (broker.go)
 //
 // Run it from inside the repository; `make bench` does.
 package main
@@ -70,6 +72,7 @@ func main() {
 		warehouses int
 		workers    int
 		profile    string
+		only       string
 	)
 	flag.StringVar(&out, "out", "", "also append the JSON lines to this file")
 	flag.IntVar(&gateways, "gateways", 100, "simulated gateways")
@@ -78,6 +81,7 @@ func main() {
 	flag.IntVar(&batch, "batch", 256, "ops per batch (the agent's default --batch-ops)")
 	flag.IntVar(&workers, "workers", 0, "server --workers (0: the server's default)")
 	flag.StringVar(&profile, "cpuprofile", "", "diagnostic: run the server in this process and write a CPU profile of the ingest here")
+	flag.StringVar(&only, "only", "", "run only this part: broker (the embedded broker's fan-in vs Mosquitto)")
 	flag.Parse()
 	var w io.Writer = os.Stdout
 	if out != "" {
@@ -88,6 +92,21 @@ func main() {
 		}
 		defer f.Close()
 		w = io.MultiWriter(os.Stdout, f)
+	}
+	if only == "broker" {
+		rs, err := benchBroker(context.Background())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: broker:", err)
+			os.Exit(1)
+		}
+		for _, r := range rs {
+			b, _ := json.Marshal(r)
+			fmt.Fprintln(w, string(b))
+		}
+		return
+	} else if only != "" {
+		fmt.Fprintf(os.Stderr, "bench: -only %q: the only part is broker\n", only)
+		os.Exit(2)
 	}
 	rs, err := benchIngest(context.Background(), gateways, warehouses, perGW, batch, workers, profile)
 	if err != nil {
@@ -102,6 +121,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bench: postgres:", err)
 		}
 		rs = append(rs, pg...)
+		br, err := benchBroker(context.Background())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: broker:", err)
+		}
+		rs = append(rs, br...)
 	}
 	for _, r := range rs {
 		b, _ := json.Marshal(r)
