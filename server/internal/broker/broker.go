@@ -110,6 +110,10 @@ func Start(cfg Config) (*Broker, error) {
 		DontListen: true, // no NATS client port: the server's own client is in-process
 		JetStream:  true,
 		StoreDir:   storeDir,
+		// The MQTT streams are in memory (streams.go); nothing is stored on
+		// disk but JetStream's own metadata.
+		JetStreamMaxMemory: maxJetStreamBytes,
+		JetStreamMaxStore:  64 << 20,
 		MaxConn:    cfg.MaxConnections,
 		MaxPayload: MaxMessageBytes,
 		// A subscriber that cannot keep up is cut off past this many bytes
@@ -149,6 +153,10 @@ func Start(cfg Config) (*Broker, error) {
 			b.Close()
 			return nil, errors.New("embedded broker did not start within 30 s; see the log for why")
 		}
+	}
+	if err := b.createStreams(auth.cfg.InternalUser, auth.cfg.InternalPassword, 1); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
 	return b, nil
 }

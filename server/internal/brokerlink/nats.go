@@ -2,7 +2,6 @@ package brokerlink
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -23,8 +22,8 @@ import (
 // server/README-MQTT.md there). A NATS message carrying the MQTT header
 // with QoS 1 is delivered to QoS 1 MQTT subscriptions from the stream.
 const (
-	mqttStream        = "$MQTT_msgs"
-	mqttStreamPrefix  = "$MQTT.msgs."
+	mqttStream        = broker.StreamMessages
+	mqttStreamPrefix  = broker.SubjectMessages
 	mqttQoSHeader     = "Nmqtt-Pub"
 	retryInterval     = 500 * time.Millisecond
 	maxRetryInterval  = 5 * time.Second
@@ -50,8 +49,7 @@ type NATSConfig struct {
 	// DefaultMaxPending); keep it within what the handler can queue.
 	MaxPending int
 	// MQTT publishes retained messages (alerts, availability: the NATS
-	// side cannot set MQTT's retain flag) and, connecting once, makes the
-	// broker create its MQTT streams. Required.
+	// side cannot set MQTT's retain flag). Required.
 	MQTT   *MQTT
 	Logger *slog.Logger
 }
@@ -113,11 +111,6 @@ func (l *NATS) Start(h Handler) {
 }
 
 func (l *NATS) connect(h Handler) error {
-	// The broker creates its MQTT streams when the first MQTT client
-	// connects: wait for the MQTT side.
-	if !l.cfg.MQTT.Connected() {
-		return errors.New("waiting for the MQTT connection (it makes the broker create its streams)")
-	}
 	opts := []nats.Option{nats.InProcessServer(l.cfg.Server), nats.Name("shelfsync-ingest"), nats.MaxReconnects(-1)}
 	if l.cfg.Username != "" {
 		opts = append(opts, nats.UserInfo(l.cfg.Username, l.cfg.Password))
