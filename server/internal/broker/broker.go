@@ -114,8 +114,8 @@ func Start(cfg Config) (*Broker, error) {
 		// disk but JetStream's own metadata.
 		JetStreamMaxMemory: maxJetStreamBytes,
 		JetStreamMaxStore:  64 << 20,
-		MaxConn:    cfg.MaxConnections,
-		MaxPayload: MaxMessageBytes,
+		MaxConn:            cfg.MaxConnections,
+		MaxPayload:         MaxMessageBytes,
 		// A subscriber that cannot keep up is cut off past this many bytes
 		// buffered for it (QoS 1 messages stay in JetStream for it).
 		MaxPending:                 64 << 20,
