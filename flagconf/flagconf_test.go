@@ -90,21 +90,46 @@ func TestLoadRefusesWhatItCannotUse(t *testing.T) {
 	}
 }
 
-func TestPrintCommandWritesEveryValueWithItsDefault(t *testing.T) {
+func TestSharedConfigPrintWritesEveryValueWithItsDefault(t *testing.T) {
 	t.Setenv("SHELFSYNC_HTTP_ADDR", ":9")
 	var out, errs bytes.Buffer
 	register := func(fs *flag.FlagSet) {
 		fs.String("config", "", "TOML file")
 		fs.String("http-addr", ":8080", "HTTP listen address")
 	}
-	if code := PrintCommand("shelfsync-test", []string{"print"}, &out, &errs, register); code != 0 {
+	if code := Shared("shelfsync-test", "v1", "usage", []string{"config", "print"}, &out, &errs, register); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
 	want := "# HTTP listen address\n# default: \":8080\"; environment: SHELFSYNC_HTTP_ADDR\nhttp-addr = \":9\"\n"
 	if !strings.Contains(out.String(), want) {
 		t.Fatalf("config print wrote:\n%s\nwant it to contain:\n%s", out.String(), want)
 	}
-	if code := PrintCommand("shelfsync-test", []string{"show"}, &out, &errs, register); code != 2 {
+	if code := Shared("shelfsync-test", "v1", "usage", []string{"config", "show"}, &out, &errs, register); code != 2 {
 		t.Fatalf("config show: exit %d, want 2", code)
+	}
+}
+
+func TestSharedCommands(t *testing.T) {
+	var out, errs bytes.Buffer
+	register := func(fs *flag.FlagSet) { fs.String("config", "", "TOML file") }
+	if code := Shared("shelfsync-test", "v1.2", "the usage\n", []string{"version"}, &out, &errs, register); code != 0 || out.String() != "v1.2\n" {
+		t.Fatalf("version: exit %d, %q", code, out.String())
+	}
+	out.Reset()
+	if code := Shared("shelfsync-test", "v1.2", "the usage\n", []string{"help"}, &out, &errs, register); code != 0 || out.String() != "the usage\n" {
+		t.Fatalf("help: exit %d, %q", code, out.String())
+	}
+	if code := Shared("shelfsync-test", "v1.2", "the usage\n", []string{"frobnicate"}, &out, &errs, register); code != 2 || !strings.Contains(errs.String(), `unknown command "frobnicate"`) {
+		t.Fatalf("unknown: exit %d, %q", code, errs.String())
+	}
+}
+
+func TestCheckLog(t *testing.T) {
+	if errs := CheckLog("warn", "json"); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	errs := CheckLog("loud", "xml")
+	if len(errs) != 2 || !strings.Contains(errs[0].Error(), "log-level") || !strings.Contains(errs[1].Error(), "log-format") {
+		t.Fatalf("got %v, want one error naming each flag", errs)
 	}
 }

@@ -4,11 +4,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -53,34 +51,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runScanners(stdout, stderr)
 	case "labels":
 		return runLabels(args[1:], stdout, stderr) // labels.go
-	case "config":
-		return flagconf.PrintCommand("shelfsync-agent", args[1:], stdout, stderr, func(fs *flag.FlagSet) { new(config.Config).Register(fs) })
-	case "version", "--version":
-		fmt.Fprintln(stdout, version)
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
 	}
-	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
-	return 2
-}
-
-func newFlagSet(name string, cfg *config.Config, stderr io.Writer) *flag.FlagSet {
-	return flagconf.NewFlagSet("shelfsync-agent", name, stderr, cfg.Register)
+	return flagconf.Shared("shelfsync-agent", version, usage, args, stdout, stderr, func(fs *flag.FlagSet) { new(config.Config).Register(fs) })
 }
 
 func runAgent(args []string, stderr io.Writer) int {
 	var cfg config.Config
-	fs := newFlagSet("run", &cfg, stderr)
-	if err := flagconf.Load(fs, args, "config"); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "error:", err)
-		return 2
+	if _, code, ok := flagconf.Parse("shelfsync-agent", "run", args, stderr, cfg.Register); !ok {
+		return code
 	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	log := flagconf.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	a, err := app.New(cfg, version, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -94,14 +74,4 @@ func runAgent(args []string, stderr io.Writer) int {
 	}
 	log.Info("agent stopped")
 	return 0
-}
-
-func newLogger(w io.Writer, level, format string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shelfsync/shelfsync/flagconf"
 	"github.com/shelfsync/shelfsync/protocol"
 )
 
@@ -110,14 +111,7 @@ func (c *Config) Validate() error {
 	if c.MaxBatchOps < 1 || c.MaxBatchOps > 4096 {
 		errs = append(errs, fmt.Errorf("batch-ops: %d must be 1..4096", c.MaxBatchOps))
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("log-level: %q must be debug, info, warn or error", c.LogLevel))
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("log-format: %q must be text or json", c.LogFormat))
-	}
+	errs = append(errs, flagconf.CheckLog(c.LogLevel, c.LogFormat)...)
 	errs = append(errs, c.validateSecurity()...)
 	return errors.Join(errs...)
 }

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -68,34 +67,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRestore(args[1:], stdout, stderr)
 	case "migrate": // migrate.go
 		return runMigrate(args[1:], stdout, stderr)
-	case "config":
-		return flagconf.PrintCommand("shelfsync-server", args[1:], stdout, stderr, func(fs *flag.FlagSet) { new(config.Config).Register(fs) })
-	case "version", "--version":
-		fmt.Fprintln(stdout, version)
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
 	}
-	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
-	return 2
-}
-
-func newFlagSet(name string, cfg *config.Config, stderr io.Writer) *flag.FlagSet {
-	return flagconf.NewFlagSet("shelfsync-server", name, stderr, cfg.Register)
+	return flagconf.Shared("shelfsync-server", version, usage, args, stdout, stderr, func(fs *flag.FlagSet) { new(config.Config).Register(fs) })
 }
 
 func runServer(args []string, stderr io.Writer) int {
 	var cfg config.Config
-	fs := newFlagSet("run", &cfg, stderr)
-	if err := flagconf.Load(fs, args, "config"); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		fmt.Fprintln(stderr, "error:", err)
-		return 2
+	if _, code, ok := flagconf.Parse("shelfsync-server", "run", args, stderr, cfg.Register); !ok {
+		return code
 	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	log := flagconf.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := app.New(ctx, cfg, log)
@@ -109,14 +90,4 @@ func runServer(args []string, stderr io.Writer) int {
 	}
 	log.Info("server stopped")
 	return 0
-}
-
-func newLogger(w io.Writer, level, format string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -12,6 +12,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/shelfsync/shelfsync/flagconf"
 )
 
 // Config is the server's whole configuration.
@@ -73,14 +75,7 @@ func (c *Config) Validate() error {
 	if c.Workers < 1 || c.Workers > 256 {
 		errs = append(errs, fmt.Errorf("workers: %d must be 1..256", c.Workers))
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("log-level: %q must be debug, info, warn or error", c.LogLevel))
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("log-format: %q must be text or json", c.LogFormat))
-	}
+	errs = append(errs, flagconf.CheckLog(c.LogLevel, c.LogFormat)...)
 	errs = append(errs, c.Security.validate(c.BrokerURL != "")...)
 	errs = append(errs, c.ScaleOut.validate(c.BrokerURL != "")...)
 	errs = append(errs, c.Bounds.validate()...)
