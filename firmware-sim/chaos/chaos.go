@@ -76,6 +76,9 @@ type Config struct {
 	AgentArgs []string
 	// Log receives progress lines (default: discarded).
 	Log io.Writer
+	// FaultKinds, when set, restricts the fault schedule to these kinds
+	// (Fault* constants).
+	FaultKinds []string
 }
 
 func (c *Config) defaults() {
@@ -130,6 +133,7 @@ type Summary struct {
 	Unknown    int   // op-producing scans whose beep never came
 	Faults     int64
 	FaultKinds string
+	Restores   int64 // server restores carried out (restore-server)
 	Lost       int64 // confirmed ops missing from the server ledger
 	Duplicated int64 // ops applied more than once
 	// Problems are every other failed assertion (view divergence, a
@@ -174,6 +178,16 @@ func (s Summary) Report(w io.Writer) {
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	cfg.defaults()
 	sum := Summary{Seed: cfg.Seed, Agents: cfg.Agents}
+	for _, k := range cfg.FaultKinds {
+		if !slices.ContainsFunc(faultWeights, func(w struct {
+			kind   string
+			weight int
+		}) bool {
+			return w.kind == k
+		}) {
+			return sum, fmt.Errorf("unknown fault kind %q", k)
+		}
+	}
 	start := time.Now()
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(cfg.Log, "chaos: %6.1fs "+format+"\n", append([]any{time.Since(start).Seconds()}, args...)...)
@@ -317,6 +331,16 @@ func newHarness(ctx context.Context, cfg Config, bin testbed.Bins, work string, 
 	}
 	h.inj = &injector{rnd: rand.New(rand.NewPCG(cfg.Seed, 0xfa017)), agents: h.agents, srv: h.srv, brk: h.brk,
 		busy: make([]atomic.Bool, len(h.agents))}
+	if len(cfg.FaultKinds) > 0 {
+		h.inj.only = map[string]bool{}
+		for _, k := range cfg.FaultKinds {
+			h.inj.only[k] = true
+		}
+	}
+	// The first restore-server goes back to the state at the start.
+	if h.inj.backup, err = h.srv.takeBackup(ctx); err != nil {
+		return h, err
+	}
 	f, err := os.Create(filepath.Join(work, "logs", "faults.log"))
 	if err != nil {
 		return h, err
@@ -406,6 +430,7 @@ func (h *harness) run(ctx context.Context, sum *Summary) error {
 		return h.inj.err
 	}
 	sum.Faults, sum.FaultKinds = h.inj.count.Load(), h.inj.kinds()
+	sum.Restores = h.inj.restores.Load()
 	sum.Confirmed, sum.Unknown = h.tr.totals()
 	h.logf("workload done in %s: confirmed=%d unknown=%d faults=%d; healing", time.Since(t0).Round(time.Second), sum.Confirmed, sum.Unknown, sum.Faults)
 

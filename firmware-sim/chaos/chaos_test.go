@@ -53,3 +53,34 @@ func TestChaosShort(t *testing.T) {
 		t.Errorf("%s", sum.Line())
 	}
 }
+
+// TestChaosServerRestores: the server is restored from its online backups
+// again and again (each restore goes back to a backup taken seconds after
+// the previous one, while operators keep scanning); every confirmed op
+// ends applied exactly once and every provoked conflict is listed.
+func TestChaosServerRestores(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak test: skipped with -short")
+	}
+	var progress bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
+	defer cancel()
+	sum, err := Run(ctx, Config{
+		Seed: 9, Agents: 3, Warehouses: 1, Devices: 2, Ops: 800, Faults: 4, FaultEvery: 3 * time.Second,
+		FaultKinds:  []string{FaultRestoreServer},
+		MaxDuration: 5 * time.Minute, HealTimeout: 90 * time.Second, Log: &progress,
+	})
+	if err != nil {
+		t.Log(progress.String())
+		t.Fatalf("chaos could not run: %v", err)
+	}
+	var report bytes.Buffer
+	sum.Report(&report)
+	t.Log("\n" + progress.String() + report.String())
+	if sum.Restores < 2 {
+		t.Errorf("only %d server restores were carried out (%s)", sum.Restores, sum.FaultKinds)
+	}
+	if !sum.OK() {
+		t.Errorf("%s", sum.Line())
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/shelfsync/shelfsync/testbed"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -117,6 +118,38 @@ func (s *server) kill() {
 }
 
 func (s *server) base() string { return "http://" + s.httpAddr }
+
+// takeBackup takes an online backup of the running server into a new file.
+func (s *server) takeBackup(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	file := filepath.Join(s.dir, fmt.Sprintf("backup-%d.bak", s.runs))
+	s.mu.Unlock()
+	out, err := exec.CommandContext(ctx, s.bin, "backup", "--url", s.base(), "--out", file).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("shelfsync-server backup: %w: %s", err, out)
+	}
+	return file, nil
+}
+
+// restore stops the server, puts the backup file back as its data and
+// starts it again (a new identity: the agents resend from retention).
+func (s *server) restore(ctx context.Context, file string) error {
+	s.mu.Lock()
+	p := s.p
+	s.mu.Unlock()
+	p.Stop(syscall.SIGTERM)
+	out, err := exec.CommandContext(ctx, s.bin, "restore", "--data", filepath.Join(s.dir, "data"), "--from", file).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("shelfsync-server restore: %w: %s", err, out)
+	}
+	// The data it replaced is not needed again.
+	if old, _ := filepath.Glob(filepath.Join(s.dir, "data.before-restore-*")); len(old) > 0 {
+		for _, d := range old {
+			_ = os.RemoveAll(d)
+		}
+	}
+	return s.start(ctx)
+}
 
 // agent is one shelfsync-agent process with its simulated scanners and the
 // proxy between it and the broker.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,11 @@ const (
 	FaultKillAgent     = "kill-agent"     // SIGKILL of an agent, restarted after a pause
 	FaultKillServer    = "kill-server"    // SIGKILL of the server, restarted after a pause
 	FaultBrokerRestart = "broker-restart" // the broker stops and comes back
+	// FaultRestoreServer stops the server, replaces its data with the
+	// online backup taken at the previous restore (or at the start) and
+	// starts it again: the state goes back in time, with a new identity,
+	// and every agent must resend what it lacks from its retention.
+	FaultRestoreServer = "restore-server"
 )
 
 var faultWeights = []struct {
@@ -28,6 +34,7 @@ var faultWeights = []struct {
 }{
 	{FaultPartition, 18}, {FaultStall, 8}, {FaultLatency, 14}, {FaultSlow, 10},
 	{FaultReset, 14}, {FaultKillAgent, 20}, {FaultKillServer, 8}, {FaultBrokerRestart, 8},
+	{FaultRestoreServer, 4},
 }
 
 // injector applies a seeded sequence of faults.
@@ -38,6 +45,13 @@ type injector struct {
 	brk    *broker
 	log    io.Writer
 	t0     time.Time
+	// only, when set, restricts the schedule to these kinds.
+	only map[string]bool
+	// backup is the file the next restore-server puts back (taken at the
+	// start, then a while after each restore); only a goroutine holding
+	// infra touches it.
+	backup   string
+	restores atomic.Int64 // restore-server faults carried out
 
 	infra   sync.Mutex // one server kill or broker restart at a time
 	busy    []atomic.Bool
@@ -62,10 +76,15 @@ func (in *injector) note(kind, format string, args ...any) {
 func (in *injector) pick() string {
 	total := 0
 	for _, w := range faultWeights {
-		total += w.weight
+		if in.only == nil || in.only[w.kind] {
+			total += w.weight
+		}
 	}
 	r := in.rnd.IntN(total)
 	for _, w := range faultWeights {
+		if in.only != nil && !in.only[w.kind] {
+			continue
+		}
 		if r < w.weight {
 			return w.kind
 		}
@@ -165,6 +184,45 @@ func (in *injector) inject(ctx context.Context, kind string) {
 			if err := a.crash(ctx, down); err != nil && ctx.Err() == nil {
 				in.fail(fmt.Errorf("restart %s: %w", a.gw, err))
 			}
+		}()
+	case FaultRestoreServer:
+		if !in.infra.TryLock() {
+			in.note(kind, "server/broker already down: reset all links instead")
+			for _, a := range in.agents {
+				a.proxy.Reset()
+			}
+			return
+		}
+		// The next restore goes back to a backup taken this long after
+		// this one, while the workload runs on.
+		later := in.dur(time.Second, 8*time.Second)
+		in.note(kind, "back to %s; next backup %s later", filepath.Base(in.backup), later.Round(time.Millisecond))
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			err := in.srv.restore(ctx, in.backup)
+			in.infra.Unlock()
+			if err != nil {
+				if ctx.Err() == nil {
+					in.fail(fmt.Errorf("restore server: %w", err))
+				}
+				return
+			}
+			in.restores.Add(1)
+			sleep(ctx, later)
+			in.infra.Lock() // the server is up: no kill or restart under way
+			defer in.infra.Unlock()
+			if ctx.Err() != nil {
+				return
+			}
+			next, err := in.srv.takeBackup(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					in.fail(fmt.Errorf("backup after restore: %w", err))
+				}
+				return
+			}
+			in.backup = next
 		}()
 	case FaultKillServer, FaultBrokerRestart:
 		down := in.dur(200*time.Millisecond, 3*time.Second)
