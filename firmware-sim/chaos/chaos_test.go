@@ -24,25 +24,13 @@ func TestChaosShort(t *testing.T) {
 		}
 		seed = v
 	}
-	var progress bytes.Buffer
 	// The soak runs until it has both 1,000 ops and 30 faults, however
 	// long a slow machine takes; MaxDuration only stops a run that stalls.
 	const wantOps, wantFaults = 1_000, 30
-	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
-	defer cancel()
-	sum, err := Run(ctx, Config{
+	sum := runSoak(t, Config{
 		Seed: seed, Agents: 3, Warehouses: 1, Devices: 2,
 		Ops: wantOps, Faults: wantFaults, FaultEvery: time.Second, ScenarioEvery: 500 * time.Millisecond,
-		MaxDuration: 5 * time.Minute, HealTimeout: 90 * time.Second,
-		Log: &progress,
 	})
-	if err != nil {
-		t.Log(progress.String())
-		t.Fatalf("chaos could not run: %v", err)
-	}
-	var report bytes.Buffer
-	sum.Report(&report)
-	t.Log("\n" + progress.String() + report.String())
 	if sum.Faults < wantFaults {
 		t.Errorf("only %d faults were injected in %s", sum.Faults, sum.Duration)
 	}
@@ -62,14 +50,27 @@ func TestChaosServerRestores(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak test: skipped with -short")
 	}
+	sum := runSoak(t, Config{
+		Seed: 9, Agents: 3, Warehouses: 1, Devices: 2, Ops: 800, Faults: 4, FaultEvery: 3 * time.Second,
+		FaultKinds: []string{FaultRestoreServer},
+	})
+	if sum.Restores < 2 {
+		t.Errorf("only %d server restores were carried out (%s)", sum.Restores, sum.FaultKinds)
+	}
+	if !sum.OK() {
+		t.Errorf("%s", sum.Line())
+	}
+}
+
+// runSoak runs cfg (at most 5 minutes of workload, 90 s to heal) and logs
+// its progress and report.
+func runSoak(t *testing.T, cfg Config) Summary {
+	t.Helper()
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
 	defer cancel()
-	sum, err := Run(ctx, Config{
-		Seed: 9, Agents: 3, Warehouses: 1, Devices: 2, Ops: 800, Faults: 4, FaultEvery: 3 * time.Second,
-		FaultKinds:  []string{FaultRestoreServer},
-		MaxDuration: 5 * time.Minute, HealTimeout: 90 * time.Second, Log: &progress,
-	})
+	cfg.MaxDuration, cfg.HealTimeout, cfg.Log = 5*time.Minute, 90*time.Second, &progress
+	sum, err := Run(ctx, cfg)
 	if err != nil {
 		t.Log(progress.String())
 		t.Fatalf("chaos could not run: %v", err)
@@ -77,10 +78,5 @@ func TestChaosServerRestores(t *testing.T) {
 	var report bytes.Buffer
 	sum.Report(&report)
 	t.Log("\n" + progress.String() + report.String())
-	if sum.Restores < 2 {
-		t.Errorf("only %d server restores were carried out (%s)", sum.Restores, sum.FaultKinds)
-	}
-	if !sum.OK() {
-		t.Errorf("%s", sum.Line())
-	}
+	return sum
 }
