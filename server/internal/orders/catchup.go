@@ -139,8 +139,9 @@ func (s *Service) applyRecords(recs []Order) map[whsku]struct{} {
 			s.channels[o.Channel] = Channel{Name: o.Channel, SharePct: 100, UpdatedMS: o.CreatedMS}
 		}
 	}
+	md := s.masterView()
 	for ws := range aff {
-		s.recomputeSKU(ws)
+		s.recomputeSKU(ws, md)
 	}
 	if len(aff) > 0 {
 		s.publish = true

@@ -158,13 +158,14 @@ func (s *Service) reloadOrders() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	aff := s.applyRecords(recs)
+	md := s.masterView()
 	for _, k := range gone {
 		if o := s.open[k]; o != nil {
 			s.removeOpen(o)
 			for _, l := range o.Lines {
 				ws := whsku{o.Warehouse, l.SKU}
 				aff[ws] = struct{}{}
-				s.recomputeSKU(ws)
+				s.recomputeSKU(ws, md)
 			}
 		}
 	}

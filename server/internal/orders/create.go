@@ -133,8 +133,9 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 		s.removeOpen(prev)
 	}
 	s.addOpen(&held)
+	md := s.masterView()
 	for ws := range set {
-		s.recomputeSKU(ws)
+		s.recomputeSKU(ws, md)
 	}
 	s.seq, s.cursor = max(s.seq, o.Seq), max(s.cursor, o.Seq)
 	s.publish = true
@@ -191,9 +192,10 @@ func (s *Service) shortfall(o *Order, caught []Order) []string {
 		return n
 	}
 	var out []string
+	md := s.masterView()
 	for sku, n := range need {
 		ws := whsku{o.Warehouse, sku}
-		a := s.computeATS(ws)
+		a := s.computeATS(ws, md)
 		res := a.Reserved + n
 		if held := s.open[okey{o.Warehouse, o.ID}]; held != nil {
 			res -= reservedOf(held, sku, false)

@@ -122,8 +122,9 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 		}
 	}
 	changed := map[whsku]bool{}
+	md := s.masterView()
 	for ws := range set {
-		if s.recomputeSKU(ws) {
+		if s.recomputeSKU(ws, md) {
 			changed[ws] = true
 		}
 	}
@@ -153,8 +154,8 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 
 // recomputeSKU recomputes the reservation and ATS of one sku of one
 // warehouse and reports whether the reservation changed; s.mu is held.
-func (s *Service) recomputeSKU(ws whsku) bool {
-	a := s.computeATS(ws)
+func (s *Service) recomputeSKU(ws whsku, md *masterView) bool {
+	a := s.computeATS(ws, md)
 	before := s.reserved[ws]
 	if a.Reserved == 0 {
 		delete(s.reserved, ws)
@@ -167,7 +168,7 @@ func (s *Service) recomputeSKU(ws whsku) bool {
 
 // computeATS computes the reservation and ATS of one sku of one warehouse
 // from the model, changing nothing; s.mu is held.
-func (s *Service) computeATS(ws whsku) ATS {
+func (s *Service) computeATS(ws whsku, md *masterView) ATS {
 	var res int64
 	for ok := range s.bySKU[ws] {
 		for _, l := range s.open[ok].Lines {
@@ -176,14 +177,14 @@ func (s *Service) computeATS(ws whsku) ATS {
 			}
 		}
 	}
-	a := ATS{Warehouse: ws.wh, SKU: ws.sku, Reserved: res, Safety: s.cfg.Safety(ws.wh, ws.sku)}
+	a := ATS{Warehouse: ws.wh, SKU: ws.sku, Reserved: res, Safety: md.safety(ws.wh, ws.sku)}
 	for k := range s.locs[ws] {
 		// A negative key is usually a pick booked at the wrong bin: the
 		// units left another bin of the sku. Summing as recorded keeps ATS
 		// at what the records can ship; clamping would offer them twice.
 		q := s.keys[k]
 		a.OnHand += q
-		if s.cfg.Sellable(k.WH, k.Location) {
+		if md.sellable(k.WH, k.Location) {
 			a.Sellable += q
 		}
 	}
@@ -241,4 +242,39 @@ func applyPicks(o *Order, picks []store.OrderPick, only func(sku string) bool) {
 			l.Reserved = l.Qty - l.Picked
 		}
 	}
+}
+
+// masterView reads sellable locations and safety stock through Config's
+// functions — each a store read — once per location and per sku for as
+// long as it is used: one pass that recomputes a set of skus, which may
+// ask for the same location many times (once per key of every sku and lot
+// stored there).
+type masterView struct {
+	cfg  *Config
+	sell map[[2]string]bool
+	safe map[whsku]int64
+}
+
+func (s *Service) masterView() *masterView {
+	return &masterView{cfg: &s.cfg, sell: map[[2]string]bool{}, safe: map[whsku]int64{}}
+}
+
+func (m *masterView) sellable(wh, loc string) bool {
+	k := [2]string{wh, loc}
+	v, ok := m.sell[k]
+	if !ok {
+		v = m.cfg.Sellable(wh, loc)
+		m.sell[k] = v
+	}
+	return v
+}
+
+func (m *masterView) safety(wh, sku string) int64 {
+	k := whsku{wh, sku}
+	v, ok := m.safe[k]
+	if !ok {
+		v = m.cfg.Safety(wh, sku)
+		m.safe[k] = v
+	}
+	return v
 }
