@@ -46,3 +46,17 @@ func TestCommitRefusedBelowDiskReserve(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(3), ops[0].Seq)
 }
+
+// TestCommitAfterCloseFails: a commit after Close returns ErrClosed instead
+// of waiting for ever (its request could reach the queue after the loop's
+// last drain), and records nothing.
+func TestCommitAfterCloseFails(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		dir := t.TempDir()
+		s, err := Open(Options{Dir: dir})
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+		_, err = s.Commit(context.Background(), &Commit{Device: "d", Ops: []protocol.Op{{Kind: protocol.OpReceive, Location: "L", SKU: "S", Qty: 1}}, KeepSession: true})
+		require.ErrorIs(t, err, ErrClosed)
+	}
+}
