@@ -57,6 +57,9 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	clock := protocol.NewClock(nil)
+	if cfg.ClockMaxOffset > 0 {
+		clock.SetMaxOffset(cfg.ClockMaxOffset)
+	}
 	st.SetClock(clock)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -44,7 +44,9 @@ type Config struct {
 	RetainMinFree int64
 	// DiskReserve and DiskLow guard the data disk (store.Options).
 	DiskReserve, DiskLow int64
-	Security             // TLS and broker identity (security.go)
+	// ClockMaxOffset: a server clock further ahead is not merged.
+	ClockMaxOffset time.Duration
+	Security       // TLS and broker identity (security.go)
 }
 
 type multi struct{ v *[]string }
@@ -79,6 +81,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", 3*time.Second, "resend unacknowledged ops after this long without an ack")
 	fs.DurationVar(&c.RetainFor, "retain-for", 7*24*time.Hour, "keep acknowledged ops this long (or --retain-ops of them, whichever is less) so that a server restored from an older backup, or replaced by an empty one, gets them again; older ones are recorded by the server as lost-ops (0: 168h; negative: keep none)")
 	fs.Int64Var(&c.RetainOps, "retain-ops", 5_000_000, "keep at most this many acknowledged ops (about 100 bytes of disk each; 0: 5,000,000; negative: keep none)")
+	fs.DurationVar(&c.ClockMaxOffset, "clock-max-offset", protocol.DefaultMaxOffset, "refuse (do not merge) a server clock more than this ahead of the gateway's (protocol SPEC.md §4); the refusal shows in the status API")
 	fs.Int64Var(&c.DiskReserve, "disk-reserve", 64<<20, "bytes kept free on the data disk: below this, scans are refused with a bad beep and \"disk full\" (never a crash) until space returns")
 	fs.Int64Var(&c.DiskLow, "disk-low", 512<<20, "warn (log, status API, screen, metric) when the data disk has less free space than this many bytes")
 	fs.Int64Var(&c.RetainMinFree, "retain-min-free", 256<<20, "while the data directory's disk has less free space than this many bytes, acknowledged ops are not kept (0: 256 MiB; negative: no check)")

@@ -10,6 +10,8 @@
 //	server_rss_mib_100gw     the server's peak RSS during that run, vs the idle server
 //	broker_qos1_msgs_per_s_20pub, broker_lost_msgs: the embedded broker's
 //	                         fan-in, vs Mosquitto (broker.go)
+//	import_rss_mib           the server's peak RSS over the idle server while
+//	                         it takes a 200 MB stock CSV (import.go)
 //
 // Run it from inside the repository; `make bench` does.
 package main
@@ -81,7 +83,7 @@ func main() {
 	flag.IntVar(&batch, "batch", 256, "ops per batch (the agent's default --batch-ops)")
 	flag.IntVar(&workers, "workers", 0, "server --workers (0: the server's default)")
 	flag.StringVar(&profile, "cpuprofile", "", "diagnostic: run the server in this process and write a CPU profile of the ingest here")
-	flag.StringVar(&only, "only", "", "run only this part: broker (the embedded broker's fan-in vs Mosquitto)")
+	flag.StringVar(&only, "only", "", "run only this part: broker (the embedded broker's fan-in vs Mosquitto) or import (import_rss_mib, a 200 MB stock CSV)")
 	flag.Parse()
 	var w io.Writer = os.Stdout
 	if out != "" {
@@ -92,6 +94,18 @@ func main() {
 		}
 		defer f.Close()
 		w = io.MultiWriter(os.Stdout, f)
+	}
+	if only == "import" {
+		rs, err := benchImport(context.Background(), 200e6, 20*time.Second)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: import:", err)
+			os.Exit(1)
+		}
+		for _, r := range rs {
+			b, _ := json.Marshal(r)
+			fmt.Fprintln(w, string(b))
+		}
+		return
 	}
 	if only == "broker" {
 		rs, err := benchBroker(context.Background())
@@ -105,7 +119,7 @@ func main() {
 		}
 		return
 	} else if only != "" {
-		fmt.Fprintf(os.Stderr, "bench: -only %q: the only part is broker\n", only)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: the parts are broker and import\n", only)
 		os.Exit(2)
 	}
 	rs, err := benchIngest(context.Background(), gateways, warehouses, perGW, batch, workers, profile)
@@ -126,6 +140,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bench: broker:", err)
 		}
 		rs = append(rs, br...)
+		im, err := benchImport(context.Background(), 200e6, 20*time.Second)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: import:", err)
+		}
+		rs = append(rs, im...)
 	}
 	for _, r := range rs {
 		b, _ := json.Marshal(r)
