@@ -36,11 +36,19 @@ func TestHelloFirstSeqRecordsLostOps(t *testing.T) {
 		require.NoError(t, err)
 		return g.waitAck(g.send(raw))
 	}
-	a := hello(21, 30, "an-older-state")
+	// An agent older than retention sends no first_seq: nothing is
+	// recorded, the answer is the watermark as before (SPEC.md §6.1).
+	a := hello(0, 30, "an-older-state")
+	require.Equal(t, uint64(10), a.WM)
+	cs, err := s.st.Conflicts(ctx, conflicts.Query{Warehouse: "wh1", Kind: conflicts.KindLostOps})
+	require.NoError(t, err)
+	require.Empty(t, cs)
+
+	a = hello(21, 30, "an-older-state")
 	require.Equal(t, uint64(20), a.WM, "the watermark moves past the lost range")
 	require.Empty(t, a.Error)
 
-	cs, err := s.st.Conflicts(ctx, conflicts.Query{Warehouse: "wh1", Kind: conflicts.KindLostOps})
+	cs, err = s.st.Conflicts(ctx, conflicts.Query{Warehouse: "wh1", Kind: conflicts.KindLostOps})
 	require.NoError(t, err)
 	require.Len(t, cs, 1)
 	c := cs[0]
