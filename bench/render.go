@@ -59,6 +59,7 @@ var figures = []figure{
 	{"catchup_1m_s", "catch-up of a 1,000,000-op backlog", atMost(20, "s")},
 	{"wire_bytes_per_op", "bytes per op on the wire (op batch as sent)", atMost(40, "B")},
 	{"agent_rss_mib_1m_outbox", "agent peak RSS, 1,000,000 ops queued", atMost(64, "MiB")},
+	{"agent_rss_mib_1m_outbox_after_kill", "agent peak RSS, start on 1,000,000 ops left by kill -9", atMost(64, "MiB")},
 	{"server_rss_mib_100gw", "server peak RSS, 100 gateways ingesting", nil},
 	{"rfid_reads_per_s", "RFID reads/s, decode + de-dup", atLeast(200000, "reads/s")},
 	{"line_scans_per_s", "line-mode scans/s (drivers/linemode)", nil},
