@@ -84,7 +84,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ClockMaxOffset, "clock-max-offset", protocol.DefaultMaxOffset, "refuse (do not merge) a server clock more than this ahead of the gateway's (protocol SPEC.md §4); the refusal shows in the status API")
 	fs.Int64Var(&c.DiskReserve, "disk-reserve", 64<<20, "bytes kept free on the data disk: below this, scans are refused with a bad beep and \"disk full\" (never a crash) until space returns")
 	fs.Int64Var(&c.DiskLow, "disk-low", 512<<20, "warn (log, status API, screen, metric) when the data disk has less free space than this many bytes")
-	fs.Int64Var(&c.RetainMinFree, "retain-min-free", 256<<20, "while the data directory's disk has less free space than this many bytes, acknowledged ops are not kept (0: 256 MiB; negative: no check)")
+	fs.Int64Var(&c.RetainMinFree, "retain-min-free", 256<<20, "while the data directory's disk has less free space than this many bytes (raised to --disk-low and to twice --disk-reserve), acknowledged ops are not kept (0: 256 MiB; negative: no check)")
 	c.Security.register(fs)
 }
 

@@ -40,8 +40,9 @@ type Retention struct {
 	// 0: DefaultRetainOps; negative: acknowledged ops are not kept.
 	MaxOps int64
 	// MinFreeBytes: while the store's file system has less free space than
-	// this, acknowledged ops are dropped as acks arrive (unacknowledged ops
-	// are never dropped). 0: DefaultMinFreeDisk; negative: no check.
+	// this — at least the disk's low-space warning and twice its reserve —
+	// acknowledged ops are dropped as acks arrive (unacknowledged ops are
+	// never dropped). 0: DefaultMinFreeDisk; negative: no check.
 	MinFreeBytes int64
 }
 
@@ -133,8 +134,8 @@ func (s *Store) trimRetention(force bool) error {
 	}
 	s.retainMu.Unlock()
 	if check && cut < acked {
-		if r.MinFreeBytes > 0 && freeBytes(s.dir) < uint64(r.MinFreeBytes) {
-			s.log.Warn("store: disk almost full; acknowledged ops are no longer kept for a server restore", "dir", s.dir, "min_free_bytes", r.MinFreeBytes)
+		if floor := s.retainFloor(); floor > 0 && s.disk.free(s.dir) < floor {
+			s.log.Warn("store: disk almost full; acknowledged ops are no longer kept for a server restore", "dir", s.dir, "min_free_bytes", floor)
 			cut = acked
 		} else if c, err := s.oldBefore(cut+1, acked, time.Now().Add(-r.MaxAge)); err != nil {
 			return err
@@ -172,6 +173,17 @@ func (s *Store) oldBefore(from, upTo uint64, cutoff time.Time) (uint64, error) {
 		return nil
 	})
 	return last, err
+}
+
+// retainFloor is the free space below which acknowledged ops are not
+// kept: MinFreeBytes, raised to the disk guard's low-space warning and to
+// twice its reserve, so that retention gives way before the disk warns or
+// refuses scans (0: no check).
+func (s *Store) retainFloor() uint64 {
+	if s.retention.MinFreeBytes < 0 {
+		return 0
+	}
+	return max(uint64(s.retention.MinFreeBytes), s.disk.low, 2*s.disk.reserve)
 }
 
 // freeBytes is the free space available to this process on dir's file

@@ -94,10 +94,13 @@ func TestRetentionByAgeAndNone(t *testing.T) {
 	require.Equal(t, []any{uint64(8), 3}, []any{first, n}, "no retention: only unacked ops stay, even old ones")
 }
 
-// TestRetentionYieldsToAFullDisk: with less free space than MinFreeBytes
-// acknowledged ops are not kept.
+// TestRetentionYieldsToAFullDisk: with less free space than MinFreeBytes,
+// or than the disk's low-space warning when that is higher, acknowledged
+// ops are not kept (scans still commit: the reserve is far below).
 func TestRetentionYieldsToAFullDisk(t *testing.T) {
-	s, err := Open(Options{Dir: t.TempDir(), Small: true, Retention: Retention{MinFreeBytes: 1 << 62}})
+	free := uint64(300 << 20)
+	s, err := Open(Options{Dir: t.TempDir(), Small: true, Retention: Retention{MinFreeBytes: 256 << 20}, DiskLow: 512 << 20,
+		FreeBytes: func(string) uint64 { return free }})
 	require.NoError(t, err)
 	defer s.Close()
 	commitN(t, s, 10)
