@@ -638,7 +638,9 @@ func (h *harness) check(ctx context.Context, sum *Summary) {
 		r, err := fetchConflicts(ctx, h.srv.base(), wh)
 		var none errNoConflictAPI
 		if errors.As(err, &none) {
-			sum.Conflicts = fmt.Sprintf("SKIPPED — %v; %d provoked conflicts not checked", err, len(want))
+			// A check that cannot run is a failed check, not a pass.
+			sum.Conflicts = fmt.Sprintf("NOT RUN — %v; %d provoked conflicts not checked", err, len(want))
+			problem("conflict check could not run: %v", err)
 			return
 		}
 		if err != nil {
