@@ -23,7 +23,7 @@ type gateway struct {
 	window  uint64
 	topics  protocol.Topics
 	client  paho.Client
-	resends int
+	resends int // batches sent again
 
 	mu    sync.Mutex
 	acked uint64
@@ -136,8 +136,11 @@ func (g *gateway) run(timeout time.Duration) error {
 			next = acked + 1
 		}
 		if gap || time.Since(lastProgress) > 3*time.Second {
-			next = acked + 1 // go back N
-			g.resends++
+			// Go back N: the batches sent after acked go again.
+			if next > acked+1 {
+				g.resends += int((next - acked - 1 + uint64(g.batch) - 1) / uint64(g.batch))
+			}
+			next = acked + 1
 			lastProgress = time.Now()
 		}
 		for next <= n && next-acked-1 < g.window {

@@ -8,6 +8,9 @@
 //	server_ingest_ops_per_s  ops durably applied and acked per second, vs a raw
 //	                         Badger batch write of the same ops
 //	server_rss_mib_100gw     the server's peak RSS during that run, vs the idle server
+//	server_ingest_resends    batches the gateways sent again in that run (an ack
+//	                         that did not come in time, or a gap answer): wasted
+//	                         work, vs the batches sent once each
 //	broker_qos1_msgs_per_s_20pub, broker_lost_msgs: the embedded broker's
 //	                         fan-in, vs Mosquitto (broker.go)
 //	import_rss_mib           the server's peak RSS over the idle server while
@@ -25,6 +28,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -83,7 +88,9 @@ func main() {
 	flag.IntVar(&batch, "batch", 256, "ops per batch (the agent's default --batch-ops)")
 	flag.IntVar(&workers, "workers", 0, "server --workers (0: the server's default)")
 	flag.StringVar(&profile, "cpuprofile", "", "diagnostic: run the server in this process and write a CPU profile of the ingest here")
-	flag.StringVar(&only, "only", "", "run only this part: broker (the embedded broker's fan-in vs Mosquitto) or import (import_rss_mib, a 200 MB stock CSV)")
+	flag.StringVar(&only, "only", "", "comma-separated parts to run (default all): ingest (Badger), postgres (1 and 3 replicas; compared with the Badger ingest, measured first unless -baseline is set), broker (the embedded broker's fan-in vs Mosquitto), import (import_rss_mib, a 200 MB stock CSV)")
+	var baseline float64
+	flag.Float64Var(&baseline, "baseline", 0, "with -only postgres: the Badger server_ingest_ops_per_s to compare with instead of measuring it")
 	flag.Parse()
 	var w io.Writer = os.Stdout
 	if out != "" {
@@ -95,51 +102,44 @@ func main() {
 		defer f.Close()
 		w = io.MultiWriter(os.Stdout, f)
 	}
-	if only == "import" {
-		rs, err := benchImport(context.Background(), 200e6, 20*time.Second)
+	want := func(part string) bool { return only == "" || strings.Contains(","+only+",", ","+part+",") }
+	for _, part := range strings.Split(only, ",") {
+		if only != "" && !slices.Contains([]string{"ingest", "postgres", "broker", "import"}, part) {
+			fmt.Fprintf(os.Stderr, "bench: -only %q: the parts are ingest, postgres, broker and import\n", part)
+			os.Exit(2)
+		}
+	}
+	var rs []Result
+	if want("ingest") || (want("postgres") && baseline == 0) {
+		got, err := benchIngest(context.Background(), gateways, warehouses, perGW, batch, workers, profile)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: import:", err)
+			fmt.Fprintln(os.Stderr, "bench: ingest:", err)
 			os.Exit(1)
 		}
-		for _, r := range rs {
-			b, _ := json.Marshal(r)
-			fmt.Fprintln(w, string(b))
+		if len(got) > 0 {
+			baseline = got[0].Value
 		}
-		return
-	}
-	if only == "broker" {
-		rs, err := benchBroker(context.Background())
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: broker:", err)
-			os.Exit(1)
+		if want("ingest") {
+			rs = append(rs, got...)
 		}
-		for _, r := range rs {
-			b, _ := json.Marshal(r)
-			fmt.Fprintln(w, string(b))
-		}
-		return
-	} else if only != "" {
-		fmt.Fprintf(os.Stderr, "bench: -only %q: the parts are broker and import\n", only)
-		os.Exit(2)
 	}
-	rs, err := benchIngest(context.Background(), gateways, warehouses, perGW, batch, workers, profile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench: ingest:", err)
-		os.Exit(1)
-	}
-	if profile == "" && len(rs) > 0 {
+	if profile == "" && want("postgres") && baseline > 0 {
 		// The same ingest on PostgreSQL with 1 and 3 replicas (skipped,
 		// with a message, when PostgreSQL or Mosquitto is not there).
-		pg, err := benchPostgres(context.Background(), gateways, warehouses, perGW, batch, rs[0].Value)
+		pg, err := benchPostgres(context.Background(), gateways, warehouses, perGW, batch, baseline)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: postgres:", err)
 		}
 		rs = append(rs, pg...)
+	}
+	if profile == "" && want("broker") {
 		br, err := benchBroker(context.Background())
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: broker:", err)
 		}
 		rs = append(rs, br...)
+	}
+	if profile == "" && want("import") {
 		im, err := benchImport(context.Background(), 200e6, 20*time.Second)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: import:", err)
@@ -260,15 +260,17 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 		}
 	}
 	rate := float64(total) / took.Seconds()
-	var resends int
+	var resends, sent int
 	for _, g := range gws {
 		resends += g.resends
+		sent += (len(g.ops) + g.batch - 1) / g.batch
 	}
 	logf("ingest: %d gateways × %d ops acked in %s: %.0f ops/s (%d resends); server peak RSS %.1f MiB (idle %.1f)",
 		gateways, perGW, took.Round(time.Millisecond), rate, resends, mib(peak), mib(idle))
 	out := []Result{
 		result("server_ingest_ops_per_s", rate, "ops/s", fmt.Sprintf("raw Badger batch write of the same %d ops (WriteBatch, synced)", total), raw),
 		result(fmt.Sprintf("server_rss_mib_%dgw", gateways), mib(peak), "MiB", "the idle server before the gateways connect", mib(idle)),
+		result("server_ingest_resends", float64(resends), "batches", "the batches of that run, each sent once", float64(sent)),
 	}
 	if atPeak.total() > 0 {
 		logf("ingest: where the memory goes (shelfsync_memory_bytes at the highest RSS sampled, %.1f MiB): %s", atPeak.total()/(1<<20), atPeak)

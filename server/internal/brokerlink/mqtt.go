@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -33,6 +35,10 @@ type MQTT struct {
 
 	mu     sync.Mutex
 	client paho.Client
+	// conn counts connections; subscribed is set once the subscription of
+	// connection number conn is acknowledged (see Connected).
+	conn       atomic.Uint64
+	subscribed atomic.Bool
 }
 
 var _ Link = (*MQTT)(nil)
@@ -61,6 +67,8 @@ func (l *MQTT) Start(h Handler) {
 		SetOrderMatters(true). // h never blocks; in-order routing avoids needless gaps (resends) under load
 		SetOnConnectHandler(func(c paho.Client) { l.onConnect(c, h) }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			l.conn.Add(1)
+			l.subscribed.Store(false)
 			l.log.Warn("broker connection lost; reconnecting", "err", err)
 		})
 	if l.cfg.TLS != nil {
@@ -75,19 +83,34 @@ func (l *MQTT) Start(h Handler) {
 
 func (l *MQTT) onConnect(c paho.Client, h Handler) {
 	l.log.Info("connected to broker", "broker", l.cfg.Broker)
+	conn := l.conn.Add(1)
+	l.subscribed.Store(false)
 	if h == nil {
+		l.subscribed.Store(true)
 		return
 	}
 	up, status := l.topics.AllUp(), l.topics.AllStatus()
 	if g := l.cfg.ShareGroup; g != "" {
 		up, status = "$share/"+g+"/"+up, "$share/"+g+"/"+status
 	}
-	tok := c.SubscribeMultiple(map[string]byte{up: 1, status: 1}, func(_ paho.Client, m paho.Message) {
-		h(Message{Topic: m.Topic(), Payload: m.Payload()})
-	})
+	subs := map[string]byte{up: 1, status: 1}
 	go func() {
-		if tok.WaitTimeout(PublishTimeout*2) && tok.Error() != nil {
-			l.log.Error("subscribe failed", "err", tok.Error())
+		// The session is clean: until the broker acknowledges the
+		// subscription, gateways' messages reach no one and are lost (a
+		// gateway resends only after its ack timeout). Connected stays
+		// false until then, and a failed subscription is tried again.
+		for wait := retryInterval; l.conn.Load() == conn && c.IsConnectionOpen(); wait = min(2*wait, maxRetryInterval) {
+			tok := c.SubscribeMultiple(subs, func(_ paho.Client, m paho.Message) {
+				h(Message{Topic: m.Topic(), Payload: m.Payload()})
+			})
+			if tok.WaitTimeout(PublishTimeout*2) && tok.Error() == nil {
+				if l.conn.Load() == conn {
+					l.subscribed.Store(true)
+				}
+				return
+			}
+			l.log.Error("subscribe failed; trying again", "err", tok.Error())
+			time.Sleep(wait)
 		}
 	}()
 }
@@ -111,10 +134,12 @@ func (l *MQTT) Publish(topic string, retained bool, payload []byte) error {
 	return tok.Error()
 }
 
-// Connected implements Link.
+// Connected implements Link: the connection is up and its subscription
+// to the gateways' topics acknowledged (only then does a gateway's message
+// reach the server).
 func (l *MQTT) Connected() bool {
 	c := l.get()
-	return c != nil && c.IsConnectionOpen()
+	return c != nil && c.IsConnectionOpen() && l.subscribed.Load()
 }
 
 // Close implements Link.

@@ -214,15 +214,91 @@ func (in *Ingest) Stop() {
 // Connected reports whether the ingest's broker connection is up.
 func (in *Ingest) Connected() bool { return in.link.Connected() }
 
+// Group commit bounds: a worker applies the batches queued for its
+// gateways together, in one transaction (store.ApplyBatches), up to this
+// many ops and message bytes.
+const (
+	groupOps   = 8192
+	groupBytes = 8 << 20
+)
+
 func (in *Ingest) worker(ctx context.Context, _ int, q chan brokerlink.Message) {
 	defer in.wg.Done()
+	var g group
 	for msg := range q {
-		if in.accepts(ctx, msg.Topic) {
-			in.handle(ctx, msg.Topic, msg.Payload)
+		in.take(ctx, &g, msg)
+		// Take what else is queued, up to the bounds, without waiting.
+	drain:
+		for g.ops < groupOps && g.bytes < groupBytes {
+			select {
+			case m, ok := <-q:
+				if !ok {
+					break drain
+				}
+				in.take(ctx, &g, m)
+			default:
+				break drain
+			}
 		}
+		in.flush(ctx, &g)
+	}
+}
+
+// group is a worker's run of queued messages: op batches wait in it to be
+// applied together; any other message first applies the batches before
+// it, so that each gateway's messages take effect in the order they came.
+// The messages are done (acknowledged to the link) once the group is
+// applied.
+type group struct {
+	batches []store.Batch
+	logs    []*slog.Logger
+	msgs    []brokerlink.Message
+	ops     int
+	bytes   int
+}
+
+// take handles msg as part of g.
+func (in *Ingest) take(ctx context.Context, g *group, msg brokerlink.Message) {
+	g.msgs = append(g.msgs, msg)
+	g.bytes += len(msg.Payload)
+	if !in.accepts(ctx, msg.Topic) {
+		return
+	}
+	t, m, log, ok := in.decode(ctx, msg.Topic, msg.Payload)
+	if !ok {
+		return
+	}
+	if b, isBatch := m.(*protocol.OpBatch); isBatch {
+		if in.admitBatch(ctx, log, t, b, len(msg.Payload)) {
+			g.batches = append(g.batches, store.Batch{WH: t.Warehouse, GW: t.Gateway, B: b})
+			g.logs = append(g.logs, log)
+			g.ops += len(b.Ops)
+		}
+		return
+	}
+	in.applyGroup(ctx, g)
+	in.dispatch(ctx, log, t, m)
+}
+
+// applyGroup applies the batches waiting in g and acks each.
+func (in *Ingest) applyGroup(ctx context.Context, g *group) {
+	if len(g.batches) > 0 {
+		in.applyBatches(ctx, g.batches, g.logs)
+	}
+	clear(g.batches)
+	clear(g.logs)
+	g.batches, g.logs, g.ops = g.batches[:0], g.logs[:0], 0
+}
+
+// flush applies what waits and releases the group's messages.
+func (in *Ingest) flush(ctx context.Context, g *group) {
+	in.applyGroup(ctx, g)
+	for _, msg := range g.msgs {
 		done(msg)
 		in.lim.release(gatewayKey(msg.Topic))
 	}
+	clear(g.msgs)
+	g.msgs, g.bytes = g.msgs[:0], 0
 }
 
 // accepts reports whether this server handles a message on topic (see
@@ -246,10 +322,27 @@ func (in *Ingest) Handle(ctx context.Context, topic string, payload []byte) {
 }
 
 func (in *Ingest) handle(ctx context.Context, topic string, payload []byte) {
+	t, m, log, ok := in.decode(ctx, topic, payload)
+	if !ok {
+		return
+	}
+	if b, isBatch := m.(*protocol.OpBatch); isBatch {
+		if in.admitBatch(ctx, log, t, b, len(payload)) {
+			in.applyBatches(ctx, []store.Batch{{WH: t.Warehouse, GW: t.Gateway, B: b}}, []*slog.Logger{log})
+		}
+		return
+	}
+	in.dispatch(ctx, log, t, m)
+}
+
+// decode parses a message's topic and payload; what it cannot accept it
+// counts, logs and (an undecodable message on an up topic) answers, and
+// reports !ok.
+func (in *Ingest) decode(ctx context.Context, topic string, payload []byte) (protocol.Topic, protocol.Message, *slog.Logger, bool) {
 	t, err := in.topics.Parse(topic)
 	if err != nil {
 		in.m.Rejected.WithLabelValues("topic").Inc()
-		return
+		return t, nil, nil, false
 	}
 	log := in.log.With(attrWH, t.Warehouse, attrGW, t.Gateway)
 	msg, err := in.codec.Decode(payload) // an ops-deflate arrives here already expanded into its OpBatch
@@ -262,15 +355,20 @@ func (in *Ingest) handle(ctx context.Context, topic string, payload []byte) {
 		if t.Kind == protocol.TopicUp && in.lim.allowErrorAck(key) {
 			in.ack(ctx, t.Warehouse, t.Gateway, err.Error())
 		}
-		return
+		return t, nil, nil, false
 	}
 	if wh, gw := msg.Route(); wh != t.Warehouse || gw != t.Gateway {
 		in.m.Rejected.WithLabelValues("spoofed").Inc()
 		if in.lim.shouldLog(gatewayKey(topic), "spoofed") {
 			log.Warn("message names another gateway than its topic; rejected", "payload_wh", wh, "payload_gw", gw)
 		}
-		return
+		return t, nil, nil, false
 	}
+	return t, msg, log, true
+}
+
+// dispatch handles a decoded message other than an op batch.
+func (in *Ingest) dispatch(ctx context.Context, log *slog.Logger, t protocol.Topic, msg protocol.Message) {
 	switch m := msg.(type) {
 	case *protocol.Status:
 		if t.Kind == protocol.TopicStatus && in.cfg.OnStatus != nil {
@@ -286,12 +384,6 @@ func (in *Ingest) handle(ctx context.Context, topic string, payload []byte) {
 		if in.cfg.OnHello != nil {
 			in.cfg.OnHello(t.Warehouse, t.Gateway, m)
 		}
-	case *protocol.OpBatch:
-		in.m.countForm(m, len(payload))
-		if !in.checkClock(ctx, log, t.Warehouse, t.Gateway, m.Type(), m.HLC) {
-			return
-		}
-		in.applyBatch(ctx, log, t.Warehouse, t.Gateway, m)
 	case *protocol.DownAck:
 		if in.cfg.OnDownAck != nil {
 			in.cfg.OnDownAck(t.Warehouse, t.Gateway, m)
@@ -302,51 +394,76 @@ func (in *Ingest) handle(ctx context.Context, topic string, payload []byte) {
 	}
 }
 
-func (in *Ingest) applyBatch(ctx context.Context, log *slog.Logger, wh, gw string, b *protocol.OpBatch) {
+// admitBatch counts a received batch and checks its clock and its
+// consistency; a batch it refuses is answered (error ack) and not applied.
+func (in *Ingest) admitBatch(ctx context.Context, log *slog.Logger, t protocol.Topic, b *protocol.OpBatch, size int) bool {
+	in.m.countForm(b, size)
+	if !in.checkClock(ctx, log, t.Warehouse, t.Gateway, b.Type(), b.HLC) {
+		return false
+	}
 	if err := protocol.CheckBatch(b); err != nil {
 		in.m.Rejected.WithLabelValues("batch").Inc()
 		log.Warn("inconsistent batch rejected", "err", err)
-		in.ack(ctx, wh, gw, err.Error())
-		return
+		in.ack(ctx, t.Warehouse, t.Gateway, err.Error())
+		return false
 	}
+	return true
+}
+
+// applyBatches applies batches in order (group commit), then publishes
+// one event for those applied and acks each; a batch that failed is not
+// acknowledged, and its gateway resends it.
+func (in *Ingest) applyBatches(ctx context.Context, batches []store.Batch, logs []*slog.Logger) {
 	start := time.Now()
-	var res store.Result
+	var rs []store.Result
 	var err error
 	for attempt := 0; ; attempt++ {
-		res, err = in.st.ApplyBatch(ctx, wh, gw, b)
+		rs, err = in.st.ApplyBatches(ctx, batches)
 		if !errors.Is(err, store.ErrConflict) || attempt >= 20 {
 			break
 		}
 	}
-	if errors.Is(err, diskspace.ErrFull) {
-		// Not acknowledged: the gateway keeps the ops and resends them;
-		// the disk guard logs the state change, /healthz and the metrics
-		// say why.
-		in.m.Rejected.WithLabelValues("disk_full").Inc()
-		if in.lim.shouldLog(gatewayKey(in.topics.Up(wh, gw)), "disk_full") {
-			log.Warn("batch not applied nor acknowledged: the data disk is full (logged once per 10 s per gateway)", "first", b.First, "last", b.Last, "err", err)
+	for i, b := range batches[len(rs):] {
+		log := logs[len(rs)+i]
+		switch {
+		case errors.Is(err, diskspace.ErrFull):
+			// Not acknowledged: the gateway keeps the ops and resends them;
+			// the disk guard logs the state change, /healthz and the
+			// metrics say why.
+			in.m.Rejected.WithLabelValues("disk_full").Inc()
+			if in.lim.shouldLog(gatewayKey(in.topics.Up(b.WH, b.GW)), "disk_full") {
+				log.Warn("batch not applied nor acknowledged: the data disk is full (logged once per 10 s per gateway)", "first", b.B.First, "last", b.B.Last, "err", err)
+			}
+		case err != nil:
+			in.m.ApplyErrors.Inc()
+			log.Error("apply failed; the batch will be resent", "first", b.B.First, "last", b.B.Last, "err", err)
 		}
-		return
 	}
-	if err != nil {
-		in.m.ApplyErrors.Inc()
-		log.Error("apply failed; the batch will be resent", "first", b.First, "last", b.Last, "err", err)
-		return
+	took := time.Since(start).Seconds()
+	var ev events.Event
+	for i, res := range rs {
+		b := batches[i]
+		in.m.ApplyLatency.Observe(took)
+		in.m.Batches.WithLabelValues(res.Verdict.String()).Inc()
+		in.m.Ops.Add(float64(res.Applied))
+		in.m.Quarantined.Add(float64(res.Quarantined))
+		if res.Verdict == protocol.Apply {
+			ev.Batches = append(ev.Batches, events.Batch{Warehouse: b.WH, Gateway: b.GW, WM: res.WM,
+				Applied: res.Applied, Quarantined: res.Quarantined, Changes: res.Changes, Conflicts: res.Conflicts})
+		}
 	}
-	in.m.ApplyLatency.Observe(time.Since(start).Seconds())
-	in.m.Batches.WithLabelValues(res.Verdict.String()).Inc()
-	in.m.Ops.Add(float64(res.Applied))
-	in.m.Quarantined.Add(float64(res.Quarantined))
-	errText := ""
-	if res.Verdict == protocol.Gap {
-		errText = fmt.Sprintf("gap: expected seq %d", res.WM+1)
-		log.Info("gap; asking for resend", "first", b.First, "wm", res.WM)
+	if len(ev.Batches) > 0 && in.cfg.Events != nil {
+		in.cfg.Events.Publish(ev)
 	}
-	if res.Verdict == protocol.Apply && in.cfg.Events != nil {
-		in.cfg.Events.Publish(events.Event{Batches: []events.Batch{{Warehouse: wh, Gateway: gw, WM: res.WM,
-			Applied: res.Applied, Quarantined: res.Quarantined, Changes: res.Changes, Conflicts: res.Conflicts}}})
+	for i, res := range rs {
+		b := batches[i]
+		errText := ""
+		if res.Verdict == protocol.Gap {
+			errText = fmt.Sprintf("gap: expected seq %d", res.WM+1)
+			logs[i].Info("gap; asking for resend", "first", b.B.First, "wm", res.WM)
+		}
+		in.publishAck(b.WH, b.GW, res.WM, errText)
 	}
-	in.publishAck(wh, gw, res.WM, errText)
 }
 
 // Publish sends a payload on a gateway's down topic (QoS 1).

@@ -26,6 +26,12 @@ type Store interface {
 	// new ops, quarantines invalid ones, and moves the watermark — all in
 	// one durable transaction.
 	ApplyBatch(ctx context.Context, wh, gw string, b *protocol.OpBatch) (Result, error)
+	// ApplyBatches applies batches (of any gateways) in order, as
+	// ApplyBatch would one after the other, in one durable transaction
+	// where the backend allows (group commit): results[i] is batches[i]'s.
+	// Each batch's verdict is judged against the watermark the batches
+	// before it left, so exactly-once holds at every batch boundary.
+	ApplyBatches(ctx context.Context, batches []Batch) ([]Result, error)
 	// Watermark returns the highest seq applied for wh/gw.
 	Watermark(ctx context.Context, wh, gw string) (uint64, error)
 	// Stock lists on-hand values matching q.
@@ -48,6 +54,12 @@ type Store interface {
 	Actions
 	Records
 	Close() error
+}
+
+// Batch is an op batch of one gateway, for ApplyBatches.
+type Batch struct {
+	WH, GW string
+	B      *protocol.OpBatch
 }
 
 // Result is the outcome of ApplyBatch.

@@ -17,7 +17,7 @@ import (
 func (e *Engine) IssueOp(ctx context.Context, wh string, op protocol.Op) (protocol.Op, store.Result, error) {
 	var out protocol.Op
 	var res store.Result
-	err := e.b.Update(ctx, Scope{WH: wh, Gateway: protocol.ServerOrigin, Keys: Keys(wh, []protocol.Op{op})}, func(tx Tx) error {
+	err := e.b.Update(ctx, NewScope([]GW{{wh, protocol.ServerOrigin}}, nil, Keys(wh, []protocol.Op{op})), func(tx Tx) error {
 		var err error
 		out, res, err = Issue(tx, wh, op)
 		return err
@@ -74,12 +74,13 @@ func (e *Engine) ResolveConflict(ctx context.Context, id string, r store.Resolut
 	if !found {
 		return store.ResolveResult{}, fmt.Errorf("conflict %q: %w", id, conflicts.ErrNotFound)
 	}
-	s := Scope{WH: c.Warehouse}
+	s := NewScope(nil, []string{c.Warehouse}, nil)
 	if r.Action == conflicts.ResolutionAdjust {
-		s.Gateway = protocol.ServerOrigin
+		var keys []ledger.Key
 		if c.Location != "" && c.SKU != "" {
-			s.Keys = []ledger.Key{{WH: c.Warehouse, Location: c.Location, SKU: c.SKU, Lot: c.Lot}}
+			keys = []ledger.Key{{WH: c.Warehouse, Location: c.Location, SKU: c.SKU, Lot: c.Lot}}
 		}
+		s = NewScope([]GW{{c.Warehouse, protocol.ServerOrigin}}, nil, keys)
 	}
 	var out store.ResolveResult
 	err := e.b.Update(ctx, s, func(tx Tx) error {
@@ -168,7 +169,7 @@ func shortID(id string) string {
 // error says why.
 func (e *Engine) QuarantineAction(ctx context.Context, wh, gw string, seq uint64, action, by string) (store.Result, error) {
 	var res store.Result
-	err := e.b.Update(ctx, Scope{WH: wh}, func(tx Tx) error {
+	err := e.b.Update(ctx, NewScope(nil, []string{wh}, nil), func(tx Tx) error {
 		res = store.Result{}
 		q, ok, err := tx.Quarantined(wh, gw, seq)
 		if err != nil {
@@ -220,7 +221,7 @@ func (e *Engine) QuarantineAction(ctx context.Context, wh, gw string, seq uint64
 // have arrived before it).
 func (e *Engine) PutOrder(ctx context.Context, o store.Order) ([]conflicts.Conflict, error) {
 	var changed []conflicts.Conflict
-	err := e.b.Update(ctx, Scope{WH: o.Warehouse}, func(tx Tx) error {
+	err := e.b.Update(ctx, NewScope(nil, []string{o.Warehouse}, nil), func(tx Tx) error {
 		var err error
 		changed, err = PutOrder(tx, o)
 		return err

@@ -13,10 +13,12 @@
 package apply
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -60,14 +62,35 @@ type Tx interface {
 }
 
 // Scope is what a write transaction works on. A backend that locks (one
-// database shared by replicas) locks the watermark row of Gateway (when
-// set) and then the warehouse, always in that order; Keys are the stock
-// keys the transaction will merge into, which it may load up front.
+// database shared by replicas) locks the watermark rows of Gateways, then
+// the rows of Warehouses, each in the order given (NewScope sorts them, so
+// that every transaction takes its locks in one global order); Keys are the
+// stock keys the transaction will merge into, which it may load up front.
 type Scope struct {
-	WH      string
-	Gateway string
-	Keys    []ledger.Key
+	Gateways   []GW
+	Warehouses []string
+	Keys       []ledger.Key
 }
+
+// GW names a gateway of a warehouse.
+type GW struct{ WH, GW string }
+
+// NewScope is the scope of writes to the warehouses of gws and whs that
+// move the watermarks of gws, with keys to load; it sorts and de-duplicates.
+func NewScope(gws []GW, whs []string, keys []ledger.Key) Scope {
+	gws = slices.Clone(gws)
+	slices.SortFunc(gws, func(a, b GW) int { return cmp.Or(cmp.Compare(a.WH, b.WH), cmp.Compare(a.GW, b.GW)) })
+	gws = slices.Compact(gws)
+	whs = slices.Clone(whs)
+	for _, g := range gws {
+		whs = append(whs, g.WH)
+	}
+	slices.Sort(whs)
+	return Scope{Gateways: gws, Warehouses: slices.Compact(whs), Keys: keys}
+}
+
+// Holds reports whether s locks wh/gw's watermark.
+func (s Scope) Holds(wh, gw string) bool { return slices.Contains(s.Gateways, GW{wh, gw}) }
 
 // Backend is a storage engine.
 type Backend interface {
@@ -85,7 +108,12 @@ type Options struct {
 	// ChunkOps bounds the ops merged per transaction (0: a whole batch in
 	// one). Each chunk moves the watermark to its last op in the same
 	// transaction, so exactly-once holds at every chunk boundary.
+	// ApplyBatches does not chunk: it merges its batches in transactions
+	// of up to MaxGroupOps ops.
 	ChunkOps int
+	// MaxGroupOps bounds the ops ApplyBatches merges in one transaction
+	// (0: 8192).
+	MaxGroupOps int
 }
 
 // Engine applies batches and actions over a Backend. Backends embed it.
@@ -163,7 +191,7 @@ func (e *Engine) ApplyBatch(ctx context.Context, wh, gw string, b *protocol.OpBa
 			last = ops[len(ops)-1].Seq
 		}
 		var res store.Result
-		err := e.b.Update(ctx, Scope{WH: wh, Gateway: gw, Keys: Keys(wh, ops)}, func(tx Tx) error {
+		err := e.b.Update(ctx, NewScope([]GW{{wh, gw}}, nil, Keys(wh, ops)), func(tx Tx) error {
 			var err error
 			res, err = e.applyIn(tx, wh, gw, b, ops, last, start == 0)
 			return err
@@ -187,6 +215,89 @@ func (e *Engine) ApplyBatch(ctx context.Context, wh, gw string, b *protocol.OpBa
 		}
 		start = end
 	}
+}
+
+// defaultGroupOps bounds ApplyBatches' transactions when Options sets no
+// bound.
+const defaultGroupOps = 8192
+
+// ApplyBatches implements store.Store: the batches apply in order, in as
+// few transactions as Options.MaxGroupOps allows (group commit), each batch
+// judged against the watermark the ones before it left. A transaction that
+// fails for a reason other than a lost race is applied again batch by
+// batch, so that one bad batch fails alone.
+//
+// It returns the results of the batches committed, in order, up to the
+// first that failed, and that one's error.
+func (e *Engine) ApplyBatches(ctx context.Context, batches []store.Batch) ([]store.Result, error) {
+	out := make([]store.Result, 0, len(batches))
+	limit := e.opt.MaxGroupOps
+	if limit <= 0 {
+		limit = defaultGroupOps
+	}
+	for len(batches) > 0 {
+		n, ops := 0, 0
+		for n < len(batches) && (n == 0 || ops+len(batches[n].B.Ops) <= limit) {
+			ops += len(batches[n].B.Ops)
+			n++
+		}
+		rs, err := e.applyGroup(ctx, batches[:n])
+		if err != nil && !errors.Is(err, store.ErrConflict) && n > 1 {
+			// Batch by batch, so that a bad batch fails alone.
+			rs, err = nil, nil
+			for _, b := range batches[:n] {
+				r, berr := e.ApplyBatch(ctx, b.WH, b.GW, b.B)
+				if berr != nil {
+					err = berr
+					break
+				}
+				rs = append(rs, r)
+			}
+		}
+		out = append(out, rs...)
+		if err != nil {
+			return out, err
+		}
+		batches = batches[n:]
+	}
+	return out, nil
+}
+
+// applyGroup applies batches in one transaction.
+func (e *Engine) applyGroup(ctx context.Context, batches []store.Batch) ([]store.Result, error) {
+	if len(batches) == 1 {
+		b := batches[0]
+		r, err := e.ApplyBatch(ctx, b.WH, b.GW, b.B)
+		if err != nil {
+			return nil, err
+		}
+		return []store.Result{r}, nil
+	}
+	var gws []GW
+	var keys []ledger.Key
+	for _, b := range batches {
+		if b.B.Last > math.MaxInt64 {
+			return nil, fmt.Errorf("apply %s/%s %d..%d: seq beyond 2^63 cannot be stored", b.WH, b.GW, b.B.First, b.B.Last)
+		}
+		gws = append(gws, GW{b.WH, b.GW})
+		keys = append(keys, Keys(b.WH, b.B.Ops)...)
+	}
+	var out []store.Result
+	err := e.b.Update(ctx, NewScope(gws, nil, keys), func(tx Tx) error {
+		out = out[:0]
+		for _, b := range batches {
+			r, err := e.applyIn(tx, b.WH, b.GW, b.B, b.B.Ops, b.B.Last, true)
+			if err != nil {
+				return fmt.Errorf("apply %s/%s %d..%d: %w", b.WH, b.GW, b.B.First, b.B.Last, err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // applyIn merges ops (a slice of b ending at seq last) in tx; the first

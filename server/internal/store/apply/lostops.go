@@ -18,7 +18,7 @@ import (
 // watermark.
 func (e *Engine) RecordLostOps(ctx context.Context, wh, gw string, first uint64) (store.Result, error) {
 	var res store.Result
-	err := e.b.Update(ctx, Scope{WH: wh, Gateway: gw}, func(tx Tx) error {
+	err := e.b.Update(ctx, NewScope([]GW{{wh, gw}}, nil, nil), func(tx Tx) error {
 		res = store.Result{Verdict: protocol.Duplicate}
 		wm, err := tx.Watermark(wh, gw)
 		if err != nil {

@@ -46,11 +46,11 @@ func update(disk *diskspace.Guard, db *bdb.DB, f func(txn *bdb.Txn) error) error
 }
 
 func (b backend) Update(_ context.Context, _ apply.Scope, f func(apply.Tx) error) error {
-	return update(b.disk, b.db, func(txn *bdb.Txn) error { return f(&tx{txnLedger{txn}}) })
+	return update(b.disk, b.db, func(txn *bdb.Txn) error { return f(&tx{txnLedger{txn: txn}}) })
 }
 
 func (b backend) View(_ context.Context, f func(apply.Tx) error) error {
-	return b.db.View(func(txn *bdb.Txn) error { return f(&tx{txnLedger{txn}}) })
+	return b.db.View(func(txn *bdb.Txn) error { return f(&tx{txnLedger{txn: txn}}) })
 }
 
 // tx is apply.Tx over one Badger transaction.

@@ -50,6 +50,13 @@ type Options struct {
 // whole 256-op batch in one transaction costs time quadratic in its size.
 const ApplyChunk = 32
 
+// MaxGroupOps bounds the ops of one group-commit transaction
+// (ApplyBatches), well inside Badger's transaction size limit. Receives
+// and picks on keys with state need no iterator (the fast paths of
+// conflicts.observeDelta and txnLedger.SumAfter), so a group costs time
+// linear in its size; counts still scan.
+const MaxGroupOps = 4096
+
 // Open opens (or creates) the store in opts.Dir with synchronous writes: a
 // batch is acknowledged only after it is on disk.
 func Open(opts Options) (*Store, error) {
@@ -70,7 +77,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open badger store in %q: %w (is another shelfsync-server using this --data directory?)", opts.Dir, err)
 	}
 	s := &Store{db: db, log: log, disk: opts.Disk}
-	s.Engine = apply.New(backend{db, opts.Disk}, apply.Options{ChunkOps: ApplyChunk})
+	s.Engine = apply.New(backend{db, opts.Disk}, apply.Options{ChunkOps: ApplyChunk, MaxGroupOps: MaxGroupOps})
 	if err := s.loadEpoch(); err != nil {
 		db.Close()
 		return nil, err

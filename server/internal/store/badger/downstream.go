@@ -117,7 +117,7 @@ func (s *Store) UpdateGateway(_ context.Context, wh, gw string, f func(*store.Ga
 	}
 	err := s.db.Update(func(txn *bdb.Txn) error {
 		g := store.Gateway{Warehouse: wh, Gateway: gw}
-		if _, err := (&txnLedger{txn}).getCBOR(key, &g); err != nil {
+		if _, err := (&txnLedger{txn: txn}).getCBOR(key, &g); err != nil {
 			return err
 		}
 		f(&g)

@@ -11,7 +11,21 @@ import (
 )
 
 // txnLedger adapts a Badger transaction to ledger.Store.
-type txnLedger struct{ txn *bdb.Txn }
+type txnLedger struct {
+	txn *bdb.Txn
+	// absent are the stock keys the transaction found without state;
+	// added, the deltas it recorded. A key's deltas are recorded with its
+	// state, so those of an absent key are all in added, and SumAfter
+	// reads them there instead of opening an iterator (which would sort
+	// every write of the transaction).
+	absent map[ledger.Key]bool
+	added  map[ledger.Key][]addedDelta
+}
+
+type addedDelta struct {
+	o   ledger.Order
+	qty int64
+}
 
 var _ ledger.Store = (*txnLedger)(nil)
 
@@ -29,6 +43,12 @@ func (l *txnLedger) getCBOR(key []byte, v any) (bool, error) {
 func (l *txnLedger) GetKey(k ledger.Key) (ledger.KeyState, bool, error) {
 	var s ledger.KeyState
 	ok, err := l.getCBOR(stockKey(k), &s)
+	if err == nil && !ok {
+		if l.absent == nil {
+			l.absent = map[ledger.Key]bool{}
+		}
+		l.absent[k] = true
+	}
 	return s, ok, err
 }
 
@@ -69,11 +89,31 @@ func (l *txnLedger) AddDelta(k ledger.Key, o ledger.Order, qty int64) error {
 	}
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(prev+qty))
+	if l.added == nil {
+		l.added = map[ledger.Key][]addedDelta{}
+	}
+	l.added[k] = append(l.added[k], addedDelta{o, qty})
 	return l.txn.Set(key, b[:])
 }
 
-// SumAfter scans the deltas of k from o onwards; keys sort in merge order.
+// SumAfter sums the deltas of k after o: those the transaction added when
+// k had no state before it, else by a scan.
 func (l *txnLedger) SumAfter(k ledger.Key, o ledger.Order) (int64, error) {
+	if l.absent[k] {
+		var sum int64
+		for _, d := range l.added[k] {
+			if d.o.Compare(o) > 0 {
+				sum += d.qty
+			}
+		}
+		return sum, nil
+	}
+	return l.sumAfterScan(k, o)
+}
+
+// sumAfterScan scans the deltas of k from o onwards; keys sort in merge
+// order.
+func (l *txnLedger) sumAfterScan(k ledger.Key, o ledger.Order) (int64, error) {
 	prefix := deltaPrefix(k)
 	start := append(append([]byte{}, prefix...), orderBytes(o)...)
 	it := l.txn.NewIterator(bdb.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})

@@ -96,7 +96,7 @@ func (t recordTx) Task(wh, id string) (protocol.Task, bool, error) {
 }
 
 func (t recordTx) PutTask(wh, target string, task protocol.Task) error {
-	return apply.PutTask(&tx{txnLedger{t.txn}}, wh, target, task)
+	return apply.PutTask(&tx{txnLedger{txn: t.txn}}, wh, target, task)
 }
 
 func (t recordTx) Tasks(wh string) ([]protocol.Task, error) {
@@ -192,7 +192,7 @@ func (t recordTx) PutSettings(wh string, st store.Settings) error {
 }
 
 func (t recordTx) PutOrder(o store.Order) ([]conflicts.Conflict, error) {
-	return apply.PutOrder(&tx{txnLedger{t.txn}}, o)
+	return apply.PutOrder(&tx{txnLedger{txn: t.txn}}, o)
 }
 
 func (t recordTx) OrderPicks(wh, id string) ([]store.OrderPick, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 	"github.com/shelfsync/shelfsync/server/internal/store/apply"
 )
@@ -46,17 +47,30 @@ func (b backend) Update(ctx context.Context, sc apply.Scope, f func(apply.Tx) er
 const maxAttempts = 10
 
 func (b backend) update(ctx context.Context, sc apply.Scope, f func(apply.Tx) error) error {
-	t := &pgTx{ctx: ctx, s: b.s, wh: sc.WH, gw: sc.Gateway, txLedger: newTxLedger(ctx, nil), down: map[downKey]int{}}
+	t := &pgTx{ctx: ctx, s: b.s, txLedger: newTxLedger(ctx, nil), wms: map[apply.GW]*wmState{}, whs: map[string]*whDown{}}
 	var q pgx.Batch
 	q.BeginTx(pgx.TxOptions{})
-	if sc.Gateway != "" {
-		q.Queue(`INSERT INTO watermarks (wh, gw) VALUES ($1, $2) ON CONFLICT DO NOTHING`, sc.WH, sc.Gateway)
-		q.Queue(`SELECT wm FROM watermarks WHERE wh = $1 AND gw = $2 FOR UPDATE`, sc.WH, sc.Gateway).
-			QueryRow(func(r pgx.Row) error { return r.Scan(&t.wm) })
+	for _, g := range sc.Gateways {
+		w := &wmState{}
+		t.wms[g] = w
+		q.Queue(`INSERT INTO watermarks (wh, gw) VALUES ($1, $2) ON CONFLICT DO NOTHING`, g.WH, g.GW)
+		q.Queue(`SELECT wm FROM watermarks WHERE wh = $1 AND gw = $2 FOR UPDATE`, g.WH, g.GW).
+			QueryRow(func(r pgx.Row) error { return r.Scan(&w.v) })
 	}
-	q.Queue(`INSERT INTO warehouses (wh) VALUES ($1) ON CONFLICT DO NOTHING`, sc.WH)
-	q.Queue(`SELECT down_head FROM warehouses WHERE wh = $1 FOR UPDATE`, sc.WH).QueryRow(func(r pgx.Row) error { return r.Scan(&t.head) })
-	t.txLedger.queuePrefetch(&q, sc.WH, sc.Keys)
+	for _, wh := range sc.Warehouses {
+		d := &whDown{idx: map[downKey]int{}}
+		t.whs[wh] = d
+		t.order = append(t.order, wh)
+		q.Queue(`INSERT INTO warehouses (wh) VALUES ($1) ON CONFLICT DO NOTHING`, wh)
+		q.Queue(`SELECT down_head FROM warehouses WHERE wh = $1 FOR UPDATE`, wh).QueryRow(func(r pgx.Row) error { return r.Scan(&d.head) })
+	}
+	byWH := map[string][]ledger.Key{}
+	for _, k := range sc.Keys {
+		byWH[k.WH] = append(byWH[k.WH], k)
+	}
+	for _, wh := range sc.Warehouses {
+		t.txLedger.queuePrefetch(&q, wh, byWH[wh])
+	}
 	tx, err := b.s.sendTx(ctx, &q)
 	if err != nil {
 		return err
@@ -78,23 +92,34 @@ func (b backend) View(ctx context.Context, f func(apply.Tx) error) error {
 	return f(&pgTx{ctx: ctx, s: b.s, tx: tx, txLedger: newTxLedger(ctx, tx), readOnly: true})
 }
 
-// pgTx is apply.Tx over one transaction holding its warehouse's lock (and
-// its gateway's, when gw is set).
+// pgTx is apply.Tx over one transaction holding the locks of its scope:
+// watermark rows (wms) and warehouse rows (whs).
 type pgTx struct {
 	ctx       context.Context
 	s         *Store
 	tx        pgx.Tx
 	*txLedger // the ledger and the conflict indexes
-	wh, gw    string
-	wm        int64 // gw's watermark, read under its lock
-	wmDirty   bool
-	head      int64 // head of wh's downstream log, read under its lock
+	wms       map[apply.GW]*wmState
+	whs       map[string]*whDown
+	order     []string // warehouses, in lock order
 	readOnly  bool
 	ops       []opRow
 	rows      pgx.Batch // quarantine and task rows, notifications, in order
-	downs     []downEntry
-	down      map[downKey]int // index in downs of an item key's entry
 	check     *recTx
+}
+
+// wmState is a locked watermark.
+type wmState struct {
+	v     int64
+	dirty bool
+}
+
+// whDown is a locked warehouse: its downstream log's head when locked and
+// the entries the transaction appends after it.
+type whDown struct {
+	head  int64
+	downs []downEntry
+	idx   map[downKey]int // index in downs of an item key's entry
 }
 
 type opRow struct {
@@ -120,19 +145,20 @@ type downKey struct {
 
 var _ apply.Tx = (*pgTx)(nil)
 
-func (t *pgTx) owns(wh string) error {
+func (t *pgTx) owns(wh string) (*whDown, error) {
 	if t.readOnly {
-		return errors.New("store: write in a read-only transaction")
+		return nil, errors.New("store: write in a read-only transaction")
 	}
-	if wh != t.wh {
-		return fmt.Errorf("store: write to warehouse %q in a transaction that holds %q", wh, t.wh)
+	d, ok := t.whs[wh]
+	if !ok {
+		return nil, fmt.Errorf("store: write to warehouse %q, whose lock this transaction does not hold", wh)
 	}
-	return nil
+	return d, nil
 }
 
 func (t *pgTx) Watermark(wh, gw string) (uint64, error) {
-	if wh == t.wh && gw == t.gw && gw != "" {
-		return uint64(t.wm), nil
+	if w, ok := t.wms[apply.GW{WH: wh, GW: gw}]; ok {
+		return uint64(w.v), nil
 	}
 	var wm int64
 	err := t.tx.QueryRow(t.ctx, `SELECT wm FROM watermarks WHERE wh = $1 AND gw = $2`, wh, gw).Scan(&wm)
@@ -143,18 +169,19 @@ func (t *pgTx) Watermark(wh, gw string) (uint64, error) {
 }
 
 func (t *pgTx) SetWatermark(wh, gw string, wm uint64) error {
-	if wh != t.wh || gw != t.gw || gw == "" {
+	w, ok := t.wms[apply.GW{WH: wh, GW: gw}]
+	if !ok || t.readOnly {
 		return fmt.Errorf("store: watermark of %s/%s is not locked by this transaction", wh, gw)
 	}
 	if wm > math.MaxInt64 {
 		return fmt.Errorf("watermark %d of %s/%s: seq beyond 2^63 cannot be stored", wm, wh, gw)
 	}
-	t.wm, t.wmDirty = int64(wm), true
+	w.v, w.dirty = int64(wm), true
 	return nil
 }
 
 func (t *pgTx) PutOp(wh, gw string, op *protocol.Op) error {
-	if err := t.owns(wh); err != nil {
+	if _, err := t.owns(wh); err != nil {
 		return err
 	}
 	body, err := protocol.Marshal(op)
@@ -186,7 +213,7 @@ func (t *pgTx) Quarantined(wh, gw string, seq uint64) (store.Quarantined, bool, 
 }
 
 func (t *pgTx) PutQuarantined(q store.Quarantined) error {
-	if err := t.owns(q.Warehouse); err != nil {
+	if _, err := t.owns(q.Warehouse); err != nil {
 		return err
 	}
 	body, err := protocol.Marshal(q.Op)
@@ -200,7 +227,8 @@ func (t *pgTx) PutQuarantined(q store.Quarantined) error {
 }
 
 func (t *pgTx) AppendDown(wh, target string, kind protocol.DownKind, itemKey string, body any) error {
-	if err := t.owns(wh); err != nil {
+	d, err := t.owns(wh)
+	if err != nil {
 		return err
 	}
 	raw, err := protocol.Marshal(body)
@@ -208,16 +236,16 @@ func (t *pgTx) AppendDown(wh, target string, kind protocol.DownKind, itemKey str
 		return err
 	}
 	k := downKey{kind, itemKey}
-	if i, ok := t.down[k]; ok {
-		t.downs[i].dead = true
+	if i, ok := d.idx[k]; ok {
+		d.downs[i].dead = true
 	}
-	t.down[k] = len(t.downs)
-	t.downs = append(t.downs, downEntry{target: target, kind: kind, itemKey: itemKey, body: raw})
+	d.idx[k] = len(d.downs)
+	d.downs = append(d.downs, downEntry{target: target, kind: kind, itemKey: itemKey, body: raw})
 	return nil
 }
 
 func (t *pgTx) PutTask(wh string, task protocol.Task) error {
-	if err := t.owns(wh); err != nil {
+	if _, err := t.owns(wh); err != nil {
 		return err
 	}
 	body, err := protocol.Marshal(task)
@@ -231,7 +259,7 @@ func (t *pgTx) PutTask(wh string, task protocol.Task) error {
 // PutOrder writes at once: the detector reads the line quantities from
 // the table.
 func (t *pgTx) PutOrder(o store.Order) error {
-	if err := t.owns(o.Warehouse); err != nil {
+	if _, err := t.owns(o.Warehouse); err != nil {
 		return err
 	}
 	return putOrder(t.ctx, t.tx, o)
@@ -294,26 +322,39 @@ func (t *pgTx) commit() error {
 	if err := t.txLedger.queue(&b); err != nil {
 		return err
 	}
+	var whs, targets []string
 	var seqs []int64
 	var kinds []int16
 	var items, bodies [][]byte
-	var targets []string
-	for _, e := range t.downs {
-		t.head++
-		if e.dead {
-			continue // the log is compacted per item key: a gap is allowed
+	for _, wh := range t.order {
+		d := t.whs[wh]
+		for _, e := range d.downs {
+			d.head++
+			if e.dead {
+				continue // the log is compacted per item key: a gap is allowed
+			}
+			whs, seqs, kinds, items, targets, bodies = append(whs, wh), append(seqs, d.head), append(kinds, int16(e.kind)), append(items, []byte(e.itemKey)), append(targets, e.target), append(bodies, e.body)
 		}
-		seqs, kinds, items, targets, bodies = append(seqs, t.head), append(kinds, int16(e.kind)), append(items, []byte(e.itemKey)), append(targets, e.target), append(bodies, e.body)
+		if len(d.downs) > 0 {
+			b.Queue(`UPDATE warehouses SET down_head = $2 WHERE wh = $1`, wh, d.head)
+		}
 	}
-	if len(t.downs) > 0 {
+	if len(seqs) > 0 {
 		b.Queue(`INSERT INTO down_log (wh, seq, kind, item_key, target, body)
-			SELECT $1, * FROM unnest($2::bigint[], $3::smallint[], $4::bytea[], $5::text[], $6::bytea[])
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::smallint[], $4::bytea[], $5::text[], $6::bytea[])
 			ON CONFLICT (wh, kind, item_key) DO UPDATE SET seq = excluded.seq, target = excluded.target, body = excluded.body`,
-			t.wh, seqs, kinds, items, targets, bodies)
-		b.Queue(`UPDATE warehouses SET down_head = $2 WHERE wh = $1`, t.wh, t.head)
+			whs, seqs, kinds, items, targets, bodies)
 	}
-	if t.wmDirty {
-		b.Queue(`UPDATE watermarks SET wm = $3, applied_at = now() WHERE wh = $1 AND gw = $2`, t.wh, t.gw, t.wm)
+	var wwh, wgw []string
+	var wv []int64
+	for g, w := range t.wms {
+		if w.dirty {
+			wwh, wgw, wv = append(wwh, g.WH), append(wgw, g.GW), append(wv, w.v)
+		}
+	}
+	if len(wv) > 0 {
+		b.Queue(`UPDATE watermarks w SET wm = u.wm, applied_at = now() FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(wh, gw, wm)
+			WHERE w.wh = u.wh AND w.gw = u.gw`, wwh, wgw, wv)
 	}
 	for _, qq := range t.rows.QueuedQueries {
 		b.QueuedQueries = append(b.QueuedQueries, qq)

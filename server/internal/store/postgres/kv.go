@@ -495,7 +495,7 @@ func (t *recTx) PutOrder(o store.Order) ([]conflicts.Conflict, error) {
 	if _, err := t.lockWH(o.Warehouse); err != nil {
 		return nil, err
 	}
-	return apply.PutOrder(&pgTx{ctx: t.ctx, tx: t.tx, txLedger: t.l, wh: o.Warehouse}, o)
+	return apply.PutOrder(&pgTx{ctx: t.ctx, tx: t.tx, txLedger: t.l, whs: map[string]*whDown{o.Warehouse: {idx: map[downKey]int{}}}}, o)
 }
 
 func (t *recTx) OrderPicks(wh, id string) ([]store.OrderPick, error) {

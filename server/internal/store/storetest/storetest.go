@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"ConflictsDetectedInApply", testConflicts},
 		{"MergeEqualsFold", testMergeEqualsFold},
 		{"ConcurrentRedeliveriesApplyOnce", testConcurrentExactlyOnce},
+		{"GroupCommitEqualsOneByOne", testGroupCommit},
 		{"StockQuery", testStockQuery},
 		{"DownstreamCompaction", testDownCompaction},
 		{"DownstreamSparseAndTargeted", testDownSparse},
@@ -296,6 +297,107 @@ func testMergeEqualsFold(t *testing.T, open func(*testing.T) store.Store, _ conf
 			}
 		})
 	}
+}
+
+// testGroupCommit applies the same deliveries (of two warehouses, with
+// redeliveries, stale duplicates, gaps and invalid ops) one by one to one
+// store and in random consecutive groups through ApplyBatches to another:
+// every batch gets the same verdict, watermark and counts, and at every
+// group boundary both stores hold the same watermarks, stock, conflicts
+// and quarantine — what a crash between two groups would leave.
+func testGroupCommit(t *testing.T, open func(*testing.T) store.Store, _ config) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 11))
+			one, grouped := open(t), open(t)
+			var all []*protocol.OpBatch
+			for _, wh := range []string{"w", "v"} {
+				perGW := randomOps(r, wh, []string{"a", "b"}, 30)
+				for gw, ops := range perGW {
+					for i := range ops {
+						if r.IntN(15) == 0 {
+							ops[i].SKU, ops[i].Lines = "", nil // invalid: quarantined
+						}
+					}
+					perGW[gw] = ops
+				}
+				all = append(all, deliveries(r, wh, perGW)...)
+			}
+			r.Shuffle(len(all), func(i, j int) { // interleave the warehouses (a gateway's batches may change order too: more gaps and duplicates)
+				if all[i].WH != all[j].WH {
+					all[i], all[j] = all[j], all[i]
+				}
+			})
+			for len(all) > 0 {
+				n := min(1+r.IntN(12), len(all))
+				if r.IntN(6) == 0 && n > 1 { // a batch lost on the way: the next ones of its gateway are gaps
+					all = slices.Delete(all, n/2, n/2+1)
+					n--
+				}
+				group := make([]store.Batch, n)
+				want := make([]store.Result, n)
+				for i, b := range all[:n] {
+					group[i] = store.Batch{WH: b.WH, GW: b.GW, B: b}
+					want[i] = Apply(t, one, b)
+				}
+				got, err := applyBatches(grouped, group)
+				require.NoError(t, err)
+				require.Len(t, got, n)
+				for i := range want {
+					require.Equal(t, want[i].Verdict, got[i].Verdict, "batch %d of the group", i)
+					require.Equal(t, want[i].WM, got[i].WM, "batch %d of the group", i)
+					require.Equal(t, want[i].Applied, got[i].Applied, "batch %d of the group", i)
+					require.Equal(t, want[i].Quarantined, got[i].Quarantined, "batch %d of the group", i)
+				}
+				sameState(t, one, grouped)
+				all = all[n:]
+			}
+		})
+	}
+}
+
+func applyBatches(s store.Store, bs []store.Batch) ([]store.Result, error) {
+	for attempt := 0; ; attempt++ {
+		rs, err := s.ApplyBatches(context.Background(), bs)
+		if errors.Is(err, store.ErrConflict) && attempt < 1000 {
+			continue
+		}
+		return rs, err
+	}
+}
+
+// sameState requires a and b to hold the same watermarks, stock,
+// conflicts and quarantined ops.
+func sameState(t *testing.T, a, b store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	for _, wh := range []string{"w", "v"} {
+		require.Equal(t, stockOf(t, a, wh), stockOf(t, b, wh), "stock of %s", wh)
+		for _, gw := range []string{"a", "b"} {
+			wa, err := a.Watermark(ctx, wh, gw)
+			require.NoError(t, err)
+			wb, err := b.Watermark(ctx, wh, gw)
+			require.NoError(t, err)
+			require.Equal(t, wa, wb, "watermark of %s/%s", wh, gw)
+		}
+		qa, err := a.Quarantined(ctx, wh)
+		require.NoError(t, err)
+		qb, err := b.Quarantined(ctx, wh)
+		require.NoError(t, err)
+		require.Equal(t, len(qa), len(qb), "quarantined ops of %s", wh)
+	}
+	ca, err := a.Conflicts(ctx, conflicts.Query{})
+	require.NoError(t, err)
+	cb, err := b.Conflicts(ctx, conflicts.Query{})
+	require.NoError(t, err)
+	ids := func(cs []conflicts.Conflict) map[string]conflicts.Status {
+		m := map[string]conflicts.Status{}
+		for _, c := range cs {
+			m[c.ID] = c.Status
+		}
+		return m
+	}
+	require.Equal(t, ids(ca), ids(cb), "conflicts")
 }
 
 // testConcurrentExactlyOnce applies every gateway's deliveries from
