@@ -60,3 +60,17 @@ func TestCommitAfterCloseFails(t *testing.T) {
 		require.ErrorIs(t, err, ErrClosed)
 	}
 }
+
+// TestCommitsAreSynced guards the setting that makes a commit durable
+// before the good beep: Badger's SyncWrites. (A crash test that drops
+// unsynced pages needs a file system that can lose them — LazyFS or
+// dm-flakey — which this machine lacks; this test at least fails when the
+// setting is turned off.)
+func TestCommitsAreSynced(t *testing.T) {
+	for _, small := range []bool{false, true} {
+		s, err := Open(Options{Dir: t.TempDir(), Small: small})
+		require.NoError(t, err)
+		require.True(t, s.db.Opts().SyncWrites, "small=%v: commits must be fsynced before they are confirmed", small)
+		require.NoError(t, s.Close())
+	}
+}

@@ -160,3 +160,12 @@ func TestEpochPersistsAcrossReopen(t *testing.T) {
 	defer s.Close()
 	require.Equal(t, e, s.Epoch())
 }
+
+// TestBatchesAreSynced guards the setting that makes an applied batch
+// durable before its ack: Badger's SyncWrites on a store on disk.
+func TestBatchesAreSynced(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	defer s.Close()
+	require.True(t, s.db.Opts().SyncWrites, "batches must be fsynced before they are acknowledged")
+}
