@@ -37,8 +37,8 @@ const (
 // Memory bounds. A full message stream refuses new QoS 1 messages: the
 // broker closes the publisher's connection, and the agent resends later.
 const (
-	maxMessagesBytes  = 128 << 20
-	maxJetStreamBytes = 256 << 20
+	maxMessagesBytes  = 384 << 20
+	maxJetStreamBytes = 512 << 20
 )
 
 func mqttStreams(replicas int) []jetstream.StreamConfig {

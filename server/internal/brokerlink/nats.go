@@ -30,6 +30,9 @@ const (
 	keepAlive         = 15 * time.Second
 	DefaultDurable    = "shelfsync-ingest"
 	DefaultMaxPending = 1024
+	// maxPendingBytes bounds the bytes handed out and not yet Done, well
+	// under what the broker lets one connection have pending.
+	maxPendingBytes = 16 << 20
 )
 
 // NATSConfig configures a NATS link.
@@ -94,24 +97,29 @@ func (l *NATS) Start(h Handler) {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		delay := retryInterval
-		for l.ctx.Err() == nil {
-			err := l.connect(h)
-			if err == nil {
-				return
-			}
-			l.log.Warn("in-process broker link not ready; retrying", "err", err, "in", delay)
-			select {
-			case <-l.ctx.Done():
-			case <-time.After(delay):
-			}
-			delay = min(2*delay, maxRetryInterval)
-		}
+		l.retry(h)
 	}()
 }
 
+func (l *NATS) retry(h Handler) {
+	delay := retryInterval
+	for l.ctx.Err() == nil {
+		err := l.connect(h)
+		if err == nil {
+			return
+		}
+		l.log.Warn("in-process broker link not ready; retrying", "err", err, "in", delay)
+		select {
+		case <-l.ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxRetryInterval)
+	}
+}
+
 func (l *NATS) connect(h Handler) error {
-	opts := []nats.Option{nats.InProcessServer(l.cfg.Server), nats.Name("shelfsync-ingest"), nats.MaxReconnects(-1)}
+	opts := []nats.Option{nats.InProcessServer(l.cfg.Server), nats.Name("shelfsync-ingest"), nats.MaxReconnects(-1),
+		nats.ClosedHandler(func(*nats.Conn) { l.reconnect(h) })}
 	if l.cfg.Username != "" {
 		opts = append(opts, nats.UserInfo(l.cfg.Username, l.cfg.Password))
 	}
@@ -148,7 +156,7 @@ func (l *NATS) connect(h Handler) error {
 	if h != nil {
 		cc, err := cons.Consume(func(m jetstream.Msg) {
 			h(Message{Topic: SubjectTopic(strings.TrimPrefix(m.Subject(), mqttStreamPrefix)), Payload: m.Data(), Done: func() { _ = m.Ack() }})
-		}, jetstream.PullMaxMessages(l.cfg.MaxPending), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		}, jetstream.PullMaxMessagesWithBytesLimit(l.cfg.MaxPending, maxPendingBytes), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			l.log.Debug("ingest consumer", "err", err)
 		}))
 		if err != nil {
@@ -161,6 +169,27 @@ func (l *NATS) connect(h Handler) error {
 	l.ready.Store(true)
 	l.log.Info("ingest connected to the embedded broker in-process", "consumer", l.cfg.Durable)
 	return nil
+}
+
+// reconnect starts over after the in-process connection closed for good
+// (the broker cut it off), unless the link is closing.
+func (l *NATS) reconnect(h Handler) {
+	if l.ctx.Err() != nil {
+		return
+	}
+	l.ready.Store(false)
+	l.mu.Lock()
+	if l.cc != nil {
+		l.cc.Stop()
+	}
+	l.nc, l.js, l.cc = nil, nil, nil
+	l.mu.Unlock()
+	l.log.Warn("in-process broker connection closed; connecting again")
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.retry(h)
+	}()
 }
 
 // Publish implements Link: a down message goes in-process (to QoS 0
