@@ -128,6 +128,10 @@ func Start(cfg Config) (*Broker, error) {
 			// The server's ingest subscribes to every gateway's up and
 			// status topics: let it have many QoS 1 messages in flight.
 			MaxAckPending: 16384,
+			// How long a QoS 1 publish or a CONNECT waits for JetStream
+			// before the client is disconnected (default 5 s): a loaded
+			// machine took longer, and every such disconnect costs resends.
+			JSAPITimeout: 30 * time.Second,
 		},
 	}
 	ns, err := server.NewServer(b.opts)
