@@ -75,7 +75,7 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.uplink = uplink.New(uplink.Config{
-		Broker: cfg.BrokerURL, Username: cfg.Username, Password: mqttPassword, Root: cfg.Root,
+		Brokers: cfg.Brokers(), Username: cfg.Username, Password: mqttPassword, Root: cfg.Root,
 		TLS: upTLS, CertCN: certCN, ACLBackoff: cfg.ACLBackoff,
 		Warehouse: cfg.Warehouse, Gateway: cfg.Gateway, AgentVersion: version,
 		MaxBatchOps: cfg.MaxBatchOps, Linger: cfg.Linger, AckTimeout: cfg.AckTimeout,

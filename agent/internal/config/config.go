@@ -65,7 +65,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data", "./shelfsync-data/agent", "directory of the agent's Badger store (outbox, sessions, local stock)")
 	fs.StringVar(&c.Warehouse, "warehouse", "", "warehouse ID (required; 1-64 of A-Z a-z 0-9 . _ -)")
 	fs.StringVar(&c.Gateway, "gateway", "", "gateway ID, unique in the warehouse (required)")
-	fs.StringVar(&c.BrokerURL, "broker", "tcp://127.0.0.1:1884", "MQTT broker URL (tcp://host:port or ssl://host:port)")
+	fs.StringVar(&c.BrokerURL, "broker", "tcp://127.0.0.1:1884", "MQTT broker URL (tcp://host:port or ssl://host:port); several, comma-separated (ssl://a:8883,ssl://b:8883), are tried in order at every connect and reconnect, so the gateway fails over between server replicas that each run the embedded broker")
 	fs.StringVar(&c.Username, "mqtt-username", "", "MQTT username, when the broker uses passwords")
 	fs.StringVar(&c.Password, "mqtt-password", "", "MQTT password")
 	fs.StringVar(&c.HTTPAddr, "http", "127.0.0.1:8081", "HTTP listen address for status, stock, /healthz and /metrics")
@@ -100,9 +100,7 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data: must name a directory"))
 	}
-	if !strings.Contains(c.BrokerURL, "://") {
-		errs = append(errs, fmt.Errorf("broker: %q needs a scheme, e.g. tcp://host:1884", c.BrokerURL))
-	}
+	errs = append(errs, c.validateBrokers()...)
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTPAddr))

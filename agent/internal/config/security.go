@@ -34,10 +34,46 @@ func (c *Security) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ACLBackoff, "acl-backoff", time.Minute, "stop sending this long when the broker keeps disconnecting this gateway right after it publishes (its ACL refuses the identity)")
 }
 
-// TLSEnabled reports whether the broker URL asks for TLS.
+// Brokers returns the broker URLs of --broker, in order (it is a
+// comma-separated list).
+func (c *Config) Brokers() []string {
+	var out []string
+	for _, b := range strings.Split(c.BrokerURL, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// validateBrokers checks every URL of --broker: a scheme each, and all of
+// them TLS or none (one TLS setting serves them all).
+func (c *Config) validateBrokers() []error {
+	bs := c.Brokers()
+	if len(bs) == 0 {
+		return []error{errors.New("broker: must name at least one URL, e.g. ssl://host:8883")}
+	}
+	var errs []error
+	for _, b := range bs {
+		if !strings.Contains(b, "://") {
+			errs = append(errs, fmt.Errorf("broker: %q needs a scheme, e.g. tcp://host:1884", b))
+		} else if tlsURL(b) != tlsURL(bs[0]) {
+			errs = append(errs, fmt.Errorf("broker: %q and %q mix TLS and plain TCP: use ssl:// for all of them", bs[0], b))
+		}
+	}
+	return errs
+}
+
+// TLSEnabled reports whether the broker URLs ask for TLS (all of them do,
+// or none: validateBrokers).
 func (c *Config) TLSEnabled() bool {
+	bs := c.Brokers()
+	return len(bs) > 0 && tlsURL(bs[0])
+}
+
+func tlsURL(u string) bool {
 	for _, p := range []string{"ssl://", "tls://", "mqtts://", "tcps://", "wss://"} {
-		if strings.HasPrefix(c.BrokerURL, p) {
+		if strings.HasPrefix(u, p) {
 			return true
 		}
 	}

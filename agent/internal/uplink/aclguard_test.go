@@ -133,7 +133,7 @@ func runUplink(t *testing.T, addr string) *Uplink {
 	t.Helper()
 	st, err := store.Open(store.Options{Dir: t.TempDir(), Small: true})
 	require.NoError(t, err)
-	u := New(Config{Broker: "tcp://" + addr, Warehouse: "WH1", Gateway: "gw-1", Username: "WH1/gw-1", ACLBackoff: time.Hour, AckTimeout: time.Hour}, st, protocol.NewClock(nil))
+	u := New(Config{Brokers: []string{"tcp://" + addr}, Warehouse: "WH1", Gateway: "gw-1", Username: "WH1/gw-1", ACLBackoff: time.Hour, AckTimeout: time.Hour}, st, protocol.NewClock(nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = u.Run(ctx) }()

@@ -217,7 +217,7 @@ func agentRetaining(t *testing.T, b *serverBroker, r store.Retention) (*Uplink, 
 	require.NoError(t, err)
 	clock := protocol.NewClock(nil)
 	st.SetClock(clock)
-	u := New(Config{Broker: "tcp://" + b.ln.Addr().String(), Warehouse: "WH1", Gateway: "gw-1", AckTimeout: time.Second}, st, clock)
+	u := New(Config{Brokers: []string{"tcp://" + b.ln.Addr().String()}, Warehouse: "WH1", Gateway: "gw-1", AckTimeout: time.Second}, st, clock)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = u.Run(ctx) }()

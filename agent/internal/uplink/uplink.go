@@ -21,7 +21,10 @@ import (
 
 // Config configures the uplink.
 type Config struct {
-	Broker       string
+	// Brokers are the MQTT broker URLs, tried in this order at every
+	// (re)connect: several let a gateway fail over between server
+	// replicas that each run a broker.
+	Brokers      []string
 	ClientID     string // default protocol.ClientID: "shelfsync-agent-{wh}-{gw}"
 	Username     string
 	Password     string
@@ -132,6 +135,8 @@ type Uplink struct {
 
 	mu    sync.Mutex
 	state State
+	// broker is the URL of the latest connection attempt (under mu).
+	broker string
 }
 
 // New builds an uplink over the store; Run starts it.
@@ -185,10 +190,11 @@ func (u *Uplink) status(online bool) []byte {
 func (u *Uplink) Run(ctx context.Context) error {
 	will := u.status(false)
 	mem := paho.NewMemoryStore() // wiped when the ACL guard trips (tls.go)
-	opts := paho.NewClientOptions().
-		SetStore(mem).
-		AddBroker(u.cfg.Broker).
-		SetClientID(u.cfg.ClientID).
+	opts := paho.NewClientOptions().SetStore(mem)
+	for _, b := range u.cfg.Brokers {
+		opts.AddBroker(b)
+	}
+	opts.SetClientID(u.cfg.ClientID).
 		SetUsername(u.cfg.Username).
 		SetPassword(u.cfg.Password).
 		SetCleanSession(true).
@@ -200,8 +206,14 @@ func (u *Uplink) Run(ctx context.Context) error {
 		SetBinaryWill(u.topics.Status(u.cfg.Warehouse, u.cfg.Gateway), will, 1, true).
 		SetOnConnectHandler(u.onConnect).
 		SetProtocolVersion(4). // no silent fallback to 3.1: keeps a refusal's reason
+		// a dead replica's address must not hold up trying the next one
+		SetConnectTimeout(10*time.Second).
 		SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
 			switch n := n.(type) {
+			case paho.ConnectionNotificationBroker:
+				u.mu.Lock()
+				u.broker = n.Broker.String()
+				u.mu.Unlock()
 			case paho.ConnectionNotificationFailed:
 				u.onConnectFailed(n.Reason)
 			case paho.ConnectionNotificationBrokerFailed:
@@ -238,7 +250,10 @@ func (u *Uplink) Run(ctx context.Context) error {
 }
 
 func (u *Uplink) onConnect(c paho.Client) {
-	u.log.Info("uplink connected", "broker", u.cfg.Broker)
+	u.mu.Lock()
+	broker := u.broker
+	u.mu.Unlock()
+	u.log.Info("uplink connected", "broker", broker)
 	u.guard.onConnect()
 	down := u.topics.Down(u.cfg.Warehouse, u.cfg.Gateway)
 	tok := c.Subscribe(down, 1, func(_ paho.Client, m paho.Message) {
