@@ -207,7 +207,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		SetOnConnectHandler(u.onConnect).
 		SetProtocolVersion(4). // no silent fallback to 3.1: keeps a refusal's reason
 		// a dead replica's address must not hold up trying the next one
-		SetConnectTimeout(10*time.Second).
+		SetConnectTimeout(10 * time.Second).
 		SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
 			switch n := n.(type) {
 			case paho.ConnectionNotificationBroker:
