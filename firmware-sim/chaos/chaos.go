@@ -302,6 +302,9 @@ func newHarness(ctx context.Context, cfg Config, bin testbed.Bins, work string, 
 		if err := mkdirs(a.dir); err != nil {
 			return h, err
 		}
+		if err := a.mountDisk(); err != nil {
+			return h, err
+		}
 		if err := a.openSims(cfg.Seed*1000 + uint64(i)*10); err != nil {
 			return h, err
 		}
@@ -360,6 +363,7 @@ func (h *harness) close() {
 			a.mu.Unlock()
 			a.closeSims()
 			a.proxy.Close()
+			a.unmountDisk()
 		}()
 	}
 	wg.Wait()

@@ -166,6 +166,7 @@ type agent struct {
 	gate     *gate
 	extra    []string // extra agent flags
 	broker   string   // when set, the agent dials this instead of its proxy
+	disk     string   // its data directory when that is a tmpfs of its own (disk-full faults)
 
 	mu   sync.Mutex // serialises kill/restart/resync
 	p    *testbed.Proc
@@ -189,6 +190,37 @@ func (a *agent) openSims(seed uint64) error {
 func (a *agent) closeSims() {
 	for _, s := range a.sims {
 		_ = s.Close()
+	}
+}
+
+// Agent data disks (disk-full faults): a tmpfs per agent, with the agent's
+// reserve set to agentDiskReserve.
+const (
+	agentDiskSize    = "256m"
+	agentDiskReserve = 32 << 20
+)
+
+// mountDisk gives the agent a data disk of its own when the harness may
+// mount one (root); without, disk-full faults on it become resets.
+func (a *agent) mountDisk() error {
+	dir := filepath.Join(a.dir, "data")
+	if err := mkdirs(dir); err != nil {
+		return err
+	}
+	if testbed.MountTmpfs(dir, agentDiskSize) != nil {
+		return nil
+	}
+	a.disk = dir
+	// The small disk must not turn retention off (it keeps acknowledged
+	// ops only above --retain-min-free): restore-server faults need it.
+	a.extra = append(append([]string(nil), a.extra...), "--disk-reserve", fmt.Sprint(agentDiskReserve), "--retain-min-free", "-1")
+	return nil
+}
+
+// unmountDisk releases the agent's data disk.
+func (a *agent) unmountDisk() {
+	if a.disk != "" {
+		_ = testbed.UnmountTmpfs(a.disk)
 	}
 }
 

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shelfsync/shelfsync/testbed"
 )
 
 // Fault kinds.
@@ -26,6 +29,10 @@ const (
 	// starts it again: the state goes back in time, with a new identity,
 	// and every agent must resend what it lacks from its retention.
 	FaultRestoreServer = "restore-server"
+	// FaultDiskFull fills an agent's data disk (a tmpfs of its own, when
+	// the harness runs as root) below the agent's reserve for a while: its
+	// scans get bad beeps and nothing is committed, then it resumes.
+	FaultDiskFull = "disk-full"
 )
 
 var faultWeights = []struct {
@@ -34,7 +41,7 @@ var faultWeights = []struct {
 }{
 	{FaultPartition, 18}, {FaultStall, 8}, {FaultLatency, 14}, {FaultSlow, 10},
 	{FaultReset, 14}, {FaultKillAgent, 20}, {FaultKillServer, 8}, {FaultBrokerRestart, 8},
-	{FaultRestoreServer, 4},
+	{FaultRestoreServer, 4}, {FaultDiskFull, 6},
 }
 
 // injector applies a seeded sequence of faults.
@@ -183,6 +190,29 @@ func (in *injector) inject(ctx context.Context, kind string) {
 			defer in.busy[i].Store(false)
 			if err := a.crash(ctx, down); err != nil && ctx.Err() == nil {
 				in.fail(fmt.Errorf("restart %s: %w", a.gw, err))
+			}
+		}()
+	case FaultDiskFull:
+		i := in.rnd.IntN(len(in.agents))
+		d := in.dur(time.Second, 4*time.Second)
+		a := in.agents[i]
+		if a.disk == "" || !in.busy[i].CompareAndSwap(false, true) {
+			in.note(kind, "%s: no disk of its own (not root) or already faulted: reset instead", a.gw)
+			a.proxy.Reset()
+			return
+		}
+		in.note(kind, "%s for %s", a.gw, d.Round(time.Millisecond))
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			defer in.busy[i].Store(false)
+			filler := filepath.Join(a.disk, "chaos-filler")
+			if err := testbed.FillDisk(filler, agentDiskReserve/2); err != nil && ctx.Err() == nil {
+				in.fail(fmt.Errorf("fill %s's disk: %w", a.gw, err))
+			}
+			sleep(ctx, d)
+			if err := os.Remove(filler); err != nil && ctx.Err() == nil {
+				in.fail(fmt.Errorf("free %s's disk: %w", a.gw, err))
 			}
 		}()
 	case FaultRestoreServer:
