@@ -95,15 +95,22 @@ func TestIntegrationGatewayScreen(t *testing.T) {
 	defer cancelA()
 	bctx, cancelB := chromedp.NewContext(actx)
 	defer cancelB()
-	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(bctx, 5*time.Minute) // generous: a slow machine is slower, not red
 	defer cancel()
 
+	// The page re-renders every 500 ms, replacing its nodes: a node found
+	// by one DevTools call can be gone by the next ("No node with given id
+	// found"), so the page is read in one JavaScript evaluation each time.
+	read := func(sel string) (string, bool) {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(e => e ? e.textContent : "\x00")(document.querySelector(`+jsString(sel)+`))`))
+		return v, err == nil && v != "\x00"
+	}
 	text := func(sel string) string {
 		t.Helper()
-		require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(sel))))
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		require.NoError(t, err)
-		return s
+		var got string
+		ok := false
+		require.NoError(t, testWait(ctx, func() bool { got, ok = read(sel); return ok }), "%s never appeared", sel)
+		return got
 	}
 	count := func(sel string) int {
 		t.Helper()
@@ -115,18 +122,10 @@ func TestIntegrationGatewayScreen(t *testing.T) {
 	// element matching sel contains want.
 	waitText := func(sel, want string) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
 		var got string
-		for time.Now().Before(deadline) {
-			if count(sel) > 0 {
-				got, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector(`+jsString(sel)+`).textContent`))
-				if strings.Contains(got, want) {
-					return
-				}
-			}
-			time.Sleep(100 * time.Millisecond)
+		if err := testWait(ctx, func() bool { v, ok := read(sel); got = v; return ok && strings.Contains(v, want) }); err != nil {
+			t.Fatalf("%s: want %q, have %q (%v)", sel, want, got, err)
 		}
-		t.Fatalf("%s: want %q, have %q", sel, want, got)
 	}
 
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/screen/s1")))
@@ -165,3 +164,15 @@ func TestIntegrationGatewayScreen(t *testing.T) {
 }
 
 func jsString(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'" }
+
+// testWait polls cond every 100 ms until it holds or ctx ends.
+func testWait(ctx context.Context, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
