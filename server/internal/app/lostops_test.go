@@ -87,4 +87,10 @@ func TestHelloFirstSeqRecordsLostOps(t *testing.T) {
 	// went back in time without a new identity.
 	hello(31, 40, s.st.Epoch())
 	require.Equal(t, 1.0, metric(t, s, "", "shelfsync_ingest_state_behind_gateway_total", ""))
+	// … or that applied downstream items this state never issued.
+	raw, err := protocol.Encode(&protocol.Hello{Header: protocol.Header{WH: "wh1", GW: "g1"}, LastSeq: 30, AckedSeq: 30, DownSeq: 1_000_000,
+		Epoch: s.st.Epoch(), FirstSeq: 31, HLC: protocol.MakeHLC(time.Now().UnixMilli(), 0)})
+	require.NoError(t, err)
+	g.waitAck(g.send(raw))
+	require.Equal(t, 2.0, metric(t, s, "", "shelfsync_ingest_state_behind_gateway_total", ""))
 }

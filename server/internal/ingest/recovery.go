@@ -33,9 +33,9 @@ func newRecoveryMetrics(reg prometheus.Registerer) recoveryMetrics {
 }
 
 // recover handles what a hello says about this server's state before it
-// is answered: a gateway that was acknowledged beyond the watermark under
-// this very epoch shows that the state went back in time without a new
-// identity (logged, counted); a first_seq beyond the watermark + 1 names
+// is answered: a gateway that was acknowledged beyond the watermark, or
+// sent downstream beyond the log's head, under this very epoch shows that
+// the state went back in time without a new identity (logged, counted); a first_seq beyond the watermark + 1 names
 // ops the gateway no longer holds, which are recorded as lost-ops, moving
 // the watermark past them (their conflict's alert is raised through the
 // post-commit event, and OnLostOps issues the count tasks).
@@ -48,10 +48,18 @@ func (in *Ingest) recover(ctx context.Context, log *slog.Logger, wh, gw string, 
 		log.Error("read watermark", "err", err)
 		return
 	}
-	if h.Epoch == in.st.Epoch() && h.AckedSeq > wm {
-		in.m.recovery.StateBehind.Inc()
-		log.Error("this server's state went back in time without a new identity: the gateway was acknowledged up to a later seq under this epoch; it resends what it retains, but stop the server(s) and roll the identity (deploy/RECOVERY.md) so every gateway resynchronises",
-			"acked_seq", h.AckedSeq, "wm", wm, "epoch", h.Epoch)
+	if h.Epoch == in.st.Epoch() {
+		head := h.DownSeq // a downstream beyond the log's head: the log went back
+		if h.DownSeq > 0 {
+			if r, err := in.st.DownFrom(ctx, wh, gw, h.DownSeq, 1); err == nil {
+				head = r.Head
+			}
+		}
+		if h.AckedSeq > wm || h.DownSeq > head {
+			in.m.recovery.StateBehind.Inc()
+			log.Error("this server's state went back in time without a new identity: the gateway was acknowledged, or sent downstream, beyond this state under this epoch; stop the server(s) and roll the identity (deploy/RECOVERY.md) so every gateway resynchronises",
+				"acked_seq", h.AckedSeq, "wm", wm, "down_seq", h.DownSeq, "down_head", head, "epoch", h.Epoch)
+		}
 	}
 	if h.FirstSeq <= wm+1 {
 		return
