@@ -19,12 +19,11 @@ import (
 
 // The embedded broker keeps every QoS 1 MQTT message in this JetStream
 // stream, under its subject prefixed (nats-server's MQTT implementation;
-// server/README-MQTT.md there). A NATS message carrying the MQTT header
-// with QoS 1 is delivered to QoS 1 MQTT subscriptions from the stream.
+// server/README-MQTT.md there). A plain NATS message on a topic's subject
+// reaches that topic's MQTT subscribers at QoS 0.
 const (
 	mqttStream        = broker.StreamMessages
 	mqttStreamPrefix  = broker.SubjectMessages
-	mqttQoSHeader     = "Nmqtt-Pub"
 	retryInterval     = 500 * time.Millisecond
 	maxRetryInterval  = 5 * time.Second
 	keepAlive         = 15 * time.Second
@@ -192,25 +191,21 @@ func (l *NATS) reconnect(h Handler) {
 	}()
 }
 
-// Publish implements Link: a down message goes in-process (to QoS 0
-// subscribers directly, to QoS 1 ones through the broker's MQTT stream);
-// a retained one, or one before the link is up, through MQTT.
+// Publish implements Link: a down message goes in-process; a retained one,
+// or one before the link is up, through MQTT.
 func (l *NATS) Publish(topic string, retained bool, payload []byte) error {
 	l.mu.Lock()
-	nc, js := l.nc, l.js
+	nc := l.nc
 	l.mu.Unlock()
 	if retained || nc == nil {
 		return l.cfg.MQTT.Publish(topic, retained, payload)
 	}
-	subj := broker.TopicSubject(topic)
-	hdr := nats.Header{mqttQoSHeader: []string{"1"}}
-	if err := nc.PublishMsg(&nats.Msg{Subject: subj, Header: hdr, Data: payload}); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(l.ctx, PublishTimeout)
-	defer cancel()
-	_, err := js.PublishMsg(ctx, &nats.Msg{Subject: mqttStreamPrefix + subj, Header: hdr, Data: payload})
-	return err
+	// Straight to the gateway's subscription, delivered at QoS 0: no
+	// JetStream round trips on the ack path. Every down message is
+	// answered or re-asked by the protocol (a lost ack is asked again, a
+	// downstream batch resent until its down-ack), and an agent's session
+	// is clean, so QoS 1 protected nothing beyond the open connection.
+	return nc.Publish(broker.TopicSubject(topic), payload)
 }
 
 // Connected implements Link.
