@@ -379,6 +379,11 @@ func TestIntegrationReplicasOrderEventsAcrossKill(t *testing.T) {
 	// after 15 s, and may post again the delivery that was in flight.
 	rcv := newHookReceiver(t)
 	rcv.register(t, victim, "events", map[string]any{"events": []string{"order"}})
+	// No gateway has connected: the warehouse exists once it has settings
+	// (orders for a warehouse nobody created are refused).
+	code, err := victim.call("PUT", "/api/v1/masterdata/wh1/settings", map[string]any{}, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
 	const workers = 16
 	var mu sync.Mutex
 	created := map[string]string{} // order id → how: "victim" (201 from the victim), "retry-200" (the victim committed, its answer was lost), "retry-201"
