@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/testbed"
 	"io"
 	"math/rand/v2"
@@ -610,6 +611,9 @@ func (h *harness) check(ctx context.Context, sum *Summary) {
 		}
 		if st.OutboxDepth != 0 || st.AckedSeq != st.LastSeq {
 			problem("%s: after healing outbox_depth=%d acked_seq=%d last_seq=%d", a.gw, st.OutboxDepth, st.AckedSeq, st.LastSeq)
+		}
+		if skew := time.Duration(st.Uplink.ClockSkewMS) * time.Millisecond; skew > protocol.DefaultMaxOffset || skew < -protocol.DefaultMaxOffset {
+			problem("%s: the server's clock is %s off this gateway's: a jumped clock spread", a.gw, skew)
 		}
 		if strings.Contains(st.Uplink.LastError, "server acked seq") {
 			problem("%s: %s", a.gw, st.Uplink.LastError)

@@ -343,8 +343,9 @@ type agentStatus struct {
 	OutboxDepth uint64 `json:"outbox_depth"`
 	Connected   bool   `json:"connected"`
 	Uplink      struct {
-		LastError string `json:"last_error"`
-		Resends   uint64 `json:"resends"`
+		LastError   string `json:"last_error"`
+		Resends     uint64 `json:"resends"`
+		ClockSkewMS int64  `json:"clock_skew_ms"`
 	} `json:"uplink"`
 	Devices []struct {
 		Name      string `json:"name"`

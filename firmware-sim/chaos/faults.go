@@ -33,6 +33,10 @@ const (
 	// the harness runs as root) below the agent's reserve for a while: its
 	// scans get bad beeps and nothing is committed, then it resumes.
 	FaultDiskFull = "disk-full"
+	// FaultClockJump has a gateway whose clock jumped ahead (10 min to 10
+	// years) say hello and send an op (rogue.go): the server must refuse
+	// it, and no other gateway's clock may follow.
+	FaultClockJump = "clock-jump"
 )
 
 var faultWeights = []struct {
@@ -41,7 +45,7 @@ var faultWeights = []struct {
 }{
 	{FaultPartition, 18}, {FaultStall, 8}, {FaultLatency, 14}, {FaultSlow, 10},
 	{FaultReset, 14}, {FaultKillAgent, 20}, {FaultKillServer, 8}, {FaultBrokerRestart, 8},
-	{FaultRestoreServer, 4}, {FaultDiskFull, 6},
+	{FaultRestoreServer, 4}, {FaultDiskFull, 6}, {FaultClockJump, 4},
 }
 
 // injector applies a seeded sequence of faults.
@@ -59,6 +63,8 @@ type injector struct {
 	// infra touches it.
 	backup   string
 	restores atomic.Int64 // restore-server faults carried out
+	// clockJumps counts rogue hellos and batches the broker took.
+	clockJumps atomic.Int64
 
 	infra   sync.Mutex // one server kill or broker restart at a time
 	busy    []atomic.Bool
@@ -190,6 +196,20 @@ func (in *injector) inject(ctx context.Context, kind string) {
 			defer in.busy[i].Store(false)
 			if err := a.crash(ctx, down); err != nil && ctx.Err() == nil {
 				in.fail(fmt.Errorf("restart %s: %w", a.gw, err))
+			}
+		}()
+	case FaultClockJump:
+		ahead := in.dur(10*time.Minute, 10*365*24*time.Hour)
+		wh := in.agents[in.rnd.IntN(len(in.agents))].wh
+		n := in.count.Load()
+		in.note(kind, "a gateway of %s %s ahead says hello and sends an op", wh, ahead.Round(time.Minute))
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			// The broker may be down (another fault): then nothing was
+			// sent and nothing is checked.
+			if rogueClock(ctx, in.brk.addr, wh, n, ahead) == nil {
+				in.clockJumps.Add(1)
 			}
 		}()
 	case FaultDiskFull:

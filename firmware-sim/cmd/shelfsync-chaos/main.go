@@ -54,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the data and log directory")
 	fs.BoolVar(&quiet, "q", false, "no progress lines")
 	agentArgs := fs.String("agent-args", "--acl-backoff 2s", "extra shelfsync-agent run flags, space-separated (the default keeps the agent's ACL-loop guard from pausing healthy gateways for 5 min under injected resets)")
-	kinds := fs.String("fault-kinds", "", "only these fault kinds, comma-separated (partition, stall, latency, slow, reset, kill-agent, kill-server, broker-restart, restore-server, disk-full; default all)")
+	kinds := fs.String("fault-kinds", "", "only these fault kinds, comma-separated (partition, stall, latency, slow, reset, kill-agent, kill-server, broker-restart, restore-server, disk-full, clock-jump; default all)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
