@@ -95,10 +95,9 @@ func build(ctx context.Context, root string) (Bins, error) {
 	if err != nil {
 		return Bins{}, err
 	}
+	removeStale()
 	sum := sha256.Sum256([]byte(root))
-	prefix := "shelfsync-testbed-" + hex.EncodeToString(sum[:6]) + "-"
-	removeStale(prefix)
-	dir := filepath.Join(os.TempDir(), prefix+strconv.Itoa(os.Getppid()))
+	dir := filepath.Join(os.TempDir(), binPrefix+hex.EncodeToString(sum[:6])+"-"+strconv.Itoa(os.Getppid()))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Bins{}, err
 	}
@@ -128,12 +127,17 @@ func build(ctx context.Context, root string) (Bins, error) {
 	return binsIn(dir), nil
 }
 
-// removeStale removes the binary directories of earlier runs whose go
-// command is gone.
-func removeStale(prefix string) {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*"))
+// binPrefix starts the name of every run's binary directory:
+// binPrefix + hash of the repository path + "-" + the go command's pid.
+const binPrefix = "shelfsync-testbed-"
+
+// removeStale removes the binary directories of earlier runs (of any
+// checkout) whose go command is gone.
+func removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), binPrefix+"*-*"))
 	for _, d := range dirs {
-		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), prefix))
+		name := filepath.Base(d)
+		pid, err := strconv.Atoi(name[strings.LastIndex(name, "-")+1:])
 		if err != nil || pid == os.Getppid() {
 			continue
 		}
