@@ -133,7 +133,10 @@ func runUplink(t *testing.T, addr string) *Uplink {
 	t.Helper()
 	st, err := store.Open(store.Options{Dir: t.TempDir(), Small: true})
 	require.NoError(t, err)
-	u := New(Config{Brokers: []string{"tcp://" + addr}, Warehouse: "WH1", Gateway: "gw-1", Username: "WH1/gw-1", ACLBackoff: time.Hour, AckTimeout: time.Hour}, st, protocol.NewClock(nil))
+	u := New(Config{Brokers: []string{"tcp://" + addr}, Warehouse: "WH1", Gateway: "gw-1", Username: "WH1/gw-1", ACLBackoff: time.Hour, AckTimeout: time.Hour,
+		// Five drops at paho's default back-off (1, 2, 4, 8, 10 s) take ~25 s;
+		// the guard is judged by counting drops, not by waiting for them.
+		ReconnectMax: 500 * time.Millisecond}, st, protocol.NewClock(nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = u.Run(ctx) }()

@@ -6,6 +6,7 @@
 package uplink
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -39,10 +40,12 @@ type Config struct {
 	Window        uint64        // ops in flight beyond the ack; default 8192
 	AckTimeout    time.Duration // resend from ack+1 when no ack progress; default 3 s
 	StatusEvery   time.Duration // status republish period; default 15 s
+	// ReconnectMax caps paho's doubling reconnect back-off; default 10 s.
+	ReconnectMax time.Duration
 
 	// TLS, when set, is used for ssl:// brokers; CertCN is its client
 	// certificate's CN (for error messages). ACLBackoff is how long to stop
-	// sending after the broker's ACL is seen refusing this gateway (tls.go;
+	// sending after the broker's ACL is seen refusing this gateway (aclguard.go;
 	// default 5 min).
 	TLS        *tls.Config
 	CertCN     string
@@ -124,7 +127,7 @@ type Uplink struct {
 
 	inbox     chan protocol.Message
 	connected chan struct{}
-	guard     *aclGuard // tls.go
+	guard     *aclGuard // aclguard.go
 	// feats are the features the server announced in its latest ack on
 	// this connection (SPEC.md §5.1); only the loop goroutine uses them.
 	feats protocol.Features
@@ -189,7 +192,7 @@ func (u *Uplink) status(online bool) []byte {
 // Run connects and replicates until ctx is done.
 func (u *Uplink) Run(ctx context.Context) error {
 	will := u.status(false)
-	mem := paho.NewMemoryStore() // wiped when the ACL guard trips (tls.go)
+	mem := paho.NewMemoryStore() // wiped when the ACL guard trips (aclguard.go)
 	opts := paho.NewClientOptions().SetStore(mem)
 	for _, b := range u.cfg.Brokers {
 		opts.AddBroker(b)
@@ -201,7 +204,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10*time.Second).
+		SetMaxReconnectInterval(cmp.Or(u.cfg.ReconnectMax, 10*time.Second)).
 		SetKeepAlive(10*time.Second).
 		SetBinaryWill(u.topics.Status(u.cfg.Warehouse, u.cfg.Gateway), will, 1, true).
 		SetOnConnectHandler(u.onConnect).
