@@ -201,7 +201,7 @@ func (h *Auth) authenticate(c server.ClientAuthentication, opts *server.ClientOp
 	if h.cfg.Passwords == nil {
 		return user, "", "no_credentials"
 	}
-	if !h.cfg.Passwords.Check(user, pw) {
+	if !h.cfg.Passwords.Get().Check(user, pw) {
 		return user, "", "bad_password"
 	}
 	return user, "password", ""

@@ -73,10 +73,10 @@ func TestPasswords(t *testing.T) {
 	require.NoError(t, SetPassword(path, "WH9/legacy-01", "n3w")) // replace
 	p, err := LoadPasswords(path)
 	require.NoError(t, err)
-	require.True(t, p.Check("WH9/legacy-01", "n3w"))
-	require.False(t, p.Check("WH9/legacy-01", "s3cret"))
-	require.True(t, p.Check("WH9/legacy-02", "other"))
-	require.False(t, p.Check("WH9/legacy-03", "other"))
+	require.True(t, p.Get().Check("WH9/legacy-01", "n3w"))
+	require.False(t, p.Get().Check("WH9/legacy-01", "s3cret"))
+	require.True(t, p.Get().Check("WH9/legacy-02", "other"))
+	require.False(t, p.Get().Check("WH9/legacy-03", "other"))
 	b, _ := os.ReadFile(path)
 	require.NotContains(t, string(b), "n3w", "only hashes are stored")
 	require.Equal(t, 2, strings.Count(string(b), "\n"))
@@ -106,8 +106,8 @@ func TestIntegrationPasswordsMosquittoCompatible(t *testing.T) {
 	require.NoError(t, err, string(out))
 	p, err := LoadPasswords(path)
 	require.NoError(t, err)
-	require.True(t, p.Check("WH9/legacy-01", "pa55word"))
-	require.False(t, p.Check("WH9/legacy-01", "wrong"))
+	require.True(t, p.Get().Check("WH9/legacy-01", "pa55word"))
+	require.False(t, p.Get().Check("WH9/legacy-01", "wrong"))
 }
 
 func FuzzParsePasswords(f *testing.F) {

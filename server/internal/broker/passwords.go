@@ -189,26 +189,12 @@ func SetPassword(path, user, password string) error {
 }
 
 // Passwords is a password file that reloads itself when it changes
-// (secretsfile), so gateways can be added without a restart.
-type Passwords struct {
-	f *secretsfile.File[PasswordTable]
-}
+// (secretsfile), so gateways can be added without a restart: Get().Check
+// re-reads the file first when it changed, and a file that became unreadable
+// or malformed keeps the last good table (LastError says why).
+type Passwords = secretsfile.File[PasswordTable]
 
 // LoadPasswords reads the password file at path.
 func LoadPasswords(path string) (*Passwords, error) {
-	f, err := secretsfile.Load(path, "password file", ParsePasswords)
-	if err != nil {
-		return nil, err
-	}
-	return &Passwords{f: f}, nil
+	return secretsfile.Load(path, "password file", ParsePasswords)
 }
-
-// Check reports whether password is user's, re-reading the file first when
-// it changed. A file that became unreadable or malformed keeps the last good
-// table (and LastError says why).
-func (p *Passwords) Check(user, password string) bool {
-	return p.f.Get().Check(user, password)
-}
-
-// LastError returns the error of the last reload attempt, if any.
-func (p *Passwords) LastError() error { return p.f.LastError() }
