@@ -14,7 +14,6 @@
 package auth
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -87,46 +86,36 @@ type Table map[[sha256.Size]byte]Entry
 // ParseTokens parses a token file: "NAME ROLE sha256:HEX" per line, '#'
 // comments. Every error names its line.
 func ParseTokens(b []byte) (Table, error) {
-	if len(b) > maxTokenFile {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadTokenFile, maxTokenFile)
-	}
 	t := Table{}
 	names := map[string]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 4096), 64<<10)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
+	err := secretsfile.Lines(b, maxTokenFile, ErrBadTokenFile, func(_ int, line string) error {
 		f := strings.Fields(line)
 		if len(f) != 3 {
-			return nil, fmt.Errorf("%w: line %d: want NAME ROLE sha256:HEX", ErrBadTokenFile, n)
+			return errors.New("want NAME ROLE sha256:HEX")
 		}
 		role, err := ParseRole(f[1])
 		if err != nil {
-			return nil, fmt.Errorf("%w: line %d: %v", ErrBadTokenFile, n, err)
+			return err
 		}
 		hx, ok := strings.CutPrefix(f[2], "sha256:")
 		raw, err := hex.DecodeString(hx)
 		if !ok || err != nil || len(raw) != sha256.Size {
-			return nil, fmt.Errorf("%w: line %d: hash must be sha256:<64 hex digits> (tokens themselves are never stored)", ErrBadTokenFile, n)
+			return errors.New("hash must be sha256:<64 hex digits> (tokens themselves are never stored)")
 		}
 		if names[f[0]] {
-			return nil, fmt.Errorf("%w: line %d: name %q appears twice", ErrBadTokenFile, n, f[0])
+			return fmt.Errorf("name %q appears twice", f[0])
 		}
 		names[f[0]] = true
 		e := Entry{Name: f[0], Role: role}
 		copy(e.Hash[:], raw)
 		if _, dup := t[e.Hash]; dup {
-			return nil, fmt.Errorf("%w: line %d: the same token appears twice", ErrBadTokenFile, n)
+			return errors.New("the same token appears twice")
 		}
 		t[e.Hash] = e
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: line %d: %v", ErrBadTokenFile, n+1, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return t, nil
 }

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/pbkdf2"
 	"crypto/rand"
@@ -48,34 +47,24 @@ type PasswordTable map[string]pwEntry
 
 // ParsePasswords parses a password file. Every error names its line.
 func ParsePasswords(b []byte) (PasswordTable, error) {
-	if len(b) > maxPasswordFile {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadPasswordFile, maxPasswordFile)
-	}
 	t := PasswordTable{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 4096), 64<<10)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
+	err := secretsfile.Lines(b, maxPasswordFile, ErrBadPasswordFile, func(_ int, line string) error {
 		user, hash, ok := strings.Cut(line, ":")
 		if !ok || user == "" {
-			return nil, fmt.Errorf("%w: line %d: want USER:HASH", ErrBadPasswordFile, n)
+			return errors.New("want USER:HASH")
 		}
 		e, err := parseHash(hash)
 		if err != nil {
-			return nil, fmt.Errorf("%w: line %d (user %q): %v", ErrBadPasswordFile, n, user, err)
+			return fmt.Errorf("user %q: %v", user, err)
 		}
 		if _, dup := t[user]; dup {
-			return nil, fmt.Errorf("%w: line %d: user %q appears twice", ErrBadPasswordFile, n, user)
+			return fmt.Errorf("user %q appears twice", user)
 		}
 		t[user] = e
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: line %d: %v", ErrBadPasswordFile, n+1, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return t, nil
 }
