@@ -87,7 +87,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	var link brokerlink.Link
 	if brokerURL == "" {
 		b, err := broker.Start(broker.Config{Addr: cfg.MQTTAddr, Logger: log, TLS: sec.brokerTLS, Auth: sec.hook,
-			StoreDir: broker.StoreDir(cfg.DataDir), MaxConnections: cfg.MQTTMaxConns, ConnectTimeout: cfg.MQTTConnectTimeout})
+			StoreDir: broker.StoreDir(cfg.DataDir), MaxConnections: cfg.MQTTMaxConns, ConnectTimeout: cfg.MQTTConnectTimeout,
+			ServerName: clusterNode(cfg), Cluster: broker.Cluster{Listen: cfg.ClusterListen, Routes: cfg.ClusterRouteList(), Name: cfg.ClusterName}})
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -292,4 +293,13 @@ func (s *Server) Close() error {
 		return err
 	}
 	return nil
+}
+
+// clusterNode is the embedded broker's node name: --cluster-node when
+// clustered, the broker's default otherwise.
+func clusterNode(cfg config.Config) string {
+	if cfg.ClusterListen == "" {
+		return ""
+	}
+	return cfg.ClusterNode
 }

@@ -55,9 +55,13 @@ type Config struct {
 	// DefaultConnectTimeout). Idle connections that never say who they are
 	// are closed after it.
 	ConnectTimeout time.Duration
-	// ServerName names this broker node (default "shelfsync").
+	// ServerName names this broker node (default "shelfsync"); every node
+	// of a cluster needs its own.
 	ServerName string
-	Logger     *slog.Logger
+	// Cluster, when its Listen is set, joins this node to other nodes
+	// into one NATS cluster (cluster.go).
+	Cluster Cluster
+	Logger  *slog.Logger
 }
 
 // Broker is a running embedded broker.
@@ -134,6 +138,13 @@ func Start(cfg Config) (*Broker, error) {
 			JSAPITimeout: 30 * time.Second,
 		},
 	}
+	replicas := 1
+	if cfg.Cluster.enabled() {
+		if replicas, err = cfg.Cluster.apply(b.opts); err != nil {
+			b.removeTemp()
+			return nil, err
+		}
+	}
 	ns, err := server.NewServer(b.opts)
 	if err != nil {
 		b.removeTemp()
@@ -158,7 +169,15 @@ func Start(cfg Config) (*Broker, error) {
 			return nil, errors.New("embedded broker did not start within 30 s; see the log for why")
 		}
 	}
-	if err := b.createStreams(auth.cfg.InternalUser, auth.cfg.InternalPassword, 1); err != nil {
+	if cfg.Cluster.enabled() {
+		// Streams of a clustered JetStream are created by its meta leader,
+		// which needs a quorum of nodes: wait until one is elected.
+		if err := b.waitMetaLeader(cfg.Cluster.startTimeout()); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	if err := b.createStreams(auth.cfg.InternalUser, auth.cfg.InternalPassword, replicas); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}

@@ -70,6 +70,9 @@ func (b *Broker) createStreams(user, password string, replicas int) error {
 	if err != nil {
 		return err
 	}
+	if replicas > 1 {
+		return ensureClusterStreams(js, mqttStreams(replicas), 2*time.Minute)
+	}
 	for _, cfg := range mqttStreams(replicas) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err := js.CreateOrUpdateStream(ctx, cfg)
@@ -84,6 +87,34 @@ func (b *Broker) createStreams(user, password string, replicas int) error {
 		cancel()
 		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// ensureClusterStreams makes the replicated MQTT streams in a cluster:
+// every node starting at once asks; whichever request the meta leader takes
+// first creates a stream, the others find it. A request may go unanswered
+// while the leader settles, so each is short and repeated until d.
+func ensureClusterStreams(js jetstream.JetStream, cfgs []jetstream.StreamConfig, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for _, cfg := range cfgs {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := js.Stream(ctx, cfg.Name)
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				_, err = js.CreateStream(ctx, cfg)
+				if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+					err = nil
+				}
+			}
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("stream %s in the cluster: %w", cfg.Name, err)
+			}
 		}
 	}
 	return nil

@@ -80,5 +80,8 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.ScaleOut.validate(c.BrokerURL != "")...)
 	errs = append(errs, c.Bounds.validate()...)
 	errs = append(errs, c.Broker.validate()...)
+	if c.ClusterListen != "" && (c.BrokerURL != "" || !c.Postgres()) {
+		errs = append(errs, fmt.Errorf("cluster-listen: clusters the embedded broker of replicas that share a PostgreSQL store: needs --store postgres://… and no --broker"))
+	}
 	return errors.Join(errs...)
 }
