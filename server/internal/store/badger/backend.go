@@ -23,7 +23,13 @@ type backend struct {
 }
 
 // maxAttempts bounds the runs of a transaction that keeps losing races.
-const maxAttempts = 20
+// Each run that loses waits a little longer (up to 20 ms, jittered), so
+// the budget is about two seconds of waiting: enough for a writer that
+// shares one hot key (a records counter) with many others, each holding
+// it for one synced commit, which on a busy disk takes tens of
+// milliseconds. (20 runs with no cap — about 0.2 s — ran out for 8
+// writers on one counter on a loaded machine.)
+const maxAttempts = 100
 
 // update runs f in a read-write transaction, again (after a short,
 // growing, jittered pause, so that writers racing for one key take turns)
@@ -40,7 +46,7 @@ func update(disk *diskspace.Guard, db *bdb.DB, f func(txn *bdb.Txn) error) error
 		if !errors.Is(err, bdb.ErrConflict) {
 			return err
 		}
-		time.Sleep(time.Duration(attempt+1)*time.Millisecond + time.Duration(rand.IntN(1000))*time.Microsecond)
+		time.Sleep(time.Duration(min(attempt+1, 20))*time.Millisecond + time.Duration(rand.IntN(1000))*time.Microsecond)
 	}
 	return store.ErrConflict
 }
