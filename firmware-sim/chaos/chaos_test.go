@@ -16,6 +16,7 @@ func TestChaosShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak test: skipped with -short")
 	}
+	t.Parallel() // each soak has its own server, agents, ports and directories
 	seed := uint64(42)
 	if s := os.Getenv("SHELFSYNC_CHAOS_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
@@ -50,6 +51,7 @@ func TestChaosServerRestores(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak test: skipped with -short")
 	}
+	t.Parallel()
 	sum := runSoak(t, Config{
 		Seed: 9, Agents: 3, Warehouses: 1, Devices: 2, Ops: 800, Faults: 4, FaultEvery: 3 * time.Second,
 		FaultKinds: []string{FaultRestoreServer},

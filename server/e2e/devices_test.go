@@ -11,6 +11,7 @@ import (
 // TestSSIScannerThroughAgent: a Zebra SSI scanner (packets, checksums,
 // ACKs, BEEP feedback) drives a whole receive session.
 func TestSSIScannerThroughAgent(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	g := c.newGatewayWith("wh1", "ssi1", []string{"--framing", "ssi"}, "framing=ssi")
 	g.scan("CMD:RECEIVE", "4012345678901", "4012345678902", "SKU:B", "CMD:DONE")
@@ -24,6 +25,7 @@ func TestSSIScannerThroughAgent(t *testing.T) {
 // operator heard a good beep for reaches the server, and every committed
 // op reaches it exactly once.
 func TestUnplugAndGarbageLoseNoConfirmedScan(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	for _, fault := range []string{"unplug", "garbage", "split"} {
 		t.Run(fault, func(t *testing.T) {
 			c := newCluster(t)

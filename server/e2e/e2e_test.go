@@ -16,6 +16,7 @@ var shift = []string{
 }
 
 func TestScansThroughPtyReachServerStock(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	g := c.newGateway("wh1", "dock1")
 	waitFor(t, 15*time.Second, "the server's ack announcing ops-deflate", func() bool { return uplinkOpsDeflate(g) })
@@ -31,6 +32,7 @@ func TestScansThroughPtyReachServerStock(t *testing.T) {
 }
 
 func TestInvalidScanGetsBadBeepAndChangesNothing(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	g := c.newGateway("wh1", "dock1")
 	g.scan("CMD:RECEIVE", "4012345678902" /* bad check digit */, "\x01\x02garbage", "4012345678901", "CMD:DONE")
@@ -41,6 +43,7 @@ func TestInvalidScanGetsBadBeepAndChangesNothing(t *testing.T) {
 }
 
 func TestBrokerDownAgentKeepsConfirmingThenConverges(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	g := c.newGateway("wh1", "dock1")
 	g.scan("CMD:RECEIVE", "SKU:A")
@@ -64,6 +67,7 @@ func TestBrokerDownAgentKeepsConfirmingThenConverges(t *testing.T) {
 }
 
 func TestKill9AgentLosesNoConfirmedScan(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	g := c.newGateway("wh1", "dock1")
 	c.stopServer(syscall.SIGKILL) // nothing gets acked: everything lives only in the agent's outbox

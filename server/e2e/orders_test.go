@@ -288,6 +288,7 @@ func TestReorderAlertFiresOncePerCrossing(t *testing.T) {
 // receiver is down, through a kill -9 of the server, arrive in order, once
 // each (by delivery id), signed; the failures showed in the API meanwhile.
 func TestWebhookSurvivesReceiverDownAndServerRestart(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	rcv := newHookReceiver(t)
 	rcv.start()

@@ -87,6 +87,7 @@ func (g *gateway) regressions() regressionView {
 // its retention, keeps scanning, and the server's ledger ends equal to the
 // fold of every confirmed scan: nothing lost, nothing twice.
 func TestServerRestoredFromBackupEveryAgentResumes(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	gws := []*gateway{c.newGateway("wh1", "g1"), c.newGateway("wh1", "g2"), c.newGateway("wh1", "g3")}
 	stream := func(n int) {
@@ -133,6 +134,7 @@ func TestServerRestoredFromBackupEveryAgentResumes(t *testing.T) {
 // the gateway's zone, and replication resumes: the retained 181..200 and
 // the scans after the restore are applied once each.
 func TestRestoreBeyondRetentionRecordsLostOps(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	require.Equal(t, 200, c.post("/api/v1/masterdata/wh1/zones", []map[string]string{{"zone": "Z1", "gateway": "g1"}}, nil))
 	require.Equal(t, 200, c.post("/api/v1/masterdata/wh1/locations", []map[string]string{{"code": "RECEIVING", "zone": "Z1", "type": "dock"}}, nil))
@@ -179,6 +181,7 @@ func TestRestoreBeyondRetentionRecordsLostOps(t *testing.T) {
 // lost; a new, empty server starts in its place. The gateway resends every
 // op it retains and its stock reappears, exactly once.
 func TestGatewayResendsToABrandNewServer(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	g := c.newGateway("wh1", "g1")
 	g.receive("S", 50)

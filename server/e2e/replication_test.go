@@ -70,6 +70,7 @@ func (c *cluster) waitConverged(wh string, gws ...*gateway) map[string]int64 {
 // TestTwoOfflineGatewaysPickTheLastUnit: one negative-stock conflict, a
 // count task after recount, and the ledger right after the count.
 func TestTwoOfflineGatewaysPickTheLastUnit(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	g1, g2 := c.newGateway("wh1", "g1"), c.newGateway("wh1", "g2")
 	g1.scan("CMD:RECEIVE", "LOC:BIN-1", "SKU:X", "CMD:DONE")
@@ -126,6 +127,7 @@ func TestCountAndPickWithinSkewWindowIsACountRace(t *testing.T) {
 // TestWeekOfflineGatewayCatchesUpCompacted: a gateway away while another
 // does hundreds of ops on a few keys gets the current values, not history.
 func TestWeekOfflineGatewayCatchesUpCompacted(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	g1, g2 := c.newGateway("wh1", "g1"), c.newGateway("wh1", "g2")
 	g2.Agent().Stop(syscall.SIGTERM)
@@ -160,6 +162,7 @@ func g2downItems(g *gateway) uint64 {
 }
 
 func TestServerRestartDuringStreamLosesAndDuplicatesNothing(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	g := c.newGateway("wh1", "g1")
 	scans := []string{"CMD:RECEIVE"}

@@ -27,6 +27,7 @@ var milkEPCs = []string{"3034F4E4E4424C8000000001", "3034F4E4E4424C8000000002", 
 // reader records an rfid-sweep count when its EPC set changes, and the
 // unit that left the shelf shows as ghost stock.
 func TestRFIDPortalReceivesOnceAndShelfSweeps(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
 	c.mustDo("POST", "/api/v1/masterdata/wh1/locations", []map[string]any{{"code": "RECEIVING", "type": "dock"}, {"code": "A-01", "type": "pick", "rank": 1}}, nil)
 	c.mustDo("POST", "/api/v1/masterdata/wh1/items", []map[string]any{{"sku": "MILK", "gtins": []string{"04012345678901"}, "serialized": true}}, nil)

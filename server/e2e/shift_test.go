@@ -293,12 +293,14 @@ func runShift(t *testing.T, cut bool) shiftFigures {
 }
 
 func TestShiftOnline(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	fig := runShift(t, false)
 	t.Logf("whole shift online: %d scans (%d good, %d bad, %d warn) → %d ops, %d conflicts, %s from first scan to convergence",
 		fig.Scans, fig.Good, fig.Bad, fig.Warn, fig.Ops, fig.Conflicts, fig.Elapsed.Round(time.Millisecond))
 }
 
 func TestShiftUplinkCutHalfway(t *testing.T) {
+	t.Parallel() // its own server, agents, ports and directories
 	fig := runShift(t, true)
 	t.Logf("whole shift, uplink cut after routing: %d scans → %d ops (%d confirmed offline), %d conflicts, %s in all, %s to catch up after the uplink returned",
 		fig.Scans, fig.Ops, fig.OfflineConfirmed, fig.Conflicts, fig.Elapsed.Round(time.Millisecond), fig.CatchUp.Round(time.Millisecond))
