@@ -69,19 +69,7 @@ func startDenyBroker(t *testing.T, dropOnPublish bool, subackCode byte) *denyBro
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	b := &denyBroker{ln: ln, dropOnPublish: dropOnPublish, subackCode: subackCode}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.wg.Add(1)
-			go func() { defer b.wg.Done(); b.serve(c) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); b.wg.Wait() })
+	serveFake(t, ln, &b.wg, b.serve)
 	return b
 }
 

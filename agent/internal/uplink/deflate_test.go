@@ -42,24 +42,30 @@ type serverBroker struct {
 	conns   map[net.Conn]bool
 }
 
-func startServerBroker(t *testing.T, deflate bool) *serverBroker {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	b := &serverBroker{ln: ln, topics: protocol.NewTopics(""), epoch: "e1", conns: map[net.Conn]bool{}}
-	b.deflate.Store(deflate)
-	b.wg.Add(1)
+// serveFake accepts connections on ln and serves each on its own
+// goroutine until the test ends (then closes ln and waits for them).
+func serveFake(t *testing.T, ln net.Listener, wg *sync.WaitGroup, serve func(net.Conn)) {
+	wg.Add(1)
 	go func() {
-		defer b.wg.Done()
+		defer wg.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			b.wg.Add(1)
-			go func() { defer b.wg.Done(); b.serve(c) }()
+			wg.Add(1)
+			go func() { defer wg.Done(); serve(c) }()
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); b.wg.Wait() })
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+}
+
+func startServerBroker(t *testing.T, deflate bool) *serverBroker {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	b := &serverBroker{ln: ln, topics: protocol.NewTopics(""), epoch: "e1", conns: map[net.Conn]bool{}}
+	b.deflate.Store(deflate)
+	serveFake(t, ln, &b.wg, b.serve)
 	return b
 }
 
