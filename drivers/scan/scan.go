@@ -3,7 +3,7 @@
 // (CMD:RECEIVE …), operator, location, purchase order, order, task,
 // quantity, lot and reason labels, and items — EAN/UPC/GTIN digits, GS1
 // element strings, GS1 Digital Link URIs and SKU: labels. GS1 data with
-// AI 414 is a location and AI 400 an order. AIM symbology identifiers are
+// AI 414 is a location, AI 00 (an SSCC) a pallet and AI 400 an order. AIM symbology identifiers are
 // recognised and stripped. It also renders scans and EPCs as the JSON that
 // `shelfsync-agent decode` prints.
 //
@@ -39,6 +39,7 @@ const (
 	KindLot      Kind = "lot"
 	KindReason   Kind = "reason"
 	KindItem     Kind = "item"
+	KindPallet   Kind = "pallet" // a logistic unit named by its SSCC (GS1 AI 00)
 )
 
 // Command is the verb of a CMD: label.
@@ -91,6 +92,10 @@ type Scan struct {
 	Serial    string            // AI 21
 	Expiry    string            // AI 17 as YYYY-MM-DD
 	AIs       map[string]string // every AI of GS1 data
+
+	// SSCC is the 18-digit Serial Shipping Container Code of a pallet
+	// label (AI 00), check digit verified.
+	SSCC string
 }
 
 // ErrUnknownLabel is wrapped by Decode's error for text that is none of
@@ -155,11 +160,20 @@ func (o Options) gs1Elements(s Scan, text string) (Scan, error) {
 	return fromElements(s, els)
 }
 
-// fromElements classifies GS1 data: 414 → location, 01/02 → item,
-// 400 → order, else 10 → lot, 30/37 → qty.
+// fromElements classifies GS1 data: 414 → location, 00 → pallet (a
+// logistic label's 02/37/10 stay in AIs and the item fields, for the
+// record), 01/02 → item, 400 → order, else 10 → lot, 30/37 → qty.
 func fromElements(s Scan, els gs1.Elements) (Scan, error) {
 	s.AIs = els.Map()
 	s.Qty, s.HasQty = els.Qty()
+	if sscc := els.SSCC(); sscc != "" {
+		// The element parser has checked the length and check digit
+		// (GS1 General Specifications 2.2.1, AI 00).
+		s.Kind, s.SSCC, s.Value = KindPallet, sscc, sscc
+		s.GTIN, _ = els.Get("02")
+		s.Lot, s.Expiry = els.Lot(), els.ExpiryDate()
+		return s, nil
+	}
 	if gln, ext, ok := els.Location(); ok {
 		s.Kind, s.Value = KindLocation, gln
 		if ext != "" {
@@ -182,7 +196,7 @@ func fromElements(s Scan, els gs1.Elements) (Scan, error) {
 	case s.HasQty:
 		s.Kind = KindQty
 	default:
-		return s, fmt.Errorf("scan: GS1 data %s has no AI shelfsync uses (01, 02, 414, 400, 10, 30, 37)", els)
+		return s, fmt.Errorf("scan: GS1 data %s has no AI shelfsync uses (00, 01, 02, 414, 400, 10, 30, 37)", els)
 	}
 	return s, nil
 }
@@ -327,7 +341,7 @@ type Output struct {
 	// EPCs.
 	Scheme string `json:"scheme,omitempty"`
 	Filter *int   `json:"filter,omitempty"`
-	SSCC   string `json:"sscc,omitempty"`
+	SSCC   string `json:"sscc,omitempty"` // also a pallet label's AI 00
 	GLN    string `json:"gln,omitempty"`
 	GRAI   string `json:"grai,omitempty"`
 	GIAI   string `json:"giai,omitempty"`
@@ -359,7 +373,7 @@ func (o Options) JSON(raw string, isEPC bool) (Output, error) {
 	out := Output{
 		Symbology: s.Symbology, AIM: s.AIM, Kind: s.Kind, Command: s.Command,
 		Value: s.Value, SKU: s.SKU, GTIN: s.GTIN, Lot: s.Lot, Serial: s.Serial,
-		Expiry: s.Expiry, AIs: s.AIs,
+		Expiry: s.Expiry, AIs: s.AIs, SSCC: s.SSCC,
 	}
 	if s.HasQty {
 		out.Qty = &s.Qty

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shelfsync/shelfsync/drivers/gs1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -69,6 +70,20 @@ func TestDecode(t *testing.T) {
 				Expiry: "2026-04-30", AIs: map[string]string{"01": "09520123456788", "10": "ABC123", "21": "12345", "17": "260400"}}},
 		{"https://example.com/414/9520123456788", Scan{Symbology: "GS1 Digital Link", Kind: KindLocation, Value: "9520123456788",
 			AIs: map[string]string{"414": "9520123456788"}}},
+		// 106141412345678908 is the GS1 General Specifications' example SSCC.
+		{"(00)106141412345678908", Scan{Symbology: "GS1 element string", Kind: KindPallet, Value: "106141412345678908",
+			SSCC: "106141412345678908", AIs: map[string]string{"00": "106141412345678908"}}},
+		{"]C100106141412345678908", Scan{AIM: "]C1", Symbology: "GS1-128", Kind: KindPallet, Value: "106141412345678908",
+			SSCC: "106141412345678908", AIs: map[string]string{"00": "106141412345678908"}}},
+		{"00106141412345678908", Scan{Symbology: "GS1 element string", Kind: KindPallet, Value: "106141412345678908",
+			SSCC: "106141412345678908", AIs: map[string]string{"00": "106141412345678908"}}},
+		// A logistic label: the SSCC names the pallet; its content fields are kept.
+		{"]C100106141412345678908020061414112345217260700" + "3725\x1d10ABC", Scan{AIM: "]C1", Symbology: "GS1-128",
+			Kind: KindPallet, Value: "106141412345678908", SSCC: "106141412345678908", GTIN: "00614141123452",
+			Qty: 25, HasQty: true, Lot: "ABC", Expiry: "2026-07-31",
+			AIs: map[string]string{"00": "106141412345678908", "02": "00614141123452", "37": "25", "17": "260700", "10": "ABC"}}},
+		{"https://id.gs1.org/00/106141412345678908", Scan{Symbology: "GS1 Digital Link", Kind: KindPallet,
+			Value: "106141412345678908", SSCC: "106141412345678908", AIs: map[string]string{"00": "106141412345678908"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
@@ -103,7 +118,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"12345", "AI 12 at position 0: want 6 characters, got 3"},
 		{"", "empty scan"},
 		{"]C0", "empty scan"},
-		{"(00)106141412345678908", "has no AI shelfsync uses"},
+		{"(00)106141412345678907", `SSCC "106141412345678907": check digit mismatch: last digit 7, want 8`},
+		{"(00)10614141234567890", "too short"},
+		{"(21)S1", "has no AI shelfsync uses"},
 		{"https://example.com/01/09520123456789", "check digit"},
 	}
 	for _, tt := range tests {
@@ -127,6 +144,8 @@ func TestJSON(t *testing.T) {
 			`{"symbology":"GS1-128","aim":"]C1","kind":"item","lot":"LOT-9","expiry":"2026-07-31","qty":12,` +
 				`"ais":{"01":"09501101530003","10":"LOT-9","17":"260700","37":"12"},"gtin":"09501101530003"}`},
 		{"CMD:PICK", false, `{"kind":"command","command":"PICK"}`},
+		{"(00)106141412345678908", false, `{"symbology":"GS1 element string","kind":"pallet","value":"106141412345678908",` +
+			`"sscc":"106141412345678908","ais":{"00":"106141412345678908"}}`},
 		{"QTY:0", false, `{"kind":"qty","qty":0}`},
 		{"3074257BF7194E4000001A85", true,
 			`{"scheme":"sgtin-96","filter":3,"uri":"urn:epc:id:sgtin:0614141.812345.6789",` +
@@ -154,6 +173,7 @@ func FuzzDecode(f *testing.F) {
 		"CMD:RECEIVE", "QTY:-3", "]E001259814", "]C1010950110153000317260700\x1d10LOT-9",
 		"(414)9520123456788(254)BIN-7", "https://id.gs1.org/01/09520123456788/10/ABC123", "4006381333931",
 		"QTY:9223372036854775807", "QTY:-1000000001", "QTY:+1000000000",
+		"(00)106141412345678908", "]C100106141412345678908\x1d0200614141123452", "https://id.gs1.org/00/106141412345678908",
 	} {
 		f.Add(s)
 	}
@@ -170,6 +190,12 @@ func FuzzDecode(f *testing.F) {
 		}
 		if s.Kind == KindItem && s.GTIN == "" && s.SKU == "" {
 			t.Fatalf("Decode(%q): item without GTIN or SKU", raw)
+		}
+		if (s.Kind == KindPallet) != (s.SSCC != "") {
+			t.Fatalf("Decode(%q): kind %s with SSCC %q", raw, s.Kind, s.SSCC)
+		}
+		if s.Kind == KindPallet && gs1.ValidateSSCC(s.SSCC) != nil {
+			t.Fatalf("Decode(%q): pallet with invalid SSCC %q: %v", raw, s.SSCC, gs1.ValidateSSCC(s.SSCC))
 		}
 	})
 }
