@@ -72,7 +72,7 @@ func (s *Service) close(ctx context.Context, wh, id string, to Status) (Order, e
 		if err := logOrder(tx, wh, id, o.Seq, prev); err != nil {
 			return err
 		}
-		if _, err := tx.PutOrder(storeOrder(&o)); err != nil {
+		if _, err := tx.PutOrder(stored(&o)); err != nil {
 			return err
 		}
 		applyPicks(&o, ps, func(string) bool { return true }) // nothing reserved any more
@@ -131,13 +131,4 @@ func stored(o *Order) Order {
 		out.Lines[i].Picked, out.Lines[i].Reserved = 0, 0
 	}
 	return out
-}
-
-// storeOrder is the minimal order record the over-pick detector reads.
-func storeOrder(o *Order) store.Order {
-	so := store.Order{Warehouse: o.Warehouse, ID: o.ID, Channel: o.Channel, Status: string(o.Status)}
-	for _, l := range o.Lines {
-		so.Lines = append(so.Lines, store.OrderLine{Line: l.Line, SKU: l.SKU, Lot: l.Lot, Qty: l.Qty})
-	}
-	return so
 }

@@ -95,7 +95,7 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 				return err
 			}
 		}
-		if rechecked, err = tx.PutOrder(storeOrder(&o)); err != nil {
+		if rechecked, err = tx.PutOrder(stored(&o)); err != nil {
 			return err
 		}
 		if s.cfg.OnOrderTx != nil {

@@ -38,10 +38,11 @@ import (
 	"strings"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
 // Status is where an order is in its life.
-type Status string
+type Status = store.OrderStatus
 
 // Order statuses.
 const (
@@ -61,46 +62,12 @@ var (
 	ErrConflict = errors.New("orders: conflicts with an existing order")
 )
 
-// Line is one line of an order. Picked and Reserved are computed.
-type Line struct {
-	Line uint32 `json:"line" cbor:"1,keyasint"`
-	SKU  string `json:"sku" cbor:"2,keyasint"`
-	Lot  string `json:"lot,omitempty" cbor:"3,keyasint,omitempty"`
-	Qty  int64  `json:"qty" cbor:"4,keyasint"`
-	// Picked is the quantity picks against the line took.
-	Picked int64 `json:"picked" cbor:"-"`
-	// Reserved is what the line still holds back from ATS.
-	Reserved int64 `json:"reserved" cbor:"-"`
-}
+// Line is one line of an order (Picked and Reserved are computed).
+type Line = store.OrderLine
 
-// Order is a customer order of one warehouse.
-type Order struct {
-	Warehouse  string `json:"warehouse" cbor:"1,keyasint"`
-	ID         string `json:"id" cbor:"2,keyasint"`
-	Channel    string `json:"channel" cbor:"3,keyasint"`
-	ExternalID string `json:"external_id" cbor:"4,keyasint"`
-	Lines      []Line `json:"lines" cbor:"5,keyasint"`
-	Status     Status `json:"status" cbor:"6,keyasint"`
-	CreatedMS  int64  `json:"created_ms" cbor:"7,keyasint"`
-	UpdatedMS  int64  `json:"updated_ms" cbor:"8,keyasint"`
-	// Short lists the skus whose reservation could not be met when the
-	// order was taken; each raised an oversell conflict.
-	Short []string `json:"short,omitempty" cbor:"9,keyasint,omitempty"`
-	// Seq is the reservation sequence after the order's last change: every
-	// availability snapshot with Seq ≥ it accounts for the order.
-	Seq uint64 `json:"seq" cbor:"10,keyasint"`
-}
-
-// Reserved returns the order's open reservation per sku.
-func (o *Order) Reserved() map[string]int64 {
-	out := map[string]int64{}
-	for _, l := range o.Lines {
-		if l.Reserved > 0 {
-			out[l.SKU] += l.Reserved
-		}
-	}
-	return out
-}
+// Order is a customer order of one warehouse: the store's record, which
+// the model fills with each line's Picked and Reserved.
+type Order = store.Order
 
 // NewOrder is a channel's request for an order.
 type NewOrder struct {

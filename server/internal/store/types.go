@@ -162,21 +162,90 @@ type HistoryEntry struct {
 	Refs     *protocol.Refs `json:"refs,omitempty"`
 }
 
-// OrderLine is one line of a customer order.
+// OrderLine is one line of a customer order. Picked and Reserved are
+// computed by the order model and never stored.
 type OrderLine struct {
 	Line uint32 `json:"line" cbor:"1,keyasint"`
 	SKU  string `json:"sku" cbor:"2,keyasint"`
 	Lot  string `json:"lot,omitempty" cbor:"3,keyasint,omitempty"`
 	Qty  int64  `json:"qty" cbor:"4,keyasint"`
+	// Picked is the quantity picks against the line took.
+	Picked int64 `json:"picked" cbor:"-"`
+	// Reserved is what the line still holds back from available-to-sell.
+	Reserved int64 `json:"reserved" cbor:"-"`
 }
 
-// Order is a customer order (the minimal model picks reference).
+// OrderStatus is where an order is in its life (the order model's
+// constants: orders.StatusOpen, …).
+type OrderStatus string
+
+// Order is a customer order of one warehouse: the one record the order
+// model writes and the over-pick detector reads. Fields 1–5 are what the
+// detector needs (and all an order written by PutOrder alone has); 6–10
+// are the order model's.
 type Order struct {
 	Warehouse string      `json:"warehouse" cbor:"1,keyasint"`
 	ID        string      `json:"id" cbor:"2,keyasint"`
-	Channel   string      `json:"channel,omitempty" cbor:"3,keyasint,omitempty"`
+	Channel   string      `json:"channel" cbor:"3,keyasint,omitempty"`
 	Lines     []OrderLine `json:"lines" cbor:"4,keyasint"`
-	Status    string      `json:"status" cbor:"5,keyasint"`
+	Status    OrderStatus `json:"status" cbor:"5,keyasint"`
+	// ExternalID is the channel's id of the order (its idempotency key).
+	ExternalID string `json:"external_id" cbor:"6,keyasint,omitempty"`
+	CreatedMS  int64  `json:"created_ms" cbor:"7,keyasint,omitempty"`
+	UpdatedMS  int64  `json:"updated_ms" cbor:"8,keyasint,omitempty"`
+	// Short lists the skus whose reservation could not be met when the
+	// order was taken; each raised an oversell conflict.
+	Short []string `json:"short,omitempty" cbor:"9,keyasint,omitempty"`
+	// Seq is the reservation sequence after the order's last change: every
+	// availability snapshot with Seq ≥ it accounts for the order.
+	Seq uint64 `json:"seq" cbor:"10,keyasint,omitempty"`
+}
+
+// Reserved returns the order's open reservation per sku.
+func (o *Order) Reserved() map[string]int64 {
+	out := map[string]int64{}
+	for _, l := range o.Lines {
+		if l.Reserved > 0 {
+			out[l.SKU] += l.Reserved
+		}
+	}
+	return out
+}
+
+type orderFields Order // Order without its decoder
+
+// legacyOrder is how the order model wrote orders before they had one type
+// (external id at 4, lines at 5, status at 6); records written then still
+// decode.
+type legacyOrder struct {
+	Warehouse  string      `cbor:"1,keyasint"`
+	ID         string      `cbor:"2,keyasint"`
+	Channel    string      `cbor:"3,keyasint"`
+	ExternalID string      `cbor:"4,keyasint"`
+	Lines      []OrderLine `cbor:"5,keyasint"`
+	Status     OrderStatus `cbor:"6,keyasint"`
+	CreatedMS  int64       `cbor:"7,keyasint"`
+	UpdatedMS  int64       `cbor:"8,keyasint"`
+	Short      []string    `cbor:"9,keyasint"`
+	Seq        uint64      `cbor:"10,keyasint"`
+}
+
+// UnmarshalCBOR decodes an order in either layout: the legacy one has a
+// text string at key 4 where the current one has the lines' array.
+func (o *Order) UnmarshalCBOR(b []byte) error {
+	var f orderFields
+	err := protocol.Unmarshal(b, &f)
+	if err == nil {
+		*o = Order(f)
+		return nil
+	}
+	var l legacyOrder
+	if protocol.Unmarshal(b, &l) != nil || l.ExternalID == "" {
+		return err
+	}
+	*o = Order{Warehouse: l.Warehouse, ID: l.ID, Channel: l.Channel, Lines: l.Lines, Status: l.Status,
+		ExternalID: l.ExternalID, CreatedMS: l.CreatedMS, UpdatedMS: l.UpdatedMS, Short: l.Short, Seq: l.Seq}
+	return nil
 }
 
 // OrderPick is one pick op recorded against an order: the line it named
