@@ -9,8 +9,11 @@
 // of the workload and of the fault schedule comes from one seed.
 //
 // After the workload stops and every fault is healed, the checker asserts:
-// the server ledger equals the fold of every confirmed op (plus, for scans
-// whose beep never came, the op or nothing); no op was applied twice; every
+// every confirmed op, by the (gateway, seq) the agent gave it, is in the
+// server's op log once, and the log holds no other op than those of scans
+// whose beep never came; the ledger equals the fold of the op log; the
+// ledger equals the fold of every confirmed op (plus, for scans whose beep
+// never came, the op or nothing); every
 // agent's view equals the server ledger; every conflict the schedule
 // provoked is listed by the server's conflict API. The harness is black
 // box: it talks to the server and agents over their HTTP APIs only.
@@ -23,6 +26,7 @@ import (
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/testbed"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -135,15 +139,20 @@ type Summary struct {
 	Faults     int64
 	FaultKinds string
 	Restores   int64 // server restores carried out (restore-server)
-	Lost       int64 // confirmed ops missing from the server ledger
-	Duplicated int64 // ops applied more than once
+	// Lost and Duplicated are exact counts of ops (exactCheck): each
+	// confirmed scan's ops are matched by (gateway, seq) with the server's
+	// op log, and the op log with the ledger.
+	Lost       int64 // confirmed ops missing from the server's op log or ledger
+	Duplicated int64 // ops applied more than once, or applied with no scan behind them
 	// Problems are every other failed assertion (view divergence, a
 	// missing conflict, a ledger mismatch), one line each.
 	Problems []string
 	// Conflicts says what the conflict check found, or why it was skipped.
 	Conflicts string
-	Duration  time.Duration
-	WorkDir   string
+	// Exact says what the exact check compared.
+	Exact    string
+	Duration time.Duration
+	WorkDir  string
 }
 
 // Line is the one-line result: `chaos: seed=S agents=N ops=N faults=N lost=N duplicated=N`.
@@ -159,6 +168,7 @@ func (s Summary) OK() bool { return s.Lost == 0 && s.Duplicated == 0 && len(s.Pr
 // Report writes the detail lines and then Line.
 func (s Summary) Report(w io.Writer) {
 	fmt.Fprintf(w, "chaos: confirmed=%d unknown=%d duration=%s faults: %s\n", s.Confirmed, s.Unknown, s.Duration.Round(time.Second), s.FaultKinds)
+	fmt.Fprintf(w, "chaos: exact: %s\n", s.Exact)
 	fmt.Fprintf(w, "chaos: conflicts: %s\n", s.Conflicts)
 	for i, p := range s.Problems {
 		if i == 40 {
@@ -562,19 +572,61 @@ func (h *harness) check(ctx context.Context, sum *Summary) {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	// The per-key judge explains each on-hand from the operators' ops
+	// alone: a second, independent view of the same ledger. Its counts are
+	// the fewest that explain a key (a lost op and a duplicated one on the
+	// same key cancel out there), so lost and duplicated come from the
+	// exact check below; its mismatches fail the run too.
+	var conf, unk []opRec
 	for _, k := range keys {
-		v := judge(k, h.tr.keys[k], ledger[k])
-		sum.Lost += v.lost
-		sum.Duplicated += v.dup
-		if v.mismatch != "" {
+		kr := h.tr.keys[k]
+		if v := judge(k, kr, ledger[k]); v.mismatch != "" {
 			problem("ledger %s", v.mismatch)
 		}
+		for _, o := range kr.ops {
+			if o.st == confirmed {
+				conf = append(conf, o)
+			} else {
+				unk = append(unk, o)
+			}
+		}
+	}
+	for _, why := range h.tr.unplacedOps {
+		problem("exact check could not place a confirmed scan's ops: %s", why)
 	}
 	for k, v := range ledger {
 		if _, ok := h.tr.keys[k]; !ok && v != 0 {
 			problem("ledger %s: on-hand %d on a key no operator scanned", k, v)
 		}
 	}
+	h.tr.mu.Unlock()
+	hist := map[stockKey][]logEntry{}
+	for _, k := range append(keys, slices.Collect(maps.Keys(ledger))...) {
+		if _, done := hist[k]; done {
+			continue
+		}
+		es, err := fetchHistory(ctx, h.srv.base(), k)
+		if err != nil {
+			problem("op log of %s: %v", k, err)
+			continue
+		}
+		hist[k] = es
+	}
+	var exact []string
+	sum.Lost, sum.Duplicated, exact = exactCheck(conf, unk, hist, ledger)
+	placed, entries := map[gwSeq]bool{}, 0
+	for _, o := range conf {
+		if o.seq != 0 {
+			placed[gwSeq{o.gw, o.seq}] = true
+		}
+	}
+	for _, es := range hist {
+		entries += len(es)
+	}
+	sum.Exact = fmt.Sprintf("%d confirmed ops placed by (gateway, seq), %d unplaced; %d op-log entries of %d keys read",
+		len(placed), len(h.tr.unplacedOps), entries, len(hist))
+	sum.Problems = append(sum.Problems, exact...)
+	h.tr.mu.Lock()
 	tallies := map[string]gwTally{}
 	for gw, t := range h.tr.byGW {
 		tallies[gw] = *t

@@ -36,6 +36,7 @@ const (
 type opRec struct {
 	order  int64 // harness order: when the scan that commits it was sent
 	gw     string
+	seq    uint64 // confirmed ops: the agent's seq for it (0: not placed)
 	st     status
 	key    stockKey
 	qty    int64
@@ -50,6 +51,9 @@ type tracker struct {
 	order int64
 	keys  map[stockKey]*keyRec
 	byGW  map[string]*gwTally
+	// unplaced says why confirmed ops could not be given their seq: the
+	// exact check cannot run for them.
+	unplacedOps []string
 }
 
 type keyRec struct {
@@ -121,4 +125,11 @@ func (t *tracker) totals() (conf, unk int) {
 		unk += g.unknown
 	}
 	return conf, unk
+}
+
+// unplaced notes a confirmed scan whose ops could not be placed.
+func (t *tracker) unplaced(why string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.unplacedOps = append(t.unplacedOps, why)
 }

@@ -44,6 +44,9 @@ type operator struct {
 	st      *stats
 	timeout time.Duration
 	countN  int64
+	// lastSeq is the highest seq the agent gave an op of this device that
+	// the operator heard confirmed: the next confirmed ops lie above it.
+	lastSeq uint64
 }
 
 // scan sends text and waits for the beep.
@@ -118,6 +121,9 @@ func (o *operator) commit(ctx context.Context, text string, ops ...opRec) bool {
 	}
 	switch o.scan(ctx, text) {
 	case good:
+		if err := o.placeConfirmed(ctx, ops); err != nil {
+			o.tr.unplaced(fmt.Sprintf("%s/%s %q: %v", o.a.gw, o.dev, text, err))
+		}
 		o.tr.record(confirmed, ops...)
 		return true
 	case unheard:

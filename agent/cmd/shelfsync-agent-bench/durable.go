@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 
+	"github.com/shelfsync/shelfsync/agent/internal/api"
 	"github.com/shelfsync/shelfsync/agent/internal/devices"
 	"github.com/shelfsync/shelfsync/agent/internal/store"
 	"github.com/shelfsync/shelfsync/agent/internal/uplink"
@@ -178,22 +179,6 @@ func rawTxnLoop(n int, d time.Duration) (float64, error) {
 	return float64(ops.Load()) / time.Since(start).Seconds(), nil
 }
 
-// jsonOp is an op as a JSON API would carry it: named fields, empty ones
-// left out.
-type jsonOp struct {
-	Seq      uint64   `json:"seq"`
-	HLC      uint64   `json:"hlc"`
-	Kind     string   `json:"kind"`
-	Location string   `json:"location,omitempty"`
-	To       string   `json:"to,omitempty"`
-	SKU      string   `json:"sku,omitempty"`
-	Lot      string   `json:"lot,omitempty"`
-	Qty      int64    `json:"qty,omitempty"`
-	Device   string   `json:"device,omitempty"`
-	Operator string   `json:"operator,omitempty"`
-	Raw      []string `json:"raw,omitempty"`
-}
-
 // wireBytes compares a batch of real committed ops encoded as the uplink
 // sends it to a current server (which announces ops-deflate: a CBOR
 // OpBatch, DEFLATE-compressed) with the same ops as a JSON array. It logs
@@ -212,10 +197,9 @@ func wireBytes(ops []protocol.Op) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	js := make([]jsonOp, len(ops))
+	js := make([]api.OpItem, len(ops)) // as the agent's JSON API lists ops
 	for i, o := range ops {
-		js[i] = jsonOp{Seq: o.Seq, HLC: uint64(o.HLC), Kind: o.Kind.String(), Location: o.Location, To: o.To, SKU: o.SKU, Lot: o.Lot,
-			Qty: o.Qty, Device: o.Device, Operator: o.Operator, Raw: o.Raw}
+		js[i] = api.ItemOf(o)
 	}
 	jb, err := json.Marshal(map[string]any{"wh": "wh1", "gw": "dock-1", "first": ops[0].Seq, "last": ops[len(ops)-1].Seq, "ops": js})
 	if err != nil {

@@ -1,10 +1,12 @@
 // Package api serves the agent's local HTTP interface: /healthz, /metrics,
-// the local stock view and the gateway status.
+// the local stock view, the gateway status and the ops it holds.
 package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -75,6 +77,30 @@ func Handler(d Deps) http.Handler {
 			Disk: d.Store.Disk(),
 		})
 	})
+	mux.HandleFunc("GET /api/v1/ops", func(w http.ResponseWriter, r *http.Request) {
+		from, limit, err := opsQuery(r)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		p, err := d.Store.Positions()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		ops, err := d.Store.Outbox(max(from, p.First), limit, 1<<30)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		items := make([]OpItem, 0, len(ops))
+		for _, op := range ops {
+			it := ItemOf(op)
+			it.Acked = op.Seq <= p.Acked
+			items = append(items, it)
+		}
+		writeJSON(w, http.StatusOK, Ops{FirstHeld: p.First, LastSeq: p.LastSeq, AckedSeq: p.Acked, Items: items})
+	})
 	mux.HandleFunc("GET /api/v1/stock", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if wh := q.Get("warehouse"); wh != "" && wh != d.Warehouse {
@@ -97,6 +123,60 @@ func Handler(d Deps) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"items": items})
 	})
 	return mux
+}
+
+// Ops is the body of GET /api/v1/ops: the ops this gateway still holds
+// (not yet acknowledged, or retained after their ack for a server
+// restore), from seq `from` (default first_held), at most `limit` (default
+// and cap 10,000). Ops below first_held are gone from the gateway.
+type Ops struct {
+	FirstHeld uint64   `json:"first_held"`
+	LastSeq   uint64   `json:"last_seq"`
+	AckedSeq  uint64   `json:"acked_seq"`
+	Items     []OpItem `json:"items"`
+}
+
+// OpItem is one op of GET /api/v1/ops: named fields, empty ones left out.
+type OpItem struct {
+	Seq      uint64   `json:"seq"`
+	HLC      uint64   `json:"hlc"`
+	Kind     string   `json:"kind"`
+	Location string   `json:"location,omitempty"`
+	To       string   `json:"to,omitempty"`
+	SKU      string   `json:"sku,omitempty"`
+	Lot      string   `json:"lot,omitempty"`
+	Qty      int64    `json:"qty,omitempty"`
+	Device   string   `json:"device,omitempty"`
+	Operator string   `json:"operator,omitempty"`
+	Raw      []string `json:"raw,omitempty"`
+	Acked    bool     `json:"acked,omitempty"` // the server acknowledged it (kept for a restore)
+}
+
+// ItemOf is op as GET /api/v1/ops lists it.
+func ItemOf(op protocol.Op) OpItem {
+	return OpItem{Seq: op.Seq, HLC: uint64(op.HLC), Kind: op.Kind.String(), Location: op.Location, To: op.To, SKU: op.SKU, Lot: op.Lot,
+		Qty: op.Qty, Device: op.Device, Operator: op.Operator, Raw: op.Raw}
+}
+
+// maxOpsPage bounds one GET /api/v1/ops answer.
+const maxOpsPage = 10_000
+
+func opsQuery(r *http.Request) (from uint64, limit int, err error) {
+	q := r.URL.Query()
+	limit = maxOpsPage
+	if v := q.Get("from"); v != "" {
+		if from, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("from=%q: want a seq (a whole number)", v)
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxOpsPage {
+			return 0, 0, fmt.Errorf("limit=%q: want 1..%d", v, maxOpsPage)
+		}
+		limit = n
+	}
+	return from, limit, nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
