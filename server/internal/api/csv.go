@@ -215,18 +215,35 @@ func (h *Handler) registerCSV() {
 		by := r.URL.Query().Get("by")
 		job := StartImport("stock", total, func(ctx context.Context, report Progress) {
 			defer closeSpool(f)
-			// One row in memory at a time: memory stays flat in the
-			// file's size; each row is its own op and its own report.
+			// Rows are read one at a time and applied in chunks of
+			// ImportChunk, one transaction each: memory stays flat in the
+			// file's size, a chunk is applied whole or not at all, and
+			// every row gets its own report.
+			chunk := make([]stockRow, 0, ImportChunk)
+			flush := func() {
+				if len(chunk) > 0 {
+					h.importStockChunk(ctx, a, chunk, report)
+					chunk = chunk[:0]
+				}
+			}
 			for {
 				row, rec, err := next()
 				if errors.Is(err, io.EOF) {
-					return
+					break
 				}
 				if err == nil {
-					err = h.importStockRow(ctx, a, rec, by)
+					var r stockRow
+					if r, err = h.stockRowOp(row, rec, by); err == nil {
+						chunk = append(chunk, r)
+						if len(chunk) == ImportChunk {
+							flush()
+						}
+						continue
+					}
 				}
 				report(row, err)
 			}
+			flush()
 		})
 		writeJSON(w, http.StatusAccepted, job)
 	})
@@ -243,41 +260,71 @@ func (h *Handler) registerCSV() {
 	})
 }
 
-// importStockRow sets one key's on-hand with a server-origin count.
-func (h *Handler) importStockRow(ctx context.Context, a store.Actions, rec map[string]string, by string) error {
+// ImportChunk is how many rows of a stock import are applied per store
+// transaction.
+const ImportChunk = 256
+
+// stockRow is a row of a stock CSV as the op it imports.
+type stockRow struct {
+	row int // line of the file
+	wh  string
+	op  protocol.Op
+}
+
+// stockRowOp makes the server-origin count that sets one key's on-hand
+// from a row of a stock CSV.
+func (h *Handler) stockRowOp(row int, rec map[string]string, by string) (stockRow, error) {
 	wh := rec["warehouse"]
 	if err := protocol.ValidateID(wh); err != nil {
-		return fmt.Errorf("warehouse: %w", err)
+		return stockRow{}, fmt.Errorf("warehouse: %w", err)
 	}
 	qty, err := strconv.ParseInt(rec["qty"], 10, 64)
 	if err != nil || qty < 0 || qty > protocol.MaxOpQty {
-		return fmt.Errorf("qty %q must be an integer 0..%d", rec["qty"], protocol.MaxOpQty)
+		return stockRow{}, fmt.Errorf("qty %q must be an integer 0..%d", rec["qty"], protocol.MaxOpQty)
 	}
-	op := protocol.Op{HLC: h.now(), Kind: protocol.OpCount, Scope: protocol.ScopeKey, Location: rec["location"], SKU: rec["sku"], Lot: rec["lot"], Qty: qty,
-		Reason: "IMPORT", Operator: by}
-	// A key the records do not know yet is an opening balance (an adjust,
-	// no variance to review); a known key is counted, and a difference
-	// from the records is a variance like any count's.
-	rows, err := h.d.Store.Stock(ctx, store.StockQuery{Warehouse: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot})
-	if err != nil {
-		return err
+	return stockRow{row: row, wh: wh, op: protocol.Op{HLC: h.now(), Kind: protocol.OpCount, Scope: protocol.ScopeKey,
+		Location: rec["location"], SKU: rec["sku"], Lot: rec["lot"], Qty: qty, Reason: "IMPORT", Operator: by}}, nil
+}
+
+// openingBalance shapes an import's count: a key the records do not know
+// yet gets an opening balance (an adjust, no variance to review; nothing
+// for qty 0); a known key is counted, and a difference from the records
+// is a variance like any count's.
+func openingBalance(op *protocol.Op, known bool) bool {
+	if known {
+		return true
 	}
-	known := false
-	for _, r := range rows {
-		known = known || r.Lot == op.Lot
-	}
-	if !known {
-		if qty == 0 {
-			return nil
+	op.Kind, op.Scope = protocol.OpAdjust, 0
+	return op.Qty != 0
+}
+
+// importStockChunk applies a chunk of rows, one transaction per run of
+// rows of one warehouse, and reports every row: its own refusal, or the
+// transaction's error for every row of a run that was not applied.
+func (h *Handler) importStockChunk(ctx context.Context, a store.Actions, chunk []stockRow, report Progress) {
+	ops := make([]protocol.Op, 0, len(chunk))
+	for start := 0; start < len(chunk); {
+		wh, end := chunk[start].wh, start+1
+		for end < len(chunk) && chunk[end].wh == wh {
+			end++
 		}
-		op.Kind, op.Scope = protocol.OpAdjust, 0
+		ops = ops[:0]
+		for _, r := range chunk[start:end] {
+			ops = append(ops, r.op)
+		}
+		out, res, err := a.IssueOps(ctx, wh, ops, openingBalance)
+		for i, r := range chunk[start:end] {
+			if err != nil {
+				report(r.row, fmt.Errorf("not imported (rows %d..%d are applied together and failed): %w", chunk[start].row, chunk[end-1].row, err))
+			} else {
+				report(r.row, out[i].Err)
+			}
+		}
+		if err == nil {
+			h.changed(wh, res)
+		}
+		start = end
 	}
-	_, res, err := a.IssueOp(ctx, wh, op)
-	if err != nil {
-		return err
-	}
-	h.changed(wh, res)
-	return nil
 }
 
 // countRows counts the data rows of a spooled CSV (every non-blank record

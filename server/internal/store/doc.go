@@ -72,6 +72,21 @@ type Result struct {
 	Conflicts   []conflicts.Conflict // conflicts the batch created or changed
 }
 
+// Issued is the outcome of one op of IssueOps: the op as stamped (its
+// server seq) when it was applied, or why it was refused (Err: it wrote
+// nothing, and the other ops of the call applied), or Skipped when the
+// Shape dropped it.
+type Issued struct {
+	Op      protocol.Op
+	Err     error
+	Skipped bool
+}
+
+// Shape sees an op of IssueOps inside its transaction, with whether the
+// stock key it names has records yet, and may rewrite it; returning false
+// drops it (nothing written).
+type Shape func(op *protocol.Op, known bool) bool
+
 // StockQuery filters Stock; empty fields match everything.
 type StockQuery struct {
 	Warehouse, Location, SKU, Lot string
@@ -102,6 +117,9 @@ type Quarantined struct {
 // quarantine endpoints.
 type Actions interface {
 	IssueOp(ctx context.Context, wh string, op protocol.Op) (protocol.Op, Result, error)
+	// IssueOps applies server-origin ops of one warehouse in one
+	// transaction (a chunk of an import); see Issued.
+	IssueOps(ctx context.Context, wh string, ops []protocol.Op, shape Shape) ([]Issued, Result, error)
 	Conflicts(ctx context.Context, q conflicts.Query) ([]conflicts.Conflict, error)
 	ResolveConflict(ctx context.Context, id string, r Resolution) (ResolveResult, error)
 	History(ctx context.Context, k ledger.Key) ([]HistoryEntry, error)

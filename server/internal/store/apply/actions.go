@@ -28,6 +28,88 @@ func (e *Engine) IssueOp(ctx context.Context, wh string, op protocol.Op) (protoc
 	return out, res, nil
 }
 
+// IssueOps implements store.Actions: it applies server-origin ops of wh
+// in order in one transaction, so a chunk is applied whole or (on a store
+// error, returned) not at all. An op that is invalid or would take a key
+// beyond ±ledger.MaxKeyQty is refused alone — its Issued.Err says why, it
+// writes nothing and takes no seq — and the others apply. shape (may be
+// nil) sees each op with whether its stock key has records yet.
+func (e *Engine) IssueOps(ctx context.Context, wh string, ops []protocol.Op, shape store.Shape) ([]store.Issued, store.Result, error) {
+	var out []store.Issued
+	var total store.Result
+	err := e.b.Update(ctx, NewScope([]GW{{wh, protocol.ServerOrigin}}, nil, Keys(wh, ops)), func(tx Tx) error {
+		out, total = make([]store.Issued, len(ops)), store.Result{}
+		for i, op := range ops {
+			if shape != nil {
+				_, known, err := tx.GetKey(ledger.Key{WH: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot})
+				if err != nil {
+					return err
+				}
+				if !shape(&op, known) {
+					out[i] = store.Issued{Op: op, Skipped: true}
+					continue
+				}
+			}
+			stamped, res, err := issueChecked(tx, wh, op)
+			out[i] = store.Issued{Op: stamped, Err: err}
+			if errors.Is(err, errRefused) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("op %d of %d: %w", i+1, len(ops), err)
+			}
+			total.WM = res.WM
+			total.Applied += res.Applied
+			total.Changes = append(total.Changes, res.Changes...)
+			total.Conflicts = append(total.Conflicts, res.Conflicts...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, store.Result{}, err
+	}
+	for i := range out {
+		if out[i].Err != nil {
+			out[i].Err = errors.Unwrap(out[i].Err) // the reason, without errRefused
+		}
+	}
+	return out, total, nil
+}
+
+// errRefused marks an op IssueOps refuses alone.
+var errRefused = errors.New("refused")
+
+// issueChecked is Issue for IssueOps: an op that fails validation or the
+// per-key bound is refused (an error wrapping errRefused and the reason)
+// before anything of it is written.
+func issueChecked(tx Tx, wh string, op protocol.Op) (protocol.Op, store.Result, error) {
+	seq, err := tx.Watermark(wh, protocol.ServerOrigin)
+	if err != nil {
+		return op, store.Result{}, err
+	}
+	op.Seq, op.GW = seq+1, protocol.ServerOrigin
+	if err := Validate(&op); err != nil {
+		return op, store.Result{}, refused(err)
+	}
+	if err := ledger.CheckQty(tx, wh, protocol.ServerOrigin, &op); err != nil {
+		if errors.Is(err, ledger.ErrQtyBound) {
+			return op, store.Result{}, refused(err)
+		}
+		return op, store.Result{}, err
+	}
+	return Issue(tx, wh, op)
+}
+
+// refused wraps err so that errors.Unwrap gives it back and errors.Is
+// finds errRefused.
+func refused(err error) error { return refusedErr{err} }
+
+type refusedErr struct{ err error }
+
+func (r refusedErr) Error() string        { return r.err.Error() }
+func (r refusedErr) Unwrap() error        { return r.err }
+func (r refusedErr) Is(target error) bool { return target == errRefused }
+
 // Issue applies a server-origin op in tx, whose scope must hold wh's
 // "@server" watermark: it takes the warehouse's next server seq, merges the
 // op, runs conflict detection, logs the stock and the op downstream, and

@@ -57,6 +57,18 @@ const ApplyChunk = 32
 // linear in its size; counts still scan.
 const MaxGroupOps = 4096
 
+// Badger's memory: memtables are Go-heap arenas of MemTableSize that fill
+// with writes (NumMemtables of them, the ones waiting for their flush
+// included), and the block cache keeps SST blocks read. Badger's defaults
+// (64 MiB x 5, 256 MiB) let a long write stream — a 200 MB stock import —
+// take the server 288 MiB over idle; these keep it within the import
+// budget of 64 MiB over idle.
+const (
+	MemTableSize   = 16 << 20
+	NumMemtables   = 3
+	BlockCacheSize = 16 << 20
+)
+
 // Open opens (or creates) the store in opts.Dir with synchronous writes: a
 // batch is acknowledged only after it is on disk.
 func Open(opts Options) (*Store, error) {
@@ -68,7 +80,10 @@ func Open(opts Options) (*Store, error) {
 		WithSyncWrites(true).
 		WithLogger(nil).
 		WithInMemory(opts.InMemory).
-		WithNumVersionsToKeep(1)
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(MemTableSize).
+		WithNumMemtables(NumMemtables).
+		WithBlockCacheSize(BlockCacheSize)
 	if opts.InMemory {
 		bo = bo.WithSyncWrites(false)
 	}

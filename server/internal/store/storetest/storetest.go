@@ -708,6 +708,7 @@ func testActions(t *testing.T, open func(*testing.T) store.Store, c config) {
 	}{
 		{"IssueOp", testIssueOp},
 		{"IssueOpConcurrent", testIssueOpConcurrent},
+		{"IssueOps", testIssueOps},
 		{"ActionsDuringIngest", testActionsDuringIngest},
 		{"ResolveAdjust", testResolveAdjust},
 		{"ResolveRecount", testResolveRecount},
@@ -835,6 +836,57 @@ func testIssueOp(t *testing.T, s store.Store, a store.Actions, _ config) {
 	op3, _ := issue(t, a, "w2", Receive(0, 1000, "L", "s", 1))
 	require.Equal(t, uint64(1), op3.Seq)
 	require.Equal(t, uint64(2), serverWM(t, s, "w"))
+}
+
+// testIssueOps: a chunk of server ops applies in one call; an invalid op
+// is refused alone (no seq, nothing written) with its reason; the shape
+// sees whether a key has records (including the chunk's own earlier ops)
+// and may rewrite or drop an op.
+func testIssueOps(t *testing.T, s store.Store, a store.Actions, _ config) {
+	ctx := context.Background()
+	issue(t, a, "w", protocol.Op{HLC: protocol.MakeHLC(1000, 0), Kind: protocol.OpReceive, Location: "L", SKU: "old", Qty: 5})
+	count := func(ms int64, sku string, qty int64) protocol.Op {
+		return protocol.Op{HLC: protocol.MakeHLC(ms, 0), Kind: protocol.OpCount, Scope: protocol.ScopeKey, Location: "L", SKU: sku, Qty: qty, Reason: "IMPORT"}
+	}
+	ops := []protocol.Op{
+		count(2000, "old", 7),   // known: a count
+		count(2001, "new", 3),   // unknown: the shape makes it an adjust
+		count(2002, "", 1),      // invalid: refused alone
+		count(2003, "new", 4),   // known by now (the chunk's own write)
+		count(2004, "zero", 0),  // unknown and 0: dropped
+		count(2005, "other", 2), // unknown: an adjust
+	}
+	var seen []bool
+	out, res, err := a.IssueOps(ctx, "w", ops, func(op *protocol.Op, known bool) bool {
+		seen = append(seen, known)
+		if !known {
+			op.Kind, op.Scope = protocol.OpAdjust, 0
+		}
+		return known || op.Qty != 0
+	})
+	require.NoError(t, err)
+	require.Len(t, out, len(ops))
+	require.Equal(t, []bool{true, false, false, true, false, false}, seen)
+	require.NoError(t, out[0].Err)
+	require.Equal(t, uint64(2), out[0].Op.Seq)
+	require.Equal(t, protocol.OpCount, out[0].Op.Kind)
+	require.Equal(t, protocol.OpAdjust, out[1].Op.Kind)
+	require.Equal(t, uint64(3), out[1].Op.Seq)
+	require.ErrorContains(t, out[2].Err, "sku is required")
+	require.Equal(t, uint64(4), out[3].Op.Seq, "a refused op takes no seq")
+	require.Equal(t, protocol.OpCount, out[3].Op.Kind)
+	require.True(t, out[4].Skipped)
+	require.Equal(t, uint64(5), out[5].Op.Seq)
+	require.Equal(t, 4, res.Applied)
+	require.Equal(t, uint64(5), res.WM)
+	require.Equal(t, uint64(5), serverWM(t, s, "w"))
+	require.Equal(t, map[ledger.Key]int64{
+		{WH: "w", Location: "L", SKU: "old"}:   7,
+		{WH: "w", Location: "L", SKU: "new"}:   4,
+		{WH: "w", Location: "L", SKU: "other"}: 2,
+	}, stockOf(t, s, "w"))
+	d := readDown(t, s, "w")
+	require.Len(t, d.ops, 5, "every applied op goes downstream, the refused and the dropped do not")
 }
 
 // testIssueOpConcurrent issues ops from several goroutines over two
