@@ -314,6 +314,24 @@ func (t Threshold) On(day string) Threshold {
 	return t
 }
 
+// SuggestedOrder is the one reorder suggestion formula, used by every
+// alert and endpoint that proposes an order quantity (docs/DESIGN.md,
+// "Reorder"). The inventory position is on-hand plus on-order (what open
+// purchase orders still expect). With a max set, the suggestion fills the
+// position up to max: max − on-hand − on-order. Without one, it is the
+// reorder quantity while the position is at or below the reorder point,
+// and 0 once enough is on order. It is never negative.
+func (t Threshold) SuggestedOrder(onHand, onOrder int64) int64 {
+	position := onHand + onOrder
+	if t.Max > 0 {
+		return max(t.Max-position, 0)
+	}
+	if position <= t.ReorderPoint {
+		return max(t.ReorderQty, 0)
+	}
+	return 0
+}
+
 // POLine is one expected line of a purchase order.
 type POLine struct {
 	Line uint32 `cbor:"1,keyasint" json:"line"`

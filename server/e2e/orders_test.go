@@ -222,7 +222,8 @@ func TestChannelOrdersWhileTwoGatewaysPick(t *testing.T) {
 }
 
 // TestReorderAlertFiresOncePerCrossing: one alert when on-hand falls to the
-// reorder point, none while it stays below, again after it rose above.
+// reorder point, none while it stays below; cleared when it rose above,
+// and again at the next crossing.
 func TestReorderAlertFiresOncePerCrossing(t *testing.T) {
 	c := newCluster(t)
 	require.Equal(t, http.StatusOK, c.call("POST", "/api/v1/masterdata/wh1/thresholds", []map[string]any{{"sku": "B", "reorder_point": 3, "reorder_qty": 10, "max": 20}}, nil),
@@ -269,10 +270,12 @@ func TestReorderAlertFiresOncePerCrossing(t *testing.T) {
 	require.Equal(t, float64(17), as[1]["suggested_qty"], "max − on-hand − on-order")
 	require.Equal(t, float64(3), as[1]["on_hand"])
 
+	require.Equal(t, "open", as[0]["status"])
+	require.Equal(t, "cleared", as[1]["status"], "the first crossing cleared when stock rose above the point")
 	waitFor(t, 10*time.Second, "both on the alerts topic and at the webhook", func() bool {
 		n := 0
 		for _, m := range alertsTap.all() {
-			if strings.Contains(string(m.payload), `"kind":"reorder"`) {
+			if strings.Contains(string(m.payload), `"kind":"reorder","status":"open"`) {
 				n++
 			}
 		}

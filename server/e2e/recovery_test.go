@@ -152,15 +152,8 @@ func TestRestoreBeyondRetentionRecordsLostOps(t *testing.T) {
 	require.Equal(t, "open", cf.Status)
 	require.Len(t, cf.Ops, 2)
 	require.Equal(t, []uint64{101, 180}, []uint64{cf.Ops[0].Seq, cf.Ops[1].Seq})
-	waitFor(t, 30*time.Second, "the conflict's alert", func() bool {
-		var body struct{ Items []struct{ Conflict string } }
-		getJSON(t, "http://"+c.httpAddr+"/api/v1/alerts", &body)
-		for _, a := range body.Items {
-			if a.Conflict == cf.ID {
-				return true
-			}
-		}
-		return false
+	waitFor(t, 30*time.Second, "the conflict's notification", func() bool {
+		return serverMetric(t, "http://"+c.httpAddr, `shelfsync_conflict_notifications_total{event="opened",kind="lost-ops"}`) == 1
 	})
 	waitFor(t, 30*time.Second, "a count task for the zone at the gateway", func() bool {
 		for _, tk := range g.tasks() {

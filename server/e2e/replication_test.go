@@ -42,7 +42,7 @@ func (c *cluster) post(path string, body any, out any) int {
 	return resp.StatusCode
 }
 
-type taskView struct{ ID, Kind, Location, Conflict string }
+type taskView struct{ ID, Kind, Location, Conflict, Status string }
 
 func (g *gateway) tasks() []taskView {
 	var st struct{ Tasks []taskView }
@@ -68,7 +68,9 @@ func (c *cluster) waitConverged(wh string, gws ...*gateway) map[string]int64 {
 }
 
 // TestTwoOfflineGatewaysPickTheLastUnit: one negative-stock conflict, a
-// count task after recount, and the ledger right after the count.
+// count task after recount (the conflict acknowledged, not resolved), and
+// after a free count of the bin: the ledger, the conflict resolved, no
+// variance, the task closed.
 func TestTwoOfflineGatewaysPickTheLastUnit(t *testing.T) {
 	t.Parallel() // its own server, agents, ports and directories
 	c := newCluster(t)
@@ -91,9 +93,14 @@ func TestTwoOfflineGatewaysPickTheLastUnit(t *testing.T) {
 	require.Equal(t, "BIN-1", neg[0].Location)
 	require.NotEmpty(t, neg[0].Ops, "the pick that took the bin below zero is named")
 
-	var res struct{ Task *taskView }
+	var res struct {
+		Task     *taskView
+		Conflict conflictView
+	}
 	require.Equal(t, 200, c.post("/api/v1/conflicts/"+url.PathEscape(neg[0].ID)+"/resolve", map[string]any{"action": "recount", "by": "lead"}, &res))
 	require.NotNil(t, res.Task)
+	require.Equal(t, "acknowledged", res.Conflict.Status, "a recount asked for is not a resolution yet")
+	require.Equal(t, "acknowledged", c.conflicts("wh1", "negative-stock")[0].Status)
 	waitFor(t, 15*time.Second, "count task on the gateway", func() bool {
 		for _, tk := range g2.tasks() {
 			if tk.Kind == "count" && tk.Location == "BIN-1" && tk.Conflict == neg[0].ID {
@@ -105,7 +112,16 @@ func TestTwoOfflineGatewaysPickTheLastUnit(t *testing.T) {
 	g2.scan("CMD:COUNT", "LOC:BIN-1", "CMD:DONE") // the shelf is empty
 	require.Equal(t, 7, g2.waitBeeps(7)["good"])
 	require.Equal(t, map[string]int64{"BIN-1/X": 0}, c.waitConverged("wh1", g1, g2))
-	require.Equal(t, "resolved", c.conflicts("wh1", "negative-stock")[0].Status)
+	require.Equal(t, "resolved", c.conflicts("wh1", "negative-stock")[0].Status, "the recount is scanned")
+	require.Empty(t, c.conflicts("wh1", "variance"), "0 counted on a −1 bin confirms the records: no found stock")
+	waitFor(t, 15*time.Second, "the count task closed at the gateway (a free count of its bin)", func() bool {
+		for _, tk := range g2.tasks() {
+			if tk.ID == res.Task.ID {
+				return tk.Status == "done"
+			}
+		}
+		return false
+	})
 }
 
 func TestCountAndPickWithinSkewWindowIsACountRace(t *testing.T) {

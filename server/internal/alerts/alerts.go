@@ -1,43 +1,62 @@
-// Package alerts raises the alerts a person acts on — reorder point
-// crossings, receipt discrepancies, conflicts, oversells, gateways offline
-// too long or with a growing backlog — keeps them in the server's records
-// (store.Records: Badger or PostgreSQL) until someone acknowledges them.
-// What must not be lost with a new or acknowledged alert (its webhook
-// deliveries) is written by Config.Within in the transaction that stores
-// it; what is live and best effort (the {root}/{wh}/alerts topic, the
-// dashboard) follows the commit through Config.Publish.
+// Package alerts keeps the exceptions a person acts on that are not
+// conflicts — reorder point crossings, gateways offline too long, with a
+// growing backlog or a refused clock — one per cause, in the server's
+// records (store.Records: Badger or PostgreSQL), and notifies the
+// conflicts of package conflicts, which are exceptions of their own and
+// not repeated as alerts.
+//
+// An alert's life (docs/DESIGN.md, "Exceptions"): it is raised open when
+// its cause starts; a person may acknowledge it (still standing); it is
+// cleared by the server when its cause is gone (the gateway is back, the
+// stock is back above the reorder point), or resolved by a person. A cause
+// has at most one standing alert: its state key holds the alert's id from
+// the transaction that raises it until the cause is gone.
+//
+// What must not be lost with a change of an alert (its webhook deliveries
+// and its message on the {root}/{wh}/alerts topic) is written by
+// Config.Within in the transaction that stores it; what is live and best
+// effort (the dashboard) follows the commit through Config.Publish. A
+// conflict's opening and its end are notified the same way, once each
+// (Config.ConflictWithin), without an alert item.
 //
 // Reorder: per sku and warehouse a reorder point, with date-bounded
-// seasonal overrides. An alert fires once when on-hand falls to or below
-// the point and the sku is armed; it re-arms only when on-hand rises above
-// the point again. The suggested order quantity is max − on-hand − on-order.
+// seasonal overrides. An alert fires only when a decrement crosses the
+// point: the sku's last observed on-hand was above it and the new one is
+// at or below it (a receipt that leaves stock below the point raises
+// nothing; the first observation of a sku only records its side). It is
+// cleared when on-hand rises above the point again. The suggested order
+// quantity is protocol.Threshold.SuggestedOrder, the one formula.
 //
 // Replicas: several servers may run a Service each over one database. The
-// state that makes an alert fire once per crossing (a reorder point's
-// armed flag, a conflict's or a gateway episode's standing flag) is checked
-// and set in the transaction that stores the alert, so when two replicas
-// observe the same crossing one stores the alert and the other finds it
-// stored; only the replica whose transaction raised (or acknowledged) an
-// alert publishes it. Alert ids come from a counter in that transaction:
-// unique across replicas, and ordered by creation time. The backlog
-// samples of the gateway check are kept per replica, in memory.
+// state that makes an alert fire once per cause (a reorder point's side, a
+// conflict's or a gateway episode's standing id) is checked and set in the
+// transaction that stores the alert, so when two replicas observe the same
+// crossing one stores the alert and the other finds it stored; only the
+// replica whose transaction changed an alert publishes it. Alert ids come
+// from a counter in that transaction: unique across replicas, and ordered
+// by creation time. The backlog samples of the gateway check are kept per
+// replica, in memory.
 //
 // Conflicts are observed by the replica that raised them, after the
-// commit; one that died in between would leave a conflict without its
-// alert, so Run also sweeps the open conflicts (Config.OpenConflicts, on
-// the replica Config.Sweep names) and raises what is missing, once.
+// commit; one that died in between would leave a conflict unnotified, so
+// Run also sweeps the open conflicts (Config.OpenConflicts, on the replica
+// Config.Sweep names) and notifies what is missing, once.
 package alerts
 
 import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/shelfsync/shelfsync/protocol"
 )
 
 // Kind is the kind of an alert.
 type Kind string
 
-// Alert kinds.
+// Alert kinds. KindConflict, KindReceiptDiscrepancy and KindOversell are
+// no longer raised (conflicts notify on their own); alerts of those kinds
+// stored by an older server are cleared by Run.
 const (
 	KindReorder            Kind = "reorder"
 	KindReceiptDiscrepancy Kind = "receipt-discrepancy"
@@ -51,11 +70,17 @@ const (
 // Status is where an alert is in its life.
 type Status string
 
-// Alert statuses.
+// Alert statuses: open and acknowledged alerts stand (their cause is
+// still there); cleared and resolved ones are closed.
 const (
 	StatusOpen         Status = "open"
-	StatusAcknowledged Status = "acknowledged"
+	StatusAcknowledged Status = "acknowledged" // a person saw it; the cause is still there
+	StatusCleared      Status = "cleared"      // the server saw the cause go
+	StatusResolved     Status = "resolved"     // a person closed it
 )
+
+// Standing reports whether an alert of status st still stands.
+func (st Status) Standing() bool { return st == StatusOpen || st == StatusAcknowledged }
 
 // Errors.
 var (
@@ -65,6 +90,8 @@ var (
 	ErrAcknowledged = errors.New("alerts: already acknowledged")
 	// ErrInvalid reports a request that breaks a rule (an ack without a name).
 	ErrInvalid = errors.New("alerts: invalid request")
+	// ErrClosed reports an alert that was cleared or resolved already.
+	ErrClosed = errors.New("alerts: already closed")
 )
 
 // Alert is one alert.
@@ -95,6 +122,11 @@ type Alert struct {
 	AckBy     string `json:"ack_by,omitempty" cbor:"20,keyasint,omitempty"`
 	AckMS     int64  `json:"ack_ms,omitempty" cbor:"21,keyasint,omitempty"`
 	AckNote   string `json:"ack_note,omitempty" cbor:"22,keyasint,omitempty"`
+	// ClosedMS is when the alert was cleared (its cause gone) or resolved;
+	// ResolvedBy and ResolveNote say who resolved it and why.
+	ClosedMS    int64  `json:"closed_ms,omitempty" cbor:"23,keyasint,omitempty"`
+	ResolvedBy  string `json:"resolved_by,omitempty" cbor:"24,keyasint,omitempty"`
+	ResolveNote string `json:"resolve_note,omitempty" cbor:"25,keyasint,omitempty"`
 }
 
 // Threshold is the reorder setting of one sku in one warehouse.
@@ -147,15 +179,10 @@ func (t Threshold) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Suggested returns the order quantity for on-hand and on-order: max −
-// on-hand − on-order, or the reorder quantity when no max is set; never
-// negative.
+// Suggested returns the order quantity for on-hand and on-order: the one
+// formula, protocol.Threshold.SuggestedOrder.
 func (t Threshold) Suggested(onHand, onOrder int64) int64 {
-	q := t.ReorderQty
-	if t.Max > 0 {
-		q = t.Max - onHand - onOrder
-	}
-	return max(q, 0)
+	return protocol.Threshold{ReorderPoint: t.ReorderPoint, ReorderQty: t.ReorderQty, Max: t.Max}.SuggestedOrder(onHand, onOrder)
 }
 
 // Thresholds looks up reorder settings; the master data implements it.

@@ -57,11 +57,27 @@ func TestIntegrationReplicasOnPostgres(t *testing.T) {
 	t.Run("SweepWhereSweepSaysSo", TestRunSweepsOnlyWhereSweepSaysSo)
 }
 
+// published returns the alerts hs raised (published open).
 func published(hs ...*harness) []Alert {
 	var out []Alert
 	for _, h := range hs {
 		h.mu.Lock()
-		out = append(out, h.published...)
+		for _, a := range h.published {
+			if a.Status == StatusOpen {
+				out = append(out, a)
+			}
+		}
+		h.mu.Unlock()
+	}
+	return out
+}
+
+// notified returns the conflict notifications hs made.
+func notified(hs ...*harness) []string {
+	var out []string
+	for _, h := range hs {
+		h.mu.Lock()
+		out = append(out, h.notified...)
 		h.mu.Unlock()
 	}
 	return out
@@ -114,7 +130,7 @@ func TestReplicasRaiseACrossingOnce(t *testing.T) {
 }
 
 // TestReplicasRaiseConflictAndGatewayAlertsOnce: the once-per-episode
-// alerts hold across replicas too.
+// alerts and conflict notifications hold across replicas too.
 func TestReplicasRaiseConflictAndGatewayAlertsOnce(t *testing.T) {
 	a, b := replicas(t, nil)
 	seen := a.now.Add(-time.Hour).UnixMilli()
@@ -135,7 +151,8 @@ func TestReplicasRaiseConflictAndGatewayAlertsOnce(t *testing.T) {
 		kinds[al.Kind]++
 	}
 	// g1 offline, g2 offline and over the backlog limit.
-	require.Equal(t, map[Kind]int{KindConflict: 1, KindGatewayOffline: 2, KindGatewayBacklog: 1}, kinds)
+	require.Equal(t, map[Kind]int{KindGatewayOffline: 2, KindGatewayBacklog: 1}, kinds)
+	require.Equal(t, []string{"opened " + c.ID}, notified(a, b), "the conflict notified once")
 }
 
 // TestReplicaIDsAreUnique: both replicas raise many alerts at once, with
@@ -150,7 +167,7 @@ func TestReplicaIDsAreUnique(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for j := 0; j < n/4; j++ {
-					_, err := h.svc.Raise(Alert{Kind: KindConflict, Warehouse: "wh1", Message: "x"})
+					_, err := h.svc.Raise(Alert{Kind: KindReorder, Warehouse: "wh1", Message: "x"})
 					require.NoError(t, err)
 				}
 			}()
@@ -173,7 +190,7 @@ func TestReplicaIDsAreUnique(t *testing.T) {
 
 	// Later alerts sort after, also when the clock reads later.
 	a.now = a.now.Add(time.Second)
-	later, err := a.svc.Raise(Alert{Kind: KindConflict, Warehouse: "wh1", Message: "later"})
+	later, err := a.svc.Raise(Alert{Kind: KindReorder, Warehouse: "wh1", Message: "later"})
 	require.NoError(t, err)
 	require.Greater(t, later.ID, all[0].ID)
 	require.Equal(t, fmt.Sprintf("%016x", a.now.UnixNano()), later.ID)
@@ -183,7 +200,7 @@ func TestReplicaIDsAreUnique(t *testing.T) {
 // wins and publishes.
 func TestReplicaAckOnce(t *testing.T) {
 	a, b := replicas(t, nil)
-	al, err := a.svc.Raise(Alert{Kind: KindConflict, Warehouse: "wh1", Message: "x"})
+	al, err := a.svc.Raise(Alert{Kind: KindReorder, Warehouse: "wh1", Message: "x"})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
@@ -194,10 +211,14 @@ func TestReplicaAckOnce(t *testing.T) {
 	wg.Wait()
 	require.True(t, (errs[0] == nil) != (errs[1] == nil), "exactly one ack succeeds: %v", errs)
 	acks := 0
-	for _, p := range published(a, b) {
-		if p.Status == StatusAcknowledged {
-			acks++
+	for _, h := range []*harness{a, b} {
+		h.mu.Lock()
+		for _, p := range h.published {
+			if p.Status == StatusAcknowledged {
+				acks++
+			}
 		}
+		h.mu.Unlock()
 	}
 	require.Equal(t, 1, acks)
 }
@@ -213,7 +234,7 @@ func TestIDsContinueAfterStoredAlerts(t *testing.T) {
 	require.NoError(t, st.Update(func(tx store.Tx) error {
 		return putCBOR(tx, []byte(pfxAlert+future), Alert{ID: future, Kind: KindConflict, Status: StatusAcknowledged})
 	}))
-	al, err := h.svc.Raise(Alert{Kind: KindConflict, Warehouse: "wh1"})
+	al, err := h.svc.Raise(Alert{Kind: KindReorder, Warehouse: "wh1"})
 	require.NoError(t, err)
 	require.Greater(t, al.ID, future)
 }

@@ -21,9 +21,10 @@ import (
 //	al/a/{id}            Alert (CBOR); ids sort by creation time
 //	al/open/{id}         present while the alert is open
 //	al/id                the last id handed out (uint64, big-endian)
-//	al/r/{wh}\0{sku}     reorder state: 1 armed, 0 fired (absent: armed)
-//	al/c/{conflict}      1 while the conflict's alert stands (re-armed when the conflict stops holding)
-//	al/g/{kind}\0{wh}\0{gw}  1 while a gateway alert stands
+//	al/r/{wh}\0{sku}     reorder state (reorderState, CBOR): the side of the point the
+//	                     last observed on-hand was on, and the standing alert's id
+//	al/c/{conflict}      present from the conflict's "opened" notification until its "ended" one
+//	al/g/{kind}\0{wh}\0{gw}  the standing gateway alert's id, while its cause lasts
 const (
 	pfxAlert   = "al/a/"
 	pfxOpen    = "al/open/"
@@ -43,44 +44,70 @@ type Config struct {
 	OnOrder func(wh, sku string) int64
 	// Gateways lists gateway records for the offline and backlog checks.
 	Gateways func(ctx context.Context) ([]store.Gateway, error)
-	// Publish receives every new and every acknowledged alert, on the
-	// replica whose transaction raised or acknowledged it, once, after the
-	// commit: for what may be lost when the replica dies right after it
-	// (a live MQTT message, the dashboard).
+	// Publish receives every alert change (raised, acknowledged, cleared,
+	// resolved), on the replica whose transaction made it, once, after
+	// the commit: for what may be lost when the replica dies right after
+	// it (the dashboard, a poke of the MQTT outbox).
 	Publish func(Alert)
-	// Within, when set, is called in the transaction that stores a new
-	// alert (with its id) or an acknowledgement, with the alert as stored;
-	// an error aborts the transaction (the alert is not raised, or not
-	// acknowledged). What it writes through tx commits with the alert or
-	// not at all: the app queues the alert's webhook deliveries here
-	// (webhooks.Manager.EnqueueTx). It may run more than once for one
-	// alert (Update retries), so it must write only through tx.
+	// Within, when set, is called in the transaction that stores an alert
+	// change (a new alert with its id, an acknowledgement, a clearing, a
+	// resolution), with the alert as stored; an error aborts the
+	// transaction. What it writes through tx commits with the alert or
+	// not at all: the app queues the alert's webhook deliveries and its
+	// MQTT message here. It may run more than once for one change (Update
+	// retries), so it must write only through tx.
 	Within func(tx store.Tx, a Alert) error
+	// ConflictWithin, when set, is called in the transaction that records
+	// a conflict's notification — event ConflictOpened when it opens
+	// (again), ConflictEnded when it stops holding or is resolved — once
+	// per event across replicas; the app queues the conflict's webhook
+	// and MQTT message here. Same rules as Within.
+	ConflictWithin func(tx store.Tx, c conflicts.Conflict, event string) error
+	// ConflictNotified follows the commit of a conflict notification, on
+	// the replica that made it (nil: nothing).
+	ConflictNotified func(c conflicts.Conflict, event string)
 	// OpenConflicts lists the open conflicts (nil: no sweep). Run
 	// re-observes them every CheckEvery (SweepConflicts), so that a
 	// conflict whose ObserveConflict never came — the replica that applied
-	// the batch died after the commit — gets its alert, once.
+	// the batch died after the commit — is notified, once.
 	OpenConflicts func(ctx context.Context) ([]conflicts.Conflict, error)
 	// Sweep reports whether this replica sweeps the open conflicts now
 	// (nil: always, as a single server does); the app sweeps on the
 	// leader only. Several replicas sweeping still raise each alert once.
 	Sweep func() bool
 	// OfflineAfter is how long a gateway may be offline before an alert
-	// (default 5m).
+	// (default DefaultOfflineAfter).
 	OfflineAfter time.Duration
 	// BacklogOps is the backlog (ops not yet applied) that always alerts
-	// (default 1000); a backlog above BacklogOps/10 that grew at each of
-	// the last BacklogChecks checks (default 3) alerts too.
+	// (default DefaultBacklogOps); a backlog above BacklogOps/10 that grew
+	// at each of the last BacklogChecks checks (default
+	// DefaultBacklogChecks) alerts too. The alert clears at BacklogOps/10
+	// or less.
 	BacklogOps    uint64
 	BacklogChecks int
-	// CheckEvery is the gateway check period (default 15s).
+	// CheckEvery is the gateway check and conflict sweep period (default
+	// DefaultCheckEvery).
 	CheckEvery time.Duration
 	Now        func() time.Time
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
 
-// Service raises, stores and acknowledges alerts; safe for concurrent use,
+// Defaults of Config's settings (the server's --alert-* flags).
+const (
+	DefaultOfflineAfter  = 5 * time.Minute
+	DefaultBacklogOps    = 1000
+	DefaultBacklogChecks = 3
+	DefaultCheckEvery    = 15 * time.Second
+)
+
+// Conflict notification events (Config.ConflictWithin).
+const (
+	ConflictOpened = "opened"
+	ConflictEnded  = "ended"
+)
+
+// Service raises, stores, acknowledges, clears and resolves alerts; safe for concurrent use,
 // and by several replicas over one database: the state that makes an alert
 // fire once (armed, standing) is read and written in the transaction that
 // stores the alert, and ids come from a counter in that transaction.
@@ -89,6 +116,8 @@ type Service struct {
 	rec    store.Records
 	log    *slog.Logger
 	raised *prometheus.CounterVec
+	// notified counts conflict notifications by kind and event.
+	notified *prometheus.CounterVec
 
 	// mu serialises this replica's raises (fewer transaction retries);
 	// correctness across replicas rests on the transactions alone.
@@ -99,16 +128,16 @@ type Service struct {
 // New builds the service.
 func New(cfg Config) *Service {
 	if cfg.OfflineAfter <= 0 {
-		cfg.OfflineAfter = 5 * time.Minute
+		cfg.OfflineAfter = DefaultOfflineAfter
 	}
 	if cfg.BacklogOps == 0 {
-		cfg.BacklogOps = 1000
+		cfg.BacklogOps = DefaultBacklogOps
 	}
 	if cfg.BacklogChecks <= 0 {
-		cfg.BacklogChecks = 3
+		cfg.BacklogChecks = DefaultBacklogChecks
 	}
 	if cfg.CheckEvery <= 0 {
-		cfg.CheckEvery = 15 * time.Second
+		cfg.CheckEvery = DefaultCheckEvery
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -118,8 +147,10 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{cfg: cfg, rec: cfg.Records, log: cfg.Logger, backlog: map[string][]uint64{}}
 	s.raised = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_alerts_total", Help: "Alerts raised, by kind."}, []string{"kind"})
+	s.notified = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_conflict_notifications_total",
+		Help: "Conflict notifications (webhook event conflict, the alerts topic), by conflict kind and event (opened, ended)."}, []string{"kind", "event"})
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(s.raised)
+		cfg.Registerer.MustRegister(s.raised, s.notified)
 	}
 	return s
 }
@@ -127,6 +158,11 @@ func New(cfg Config) *Service {
 // Run checks gateways and sweeps the open conflicts (Config.OpenConflicts,
 // Config.Sweep) every CheckEvery until ctx ends.
 func (s *Service) Run(ctx context.Context) {
+	if n, err := s.closeLegacyConflictAlerts(); err != nil {
+		s.log.Warn("alerts of conflicts stored by an older server not cleared", "err", err)
+	} else if n > 0 {
+		s.log.Info("cleared alerts of conflicts stored by an older server (conflicts notify on their own)", "alerts", n)
+	}
 	t := time.NewTicker(s.cfg.CheckEvery)
 	defer t.Stop()
 	for {
@@ -141,24 +177,25 @@ func (s *Service) Run(ctx context.Context) {
 				if n, err := s.SweepConflicts(ctx); err != nil {
 					s.log.Warn("conflict alert sweep failed", "err", err)
 				} else if n > 0 {
-					s.log.Warn("conflict alert sweep raised alerts the conflicts' observation missed", "alerts", n)
+					s.log.Warn("conflict sweep notified conflicts their observation missed", "conflicts", n)
 				}
 			}
 		}
 	}
 }
 
-// SweepConflicts observes every open conflict (Config.OpenConflicts) whose
-// alert is not standing, as ObserveConflict would have when the conflict
-// opened, and returns how many alerts it raised. An alert stands from the
-// transaction that raises it until the conflict stops holding, so a
-// conflict observed already — by the apply, another replica or an earlier
-// sweep — is not alerted again, also when several replicas sweep at once.
+// SweepConflicts notifies every open conflict (Config.OpenConflicts) whose
+// opening was not notified, as ObserveConflict would have when the
+// conflict opened, and returns how many it notified. A conflict stands
+// from the transaction that notifies its opening until the one that
+// notifies its end, so a conflict observed already — by the apply, another
+// replica or an earlier sweep — is not notified again, also when several
+// replicas sweep at once.
 func (s *Service) SweepConflicts(ctx context.Context) (int, error) {
 	if s.cfg.OpenConflicts == nil {
 		return 0, nil
 	}
-	// The standing flags first, in one read; the raise re-checks its own.
+	// The standing flags first, in one read; the notification re-checks its own.
 	standing := map[string]bool{}
 	if err := s.rec.View(func(tx store.Tx) error {
 		clear(standing)
@@ -167,7 +204,7 @@ func (s *Service) SweepConflicts(ctx context.Context) (int, error) {
 			return nil
 		})
 	}); err != nil {
-		return 0, fmt.Errorf("read conflict alert state: %w", err)
+		return 0, fmt.Errorf("read conflict notification state: %w", err)
 	}
 	cs, err := s.cfg.OpenConflicts(ctx)
 	if err != nil {
@@ -178,19 +215,61 @@ func (s *Service) SweepConflicts(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			return n, ctx.Err()
 		}
-		if c.Status != conflicts.StatusOpen || !c.Holds || standing[c.ID] {
+		if !conflictStands(c) || standing[c.ID] {
 			continue
 		}
-		if _, raised, err := s.raiseIf(conflictAlert(c), setIfAbsent([]byte(pfxCfl+c.ID))); err != nil {
+		if notified, err := s.notifyConflict(c, ConflictOpened); err != nil {
 			return n, err
-		} else if raised {
+		} else if notified {
 			n++
 		}
 	}
 	return n, nil
 }
 
-// ObserveStock evaluates the reorder point of sku in wh for its on-hand.
+// reorderState is a sku's reorder state: the side of the point its last
+// observed on-hand was on, that point, and the id of its standing alert.
+type reorderState struct {
+	Above bool   `cbor:"1,keyasint,omitempty"`
+	Alert string `cbor:"2,keyasint,omitempty"`
+	Point int64  `cbor:"3,keyasint,omitempty"`
+	// HasPoint is false in a state stored by an older server (its point is
+	// taken to be the current one).
+	HasPoint bool `cbor:"4,keyasint,omitempty"`
+}
+
+// same reports whether st already records on-hand on side above of point.
+func (st reorderState) same(above bool, point int64) bool {
+	return st.Above == above && (!st.HasPoint || st.Point == point)
+}
+
+// readReorder reads a reorder state; found is false before the first
+// observation. A state stored by an older server is one byte: 1 armed
+// (above), 0 fired (at or below, its alert unknown).
+func readReorder(tx store.KV, key []byte) (st reorderState, found bool, err error) {
+	v, found, err := tx.Get(key)
+	if err != nil || !found {
+		return st, found, err
+	}
+	if len(v) == 1 && (v[0] == 0 || v[0] == 1) {
+		return reorderState{Above: v[0] == 1}, true, nil
+	}
+	if err := protocol.Unmarshal(v, &st); err != nil {
+		return st, true, fmt.Errorf("reorder state %q: %w", key, err)
+	}
+	return st, true, nil
+}
+
+func writeReorder(tx store.Tx, key []byte, st reorderState) error {
+	return putCBOR(tx, key, st)
+}
+
+// ObserveStock evaluates the reorder point of sku in wh for its on-hand
+// (docs/DESIGN.md, "Reorder"): an alert when a decrement takes on-hand from
+// above the point to at or below it; the standing alert cleared when
+// on-hand is above the point again. Anything else — the first observation,
+// a receipt that leaves on-hand at or below the point, a point that moved
+// (a seasonal override, an edit) — only records the side.
 func (s *Service) ObserveStock(wh, sku string, onHand int64) {
 	if s.cfg.Thresholds == nil {
 		return
@@ -201,48 +280,69 @@ func (s *Service) ObserveStock(wh, sku string, onHand int64) {
 	}
 	eff, seasonal := th.On(s.cfg.Now())
 	key := []byte(pfxReorder + wh + "\x00" + sku)
-	armedIn := func(tx store.KV) (bool, error) {
-		v, found, err := tx.Get(key)
-		return !found || len(v) != 1 || v[0] == 1, err
-	}
+	above := onHand > eff.ReorderPoint
 	// A read first: most observations change nothing.
-	var armed bool
+	var st reorderState
+	var found bool
 	if err := s.rec.View(func(tx store.Tx) error {
 		var err error
-		armed, err = armedIn(tx)
+		st, found, err = readReorder(tx, key)
 		return err
 	}); err != nil {
 		s.log.Error("read reorder state", "warehouse", wh, "sku", sku, "err", err)
 		return
 	}
 	switch {
-	case onHand <= eff.ReorderPoint && armed:
+	case found && st.same(above, eff.ReorderPoint):
+		return
+	case found && st.Above && !above && (!st.HasPoint || st.Point == eff.ReorderPoint): // a decrement crossed the point
 		var onOrder int64
 		if s.cfg.OnOrder != nil {
 			onOrder = s.cfg.OnOrder(wh, sku)
 		}
 		a := Alert{Kind: KindReorder, Warehouse: wh, SKU: sku, OnHand: onHand, ReorderPoint: eff.ReorderPoint, ReorderQty: eff.ReorderQty,
 			Max: eff.Max, OnOrder: onOrder, SuggestedQty: eff.Suggested(onHand, onOrder), Seasonal: seasonal}
-		a.Message = fmt.Sprintf("%s in %s is at %d, at or below its reorder point %d: order %d", sku, wh, onHand, eff.ReorderPoint, a.SuggestedQty)
+		a.Message = fmt.Sprintf("%s in %s fell to %d, at or below its reorder point %d: order %d", sku, wh, onHand, eff.ReorderPoint, a.SuggestedQty)
 		if seasonal {
 			a.Message += " (seasonal threshold)"
 		}
 		// Re-checked in the raising transaction: another replica may have
 		// fired it meanwhile.
 		_, _, _ = s.raiseIf(a, func(tx store.Tx) (bool, error) {
-			if armed, err := armedIn(tx); err != nil || !armed {
-				return false, err
-			}
-			return true, tx.Set(key, []byte{0})
+			st, found, err := readReorder(tx, key)
+			return err == nil && found && st.Above && (!st.HasPoint || st.Point == eff.ReorderPoint), err
+		}, func(tx store.Tx, id string) error {
+			return writeReorder(tx, key, reorderState{Alert: id, Point: eff.ReorderPoint, HasPoint: true})
 		})
-	case onHand > eff.ReorderPoint && !armed:
-		if err := s.rec.Update(func(tx store.Tx) error { return tx.Set(key, []byte{1}) }); err != nil {
-			s.log.Error("re-arm reorder alert", "warehouse", wh, "sku", sku, "err", err)
-		}
+	default: // the first observation, a move of the point, or back above it
+		s.change(func(tx store.Tx) (Alert, bool, error) {
+			st, found, err := readReorder(tx, key)
+			if err != nil || (found && st.same(above, eff.ReorderPoint)) {
+				return Alert{}, false, err
+			}
+			next := reorderState{Above: above, Point: eff.ReorderPoint, HasPoint: true}
+			if !above {
+				next.Alert = st.Alert // still below: the alert stands
+			}
+			if err := writeReorder(tx, key, next); err != nil {
+				return Alert{}, false, err
+			}
+			if !above || st.Alert == "" {
+				return Alert{}, false, nil
+			}
+			return s.closeIn(tx, st.Alert, StatusCleared, "", "")
+		}, "record reorder state", "warehouse", wh, "sku", sku)
 	}
 }
 
-// ObserveConflict raises an alert when a conflict opens (again).
+// conflictStands reports whether a conflict is an exception someone must
+// still act on: it holds and nobody resolved it.
+func conflictStands(c conflicts.Conflict) bool {
+	return c.Holds && c.Status != conflicts.StatusResolved && c.Status != conflicts.StatusCleared
+}
+
+// ObserveConflict notifies a conflict's opening (again) and its end, once
+// each: a conflict is its own exception, not an alert item.
 func (s *Service) ObserveConflict(c conflicts.Conflict) {
 	key := []byte(pfxCfl + c.ID)
 	var standing bool
@@ -251,44 +351,85 @@ func (s *Service) ObserveConflict(c conflicts.Conflict) {
 		_, standing, err = tx.Get(key)
 		return err
 	}); err != nil {
-		s.log.Error("read conflict alert state", "conflict", c.ID, "err", err)
+		s.log.Error("read conflict notification state", "conflict", c.ID, "err", err)
 		return
 	}
-	opened := c.Status == conflicts.StatusOpen && c.Holds
-	switch {
-	case opened && !standing:
-		_, _, _ = s.raiseIf(conflictAlert(c), setIfAbsent(key))
-	case !c.Holds && standing:
-		if err := s.rec.Update(func(tx store.Tx) error { return tx.Delete(key) }); err != nil {
-			s.log.Error("re-arm conflict alert", "conflict", c.ID, "err", err)
-		}
+	switch stands := conflictStands(c); {
+	case stands && !standing:
+		_, _ = s.notifyConflict(c, ConflictOpened)
+	case !stands && standing:
+		_, _ = s.notifyConflict(c, ConflictEnded)
 	}
 }
 
-// conflictAlert is the alert of an open conflict.
-func conflictAlert(c conflicts.Conflict) Alert {
-	a := Alert{Kind: KindConflict, Warehouse: c.Warehouse, SKU: c.SKU, Location: c.Location, Conflict: c.ID, ConflictKind: string(c.Kind)}
-	switch c.Kind {
-	case conflicts.KindReceiptDiscrepancy:
-		a.Kind = KindReceiptDiscrepancy
-	case conflicts.KindOversell:
-		a.Kind = KindOversell
+// notifyConflict records event for c in one transaction — its standing
+// flag set (opened) or deleted (ended), and Config.ConflictWithin — when
+// the flag says it was not done yet, and reports whether it was.
+func (s *Service) notifyConflict(c conflicts.Conflict, event string) (bool, error) {
+	key := []byte(pfxCfl + c.ID)
+	var done bool
+	err := s.rec.Update(func(tx store.Tx) error {
+		done = false
+		_, standing, err := tx.Get(key)
+		if err != nil || standing == (event == ConflictOpened) {
+			return err
+		}
+		if event == ConflictOpened {
+			err = tx.Set(key, nil)
+		} else {
+			err = tx.Delete(key)
+		}
+		if err != nil {
+			return err
+		}
+		if s.cfg.ConflictWithin != nil {
+			if err := s.cfg.ConflictWithin(tx, c, event); err != nil {
+				return err
+			}
+		}
+		done = true
+		return nil
+	})
+	if err != nil {
+		s.log.Error("conflict notification not stored", "conflict", c.ID, "event", event, "err", err)
+		return false, err
 	}
-	a.Message = string(c.Kind) + ": " + c.Detail
-	if c.SuggestedAction != "" {
-		a.Message += " — " + c.SuggestedAction
+	if done {
+		s.notified.WithLabelValues(string(c.Kind), event).Inc()
+		s.log.Info("conflict", "id", c.ID, "kind", c.Kind, "event", event, "status", c.Status, "warehouse", c.Warehouse)
+		if s.cfg.ConflictNotified != nil {
+			s.cfg.ConflictNotified(c, event)
+		}
 	}
-	return a
+	return done, nil
 }
 
-// setIfAbsent is a raiseIf condition: raise when key is absent, and set it.
-func setIfAbsent(key []byte) func(tx store.Tx) (bool, error) {
-	return func(tx store.Tx) (bool, error) {
-		if _, standing, err := tx.Get(key); err != nil || standing {
-			return false, err
-		}
-		return true, tx.Set(key, nil)
+// closeLegacyConflictAlerts clears the open alerts of conflicts an older
+// server raised (conflicts notify on their own now) and returns how many.
+func (s *Service) closeLegacyConflictAlerts() (int, error) {
+	var ids []string
+	if err := s.rec.View(func(tx store.Tx) error {
+		ids = ids[:0]
+		return tx.Scan([]byte(pfxOpen), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+			id := string(k[len(pfxOpen):])
+			var a Alert
+			if found, err := getCBOR(tx, []byte(pfxAlert+id), &a); err != nil || !found {
+				return err
+			}
+			if a.Kind == KindConflict || a.Kind == KindOversell || a.Kind == KindReceiptDiscrepancy {
+				ids = append(ids, id)
+			}
+			return nil
+		})
+	}); err != nil {
+		return 0, err
 	}
+	for _, id := range ids {
+		s.change(func(tx store.Tx) (Alert, bool, error) {
+			return s.closeIn(tx, id, StatusCleared, "", "")
+		}, "clear an older server's conflict alert", "alert", id)
+	}
+	return len(ids), nil
 }
 
 // CheckGateways raises offline and backlog alerts.
@@ -354,8 +495,8 @@ func (s *Service) GatewayClock(wh, gw string, err error) {
 	})
 }
 
-// gatewayState raises the alert `build` makes when bad turns true and
-// re-arms when it turns false.
+// gatewayState raises the alert `build` makes when bad turns true, and
+// clears it when bad turns false (the cause is gone).
 func (s *Service) gatewayState(key []byte, bad bool, build func() Alert) {
 	var standing bool
 	if err := s.rec.View(func(tx store.Tx) error {
@@ -368,25 +509,39 @@ func (s *Service) gatewayState(key []byte, bad bool, build func() Alert) {
 	}
 	switch {
 	case bad && !standing:
-		_, _, _ = s.raiseIf(build(), setIfAbsent(key))
+		_, _, _ = s.raiseIf(build(), func(tx store.Tx) (bool, error) {
+			_, standing, err := tx.Get(key)
+			return err == nil && !standing, err
+		}, func(tx store.Tx, id string) error { return tx.Set(key, []byte(id)) })
 	case !bad && standing:
-		if err := s.rec.Update(func(tx store.Tx) error { return tx.Delete(key) }); err != nil {
-			s.log.Error("re-arm gateway alert", "err", err)
-		}
+		s.change(func(tx store.Tx) (Alert, bool, error) {
+			id, standing, err := tx.Get(key)
+			if err != nil || !standing {
+				return Alert{}, false, err
+			}
+			if err := tx.Delete(key); err != nil {
+				return Alert{}, false, err
+			}
+			if len(id) == 0 { // stored by an older server: the alert is not named
+				return Alert{}, false, nil
+			}
+			return s.closeIn(tx, string(id), StatusCleared, "", "")
+		}, "clear gateway alert")
 	}
 }
 
 // Raise stores a new alert (built by the caller) and publishes it.
 func (s *Service) Raise(a Alert) (Alert, error) {
-	a, _, err := s.raiseIf(a, nil)
+	a, _, err := s.raiseIf(a, nil, nil)
 	return a, err
 }
 
 // raiseIf stores a when cond (nil: always), run in the same transaction,
-// says so — cond also writes the state that keeps the alert from firing
-// again — and then publishes it. It reports whether a was raised: false
-// when cond found it raised already (by this or another replica).
-func (s *Service) raiseIf(a Alert, cond func(tx store.Tx) (bool, error)) (Alert, bool, error) {
+// says so, then mark (nil: nothing) writes the state that names the
+// cause's standing alert, and then publishes it. It reports whether a was
+// raised: false when cond found it raised already (by this or another
+// replica).
+func (s *Service) raiseIf(a Alert, cond func(tx store.Tx) (bool, error), mark func(tx store.Tx, id string) error) (Alert, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
@@ -405,6 +560,11 @@ func (s *Service) raiseIf(a Alert, cond func(tx store.Tx) (bool, error)) (Alert,
 			return err
 		}
 		a.ID = id
+		if mark != nil {
+			if err := mark(tx, id); err != nil {
+				return err
+			}
+		}
 		if err := putCBOR(tx, []byte(pfxAlert+a.ID), a); err != nil {
 			return err
 		}
@@ -430,6 +590,55 @@ func (s *Service) raiseIf(a Alert, cond func(tx store.Tx) (bool, error)) (Alert,
 	s.log.Info("alert", "id", a.ID, "kind", a.Kind, "warehouse", a.Warehouse, "message", a.Message)
 	if s.cfg.Publish != nil {
 		s.cfg.Publish(a)
+	}
+	return a, true, nil
+}
+
+// change runs f in a transaction and publishes the alert it reports
+// changed, after the commit; it logs a failure with what and attrs.
+func (s *Service) change(f func(tx store.Tx) (Alert, bool, error), what string, attrs ...any) {
+	var a Alert
+	var changed bool
+	err := s.rec.Update(func(tx store.Tx) error {
+		var err error
+		a, changed, err = f(tx)
+		return err
+	})
+	if err != nil {
+		s.log.Error(what, append(attrs, "err", err)...)
+		return
+	}
+	if changed {
+		s.log.Info("alert "+string(a.Status), "id", a.ID, "kind", a.Kind, "warehouse", a.Warehouse)
+		if s.cfg.Publish != nil {
+			s.cfg.Publish(a)
+		}
+	}
+}
+
+// closeIn closes alert id in tx — cleared (its cause is gone) or resolved
+// (by a person, with a note) — when it still stands, and reports whether
+// it did. Config.Within runs with the closed alert.
+func (s *Service) closeIn(tx store.Tx, id string, to Status, by, note string) (Alert, bool, error) {
+	var a Alert
+	found, err := getCBOR(tx, []byte(pfxAlert+id), &a)
+	if err != nil || !found || !a.Status.Standing() {
+		return a, false, err
+	}
+	a.Status, a.ClosedMS = to, s.cfg.Now().UnixMilli()
+	if to == StatusResolved {
+		a.ResolvedBy, a.ResolveNote = by, note
+	}
+	if err := putCBOR(tx, []byte(pfxAlert+id), a); err != nil {
+		return a, false, err
+	}
+	if err := tx.Delete([]byte(pfxOpen + id)); err != nil {
+		return a, false, err
+	}
+	if s.cfg.Within != nil {
+		if err := s.cfg.Within(tx, a); err != nil {
+			return a, false, err
+		}
 	}
 	return a, true, nil
 }
@@ -474,14 +683,16 @@ type Query struct {
 	Warehouse string
 	Kind      Kind
 	Status    Status
-	SKU       string
-	Limit     int // default 100
-	Offset    int
+	// Standing matches open and acknowledged alerts only.
+	Standing bool
+	SKU      string
+	Limit    int // default 100
+	Offset   int
 }
 
 func (q Query) match(a *Alert) bool {
 	return (q.Warehouse == "" || a.Warehouse == q.Warehouse) && (q.Kind == "" || a.Kind == q.Kind) &&
-		(q.Status == "" || a.Status == q.Status) && (q.SKU == "" || a.SKU == q.SKU)
+		(q.Status == "" || a.Status == q.Status) && (!q.Standing || a.Status.Standing()) && (q.SKU == "" || a.SKU == q.SKU)
 }
 
 // List returns alerts matching q, newest first, and whether more follow.
@@ -541,12 +752,49 @@ func (s *Service) Get(_ context.Context, id string) (Alert, error) {
 	return a, err
 }
 
-// Ack records that a person (by) saw the alert. Of two replicas
-// acknowledging one alert at once, one succeeds and publishes; the other
-// gets ErrAcknowledged.
+// Ack records that a person (by) saw the alert; it stands until its cause
+// is gone or someone resolves it. Of two replicas acknowledging one alert
+// at once, one succeeds and publishes; the other gets ErrAcknowledged.
 func (s *Service) Ack(_ context.Context, id, by, note string) (Alert, error) {
+	return s.byPerson(id, by, func(tx store.Tx, a Alert) (Alert, error) {
+		switch a.Status {
+		case StatusAcknowledged:
+			return a, fmt.Errorf("alert %s: %w by %s", id, ErrAcknowledged, a.AckBy)
+		case StatusCleared, StatusResolved:
+			return a, fmt.Errorf("alert %s: %w (%s)", id, ErrClosed, a.Status)
+		}
+		a.Status, a.AckBy, a.AckNote, a.AckMS = StatusAcknowledged, by, note, s.cfg.Now().UnixMilli()
+		if err := putCBOR(tx, []byte(pfxAlert+id), a); err != nil {
+			return a, err
+		}
+		if err := tx.Delete([]byte(pfxOpen + id)); err != nil {
+			return a, err
+		}
+		if s.cfg.Within != nil {
+			return a, s.cfg.Within(tx, a)
+		}
+		return a, nil
+	})
+}
+
+// Resolve closes a standing (open or acknowledged) alert on behalf of a
+// person (by), with a note. Its cause may still be there: the alert is not
+// raised again until the cause has gone and come back.
+func (s *Service) Resolve(_ context.Context, id, by, note string) (Alert, error) {
+	return s.byPerson(id, by, func(tx store.Tx, a Alert) (Alert, error) {
+		got, closed, err := s.closeIn(tx, id, StatusResolved, by, note)
+		if err == nil && !closed {
+			err = fmt.Errorf("alert %s: %w (%s)", id, ErrClosed, a.Status)
+		}
+		return got, err
+	})
+}
+
+// byPerson runs f on alert id in a transaction, for a person's action, and
+// publishes the result after the commit.
+func (s *Service) byPerson(id, by string, f func(tx store.Tx, a Alert) (Alert, error)) (Alert, error) {
 	if strings.TrimSpace(by) == "" {
-		return Alert{}, fmt.Errorf("%w: by: name the person who acknowledges", ErrInvalid)
+		return Alert{}, fmt.Errorf("%w: by: name the person who acts", ErrInvalid)
 	}
 	var a Alert
 	err := s.rec.Update(func(tx store.Tx) error {
@@ -558,20 +806,8 @@ func (s *Service) Ack(_ context.Context, id, by, note string) (Alert, error) {
 		if !found {
 			return fmt.Errorf("alert %s: %w", id, ErrNotFound)
 		}
-		if a.Status == StatusAcknowledged {
-			return fmt.Errorf("alert %s: %w by %s", id, ErrAcknowledged, a.AckBy)
-		}
-		a.Status, a.AckBy, a.AckNote, a.AckMS = StatusAcknowledged, by, note, s.cfg.Now().UnixMilli()
-		if err := putCBOR(tx, []byte(pfxAlert+id), a); err != nil {
-			return err
-		}
-		if err := tx.Delete([]byte(pfxOpen + id)); err != nil {
-			return err
-		}
-		if s.cfg.Within != nil {
-			return s.cfg.Within(tx, a)
-		}
-		return nil
+		a, err = f(tx, a)
+		return err
 	})
 	if err != nil {
 		return a, err

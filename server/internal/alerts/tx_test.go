@@ -83,11 +83,11 @@ func txDB(t *testing.T) store.Records {
 	return a
 }
 
-// TestAlertWebhookIsQueuedInTheAlertsTransaction: the webhook of a new or
-// acknowledged alert is queued in the transaction that stores it. With no
-// Publish at all — a replica that died right after the commit — it is
-// delivered; a transaction that fails after the hook leaves neither the
-// alert nor its webhook.
+// TestAlertWebhookIsQueuedInTheAlertsTransaction: the webhook of an alert
+// change is queued in the transaction that stores it. With no Publish at
+// all — a replica that died right after the commit — it is delivered; a
+// transaction that fails after the hook leaves neither the alert nor its
+// webhook.
 func TestAlertWebhookIsQueuedInTheAlertsTransaction(t *testing.T) {
 	rec := txDB(t)
 	within, fail, sink := hooked(t, rec)
@@ -96,10 +96,8 @@ func TestAlertWebhookIsQueuedInTheAlertsTransaction(t *testing.T) {
 	ctx := context.Background()
 
 	fail.Store(true)
-	_, err := svc.Raise(Alert{Kind: KindConflict, Warehouse: "wh1", Message: "lost"})
+	_, err := svc.Raise(Alert{Kind: KindGatewayOffline, Warehouse: "wh1", Message: "lost"})
 	require.Error(t, err)
-	c := conflicts.Conflict{ID: "neg:wh1/A/X", Kind: conflicts.KindNegativeStock, Status: conflicts.StatusOpen, Holds: true, Warehouse: "wh1", Detail: "on-hand −1"}
-	svc.ObserveConflict(c)
 	all, _, err := svc.List(ctx, Query{})
 	require.NoError(t, err)
 	require.Empty(t, all, "no alert stored")
@@ -110,21 +108,16 @@ func TestAlertWebhookIsQueuedInTheAlertsTransaction(t *testing.T) {
 	}))
 
 	fail.Store(false)
-	svc.ObserveConflict(c) // the conflict's flag was rolled back with the alert: it alerts now
 	a, err := svc.Raise(Alert{Kind: KindReorder, Warehouse: "wh1", SKU: "A", Message: "reorder"})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(sink.alerts()) == 2 }, 10*time.Second, 5*time.Millisecond)
-	got := sink.alerts()
-	require.Equal(t, KindConflict, got[0].Kind)
-	require.Equal(t, c.ID, got[0].Conflict)
-	require.NotEmpty(t, got[0].ID)
-	require.Equal(t, a, got[1], "the alert as stored, id included")
+	require.Eventually(t, func() bool { return len(sink.alerts()) == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, a, sink.alerts()[0], "the alert as stored, id included")
 
 	acked, err := svc.Ack(ctx, a.ID, "ana", "ordered")
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(sink.alerts()) == 3 }, 10*time.Second, 5*time.Millisecond)
-	require.Equal(t, acked, sink.alerts()[2])
-	require.Equal(t, StatusAcknowledged, sink.alerts()[2].Status)
+	require.Eventually(t, func() bool { return len(sink.alerts()) == 2 }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, acked, sink.alerts()[1])
+	require.Equal(t, StatusAcknowledged, sink.alerts()[1].Status)
 
 	// An acknowledgement whose transaction fails is not recorded.
 	b, err := svc.Raise(Alert{Kind: KindReorder, Warehouse: "wh1", SKU: "B", Message: "reorder"})
@@ -135,8 +128,48 @@ func TestAlertWebhookIsQueuedInTheAlertsTransaction(t *testing.T) {
 	still, err := svc.Get(ctx, b.ID)
 	require.NoError(t, err)
 	require.Equal(t, StatusOpen, still.Status)
-	time.Sleep(100 * time.Millisecond) // negative window: the failed acknowledgement must publish nothing
-	require.Len(t, sink.alerts(), 4, "conflict, A, A acknowledged, B")
+	// Nor is a resolution.
+	_, err = svc.Resolve(ctx, b.ID, "ana", "")
+	require.Error(t, err)
+	still, err = svc.Get(ctx, b.ID)
+	require.NoError(t, err)
+	require.Equal(t, StatusOpen, still.Status)
+	fail.Store(false)
+	resolved, err := svc.Resolve(ctx, b.ID, "ana", "ordered")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(sink.alerts()) == 4 }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, resolved, sink.alerts()[3], "A, A acknowledged, B, B resolved: the failed ones published nothing")
+}
+
+// TestConflictNotificationIsQueuedInItsTransaction: a conflict's opening
+// is notified in the transaction that records it; a failing one records
+// nothing, and the conflict is notified by the next observation.
+func TestConflictNotificationIsQueuedInItsTransaction(t *testing.T) {
+	rec := txDB(t)
+	var fail atomic.Bool
+	var queued []string
+	svc := New(Config{Records: rec, ConflictWithin: func(tx store.Tx, c conflicts.Conflict, event string) error {
+		if err := tx.Set([]byte("test/notified/"+c.ID+"/"+event), nil); err != nil {
+			return err
+		}
+		if fail.Load() {
+			return errors.New("the notification's transaction fails after the hook")
+		}
+		queued = append(queued, event)
+		return nil
+	}})
+	c := negative("X")
+	fail.Store(true)
+	svc.ObserveConflict(c)
+	require.NoError(t, rec.View(func(tx store.Tx) error {
+		_, found, err := tx.Get([]byte("test/notified/" + c.ID + "/opened"))
+		require.False(t, found, "rolled back with the flag")
+		return err
+	}))
+	fail.Store(false)
+	svc.ObserveConflict(c)
+	svc.ObserveConflict(c)
+	require.Equal(t, []string{ConflictOpened}, queued)
 }
 
 // conflictStore is what the sweep tests need of the database: records
@@ -172,9 +205,9 @@ func sweeper(rec store.Records, h *harness) {
 }
 
 // TestSweepRaisesAMissedConflictAlertOnce: conflicts whose ObserveConflict
-// never came (the replica that applied them died after the commit) get
-// their alert from the sweep, once, also with two replicas sweeping at
-// once; a conflict observed already is not alerted again.
+// never came (the replica that applied them died after the commit) are
+// notified by the sweep, once, also with two replicas sweeping at once; a
+// conflict observed already is not notified again.
 func TestSweepRaisesAMissedConflictAlertOnce(t *testing.T) {
 	ra, rb := shared(t)
 	a, b := newHarnessOn(ra, nil), newHarnessOn(rb, nil)
@@ -184,7 +217,7 @@ func TestSweepRaisesAMissedConflictAlertOnce(t *testing.T) {
 	seen := negative("SEEN")
 	raiseConflicts(t, ra, seen, negative("M1"), negative("M2"), conflicts.Oversell("wh1", "O", 3, 1, protocol.MakeHLC(1000, 0)))
 	a.svc.ObserveConflict(seen) // the apply observed this one
-	require.Len(t, published(a, b), 1)
+	require.Len(t, notified(a, b), 1)
 
 	var wg sync.WaitGroup
 	counts := make([]int, 2)
@@ -200,13 +233,10 @@ func TestSweepRaisesAMissedConflictAlertOnce(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, 3, counts[0]+counts[1], "M1, M2 and O, once over both replicas")
 	byConflict := map[string]int{}
-	kinds := map[Kind]int{}
-	for _, al := range published(a, b) {
-		byConflict[al.Conflict]++
-		kinds[al.Kind]++
+	for _, n := range notified(a, b) {
+		byConflict[n]++
 	}
-	require.Equal(t, map[string]int{seen.ID: 1, "neg:wh1/BIN/M1": 1, "neg:wh1/BIN/M2": 1, "oversell:wh1/O": 1}, byConflict)
-	require.Equal(t, map[Kind]int{KindConflict: 3, KindOversell: 1}, kinds)
+	require.Equal(t, map[string]int{"opened " + seen.ID: 1, "opened neg:wh1/BIN/M1": 1, "opened neg:wh1/BIN/M2": 1, "opened oversell:wh1/O": 1}, byConflict)
 
 	for _, h := range []*harness{a, b} {
 		n, err := h.svc.SweepConflicts(ctx)
@@ -215,11 +245,11 @@ func TestSweepRaisesAMissedConflictAlertOnce(t *testing.T) {
 	}
 	stored, _, err := a.svc.List(ctx, Query{Limit: 100})
 	require.NoError(t, err)
-	require.Len(t, stored, 4)
+	require.Empty(t, stored, "conflicts are not alert items")
 
 	// The apply observing a swept conflict late changes nothing either.
 	b.svc.ObserveConflict(negative("M1"))
-	require.Len(t, published(a, b), 4)
+	require.Len(t, notified(a, b), 4)
 }
 
 // TestRunSweepsOnlyWhereSweepSaysSo: Run sweeps every CheckEvery while
@@ -237,9 +267,9 @@ func TestRunSweepsOnlyWhereSweepSaysSo(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	raiseConflicts(t, rec, negative("M1"))
 	time.Sleep(100 * time.Millisecond) // negative window: ten sweep periods in which a non-leader must not sweep
-	require.Empty(t, published(h), "not the leader: no sweep")
+	require.Empty(t, notified(h), "not the leader: no sweep")
 	leader.Store(true)
-	require.Eventually(t, func() bool { return len(published(h)) == 1 }, 5*time.Second, 5*time.Millisecond)
-	time.Sleep(50 * time.Millisecond) // negative window: five more sweeps must not publish it again
-	require.Len(t, published(h), 1, "once")
+	require.Eventually(t, func() bool { return len(notified(h)) == 1 }, 5*time.Second, 5*time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // negative window: five more sweeps must not notify it again
+	require.Len(t, notified(h), 1, "once")
 }

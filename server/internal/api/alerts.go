@@ -13,6 +13,13 @@ type Alerts interface {
 	List(ctx context.Context, q alerts.Query) ([]alerts.Alert, bool, error)
 	Get(ctx context.Context, id string) (alerts.Alert, error)
 	Ack(ctx context.Context, id, by, note string) (alerts.Alert, error)
+	Resolve(ctx context.Context, id, by, note string) (alerts.Alert, error)
+}
+
+// AlertAction is the body of an alert's ack and resolve.
+type AlertAction struct {
+	By   string `json:"by"`
+	Note string `json:"note"`
 }
 
 var _ Alerts = (*alerts.Service)(nil)
@@ -23,7 +30,7 @@ func alertError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, alerts.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, alerts.ErrAcknowledged):
+	case errors.Is(err, alerts.ErrAcknowledged), errors.Is(err, alerts.ErrClosed):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
@@ -38,8 +45,13 @@ func (h *Handler) registerAlerts() {
 			return
 		}
 		q := r.URL.Query()
+		standing := q.Get("standing")
+		if standing != "" && standing != "true" && standing != "false" {
+			writeError(w, http.StatusBadRequest, "standing: want true or false")
+			return
+		}
 		as, more, err := svc.List(r.Context(), alerts.Query{Warehouse: q.Get("warehouse"), Kind: alerts.Kind(q.Get("kind")),
-			Status: alerts.Status(q.Get("status")), SKU: q.Get("sku"), Limit: limit, Offset: offset})
+			Status: alerts.Status(q.Get("status")), Standing: standing == "true", SKU: q.Get("sku"), Limit: limit, Offset: offset})
 		if err != nil {
 			alertError(w, err)
 			return
@@ -58,20 +70,21 @@ func (h *Handler) registerAlerts() {
 		}
 		writeJSON(w, http.StatusOK, a)
 	})
-	h.handle("POST /api/v1/alerts/{id}/ack", func(w http.ResponseWriter, r *http.Request) {
-		svc := h.d.Alerts
-		var body struct {
-			By   string `json:"by"`
-			Note string `json:"note"`
-		}
-		if !decodeBody(w, r, &body) {
-			return
-		}
-		a, err := svc.Ack(r.Context(), r.PathValue("id"), body.By, body.Note)
-		if err != nil {
-			alertError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, a)
-	})
+	for _, action := range []struct {
+		path string
+		do   func(svc Alerts, ctx context.Context, id, by, note string) (alerts.Alert, error)
+	}{{"ack", Alerts.Ack}, {"resolve", Alerts.Resolve}} {
+		h.handle("POST /api/v1/alerts/{id}/"+action.path, func(w http.ResponseWriter, r *http.Request) {
+			var body AlertAction
+			if !decodeBody(w, r, &body) {
+				return
+			}
+			a, err := action.do(h.d.Alerts, r.Context(), r.PathValue("id"), body.By, body.Note)
+			if err != nil {
+				alertError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, a)
+		})
+	}
 }

@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.md = newMDWiring(st, s.bus, s.down, cfg.Bounds.Defaulted().ClockMaxOffset, log.With("component", "masterdata")) // masterdata.go
 	hub := dashboard.NewHub()
 	s.inv = newInventory(inventoryDeps{st: st, bus: s.bus, hub: hub, md: s.md.hooks(), leading: s.leading(), shared: s.rep != nil,
-		replicaID: s.replicaID(), topics: protocol.NewTopics(cfg.Root), clock: clock, reg: reg, log: log.With("component", "inventory")})
+		replicaID: s.replicaID(), alertCfg: cfg.AlertConfig(), topics: protocol.NewTopics(cfg.Root), clock: clock, reg: reg, log: log.With("component", "inventory")})
 	s.ingest = ingest.New(ingest.Config{
 		Link: link, Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: sec.ingestUser, Password: sec.ingestPass,
 		TLS: sec.ingestTLS, Limits: sec.limits, ShareGroup: cfg.ShareGroup, NoDeflate: cfg.NoOpsDeflate, Clock: clock,

@@ -66,10 +66,13 @@ type inventoryDeps struct {
 	shared  bool        // replicas share the store
 	// replicaID names this server in delivery leases
 	replicaID string
-	topics    protocol.Topics
-	clock     *protocol.Clock
-	reg       prometheus.Registerer
-	log       *slog.Logger
+	// alertCfg carries the alert settings (delays and thresholds);
+	// Records, hooks and clocks are the inventory's.
+	alertCfg alerts.Config
+	topics   protocol.Topics
+	clock    *protocol.Clock
+	reg      prometheus.Registerer
+	log      *slog.Logger
 }
 
 func newInventory(d inventoryDeps) *inventory {
@@ -85,10 +88,14 @@ func newInventory(d inventoryDeps) *inventory {
 		Gateways: func(ctx context.Context) ([]store.Gateway, error) { return d.st.Gateways(ctx, "") },
 		// The webhook is queued in the alert's transaction; MQTT and the
 		// dashboard follow the commit.
-		Within:  inv.queueAlert,
-		Publish: inv.publishAlert,
-		// Conflicts whose alert the apply did not raise (the replica died
-		// after its commit) get it from the sweep, on the leader.
+		Within:           inv.queueAlert,
+		Publish:          inv.publishAlert,
+		ConflictWithin:   inv.queueConflict,
+		ConflictNotified: func(conflicts.Conflict, string) { inv.alertOut.Poke() },
+		OfflineAfter:     d.alertCfg.OfflineAfter, BacklogOps: d.alertCfg.BacklogOps,
+		BacklogChecks: d.alertCfg.BacklogChecks, CheckEvery: d.alertCfg.CheckEvery,
+		// Conflicts whose notification the apply did not make (the replica
+		// died after its commit) get it from the sweep, on the leader.
 		OpenConflicts: func(ctx context.Context) ([]conflicts.Conflict, error) {
 			return b.Conflicts(ctx, conflicts.Query{Status: conflicts.StatusOpen})
 		},
@@ -228,8 +235,29 @@ func (inv *inventory) queueAlert(tx store.Tx, a alerts.Alert) error {
 	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventAlert, Warehouse: a.Warehouse, Body: body})
 }
 
-// publishAlert follows the commit of a new or acknowledged alert: its
-// MQTT message and webhook were queued in the transaction (queueAlert);
+// ConflictMessage is the body of a conflict's webhook (event "conflict")
+// and of its message on the alerts topic: "conflict.opened" when it opens
+// (again), "conflict.ended" when it stops holding or is resolved.
+type ConflictMessage struct {
+	Event    string             `json:"event"`
+	Conflict conflicts.Conflict `json:"conflict"`
+}
+
+// queueConflict queues a conflict's notification in the transaction that
+// records it.
+func (inv *inventory) queueConflict(tx store.Tx, c conflicts.Conflict, event string) error {
+	body, err := json.Marshal(ConflictMessage{Event: "conflict." + event, Conflict: c})
+	if err != nil {
+		return err
+	}
+	if err := inv.alertOut.Queue(tx, "conflict/"+c.ID, event, inv.topics.Alerts(c.Warehouse), body); err != nil {
+		return err
+	}
+	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventConflict, Warehouse: c.Warehouse, Body: body})
+}
+
+// publishAlert follows the commit of an alert change: its MQTT message
+// and webhook were queued in the transaction (queueAlert);
 // the dashboard is live, best effort.
 func (inv *inventory) publishAlert(a alerts.Alert) {
 	inv.alertOut.Poke()

@@ -70,9 +70,8 @@ func TestHelloFirstSeqRecordsLostOps(t *testing.T) {
 		slices.Sort(locs)
 		return slices.Equal(locs, []string{"L", "M"})
 	})
-	waitFor(t, 10*time.Second, "the conflict's alert", func() bool {
-		code, body := httpDo(t, "GET", "http://"+s.HTTPAddr()+"/api/v1/alerts", "")
-		return code == 200 && strings.Contains(body, "lost:wh1/g1/11-20")
+	waitFor(t, 10*time.Second, "the conflict's notification", func() bool {
+		return metric(t, s, "", "shelfsync_conflict_notifications_total", `event="opened",kind="lost-ops"`) == 1
 	})
 
 	// Replication resumes at 21; the same hello again records nothing.

@@ -34,6 +34,7 @@ type Config struct {
 	ScaleOut  // store backend and shared subscription (scaleout.go)
 	Bounds    // HTTP limits, upload size, clock offset (bounds.go)
 	Broker    // the embedded broker's connection limits (broker.go)
+	Alerts    // alert delays and thresholds (alerts.go)
 }
 
 // Register defines every flag of `shelfsync-server run` on fs.
@@ -54,6 +55,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	c.ScaleOut.register(fs)
 	c.Bounds.register(fs)
 	c.Broker.register(fs)
+	c.Alerts.register(fs)
 }
 
 // Validate reports every invalid field.
@@ -80,6 +82,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.ScaleOut.validate(c.BrokerURL != "")...)
 	errs = append(errs, c.Bounds.validate()...)
 	errs = append(errs, c.Broker.validate()...)
+	errs = append(errs, c.Alerts.validate()...)
 	if c.ClusterListen != "" && (c.BrokerURL != "" || !c.Postgres()) {
 		errs = append(errs, fmt.Errorf("cluster-listen: clusters the embedded broker of replicas that share a PostgreSQL store: needs --store postgres://… and no --broker"))
 	}

@@ -10,7 +10,9 @@
 // condition stops holding (stock back at or above zero, a late op that
 // explains a count) is kept, with status cleared, for audit; it is reopened
 // when the condition holds again. Nothing is resolved away silently: only
-// Resolve, on behalf of a person, marks a conflict resolved.
+// Resolve, on behalf of a person, marks a conflict resolved — at once for
+// accept and adjust, whose work the resolution itself does; a recount
+// leaves it acknowledged until the count is scanned (RecountDone).
 package conflicts
 
 import (
@@ -44,9 +46,10 @@ type Status string
 
 // Conflict statuses.
 const (
-	StatusOpen     Status = "open"     // the condition holds and nobody resolved it
-	StatusCleared  Status = "cleared"  // the condition no longer holds; kept for audit
-	StatusResolved Status = "resolved" // a person resolved it
+	StatusOpen         Status = "open"         // the condition holds and nobody resolved it
+	StatusAcknowledged Status = "acknowledged" // a person asked for a recount; it is not scanned yet
+	StatusCleared      Status = "cleared"      // the condition no longer holds; kept for audit
+	StatusResolved     Status = "resolved"     // a person resolved it, and its work is done
 )
 
 // Resolutions a person may choose.
@@ -116,6 +119,11 @@ type Conflict struct {
 	SuggestedAction string `json:"suggested_action,omitempty"`
 	Resolution      string `json:"resolution,omitempty"`
 	ResolvedBy      string `json:"resolved_by,omitempty"`
+	// RecountTask names the count task a recount resolution sent, and
+	// RecountAfter when it was asked for: a count of the location stamped
+	// after it is the recount (RecountDone).
+	RecountTask  string       `json:"recount_task,omitempty"`
+	RecountAfter protocol.HLC `json:"recount_after,omitempty"`
 	// CreatedHLC is where, in merge order, the condition arose.
 	CreatedHLC protocol.HLC `json:"created_hlc"`
 }
@@ -196,12 +204,12 @@ func Raise(st Store, c Conflict) (Conflict, bool, error) {
 		return Conflict{}, false, nil
 	case !ok:
 		next = c
-		next.Status, next.Resolution, next.ResolvedBy = StatusOpen, "", ""
+		next.Status, next.Resolution, next.ResolvedBy, next.RecountTask, next.RecountAfter = StatusOpen, "", "", "", 0
 	case c.Holds:
 		next = c
-		next.Status, next.Resolution, next.ResolvedBy = old.Status, old.Resolution, old.ResolvedBy
+		next.Status, next.Resolution, next.ResolvedBy, next.RecountTask, next.RecountAfter = old.Status, old.Resolution, old.ResolvedBy, old.RecountTask, old.RecountAfter
 		if old.Status == StatusCleared || (old.Status == StatusResolved && !old.Holds) {
-			next.Status, next.Resolution, next.ResolvedBy = StatusOpen, "", ""
+			next.Status, next.Resolution, next.ResolvedBy, next.RecountTask, next.RecountAfter = StatusOpen, "", "", "", 0
 		}
 	default: // an existing conflict no longer holds: keep its facts for audit
 		next = old
@@ -228,9 +236,16 @@ func equal(a, b Conflict) bool {
 }
 
 // Resolve marks conflict id resolved by a person (by) with resolution
-// accept, adjust or recount. Issuing the op that carries the resolution to
-// the gateways is the caller's.
+// accept or adjust. A recount marks it acknowledged instead, naming the
+// count task (task) asked for at hlc: it is resolved when that count is
+// scanned (RecountDone). Issuing the op or the task that carries the
+// resolution to the gateways is the caller's.
 func Resolve(st Store, id, resolution, by string) (Conflict, error) {
+	return ResolveAt(st, id, resolution, by, "", 0)
+}
+
+// ResolveAt is Resolve with the recount task and when it was asked for.
+func ResolveAt(st Store, id, resolution, by, task string, at protocol.HLC) (Conflict, error) {
 	switch resolution {
 	case ResolutionAccept, ResolutionAdjust, ResolutionRecount:
 	default:
@@ -247,8 +262,29 @@ func Resolve(st Store, id, resolution, by string) (Conflict, error) {
 		return c, fmt.Errorf("resolve %s: %w (%s by %s)", id, ErrResolved, c.Resolution, c.ResolvedBy)
 	}
 	c.Status, c.Resolution, c.ResolvedBy = StatusResolved, resolution, by
+	if resolution == ResolutionRecount {
+		c.Status, c.RecountTask, c.RecountAfter = StatusAcknowledged, task, at
+	}
 	if err := st.PutConflict(c); err != nil {
 		return Conflict{}, fmt.Errorf("resolve %s: %w", id, err)
 	}
 	return c, nil
+}
+
+// RecountDone marks a conflict waiting for its recount resolved when count
+// (a count op's place in the merge order) is stamped after the recount was
+// asked for; it reports whether it did.
+func RecountDone(st Store, id string, count ledger.Order) (Conflict, bool, error) {
+	c, ok, err := st.GetConflict(id)
+	if err != nil || !ok || c.Status != StatusAcknowledged || c.Resolution != ResolutionRecount {
+		return c, false, err
+	}
+	if count.HLC < c.RecountAfter {
+		return c, false, nil // counted before the recount was asked for
+	}
+	c.Status = StatusResolved
+	if err := st.PutConflict(c); err != nil {
+		return Conflict{}, false, fmt.Errorf("recount of %s: %w", id, err)
+	}
+	return c, true, nil
 }

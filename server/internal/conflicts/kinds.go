@@ -47,10 +47,15 @@ func raceBase(wh string, count ledger.Order, loc bool, k ledger.Key) Conflict {
 }
 
 // varianceConflict: the count at order c found observed of k where the
-// records said expected. It holds when they differ.
+// records said expected. It holds when the count differs from what a shelf
+// can hold of those records: max(expected, 0). Records below zero are no
+// quantity a count can confirm; their negative-stock conflict already says
+// units are missing, and a count of 0 confirms them (it clears that
+// conflict and raises no "found stock"). A count above 0 where the records
+// are negative found that many units.
 func varianceConflict(k ledger.Key, count ledger.Order, expected, observed int64) Conflict {
 	c := keyConflict(VarianceID(count, k), KindVariance, k)
-	c.Holds = expected != observed
+	c.Holds = max(expected, 0) != observed
 	c.Ops, c.CreatedHLC = []OpRef{refOf(k.WH, count)}, count.HLC
 	c.Expected, c.Observed = expected, observed
 	describe(&c)

@@ -119,3 +119,74 @@ func TestIDsKeepCodesApart(t *testing.T) {
 	require.Equal(t, "neg:wh1/A1/x/y", conflicts.NegativeStockID(b))
 	require.Equal(t, "race:wh1/gw-a/3", conflicts.CountRaceID(wh, ledger.Order{HLC: 1, GW: "gw-a", Seq: 3}))
 }
+
+// TestCountThatConfirmsRaisesNothing: a count's variance compares it with
+// what a shelf can hold of the records, max(records, 0). A −1 bin counted
+// 0 confirms the records (and clears the negative stock); counted 2 it
+// found 2; a positive bin counted at its records confirms them.
+func TestCountThatConfirmsRaisesNothing(t *testing.T) {
+	tests := []struct {
+		name     string
+		ops      []ledger.Sourced
+		variance bool
+		expected int64
+	}{
+		{"-1 counted 0", []ledger.Sourced{mk("gw-a", 1, 10, protocol.OpPick, "s", 1), mk("gw-a", 2, 20, protocol.OpCount, "s", 0)}, false, 0},
+		{"-1 counted 0 by location", []ledger.Sourced{mk("gw-a", 1, 10, protocol.OpPick, "s", 1), locCount("gw-a", 2, 20)}, false, 0},
+		{"-1 counted 2", []ledger.Sourced{mk("gw-a", 1, 10, protocol.OpPick, "s", 1), mk("gw-a", 2, 20, protocol.OpCount, "s", 2)}, true, -1},
+		{"3 counted 3", []ledger.Sourced{mk("gw-a", 1, 10, protocol.OpReceive, "s", 3), mk("gw-a", 2, 20, protocol.OpCount, "s", 3)}, false, 0},
+		{"3 counted 1", []ledger.Sourced{mk("gw-a", 1, 10, protocol.OpReceive, "s", 3), mk("gw-a", 2, 20, protocol.OpCount, "s", 1)}, true, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, m := &conflicts.Detector{}, conflicts.NewMemStore()
+			observe(t, d, m, tc.ops...)
+			var vars []conflicts.Conflict
+			all, err := m.ListConflicts(conflicts.Query{})
+			require.NoError(t, err)
+			for _, c := range all {
+				if c.Kind == conflicts.KindVariance && c.Holds {
+					vars = append(vars, c)
+				}
+				if c.Kind == conflicts.KindNegativeStock {
+					require.False(t, c.Holds, "the count ends the negative stock")
+				}
+			}
+			if !tc.variance {
+				require.Empty(t, vars)
+				return
+			}
+			require.Len(t, vars, 1)
+			require.Equal(t, tc.expected, vars[0].Expected)
+			// The reference computation agrees.
+			got := conflicts.Compute(tc.ops, nil, 0)
+			require.Contains(t, got, vars[0].ID)
+		})
+	}
+}
+
+// TestRecountResolvesOnlyWhenScanned: a recount leaves the conflict
+// acknowledged; a count stamped before the request does not resolve it,
+// one stamped after does.
+func TestRecountResolvesOnlyWhenScanned(t *testing.T) {
+	d, m := &conflicts.Detector{}, conflicts.NewMemStore()
+	id := conflicts.NegativeStockID(key("s1"))
+	observe(t, d, m, mk("gw-a", 1, 10, protocol.OpPick, "s1", 1))
+	c, err := conflicts.ResolveAt(m, id, conflicts.ResolutionRecount, "bob", "recount-x", protocol.MakeHLC(20_000, 0))
+	require.NoError(t, err)
+	require.Equal(t, conflicts.StatusAcknowledged, c.Status)
+	require.Equal(t, "recount-x", c.RecountTask)
+	_, done, err := conflicts.RecountDone(m, id, ledger.Order{HLC: protocol.MakeHLC(15_000, 0), GW: "gw-b", Seq: 1})
+	require.NoError(t, err)
+	require.False(t, done, "counted before the request")
+	c, done, err = conflicts.RecountDone(m, id, ledger.Order{HLC: protocol.MakeHLC(25_000, 0), GW: "gw-b", Seq: 2})
+	require.NoError(t, err)
+	require.True(t, done)
+	require.Equal(t, conflicts.StatusResolved, c.Status)
+	require.Equal(t, "bob", c.ResolvedBy)
+	// An accepted conflict is resolved at once.
+	observe(t, d, m, mk("gw-a", 2, 30, protocol.OpPick, "s2", 1))
+	c, err = conflicts.Resolve(m, conflicts.NegativeStockID(key("s2")), conflicts.ResolutionAccept, "bob")
+	require.NoError(t, err)
+	require.Equal(t, conflicts.StatusResolved, c.Status)
+}

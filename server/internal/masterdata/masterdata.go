@@ -556,38 +556,45 @@ func (s *Service) Sellable(wh, loc string) bool {
 func (s *Service) OnOrder(wh, sku string) int64 {
 	var sum int64
 	err := s.b.View(func(tx store.Tx) error {
-		sum = 0
-		recs, err := listCBOR[poRecord](tx, pPO, wh)
-		if err != nil {
-			return err
-		}
-		for _, r := range recs {
-			if r.PO.Status != "" && r.PO.Status != "open" {
-				continue
-			}
-			has := false
-			for _, l := range r.PO.Lines {
-				has = has || l.SKU == sku
-			}
-			if !has {
-				continue
-			}
-			p, err := withReceipts(tx, wh, r)
-			if err != nil {
-				return err
-			}
-			for _, l := range r.PO.Lines {
-				if l.SKU == sku {
-					sum += max(l.Qty-p.Received[l.Line], 0)
-				}
-			}
-		}
-		return nil
+		var err error
+		sum, err = onOrder(tx, wh, sku)
+		return err
 	})
 	if err != nil {
 		s.opt.Logger.Warn("on-order unreadable", "warehouse", wh, "sku", sku, "err", err)
 	}
 	return sum
+}
+
+// onOrder is OnOrder in tx.
+func onOrder(tx store.Tx, wh, sku string) (int64, error) {
+	var sum int64
+	recs, err := listCBOR[poRecord](tx, pPO, wh)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range recs {
+		if r.PO.Status != "" && r.PO.Status != "open" {
+			continue
+		}
+		has := false
+		for _, l := range r.PO.Lines {
+			has = has || l.SKU == sku
+		}
+		if !has {
+			continue
+		}
+		p, err := withReceipts(tx, wh, r)
+		if err != nil {
+			return 0, err
+		}
+		for _, l := range r.PO.Lines {
+			if l.SKU == sku {
+				sum += max(l.Qty-p.Received[l.Line], 0)
+			}
+		}
+	}
+	return sum, nil
 }
 
 // Known reports whether the warehouse has been created: it has settings,

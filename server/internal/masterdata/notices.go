@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
@@ -268,13 +269,15 @@ func reorder(tx store.Tx, wh, gw string, n protocol.Notice) (*ReorderAlert, erro
 	if err != nil {
 		return nil, err
 	}
-	a = ReorderAlert{SKU: n.SKU, OnHand: n.Qty, ReorderPoint: n.Threshold, RaisedBy: []string{by}, AtMS: n.At, Status: "open"}
-	if th.ReorderQty > 0 {
-		a.SuggestedQty = th.ReorderQty
+	ordered, err := onOrder(tx, wh, n.SKU)
+	if err != nil {
+		return nil, err
 	}
-	if th.Max > 0 {
-		a.SuggestedQty = max(th.Max-onHand, 0)
-	}
+	// The one suggestion formula, on the server's on-hand of the whole
+	// warehouse and the threshold in effect the day of the crossing.
+	eff := th.On(time.UnixMilli(n.At).UTC().Format(time.DateOnly))
+	a = ReorderAlert{SKU: n.SKU, OnHand: n.Qty, ReorderPoint: n.Threshold, RaisedBy: []string{by}, AtMS: n.At, Status: "open",
+		SuggestedQty: eff.SuggestedOrder(onHand, ordered)}
 	if err := putCBOR(tx, key(pAlert, wh, n.SKU), a); err != nil {
 		return nil, err
 	}

@@ -53,6 +53,7 @@ import (
 const (
 	EventAvailability = "availability"
 	EventAlert        = "alert"
+	EventConflict     = "conflict"
 	EventOrder        = "order"
 	EventPing         = "ping"
 	EventAll          = "*"
@@ -93,11 +94,11 @@ type Endpoint struct {
 	URL string `json:"url" cbor:"2,keyasint"`
 	// Secret signs the bodies; generated when empty at creation.
 	Secret string `json:"secret,omitempty" cbor:"3,keyasint"`
-	// Events the endpoint receives: availability, alert, order, or "*".
+	// Events the endpoint receives: availability, alert, conflict, order, or "*".
 	Events []string `json:"events" cbor:"4,keyasint"`
 	// Channels limits availability events to these channels (empty: all).
 	Channels []string `json:"channels,omitempty" cbor:"5,keyasint,omitempty"`
-	// Warehouses limits alert and order events to these warehouses (empty: all).
+	// Warehouses limits alert, conflict and order events to these warehouses (empty: all).
 	Warehouses  []string `json:"warehouses,omitempty" cbor:"6,keyasint,omitempty"`
 	Disabled    bool     `json:"disabled,omitempty" cbor:"7,keyasint,omitempty"`
 	Description string   `json:"description,omitempty" cbor:"8,keyasint,omitempty"`
@@ -116,9 +117,9 @@ func (e *Endpoint) Validate() error {
 	}
 	for i, ev := range e.Events {
 		switch ev {
-		case EventAvailability, EventAlert, EventOrder, EventAll:
+		case EventAvailability, EventAlert, EventConflict, EventOrder, EventAll:
 		default:
-			errs = append(errs, fmt.Sprintf("events[%d]: %q must be availability, alert, order or *", i, ev))
+			errs = append(errs, fmt.Sprintf("events[%d]: %q must be availability, alert, conflict, order or *", i, ev))
 		}
 	}
 	if len(e.Secret) > 0 && len(e.Secret) < 16 {

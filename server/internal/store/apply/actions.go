@@ -142,7 +142,9 @@ func Issue(tx Tx, wh string, op protocol.Op) (protocol.Op, store.Result, error) 
 // and carries out the action in the same transaction: "adjust" issues a
 // server-origin adjust op on the conflict's key (by default bringing its
 // on-hand to 0); "recount" sends a count task for its location to the
-// warehouse's gateways; "accept" keeps the records as they are.
+// warehouse's gateways and leaves the conflict acknowledged until a count
+// of the location is scanned (closeCountTasks); "accept" keeps the records
+// as they are.
 func (e *Engine) ResolveConflict(ctx context.Context, id string, r store.Resolution) (store.ResolveResult, error) {
 	var c conflicts.Conflict
 	var found bool
@@ -217,7 +219,11 @@ func resolve(tx Tx, id string, r store.Resolution) (store.ResolveResult, error) 
 		}
 		out.Task = &t
 	}
-	res, err := conflicts.Resolve(tx, id, r.Action, r.By)
+	var task string
+	if out.Task != nil {
+		task = out.Task.ID
+	}
+	res, err := conflicts.ResolveAt(tx, id, r.Action, r.By, task, r.HLC)
 	if err != nil {
 		return out, err
 	}

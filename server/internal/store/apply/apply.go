@@ -394,6 +394,13 @@ func merge(tx Tx, det *conflicts.Detector, wh, gw string, op *protocol.Op) (stor
 	if res.Conflicts, err = det.Observe(tx, tx, wh, gw, op, ch); err != nil {
 		return res, fmt.Errorf("conflicts: %w", err)
 	}
+	if op.Kind.IsCount() {
+		done, err := closeCountTasks(tx, wh, gw, op)
+		if err != nil {
+			return res, fmt.Errorf("count tasks: %w", err)
+		}
+		res.Conflicts = append(res.Conflicts, done...)
+	}
 	res.Applied = 1
 	return res, nil
 }

@@ -712,6 +712,7 @@ func testActions(t *testing.T, open func(*testing.T) store.Store, c config) {
 		{"ActionsDuringIngest", testActionsDuringIngest},
 		{"ResolveAdjust", testResolveAdjust},
 		{"ResolveRecount", testResolveRecount},
+		{"CountClosesCountTasks", testCountClosesCountTasks},
 		{"History", testHistory},
 		{"OrdersOverPick", testOrdersOverPick},
 		{"QuarantineAction", testQuarantineAction},
@@ -1070,8 +1071,9 @@ func testResolveRecount(t *testing.T, s store.Store, a store.Actions, _ config) 
 	require.Regexp(t, "^recount-", out.Task.ID)
 	want := protocol.Task{ID: out.Task.ID, Kind: "count", Location: "L-1", Conflict: id, Reason: "recount: negative-stock", Status: "open"}
 	require.Equal(t, want, *out.Task)
-	require.Equal(t, conflicts.StatusResolved, out.Conflict.Status)
+	require.Equal(t, conflicts.StatusAcknowledged, out.Conflict.Status, "a recount asked for is not done")
 	require.Equal(t, conflicts.ResolutionRecount, out.Conflict.Resolution)
+	require.Equal(t, out.Task.ID, out.Conflict.RecountTask)
 	require.Equal(t, map[ledger.Key]int64{k: -2}, stockOf(t, s, "w"), "a recount changes no stock")
 
 	tasks, err := a.Tasks(ctx, "w")
@@ -1091,6 +1093,80 @@ func testResolveRecount(t *testing.T, s store.Store, a store.Actions, _ config) 
 	tasks, err = a.Tasks(ctx, "w")
 	require.NoError(t, err)
 	require.Len(t, tasks, 1)
+
+	// A count of the bin stamped before the recount was asked for (a
+	// gateway that was offline) is not the recount: the task stays open,
+	// the conflict acknowledged. It finds 0 where the records said −2: no
+	// variance (a shelf cannot hold −2), and the negative stock clears.
+	locCount := func(seq uint64, ms int64, qty int64) protocol.Op {
+		return protocol.Op{Seq: seq, HLC: protocol.MakeHLC(ms, 0), Kind: protocol.OpCount, Scope: protocol.ScopeLocation,
+			Location: "L-1", Lines: []protocol.CountLine{{SKU: "s", Qty: qty}}}
+	}
+	Apply(t, s, Batch("w", "h", locCount(1, 1500, 0)))
+	require.Equal(t, map[ledger.Key]int64{k: 0}, stockOf(t, s, "w"))
+	c := conflictByID(t, a, "w", id)
+	require.Equal(t, conflicts.StatusAcknowledged, c.Status)
+	require.False(t, c.Holds)
+	tasks, err = a.Tasks(ctx, "w")
+	require.NoError(t, err)
+	require.Equal(t, "open", tasks[0].Status)
+	vars, err := a.Conflicts(ctx, conflicts.Query{Warehouse: "w", Kind: conflicts.KindVariance})
+	require.NoError(t, err)
+	require.Empty(t, vars, "a count that confirms what a shelf can hold of the records raises nothing")
+
+	// The recount, a free count of the bin (no task scanned): it closes the
+	// task and resolves the conflict; 0 confirms 0.
+	Apply(t, s, Batch("w", "h", locCount(2, 4000, 0)))
+	c = conflictByID(t, a, "w", id)
+	require.Equal(t, conflicts.StatusResolved, c.Status, "the recount is scanned")
+	require.Equal(t, "lead", c.ResolvedBy)
+	tasks, err = a.Tasks(ctx, "w")
+	require.NoError(t, err)
+	want.Status = "done"
+	require.Equal(t, []protocol.Task{want}, tasks)
+	require.Equal(t, []protocol.Task{want}, readDown(t, s, "w").tasks, "the closed task goes downstream")
+	vars, err = a.Conflicts(ctx, conflicts.Query{Warehouse: "w", Kind: conflicts.KindVariance})
+	require.NoError(t, err)
+	require.Empty(t, vars)
+}
+
+func testCountClosesCountTasks(t *testing.T, s store.Store, a store.Actions, _ config) {
+	ctx := context.Background()
+	put := func(ts ...protocol.Task) {
+		require.NoError(t, s.(store.Records).Update(func(tx store.Tx) error {
+			for _, task := range ts {
+				if err := tx.PutTask("w", "", task); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	put(protocol.Task{ID: "c-bin", Kind: "count", Location: "B", Status: "open"},
+		protocol.Task{ID: "c-bin-s", Kind: "count", Location: "B", SKU: "s", Status: "open"},
+		protocol.Task{ID: "c-bin-t", Kind: "count", Location: "B", SKU: "t", Status: "open"},
+		protocol.Task{ID: "c-other", Kind: "count", Location: "C", Status: "open"},
+		protocol.Task{ID: "p-bin", Kind: "pick", Location: "B", SKU: "s", Qty: 1, Status: "open"})
+	status := func() map[string]string {
+		ts, err := a.Tasks(ctx, "w")
+		require.NoError(t, err)
+		out := map[string]string{}
+		for _, task := range ts {
+			out[task.ID] = task.Status
+		}
+		return out
+	}
+	// A count of one key closes the tasks naming its sku, not the bin's.
+	Apply(t, s, Batch("w", "g", Receive(1, 1000, "B", "s", 3),
+		protocol.Op{Seq: 2, HLC: protocol.MakeHLC(2000, 0), Kind: protocol.OpCount, Location: "B", SKU: "s", Qty: 3}))
+	require.Equal(t, map[string]string{"c-bin": "open", "c-bin-s": "done", "c-bin-t": "open", "c-other": "open", "p-bin": "open"}, status())
+	// A free count of the whole bin closes every count task of the bin.
+	Apply(t, s, Batch("w", "g", protocol.Op{Seq: 3, HLC: protocol.MakeHLC(3000, 0), Kind: protocol.OpCount, Scope: protocol.ScopeLocation,
+		Location: "B", Lines: []protocol.CountLine{{SKU: "s", Qty: 3}}}))
+	require.Equal(t, map[string]string{"c-bin": "done", "c-bin-s": "done", "c-bin-t": "done", "c-other": "open", "p-bin": "open"}, status())
+	cs, err := a.Conflicts(ctx, conflicts.Query{Warehouse: "w"})
+	require.NoError(t, err)
+	require.Empty(t, cs, "counts that confirm the records raise nothing")
 }
 
 func testHistory(t *testing.T, s store.Store, a store.Actions, _ config) {
