@@ -18,6 +18,11 @@ import (
 // their size and a body over the limit is refused before anything of it is
 // applied.
 
+// decodeSeen, when set (openapi_test.go), is told of every value a
+// route's JSON body is decoded into, so that the test can check each of
+// its fields against the OpenAPI document.
+var decodeSeen func(r *http.Request, v any)
+
 // maxBody bounds a JSON request body.
 const maxBody = 1 << 20
 
@@ -32,6 +37,9 @@ var errBadBody = errors.New("invalid JSON body")
 // ErrBodyTooLarge), valid UTF-8 (encoding/json would silently turn invalid
 // bytes into U+FFFD), no unknown fields and nothing after the value.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if decodeSeen != nil {
+		decodeSeen(r, v)
+	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,13 @@ import (
 // counts (the initial load of a warehouse). Imports run in the background
 // and report their progress at /api/v1/imports/{id}; other importers
 // (master data) may register with the same tracker through StartImport.
+
+// The columns of a stock import: those it requires and every column it
+// reads (others are ignored).
+var (
+	stockImportRequired = []string{"warehouse", "location", "sku", "qty"}
+	stockImportColumns  = append(slices.Clone(stockImportRequired), "lot")
+)
 
 // ImportJob is the progress of one import.
 type ImportJob struct {
@@ -203,7 +211,7 @@ func (h *Handler) registerCSV() {
 		}
 		total, err := countRows(f)
 		if err == nil {
-			_, err = csvRows(f, "warehouse", "location", "sku", "qty")
+			_, err = csvRows(f, stockImportRequired...)
 		}
 		if err != nil {
 			closeSpool(f)
@@ -211,7 +219,7 @@ func (h *Handler) registerCSV() {
 			return
 		}
 		_, _ = f.Seek(0, io.SeekStart)
-		next, _ := csvRows(f, "warehouse", "location", "sku", "qty")
+		next, _ := csvRows(f, stockImportRequired...)
 		by := r.URL.Query().Get("by")
 		job := StartImport("stock", total, func(ctx context.Context, report Progress) {
 			defer closeSpool(f)

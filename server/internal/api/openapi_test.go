@@ -43,6 +43,10 @@ type oaOp struct {
 		Ref     string                    `json:"$ref"`
 		Content map[string]map[string]any `json:"content"`
 	} `json:"responses"`
+	RequestBody struct {
+		Content     map[string]map[string]any `json:"content"`
+		XCSVColumns map[string][]string       `json:"x-csv-columns"`
+	} `json:"requestBody"`
 }
 
 func loadDoc(t *testing.T) oaDoc {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/shelfsync/shelfsync/server/internal/csvcell"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,13 +17,23 @@ import (
 // CSV columns per kind, as Export writes them and Import reads them
 // (Import takes the columns in any order; unknown columns are an error,
 // missing optional ones are empty). GTINs are separated by spaces, ";" or
-// "|". POs have one row per line; rows of the same id form one PO.
+// "|". POs have one row per line; rows of the same id form one PO. A
+// threshold's seasonal overrides are one cell: overrides separated by ";",
+// each FROM..TO=REORDER_POINT/REORDER_QTY/MAX (dates YYYY-MM-DD, inclusive;
+// the quantity and max may be empty), e.g.
+// "2026-11-15..2026-12-24=50/100/200;2027-07-01..2027-08-31=20//".
 var columns = map[Kind][]string{
 	Items:      {"sku", "gtins", "description", "track_lot", "track_expiry", "velocity", "serialized"},
 	Locations:  {"code", "zone", "type", "sellable", "rank"},
 	Zones:      {"zone", "gateway"},
-	Thresholds: {"sku", "reorder_point", "reorder_qty", "max"},
+	Thresholds: {"sku", "reorder_point", "reorder_qty", "max", "safety_stock", "seasonal"},
 	POs:        {"id", "supplier", "dock", "status", "line", "sku", "lot", "qty"},
+}
+
+// Columns returns the CSV columns Import reads and Export writes for kind,
+// and those a header must have.
+func Columns(kind Kind) (all, must []string) {
+	return slices.Clone(columns[kind]), slices.Clone(required[kind])
 }
 
 var required = map[Kind][]string{
@@ -272,7 +283,10 @@ func parseRow(kind Kind, get func(string) string) (any, error) {
 		errs = append(errs, validZone(&z))
 		out = z
 	case Thresholds:
-		t := protocol.Threshold{SKU: get("sku"), ReorderPoint: n("reorder_point"), ReorderQty: n("reorder_qty"), Max: n("max")}
+		t := protocol.Threshold{SKU: get("sku"), ReorderPoint: n("reorder_point"), ReorderQty: n("reorder_qty"), Max: n("max"), SafetyStock: n("safety_stock")}
+		var err error
+		t.Seasonal, err = parseSeasonal(get("seasonal"))
+		errs = append(errs, err)
 		errs = append(errs, validThreshold(&t))
 		out = t
 	case POs:
@@ -325,7 +339,7 @@ func (s *Service) Export(ctx context.Context, wh string, kind Kind, w io.Writer)
 		}
 	case Thresholds:
 		for _, t := range v.([]protocol.Threshold) {
-			_ = cw.Write([]string{t.SKU, is(t.ReorderPoint), is(t.ReorderQty), is(t.Max)})
+			_ = cw.Write([]string{t.SKU, is(t.ReorderPoint), is(t.ReorderQty), is(t.Max), is(t.SafetyStock), formatSeasonal(t.Seasonal)})
 		}
 	case POs:
 		for _, p := range v.([]PO) {
@@ -335,4 +349,41 @@ func (s *Service) Export(ctx context.Context, wh string, kind Kind, w io.Writer)
 		}
 	}
 	return cw.Flush()
+}
+
+// parseSeasonal reads a seasonal cell (see columns).
+func parseSeasonal(cell string) ([]protocol.SeasonalThreshold, error) {
+	var out []protocol.SeasonalThreshold
+	for _, part := range strings.Split(cell, ";") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		dates, figs, ok := strings.Cut(part, "=")
+		from, to, ok2 := strings.Cut(dates, "..")
+		nums := strings.Split(figs, "/")
+		if !ok || !ok2 || len(nums) != 3 {
+			return nil, fmt.Errorf("%w: seasonal %q: want FROM..TO=REORDER_POINT/REORDER_QTY/MAX, overrides separated by ;", ErrInvalid, part)
+		}
+		s := protocol.SeasonalThreshold{From: strings.TrimSpace(from), To: strings.TrimSpace(to)}
+		var errs []error
+		for i, dst := range []*int64{&s.ReorderPoint, &s.ReorderQty, &s.Max} {
+			v, err := parseInt([]string{"seasonal reorder_point", "seasonal reorder_qty", "seasonal max"}[i], strings.TrimSpace(nums[i]))
+			errs = append(errs, err)
+			*dst = v
+		}
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// formatSeasonal writes a seasonal cell (see columns).
+func formatSeasonal(ss []protocol.SeasonalThreshold) string {
+	parts := make([]string, 0, len(ss))
+	for _, s := range ss {
+		parts = append(parts, fmt.Sprintf("%s..%s=%d/%d/%d", s.From, s.To, s.ReorderPoint, s.ReorderQty, s.Max))
+	}
+	return strings.Join(parts, ";")
 }

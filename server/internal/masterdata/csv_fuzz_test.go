@@ -22,6 +22,7 @@ func FuzzImport(f *testing.F) {
 	f.Add(uint8(0), []byte("sku,gtins,name\nA,04012345678901,Apple\n"))
 	f.Add(uint8(1), []byte("code,zone,type,sellable,rank\nA-1,Z1,storage,true,3\n"))
 	f.Add(uint8(3), []byte("sku,reorder_point,reorder_qty,max\nA,5,10,20\n"))
+	f.Add(uint8(3), []byte("sku,reorder_point,safety_stock,seasonal\nA,5,1,2026-12-01..2026-12-24=9/9/9;x..y=//\n"))
 	f.Add(uint8(4), []byte("po,line,sku,qty\nP1,1,A,5\n"))
 	f.Add(uint8(2), []byte("\"unterminated"))
 	f.Fuzz(func(t *testing.T, k uint8, data []byte) {
