@@ -169,9 +169,10 @@ func TestStockImportOverLimitIs413AndAppliesNothing(t *testing.T) {
 	require.Empty(t, stockOf(t, srv, "W1"), "no row of a refused upload is applied")
 }
 
-// TestStockImportStreamsWithRowErrors: rows are applied one by one with a
-// report per bad row (line number and reason); good rows around them land.
-func TestStockImportStreamsWithRowErrors(t *testing.T) {
+// TestStockImportWithRowErrorsAppliesNothing: every row is checked first,
+// with a report per bad row (line number and reason); one bad row and the
+// good rows around it are not applied either.
+func TestStockImportWithRowErrorsAppliesNothing(t *testing.T) {
 	srv, _ := newBadgerAPI(t, Deps{})
 	csvBody := "warehouse,location,sku,qty\nW1,L1,A,5\nW1,L1,B,123456\nW1,L1,C,-3\n..,L1,D,1\nW1,L1,E,9223372036854775807\nW1,L1,\"F\n"
 	code, body := do(t, http.MethodPost, srv.URL+"/api/v1/imports/stock", "text/csv", strings.NewReader(csvBody))
@@ -180,8 +181,11 @@ func TestStockImportStreamsWithRowErrors(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(body), &j))
 	require.Equal(t, 6, j.Total)
 	j = waitImport(t, srv, j.ID)
-	require.Equal(t, 6, j.Done)
+	require.Equal(t, "failed", j.Status)
+	require.Equal(t, 6, j.Checked)
+	require.Zero(t, j.Done, "no row applied")
 	require.Equal(t, 4, j.Failed, "%+v", j.Errors)
+	require.Contains(t, j.Message, "4 row(s)")
 	rows := map[int]string{}
 	for _, e := range j.Errors {
 		rows[e.Row] = e.Error
@@ -190,6 +194,15 @@ func TestStockImportStreamsWithRowErrors(t *testing.T) {
 	require.Contains(t, rows[5], "warehouse")
 	require.Contains(t, rows[6], "qty")
 	require.Contains(t, rows, 7)
+	require.Empty(t, stockOf(t, srv, "W1"), "the good rows of a refused file are not applied")
+
+	// The same file without its bad rows applies whole.
+	code, body = do(t, http.MethodPost, srv.URL+"/api/v1/imports/stock", "text/csv", strings.NewReader("warehouse,location,sku,qty\nW1,L1,A,5\nW1,L1,B,123456\n"))
+	require.Equal(t, http.StatusAccepted, code, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &j))
+	j = waitImport(t, srv, j.ID)
+	require.Equal(t, "done", j.Status, "%+v", j)
+	require.Equal(t, 2, j.Done)
 	require.Equal(t, map[string]int64{"L1/A": 5, "L1/B": 123456}, stockOf(t, srv, "W1"))
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/csvcell"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
@@ -31,17 +32,23 @@ import (
 // reads (others are ignored).
 var (
 	stockImportRequired = []string{"warehouse", "location", "sku", "qty"}
-	stockImportColumns  = append(slices.Clone(stockImportRequired), "lot")
+	stockImportColumns  = append(slices.Clone(stockImportRequired), "lot", "expiry")
 )
 
 // ImportJob is the progress of one import.
 type ImportJob struct {
-	ID         string        `json:"id"`
-	Kind       string        `json:"kind"`
-	Status     string        `json:"status"` // running, done, failed
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	Status string `json:"status"` // running, done, failed
+	// Phase is "checking" while every row is checked against the
+	// scanner's rules, then "applying" (stock imports apply nothing
+	// unless every row passes).
+	Phase      string        `json:"phase,omitempty"`
 	Total      int           `json:"total"`
+	Checked    int           `json:"checked"`
 	Done       int           `json:"done"`
 	Failed     int           `json:"failed"`
+	Message    string        `json:"message,omitempty"` // why a failed import applied nothing
 	Errors     []ImportError `json:"errors"`
 	StartedMS  int64         `json:"started_ms"`
 	FinishedMS int64         `json:"finished_ms,omitempty"`
@@ -68,9 +75,19 @@ var importTracker imports
 // Progress is how an import reports each row.
 type Progress func(row int, err error)
 
+// ImportReport is what an import's work reports to its job: each row
+// checked, each row applied, and a refusal that ends the job with nothing
+// applied.
+type ImportReport struct {
+	Checked Progress
+	Applied Progress
+	// Refuse fails the job with msg (nothing was applied).
+	Refuse func(msg string)
+}
+
 // StartImport runs work in the background as a tracked import of kind with
-// total rows, and returns the job's first view. work reports each row.
-func StartImport(kind string, total int, work func(ctx context.Context, report Progress)) ImportJob {
+// total rows, and returns the job's first view.
+func StartImport(kind string, total int, work func(ctx context.Context, r ImportReport)) ImportJob {
 	t := &importTracker
 	t.mu.Lock()
 	t.n++
@@ -81,21 +98,31 @@ func StartImport(kind string, total int, work func(ctx context.Context, report P
 	}
 	first := *j
 	t.mu.Unlock()
-	go func() {
-		work(context.Background(), func(row int, err error) {
+	row := func(counter *int, phase string) Progress {
+		return func(row int, err error) {
 			t.mu.Lock()
 			defer t.mu.Unlock()
-			j.Done++
+			j.Phase = phase
+			*counter++
 			if err != nil {
 				j.Failed++
 				if len(j.Errors) < maxImportErrors {
 					j.Errors = append(j.Errors, ImportError{Row: row, Error: err.Error()})
 				}
 			}
-		})
+		}
+	}
+	refused := false
+	rep := ImportReport{Checked: row(&j.Checked, "checking"), Applied: row(&j.Done, "applying"), Refuse: func(msg string) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		refused, j.Message = true, msg
+	}}
+	go func() {
+		work(context.Background(), rep)
 		t.mu.Lock()
 		j.Status, j.FinishedMS = "done", time.Now().UnixMilli()
-		if j.Failed > 0 && j.Failed == j.Total {
+		if refused || j.Failed > 0 && j.Failed == j.Total {
 			j.Status = "failed"
 		}
 		t.mu.Unlock()
@@ -218,19 +245,29 @@ func (h *Handler) registerCSV() {
 			writeError(w, http.StatusBadRequest, "stock CSV: "+err.Error())
 			return
 		}
-		_, _ = f.Seek(0, io.SeekStart)
-		next, _ := csvRows(f, stockImportRequired...)
 		by := r.URL.Query().Get("by")
-		job := StartImport("stock", total, func(ctx context.Context, report Progress) {
+		job := StartImport("stock", total, func(ctx context.Context, rep ImportReport) {
 			defer closeSpool(f)
-			// Rows are read one at a time and applied in chunks of
+			// Two passes over the spooled file, one row in memory at a
+			// time: every row is checked against the scanner's rules
+			// first, and nothing is applied unless all pass.
+			if bad := h.checkStockRows(ctx, f, rep.Checked); bad > 0 {
+				rep.Refuse(fmt.Sprintf("%d row(s) break the scanner's rules (listed in errors): nothing was applied; fix them and import the file again", bad))
+				return
+			}
+			next, err := rewindRows(f)
+			if err != nil {
+				rep.Refuse("rewind the upload: " + err.Error())
+				return
+			}
+			// Then rows are read one at a time and applied in chunks of
 			// ImportChunk, one transaction each: memory stays flat in the
 			// file's size, a chunk is applied whole or not at all, and
 			// every row gets its own report.
 			chunk := make([]stockRow, 0, ImportChunk)
 			flush := func() {
 				if len(chunk) > 0 {
-					h.importStockChunk(ctx, a, chunk, report)
+					h.importStockChunk(ctx, a, chunk, rep.Applied)
 					chunk = chunk[:0]
 				}
 			}
@@ -249,7 +286,7 @@ func (h *Handler) registerCSV() {
 						continue
 					}
 				}
-				report(row, err)
+				rep.Applied(row, err)
 			}
 			flush()
 		})
@@ -279,19 +316,77 @@ type stockRow struct {
 	op  protocol.Op
 }
 
-// stockRowOp makes the server-origin count that sets one key's on-hand
-// from a row of a stock CSV.
-func (h *Handler) stockRowOp(row int, rec map[string]string, by string) (stockRow, error) {
+func rewindRows(f *os.File) (func() (int, map[string]string, error), error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return csvRows(f, stockImportRequired...)
+}
+
+// checkStockRows checks every row of a stock import: its format, and the
+// rules the scanner applies (masterdata.StockRules) — an unknown bin, a
+// lot-tracked item without a lot, an expiry-tracked item without an
+// expiry. It reports each row and returns how many failed.
+func (h *Handler) checkStockRows(ctx context.Context, f *os.File, report Progress) int {
+	next, err := rewindRows(f)
+	if err != nil {
+		report(1, err)
+		return 1
+	}
+	rules := map[string]*masterdata.StockRules{} // per warehouse, loaded once
+	bad := 0
+	for {
+		row, rec, err := next()
+		if errors.Is(err, io.EOF) {
+			return bad
+		}
+		if err == nil {
+			_, _, err = parseStockRow(rec)
+		}
+		if err == nil && h.md != nil {
+			wh := rec["warehouse"]
+			if rules[wh] == nil {
+				if rules[wh], err = h.md.StockRules(ctx, wh); err != nil {
+					rules[wh] = nil
+				}
+			}
+			if err == nil {
+				err = rules[wh].Location(rec["location"])
+			}
+			if err == nil {
+				err = rules[wh].Line(rec["sku"], rec["lot"], rec["expiry"])
+			}
+		}
+		if err != nil {
+			bad++
+		}
+		report(row, err)
+	}
+}
+
+// parseStockRow checks the format of a stock import row and returns its
+// warehouse and quantity.
+func parseStockRow(rec map[string]string) (string, int64, error) {
 	wh := rec["warehouse"]
 	if err := protocol.ValidateID(wh); err != nil {
-		return stockRow{}, fmt.Errorf("warehouse: %w", err)
+		return "", 0, fmt.Errorf("warehouse: %w", err)
 	}
 	qty, err := strconv.ParseInt(rec["qty"], 10, 64)
 	if err != nil || qty < 0 || qty > protocol.MaxOpQty {
-		return stockRow{}, fmt.Errorf("qty %q must be an integer 0..%d", rec["qty"], protocol.MaxOpQty)
+		return "", 0, fmt.Errorf("qty %q must be an integer 0..%d", rec["qty"], protocol.MaxOpQty)
+	}
+	return wh, qty, nil
+}
+
+// stockRowOp makes the server-origin count that sets one key's on-hand
+// from a row of a stock CSV (with the lot's expiry when the row gives one).
+func (h *Handler) stockRowOp(row int, rec map[string]string, by string) (stockRow, error) {
+	wh, qty, err := parseStockRow(rec)
+	if err != nil {
+		return stockRow{}, err
 	}
 	return stockRow{row: row, wh: wh, op: protocol.Op{HLC: h.now(), Kind: protocol.OpCount, Scope: protocol.ScopeKey,
-		Location: rec["location"], SKU: rec["sku"], Lot: rec["lot"], Qty: qty, Reason: "IMPORT", Operator: by}}, nil
+		Location: rec["location"], SKU: rec["sku"], Lot: rec["lot"], Expiry: rec["expiry"], Qty: qty, Reason: "IMPORT", Operator: by}}, nil
 }
 
 // openingBalance shapes an import's count: a key the records do not know

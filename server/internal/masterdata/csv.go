@@ -57,7 +57,9 @@ const ImportBatch = 200
 
 // Import reads CSV records of a kind from r and writes them in batches,
 // reporting progress after each batch and every refused row. Rows with
-// errors are skipped; a bad header is an error (nothing imported).
+// errors are skipped, and so is every row of a PO one of whose rows is
+// refused (nothing half-applied); a bad header is an error (nothing
+// imported).
 func (s *Service) Import(ctx context.Context, wh string, kind Kind, r io.Reader, progress func(Progress)) (Progress, error) {
 	if progress == nil {
 		progress = func(Progress) {}
@@ -92,6 +94,7 @@ func (s *Service) Import(ctx context.Context, wh string, kind Kind, r io.Reader,
 	var pos []protocol.PurchaseOrder
 	poRow := map[string]int{}
 	poIdx := map[string]int{}
+	poBad := map[string]bool{}
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -157,6 +160,9 @@ func (s *Service) Import(ctx context.Context, wh string, kind Kind, r io.Reader,
 		if err != nil {
 			p.Errors++
 			progress(Progress{Rows: p.Rows, Imported: p.Imported, Errors: p.Errors, Row: row, Error: err.Error()})
+			if kind == POs && get("id") != "" {
+				poBad[get("id")] = true // a PO is taken whole or not at all
+			}
 			continue
 		}
 		if kind == POs {
@@ -189,6 +195,12 @@ func (s *Service) Import(ctx context.Context, wh string, kind Kind, r io.Reader,
 		}
 	}
 	for _, po := range pos {
+		if poBad[po.ID] {
+			p.Errors++
+			progress(Progress{Rows: p.Rows, Imported: p.Imported, Errors: p.Errors, Row: poRow[po.ID],
+				Error: fmt.Sprintf("PO %s not imported: another of its rows was refused (a PO is imported whole or not at all)", po.ID)})
+			continue
+		}
 		batch = append(batch, po)
 		batchRows = append(batchRows, poRow[po.ID])
 		if len(batch) >= ImportBatch {

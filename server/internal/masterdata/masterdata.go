@@ -256,7 +256,10 @@ func (s *Service) PutPOs(_ context.Context, wh string, pos []protocol.PurchaseOr
 		}
 	}
 	return s.b.Update(func(tx store.Tx) error {
-		for _, p := range pos {
+		for i, p := range pos {
+			if err := knownLocation(tx, wh, p.Dock); err != nil {
+				return fmt.Errorf("pos[%d]: dock: %w", i, err)
+			}
 			var old poRecord
 			if _, err := getCBOR(tx, key(pPO, wh, p.ID), &old); err != nil {
 				return err
@@ -282,6 +285,24 @@ func writePO(tx store.Tx, wh string, rec poRecord) error {
 		return err
 	}
 	return tx.AppendDown(wh, target, protocol.DownPO, "po/"+rec.PO.ID, rec.PO)
+}
+
+// knownLocation refuses a location a location-managed warehouse has not
+// defined (the rule the scanner and CheckOp apply); "" passes.
+func knownLocation(tx store.Tx, wh, code string) error {
+	if code == "" {
+		return nil
+	}
+	managed, err := exists(tx, key(pLocManaged, wh))
+	if err != nil || !managed {
+		return err
+	}
+	if ok, err := exists(tx, key(pLoc, wh, code)); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("%w: unknown location %q in %s: the scanner refuses it too; add the location first", ErrInvalid, code, wh)
+	}
+	return nil
 }
 
 // GatewayOf returns the gateway serving a location's zone ("" when the
