@@ -33,6 +33,8 @@ type Spec struct {
 	Args    []string // its arguments
 	Stdin   bool     // give it a pipe as stdin (Proc.Stdin)
 	LogFile string   // when set, output is appended here, not kept in memory
+	Env     []string // added to the caller's environment (KEY=value)
+	Dir     string   // working directory (empty: the caller's)
 }
 
 // Start starts a process. It runs in a process group of its own (a Ctrl-C
@@ -49,6 +51,10 @@ func Start(s Spec) (*Proc, error) {
 		p.log = f
 	}
 	p.cmd = exec.Command(s.Bin, s.Args...)
+	if len(s.Env) > 0 {
+		p.cmd.Env = append(os.Environ(), s.Env...)
+	}
+	p.cmd.Dir = s.Dir
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if s.Stdin {
