@@ -56,6 +56,9 @@ type Deps struct {
 	UploadTimeout time.Duration
 	// Backup, when set, serves GET /api/v1/admin/backup (backup.go).
 	Backup Backup
+	// Series, when set, serves each gateway's ingest over the last hour
+	// (GET /api/v1/gateways/series, workday.go).
+	Series IngestSeries
 }
 
 // DefaultMaxImportBytes is the default bound of a CSV upload.
@@ -104,6 +107,7 @@ func New(d Deps) *Handler {
 	h.registerWarehouses()
 	h.registerMasterdata() // masterdata.go: master data, CSV import/export, pick routing
 	h.registerBackup()     // backup.go
+	h.registerWorkday()    // workday.go: the dashboard's views of the day's work (after registerMasterdata)
 	h.registerOpenAPI()
 	if d.Dashboard != nil {
 		h.mux.Handle("GET /dashboard/", d.Dashboard)

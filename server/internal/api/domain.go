@@ -20,6 +20,9 @@ type Hooks struct {
 	// Gateway returns live details of a gateway (online, lag) to merge into
 	// the stored record; may be nil.
 	Live func(g *store.Gateway)
+	// Wall returns the wall clock the dashboard's views measure ages and
+	// hours against (time.Now when nil).
+	Wall func() time.Time
 }
 
 // changed publishes the post-commit event of server-origin ops the API

@@ -17,14 +17,7 @@ import (
 func (h *Handler) registerMasterdata() {
 	md, rt := routing.Setup(h.d.Store, masterdata.Options{Logger: h.d.Logger})
 	h.router, h.md = rt, md
-	wh := func(w http.ResponseWriter, r *http.Request) (string, bool) {
-		v := r.PathValue("warehouse")
-		if err := protocol.ValidateID(v); err != nil {
-			writeError(w, http.StatusBadRequest, "warehouse: "+err.Error())
-			return "", false
-		}
-		return v, true
-	}
+	wh := pathWarehouse
 	kind := func(w http.ResponseWriter, r *http.Request) (masterdata.Kind, bool) {
 		k, err := masterdata.ParseKind(r.PathValue("kind"))
 		if err != nil {

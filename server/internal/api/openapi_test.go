@@ -241,6 +241,15 @@ func TestOpenAPIResponsesMatchHandlers(t *testing.T) {
 		{"GET", "/api/v1/masterdata/wh1/notices", "", 200},
 		{"GET", "/api/v1/masterdata/wh1/items", "", 200},
 		{"GET", "/api/v1/admin/backup", "", 200},
+		{"GET", "/api/v1/gateways/series", "", 200},
+		{"GET", "/api/v1/orders/per-hour?warehouse=wh1", "", 200},
+		{"GET", "/api/v1/orders/per-hour?hours=999", "", 400},
+		{"GET", "/api/v1/tasks/summary?warehouse=wh1", "", 200},
+		{"GET", "/api/v1/tasks/summary", "", 400},
+		{"GET", "/api/v1/receiving/wh1/pos", "", 200},
+		{"GET", "/api/v1/receiving/wh1/dock", "", 200},
+		{"GET", "/api/v1/reorder/wh1", "", 200},
+		{"GET", "/api/v1/stock?warehouse=wh1&nonzero=true", "", 200},
 	}
 	for _, c := range gets {
 		check(c)

@@ -20,6 +20,14 @@ func (h *Handler) registerStock() {
 			writeError(w, http.StatusBadRequest, "limit and offset must be non-negative integers")
 			return
 		}
+		switch v := q.Get("nonzero"); v {
+		case "", "false", "0":
+		case "true", "1":
+			sq.NonZero = true
+		default:
+			writeError(w, http.StatusBadRequest, "nonzero must be true or false")
+			return
+		}
 		if n > 0 { // one more than asked tells whether a next page exists
 			sq.Limit = off + n + 1
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/store"
@@ -73,6 +74,9 @@ func (inv *inventory) followAlerts(ctx context.Context, ev events.Event) {
 func (inv *inventory) followDashboard(_ context.Context, ev events.Event) {
 	for _, b := range ev.Batches {
 		inv.hub.Publish("batch", feedEvent(b))
+		if b.Gateway != protocol.ServerOrigin {
+			inv.series.Applied(b.Warehouse, b.Gateway, b.Applied, b.Quarantined)
+		}
 	}
 	for _, c := range ev.AllConflicts() {
 		inv.hub.Publish("conflict", c)

@@ -37,6 +37,8 @@ type inventory struct {
 	alerts *alerts.Service
 	hooks  *webhooks.Manager
 	hub    *dashboard.Hub
+	// series is each gateway's ingest over the last hour (series.go).
+	series *dashboard.Series
 	out    *mqttOut
 	// alertOut publishes the alerts topic from a queue written with each
 	// alert.
@@ -77,7 +79,8 @@ type inventoryDeps struct {
 
 func newInventory(d inventoryDeps) *inventory {
 	log := d.log
-	inv := &inventory{log: log, st: d.st, topics: d.topics, hub: d.hub, out: newMQTTOut(log), bus: d.bus}
+	inv := &inventory{log: log, st: d.st, topics: d.topics, hub: d.hub, out: newMQTTOut(log), bus: d.bus,
+		series: dashboard.NewSeries(0, nil)}
 	registerInventoryMetrics(d.reg, d.st)
 	b := d.st
 	inv.alertOut = alerts.NewOutbox(b, d.leading, log.With("component", "alerts-mqtt"))
@@ -133,7 +136,8 @@ func (inv *inventory) start(ctx context.Context, pub topicPublisher) error {
 	if err := inv.orders.Start(ctx); err != nil {
 		return err
 	}
-	inv.wg.Add(3)
+	inv.wg.Add(4)
+	go func() { defer inv.wg.Done(); inv.sampleBacklog(ctx, backlogEvery) }()
 	go func() { defer inv.wg.Done(); inv.alertOut.Run(ctx, pub) }()
 	go func() { defer inv.wg.Done(); inv.orders.Run(ctx) }()
 	go func() { defer inv.wg.Done(); inv.alerts.Run(ctx) }()
@@ -174,6 +178,7 @@ func (inv *inventory) reload() {
 func (inv *inventory) apiDeps(d *api.Deps) {
 	d.Orders, d.Alerts = announcingOrders{inv.orders, inv.bus}, inv.alerts
 	d.Webhooks = welcomingWebhooks{inv.hooks, inv.welcome}
+	d.Series = inv.series
 }
 
 // order follows the commit of an order change of this replica (its

@@ -519,24 +519,12 @@ func (s *Service) PutSettings(_ context.Context, wh string, st protocol.Settings
 
 // withReceipts adds what was received against the PO, from the op log.
 func withReceipts(tx store.Tx, wh string, rec poRecord) (PO, error) {
-	p := PO{PurchaseOrder: rec.PO, ClosedBy: rec.ClosedBy, ClosedAt: rec.ClosedAt, Received: map[uint32]int64{}}
-	lines := map[uint32]bool{}
-	for _, l := range rec.PO.Lines {
-		lines[l.Line] = true
-		p.Received[l.Line] += 0
-	}
+	var p PO
+	t := newTally(rec, &p)
 	err := tx.ScanOps(wh, func(_ string, op *protocol.Op) error {
-		if op.Kind != protocol.OpReceive || op.Refs == nil || op.Refs.PO != rec.PO.ID {
-			return nil
+		if op.Kind == protocol.OpReceive && op.Refs != nil && op.Refs.PO == rec.PO.ID {
+			t.add(op)
 		}
-		if lines[op.Refs.POLine] {
-			p.Received[op.Refs.POLine] += op.Qty
-			return nil
-		}
-		if p.Unexpected == nil {
-			p.Unexpected = map[string]int64{}
-		}
-		p.Unexpected[op.SKU] += op.Qty
 		return nil
 	})
 	return p, err

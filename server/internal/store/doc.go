@@ -90,7 +90,9 @@ type Shape func(op *protocol.Op, known bool) bool
 // StockQuery filters Stock; empty fields match everything.
 type StockQuery struct {
 	Warehouse, Location, SKU, Lot string
-	Limit                         int
+	// NonZero leaves out the keys whose on-hand is 0 (before Limit).
+	NonZero bool
+	Limit   int
 }
 
 // StockRow is one stock key and its on-hand.

@@ -193,6 +193,9 @@ func stockIn(txn *bdb.Txn, q store.StockQuery) ([]store.StockRow, error) {
 		if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &ks) }); err != nil {
 			return nil, err
 		}
+		if q.NonZero && ks.OnHand() == 0 {
+			continue
+		}
 		out = append(out, store.StockRow{Warehouse: k.WH, Location: k.Location, SKU: k.SKU, Lot: k.Lot, OnHand: ks.OnHand()})
 		if q.Limit > 0 && len(out) >= q.Limit {
 			break

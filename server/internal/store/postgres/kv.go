@@ -466,11 +466,12 @@ func (t *recTx) Stock(wh, sku string) ([]store.StockRow, error) {
 func (t *recTx) StockWhere(q store.StockQuery) ([]store.StockRow, error) {
 	sql := `SELECT wh, loc, sku, lot, on_hand FROM stock_keys
 		WHERE ($1 = '' OR wh = $1) AND ($2 = '' OR loc = $2) AND ($3 = '' OR sku = $3) AND ($4 = '' OR lot = $4)
+		AND (NOT $5 OR on_hand <> 0)
 		ORDER BY wh, loc, sku, lot`
 	if q.Limit > 0 {
 		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
-	rows, err := t.tx.Query(t.ctx, sql, q.Warehouse, q.Location, q.SKU, q.Lot)
+	rows, err := t.tx.Query(t.ctx, sql, q.Warehouse, q.Location, q.SKU, q.Lot, q.NonZero)
 	if err != nil {
 		return nil, err
 	}

@@ -25,11 +25,12 @@ func (s *Store) Watermark(ctx context.Context, wh, gw string) (uint64, error) {
 func (s *Store) Stock(ctx context.Context, q store.StockQuery) ([]store.StockRow, error) {
 	sql := `SELECT wh, loc, sku, lot, on_hand FROM stock_keys
 		WHERE ($1 = '' OR wh = $1) AND ($2 = '' OR loc = $2) AND ($3 = '' OR sku = $3) AND ($4 = '' OR lot = $4)
+		AND (NOT $5 OR on_hand <> 0)
 		ORDER BY wh, loc, sku, lot`
 	if q.Limit > 0 {
 		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
-	rows, err := s.pool.Query(ctx, sql, q.Warehouse, q.Location, q.SKU, q.Lot)
+	rows, err := s.pool.Query(ctx, sql, q.Warehouse, q.Location, q.SKU, q.Lot, q.NonZero)
 	if err != nil {
 		return nil, wrap(err, "stock")
 	}

@@ -462,6 +462,9 @@ func testStockQuery(t *testing.T, open func(*testing.T) store.Store, _ config) {
 	lot.Lot = "L9"
 	Apply(t, s, Batch("w1", "g", lot))
 	Apply(t, s, Batch("w2", "g", Receive(1, 1, "A", "s1", 5)))
+	out := Receive(3, 3, "B", "s1", -3)
+	out.Kind, out.Reason = protocol.OpAdjust, "damaged"
+	Apply(t, s, Batch("w2", "g", Receive(2, 2, "B", "s1", 3), out)) // back to 0
 	all, err := s.Stock(ctx, store.StockQuery{})
 	require.NoError(t, err)
 	require.Equal(t, []store.StockRow{
@@ -470,6 +473,7 @@ func testStockQuery(t *testing.T, open func(*testing.T) store.Store, _ config) {
 		{Warehouse: "w1", Location: "A", SKU: "s2", OnHand: 3},
 		{Warehouse: "w1", Location: "B", SKU: "s2", OnHand: 1},
 		{Warehouse: "w2", Location: "A", SKU: "s1", OnHand: 5},
+		{Warehouse: "w2", Location: "B", SKU: "s1", OnHand: 0},
 	}, all, "sorted by warehouse, location, sku, lot")
 	for _, tc := range []struct {
 		q    store.StockQuery
@@ -479,7 +483,10 @@ func testStockQuery(t *testing.T, open func(*testing.T) store.Store, _ config) {
 		{store.StockQuery{Warehouse: "w1", Location: "A"}, 3},
 		{store.StockQuery{Warehouse: "w1", Location: "A", SKU: "s1"}, 2},
 		{store.StockQuery{Warehouse: "w1", Location: "A", SKU: "s1", Lot: "L9"}, 1},
-		{store.StockQuery{SKU: "s1"}, 3},
+		{store.StockQuery{SKU: "s1"}, 4},
+		{store.StockQuery{SKU: "s1", NonZero: true}, 3},
+		{store.StockQuery{Warehouse: "w2", NonZero: true, Limit: 1}, 1},
+		{store.StockQuery{Warehouse: "w2", Location: "B", NonZero: true}, 0},
 		{store.StockQuery{Limit: 2}, 2},
 		{store.StockQuery{Warehouse: "nope"}, 0},
 	} {
