@@ -52,7 +52,7 @@ func artifacts(t *testing.T) string {
 // a screenshot is saved (and, with SHELFSYNC_UPDATE_SCREENSHOT=1, copied to
 // docs/dashboard.png for the README).
 func TestIntegrationDashboardLiveScanAndConflict(t *testing.T) {
-	bin := chromium(t)
+	chromium(t) // skips early without a browser
 	c := newCluster(t)
 	g1, g2 := c.newGateway("wh1", "dock-1"), c.newGateway("wh1", "pick-1")
 	// a warehouse with some life in it
@@ -69,17 +69,8 @@ func TestIntegrationDashboardLiveScanAndConflict(t *testing.T) {
 	waitFor(t, 15*time.Second, "the conflict", func() bool { return len(c.conflicts("wh1", "negative-stock")) == 1 })
 	conflict := c.conflicts("wh1", "negative-stock")[0]
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-quic", true), chromedp.NoFirstRun,
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1440, 1100))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	base := "http://" + c.httpAddr
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/")), "the browser starts and the page loads")
+	br := newBrowser(t, c, 1440, 1100) // workday_dashboard_test.go
+	ctx, base := br.ctx, br.base
 	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		sctx, scancel := context.WithTimeout(ctx, 20*time.Second)

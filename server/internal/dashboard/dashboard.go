@@ -3,9 +3,18 @@
 // read the JSON API, and the Hub that feeds its live updates over
 // server-sent events (/api/v1/events).
 //
-// Views: warehouses at a glance, gateways with online state and backlog,
-// stock search with a key's history, conflicts with one-click resolution,
-// alerts with acknowledgement, and availability per channel.
+// Pages: the overview (warehouses at a glance, gateways with online state
+// and backlog, each gateway's ingest and backlog per minute over the last
+// hour, stock search that hides rows at 0 unless asked with a key's
+// history and on-hand plot, conflicts with one-click resolution, alerts
+// with acknowledgement, availability per channel), and the day's work:
+// orders by status, channel and owner with orders per hour, pick and count
+// tasks per zone and gateway, purchase orders with receipt progress and the
+// dock queue, the reorder list, and master data (read-only) with a CSV
+// import. Plots are inline SVG the page draws from the API's JSON.
+//
+// Series keeps the per-gateway, per-minute ingest figures the ingest plot
+// reads.
 package dashboard
 
 import (

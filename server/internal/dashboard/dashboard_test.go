@@ -40,7 +40,9 @@ func TestHubFansOutAndDropsTheSlow(t *testing.T) {
 func TestHandlerServesTheEmbeddedPage(t *testing.T) {
 	srv := httptest.NewServer(Handler())
 	defer srv.Close()
-	for path, want := range map[string]string{"/dashboard/": "<title>shelfsync dashboard</title>", "/dashboard/app.js": "function loadStock", "/dashboard/style.css": ".cards"} {
+	for path, want := range map[string]string{"/dashboard/": "<title>shelfsync dashboard</title>", "/dashboard/app.js": "function loadStock", "/dashboard/style.css": ".cards",
+		"/dashboard/common.js": "function chart", "/dashboard/pages.js": "async function loadOrders",
+		"/dashboard/work.html": `<div class="view" data-view="receiving" hidden>`} {
 		resp, err := http.Get(srv.URL + path)
 		require.NoError(t, err)
 		b, _ := io.ReadAll(resp.Body)

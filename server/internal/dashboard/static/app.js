@@ -1,53 +1,10 @@
-// shelfsync dashboard: plain JavaScript over the JSON API, no build step.
-// Every value from the server goes into the page through textContent.
+// shelfsync dashboard, overview page: plain JavaScript over the JSON API,
+// no build step. Every value from the server goes into the page through
+// textContent.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
+// Helpers (el, api, chart, …) are in common.js, loaded first.
 const state = { stockOffset: 0, stockLimit: 50, stockNext: null, historyKey: null, channels: [] };
-
-function el(tag, attrs, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === "class") e.className = v;
-    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (k === "dataset") Object.assign(e.dataset, v);
-    else e.setAttribute(k, v);
-  }
-  for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(k == null ? "" : String(k)));
-  return e;
-}
-
-function token() { return localStorage.getItem("shelfsync.token") || ""; }
-function me() { return ($("me").value || "").trim() || "dashboard"; }
-
-async function api(path, opts = {}) {
-  const headers = Object.assign({ "Accept": "application/json" }, opts.headers || {});
-  if (token()) headers["Authorization"] = "Bearer " + token();
-  if (opts.body && typeof opts.body !== "string") { headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(opts.body); }
-  const resp = await fetch(path, Object.assign({}, opts, { headers }));
-  if (resp.status === 401) { status("the server wants an API token: click Token"); throw new Error("unauthorized"); }
-  const text = await resp.text();
-  const body = text ? JSON.parse(text) : {};
-  if (!resp.ok) throw new Error(body.error || resp.statusText);
-  return body;
-}
-
-function status(msg) { $("status-line").textContent = msg; }
-function ago(ms) {
-  if (!ms) return "never";
-  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
-  if (s < 60) return s + " s ago";
-  if (s < 3600) return Math.round(s / 60) + " min ago";
-  return Math.round(s / 3600) + " h ago";
-}
-function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-function numCell(n) { return el("td", { class: "num" + (n < 0 ? " neg" : "") }, n); }
-
-// debounce(f) coalesces bursts of live events into one reload.
-function debounce(f, ms = 300) {
-  let t = null;
-  return () => { clearTimeout(t); t = setTimeout(() => f().catch((e) => status(e.message)), ms); };
-}
 
 // ---- warehouses ----
 async function loadWarehouses() {
@@ -96,6 +53,25 @@ async function loadGateways() {
   if (!items.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No gateway yet.")));
 }
 
+// ---- ingest rate and backlog per gateway over the last hour ----
+async function loadIngest() {
+  const { items } = await api("/api/v1/gateways/series");
+  const box = $("ingest");
+  clear(box);
+  for (const g of items) {
+    const applied = g.points.reduce((n, p) => n + p.applied, 0);
+    const fig = el("figure", { class: "ingest", dataset: { gateway: g.warehouse + "/" + g.gateway } },
+      el("figcaption", {}, `${g.warehouse}/${g.gateway}: ${applied} op(s) applied in the last hour`));
+    const plotBox = el("div", {});
+    fig.append(plotBox);
+    box.append(fig);
+    chart(plotBox, { name: "ingest", label: `Ops applied per minute (bars) and backlog (line) of ${g.warehouse}/${g.gateway} over the last hour`,
+      bars: g.points.map((p) => ({ x: p.at_ms, y: p.applied })), barLabel: "op(s) applied",
+      line: g.points.map((p) => ({ x: p.at_ms, y: p.backlog })), lineLabel: "op(s) in backlog", height: 120 });
+  }
+  if (!items.length) box.append(el("p", { class: "muted" }, "No gateway heard from in the last hour."));
+}
+
 // ---- stock ----
 async function loadStock() {
   const wh = $("stock-wh").value;
@@ -103,6 +79,7 @@ async function loadStock() {
   const q = new URLSearchParams({ warehouse: wh, limit: state.stockLimit, offset: state.stockOffset });
   if ($("stock-sku").value.trim()) q.set("sku", $("stock-sku").value.trim());
   if ($("stock-loc").value.trim()) q.set("location", $("stock-loc").value.trim());
+  if (!$("stock-zero").checked) q.set("nonzero", "true");
   const resp = await api("/api/v1/stock?" + q);
   const body = $("stock-body");
   const before = new Map(Array.from(body.rows).map((r) => [r.dataset.key, r.dataset.onhand]));
@@ -116,7 +93,7 @@ async function loadStock() {
     if (key === state.historyKey) tr.classList.add("selected");
     body.append(tr);
   }
-  if (!resp.items.length) body.append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No stock matches.")));
+  if (!resp.items.length) body.append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, $("stock-zero").checked ? "No stock matches." : "No stock matches (rows at 0 hidden).")));
   state.stockNext = resp.next_offset ?? null;
   $("stock-prev").disabled = state.stockOffset === 0;
   $("stock-next").disabled = state.stockNext === null;
@@ -131,6 +108,10 @@ async function showHistory(s) {
   const box = $("history");
   clear(box);
   box.append(el("h3", {}, `${s.sku} at ${s.location}${s.lot ? " lot " + s.lot : ""} — ${h.items.length} op(s)`));
+  const plotBox = el("div", { class: "plot-box" });
+  box.append(plotBox);
+  chart(plotBox, { name: "history", label: `On hand of ${s.sku} at ${s.location} over time, ${h.items.length} op(s)`, step: true, lineLabel: "on hand",
+    line: h.items.map((e) => ({ x: Date.parse(e.at), y: e.on_hand })), xfmt: (ms) => new Date(ms).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }) });
   const tb = el("tbody");
   for (const e of h.items) {
     tb.append(el("tr", {},
@@ -230,7 +211,7 @@ function allocation(c) {
 
 // ---- live updates (server-sent events over fetch, so a token can be sent) ----
 const reload = {
-  warehouses: debounce(loadWarehouses, 400), gateways: debounce(loadGateways, 400), stock: debounce(loadStock, 150),
+  warehouses: debounce(loadWarehouses, 400), gateways: debounce(loadGateways, 400), stock: debounce(loadStock, 150), ingest: debounce(loadIngest, 2000),
   conflicts: debounce(loadConflicts, 200), alerts: debounce(loadAlerts, 200), availability: debounce(loadAvailability, 300),
 };
 
@@ -239,7 +220,7 @@ function onEvent(type, data) {
     case "batch": {
       feed(data);
       if (data.warehouse === $("stock-wh").value || !$("stock-wh").value) reload.stock();
-      reload.warehouses(); reload.gateways();
+      reload.warehouses(); reload.gateways(); reload.ingest();
       if (state.historyKey && state.historyKey.startsWith(data.warehouse + "|")) {
         const [w, l, s, lot] = state.historyKey.split("|");
         if (data.changes.some((c) => c.location === l && c.sku === s && (c.lot || "") === lot)) showHistory({ warehouse: w, location: l, sku: s, lot }).catch(() => {});
@@ -293,23 +274,20 @@ async function live() {
 }
 
 function refreshAll() {
-  return Promise.allSettled([loadWarehouses(), loadGateways(), loadStock(), loadConflicts(), loadAlerts(), loadAvailability()]);
+  return Promise.allSettled([loadWarehouses(), loadGateways(), loadIngest(), loadStock(), loadConflicts(), loadAlerts(), loadAvailability()]);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  $("me").value = localStorage.getItem("shelfsync.me") || "";
-  $("me").addEventListener("change", () => localStorage.setItem("shelfsync.me", $("me").value));
-  $("token-btn").addEventListener("click", () => {
-    const t = prompt("API token (empty to clear)", token());
-    if (t !== null) { localStorage.setItem("shelfsync.token", t.trim()); refreshAll(); }
-  });
+  header();
   $("stock-form").addEventListener("submit", (ev) => { ev.preventDefault(); state.stockOffset = 0; loadStock().catch((e) => status(e.message)); });
   $("stock-wh").addEventListener("change", () => { state.stockOffset = 0; loadStock().catch((e) => status(e.message)); });
+  $("stock-zero").addEventListener("change", () => { state.stockOffset = 0; loadStock().catch((e) => status(e.message)); });
   $("stock-prev").addEventListener("click", () => { state.stockOffset = Math.max(0, state.stockOffset - state.stockLimit); loadStock(); });
   $("stock-next").addEventListener("click", () => { if (state.stockNext !== null) { state.stockOffset = state.stockNext; loadStock(); } });
   $("cf-status").addEventListener("change", () => loadConflicts());
   $("al-status").addEventListener("change", () => loadAlerts());
   setInterval(() => { loadGateways().catch(() => {}); }, 10000);
+  setInterval(() => { loadIngest().catch(() => {}); }, 30000);
   refreshAll().then(() => { document.body.dataset.ready = "1"; });
   live();
 });
