@@ -8,7 +8,6 @@ import (
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
-	"github.com/shelfsync/shelfsync/server/internal/alerts"
 	"github.com/shelfsync/shelfsync/server/internal/dashboard"
 	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/orders"
@@ -332,7 +331,8 @@ type ReorderRow struct {
 
 // reorderList lists every sku of wh with a threshold whose whole-warehouse
 // on-hand is at or below the reorder point in effect today, with the
-// suggested order quantity (the reorder alerts' formula).
+// suggested order quantity (protocol.Threshold.SuggestedOrder, the one
+// formula).
 func (h *Handler) reorderList(w http.ResponseWriter, r *http.Request) {
 	wh, ok := pathWarehouse(w, r)
 	if !ok {
@@ -363,7 +363,7 @@ func (h *Handler) reorderList(w http.ResponseWriter, r *http.Request) {
 		onOrder := h.md.OnOrder(wh, t.SKU)
 		out = append(out, ReorderRow{SKU: t.SKU, OnHand: n, ReorderPoint: eff.ReorderPoint, ReorderQty: eff.ReorderQty, Max: eff.Max,
 			OnOrder: onOrder, Seasonal: seasonalOn(t, today),
-			SuggestedQty: alerts.Threshold{ReorderPoint: eff.ReorderPoint, ReorderQty: eff.ReorderQty, Max: eff.Max}.Suggested(n, onOrder)})
+			SuggestedQty: eff.SuggestedOrder(n, onOrder)})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"warehouse": wh, "day": today, "items": out})
 }
