@@ -30,6 +30,8 @@ var goldenCases = []struct {
 	{"hello-first-seq", &Hello{Header: Header{WH: "wh1", GW: "dock1"}, AgentVersion: "0.1.0", LastSeq: 500, AckedSeq: 500, DownSeq: 9, Epoch: "e1", HLC: MakeHLC(1764403200000, 0), FirstSeq: 401}},
 	{"ack-regressed", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 400, Epoch: "e2", HLC: MakeHLC(1764403200001, 0)}},
 	{"ack", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 42, Epoch: "e1", HLC: MakeHLC(1764403200001, 0)}},
+	{"hello-probe", &Hello{Header: Header{WH: "wh1", GW: "dock1"}, AgentVersion: "0.1.0", LastSeq: 42, AckedSeq: 40, DownSeq: 7, Epoch: "e1", HLC: MakeHLC(1764403200000, 0), Probe: 7}},
+	{"ack-answers", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 40, Epoch: "e1", HLC: MakeHLC(1764403200001, 0), Features: FeatureOpsDeflate | FeatureProbes, Answers: 7}},
 	{"ack-features", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 42, Epoch: "e1", HLC: MakeHLC(1764403200001, 0), Features: FeatureOpsDeflate}},
 	{"ack-error", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 40, Epoch: "e1", HLC: MakeHLC(1764403200001, 0), Error: "gap: expected seq 41"}},
 	{"down", &DownBatch{Header: Header{WH: "wh1", GW: "dock1"}, First: 8, Last: 9, Epoch: "e1", UpWM: 42, HLC: MakeHLC(1764403200002, 0), Items: []DownItem{

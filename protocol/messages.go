@@ -55,6 +55,10 @@ const (
 	// FeatureOpsDeflate: the server accepts ops-deflate messages
 	// (TypeOpsDeflate), op batches compressed with DEFLATE.
 	FeatureOpsDeflate Features = 1 << 0
+	// FeatureProbes: the server answers a hello's probe (hello key 11)
+	// in the ack's key 9, so a sender can tell which question an ack
+	// answers (Window.Answer).
+	FeatureProbes Features = 1 << 1
 )
 
 // Has reports whether every feature of x is in f.
@@ -93,6 +97,10 @@ type Hello struct {
 	// FirstSeq−1 records the seqs in between as lost-ops and moves its
 	// watermark to FirstSeq−1.
 	FirstSeq uint64 `cbor:"10,keyasint,omitempty"`
+	// Probe, when not 0, asks the server to name it in its answer (Ack
+	// Answers): a sender whose acks are late asks so, and learns what the
+	// server lacks of what it sent before asking (SPEC.md §6).
+	Probe uint64 `cbor:"11,keyasint,omitempty"`
 }
 
 // Type implements Message.
@@ -128,6 +136,8 @@ type Ack struct {
 	// Features are the optional features the server accepts (SPEC.md §5);
 	// agents use one only after an ack on the current connection named it.
 	Features Features `cbor:"8,keyasint,omitempty"`
+	// Answers is the probe of the hello this ack answers (0: none).
+	Answers uint64 `cbor:"9,keyasint,omitempty"`
 }
 
 // Type implements Message.

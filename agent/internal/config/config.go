@@ -78,7 +78,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.SmallStore, "small-store", true, "tune Badger for a small gateway (tens of MiB of RAM)")
 	fs.IntVar(&c.MaxBatchOps, "batch-ops", 256, "most ops per uplink batch")
 	fs.DurationVar(&c.Linger, "batch-linger", 5*time.Millisecond, "wait this long for more ops before sending a partial batch")
-	fs.DurationVar(&c.AckTimeout, "ack-timeout", 3*time.Second, "resend unacknowledged ops after this long without an ack")
+	fs.DurationVar(&c.AckTimeout, "ack-timeout", 3*time.Second, "the least (and first) time to wait for an ack before asking the server what it lacks; it adapts to the measured ack latency (protocol SPEC.md §6)")
 	fs.DurationVar(&c.RetainFor, "retain-for", 7*24*time.Hour, "keep acknowledged ops this long (or --retain-ops of them, whichever is less) so that a server restored from an older backup, or replaced by an empty one, gets them again; older ones are recorded by the server as lost-ops (0: 168h; negative: keep none)")
 	fs.Int64Var(&c.RetainOps, "retain-ops", 5_000_000, "keep at most this many acknowledged ops (about 100 bytes of disk each; 0: 5,000,000; negative: keep none)")
 	fs.DurationVar(&c.ClockMaxOffset, "clock-max-offset", protocol.DefaultMaxOffset, "refuse (do not merge) a server clock more than this ahead of the gateway's (protocol SPEC.md §4); the refusal shows in the status API")

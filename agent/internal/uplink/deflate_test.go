@@ -26,13 +26,20 @@ type serverBroker struct {
 	ln      net.Listener
 	topics  protocol.Topics
 	deflate atomic.Bool
-	wg      sync.WaitGroup
+	// probes: announce FeatureProbes and name a hello's probe in its
+	// answer; hold: handle nothing while set (a slow server); drop: lose
+	// this many of the next batches without a word.
+	probes atomic.Bool
+	hold   atomic.Bool
+	drop   atomic.Int32
+	wg     sync.WaitGroup
 
 	mu      sync.Mutex
 	wm      uint64
 	ops     []protocol.Op // applied, in order
 	forms   []bool        // Deflate of every batch received, in order
 	refused int           // compressed batches refused (old server)
+	dups    int           // batches received that were already applied
 	// epoch is the server state's identity ("e1" unless restored);
 	// lostOps makes it record the seqs a hello's first_seq says are no
 	// longer held (lost, in order) and move its watermark past them.
@@ -117,6 +124,9 @@ func (b *serverBroker) serve(c net.Conn) {
 			if err != nil || t.Kind != protocol.TopicUp {
 				continue
 			}
+			for b.hold.Load() {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if ack := b.answer(t.Warehouse, t.Gateway, p.Payload); ack != nil {
 				raw, err := protocol.Encode(ack)
 				if err != nil {
@@ -148,6 +158,9 @@ func (b *serverBroker) answer(wh, gw string, payload []byte) *protocol.Ack {
 	if deflate {
 		ack.Features = protocol.FeatureOpsDeflate
 	}
+	if b.probes.Load() {
+		ack.Features |= protocol.FeatureProbes
+	}
 	msg, err := protocol.Decode(payload)
 	if err != nil {
 		ack.WM, ack.Error = b.wm, err.Error()
@@ -155,12 +168,22 @@ func (b *serverBroker) answer(wh, gw string, payload []byte) *protocol.Ack {
 	}
 	switch m := msg.(type) {
 	case *protocol.Hello:
+		if b.probes.Load() {
+			ack.Answers = m.Probe
+		}
 		if b.lostOps && m.FirstSeq > b.wm+1 {
 			b.lost = append(b.lost, [2]uint64{b.wm + 1, m.FirstSeq - 1})
 			b.wm = m.FirstSeq - 1
 		}
 	case *protocol.OpBatch:
+		if b.drop.Load() > 0 {
+			b.drop.Add(-1)
+			return nil
+		}
 		b.forms = append(b.forms, m.Deflate)
+		if m.Last <= b.wm {
+			b.dups++
+		}
 		if m.Deflate && !deflate {
 			b.refused++ // what a server without ops-deflate answers: type 7 is unknown to it
 			ack.WM, ack.Error = b.wm, fmt.Sprintf("%v: %d", protocol.ErrUnknownType, protocol.TypeOpsDeflate)

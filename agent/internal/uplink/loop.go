@@ -25,10 +25,11 @@ func (u *Uplink) loop(ctx context.Context) error {
 			return nil
 		case <-u.connected:
 			u.setFeatures(0) // plain batches until this connection's server announces more
-			u.hello()
-			u.publishStatus()
+			s.Probes = false
 			p, _ := u.st.Positions()
 			s.Reset(p.Acked, time.Now()) // resend all unacked after a reconnect
+			u.hello(0)
+			u.publishStatus()
 			u.send(&s, true)
 		case msg := <-u.inbox:
 			u.handle(&s, msg)
@@ -45,12 +46,19 @@ func (u *Uplink) loop(ctx context.Context) error {
 		case <-statusTick.C:
 			u.publishStatus()
 		case now := <-tick.C:
-			if s.Expired(now) {
-				u.log.Info("no ack in time; resending from ack+1 (if this persists with the broker connected, check that the broker's ACL accepts this identity on this topic)",
-					"acked", s.Acked, "next", s.Next, "topic", u.topics.Up(u.cfg.Warehouse, u.cfg.Gateway), "identity", u.cfg.identity())
-				u.bump(func(st *State) { st.Resends++ })
-				s.Rewind(now)
-				u.hello()
+			if expired, rewound := s.Expire(now); expired {
+				u.bump(func(st *State) { st.Timeouts++ })
+				if rewound {
+					u.log.Info("no ack in time; resending from ack+1 (if this persists with the broker connected, check that the broker's ACL accepts this identity on this topic)",
+						"acked", s.Acked, "rto", s.RTO(), "topic", u.topics.Up(u.cfg.Warehouse, u.cfg.Gateway), "identity", u.cfg.identity())
+					u.bump(func(st *State) { st.Resends++ })
+					u.hello(0)
+				} else {
+					// Ask the server what it has; its answer says whether
+					// anything sent before is missing (onAck).
+					u.log.Debug("no ack in time; asking the server for its watermark", "acked", s.Acked, "next", s.Next, "rto", s.RTO(), "srtt", s.SRTT())
+					u.hello(s.Ask(now))
+				}
 			}
 			if lingerC == nil {
 				u.send(&s, true)
@@ -65,7 +73,9 @@ func (u *Uplink) bump(f func(*State)) {
 	u.mu.Unlock()
 }
 
-func (u *Uplink) hello() {
+// hello asks the server for its watermark (and states this gateway's
+// positions); probe, when not 0, names the question (SPEC.md §6).
+func (u *Uplink) hello(probe uint64) {
 	p, err := u.st.Positions()
 	if err != nil {
 		return
@@ -73,7 +83,7 @@ func (u *Uplink) hello() {
 	u.publish(&protocol.Hello{
 		Header: u.header(), AgentVersion: u.cfg.AgentVersion,
 		LastSeq: p.LastSeq, AckedSeq: p.Acked, DownSeq: p.Down, Epoch: p.Epoch, HLC: u.clock.Now(),
-		FirstSeq: p.First,
+		FirstSeq: p.First, Probe: probe,
 	})
 }
 
@@ -183,6 +193,7 @@ func (u *Uplink) handle(s *protocol.Window, msg protocol.Message) {
 			u.log.Info("the server no longer announces ops-deflate (an older server or replica?); sending plain batches", "error", m.Error)
 		}
 		u.setFeatures(m.Features)
+		s.Probes = m.Features.Has(protocol.FeatureProbes)
 		u.onAck(s, m)
 	case *protocol.DownBatch:
 		u.observeClock(m.HLC)
@@ -232,13 +243,13 @@ func (u *Uplink) onAck(s *protocol.Window, a *protocol.Ack) {
 		u.setError("record ack: %v", err)
 		return
 	}
-	s.OnAck(a.WM, time.Now())
 	if a.Error != "" {
 		u.log.Info("server answered with an error", "wm", a.WM, "error", a.Error)
-		if a.WM+1 < s.Next {
-			s.Rewind(time.Now()) // gap or rejection: go back
-			u.bump(func(st *State) { st.Resends++ })
-		}
+	}
+	// A gap or a rejection, or the answer to a timeout's question that
+	// shows ops missing: go back (protocol.Window.Answer).
+	if s.Answer(a.WM, a.Error != "", a.Answers, time.Now()) {
+		u.bump(func(st *State) { st.Resends++ })
 	}
 }
 

@@ -59,7 +59,7 @@ func (u *Uplink) regress(s *protocol.Window, p store.Positions, a *protocol.Ack)
 	u.setLost(info.Lost)
 	s.Reset(r.WM, time.Now())
 	u.lostAsked = time.Now() // the hello below asks
-	u.hello()
+	u.hello(0)
 }
 
 // setLost records the range the server is asked to record as lost-ops
@@ -87,7 +87,7 @@ func (u *Uplink) askLost(next, first uint64) {
 	}
 	u.setLost(&SeqRange{From: next, To: first - 1})
 	u.lostAsked = time.Now()
-	u.hello()
+	u.hello(0)
 }
 
 func rangeText(from, to uint64) string {

@@ -38,8 +38,10 @@ type Config struct {
 	MaxBatchBytes int           // default 64 KiB (well under the 1 MiB message cap)
 	Linger        time.Duration // default 5 ms: wait this long for more ops before sending
 	Window        uint64        // ops in flight beyond the ack; default 8192
-	AckTimeout    time.Duration // resend from ack+1 when no ack progress; default 3 s
-	StatusEvery   time.Duration // status republish period; default 15 s
+	// AckTimeout is the least (and the first) ack timeout; it adapts to
+	// the measured ack latency (protocol.Window). Default 3 s.
+	AckTimeout  time.Duration
+	StatusEvery time.Duration // status republish period; default 15 s
 	// ReconnectMax caps paho's doubling reconnect back-off; default 10 s.
 	ReconnectMax time.Duration
 
@@ -88,7 +90,12 @@ type State struct {
 	Connected bool   `json:"connected"`
 	LastError string `json:"last_error,omitempty"`
 	Epoch     string `json:"server_epoch,omitempty"`
+	// Resends counts the times the uplink went back to resend from the
+	// server's watermark (a gap, a rejection, or a timeout's question
+	// answered with ops missing); Timeouts the times an ack took longer
+	// than the adaptive timeout (each asks the server with a hello).
 	Resends   uint64 `json:"resends"`
+	Timeouts  uint64 `json:"ack_timeouts"`
 	Batches   uint64 `json:"batches_sent"`
 	DownItems uint64 `json:"down_items_received"`
 	// OpsDeflate: the server announced ops-deflate on this connection, so

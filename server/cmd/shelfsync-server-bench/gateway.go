@@ -12,9 +12,10 @@ import (
 )
 
 // gateway is a simulated agent with a backlog: it sends its ops in
-// batches, at most window ops beyond the server's ack, and goes back to
-// ack+1 on a gap answer or when no ack comes for a while — the agent's
-// uplink rules, without its store. Like the agent, it compresses its
+// batches, at most window ops beyond the server's ack, with the agent's
+// uplink rules (protocol.Window): go back to ack+1 on a gap answer; when
+// no ack comes within the adaptive timeout, ask with a hello and go back
+// only if its answer shows ops missing. Like the agent, it compresses its
 // batches (ops-deflate) once an ack announced that the server accepts them.
 type gateway struct {
 	wh, gw  string
@@ -24,17 +25,19 @@ type gateway struct {
 	topics  protocol.Topics
 	client  paho.Client
 	resends int // batches sent again
+	expiry  int // ack timeouts (each asked with a hello)
+
+	acks chan *protocol.Ack // in arrival order, for run
 
 	mu    sync.Mutex
 	acked uint64
-	feats protocol.Features // of the latest ack
-	any   bool              // an ack arrived
-	gap   bool
+	any   bool // an ack arrived
 	wake  chan struct{}
 }
 
 func newGateway(wh, gw string, n, batch int) *gateway {
-	g := &gateway{wh: wh, gw: gw, batch: batch, window: 8192, topics: protocol.NewTopics(protocol.DefaultRoot), wake: make(chan struct{}, 1)}
+	g := &gateway{wh: wh, gw: gw, batch: batch, window: 8192, topics: protocol.NewTopics(protocol.DefaultRoot), wake: make(chan struct{}, 1),
+		acks: make(chan *protocol.Ack, 4096)}
 	hlc := protocol.HLC(uint64(time.Now().UnixMilli()) << 16)
 	g.ops = make([]protocol.Op, n)
 	for i := range g.ops {
@@ -78,14 +81,15 @@ func (g *gateway) onDown(_ paho.Client, m paho.Message) {
 	switch v := msg.(type) {
 	case *protocol.Ack:
 		g.mu.Lock()
-		g.any, g.feats = true, v.Features
+		g.any = true
 		if v.WM > g.acked {
 			g.acked = v.WM
 		}
-		if v.Error != "" {
-			g.gap = true
-		}
 		g.mu.Unlock()
+		select {
+		case g.acks <- v:
+		default: // as the agent's inbox: an ack dropped under overload is asked again
+		}
 		select {
 		case g.wake <- struct{}{}:
 		default:
@@ -118,46 +122,45 @@ func (g *gateway) waitAck(wm uint64, d time.Duration) error {
 // run sends the backlog until the server acked all of it.
 func (g *gateway) run(timeout time.Duration) error {
 	n := uint64(len(g.ops))
-	next := uint64(1)
-	lastProgress := time.Now()
+	w := protocol.Window{Size: g.window, Timeout: 3 * time.Second}
+	w.Reset(0, time.Now())
+	var feats protocol.Features
 	deadline := time.Now().Add(timeout)
+	var sentTo uint64 // the highest seq sent so far
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for {
-		g.mu.Lock()
-		acked, gap, deflate := g.acked, g.gap, g.feats.Has(protocol.FeatureOpsDeflate)
-		g.gap = false
-		g.mu.Unlock()
-		if acked >= n {
+		if w.Acked >= n {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: acked %d of %d after %s", g.gw, acked, n, timeout)
+			return fmt.Errorf("%s: acked %d of %d after %s", g.gw, w.Acked, n, timeout)
 		}
-		if next <= acked {
-			next = acked + 1
-		}
-		if gap || time.Since(lastProgress) > 3*time.Second {
-			// Go back N: the batches sent after acked go again.
-			if next > acked+1 {
-				g.resends += int((next - acked - 1 + uint64(g.batch) - 1) / uint64(g.batch))
+		for w.Room(n) {
+			last := min(w.Next+uint64(g.batch)-1, n)
+			ops := g.ops[w.Next-1 : last]
+			if last <= sentTo {
+				g.resends++
 			}
-			next = acked + 1
-			lastProgress = time.Now()
+			sentTo = max(sentTo, last)
+			g.publish(&protocol.OpBatch{Header: g.header(), First: w.Next, Last: last, Ops: ops, HLC: ops[len(ops)-1].HLC,
+				Deflate: feats.Has(protocol.FeatureOpsDeflate)})
+			w.Sent(last, time.Now())
 		}
-		for next <= n && next-acked-1 < g.window {
-			last := min(next+uint64(g.batch)-1, n)
-			ops := g.ops[next-1 : last]
-			g.publish(&protocol.OpBatch{Header: g.header(), First: next, Last: last, Ops: ops, HLC: ops[len(ops)-1].HLC, Deflate: deflate})
-			next = last + 1
-		}
-		prev := acked
 		select {
-		case <-g.wake:
-		case <-time.After(100 * time.Millisecond):
+		case a := <-g.acks:
+			feats = a.Features
+			w.Probes = feats.Has(protocol.FeatureProbes)
+			w.Answer(a.WM, a.Error != "", a.Answers, time.Now())
+		case now := <-tick.C:
+			if expired, rewound := w.Expire(now); expired {
+				g.expiry++
+				probe := uint64(0)
+				if !rewound {
+					probe = w.Ask(now)
+				}
+				g.publish(&protocol.Hello{Header: g.header(), AgentVersion: "bench", Probe: probe})
+			}
 		}
-		g.mu.Lock()
-		if g.acked > prev {
-			lastProgress = time.Now()
-		}
-		g.mu.Unlock()
 	}
 }

@@ -260,13 +260,14 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 		}
 	}
 	rate := float64(total) / took.Seconds()
-	var resends, sent int
+	var resends, sent, expiries int
 	for _, g := range gws {
 		resends += g.resends
+		expiries += g.expiry
 		sent += (len(g.ops) + g.batch - 1) / g.batch
 	}
-	logf("ingest: %d gateways × %d ops acked in %s: %.0f ops/s (%d resends); server peak RSS %.1f MiB (idle %.1f)",
-		gateways, perGW, took.Round(time.Millisecond), rate, resends, mib(peak), mib(idle))
+	logf("ingest: %d gateways × %d ops acked in %s: %.0f ops/s (%d resends, %d ack timeouts); server peak RSS %.1f MiB (idle %.1f)",
+		gateways, perGW, took.Round(time.Millisecond), rate, resends, expiries, mib(peak), mib(idle))
 	out := []Result{
 		result("server_ingest_ops_per_s", rate, "ops/s", fmt.Sprintf("raw Badger batch write of the same %d ops (WriteBatch, synced)", total), raw),
 		result(fmt.Sprintf("server_rss_mib_%dgw", gateways), mib(peak), "MiB", "the idle server before the gateways connect", mib(idle)),

@@ -141,12 +141,12 @@ func TestServerWithoutDeflateAnnouncementStillAcceptsIt(t *testing.T) {
 
 	g := newFakeGateway(t, s.MQTTAddr(), "wh1", "g1")
 	a := g.sendBatch(1, 2, 1)
-	require.Zero(t, a.Features, "no feature announced")
+	require.False(t, a.Features.Has(protocol.FeatureOpsDeflate), "ops-deflate not announced")
 	ops := shiftOps(3)
 	raw, err := protocol.Encode(&protocol.OpBatch{Header: protocol.Header{WH: "wh1", GW: "g1"}, First: 3, Last: ops[len(ops)-1].Seq, Ops: ops, HLC: ops[0].HLC, Deflate: true})
 	require.NoError(t, err)
 	a = g.waitAck(g.send(raw))
 	require.Empty(t, a.Error)
 	require.Equal(t, ops[len(ops)-1].Seq, a.WM)
-	require.Zero(t, a.Features)
+	require.False(t, a.Features.Has(protocol.FeatureOpsDeflate))
 }

@@ -130,6 +130,7 @@ func New(cfg Config, st store.Store) *Ingest {
 		panic(fmt.Sprintf("ingest: codec: %v", err)) // fixed options: cannot fail
 	}
 	in := &Ingest{cfg: cfg, st: st, topics: protocol.NewTopics(cfg.Root), codec: codec, clock: cfg.Clock, log: cfg.Logger, m: cfg.Metrics}
+	in.feats = protocol.FeatureProbes
 	if !cfg.NoDeflate {
 		in.feats |= protocol.FeatureOpsDeflate
 	}
@@ -380,7 +381,7 @@ func (in *Ingest) dispatch(ctx context.Context, log *slog.Logger, t protocol.Top
 		}
 		log.Info("gateway hello", "last_seq", m.LastSeq, "acked_seq", m.AckedSeq, "epoch", m.Epoch, "agent_version", m.AgentVersion, "first_seq", m.FirstSeq)
 		in.recover(ctx, log, t.Warehouse, t.Gateway, m) // recovery.go: lost-ops, a state gone back in time
-		in.ack(ctx, t.Warehouse, t.Gateway, "")
+		in.answer(ctx, t.Warehouse, t.Gateway, m.Probe)
 		if in.cfg.OnHello != nil {
 			in.cfg.OnHello(t.Warehouse, t.Gateway, m)
 		}
@@ -462,7 +463,7 @@ func (in *Ingest) applyBatches(ctx context.Context, batches []store.Batch, logs 
 			errText = fmt.Sprintf("gap: expected seq %d", res.WM+1)
 			logs[i].Info("gap; asking for resend", "first", b.B.First, "wm", res.WM)
 		}
-		in.publishAck(b.WH, b.GW, res.WM, errText)
+		in.publishAck(b.WH, b.GW, res.WM, errText, 0)
 	}
 }
 
@@ -484,16 +485,26 @@ func (in *Ingest) Topics() protocol.Topics { return in.topics }
 func (in *Ingest) Clock() *protocol.Clock { return in.clock }
 
 func (in *Ingest) ack(ctx context.Context, wh, gw, errText string) {
+	in.ackWM(ctx, wh, gw, errText, 0)
+}
+
+// answer acks a hello, naming its probe (SPEC.md §6): everything the
+// gateway sent before it has been handled.
+func (in *Ingest) answer(ctx context.Context, wh, gw string, probe uint64) {
+	in.ackWM(ctx, wh, gw, "", probe)
+}
+
+func (in *Ingest) ackWM(ctx context.Context, wh, gw, errText string, probe uint64) {
 	wm, err := in.st.Watermark(ctx, wh, gw)
 	if err != nil {
 		in.log.Error("read watermark", attrWH, wh, attrGW, gw, "err", err)
 		return
 	}
-	in.publishAck(wh, gw, wm, errText)
+	in.publishAck(wh, gw, wm, errText, probe)
 }
 
-func (in *Ingest) publishAck(wh, gw string, wm uint64, errText string) {
-	a := &protocol.Ack{Header: protocol.Header{WH: wh, GW: gw}, WM: wm, Epoch: in.st.Epoch(), HLC: in.clock.Now(), Error: errText, Features: in.feats}
+func (in *Ingest) publishAck(wh, gw string, wm uint64, errText string, probe uint64) {
+	a := &protocol.Ack{Header: protocol.Header{WH: wh, GW: gw}, WM: wm, Epoch: in.st.Epoch(), HLC: in.clock.Now(), Error: errText, Features: in.feats, Answers: probe}
 	b, err := protocol.Encode(a)
 	if err != nil {
 		in.log.Error("encode ack", "err", err)
