@@ -11,7 +11,8 @@ import (
 
 func TestAnnouncesOpsDeflateUnlessDisabled(t *testing.T) {
 	require.True(t, New(Config{}, nil).feats.Has(protocol.FeatureOpsDeflate))
-	require.Zero(t, New(Config{NoDeflate: true}, nil).feats)
+	require.False(t, New(Config{NoDeflate: true}, nil).feats.Has(protocol.FeatureOpsDeflate))
+	require.True(t, New(Config{NoDeflate: true}, nil).feats.Has(protocol.FeatureProbes), "probes are announced either way")
 }
 
 // TestCompressedBatchInflatesWithinTheMessageLimit: a compressed batch may
