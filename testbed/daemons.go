@@ -189,6 +189,10 @@ type AgentStatus struct {
 		Name      string
 		Connected bool
 	}
+	Disk struct {
+		Full bool `json:"full"`
+		Low  bool `json:"low"`
+	} `json:"disk"`
 }
 
 // Status reads the agent's status.

@@ -61,13 +61,17 @@ func runAgent(args []string, stderr io.Writer) int {
 		return code
 	}
 	log := flagconf.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.WaitForDisk(ctx, cfg, log); err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
 	a, err := app.New(cfg, version, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent stopped with an error", "err", err)
 		return 1

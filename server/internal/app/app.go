@@ -68,7 +68,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("create the data directory: %w", err)
 	}
 	s.disk = diskGuard(cfg, reg, log.With("component", "disk")) // store.go
-	st, pg, err := openStore(ctx, cfg, s.disk, log)             // store.go
+	if err := waitForDisk(ctx, cfg, s.disk, reg); err != nil {  // store.go
+		s.cancel()
+		return nil, err
+	}
+	st, pg, err := openStore(ctx, cfg, s.disk, log) // store.go
 	if err != nil {
 		s.cancel()
 		return nil, err

@@ -2,9 +2,15 @@ package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shelfsync/shelfsync/server/internal/config"
 	"github.com/shelfsync/shelfsync/server/internal/diskspace"
@@ -26,6 +32,43 @@ func openStore(ctx context.Context, cfg config.Config, disk *diskspace.Guard, lo
 	}
 	st, err := badger.Open(badger.Options{Dir: cfg.DataDir, Logger: log, Disk: disk})
 	return st, nil, err
+}
+
+// waitForDisk holds the start of a Badger server while its data disk is
+// below the reserve: opening Badger writes (its lock file, a new memtable
+// log), which fails on a full disk — or, through a mapped file, kills the
+// process with SIGBUS — so a restart would crash-loop. Meanwhile it
+// answers on the HTTP address: /healthz is 503 and says why, /metrics has
+// the disk gauges (the guard logs the state). It returns once space is
+// back (checked every second), or with ctx's error.
+func waitForDisk(ctx context.Context, cfg config.Config, g *diskspace.Guard, reg *prometheus.Registry) error {
+	if cfg.Postgres() || !g.Check().Full {
+		return nil
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		st := g.Check()
+		http.Error(w, fmt.Sprintf("data disk full: the store opens when space is freed (%d bytes free, %d kept in reserve; --disk-reserve)", st.FreeBytes, st.ReserveBytes),
+			http.StatusServiceUnavailable)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for g.Check().Full {
+		select {
+		case <-ctx.Done():
+			return errors.Join(errors.New("stopped while waiting for free space on the data disk"), ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // diskGuard guards the data directory's disk (diskspace): it logs when the
