@@ -16,6 +16,9 @@ type Orders interface {
 	Create(ctx context.Context, n orders.NewOrder) (orders.Order, bool, error)
 	Get(ctx context.Context, wh, id string) (orders.Order, error)
 	List(ctx context.Context, q orders.Query) ([]orders.Order, bool, error)
+	// CreatedSince lists when the orders matching q were created, from
+	// sinceMS on (the orders-per-hour view, workday.go).
+	CreatedSince(ctx context.Context, q orders.Query, sinceMS int64) ([]int64, error)
 	Ship(ctx context.Context, wh, id string) (orders.Order, error)
 	Cancel(ctx context.Context, wh, id string) (orders.Order, error)
 	Availability(wh, sku string) ([]orders.ATS, []orders.Total, uint64)

@@ -72,24 +72,17 @@ func (h *Handler) ordersPerHour(w http.ResponseWriter, r *http.Request) {
 	for i := range buckets {
 		buckets[i].AtMS = from.Add(time.Duration(i) * time.Hour).UnixMilli()
 	}
+	created, err := h.d.Orders.CreatedSince(r.Context(), orders.Query{Warehouse: q.Get("warehouse"), Channel: q.Get("channel")}, from.UnixMilli())
+	if err != nil {
+		orderError(w, err)
+		return
+	}
 	total := 0
-	for off := 0; ; {
-		os, more, err := h.d.Orders.List(r.Context(), orders.Query{Warehouse: q.Get("warehouse"), Channel: q.Get("channel"), Limit: 1000, Offset: off})
-		if err != nil {
-			orderError(w, err)
-			return
+	for _, ms := range created {
+		if i := int((ms - from.UnixMilli()) / time.Hour.Milliseconds()); ms >= from.UnixMilli() && i < hours {
+			buckets[i].Orders++
+			total++
 		}
-		for _, o := range os {
-			i := int((o.CreatedMS - from.UnixMilli()) / time.Hour.Milliseconds())
-			if o.CreatedMS >= from.UnixMilli() && i < hours {
-				buckets[i].Orders++
-				total++
-			}
-		}
-		if !more {
-			break
-		}
-		off += len(os)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"hours": hours, "total": total, "items": buckets})
 }

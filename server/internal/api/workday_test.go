@@ -179,6 +179,11 @@ func TestWorkdayViews(t *testing.T) {
 			}
 		}
 		require.Equal(t, 1, n)
+		s.get(t, "/api/v1/orders/per-hour?warehouse=wh1&channel=market", &body)
+		require.Equal(t, 0, body.Total, "the one order came from web")
+		s.get(t, "/api/v1/orders/per-hour?warehouse=wh2", &body)
+		require.Equal(t, 0, body.Total)
+		require.Len(t, body.Items, 24, "24 hours by default")
 	})
 
 	t.Run("ingest series", func(t *testing.T) {
