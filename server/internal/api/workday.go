@@ -345,6 +345,11 @@ func (h *Handler) reorderList(w http.ResponseWriter, r *http.Request) {
 	for _, row := range rows {
 		onHand[row.SKU] += row.OnHand
 	}
+	onOrder, err := h.md.OnOrderAll(r.Context(), wh)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	today := h.clock().UTC().Format(time.DateOnly)
 	out := []ReorderRow{}
 	for _, t := range ths.([]protocol.Threshold) {
@@ -353,10 +358,9 @@ func (h *Handler) reorderList(w http.ResponseWriter, r *http.Request) {
 		if n > eff.ReorderPoint {
 			continue
 		}
-		onOrder := h.md.OnOrder(wh, t.SKU)
 		out = append(out, ReorderRow{SKU: t.SKU, OnHand: n, ReorderPoint: eff.ReorderPoint, ReorderQty: eff.ReorderQty, Max: eff.Max,
-			OnOrder: onOrder, Seasonal: seasonalOn(t, today),
-			SuggestedQty: eff.SuggestedOrder(n, onOrder)})
+			OnOrder: onOrder[t.SKU], Seasonal: seasonalOn(t, today),
+			SuggestedQty: eff.SuggestedOrder(n, onOrder[t.SKU])})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"warehouse": wh, "day": today, "items": out})
 }

@@ -66,3 +66,23 @@ func (t *tally) add(op *protocol.Op) {
 	}
 	t.p.Unexpected[op.SKU] += op.Qty
 }
+
+// OnOrderAll returns, per sku, what the open purchase orders of wh still
+// expect (ordered − received, per line, never negative): OnOrder of every
+// sku from one pass over the op log.
+func (s *Service) OnOrderAll(ctx context.Context, wh string) (map[string]int64, error) {
+	pos, err := s.Receipts(ctx, wh)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, p := range pos {
+		if p.Status != "" && p.Status != "open" {
+			continue
+		}
+		for _, l := range p.Lines {
+			out[l.SKU] += max(l.Qty-p.Received[l.Line], 0)
+		}
+	}
+	return out, nil
+}
