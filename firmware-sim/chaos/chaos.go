@@ -186,9 +186,9 @@ func (s Summary) Report(w io.Writer) {
 // Run runs the soak and checks the result. An error means the harness
 // itself could not run (a build failed, a process would not start); the
 // assertions are in the Summary.
-func Run(ctx context.Context, cfg Config) (Summary, error) {
+func Run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	cfg.defaults()
-	sum := Summary{Seed: cfg.Seed, Agents: cfg.Agents}
+	sum = Summary{Seed: cfg.Seed, Agents: cfg.Agents}
 	for _, k := range cfg.FaultKinds {
 		if !slices.ContainsFunc(faultWeights, func(w struct {
 			kind   string
