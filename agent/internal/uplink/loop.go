@@ -29,8 +29,13 @@ func (u *Uplink) loop(ctx context.Context) error {
 			p, _ := u.st.Positions()
 			s.Reset(p.Acked, time.Now()) // resend all unacked after a reconnect
 			u.hello(0)
+			// Send after the hello's answer: it states the server's
+			// watermark (what it already has is not sent again) and the
+			// features (compressed batches from the first one on). A
+			// server that does not answer within the timeout gets the
+			// batches anyway.
+			u.greeted = time.Now()
 			u.publishStatus()
-			u.send(&s, true)
 		case msg := <-u.inbox:
 			u.handle(&s, msg)
 			u.send(&s, false)
@@ -46,6 +51,9 @@ func (u *Uplink) loop(ctx context.Context) error {
 		case <-statusTick.C:
 			u.publishStatus()
 		case now := <-tick.C:
+			if !u.greeted.IsZero() && now.Sub(u.greeted) > s.RTO() {
+				u.greeted = time.Time{}
+			}
 			if expired, rewound := s.Expire(now); expired {
 				u.bump(func(st *State) { st.Timeouts++ })
 				if rewound {
@@ -121,7 +129,7 @@ func (u *Uplink) publish(m protocol.Message) bool {
 // send publishes batches from s.next while the window allows. With full
 // false it sends only full batches (more ops are lingering).
 func (u *Uplink) send(s *protocol.Window, full bool) {
-	if !u.client.IsConnectionOpen() {
+	if !u.client.IsConnectionOpen() || !u.greeted.IsZero() {
 		return
 	}
 	p, err := u.st.Positions()
@@ -185,6 +193,7 @@ func (u *Uplink) handle(s *protocol.Window, msg protocol.Message) {
 	switch m := msg.(type) {
 	case *protocol.Ack:
 		u.guard.onAck()
+		u.greeted = time.Time{}
 		u.observeClock(m.HLC)
 		// Every ack states what the server accepts: an older server's (or
 		// its error ack for a compressed batch it could not read) turns

@@ -142,6 +142,9 @@ type Uplink struct {
 	// beyond the retention as lost (loop goroutine only).
 	lostAsked   time.Time
 	lostPending bool // State.Lost is set
+	// greeted is when this connection's hello was sent, until an ack
+	// (its answer) or a timeout: batches wait for it (loop goroutine only).
+	greeted time.Time
 
 	mu    sync.Mutex
 	state State

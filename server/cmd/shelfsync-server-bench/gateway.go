@@ -129,7 +129,22 @@ func (g *gateway) run(timeout time.Duration) error {
 	var sentTo uint64 // the highest seq sent so far
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	answer := func(a *protocol.Ack) {
+		feats = a.Features
+		w.Probes = feats.Has(protocol.FeatureProbes)
+		w.Answer(a.WM, a.Error != "", a.Answers, time.Now())
+	}
 	for {
+		// What has come first (the hello's answer: the features).
+	drain:
+		for {
+			select {
+			case a := <-g.acks:
+				answer(a)
+			default:
+				break drain
+			}
+		}
 		if w.Acked >= n {
 			return nil
 		}
@@ -149,9 +164,7 @@ func (g *gateway) run(timeout time.Duration) error {
 		}
 		select {
 		case a := <-g.acks:
-			feats = a.Features
-			w.Probes = feats.Has(protocol.FeatureProbes)
-			w.Answer(a.WM, a.Error != "", a.Answers, time.Now())
+			answer(a)
 		case now := <-tick.C:
 			if expired, rewound := w.Expire(now); expired {
 				g.expiry++

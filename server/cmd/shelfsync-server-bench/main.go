@@ -87,7 +87,7 @@ func main() {
 	flag.IntVar(&perGW, "ops", 5000, "ops each gateway sends")
 	flag.IntVar(&batch, "batch", 256, "ops per batch (the agent's default --batch-ops)")
 	flag.IntVar(&workers, "workers", 0, "server --workers (0: the server's default)")
-	flag.StringVar(&profile, "cpuprofile", "", "diagnostic: run the server in this process and write a CPU profile of the ingest here")
+	flag.StringVar(&profile, "cpuprofile", "", "diagnostic: run the server in this process and write a CPU profile of the ingest here (and a heap profile at the highest RSS to this path + .heap)")
 	flag.StringVar(&only, "only", "", "comma-separated parts to run (default all): ingest (Badger), postgres (1 and 3 replicas; compared with the Badger ingest, measured first unless -baseline is set), broker (the embedded broker's fan-in vs Mosquitto), import (import_rss_mib, a 200 MB stock CSV)")
 	var baseline float64
 	flag.Float64Var(&baseline, "baseline", 0, "with -only postgres: the Badger server_ingest_ops_per_s to compare with instead of measuring it")
@@ -229,6 +229,9 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 	go func() {
 		defer close(sampled)
 		for tick := 0; ; tick++ {
+			if rss := testbed.PeakRSS(pid); rss > peak && profile != "" {
+				writeHeapProfile(profile + ".heap") // in-process: the heap at the highest RSS so far
+			}
 			peak = max(peak, testbed.PeakRSS(pid))
 			if tick%10 == 0 {
 				if m, err := readMemory("http://" + httpAddr + "/metrics"); err == nil && m.total() > atPeak.total() {

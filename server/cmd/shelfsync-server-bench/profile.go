@@ -48,3 +48,14 @@ func inProcess(ctx context.Context, args []string, path string) (func(), error) 
 		<-done
 	}, nil
 }
+
+// writeHeapProfile writes the in-process heap profile to path (diagnostic
+// mode; the heap then includes the simulated gateways).
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = pprof.Lookup("heap").WriteTo(f, 0)
+}

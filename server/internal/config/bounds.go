@@ -30,6 +30,9 @@ type Bounds struct {
 	// the Badger store refuses writes (nothing is acknowledged) instead of
 	// crashing when the disk fills; DiskLow: warn below it.
 	DiskReserve, DiskLow int64
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (runtime/debug.SetMemoryLimit), unless GOMEMLIMIT is set; 0: none.
+	MemoryLimit int64
 }
 
 func (c *Bounds) register(fs *flag.FlagSet) {
@@ -40,6 +43,7 @@ func (c *Bounds) register(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxImportBytes, "max-import-bytes", 1<<30, "largest CSV upload in bytes (a larger one is refused with 413 before any row is applied); uploads are spooled under --data")
 	fs.Int64Var(&c.DiskReserve, "disk-reserve", 1<<30, "bytes kept free on the data disk: below this the server applies and acknowledges nothing (gateways keep their ops) and /healthz says why, until space returns")
 	fs.Int64Var(&c.DiskLow, "disk-low", 4<<30, "warn (log, metric) when the data disk has less free space than this many bytes")
+	fs.Int64Var(&c.MemoryLimit, "memory-limit", 200<<20, "soft limit in bytes on the Go heap and runtime (the garbage collector works harder near it instead of letting freed memory pile up; the GOMEMLIMIT environment variable wins; 0: none). Not a hard cap: a larger live heap still grows")
 	fs.DurationVar(&c.ClockMaxOffset, "clock-max-offset", 5*time.Minute, "refuse a gateway whose clock runs more than this ahead of the server's (its hello and batches get an error; fix its NTP)")
 }
 
