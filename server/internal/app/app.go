@@ -92,7 +92,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if brokerURL == "" {
 		b, err := broker.Start(broker.Config{Addr: cfg.MQTTAddr, Logger: log, TLS: sec.brokerTLS, Auth: sec.hook,
 			StoreDir: broker.StoreDir(cfg.DataDir), MaxConnections: cfg.MQTTMaxConns, ConnectTimeout: cfg.MQTTConnectTimeout,
-			ServerName: clusterNode(cfg), Cluster: broker.Cluster{Listen: cfg.ClusterListen, Routes: cfg.ClusterRouteList(), Name: cfg.ClusterName}})
+			MaxConnsPerIP: perIPLimit(cfg.MQTTMaxConnsPerIP),
+			ServerName:    clusterNode(cfg), Cluster: broker.Cluster{Listen: cfg.ClusterListen, Routes: cfg.ClusterRouteList(), Name: cfg.ClusterName}})
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -306,4 +307,13 @@ func clusterNode(cfg config.Config) string {
 		return ""
 	}
 	return cfg.ClusterNode
+}
+
+// perIPLimit maps --mqtt-max-conns-per-ip (0: no bound) to
+// broker.Config.MaxConnsPerIP (negative: no bound).
+func perIPLimit(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -59,7 +59,7 @@ func NewAuthMetrics(reg prometheus.Registerer) *AuthMetrics {
 		Accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_connect_accepted_total",
 			Help: "Embedded broker connections authenticated, by method (certificate, password, internal, open)."}, []string{"method"}),
 		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_connect_refused_total",
-			Help: "Embedded broker connections refused at authentication, by reason (no_credentials, bad_password, bad_identity, username_mismatch, client_id)."}, []string{"reason"}),
+			Help: "Embedded broker connections refused at authentication, by reason (no_credentials, bad_password, bad_identity, username_mismatch, client_id, per_ip_limit)."}, []string{"reason"}),
 		ACLDenied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_acl_denied_total",
 			Help: "Topic ACL denials by action (publish, subscribe) and role (gateway, server)."}, []string{"action", "role"}),
 	}
@@ -97,6 +97,7 @@ type Auth struct {
 	log     *slog.Logger
 	m       *AuthMetrics
 	checked atomic.Int64 // connections that reached authentication
+	perIP   *perIP       // set by Start: clients per remote IP
 	roles   sync.Map     // MQTT client id → Role, for the broker's log of denials
 }
 
@@ -134,6 +135,15 @@ func (h *Auth) Check(c server.ClientAuthentication) bool {
 	h.checked.Add(1)
 	opts := c.GetOpts()
 	log := h.log.With("remote", addrString(c))
+	if ip := remoteIP(c); ip != "" && h.perIP != nil {
+		if ok, first := h.perIP.admit(ip); !ok {
+			h.m.Refused.WithLabelValues("per_ip_limit").Inc()
+			if first { // once per address and second: a flood must not flood the log
+				log.Warn("MQTT connection refused: too many clients from this address (--mqtt-max-conns-per-ip)", "limit", h.perIP.limit)
+			}
+			return false
+		}
+	}
 	if h.cfg.AllowAll {
 		h.m.Accepted.WithLabelValues("open").Inc()
 		return true

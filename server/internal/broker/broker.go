@@ -55,6 +55,11 @@ type Config struct {
 	// DefaultConnectTimeout). Idle connections that never say who they are
 	// are closed after it.
 	ConnectTimeout time.Duration
+	// MaxConnsPerIP bounds the clients one remote IP address may have
+	// connected at once (default DefaultMaxConnsPerIP; negative: no
+	// bound). A client over it is refused at its CONNECT (counted in
+	// shelfsync_broker_connect_refused_total{reason="per_ip_limit"}).
+	MaxConnsPerIP int
 	// ServerName names this broker node (default "shelfsync"); every node
 	// of a cluster needs its own.
 	ServerName string
@@ -71,6 +76,7 @@ type Broker struct {
 	log     *natsLog
 	auth    *Auth
 	tempDir string
+	stop    chan struct{} // ends the per-IP counter
 }
 
 // Start starts the broker and waits until it accepts MQTT connections.
@@ -102,11 +108,19 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.ServerName == "" {
 		cfg.ServerName = "shelfsync"
 	}
+	if cfg.MaxConnsPerIP == 0 {
+		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
 	auth := cfg.Auth
 	if auth == nil {
 		// An allow-all hook rather than none: without authentication the
 		// broker would never time out a connection that sends no CONNECT.
 		auth = NewAuth(AuthConfig{AllowAll: true})
+	}
+	var limiter *perIP
+	if cfg.MaxConnsPerIP > 0 {
+		limiter = newPerIP(cfg.MaxConnsPerIP)
+		auth.perIP = limiter
 	}
 	timeout := cfg.ConnectTimeout.Seconds()
 	b.opts = &server.Options{
@@ -181,6 +195,10 @@ func Start(cfg Config) (*Broker, error) {
 		b.Close()
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
+	if limiter != nil {
+		b.stop = make(chan struct{})
+		go b.countPerIP(limiter, cfg.MaxConnections, b.stop)
+	}
 	return b, nil
 }
 
@@ -218,6 +236,10 @@ func (b *Broker) NATS() *server.Server { return b.ns }
 
 // Close stops the broker and disconnects every client.
 func (b *Broker) Close() error {
+	if b.stop != nil {
+		close(b.stop)
+		b.stop = nil
+	}
 	if b.ns != nil {
 		b.ns.Shutdown()
 		b.ns.WaitForShutdown()

@@ -15,6 +15,9 @@ type Broker struct {
 	// MQTTMaxConns bounds the clients connected at once; one over it is
 	// closed at once.
 	MQTTMaxConns int
+	// MQTTMaxConnsPerIP bounds the clients connected at once from one
+	// remote IP address (0: no bound).
+	MQTTMaxConnsPerIP int
 	// MQTTConnectTimeout bounds the time from a TCP connection to its
 	// authenticated MQTT CONNECT (TLS handshake included): idle
 	// connections that never say who they are are closed after it.
@@ -43,6 +46,7 @@ func (b *Broker) ClusterRouteList() []string {
 
 func (b *Broker) register(fs *flag.FlagSet) {
 	fs.IntVar(&b.MQTTMaxConns, "mqtt-max-conns", 10000, "embedded broker: most clients connected at once (keep it well under the process's file descriptor limit, LimitNOFILE)")
+	fs.IntVar(&b.MQTTMaxConnsPerIP, "mqtt-max-conns-per-ip", 500, "embedded broker: most clients connected at once from one IP address (room for a warehouse's gateways behind one NAT address); one over it is refused at its CONNECT and counted (shelfsync_broker_connect_refused_total{reason=\"per_ip_limit\"}); 0: no bound")
 	fs.DurationVar(&b.MQTTConnectTimeout, "mqtt-connect-timeout", 10*time.Second, "embedded broker: a connection that has not authenticated (TLS handshake and MQTT CONNECT) within this is closed")
 	host, _ := os.Hostname()
 	fs.StringVar(&b.ClusterListen, "cluster-listen", "", "embedded broker: route address HOST:PORT (e.g. 0.0.0.0:6222) that joins this replica's broker to the others' into one NATS cluster, its MQTT streams replicated on up to 3 nodes; plain TCP without authentication, so a private network only; empty: not clustered")
@@ -53,6 +57,9 @@ func (b *Broker) register(fs *flag.FlagSet) {
 
 func (b *Broker) validate() []error {
 	var errs []error
+	if b.MQTTMaxConnsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("mqtt-max-conns-per-ip: %d must be 0 (no bound) or positive", b.MQTTMaxConnsPerIP))
+	}
 	if b.MQTTMaxConns < 0 {
 		errs = append(errs, fmt.Errorf("mqtt-max-conns: %d must be positive", b.MQTTMaxConns))
 	}
