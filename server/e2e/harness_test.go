@@ -77,10 +77,13 @@ type cluster struct {
 	server   *testbed.Server
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t *testing.T) *cluster { return newClusterWith(t) }
+
+// newClusterWith is newCluster with more server arguments (settings).
+func newClusterWith(t *testing.T, serverArgs ...string) *cluster {
 	c := &cluster{t: t, dir: t.TempDir(), httpAddr: freePort(t), mqttAddr: freePort(t)}
 	c.server = &testbed.Server{Bin: bins(t).Server, HTTP: c.httpAddr,
-		Args: []string{"--data", filepath.Join(c.dir, "server"), "--mqtt", c.mqttAddr}}
+		Args: append([]string{"--data", filepath.Join(c.dir, "server"), "--mqtt", c.mqttAddr}, serverArgs...)}
 	c.startServer()
 	return c
 }
