@@ -227,6 +227,29 @@ type alertMsg struct {
 	at           time.Time
 }
 
+// parseAlertMsg reads a message of the alerts topic: an alert, or a
+// conflict's notification {"event": "conflict.opened", "conflict": {…}},
+// which it returns as ID "conflict <id>", Kind "conflict", Status the
+// event's last word (opened, ended) and Conflict the conflict's id.
+func parseAlertMsg(payload []byte) (alertMsg, bool) {
+	var probe struct {
+		Event    string          `json:"event"`
+		Conflict json.RawMessage `json:"conflict"`
+	}
+	if json.Unmarshal(payload, &probe) == nil && strings.HasPrefix(probe.Event, "conflict.") {
+		var c struct {
+			ID, Kind, Warehouse, SKU string
+		}
+		if json.Unmarshal(probe.Conflict, &c) != nil {
+			return alertMsg{}, false
+		}
+		return alertMsg{ID: "conflict " + c.ID, Kind: "conflict", Status: strings.TrimPrefix(probe.Event, "conflict."),
+			Warehouse: c.Warehouse, SKU: c.SKU, Conflict: c.ID, ConflictKind: c.Kind}, true
+	}
+	var a alertMsg
+	return a, json.Unmarshal(payload, &a) == nil
+}
+
 func newObserver(t *testing.T, addr string) *observer {
 	o := &observer{items: map[string]int{}, alerts: map[string]int{}, avail: map[string][][]byte{}}
 	topics := protocol.NewTopics("")
@@ -242,8 +265,7 @@ func newObserver(t *testing.T, addr string) *observer {
 		defer o.mu.Unlock()
 		if strings.HasSuffix(m.Topic(), "/alerts") {
 			o.alerts[string(m.Payload())]++
-			var a alertMsg
-			if json.Unmarshal(m.Payload(), &a) == nil {
+			if a, ok := parseAlertMsg(m.Payload()); ok {
 				a.at = time.Now()
 				o.alertLog = append(o.alertLog, a)
 			}

@@ -177,6 +177,14 @@ func hookKey(x hookHit) string {
 		if json.Unmarshal(x.body, &a) == nil {
 			return "alert " + a.ID + " " + a.Status
 		}
+	case "conflict":
+		var c struct {
+			Event    string
+			Conflict struct{ ID string }
+		}
+		if json.Unmarshal(x.body, &c) == nil {
+			return c.Event + " " + c.Conflict.ID
+		}
 	case "order":
 		var o struct {
 			Event string
@@ -422,6 +430,24 @@ func alertKey(a map[string]any) string {
 		k += " " + ck
 	}
 	return k
+}
+
+// notifiedConflicts returns "conflict wh sku kind" of every conflict
+// whose opening the alerts topic carried, sorted.
+func notifiedConflicts(o *observer) []string {
+	var out []string
+	for _, m := range o.alertMsgs() {
+		if m.Kind != "conflict" || m.Status != "opened" {
+			continue
+		}
+		sku := m.SKU
+		if sku == "" {
+			sku = "-"
+		}
+		out = append(out, "conflict "+m.Warehouse+" "+sku+" "+m.ConflictKind)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // waitForState is waitFor that says, when it times out, what state was

@@ -27,13 +27,15 @@ import (
 //   - master data put through one replica is served by the others, and
 //     the apply on whichever replica holds a gateway's lease checks it (an
 //     op at a location the warehouse does not define is quarantined, with
-//     a conflict and its alert);
+//     a conflict and its notification);
 //   - orders taken, replayed, shipped and cancelled through different
 //     replicas: one order per channel and external id, every replica's
 //     GET agrees, each order event reaches the receiver once;
-//   - each reorder crossing, negative-stock conflict and oversell raises
-//     one alert, listed alike by every replica, published once on the
-//     alerts topic and delivered once to the webhook receiver;
+//   - each reorder crossing raises one alert, listed alike by every
+//     replica; it and every change of it (acknowledged, cleared) is
+//     published once on the alerts topic and delivered once to the webhook
+//     receiver; each conflict's opening and end (negative stock, an
+//     oversell, a quarantined op) likewise, without an alert item;
 //   - availability (API of every replica, retained topic, last webhook)
 //     is what the ledger and the open orders imply;
 //   - leadership moves to another replica within seconds of the kill.
@@ -133,7 +135,7 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 	waitFor(t, 10*time.Second, "one leader", func() bool { return len(c.leaders()) == 1 })
 	leader0 := c.leaders()[0]
 	rcv := newHookReceiver(t)
-	evID := rcv.register(t, leader0, "events", map[string]any{"events": []string{"alert", "order"}})
+	evID := rcv.register(t, leader0, "events", map[string]any{"events": []string{"alert", "conflict", "order"}})
 	avID := rcv.register(t, leader0, "avail", map[string]any{"events": []string{"availability"}, "channels": []string{"web"}})
 	for _, id := range []string{evID, avID} {
 		leader0.must(t, "POST", "/api/v1/webhooks/"+id+"/ping", nil, nil)
@@ -372,20 +374,29 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 	scan(g1, "CMD:PICK", "LOC:BIN-1", "QTY:3", "SKU:R1", "QTY:4", "SKU:R1", "CMD:DONE") // wh1 R1 10 → 3: crossing
 	scan(g1, "CMD:ADJUST", "LOC:NEG", "QTY:-1", "SKU:N-g1", "CMD:DONE")                 // negative stock
 	scan(g1, "CMD:PICK", "LOC:BIN-1", "QTY:5", "SKU:R3", "CMD:DONE")                    // wh1 R3 8 → 3: crossing
-	before := []string{"reorder wh1 R1", "reorder wh1 R3", "conflict wh1 N-g1 negative-stock", "oversell wh1 R4 oversell", "conflict wh2 - quarantined-op"}
-	waitForState(t, 20*time.Second, "the first alerts", func() bool { return contains(alertKeys(A), before...) },
-		func() string { return fmt.Sprint(alertKeys(A)) })
-	scan(g1, "CMD:RECEIVE", "LOC:BIN-1", "QTY:4", "SKU:R3", "CMD:DONE") // R3 3 → 7: re-arms
-	waitFor(t, 20*time.Second, "the reorder point of wh1 R3 re-armed", func() bool {
-		v, ok, err := kv(ctx, db, "al/r/wh1\x00R3")
+	before := []string{"reorder wh1 R1", "reorder wh1 R3"}
+	beforeConflicts := []string{"conflict wh1 N-g1 negative-stock", "conflict wh1 R4 oversell", "conflict wh2 - quarantined-op"}
+	waitForState(t, 20*time.Second, "the first alerts and conflict notifications", func() bool {
+		return contains(alertKeys(A), before...) && contains(notifiedConflicts(c.obs), beforeConflicts...)
+	}, func() string { return fmt.Sprint(alertKeys(A), notifiedConflicts(c.obs)) })
+	scan(g1, "CMD:RECEIVE", "LOC:BIN-1", "QTY:4", "SKU:R3", "CMD:DONE") // R3 3 → 7: its alert clears
+	waitFor(t, 20*time.Second, "the reorder alert of wh1 R3 cleared", func() bool {
+		as, err := alertsOf(A)
 		require.NoError(t, err)
-		return ok && len(v) == 1 && v[0] == 1
+		for _, a := range as {
+			if alertKey(a) == "reorder wh1 R3" && a["status"] == "cleared" {
+				return true
+			}
+		}
+		return false
 	})
 	// Nothing of these in flight when the leader dies: published on the
 	// alerts topic and delivered (the webhook queue is durable anyway; the
 	// raise and the enqueue are two transactions — see the report).
-	waitFor(t, 20*time.Second, "the first alerts and order events published and delivered", func() bool {
-		return len(c.obs.alertMsgs()) >= len(before) && len(rcv.received("events", "alert")) >= len(before) && len(rcv.received("events", "order")) >= 4
+	waitFor(t, 20*time.Second, "the first alerts, conflicts and order events published and delivered", func() bool {
+		n := len(before) + 1 + len(beforeConflicts) // R3 cleared
+		return len(c.obs.alertMsgs()) >= n && len(rcv.received("events", "alert"))+len(rcv.received("events", "conflict")) >= n &&
+			len(rcv.received("events", "order")) >= 4
 	})
 
 	// ---- 4. kill -9 the leader mid-stream ----
@@ -541,10 +552,9 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 		}
 	}
 
-	// alerts: listed alike by every replica, one per crossing and conflict
+	// alerts: listed alike by every replica, one per crossing; conflicts
+	// are not alert items
 	wantAlerts := []string{
-		"conflict wh1 N-g1 negative-stock", "conflict wh1 N-g2 negative-stock", "conflict wh2 N-g3 negative-stock", "conflict wh2 - quarantined-op",
-		"oversell wh1 R4 oversell",
 		"reorder wh1 R1", "reorder wh1 R2", "reorder wh1 R3", "reorder wh1 R3", "reorder wh2 R1",
 	}
 	sort.Strings(wantAlerts)
@@ -567,7 +577,7 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 	for _, r := range c.replicas {
 		got, err := alertsOf(r)
 		require.NoError(t, err)
-		require.Equal(t, wantAlerts, alertKeys(r), "replica %d: one alert per crossing and conflict", r.i)
+		require.Equal(t, wantAlerts, alertKeys(r), "replica %d: one alert per crossing", r.i)
 		if list == nil {
 			list = got
 		}
@@ -576,21 +586,36 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 	wantPub := map[string]bool{}
 	for _, a := range list {
 		wantPub["alert "+a["id"].(string)+" open"] = true
-		if a["status"] == "acknowledged" {
-			wantPub["alert "+a["id"].(string)+" acknowledged"] = true
+		if a["status"] != "open" {
+			wantPub["alert "+a["id"].(string)+" "+a["status"].(string)] = true
 		}
 	}
-	require.Len(t, wantPub, len(wantAlerts)+1)
+	require.Len(t, wantPub, len(wantAlerts)+2, "the alerts' openings, R1's acknowledgement, the first R3's clearing")
+	// ... and the conflicts' notifications: every conflict opened once; the
+	// oversell ended when the stock came back
+	var confs struct{ Items []struct{ ID, Kind, Status string } }
+	newLeader.must(t, "GET", "/api/v1/conflicts?limit=100", nil, &confs)
+	for _, x := range confs.Items {
+		wantPub["conflict.opened "+x.ID] = true
+		if x.Status == "cleared" {
+			wantPub["conflict.ended "+x.ID] = true
+		}
+	}
+	require.Len(t, wantPub, len(wantAlerts)+2+5+1)
 
 	// ... published once on the alerts topic
 	mqttCount := func() map[string]int {
 		n := map[string]int{}
 		for _, m := range c.obs.alertMsgs() {
+			if m.Kind == "conflict" {
+				n["conflict."+m.Status+" "+m.Conflict]++
+				continue
+			}
 			n["alert "+m.ID+" "+m.Status]++
 		}
 		return n
 	}
-	waitFor(t, 20*time.Second, "every alert (and the acknowledgement) on the alerts topic", func() bool {
+	waitFor(t, 20*time.Second, "every alert change and conflict notification on the alerts topic", func() bool {
 		n := mqttCount()
 		for k := range wantPub {
 			if n[k] == 0 {
@@ -773,7 +798,7 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 	for _, k := range wantAlerts {
 		kinds[strings.Fields(k)[0]]++
 	}
-	t.Logf("summary: %d alerts (%d reorder, %d conflict, %d oversell) + 1 ack, each listed by 3 replicas, published once on MQTT (%d alert messages); "+
+	t.Logf("summary: %d alerts (%d reorder, %d conflict, %d oversell) + 1 ack + 1 cleared, each listed by 3 replicas, published once on MQTT with 6 conflict notifications (%d messages); "+
 		"%d order events (%d orders); webhook deliveries: %d to the events endpoint, %d to the availability endpoint (last seq %d), reposted after the kill %d/%d, queued twice 0; "+
 		"%d availability messages on MQTT; leader %d → %d in %s; first webhook after the kill: events +%s, availability +%s; wall %s",
 		len(wantAlerts), kinds["reorder"], kinds["conflict"], kinds["oversell"], len(c.obs.alertMsgs()),
