@@ -27,6 +27,10 @@ var goldenCases = []struct {
 		{Seq: 41, HLC: MakeHLC(1764403199000, 0), Kind: OpReceive, Location: "RCV", SKU: "04012345678901", Qty: 2, Device: "s1", Raw: []string{"4012345678901"}},
 		{Seq: 42, HLC: MakeHLC(1764403200000, 0), Kind: OpCount, Scope: ScopeLocation, Location: "A-01", Lines: []CountLine{{SKU: "04012345678901", Qty: 5}}, Device: "s1"},
 	}}},
+	{"ops-status", &OpBatch{Header: Header{WH: "wh1", GW: "dock1"}, First: 43, Last: 44, HLC: MakeHLC(1764403201000, 0), Ops: []Op{
+		{Seq: 43, HLC: MakeHLC(1764403200500, 0), Kind: OpReceive, Location: "RCV", SKU: "s1", Lot: "L1", Qty: 3, Owner: "acme", Status: StatusHold, Flags: FlagExpired, Expiry: "2025-11-01"},
+		{Seq: 44, HLC: MakeHLC(1764403201000, 0), Kind: OpStatus, Location: "RCV", SKU: "s1", Lot: "L1", Qty: 3, Owner: "acme", Status: StatusHold, ToStatus: StatusExpired, Reason: "expired"},
+	}}},
 	{"hello-first-seq", &Hello{Header: Header{WH: "wh1", GW: "dock1"}, AgentVersion: "0.1.0", LastSeq: 500, AckedSeq: 500, DownSeq: 9, Epoch: "e1", HLC: MakeHLC(1764403200000, 0), FirstSeq: 401}},
 	{"ack-regressed", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 400, Epoch: "e2", HLC: MakeHLC(1764403200001, 0)}},
 	{"ack", &Ack{Header: Header{WH: "wh1", GW: "dock1"}, WM: 42, Epoch: "e1", HLC: MakeHLC(1764403200001, 0)}},
@@ -134,6 +138,10 @@ func TestStockValueBodyGolden(t *testing.T) {
 	b, err := Marshal(StockValue{Location: "A-01", SKU: "04012345678901", OnHand: 10})
 	require.NoError(t, err)
 	require.Equal(t, "a30164412d3031026e3034303132333435363738393031040a", hex.EncodeToString(b))
+	// An owner and a status other than available add keys 5 and 6.
+	b, err = Marshal(StockValue{Location: "A-01", SKU: "s1", OnHand: 2, Owner: "acme", Status: StatusHold})
+	require.NoError(t, err)
+	require.Equal(t, "a50164412d3031026273310402056461636d650601", hex.EncodeToString(b))
 }
 
 // TestMaxMessageSizeIsTheSpecs: the one size limit of SPEC.md §2.1 is the

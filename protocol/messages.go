@@ -222,10 +222,12 @@ type DownItem struct {
 
 // StockValue is the server's on-hand for one stock key.
 type StockValue struct {
-	Location string `cbor:"1,keyasint"`
-	SKU      string `cbor:"2,keyasint"`
-	Lot      string `cbor:"3,keyasint,omitempty"`
-	OnHand   int64  `cbor:"4,keyasint"`
+	Location string      `cbor:"1,keyasint"`
+	SKU      string      `cbor:"2,keyasint"`
+	Lot      string      `cbor:"3,keyasint,omitempty"`
+	OnHand   int64       `cbor:"4,keyasint"`
+	Owner    string      `cbor:"5,keyasint,omitempty"`
+	Status   StockStatus `cbor:"6,keyasint,omitempty"`
 }
 
 // Task is a pick or count task sent to gateways (DownTask). A gateway shows
@@ -275,7 +277,11 @@ type Item struct {
 	TrackExpiry bool     `cbor:"5,keyasint,omitempty" json:"track_expiry,omitempty"` // lots expire: FEFO picking, expired receipts flagged
 	Velocity    string   `cbor:"6,keyasint,omitempty" json:"velocity,omitempty"`     // "fast", "normal" (default), "slow"
 	Serialized  bool     `cbor:"7,keyasint,omitempty" json:"serialized,omitempty"`   // units carry RFID tags (EPC → location kept)
-	Deleted     bool     `cbor:"15,keyasint,omitempty" json:"deleted,omitempty"`     // tombstone: forget the record
+	Owner       string   `cbor:"8,keyasint,omitempty" json:"owner,omitempty"`        // the 3PL client the item belongs to; "" without owners
+	// MinShelfDays is the minimum remaining shelf life, in days, a lot
+	// must have to be received as available or picked (FEFO).
+	MinShelfDays int  `cbor:"9,keyasint,omitempty" json:"min_shelf_days,omitempty"`
+	Deleted      bool `cbor:"15,keyasint,omitempty" json:"deleted,omitempty"` // tombstone: forget the record
 }
 
 // Location is master data of one location (DownLocation), keyed by Code.
@@ -367,6 +373,24 @@ type Settings struct {
 	// OverReceiptPct is the over-receipt allowance in percent of a PO
 	// line: receiving more than qty × (100+pct)/100 is flagged.
 	OverReceiptPct uint32 `cbor:"3,keyasint,omitempty" json:"over_receipt_pct,omitempty"`
+	// NoHoldFlags are the receive flags (Flag*) whose units land
+	// available anyway; units with any other flag land on hold where they
+	// were received. 0: every flagged unit is held.
+	NoHoldFlags uint32 `cbor:"4,keyasint,omitempty" json:"no_hold_flags,omitempty"`
+	// NearExpiryDays is how many days before a lot's expiry the server
+	// raises its near-expiry alert and lists it (0: 30).
+	NearExpiryDays uint32 `cbor:"5,keyasint,omitempty" json:"near_expiry_days,omitempty"`
+}
+
+// DefaultNearExpiryDays is Settings.NearExpiryDays when 0.
+const DefaultNearExpiryDays = 30
+
+// NearExpiry returns the near-expiry horizon in days.
+func (s Settings) NearExpiry() int {
+	if s.NearExpiryDays == 0 {
+		return DefaultNearExpiryDays
+	}
+	return int(s.NearExpiryDays)
 }
 
 // Notice kinds (Notice.Kind).

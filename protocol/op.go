@@ -19,11 +19,12 @@ const (
 	OpAdjust    OpKind = 5 // ±qty at Location with Reason
 	OpCount     OpKind = 6 // sets the observed quantity (Scope)
 	OpRFIDSweep OpKind = 7 // location count from the unique EPCs seen
+	OpStatus    OpKind = 8 // −qty at Location in Status, +qty there in ToStatus
 )
 
 var opNames = map[OpKind]string{
 	OpReceive: "receive", OpPutaway: "putaway", OpMove: "move", OpPick: "pick",
-	OpAdjust: "adjust", OpCount: "count", OpRFIDSweep: "rfid-sweep",
+	OpAdjust: "adjust", OpCount: "count", OpRFIDSweep: "rfid-sweep", OpStatus: "status",
 }
 
 // String names the kind as docs/DESIGN.md does.
@@ -79,13 +80,72 @@ type Op struct {
 	EPCs     [][]byte    `cbor:"17,keyasint,omitempty"`
 	GW       string      `cbor:"18,keyasint,omitempty"`
 	Flags    uint32      `cbor:"19,keyasint,omitempty"`
+	// Owner is the owner (a 3PL's client) of the units; "" when the
+	// warehouse has no owners. Status is the stock status of the key the
+	// op acts on (a receive lands its units in it, a move keeps it on
+	// both sides); ToStatus is where a status op moves them.
+	Owner    string      `cbor:"20,keyasint,omitempty"`
+	Status   StockStatus `cbor:"21,keyasint,omitempty"`
+	ToStatus StockStatus `cbor:"22,keyasint,omitempty"`
+}
+
+// StockStatus is part of the stock key: whether units may be sold. The
+// zero value is available, so ops and keys of a version without statuses
+// are available stock.
+type StockStatus uint8
+
+// Stock statuses (docs/DESIGN.md, "Words").
+const (
+	StatusAvailable StockStatus = 0 // sellable
+	StatusHold      StockStatus = 1 // quality control, receiving discrepancy
+	StatusDamaged   StockStatus = 2
+	StatusExpired   StockStatus = 3
+	maxStatus                   = StatusExpired
+)
+
+var statusNames = [...]string{"available", "hold", "damaged", "expired"}
+
+// String names the status ("available", "hold", "damaged", "expired").
+func (s StockStatus) String() string {
+	if s <= maxStatus {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// Valid reports whether s is a known status.
+func (s StockStatus) Valid() bool { return s <= maxStatus }
+
+// ParseStockStatus is the inverse of StockStatus.String; "" is available.
+func ParseStockStatus(v string) (StockStatus, error) {
+	if v == "" {
+		return StatusAvailable, nil
+	}
+	for i, n := range statusNames {
+		if n == v {
+			return StockStatus(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown stock status %q: use one of %s", v, strings.Join(statusNames[:], ", "))
+}
+
+// MarshalText writes the status's name (JSON).
+func (s StockStatus) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a status's name (JSON).
+func (s *StockStatus) UnmarshalText(b []byte) error {
+	v, err := ParseStockStatus(string(b))
+	*s = v
+	return err
 }
 
 // CountLine is one counted key of a location-scope count.
 type CountLine struct {
-	SKU string `cbor:"1,keyasint"`
-	Lot string `cbor:"2,keyasint,omitempty"`
-	Qty int64  `cbor:"3,keyasint"`
+	SKU    string      `cbor:"1,keyasint"`
+	Lot    string      `cbor:"2,keyasint,omitempty"`
+	Qty    int64       `cbor:"3,keyasint"`
+	Owner  string      `cbor:"4,keyasint,omitempty"`
+	Status StockStatus `cbor:"5,keyasint,omitempty"`
 }
 
 // Refs links an op to the documents it works against.
@@ -104,6 +164,7 @@ const (
 	FlagUnexpected
 	FlagLotMismatch
 	FlagExpired
+	FlagShortShelfLife // expires within the item's minimum remaining shelf life
 )
 
 // MaxRawLen bounds each raw evidence string.
@@ -171,6 +232,15 @@ func (o *Op) Validate() error {
 	if err := checkField("lot", o.Lot, false); err != nil {
 		return wrap(err)
 	}
+	if err := checkField("owner", o.Owner, false); err != nil {
+		return wrap(err)
+	}
+	if !o.Status.Valid() || !o.ToStatus.Valid() {
+		return wrap(fmt.Errorf("unknown stock status %d/%d (0 available, 1 hold, 2 damaged, 3 expired)", o.Status, o.ToStatus))
+	}
+	if o.ToStatus != StatusAvailable && o.Kind != OpStatus {
+		return wrap(fmt.Errorf("to-status is for status ops only"))
+	}
 	for i, r := range o.Raw {
 		if len(r) > MaxRawLen {
 			return wrap(fmt.Errorf("raw[%d] is %d bytes; at most %d", i, len(r), MaxRawLen))
@@ -180,6 +250,13 @@ func (o *Op) Validate() error {
 		return wrap(fmt.Errorf("qty %d is beyond ±%d", o.Qty, MaxOpQty))
 	}
 	switch o.Kind {
+	case OpStatus:
+		if o.Qty <= 0 {
+			return wrap(fmt.Errorf("qty must be > 0, got %d", o.Qty))
+		}
+		if o.Status == o.ToStatus {
+			return wrap(fmt.Errorf("status and to-status are both %s", o.Status))
+		}
 	case OpReceive, OpPick:
 		if o.Qty <= 0 {
 			return wrap(fmt.Errorf("qty must be > 0, got %d", o.Qty))
@@ -206,12 +283,21 @@ func (o *Op) Validate() error {
 			}
 			return wrap2(checkField("sku", o.SKU, true), wrap)
 		case ScopeLocation:
+			if o.Owner != "" || o.Status != StatusAvailable {
+				return wrap(fmt.Errorf("a location count names owner and status per line, not on the op"))
+			}
 			for i, l := range o.Lines {
 				if err := checkField(fmt.Sprintf("lines[%d].sku", i), l.SKU, true); err != nil {
 					return wrap(err)
 				}
 				if err := checkField(fmt.Sprintf("lines[%d].lot", i), l.Lot, false); err != nil {
 					return wrap(err)
+				}
+				if err := checkField(fmt.Sprintf("lines[%d].owner", i), l.Owner, false); err != nil {
+					return wrap(err)
+				}
+				if !l.Status.Valid() {
+					return wrap(fmt.Errorf("lines[%d]: unknown stock status %d", i, l.Status))
 				}
 				if l.Qty < 0 || l.Qty > MaxOpQty {
 					return wrap(fmt.Errorf("lines[%d].qty must be 0..%d", i, MaxOpQty))

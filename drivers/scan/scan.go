@@ -53,13 +53,16 @@ const (
 	Count   Command = "COUNT"
 	Move    Command = "MOVE"
 	Adjust  Command = "ADJUST"
+	Hold    Command = "HOLD"    // put units on hold (quality control)
+	Release Command = "RELEASE" // release held units to available
+	Damage  Command = "DAMAGE"  // mark units damaged
 	Done    Command = "DONE"
 	Cancel  Command = "CANCEL"
 )
 
 var commands = map[string]Command{
 	"RECEIVE": Receive, "PUTAWAY": Putaway, "PICK": Pick, "COUNT": Count,
-	"MOVE": Move, "ADJUST": Adjust, "DONE": Done, "CANCEL": Cancel,
+	"MOVE": Move, "ADJUST": Adjust, "HOLD": Hold, "RELEASE": Release, "DAMAGE": Damage, "DONE": Done, "CANCEL": Cancel,
 }
 
 // MaxValueLen is the longest label value accepted, in bytes (skus,

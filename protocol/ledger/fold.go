@@ -60,7 +60,7 @@ func Fold(ops []Sourced) map[Key]int64 {
 			base = c
 		}
 		// A later location count covers k even if it does not list it.
-		if lc, ok := locCounts[[2]string{k.WH, k.Location}]; ok && lc.Compare(base.ord) > 0 {
+		if lc, ok := locCounts[[2]string{k.WH, k.Location}]; ok && k.CoveredByLocCount() && lc.Compare(base.ord) > 0 {
 			base = countRec{lc, 0}
 		}
 		v := base.qty

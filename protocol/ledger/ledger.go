@@ -13,23 +13,79 @@ package ledger
 import (
 	"cmp"
 	"fmt"
+	"strings"
 
 	"github.com/shelfsync/shelfsync/protocol"
 )
 
-// Key is a stock key.
+// Key is a stock key. Owner is "" when the warehouse has no owners; the
+// zero Status is available. A key of a version before owners and
+// statuses is the same key with both zero.
 type Key struct {
 	WH, Location, SKU, Lot string
+	Owner                  string
+	Status                 protocol.StockStatus
 }
 
-// String formats the key as wh/location/sku[/lot].
+// String formats the key as wh/location/sku[/lot][ owner=…][ status].
 func (k Key) String() string {
 	s := k.WH + "/" + k.Location + "/" + k.SKU
 	if k.Lot != "" {
 		s += "/" + k.Lot
 	}
+	if k.Owner != "" {
+		s += " owner=" + k.Owner
+	}
+	if k.Status != protocol.StatusAvailable {
+		s += " " + k.Status.String()
+	}
 	return s
 }
+
+// StoredLot is the lot part of k as both stores' byte layouts keep it:
+// the lot itself for owner "" and available (the layout from before
+// owners and statuses), else lot + "\x01" + owner + "\x01" + the status
+// digit. Validation forbids control characters in lots and owners, so
+// stored lots of distinct keys never nest.
+func StoredLot(k Key) string {
+	if k.Owner == "" && k.Status == protocol.StatusAvailable {
+		return k.Lot
+	}
+	return k.Lot + "\x01" + k.Owner + "\x01" + string(rune('0'+k.Status))
+}
+
+// SetStoredLot reads a StoredLot into k's Lot, Owner and Status.
+func (k *Key) SetStoredLot(s string) bool {
+	lot, ext, ok := strings.Cut(s, "\x01")
+	k.Lot, k.Owner, k.Status = lot, "", protocol.StatusAvailable
+	if !ok {
+		return true
+	}
+	owner, st, ok := strings.Cut(ext, "\x01")
+	if !ok || len(st) != 1 || !protocol.StockStatus(st[0]-'0').Valid() {
+		return false
+	}
+	k.Owner, k.Status = owner, protocol.StockStatus(st[0]-'0')
+	return true
+}
+
+// CompareKeys orders keys by warehouse, location, sku, lot, owner, status.
+func CompareKeys(a, b Key) int {
+	return cmp.Or(cmp.Compare(a.WH, b.WH), cmp.Compare(a.Location, b.Location), cmp.Compare(a.SKU, b.SKU),
+		cmp.Compare(a.Lot, b.Lot), cmp.Compare(a.Owner, b.Owner), cmp.Compare(a.Status, b.Status))
+}
+
+// Available returns k with status available.
+func (k Key) Available() Key {
+	k.Status = protocol.StatusAvailable
+	return k
+}
+
+// CoveredByLocCount reports whether a location-scope count of k's
+// location covers k: only available stock is. Units on hold, damaged or
+// expired are counted by a key-scope count of their status, so that a
+// shelf count does not release them.
+func (k Key) CoveredByLocCount() bool { return k.Status == protocol.StatusAvailable }
 
 // Order places an op in the merge order: by HLC, ties broken by gateway then
 // seq. The zero Order sorts before every op.
@@ -102,8 +158,12 @@ type Effect struct {
 
 // Deltas returns the quantities a delta op adds, per key. Counts return nil.
 func Deltas(wh string, op *protocol.Op) []Effect {
-	at := Key{WH: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot}
+	at := Key{WH: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot, Owner: op.Owner, Status: op.Status}
 	switch op.Kind {
+	case protocol.OpStatus:
+		to := at
+		to.Status = op.ToStatus
+		return []Effect{{at, -op.Qty}, {to, op.Qty}}
 	case protocol.OpReceive:
 		return []Effect{{at, op.Qty}}
 	case protocol.OpPick:
@@ -126,12 +186,12 @@ func CountLines(wh string, op *protocol.Op) []Effect {
 		return nil
 	}
 	if op.Scope == protocol.ScopeKey {
-		return []Effect{{Key{wh, op.Location, op.SKU, op.Lot}, op.Qty}}
+		return []Effect{{Key{wh, op.Location, op.SKU, op.Lot, op.Owner, op.Status}, op.Qty}}
 	}
 	out := make([]Effect, 0, len(op.Lines))
 	seen := make(map[Key]int, len(op.Lines))
 	for _, l := range op.Lines {
-		k := Key{wh, op.Location, l.SKU, l.Lot}
+		k := Key{wh, op.Location, l.SKU, l.Lot, l.Owner, l.Status}
 		if i, ok := seen[k]; ok { // the same key twice in one count: the last line wins
 			out[i].Qty = l.Qty
 			continue
@@ -184,13 +244,16 @@ func Apply(st Store, wh, gw string, op *protocol.Op) ([]Change, error) {
 // location's latest location count, if any, plus every delta after it.
 func fresh(st Store, k Key) (KeyState, error) {
 	var ks KeyState
-	lc, ok, err := st.GetLocCount(k.WH, k.Location)
-	if err != nil {
-		return ks, err
+	if k.CoveredByLocCount() {
+		lc, ok, err := st.GetLocCount(k.WH, k.Location)
+		if err != nil {
+			return ks, err
+		}
+		if ok {
+			ks.Count = lc
+		}
 	}
-	if ok {
-		ks.Count = lc
-	}
+	var err error
 	ks.Sum, err = st.SumAfter(k, ks.Count)
 	return ks, err
 }
@@ -217,7 +280,7 @@ func applyCount(st Store, wh string, ord Order, op *protocol.Op) ([]Change, erro
 				return nil, err
 			}
 			for _, k := range keys {
-				if _, listed := targets[k]; !listed {
+				if _, listed := targets[k]; !listed && k.CoveredByLocCount() {
 					targets[k] = 0
 					order = append(order, k)
 				}

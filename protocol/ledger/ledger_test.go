@@ -18,6 +18,8 @@ func genOps(t *rapid.T) []Sourced {
 	locs := []string{"A1", "A2"}
 	skus := []string{"s1", "s2"}
 	lots := []string{"", "L1"}
+	owners := []string{"", "o1"}
+	statuses := []protocol.StockStatus{protocol.StatusAvailable, protocol.StatusHold, protocol.StatusExpired}
 	var out []Sourced
 	for _, gw := range gws {
 		n := rapid.IntRange(0, 12).Draw(t, "n_"+gw)
@@ -29,8 +31,13 @@ func genOps(t *rapid.T) []Sourced {
 				SKU:      rapid.SampledFrom(skus).Draw(t, "sku"),
 				Lot:      rapid.SampledFrom(lots).Draw(t, "lot"),
 				Qty:      int64(rapid.IntRange(1, 5).Draw(t, "qty")),
+				Owner:    rapid.SampledFrom(owners).Draw(t, "owner"),
+				Status:   rapid.SampledFrom(statuses).Draw(t, "status"),
 			}
-			switch rapid.IntRange(0, 6).Draw(t, "kind") {
+			switch rapid.IntRange(0, 8).Draw(t, "kind") {
+			case 7, 8: // a status move: hold, release, expire
+				op.Kind = protocol.OpStatus
+				op.ToStatus = rapid.SampledFrom(statuses).Filter(func(s protocol.StockStatus) bool { return s != op.Status }).Draw(t, "to_status")
 			case 0:
 				op.Kind = protocol.OpReceive
 			case 1:
@@ -47,13 +54,15 @@ func genOps(t *rapid.T) []Sourced {
 			case 5, 6:
 				op.Kind = protocol.OpCount
 				op.Scope = protocol.ScopeLocation
-				op.SKU, op.Lot, op.Qty = "", "", 0
+				op.SKU, op.Lot, op.Qty, op.Owner, op.Status = "", "", 0, "", protocol.StatusAvailable
 				nl := rapid.IntRange(0, 3).Draw(t, "lines")
 				for i := 0; i < nl; i++ {
 					op.Lines = append(op.Lines, protocol.CountLine{
-						SKU: rapid.SampledFrom(skus).Draw(t, "lsku"),
-						Lot: rapid.SampledFrom(lots).Draw(t, "llot"),
-						Qty: int64(rapid.IntRange(0, 9).Draw(t, "lqty")),
+						SKU:    rapid.SampledFrom(skus).Draw(t, "lsku"),
+						Lot:    rapid.SampledFrom(lots).Draw(t, "llot"),
+						Qty:    int64(rapid.IntRange(0, 9).Draw(t, "lqty")),
+						Owner:  rapid.SampledFrom(owners).Draw(t, "lowner"),
+						Status: rapid.SampledFrom(statuses).Draw(t, "lstatus"),
 					})
 				}
 			}
@@ -100,7 +109,7 @@ func TestMergeRuleExamples(t *testing.T) {
 	op := func(gw string, seq uint64, ms int64, kind protocol.OpKind, qty int64) Sourced {
 		return Sourced{WH: "w", GW: gw, Op: protocol.Op{Seq: seq, HLC: protocol.MakeHLC(ms, 0), Kind: kind, Location: "L", SKU: "s", Qty: qty}}
 	}
-	k := Key{"w", "L", "s", ""}
+	k := Key{WH: "w", Location: "L", SKU: "s"}
 	tests := []struct {
 		name string
 		ops  []Sourced
@@ -128,7 +137,66 @@ func TestLocationCountZeroesUnlistedKeys(t *testing.T) {
 			Lines: []protocol.CountLine{{SKU: "x", Qty: 2}}}},
 	}
 	got := applyAll(t, ops)
-	require.Equal(t, int64(2), got[Key{"w", "L", "x", ""}])
-	require.Equal(t, int64(0), got[Key{"w", "L", "y", ""}])
+	require.Equal(t, int64(2), got[Key{WH: "w", Location: "L", SKU: "x"}])
+	require.Equal(t, int64(0), got[Key{WH: "w", Location: "L", SKU: "y"}])
 	require.Equal(t, Fold(ops), got)
+}
+
+// TestStatusMovesConserveUnits: with no counts, status ops only move units
+// between the statuses of one (location, sku, lot, owner), so the sum over
+// statuses — on_hand — is the sum of the other deltas, whatever the order
+// and redeliveries; and each status op counts exactly once.
+func TestStatusMovesConserveUnits(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		ops := genOps(t)
+		var kept []Sourced
+		for _, o := range ops {
+			if !o.Op.Kind.IsCount() {
+				kept = append(kept, o)
+			}
+		}
+		perm := rapid.Permutation(append(kept, kept...)).Draw(t, "perm")
+		got := applyAll(t, perm)
+		onHand, want := map[Key]int64{}, map[Key]int64{}
+		for k, v := range got {
+			onHand[k.Available()] += v
+		}
+		for _, o := range kept {
+			if o.Op.Kind == protocol.OpStatus {
+				continue
+			}
+			for _, e := range Deltas(o.WH, &o.Op) {
+				want[e.Key.Available()] += e.Qty
+			}
+		}
+		for k, v := range want {
+			require.Equal(t, v, onHand[k], "on_hand of %v", k)
+		}
+		for k, v := range onHand {
+			require.Equal(t, want[k], v, "on_hand of %v", k)
+		}
+		require.Equal(t, Fold(perm), got)
+	})
+}
+
+func TestStatusMoveAndLocationCount(t *testing.T) {
+	op := func(seq uint64, ms int64, o protocol.Op) Sourced {
+		o.Seq, o.HLC, o.Location, o.SKU = seq, protocol.MakeHLC(ms, 0), "L", "s"
+		return Sourced{WH: "w", GW: "a", Op: o}
+	}
+	avail := Key{WH: "w", Location: "L", SKU: "s", Owner: "c1"}
+	hold := avail
+	hold.Status = protocol.StatusHold
+	ops := []Sourced{
+		op(1, 1, protocol.Op{Kind: protocol.OpReceive, Qty: 10, Owner: "c1"}),
+		op(2, 2, protocol.Op{Kind: protocol.OpStatus, Qty: 4, Owner: "c1", ToStatus: protocol.StatusHold}),
+		// A later shelf count of the location sees 5 available units; the
+		// 4 on hold are not covered by it.
+		op(3, 3, protocol.Op{Kind: protocol.OpCount, Scope: protocol.ScopeLocation, Lines: []protocol.CountLine{{SKU: "s", Owner: "c1", Qty: 5}}}),
+		op(4, 4, protocol.Op{Kind: protocol.OpStatus, Qty: 1, Owner: "c1", Status: protocol.StatusHold}),
+	}
+	for _, got := range []map[Key]int64{Fold(ops), applyAll(t, ops)} {
+		require.Equal(t, int64(6), got[avail])
+		require.Equal(t, int64(3), got[hold])
+	}
 }

@@ -24,6 +24,9 @@ func Standard() []Label {
 		{"CMD:COUNT", "Count: LOC: or TASK:, every item"},
 		{"CMD:MOVE", "Move: LOC:from, items, LOC:to"},
 		{"CMD:ADJUST", "Adjust: LOC:, REASON:, QTY:±n, item"},
+		{"CMD:HOLD", "Hold: LOC:, [REASON:], [QTY:] [LOT:] items"},
+		{"CMD:RELEASE", "Release held units: LOC:, [REASON:], items"},
+		{"CMD:DAMAGE", "Damaged: LOC:, [REASON:], items"},
 		{"CMD:DONE", "Finish: commit the session"},
 		{"CMD:CANCEL", "Abandon the open session"},
 	}

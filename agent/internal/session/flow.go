@@ -128,7 +128,7 @@ func location(d Station, in Input, env Env) Outcome {
 		}
 		ops := make([]protocol.Op, 0, len(s.Carried))
 		for _, c := range s.Carried {
-			ops = append(ops, stamp(protocol.Op{Kind: kind, Location: s.Location, To: in.Value, SKU: c.SKU, Lot: c.Lot, Qty: c.Qty, Reason: reason, Raw: []string{c.Raw, in.Raw}}, d, env))
+			ops = append(ops, stamp(protocol.Op{Kind: kind, Location: s.Location, To: in.Value, SKU: c.SKU, Lot: c.Lot, Owner: c.Owner, Qty: c.Qty, Reason: reason, Raw: []string{c.Raw, in.Raw}}, d, env))
 		}
 		msg := fmt.Sprintf("%d item line(s) moved to %s", len(ops), in.Value)
 		if s.Suggest != "" && in.Value != s.Suggest {
@@ -197,7 +197,7 @@ func item(d Station, in Input, env Env) Outcome {
 		return bad(d, "scan a LOC: label first")
 	}
 	s.NextQty, s.NextLot = 0, ""
-	base := protocol.Op{Location: s.Location, SKU: sku, Lot: lot, Qty: qty, Expiry: in.Expiry, Raw: []string{in.Raw}}
+	base := protocol.Op{Location: s.Location, SKU: sku, Lot: lot, Qty: qty, Expiry: in.Expiry, Raw: []string{in.Raw}, Owner: it.Owner}
 	switch s.Kind {
 	case Receive:
 		return receiveItem(d, it, in, base, env)
@@ -206,6 +206,11 @@ func item(d Station, in Input, env Env) Outcome {
 			return bad(d, "pick quantity must be positive")
 		}
 		return pickItem(d, it, in, base, env)
+	case Hold, Release, Damage:
+		if qty < 0 {
+			return bad(d, "quantity must be positive in a %s session", s.Kind)
+		}
+		return statusItem(d, base, env)
 	case Adjust:
 		if !explicitQty { // an adjust needs an explicit signed quantity
 			return bad(d, "scan QTY:+n or QTY:-n before the item in an ADJUST session")
@@ -214,7 +219,7 @@ func item(d Station, in Input, env Env) Outcome {
 		return good(d, fmt.Sprintf("adjusted %+d × %s at %s", qty, sku, s.Location), stamp(base, d, env))
 	case Count:
 		for i := range s.Lines {
-			if s.Lines[i].SKU == sku && s.Lines[i].Lot == lot {
+			if s.Lines[i].SKU == sku && s.Lines[i].Lot == lot && s.Lines[i].Owner == it.Owner {
 				if s.Lines[i].Qty > protocol.MaxOpQty-qty {
 					return bad(d, "count of %s would pass %d units: finish this count (CMD:DONE) and count the rest in another", sku, protocol.MaxOpQty)
 				}
@@ -223,11 +228,11 @@ func item(d Station, in Input, env Env) Outcome {
 				return good(d, "counted") // blind count: no running total
 			}
 		}
-		s.Lines = append(s.Lines, protocol.CountLine{SKU: sku, Lot: lot, Qty: qty})
+		s.Lines = append(s.Lines, protocol.CountLine{SKU: sku, Lot: lot, Qty: qty, Owner: it.Owner})
 		s.Raw = append(s.Raw, in.Raw)
 		return good(d, "counted")
 	case Move, Putaway:
-		s.Carried = append(s.Carried, Carried{SKU: sku, Lot: lot, Qty: qty, Raw: in.Raw})
+		s.Carried = append(s.Carried, Carried{SKU: sku, Lot: lot, Qty: qty, Raw: in.Raw, Owner: it.Owner})
 		if s.Kind == Putaway && len(s.Carried) == 1 {
 			s.Suggest = SuggestBin(data(env), sku, s.Location)
 		}
@@ -286,6 +291,11 @@ func Expect(s *State) string {
 			return "LOC: of the adjusted stock"
 		}
 		return "REASON:, QTY:±n, then the item"
+	case Hold, Release, Damage:
+		if s.Location == "" {
+			return "LOC: of the units"
+		}
+		return "[REASON:] [QTY:] [LOT:] then the item, CMD:DONE to finish"
 	}
 	return ""
 }

@@ -21,13 +21,19 @@ type world struct {
 	tasks    map[string]protocol.Task
 	received map[string]int64
 	picked   map[string]int64
-	stock    map[[3]string]int64
+	stock    map[wkey]int64
 	settings protocol.Settings
+}
+
+// wkey is a stock key of the world (owners are not modelled here).
+type wkey struct {
+	k  [3]string // location, sku, lot
+	st protocol.StockStatus
 }
 
 func newWorld() *world {
 	return &world{items: map[string]protocol.Item{}, pos: map[string]protocol.PurchaseOrder{}, tasks: map[string]protocol.Task{},
-		received: map[string]int64{}, picked: map[string]int64{}, stock: map[[3]string]int64{}}
+		received: map[string]int64{}, picked: map[string]int64{}, stock: map[wkey]int64{}}
 }
 
 func (w *world) Item(sku string) (protocol.Item, bool) { it, ok := w.items[sku]; return it, ok }
@@ -69,8 +75,8 @@ func (w *world) Picked(id string) int64 { return w.picked[id] }
 func (w *world) Stock(loc, sku string) []Stock {
 	var out []Stock
 	for k, v := range w.stock {
-		if (loc == "" || k[0] == loc) && (sku == "" || k[1] == sku) && v != 0 {
-			out = append(out, Stock{k[0], k[1], k[2], v})
+		if (loc == "" || k.k[0] == loc) && (sku == "" || k.k[1] == sku) && v != 0 {
+			out = append(out, Stock{Location: k.k[0], SKU: k.k[1], Lot: k.k[2], Status: k.st, OnHand: v})
 		}
 	}
 	return out
@@ -81,18 +87,21 @@ func (w *world) apply(ops []protocol.Op) {
 	for _, op := range ops {
 		switch op.Kind {
 		case protocol.OpReceive:
-			w.stock[[3]string{op.Location, op.SKU, op.Lot}] += op.Qty
+			w.stock[wkey{[3]string{op.Location, op.SKU, op.Lot}, op.Status}] += op.Qty
 			if op.Refs != nil && op.Refs.POLine != 0 {
 				w.received[op.Refs.PO+"/"+string(rune('0'+op.Refs.POLine))] += op.Qty
 			}
 		case protocol.OpPick:
-			w.stock[[3]string{op.Location, op.SKU, op.Lot}] -= op.Qty
+			w.stock[wkey{[3]string{op.Location, op.SKU, op.Lot}, op.Status}] -= op.Qty
 			if op.Refs != nil && op.Refs.Task != "" {
 				w.picked[op.Refs.Task] += op.Qty
 			}
 		case protocol.OpMove, protocol.OpPutaway:
-			w.stock[[3]string{op.Location, op.SKU, op.Lot}] -= op.Qty
-			w.stock[[3]string{op.To, op.SKU, op.Lot}] += op.Qty
+			w.stock[wkey{[3]string{op.Location, op.SKU, op.Lot}, op.Status}] -= op.Qty
+			w.stock[wkey{[3]string{op.To, op.SKU, op.Lot}, op.Status}] += op.Qty
+		case protocol.OpStatus:
+			w.stock[wkey{[3]string{op.Location, op.SKU, op.Lot}, op.Status}] -= op.Qty
+			w.stock[wkey{[3]string{op.Location, op.SKU, op.Lot}, op.ToStatus}] += op.Qty
 		}
 	}
 }
@@ -161,6 +170,11 @@ func TestReceiveFlagsDiscrepanciesAtScanTime(t *testing.T) {
 	require.Equal(t, protocol.FlagOverReceipt|protocol.FlagLotMismatch, flags(7))
 	require.Equal(t, protocol.FlagUnexpected, flags(8))
 	require.Equal(t, protocol.FlagOverReceipt|protocol.FlagExpired, flags(9))
+	for i, want := range map[int]protocol.StockStatus{3: protocol.StatusAvailable, 4: protocol.StatusAvailable, 6: protocol.StatusHold,
+		7: protocol.StatusHold, 8: protocol.StatusHold, 9: protocol.StatusHold, 12: protocol.StatusAvailable} {
+		require.Equal(t, want, outs[i].Ops[0].Status, "scan %d: flagged units land on hold, the others available", i)
+	}
+	require.Contains(t, outs[6].Reason, "on hold there for review")
 	require.Contains(t, outs[10].Reason, "lot-tracked")
 	require.Equal(t, &protocol.Refs{PO: "P1", POLine: 2}, outs[12].Ops[0].Refs)
 	done := outs[13]
@@ -198,7 +212,7 @@ func slotting() *world {
 	w.items["FAST"] = protocol.Item{SKU: "FAST", Velocity: protocol.VelocityFast}
 	w.items["SLOW"] = protocol.Item{SKU: "SLOW", Velocity: protocol.VelocitySlow}
 	w.items["HELD"] = protocol.Item{SKU: "HELD"}
-	w.stock[[3]string{"B-01", "HELD", ""}] = 4
+	w.stock[wkey{k: [3]string{"B-01", "HELD", ""}}] = 4
 	return w
 }
 
@@ -218,7 +232,7 @@ func TestPutawaySuggestsBins(t *testing.T) {
 
 func TestPutawayRecordsTheSuggestionAndAllowsAnotherBin(t *testing.T) {
 	w := slotting()
-	w.stock[[3]string{"RECEIVING", "FAST", ""}] = 2
+	w.stock[wkey{k: [3]string{"RECEIVING", "FAST", ""}}] = 2
 	outs := w.play(t, cmd("PUTAWAY"), sku("FAST"), loc("A-01"), sku("FAST"), loc("A-02"), loc("NOWHERE"), cmd("DONE"))
 	require.Equal(t, "ggggg", verdicts(outs[:5]))
 	require.Equal(t, "A-01", outs[1].Station.Session.Suggest)
@@ -313,4 +327,52 @@ func TestReceiveWithoutTheDefaultDockInTheLocationData(t *testing.T) {
 	outs = w.play(t, cmd("RECEIVE"), sku("MILK"), cmd("DONE"))
 	require.Equal(t, "ggg", verdicts(outs))
 	require.Equal(t, "RCV", outs[1].Ops[0].Location)
+}
+
+// TestHoldReleaseDamageByScan: HOLD moves available units to hold, RELEASE
+// moves them back (taking the one held lot when none is scanned, refusing a
+// key with nothing held), DAMAGE takes from available, with the REASON:
+// scanned on each status op.
+func TestHoldReleaseDamageByScan(t *testing.T) {
+	w := newWorld()
+	w.stock[wkey{k: [3]string{"A-1", "MILK", "L1"}}] = 5
+	outs := w.play(t, cmd("HOLD"), loc("A-1"), Input{Kind: scan.KindReason, Value: "qc", Raw: "REASON:qc"}, qty(2), goods("MILK", "L1", ""), cmd("DONE"))
+	require.Equal(t, "gggggg", verdicts(outs))
+	op := outs[4].Ops[0]
+	require.Equal(t, protocol.Op{Kind: protocol.OpStatus, Location: "A-1", SKU: "MILK", Lot: "L1", Qty: 2, ToStatus: protocol.StatusHold, Reason: "QC",
+		Raw: []string{"SKU:MILK"}, Device: op.Device}, op)
+	require.Equal(t, int64(3), w.stock[wkey{k: [3]string{"A-1", "MILK", "L1"}}])
+	require.Equal(t, int64(2), w.stock[wkey{[3]string{"A-1", "MILK", "L1"}, protocol.StatusHold}])
+
+	outs = w.play(t, cmd("RELEASE"), loc("A-1"), sku("MILK"), sku("TEA"), cmd("DONE"))
+	require.Equal(t, "gggbg", verdicts(outs))
+	require.Equal(t, "L1", outs[2].Ops[0].Lot, "the one held lot is taken")
+	require.Equal(t, protocol.StatusHold, outs[2].Ops[0].Status)
+	require.Equal(t, protocol.StatusAvailable, outs[2].Ops[0].ToStatus)
+	require.Contains(t, outs[3].Reason, "nothing of TEA is on hold at A-1")
+	require.Equal(t, int64(4), w.stock[wkey{k: [3]string{"A-1", "MILK", "L1"}}])
+
+	outs = w.play(t, cmd("DAMAGE"), loc("A-1"), goods("MILK", "L1", ""), cmd("DONE"))
+	require.Equal(t, "gggg", verdicts(outs))
+	require.Equal(t, protocol.StatusDamaged, outs[2].Ops[0].ToStatus)
+	require.Equal(t, int64(1), w.stock[wkey{[3]string{"A-1", "MILK", "L1"}, protocol.StatusDamaged}])
+}
+
+// TestReceiveHoldsPerSettings: a lot expiring within the item's minimum
+// remaining shelf life is flagged; settings can let chosen flags land
+// available (here over-receipt) while the others still hold.
+func TestReceiveHoldsPerSettings(t *testing.T) {
+	w := newWorld()
+	w.settings.NoHoldFlags = protocol.FlagOverReceipt
+	w.items["MILK"] = protocol.Item{SKU: "MILK", TrackLot: true, TrackExpiry: true, MinShelfDays: 30}
+	w.pos["P1"] = protocol.PurchaseOrder{ID: "P1", Lines: []protocol.POLine{{Line: 1, SKU: "MILK", Qty: 1}}}
+	// play's clock is 2026-03-10: 2026-03-20 is 10 days ahead, under 30.
+	outs := w.play(t, cmd("RECEIVE"), po("P1"), goods("MILK", "L1", "2026-06-01"), goods("MILK", "L1", "2026-06-01"), goods("MILK", "L2", "2026-03-20"), cmd("DONE"))
+	require.Equal(t, "gggwwg", verdicts(outs))
+	require.Equal(t, protocol.StatusAvailable, outs[2].Ops[0].Status)
+	require.Equal(t, protocol.FlagOverReceipt, outs[3].Ops[0].Flags)
+	require.Equal(t, protocol.StatusAvailable, outs[3].Ops[0].Status, "over-receipt is allowed to land available by the settings")
+	require.Equal(t, protocol.FlagOverReceipt|protocol.FlagShortShelfLife, outs[4].Ops[0].Flags)
+	require.Equal(t, protocol.StatusHold, outs[4].Ops[0].Status)
+	require.Contains(t, outs[4].Reason, "below minimum shelf life")
 }

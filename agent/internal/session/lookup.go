@@ -41,6 +41,8 @@ type Lookup interface {
 // Stock is one key of the local stock view.
 type Stock struct {
 	Location, SKU, Lot string
+	Owner              string
+	Status             protocol.StockStatus
 	OnHand             int64
 }
 

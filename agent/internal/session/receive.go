@@ -38,6 +38,7 @@ var flagNames = []struct {
 	{protocol.FlagUnexpected, "unexpected item"},
 	{protocol.FlagLotMismatch, "lot mismatch"},
 	{protocol.FlagExpired, "expired"},
+	{protocol.FlagShortShelfLife, "below minimum shelf life"},
 }
 
 // FlagText names the flags set in f, comma-separated.
@@ -93,8 +94,13 @@ func receiveItem(d Station, it protocol.Item, in Input, op protocol.Op, env Env)
 		return bad(d, "%s is lot-tracked: scan LOT:<lot> (or a GS1 barcode with (10)) before the item", op.SKU)
 	}
 	op.Kind = protocol.OpReceive
-	if op.Expiry != "" && op.Expiry < env.Now.UTC().Format("2006-01-02") {
+	today := env.Now.UTC()
+	switch {
+	case op.Expiry == "":
+	case op.Expiry < today.Format("2006-01-02"):
 		op.Flags |= protocol.FlagExpired
+	case it.MinShelfDays > 0 && op.Expiry < today.AddDate(0, 0, it.MinShelfDays).Format("2006-01-02"):
+		op.Flags |= protocol.FlagShortShelfLife
 	}
 	if s.PO != "" {
 		op.Refs = &protocol.Refs{PO: s.PO}
@@ -115,10 +121,17 @@ func receiveItem(d Station, it protocol.Item, in Input, op protocol.Op, env Env)
 			}
 		}
 	}
+	held := op.Flags&^l.Settings().NoHoldFlags != 0
+	if held {
+		op.Status = protocol.StatusHold // not available until released (CMD:RELEASE or the API)
+	}
 	op = stamp(op, d, env)
 	msg := fmt.Sprintf("received %d × %s at %s", op.Qty, op.SKU, op.Location)
 	if op.Refs != nil && op.Refs.POLine != 0 {
 		msg += fmt.Sprintf(" (PO %s line %d)", op.Refs.PO, op.Refs.POLine)
+	}
+	if held {
+		return warn(d, msg+" — flagged "+FlagText(op.Flags)+": on hold there for review", op)
 	}
 	if op.Flags != 0 {
 		return warn(d, msg+" — flagged "+FlagText(op.Flags)+": set it aside for review", op)

@@ -25,6 +25,9 @@ const (
 	Count   Kind = "COUNT"
 	Move    Kind = "MOVE"
 	Adjust  Kind = "ADJUST"
+	Hold    Kind = "HOLD"    // available → hold, one status op per item scan
+	Release Kind = "RELEASE" // hold → available
+	Damage  Kind = "DAMAGE"  // available (or hold) → damaged
 )
 
 // Input is one decoded scan.
@@ -80,10 +83,11 @@ type State struct {
 
 // Carried is an item picked up in a move or put-away, awaiting LOC:to.
 type Carried struct {
-	SKU string `cbor:"1,keyasint"`
-	Lot string `cbor:"2,keyasint,omitempty"`
-	Qty int64  `cbor:"3,keyasint"`
-	Raw string `cbor:"4,keyasint,omitempty"`
+	SKU   string `cbor:"1,keyasint"`
+	Lot   string `cbor:"2,keyasint,omitempty"`
+	Qty   int64  `cbor:"3,keyasint"`
+	Raw   string `cbor:"4,keyasint,omitempty"`
+	Owner string `cbor:"5,keyasint,omitempty"`
 }
 
 // Env is what Step needs from the gateway.
@@ -145,7 +149,7 @@ func Step(d Station, in Input, env Env) Outcome {
 	}
 	s := d.Session
 	if s == nil {
-		return bad(d, "no open session: scan a CMD: label (RECEIVE, PUTAWAY, PICK, COUNT, MOVE, ADJUST) first")
+		return bad(d, "no open session: scan a CMD: label (RECEIVE, PUTAWAY, PICK, COUNT, MOVE, ADJUST, HOLD, RELEASE, DAMAGE) first")
 	}
 	s.LastScan = now
 	switch in.Kind {
@@ -168,8 +172,8 @@ func Step(d Station, in Input, env Env) Outcome {
 	case scan.KindOrder, scan.KindTask:
 		return taskScan(d, in, env)
 	case scan.KindReason:
-		if s.Kind != Adjust {
-			return bad(d, "REASON: only belongs in an ADJUST session")
+		if s.Kind != Adjust && !s.Kind.movesStatus() {
+			return bad(d, "REASON: only belongs in an ADJUST, HOLD, RELEASE or DAMAGE session")
 		}
 		s.Reason = strings.ToUpper(in.Value)
 		return good(d, "reason "+s.Reason)
@@ -181,7 +185,7 @@ func Step(d Station, in Input, env Env) Outcome {
 
 func isStart(cmd string) bool {
 	switch Kind(cmd) {
-	case Receive, Putaway, Pick, Count, Move, Adjust:
+	case Receive, Putaway, Pick, Count, Move, Adjust, Hold, Release, Damage:
 		return true
 	}
 	return false

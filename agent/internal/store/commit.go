@@ -183,8 +183,10 @@ type pending struct {
 	Qty int64 `cbor:"2,keyasint"`
 }
 
+// viewKey is {pfx}{loc}\0{sku}\0{stored lot} (ledger.StoredLot: the
+// layout from before owners and statuses for owner "" and available).
 func viewKey(pfx string, k ledger.Key) []byte {
-	return []byte(pfx + join(k.Location, k.SKU, k.Lot))
+	return []byte(pfx + join(k.Location, k.SKU, ledger.StoredLot(k)))
 }
 
 func (s *Store) writeCommits(txn *badger.Txn, clock *protocol.Clock, batch []commitReq) error {
@@ -253,7 +255,7 @@ func (s *Store) applyView(txn *badger.Txn, op *protocol.Op) error {
 				return err
 			}
 			for _, k := range keys {
-				if !listed[k] {
+				if !listed[k] && k.CoveredByLocCount() {
 					effs = append(effs, eff{k, pending{Set: true}})
 				}
 			}

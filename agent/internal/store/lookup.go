@@ -147,7 +147,7 @@ func (l lookup) Stock(location, sku string) []session.Stock {
 	out := make([]session.Stock, 0, len(rows))
 	for _, r := range rows {
 		if r.OnHand != 0 {
-			out = append(out, session.Stock{Location: r.Location, SKU: r.SKU, Lot: r.Lot, OnHand: r.OnHand})
+			out = append(out, session.Stock{Location: r.Location, SKU: r.SKU, Lot: r.Lot, Owner: r.Owner, Status: r.Status, OnHand: r.OnHand})
 		}
 	}
 	return out

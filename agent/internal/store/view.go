@@ -18,15 +18,19 @@ func parseViewKey(b []byte, pfx string) (ledger.Key, bool) {
 	if len(parts) != 3 {
 		return ledger.Key{}, false
 	}
-	return ledger.Key{Location: parts[0], SKU: parts[1], Lot: parts[2]}, true
+	k := ledger.Key{Location: parts[0], SKU: parts[1]}
+	return k, k.SetStoredLot(parts[2])
 }
 
-// StockRow is one key of the local view.
+// StockRow is one key of the local view. Status is "available" for
+// sellable stock; Owner is "" when the warehouse has no owners.
 type StockRow struct {
-	Location string `json:"location"`
-	SKU      string `json:"sku"`
-	Lot      string `json:"lot"`
-	OnHand   int64  `json:"on_hand"`
+	Location string               `json:"location"`
+	SKU      string               `json:"sku"`
+	Lot      string               `json:"lot"`
+	Owner    string               `json:"owner"`
+	Status   protocol.StockStatus `json:"status"`
+	OnHand   int64                `json:"on_hand"`
 }
 
 // Stock lists the local view, filtered by location and sku when not empty.
@@ -46,7 +50,7 @@ func (s *Store) Stock(location, sku string) ([]StockRow, error) {
 			}
 			var v int64
 			_ = it.Item().Value(func(b []byte) error { v = int64(binary.BigEndian.Uint64(b)); return nil })
-			out = append(out, StockRow{Location: k.Location, SKU: k.SKU, Lot: k.Lot, OnHand: v})
+			out = append(out, StockRow{Location: k.Location, SKU: k.SKU, Lot: k.Lot, Owner: k.Owner, Status: k.Status, OnHand: v})
 		}
 		return nil
 	})
@@ -243,7 +247,7 @@ func (s *Store) applyDownTxn(txn *badger.Txn, values []protocol.StockValue, task
 	}
 	touched := map[ledger.Key]bool{}
 	for _, v := range values {
-		k := ledger.Key{Location: v.Location, SKU: v.SKU, Lot: v.Lot}
+		k := ledger.Key{Location: v.Location, SKU: v.SKU, Lot: v.Lot, Owner: v.Owner, Status: v.Status}
 		if err := txn.Set(viewKey(pSrv, k), be(uint64(v.OnHand))); err != nil {
 			return false, err
 		}
@@ -320,7 +324,7 @@ func (s *Store) recompute(txn *badger.Txn, k ledger.Key) error {
 	if _, err := getPending(txn, viewKey(pAgg, k), &ag); err != nil {
 		return err
 	}
-	if ag.Sets == 0 {
+	if ag.Sets == 0 && k.CoveredByLocCount() {
 		lit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLocP + k.Location + "\x00")})
 		lit.Rewind()
 		locCount := lit.Valid()
@@ -349,7 +353,7 @@ func (s *Store) recompute(txn *badger.Txn, k ledger.Key) error {
 	}
 	it.Close()
 	lit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLocP + k.Location + "\x00")})
-	for lit.Rewind(); lit.Valid(); lit.Next() {
+	for lit.Rewind(); lit.Valid() && k.CoveredByLocCount(); lit.Next() {
 		key := lit.Item().Key()
 		if seq := binary.BigEndian.Uint64(key[len(key)-8:]); !bySeq[seq] {
 			ents = append(ents, ent{seq, pending{Set: true}})

@@ -15,7 +15,11 @@ import (
 func genOp(t *rapid.T) protocol.Op {
 	locs := []string{"A", "B"}
 	op := protocol.Op{Location: rapid.SampledFrom(locs).Draw(t, "loc"), SKU: rapid.SampledFrom([]string{"x", "y"}).Draw(t, "sku"), Qty: int64(rapid.IntRange(1, 4).Draw(t, "qty"))}
-	switch rapid.IntRange(0, 4).Draw(t, "kind") {
+	op.Owner = rapid.SampledFrom([]string{"", "acme"}).Draw(t, "owner")
+	op.Status = rapid.SampledFrom([]protocol.StockStatus{protocol.StatusAvailable, protocol.StatusHold}).Draw(t, "status")
+	switch rapid.IntRange(0, 5).Draw(t, "kind") {
+	case 5:
+		op.Kind, op.ToStatus = protocol.OpStatus, protocol.StatusHold-op.Status
 	case 0:
 		op.Kind = protocol.OpReceive
 	case 1:
@@ -27,8 +31,8 @@ func genOp(t *rapid.T) protocol.Op {
 		op.Kind = protocol.OpCount
 		op.Qty = int64(rapid.IntRange(0, 6).Draw(t, "cnt"))
 	case 4:
-		op.Kind, op.Scope, op.SKU, op.Qty = protocol.OpCount, protocol.ScopeLocation, "", 0
-		op.Lines = []protocol.CountLine{{SKU: "x", Qty: int64(rapid.IntRange(0, 6).Draw(t, "lq"))}}
+		op.Kind, op.Scope, op.SKU, op.Qty, op.Owner, op.Status = protocol.OpCount, protocol.ScopeLocation, "", 0, "", protocol.StatusAvailable
+		op.Lines = []protocol.CountLine{{SKU: "x", Qty: int64(rapid.IntRange(0, 6).Draw(t, "lq")), Owner: rapid.SampledFrom([]string{"", "acme"}).Draw(t, "lowner")}}
 	}
 	return op
 }
@@ -49,7 +53,7 @@ func foldOwn(base map[ledger.Key]int64, own []protocol.Op) map[ledger.Key]int64 
 			}
 			if op.Scope == protocol.ScopeLocation {
 				for k := range out {
-					if k.Location == op.Location && !listed[k] {
+					if k.Location == op.Location && !listed[k] && k.CoveredByLocCount() {
 						out[k] = 0
 					}
 				}
@@ -103,7 +107,7 @@ func TestViewIsServerValuePlusPendingAfterEveryStep(t *testing.T) {
 				server = ledger.Fold(all)
 				var vals []protocol.StockValue
 				for k, v := range server {
-					vals = append(vals, protocol.StockValue{Location: k.Location, SKU: k.SKU, Lot: k.Lot, OnHand: v})
+					vals = append(vals, protocol.StockValue{Location: k.Location, SKU: k.SKU, Lot: k.Lot, Owner: k.Owner, Status: k.Status, OnHand: v})
 				}
 				down++
 				require.NoError(t, s.ApplyDownItems(Down{Stock: vals}, u, down))
@@ -125,7 +129,7 @@ func TestViewIsServerValuePlusPendingAfterEveryStep(t *testing.T) {
 			require.NoError(t, err)
 			got := map[ledger.Key]int64{}
 			for _, r := range rows {
-				got[ledger.Key{Location: r.Location, SKU: r.SKU, Lot: r.Lot}] = r.OnHand
+				got[ledger.Key{Location: r.Location, SKU: r.SKU, Lot: r.Lot, Owner: r.Owner, Status: r.Status}] = r.OnHand
 			}
 			for k, v := range want { // keys the view never saw read as 0
 				if _, ok := got[k]; !ok && v == 0 {

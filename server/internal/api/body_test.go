@@ -222,8 +222,8 @@ func TestExportsNeutraliseFormulas(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
 	require.NoError(t, err)
-	require.Contains(t, recs, []string{"W1", "L1", "'" + evil, "", "3"})
-	require.Contains(t, recs, []string{"W1", "'@L2", "'-SKU", "", "4"})
+	require.Contains(t, recs, []string{"W1", "L1", "'" + evil, "", "3", "", "available"})
+	require.Contains(t, recs, []string{"W1", "'@L2", "'-SKU", "", "4", "", "available"})
 
 	code, body = do(t, http.MethodPut, srv.URL+"/api/v1/masterdata/W1/items/-1%2B1", "application/json", strings.NewReader(`{"sku":"-1+1"}`))
 	require.Equal(t, http.StatusOK, code, body)

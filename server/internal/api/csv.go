@@ -19,6 +19,7 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/csvcell"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
@@ -218,14 +219,14 @@ func (h *Handler) registerCSV() {
 		}
 		sort.Slice(rows, func(i, j int) bool {
 			a, b := rows[i], rows[j]
-			return a.Warehouse+"\x00"+a.Location+"\x00"+a.SKU+"\x00"+a.Lot < b.Warehouse+"\x00"+b.Location+"\x00"+b.SKU+"\x00"+b.Lot
+			return ledger.CompareKeys(a.Key(), b.Key()) < 0
 		})
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="stock-snapshot.csv"`)
 		cw := csvcell.NewWriter(w)
-		_ = cw.Write([]string{"warehouse", "location", "sku", "lot", "on_hand"})
+		_ = cw.Write([]string{"warehouse", "location", "sku", "lot", "on_hand", "owner", "status"})
 		for _, s := range rows {
-			_ = cw.Write([]string{s.Warehouse, s.Location, s.SKU, s.Lot, strconv.FormatInt(s.OnHand, 10)})
+			_ = cw.Write([]string{s.Warehouse, s.Location, s.SKU, s.Lot, strconv.FormatInt(s.OnHand, 10), s.Owner, s.Status.String()})
 		}
 		cw.Flush()
 	})

@@ -124,17 +124,23 @@ func (h *Handler) registerDomain() {
 	h.handle("GET /api/v1/stock/history", func(w http.ResponseWriter, r *http.Request) {
 		a := h.d.Store
 		q := r.URL.Query()
-		k := ledger.Key{WH: q.Get("warehouse"), Location: q.Get("location"), SKU: q.Get("sku"), Lot: q.Get("lot")}
+		k := ledger.Key{WH: q.Get("warehouse"), Location: q.Get("location"), SKU: q.Get("sku"), Lot: q.Get("lot"), Owner: q.Get("owner")}
 		if k.WH == "" || k.Location == "" || k.SKU == "" {
-			writeError(w, http.StatusBadRequest, "warehouse, location and sku are required (lot optional)")
+			writeError(w, http.StatusBadRequest, "warehouse, location and sku are required (lot, owner and status optional)")
 			return
 		}
+		st, err := protocol.ParseStockStatus(q.Get("status"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		k.Status = st
 		hs, err := a.History(r.Context(), k)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"warehouse": k.WH, "location": k.Location, "sku": k.SKU, "lot": k.Lot, "items": hs})
+		writeJSON(w, http.StatusOK, map[string]any{"warehouse": k.WH, "location": k.Location, "sku": k.SKU, "lot": k.Lot, "owner": k.Owner, "status": k.Status, "items": hs})
 	})
 	h.handle("GET /api/v1/tasks", func(w http.ResponseWriter, r *http.Request) {
 		a := h.d.Store

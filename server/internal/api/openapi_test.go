@@ -267,6 +267,10 @@ func TestOpenAPIResponsesMatchHandlers(t *testing.T) {
 		{"POST", "/api/v1/orders/wh1/" + orderID + "/ship", "", 200},
 		{"POST", "/api/v1/orders/wh1/" + orderID + "/cancel", "", 409},
 		{"DELETE", "/api/v1/webhooks/" + hookID, "", 204},
+		{"POST", "/api/v1/stock/status", `{"warehouse":"wh1","location":"A-01","sku":"WIDGET","to":"hold","qty":1,"reason":"QC"}`, 200},
+		{"POST", "/api/v1/stock/status", `{"warehouse":"wh1","location":"A-01","sku":"WIDGET","from":"hold","to":"available","reason":"QC OK"}`, 200},
+		{"POST", "/api/v1/stock/status", `{"warehouse":"wh1","location":"A-01","sku":"WIDGET","from":"hold","to":"available"}`, 400},
+		{"POST", "/api/v1/stock/status", `{"warehouse":"wh1","location":"A-01","sku":"WIDGET","to":"lost","qty":1}`, 400},
 	} {
 		check(c)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/shelfsync/shelfsync/protocol"
-	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/dashboard"
 	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/orders"
@@ -249,7 +248,7 @@ func (h *Handler) dockQueue(w http.ResponseWriter, r *http.Request) {
 			if row.OnHand <= 0 {
 				continue
 			}
-			hs, err := h.d.Store.History(r.Context(), ledger.Key{WH: wh, Location: row.Location, SKU: row.SKU, Lot: row.Lot})
+			hs, err := h.d.Store.History(r.Context(), row.Key())
 			if err != nil {
 				writeError(w, http.StatusInternalServerError, err.Error())
 				return

@@ -93,6 +93,8 @@ type keyValue struct {
 	SKU      string `json:"sku"`
 	Lot      string `json:"lot,omitempty"`
 	OnHand   int64  `json:"on_hand"`
+	Owner    string `json:"owner,omitempty"`
+	Status   string `json:"status"`
 }
 
 // feedEvent is the dashboard's "batch" event of an applied batch: the
@@ -101,7 +103,7 @@ func feedEvent(b events.Batch) map[string]any {
 	at := map[ledger.Key]int{}
 	keys := []keyValue{}
 	for _, ch := range b.Changes {
-		kv := keyValue{Location: ch.Key.Location, SKU: ch.Key.SKU, Lot: ch.Key.Lot, OnHand: ch.After}
+		kv := keyValue{Location: ch.Key.Location, SKU: ch.Key.SKU, Lot: ch.Key.Lot, OnHand: ch.After, Owner: ch.Key.Owner, Status: ch.Key.Status.String()}
 		if i, ok := at[ch.Key]; ok {
 			keys[i] = kv
 			continue

@@ -87,7 +87,7 @@ func Compute(ops []ledger.Sourced, lines map[OrderLineKey]int64, skew time.Durat
 			}
 		}
 		for _, lo := range locCounts[[2]string{k.WH, k.Location}] {
-			if (o.IsZero() || lo.Compare(o) < 0) && lo.Compare(c.Order) > 0 {
+			if k.CoveredByLocCount() && (o.IsZero() || lo.Compare(o) < 0) && lo.Compare(c.Order) > 0 {
 				c = CountLine{lo, 0} // a later location count not listing k
 			}
 		}
@@ -131,10 +131,10 @@ func Compute(ops []ledger.Sourced, lines map[OrderLineKey]int64, skew time.Durat
 			targets[l.Key] = l.Qty
 		}
 		race := raceBase(r.wh, r.ord, r.op.Scope == protocol.ScopeLocation,
-			ledger.Key{WH: r.wh, Location: r.op.Location, SKU: r.op.SKU, Lot: r.op.Lot})
+			ledger.Key{WH: r.wh, Location: r.op.Location, SKU: r.op.SKU, Lot: r.op.Lot, Owner: r.op.Owner, Status: r.op.Status})
 		if r.op.Scope == protocol.ScopeLocation {
 			for k := range keysAt[[2]string{r.wh, r.op.Location}] {
-				if _, ok := targets[k]; !ok {
+				if _, ok := targets[k]; !ok && k.CoveredByLocCount() {
 					targets[k] = 0
 				}
 			}

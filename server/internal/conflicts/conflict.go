@@ -106,8 +106,12 @@ type Conflict struct {
 	Location  string `json:"location,omitempty"`
 	SKU       string `json:"sku,omitempty"`
 	Lot       string `json:"lot,omitempty"`
-	Order     string `json:"order,omitempty"`
-	OrderLine uint32 `json:"order_line,omitempty"`
+	Owner     string `json:"owner,omitempty"`
+	// StockStatus is the status of the stock key (hold, damaged, …);
+	// absent for available stock.
+	StockStatus protocol.StockStatus `json:"stock_status,omitempty"`
+	Order       string               `json:"order,omitempty"`
+	OrderLine   uint32               `json:"order_line,omitempty"`
 	// Ops are the ops involved, in merge order.
 	Ops []OpRef `json:"ops"`
 	// Expected and Observed depend on the kind: variance, records before
@@ -128,6 +132,12 @@ type Conflict struct {
 	CreatedHLC protocol.HLC `json:"created_hlc"`
 }
 
+// Key returns the stock key the conflict is about (Location and SKU may be
+// empty).
+func (c *Conflict) Key() ledger.Key {
+	return ledger.Key{WH: c.Warehouse, Location: c.Location, SKU: c.SKU, Lot: c.Lot, Owner: c.Owner, Status: c.StockStatus}
+}
+
 // esc keeps the "/" that separates ID parts out of free-form codes.
 func esc(s string) string { return url.PathEscape(s) }
 
@@ -135,6 +145,9 @@ func keyPath(k ledger.Key) string {
 	s := k.WH + "/" + esc(k.Location) + "/" + esc(k.SKU)
 	if k.Lot != "" {
 		s += "/" + esc(k.Lot)
+	}
+	if k.Owner != "" || k.Status != protocol.StatusAvailable { // PathEscape escapes every ";" in a code
+		s += ";" + esc(k.Owner) + ";" + k.Status.String()
 	}
 	return s
 }

@@ -48,7 +48,7 @@ func observeCount(col *collector, ls ledger.Store, wh string, ord ledger.Order, 
 			before[ch.Key] = ch.Before
 		}
 	}
-	base := raceBase(wh, ord, false, ledger.Key{WH: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot})
+	base := raceBase(wh, ord, false, ledger.Key{WH: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot, Owner: op.Owner, Status: op.Status})
 	if op.Scope == protocol.ScopeLocation {
 		if err := st.AddLocCount(wh, op.Location, ord); err != nil {
 			return fmt.Errorf("index location count of %s/%s: %w", wh, op.Location, err)
@@ -59,7 +59,7 @@ func observeCount(col *collector, ls ledger.Store, wh string, ord ledger.Order, 
 		}
 		slices.SortFunc(at, compareKeys)
 		for _, k := range at {
-			if _, ok := counted[k]; !ok {
+			if _, ok := counted[k]; !ok && k.CoveredByLocCount() {
 				keys = append(keys, k)
 			}
 		}

@@ -18,7 +18,7 @@ const DefaultSkewWindow = 5 * time.Second
 const maxNegOps = 64
 
 // receiptFlags are the receive flags that raise a receipt discrepancy.
-const receiptFlags = protocol.FlagOverReceipt | protocol.FlagUnexpected | protocol.FlagLotMismatch | protocol.FlagExpired
+const receiptFlags = protocol.FlagOverReceipt | protocol.FlagUnexpected | protocol.FlagLotMismatch | protocol.FlagExpired | protocol.FlagShortShelfLife
 
 // Detector finds conflicts as ops are merged. The zero value is ready to
 // use; it keeps no state of its own, so one Detector serves every

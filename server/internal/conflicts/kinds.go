@@ -1,7 +1,6 @@
 package conflicts
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,14 +12,11 @@ import (
 // The constructors below build a holding conflict from its facts. Observe
 // and Compute share them, so both describe a conflict the same way.
 
-func compareKeys(a, b ledger.Key) int {
-	return cmp.Or(cmp.Compare(a.WH, b.WH), cmp.Compare(a.Location, b.Location),
-		cmp.Compare(a.SKU, b.SKU), cmp.Compare(a.Lot, b.Lot))
-}
+func compareKeys(a, b ledger.Key) int { return ledger.CompareKeys(a, b) }
 
 func keyConflict(id string, kind Kind, k ledger.Key) Conflict {
 	return Conflict{ID: id, Kind: kind, Status: StatusOpen, Holds: true,
-		Warehouse: k.WH, Location: k.Location, SKU: k.SKU, Lot: k.Lot}
+		Warehouse: k.WH, Location: k.Location, SKU: k.SKU, Lot: k.Lot, Owner: k.Owner, StockStatus: k.Status}
 }
 
 // negConflict: on-hand of k is below zero; refs is the op that pushed it
@@ -39,7 +35,7 @@ func negConflict(k ledger.Key, onHand int64, refs []OpRef) Conflict {
 // loc, else of key k) listing only the count; racing deltas are added.
 func raceBase(wh string, count ledger.Order, loc bool, k ledger.Key) Conflict {
 	if loc {
-		k.SKU, k.Lot = "", ""
+		k = ledger.Key{WH: k.WH, Location: k.Location}
 	}
 	c := keyConflict(CountRaceID(wh, count), KindCountRace, k)
 	c.Ops, c.CreatedHLC = []OpRef{refOf(wh, count)}, count.HLC
@@ -82,7 +78,7 @@ func overPickConflict(l OrderLineKey, qty int64, picks []LinePick) Conflict {
 
 // receiptConflict: a receive flagged at the gateway.
 func receiptConflict(wh string, ord ledger.Order, op *protocol.Op) Conflict {
-	c := keyConflict(ReceiptID(wh, ord), KindReceiptDiscrepancy, ledger.Key{WH: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot})
+	c := keyConflict(ReceiptID(wh, ord), KindReceiptDiscrepancy, ledger.Key{WH: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot, Owner: op.Owner, Status: op.Status})
 	c.Ops, c.CreatedHLC, c.Observed = []OpRef{refOf(wh, ord)}, ord.HLC, op.Qty
 	flagNames := []struct {
 		flag uint32
@@ -92,6 +88,7 @@ func receiptConflict(wh string, ord ledger.Order, op *protocol.Op) Conflict {
 		{protocol.FlagUnexpected, "unexpected item"},
 		{protocol.FlagLotMismatch, "lot mismatch"},
 		{protocol.FlagExpired, "expired"},
+		{protocol.FlagShortShelfLife, "below minimum shelf life"},
 	}
 	var flags []string
 	for _, f := range flagNames {
@@ -109,7 +106,7 @@ func receiptConflict(wh string, ord ledger.Order, op *protocol.Op) Conflict {
 
 // describe sets Detail and SuggestedAction from the conflict's facts.
 func describe(c *Conflict) {
-	k := ledger.Key{WH: c.Warehouse, Location: c.Location, SKU: c.SKU, Lot: c.Lot}
+	k := c.Key()
 	first := func() string {
 		if len(c.Ops) == 0 {
 			return "?"

@@ -148,7 +148,9 @@ func coveringCounts(st Store, k ledger.Key, r Range) ([]covering, error) {
 			out = append(out, covering{Order: lines[i].Order, Qty: lines[i].Qty})
 			i++
 		case c > 0:
-			out = append(out, covering{Order: locs[j], Loc: true})
+			if k.CoveredByLocCount() { // else a location count covers k only by listing it
+				out = append(out, covering{Order: locs[j], Loc: true})
+			}
 			j++
 		default:
 			out = append(out, covering{Order: locs[j], Qty: lines[i].Qty, Loc: true})

@@ -27,12 +27,14 @@ const (
 	pLoc  = "md/l/"
 	// pLocManaged marks a warehouse that has defined locations.
 	pLocManaged = "md/L/"
-	pZone       = "md/z/"
-	pThresh     = "md/t/"
-	pPO         = "md/p/"
-	pSettings   = "md/s/"
-	pNotice     = "md/n/"
-	pAlert      = "md/a/"
+	// pOwned marks a warehouse with an item that has an owner.
+	pOwned    = "md/O/"
+	pZone     = "md/z/"
+	pThresh   = "md/t/"
+	pPO       = "md/p/"
+	pSettings = "md/s/"
+	pNotice   = "md/n/"
+	pAlert    = "md/a/"
 )
 
 func key(prefix string, parts ...string) []byte {

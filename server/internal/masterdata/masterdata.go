@@ -180,6 +180,11 @@ func putItem(tx store.Tx, wh string, it protocol.Item) error {
 	if err := putCBOR(tx, key(pItem, wh, it.SKU), it); err != nil {
 		return err
 	}
+	if it.Owner != "" { // from now on CheckOp gives ops without an owner their item's
+		if err := tx.Set(key(pOwned, wh), nil); err != nil {
+			return err
+		}
+	}
 	return tx.AppendDown(wh, "", protocol.DownCatalog, "item/"+it.SKU, it)
 }
 

@@ -73,6 +73,12 @@ func validItem(it *protocol.Item) error {
 	if it.TrackExpiry {
 		it.TrackLot = true // expiry is per lot
 	}
+	if err := field("owner", it.Owner, false); err != nil {
+		return err
+	}
+	if it.MinShelfDays < 0 || it.MinShelfDays > 36500 {
+		return fmt.Errorf("%w: min_shelf_days %d: want 0..36500", ErrInvalid, it.MinShelfDays)
+	}
 	return field("description", truncate(it.Description), false)
 }
 

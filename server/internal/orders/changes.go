@@ -94,7 +94,7 @@ func (s *Service) reloadStock(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range rows {
-		k := ledger.Key{WH: r.Warehouse, Location: r.Location, SKU: r.SKU, Lot: r.Lot}
+		k := r.Key()
 		seen[k] = true
 		s.setKey(k, r.OnHand)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
@@ -114,7 +115,7 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 
 	s.mu.Lock()
 	for _, r := range rows {
-		s.setKey(ledger.Key{WH: r.Warehouse, Location: r.Location, SKU: r.SKU, Lot: r.Lot}, r.OnHand)
+		s.setKey(r.Key(), r.OnHand)
 	}
 	for ref, ps := range picks {
 		if o := s.open[okey{ref.Warehouse, ref.ID}]; o != nil {
@@ -184,7 +185,7 @@ func (s *Service) computeATS(ws whsku, md *masterView) ATS {
 		// at what the records can ship; clamping would offer them twice.
 		q := s.keys[k]
 		a.OnHand += q
-		if md.sellable(k.WH, k.Location) {
+		if k.Status == protocol.StatusAvailable && md.sellable(k.WH, k.Location) { // on hold, damaged, expired: on hand, not for sale
 			a.Sellable += q
 		}
 	}

@@ -205,7 +205,7 @@ func (s *Service) load(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	for _, r := range rows {
-		s.setKey(ledger.Key{WH: r.Warehouse, Location: r.Location, SKU: r.SKU, Lot: r.Lot}, r.OnHand)
+		s.setKey(r.Key(), r.OnHand)
 	}
 	s.mu.Unlock()
 	s.ordMu.Lock()

@@ -54,6 +54,8 @@ type feedKey struct {
 	SKU      string `json:"s"`
 	Lot      string `json:"t,omitempty"`
 	OnHand   int64  `json:"v"`
+	Owner    string `json:"o,omitempty"`
+	Status   uint8  `json:"st,omitempty"`
 }
 
 const (
@@ -80,7 +82,7 @@ func batchMsg(b events.Batch) feedMsg {
 	m := feedMsg{Kind: kindBatch, WH: b.Warehouse, GW: b.Gateway, WM: b.WM, Applied: b.Applied, Quarantined: b.Quarantined}
 	at := map[ledger.Key]int{}
 	for _, ch := range b.Changes {
-		k := feedKey{Location: ch.Key.Location, SKU: ch.Key.SKU, Lot: ch.Key.Lot, OnHand: ch.After}
+		k := feedKey{Location: ch.Key.Location, SKU: ch.Key.SKU, Lot: ch.Key.Lot, OnHand: ch.After, Owner: ch.Key.Owner, Status: uint8(ch.Key.Status)}
 		if i, ok := at[ch.Key]; ok {
 			m.Keys[i] = k
 			continue
@@ -190,7 +192,7 @@ func (f *feed) receive(p []byte) {
 		b := events.Batch{Warehouse: m.WH, Gateway: m.GW, WM: m.WM, Applied: m.Applied, Quarantined: m.Quarantined,
 			Changes: make([]ledger.Change, 0, len(m.Keys))}
 		for _, k := range m.Keys {
-			b.Changes = append(b.Changes, ledger.Change{Key: ledger.Key{WH: m.WH, Location: k.Location, SKU: k.SKU, Lot: k.Lot}, After: k.OnHand})
+			b.Changes = append(b.Changes, ledger.Change{Key: ledger.Key{WH: m.WH, Location: k.Location, SKU: k.SKU, Lot: k.Lot, Owner: k.Owner, Status: protocol.StockStatus(k.Status)}, After: k.OnHand})
 		}
 		ev.Batches = []events.Batch{b}
 	case kindOrder:

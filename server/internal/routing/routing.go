@@ -205,7 +205,7 @@ func candidates(tx store.Tx, wh string, l Line, locs map[string]protocol.Locatio
 	expiry := map[string]string{}
 	var out []cand
 	for _, r := range rows {
-		k := ledger.Key{WH: wh, Location: r.Location, SKU: r.SKU, Lot: r.Lot}
+		k := r.Key()
 		o, ok, err := tx.Origin(k)
 		if err != nil {
 			return nil, err
@@ -213,14 +213,14 @@ func candidates(tx store.Tx, wh string, l Line, locs map[string]protocol.Locatio
 		if ok && o.Expiry != "" && (expiry[r.Lot] == "" || o.Expiry < expiry[r.Lot]) {
 			expiry[r.Lot] = o.Expiry
 		}
-		if (l.Lot != "" && r.Lot != l.Lot) || avoid[r.Location] {
+		if r.Status != protocol.StatusAvailable || (l.Lot != "" && r.Lot != l.Lot) || avoid[r.Location] {
 			continue
 		}
 		loc, known := locs[r.Location]
 		if len(locs) > 0 && (!known || (loc.Type != protocol.LocPick && loc.Type != protocol.LocStorage)) {
 			continue
 		}
-		avail := r.OnHand - claimed[k]
+		avail := r.OnHand - claimed[ledger.Key{WH: wh, Location: r.Location, SKU: r.SKU, Lot: r.Lot}] // tasks name no owner
 		if avail <= 0 {
 			continue
 		}

@@ -90,18 +90,38 @@ type Shape func(op *protocol.Op, known bool) bool
 // StockQuery filters Stock; empty fields match everything.
 type StockQuery struct {
 	Warehouse, Location, SKU, Lot string
+	Owner                         string // "": every owner
 	// NonZero leaves out the keys whose on-hand is 0 (before Limit).
 	NonZero bool
 	Limit   int
 }
 
-// StockRow is one stock key and its on-hand.
+// Matches reports whether k passes the query's filters.
+func (q StockQuery) Matches(k ledger.Key) bool {
+	return (q.Warehouse == "" || k.WH == q.Warehouse) && (q.Location == "" || k.Location == q.Location) &&
+		(q.SKU == "" || k.SKU == q.SKU) && (q.Lot == "" || k.Lot == q.Lot) && (q.Owner == "" || k.Owner == q.Owner)
+}
+
+// StockRow is one stock key and its on-hand. Status is "available" for
+// sellable stock; Owner is "" when the warehouse has no owners.
 type StockRow struct {
-	Warehouse string `json:"warehouse"`
-	Location  string `json:"location"`
-	SKU       string `json:"sku"`
-	Lot       string `json:"lot"`
-	OnHand    int64  `json:"on_hand"`
+	Warehouse string               `json:"warehouse"`
+	Location  string               `json:"location"`
+	SKU       string               `json:"sku"`
+	Lot       string               `json:"lot"`
+	Owner     string               `json:"owner"`
+	Status    protocol.StockStatus `json:"status"`
+	OnHand    int64                `json:"on_hand"`
+}
+
+// Key returns the row's stock key.
+func (r StockRow) Key() ledger.Key {
+	return ledger.Key{WH: r.Warehouse, Location: r.Location, SKU: r.SKU, Lot: r.Lot, Owner: r.Owner, Status: r.Status}
+}
+
+// RowOf is the stock row of k with on-hand n.
+func RowOf(k ledger.Key, n int64) StockRow {
+	return StockRow{Warehouse: k.WH, Location: k.Location, SKU: k.SKU, Lot: k.Lot, Owner: k.Owner, Status: k.Status, OnHand: n}
 }
 
 // Quarantined is an op that could not be applied, with the reason.

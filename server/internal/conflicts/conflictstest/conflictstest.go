@@ -55,7 +55,13 @@ func GenOps(t *rapid.T) []ledger.Sourced {
 				Lot:      rapid.SampledFrom(lots).Draw(t, "lot"),
 				Qty:      int64(rapid.IntRange(1, 3).Draw(t, "qty")),
 			}
-			switch rapid.IntRange(0, 8).Draw(t, "kind") {
+			if rapid.IntRange(0, 3).Draw(t, "held") == 0 { // a key on hold: status moves, counts of held units
+				op.Status = protocol.StatusHold
+			}
+			switch rapid.IntRange(0, 9).Draw(t, "kind") {
+			case 9:
+				op.Kind = protocol.OpStatus
+				op.ToStatus = protocol.StatusHold - op.Status // hold ↔ available
 			case 0:
 				op.Kind = protocol.OpReceive
 				if rapid.IntRange(0, 3).Draw(t, "flagged") == 0 {
@@ -80,12 +86,13 @@ func GenOps(t *rapid.T) []ledger.Sourced {
 			case 7, 8:
 				op.Kind = rapid.SampledFrom([]protocol.OpKind{protocol.OpCount, protocol.OpRFIDSweep}).Draw(t, "ckind")
 				op.Scope = protocol.ScopeLocation
-				op.SKU, op.Lot, op.Qty = "", "", 0
+				op.SKU, op.Lot, op.Qty, op.Status = "", "", 0, protocol.StatusAvailable
 				for range rapid.IntRange(0, 3).Draw(t, "lines") {
 					op.Lines = append(op.Lines, protocol.CountLine{
-						SKU: rapid.SampledFrom(skus).Draw(t, "lsku"),
-						Lot: rapid.SampledFrom(lots).Draw(t, "llot"),
-						Qty: int64(rapid.IntRange(0, 4).Draw(t, "lqty")),
+						SKU:    rapid.SampledFrom(skus).Draw(t, "lsku"),
+						Lot:    rapid.SampledFrom(lots).Draw(t, "llot"),
+						Qty:    int64(rapid.IntRange(0, 4).Draw(t, "lqty")),
+						Status: rapid.SampledFrom([]protocol.StockStatus{protocol.StatusAvailable, protocol.StatusHold}).Draw(t, "lstatus"),
 					})
 				}
 			}

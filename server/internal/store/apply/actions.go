@@ -41,7 +41,7 @@ func (e *Engine) IssueOps(ctx context.Context, wh string, ops []protocol.Op, sha
 		out, total = make([]store.Issued, len(ops)), store.Result{}
 		for i, op := range ops {
 			if shape != nil {
-				_, known, err := tx.GetKey(ledger.Key{WH: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot})
+				_, known, err := tx.GetKey(ledger.Key{WH: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot, Owner: op.Owner, Status: op.Status})
 				if err != nil {
 					return err
 				}
@@ -162,7 +162,7 @@ func (e *Engine) ResolveConflict(ctx context.Context, id string, r store.Resolut
 	if r.Action == conflicts.ResolutionAdjust {
 		var keys []ledger.Key
 		if c.Location != "" && c.SKU != "" {
-			keys = []ledger.Key{{WH: c.Warehouse, Location: c.Location, SKU: c.SKU, Lot: c.Lot}}
+			keys = []ledger.Key{c.Key()}
 		}
 		s = NewScope([]GW{{c.Warehouse, protocol.ServerOrigin}}, nil, keys)
 	}
@@ -194,7 +194,7 @@ func resolve(tx Tx, id string, r store.Resolution) (store.ResolveResult, error) 
 		}
 		qty := r.Qty
 		if qty == 0 {
-			ks, _, err := tx.GetKey(ledger.Key{WH: c.Warehouse, Location: c.Location, SKU: c.SKU, Lot: c.Lot})
+			ks, _, err := tx.GetKey(c.Key())
 			if err != nil {
 				return out, err
 			}
@@ -203,7 +203,7 @@ func resolve(tx Tx, id string, r store.Resolution) (store.ResolveResult, error) 
 		if qty == 0 {
 			return out, fmt.Errorf("conflict %q: nothing to adjust (on-hand is 0); give qty", id)
 		}
-		op, res, err := Issue(tx, c.Warehouse, protocol.Op{HLC: r.HLC, Kind: protocol.OpAdjust, Location: c.Location, SKU: c.SKU, Lot: c.Lot, Qty: qty,
+		op, res, err := Issue(tx, c.Warehouse, protocol.Op{HLC: r.HLC, Kind: protocol.OpAdjust, Location: c.Location, SKU: c.SKU, Lot: c.Lot, Owner: c.Owner, Status: c.StockStatus, Qty: qty,
 			Reason: "CONFLICT-RESOLUTION", Operator: r.By, Refs: &protocol.Refs{Conflict: id}})
 		if err != nil {
 			return out, err

@@ -405,8 +405,15 @@ func merge(tx Tx, det *conflicts.Detector, wh, gw string, op *protocol.Op) (stor
 	return res, nil
 }
 
-// StockItemKey is the downstream item key of a stock key's value.
-func StockItemKey(k ledger.Key) string { return k.Location + "\x00" + k.SKU + "\x00" + k.Lot }
+// StockItemKey is the downstream item key of a stock key's value: the
+// layout from before owners and statuses for owner "" and available.
+func StockItemKey(k ledger.Key) string {
+	s := k.Location + "\x00" + k.SKU + "\x00" + k.Lot
+	if k.Owner != "" || k.Status != protocol.StatusAvailable {
+		s += "\x00" + k.Owner + "\x00" + k.Status.String()
+	}
+	return s
+}
 
 // appendStock logs the current value of every key in changes downstream.
 func appendStock(tx Tx, changes []ledger.Change) error {
@@ -420,7 +427,7 @@ func appendStock(tx Tx, changes []ledger.Change) error {
 		if err != nil {
 			return err
 		}
-		v := protocol.StockValue{Location: c.Key.Location, SKU: c.Key.SKU, Lot: c.Key.Lot, OnHand: ks.OnHand()}
+		v := protocol.StockValue{Location: c.Key.Location, SKU: c.Key.SKU, Lot: c.Key.Lot, Owner: c.Key.Owner, Status: c.Key.Status, OnHand: ks.OnHand()}
 		if err := tx.AppendDown(c.Key.WH, "", protocol.DownStock, StockItemKey(c.Key), v); err != nil {
 			return err
 		}

@@ -76,7 +76,7 @@ func (s *Store) History(_ context.Context, k ledger.Key) ([]store.HistoryEntry, 
 			return err
 		}
 		for _, o := range lcs {
-			if !counted[o] { // a location count that did not list the key observed 0
+			if !counted[o] && k.CoveredByLocCount() { // a location count that did not list the key observed 0
 				evs = append(evs, ev{o, 0, true})
 			}
 		}

@@ -186,7 +186,7 @@ func stockIn(txn *bdb.Txn, q store.StockQuery) ([]store.StockRow, error) {
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		k, ok := parseStockKey(it.Item().Key())
-		if !ok || (q.Location != "" && k.Location != q.Location) || (q.SKU != "" && k.SKU != q.SKU) || (q.Lot != "" && k.Lot != q.Lot) {
+		if !ok || !q.Matches(k) {
 			continue
 		}
 		var ks ledger.KeyState
@@ -196,7 +196,7 @@ func stockIn(txn *bdb.Txn, q store.StockQuery) ([]store.StockRow, error) {
 		if q.NonZero && ks.OnHand() == 0 {
 			continue
 		}
-		out = append(out, store.StockRow{Warehouse: k.WH, Location: k.Location, SKU: k.SKU, Lot: k.Lot, OnHand: ks.OnHand()})
+		out = append(out, store.RowOf(k, ks.OnHand()))
 		if q.Limit > 0 && len(out) >= q.Limit {
 			break
 		}

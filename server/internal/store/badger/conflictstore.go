@@ -34,8 +34,6 @@ const (
 
 var _ conflicts.Store = (*txnLedger)(nil)
 
-func keyPath(k ledger.Key) string { return join(k.WH, k.Location, k.SKU, k.Lot) }
-
 func lineKey(pfx, wh, order string, line uint32) string {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], line)

@@ -15,9 +15,16 @@ import (
 //	w/{wh}\0{gw}                    watermark (uint64)
 //	o/{wh}\0{gw}\0{seq}             op (CBOR)
 //	q/{wh}\0{gw}\0{seq}             quarantined op (CBOR)
-//	k/{wh}\0{loc}\0{sku}\0{lot}     ledger.KeyState (CBOR)
+//	k/{path}                        ledger.KeyState (CBOR)
 //	l/{wh}\0{loc}                   location count order (CBOR)
-//	d/{key}\0{hlc}{gw}\0{seq}       delta qty (int64), ordered by merge order
+//	d/{path}\0{hlc}{gw}\0{seq}      delta qty (int64), ordered by merge order
+//
+// A stock key's path is {wh}\0{loc}\0{sku}\0{lot}, the layout from before
+// owners and statuses, for a key with owner "" and status available; any
+// other key appends \x01{owner}\x01{status digit} to the lot. Validation
+// forbids control characters in lots and owners, so no path is a prefix of
+// another's delta prefix, and a data directory written before owners and
+// statuses reads as owner "", status available.
 const (
 	pfxEpoch = "m/epoch"
 	pfxWM    = "w/"
@@ -42,22 +49,24 @@ func opKey(pfx, wh, gw string, seq uint64) []byte {
 	return []byte(pfx + join(wh, gw, u64(seq)))
 }
 
-func stockKey(k ledger.Key) []byte {
-	return []byte(pfxKey + join(k.WH, k.Location, k.SKU, k.Lot))
-}
+// keyPath is a stock key's path (see the layout above).
+func keyPath(k ledger.Key) string { return join(k.WH, k.Location, k.SKU, ledger.StoredLot(k)) }
+
+func stockKey(k ledger.Key) []byte { return []byte(pfxKey + keyPath(k)) }
 
 func parseStockKey(b []byte) (ledger.Key, bool) {
 	parts := strings.Split(strings.TrimPrefix(string(b), pfxKey), "\x00")
 	if len(parts) != 4 {
 		return ledger.Key{}, false
 	}
-	return ledger.Key{WH: parts[0], Location: parts[1], SKU: parts[2], Lot: parts[3]}, true
+	k := ledger.Key{WH: parts[0], Location: parts[1], SKU: parts[2]}
+	return k, k.SetStoredLot(parts[3])
 }
 
 func locKey(wh, loc string) []byte { return []byte(pfxLoc + join(wh, loc)) }
 
 func deltaPrefix(k ledger.Key) []byte {
-	return []byte(pfxDelta + join(k.WH, k.Location, k.SKU, k.Lot) + "\x00")
+	return []byte(pfxDelta + keyPath(k) + "\x00")
 }
 
 func orderBytes(o ledger.Order) string {

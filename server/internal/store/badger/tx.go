@@ -180,7 +180,7 @@ func (t recordTx) Stock(wh, sku string) ([]store.StockRow, error) {
 		if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &ks) }); err != nil {
 			return nil, err
 		}
-		out = append(out, store.StockRow{Warehouse: k.WH, Location: k.Location, SKU: k.SKU, Lot: k.Lot, OnHand: ks.OnHand()})
+		out = append(out, store.RowOf(k, ks.OnHand()))
 	}
 	return out, nil
 }

@@ -434,8 +434,8 @@ func (t *recTx) ScanOps(wh string, fn func(gw string, op *protocol.Op) error) er
 func (t *recTx) Origin(k ledger.Key) (store.Origin, bool, error) {
 	var hlc, seq int64
 	var gw string
-	err := t.tx.QueryRow(t.ctx, `SELECT hlc, gw, seq FROM deltas WHERE wh = $1 AND loc = $2 AND sku = $3 AND lot = $4 AND qty > 0
-		ORDER BY hlc, gw, seq LIMIT 1`, k.WH, k.Location, k.SKU, k.Lot).Scan(&hlc, &gw, &seq)
+	err := t.tx.QueryRow(t.ctx, `SELECT hlc, gw, seq FROM deltas WHERE `+keyWhere+` AND qty > 0
+		ORDER BY hlc, gw, seq LIMIT 1`, keyArgs(k)...).Scan(&hlc, &gw, &seq)
 	if err == pgx.ErrNoRows {
 		return store.Origin{}, false, nil
 	}
@@ -464,22 +464,15 @@ func (t *recTx) Stock(wh, sku string) ([]store.StockRow, error) {
 }
 
 func (t *recTx) StockWhere(q store.StockQuery) ([]store.StockRow, error) {
-	sql := `SELECT wh, loc, sku, lot, on_hand FROM stock_keys
-		WHERE ($1 = '' OR wh = $1) AND ($2 = '' OR loc = $2) AND ($3 = '' OR sku = $3) AND ($4 = '' OR lot = $4)
-		AND (NOT $5 OR on_hand <> 0)
-		ORDER BY wh, loc, sku, lot`
+	sql := stockSQL
 	if q.Limit > 0 {
 		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
-	rows, err := t.tx.Query(t.ctx, sql, q.Warehouse, q.Location, q.SKU, q.Lot, q.NonZero)
+	rows, err := t.tx.Query(t.ctx, sql, q.Warehouse, q.Location, q.SKU, q.Lot, q.Owner, q.NonZero)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.StockRow, error) {
-		var row store.StockRow
-		err := r.Scan(&row.Warehouse, &row.Location, &row.SKU, &row.Lot, &row.OnHand)
-		return row, err
-	})
+	return pgx.CollectRows(rows, scanStockRow)
 }
 
 func (t *recTx) PutSettings(wh string, st store.Settings) error {

@@ -13,12 +13,14 @@ import (
 // of the transaction.
 func (l *txLedger) queue(b *pgx.Batch) error {
 	type keyRows struct {
-		wh, loc, sku, lot, gw []string
-		hlc, seq, a, c        []int64
+		wh, loc, sku, lot, owner, gw []string
+		status                       []int16
+		hlc, seq, a, c               []int64
 	}
 	var kr keyRows
 	add := func(r *keyRows, k ledger.Key, o ledger.Order, a, c int64) {
 		r.wh, r.loc, r.sku, r.lot = append(r.wh, k.WH), append(r.loc, k.Location), append(r.sku, k.SKU), append(r.lot, k.Lot)
+		r.owner, r.status = append(r.owner, k.Owner), append(r.status, int16(k.Status))
 		r.hlc, r.gw, r.seq = append(r.hlc, int64(o.HLC)), append(r.gw, o.GW), append(r.seq, int64(o.Seq))
 		r.a, r.c = append(r.a, a), append(r.c, c)
 	}
@@ -29,11 +31,11 @@ func (l *txLedger) queue(b *pgx.Batch) error {
 		}
 	}
 	if len(kr.wh) > 0 {
-		b.Queue(`INSERT INTO stock_keys AS k (wh, loc, sku, lot, count_hlc, count_gw, count_seq, count_qty, sum)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[])
-			ON CONFLICT (wh, loc, sku, lot) DO UPDATE SET count_hlc = excluded.count_hlc, count_gw = excluded.count_gw,
+		b.Queue(`INSERT INTO stock_keys AS k (wh, loc, sku, lot, owner, status, count_hlc, count_gw, count_seq, count_qty, sum)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bigint[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[])
+			ON CONFLICT (wh, loc, sku, lot, owner, status) DO UPDATE SET count_hlc = excluded.count_hlc, count_gw = excluded.count_gw,
 				count_seq = excluded.count_seq, count_qty = excluded.count_qty, sum = excluded.sum`,
-			kr.wh, kr.loc, kr.sku, kr.lot, kr.hlc, kr.gw, kr.seq, kr.a, kr.c)
+			kr.wh, kr.loc, kr.sku, kr.lot, kr.owner, kr.status, kr.hlc, kr.gw, kr.seq, kr.a, kr.c)
 	}
 	var dr keyRows
 	for k, ds := range l.deltas {
@@ -42,10 +44,10 @@ func (l *txLedger) queue(b *pgx.Batch) error {
 		}
 	}
 	if len(dr.wh) > 0 {
-		b.Queue(`INSERT INTO deltas AS d (wh, loc, sku, lot, hlc, gw, seq, qty)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[])
-			ON CONFLICT (wh, loc, sku, lot, hlc, gw, seq) DO UPDATE SET qty = d.qty + excluded.qty`,
-			dr.wh, dr.loc, dr.sku, dr.lot, dr.hlc, dr.gw, dr.seq, dr.a)
+		b.Queue(`INSERT INTO deltas AS d (wh, loc, sku, lot, owner, status, hlc, gw, seq, qty)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bigint[], $8::text[], $9::bigint[], $10::bigint[])
+			ON CONFLICT (wh, loc, sku, lot, owner, status, hlc, gw, seq) DO UPDATE SET qty = d.qty + excluded.qty`,
+			dr.wh, dr.loc, dr.sku, dr.lot, dr.owner, dr.status, dr.hlc, dr.gw, dr.seq, dr.a)
 	}
 	var cr keyRows
 	for k, cs := range l.countLines {
@@ -54,10 +56,10 @@ func (l *txLedger) queue(b *pgx.Batch) error {
 		}
 	}
 	if len(cr.wh) > 0 {
-		b.Queue(`INSERT INTO count_lines (wh, loc, sku, lot, hlc, gw, seq, qty)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[])
-			ON CONFLICT (wh, loc, sku, lot, hlc, gw, seq) DO UPDATE SET qty = excluded.qty`,
-			cr.wh, cr.loc, cr.sku, cr.lot, cr.hlc, cr.gw, cr.seq, cr.a)
+		b.Queue(`INSERT INTO count_lines (wh, loc, sku, lot, owner, status, hlc, gw, seq, qty)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bigint[], $8::text[], $9::bigint[], $10::bigint[])
+			ON CONFLICT (wh, loc, sku, lot, owner, status, hlc, gw, seq) DO UPDATE SET qty = excluded.qty`,
+			cr.wh, cr.loc, cr.sku, cr.lot, cr.owner, cr.status, cr.hlc, cr.gw, cr.seq, cr.a)
 	}
 	for id, e := range l.locs {
 		if e.dirty {

@@ -21,24 +21,31 @@ func (s *Store) Watermark(ctx context.Context, wh, gw string) (uint64, error) {
 	return uint64(wm), wrap(err, "watermark of %s/%s", wh, gw)
 }
 
-// Stock implements store.Store; rows sort by warehouse, location, sku, lot.
-func (s *Store) Stock(ctx context.Context, q store.StockQuery) ([]store.StockRow, error) {
-	sql := `SELECT wh, loc, sku, lot, on_hand FROM stock_keys
+// stockSQL selects the stock rows matching a store.StockQuery ($1..$6).
+const stockSQL = `SELECT wh, loc, sku, lot, owner, status, on_hand FROM stock_keys
 		WHERE ($1 = '' OR wh = $1) AND ($2 = '' OR loc = $2) AND ($3 = '' OR sku = $3) AND ($4 = '' OR lot = $4)
-		AND (NOT $5 OR on_hand <> 0)
-		ORDER BY wh, loc, sku, lot`
+			AND ($5 = '' OR owner = $5) AND (NOT $6 OR on_hand <> 0)
+		ORDER BY wh, loc, sku, lot, owner, status`
+
+func scanStockRow(r pgx.CollectableRow) (store.StockRow, error) {
+	var row store.StockRow
+	var status int16
+	err := r.Scan(&row.Warehouse, &row.Location, &row.SKU, &row.Lot, &row.Owner, &status, &row.OnHand)
+	row.Status = protocol.StockStatus(status)
+	return row, err
+}
+
+// Stock implements store.Store; rows sort by warehouse, location, sku, lot, owner, status.
+func (s *Store) Stock(ctx context.Context, q store.StockQuery) ([]store.StockRow, error) {
+	sql := stockSQL
 	if q.Limit > 0 {
 		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
-	rows, err := s.pool.Query(ctx, sql, q.Warehouse, q.Location, q.SKU, q.Lot, q.NonZero)
+	rows, err := s.pool.Query(ctx, sql, q.Warehouse, q.Location, q.SKU, q.Lot, q.Owner, q.NonZero)
 	if err != nil {
 		return nil, wrap(err, "stock")
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.StockRow, error) {
-		var row store.StockRow
-		err := r.Scan(&row.Warehouse, &row.Location, &row.SKU, &row.Lot, &row.OnHand)
-		return row, err
-	})
+	out, err := pgx.CollectRows(rows, scanStockRow)
 	return out, wrap(err, "stock")
 }
 

@@ -16,13 +16,13 @@ import (
 // with the op behind it: its deltas, what counts counted for it, and the
 // location counts that did not list it (which observed 0).
 const historySQL = `WITH ev AS (
-		SELECT hlc, gw, seq, qty, false AS count FROM deltas WHERE wh = $1 AND loc = $2 AND sku = $3 AND lot = $4
+		SELECT hlc, gw, seq, qty, false AS count FROM deltas WHERE ` + keyWhere + `
 		UNION ALL
-		SELECT hlc, gw, seq, qty, true FROM count_lines WHERE wh = $1 AND loc = $2 AND sku = $3 AND lot = $4
+		SELECT hlc, gw, seq, qty, true FROM count_lines WHERE ` + keyWhere + `
 		UNION ALL
-		SELECT l.hlc, l.gw, l.seq, 0, true FROM loc_count_log l WHERE l.wh = $1 AND l.loc = $2 AND NOT EXISTS (
+		SELECT l.hlc, l.gw, l.seq, 0, true FROM loc_count_log l WHERE l.wh = $1 AND l.loc = $2 AND $6 = 0 AND NOT EXISTS (
 			SELECT 1 FROM count_lines c WHERE c.wh = $1 AND c.loc = $2 AND c.sku = $3 AND c.lot = $4
-				AND c.hlc = l.hlc AND c.gw = l.gw AND c.seq = l.seq))
+				AND c.owner = $5 AND c.status = $6 AND c.hlc = l.hlc AND c.gw = l.gw AND c.seq = l.seq))
 	SELECT ev.hlc, ev.gw, ev.seq, ev.qty, ev.count, o.body
 	FROM ev LEFT JOIN ops o ON o.wh = $1 AND o.gw = ev.gw AND o.seq = ev.seq
 	ORDER BY ev.hlc, ev.gw, ev.seq`
@@ -36,7 +36,7 @@ func (s *Store) History(ctx context.Context, k ledger.Key) ([]store.HistoryEntry
 		count bool
 		body  []byte
 	}
-	rows, err := s.pool.Query(ctx, historySQL, k.WH, k.Location, k.SKU, k.Lot)
+	rows, err := s.pool.Query(ctx, historySQL, keyArgs(k)...)
 	if err != nil {
 		return nil, wrap(err, "history of %s", k)
 	}

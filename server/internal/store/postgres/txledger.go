@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 )
@@ -85,13 +85,31 @@ func newTxLedger(ctx context.Context, tx pgx.Tx) *txLedger { // tx may be set la
 	}
 }
 
-const keyCols = `sku, lot, count_hlc, count_gw, count_seq, count_qty, sum`
+const keyCols = `sku, lot, owner, status, count_hlc, count_gw, count_seq, count_qty, sum`
+
+// keyWhere selects one stock key's rows, with keyArgs as $1..$6.
+const keyWhere = `wh = $1 AND loc = $2 AND sku = $3 AND lot = $4 AND owner = $5 AND status = $6`
+
+// keyArgs are the query arguments of keyWhere.
+func keyArgs(k ledger.Key) []any {
+	return []any{k.WH, k.Location, k.SKU, k.Lot, k.Owner, int16(k.Status)}
+}
+
+// prefixed scans one column into first, then the rest of the row.
+type prefixed struct {
+	r     pgx.Row
+	first any
+}
+
+func (p prefixed) Scan(dest ...any) error { return p.r.Scan(append([]any{p.first}, dest...)...) }
 
 func scanKey(r pgx.Row, k *ledger.Key, s *ledger.KeyState) error {
 	var hlc, seq int64
-	if err := r.Scan(&k.SKU, &k.Lot, &hlc, &s.Count.GW, &seq, &s.CountQty, &s.Sum); err != nil {
+	var status int16
+	if err := r.Scan(&k.SKU, &k.Lot, &k.Owner, &status, &hlc, &s.Count.GW, &seq, &s.CountQty, &s.Sum); err != nil {
 		return err
 	}
+	k.Status = protocol.StockStatus(status)
 	s.Count.HLC, s.Count.Seq = hlcOf(hlc), uint64(seq)
 	return nil
 }
@@ -103,7 +121,8 @@ func (l *txLedger) queuePrefetch(b *pgx.Batch, wh string, keys []ledger.Key) {
 	if len(keys) == 0 {
 		return
 	}
-	var locs, skus, lots []string
+	var locs, skus, lots, owners []string
+	var statuses []int16
 	seenLoc := map[string]bool{}
 	var locList []string
 	for _, k := range keys {
@@ -112,22 +131,23 @@ func (l *txLedger) queuePrefetch(b *pgx.Batch, wh string, keys []ledger.Key) {
 		}
 		l.keys[k] = &keyEntry{} // absent unless the query finds it
 		locs, skus, lots = append(locs, k.Location), append(skus, k.SKU), append(lots, k.Lot)
+		owners, statuses = append(owners, k.Owner), append(statuses, int16(k.Status))
 		if !seenLoc[k.Location] {
 			seenLoc[k.Location] = true
 			locList = append(locList, k.Location)
 		}
 	}
 	b.Queue(`SELECT loc, `+keyCols+` FROM stock_keys
-		WHERE wh = $1 AND (loc, sku, lot) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))`,
-		wh, locs, skus, lots).Query(func(rows pgx.Rows) error {
+		WHERE wh = $1 AND (loc, sku, lot, owner, status) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[]))`,
+		wh, locs, skus, lots, owners, statuses).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			k := ledger.Key{WH: wh}
 			var s ledger.KeyState
-			var hlc, seq int64
-			if err := rows.Scan(&k.Location, &k.SKU, &k.Lot, &hlc, &s.Count.GW, &seq, &s.CountQty, &s.Sum); err != nil {
+			var loc string
+			if err := scanKey(prefixed{rows, &loc}, &k, &s); err != nil {
 				return err
 			}
-			s.Count.HLC, s.Count.Seq = hlcOf(hlc), uint64(seq)
+			k.Location = loc
 			l.keys[k] = &keyEntry{st: s, exists: true, inDB: true}
 		}
 		return rows.Err()
@@ -156,8 +176,8 @@ func (l *txLedger) key(k ledger.Key) (*keyEntry, error) {
 	}
 	e := &keyEntry{}
 	var got ledger.Key
-	err := scanKey(l.tx.QueryRow(l.ctx, `SELECT `+keyCols+` FROM stock_keys WHERE wh = $1 AND loc = $2 AND sku = $3 AND lot = $4`,
-		k.WH, k.Location, k.SKU, k.Lot), &got, &e.st)
+	err := scanKey(l.tx.QueryRow(l.ctx, `SELECT `+keyCols+` FROM stock_keys WHERE wh = $1 AND loc = $2 AND sku = $3 AND lot = $4 AND owner = $5 AND status = $6`,
+		keyArgs(k)...), &got, &e.st)
 	switch {
 	case err == pgx.ErrNoRows:
 		e.st = ledger.KeyState{}
@@ -243,7 +263,7 @@ func (l *txLedger) KeysAt(wh, loc string) ([]ledger.Key, error) {
 			out = append(out, k)
 		}
 	}
-	slices.SortFunc(out, func(a, b ledger.Key) int { return cmp.Or(cmp.Compare(a.SKU, b.SKU), cmp.Compare(a.Lot, b.Lot)) })
+	slices.SortFunc(out, ledger.CompareKeys)
 	return out, nil
 }
 
@@ -274,8 +294,8 @@ func (l *txLedger) SumAfter(k ledger.Key, o ledger.Order) (int64, error) {
 	}
 	var db int64
 	err = l.tx.QueryRow(l.ctx, `SELECT coalesce(sum(qty), 0)::bigint FROM deltas
-		WHERE wh = $1 AND loc = $2 AND sku = $3 AND lot = $4 AND (hlc, gw, seq) > ($5, $6, $7)`,
-		k.WH, k.Location, k.SKU, k.Lot, int64(o.HLC), o.GW, int64(o.Seq)).Scan(&db)
+		WHERE wh = $1 AND loc = $2 AND sku = $3 AND lot = $4 AND owner = $5 AND status = $6 AND (hlc, gw, seq) > ($7, $8, $9)`,
+		append(keyArgs(k), int64(o.HLC), o.GW, int64(o.Seq))...).Scan(&db)
 	return sum + db, err
 }
 
@@ -351,8 +371,7 @@ func (l *txLedger) Deltas(k ledger.Key, r conflicts.Range) ([]conflicts.Delta, e
 	if e, err := l.key(k); err != nil {
 		return nil, err
 	} else if e.inDB {
-		sql, args := orderRange(`SELECT hlc, gw, seq, qty FROM deltas WHERE wh = $1 AND loc = $2 AND sku = $3 AND lot = $4`,
-			[]any{k.WH, k.Location, k.SKU, k.Lot}, r)
+		sql, args := orderRange(`SELECT hlc, gw, seq, qty FROM deltas WHERE `+keyWhere, keyArgs(k), r)
 		if err := l.queryOrders(sql, args, true, func(o ledger.Order, q int64) { db = append(db, conflicts.Delta{Order: o, Qty: q}) }); err != nil {
 			return nil, err
 		}
@@ -376,8 +395,7 @@ func (l *txLedger) PutCountLine(k ledger.Key, o ledger.Order, qty int64) error {
 // CountLines implements conflicts.Store.
 func (l *txLedger) CountLines(k ledger.Key, r conflicts.Range) ([]conflicts.CountLine, error) {
 	var db []conflicts.CountLine
-	sql, args := orderRange(`SELECT hlc, gw, seq, qty FROM count_lines WHERE wh = $1 AND loc = $2 AND sku = $3 AND lot = $4`,
-		[]any{k.WH, k.Location, k.SKU, k.Lot}, r)
+	sql, args := orderRange(`SELECT hlc, gw, seq, qty FROM count_lines WHERE `+keyWhere, keyArgs(k), r)
 	if err := l.queryOrders(sql, args, true, func(o ledger.Order, q int64) { db = append(db, conflicts.CountLine{Order: o, Qty: q}) }); err != nil {
 		return nil, err
 	}

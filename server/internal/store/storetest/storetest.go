@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"ConcurrentRedeliveriesApplyOnce", testConcurrentExactlyOnce},
 		{"GroupCommitEqualsOneByOne", testGroupCommit},
 		{"StockQuery", testStockQuery},
+		{"OwnerAndStatusKeys", testOwnerStatus},
 		{"DownstreamCompaction", testDownCompaction},
 		{"DownstreamSparseAndTargeted", testDownSparse},
 		{"DownstreamStockAndUpWM", testDownStock},
@@ -115,7 +116,7 @@ func stockOf(t *testing.T, s store.Store, wh string) map[ledger.Key]int64 {
 	require.NoError(t, err)
 	got := map[ledger.Key]int64{}
 	for _, r := range rows {
-		got[ledger.Key{WH: r.Warehouse, Location: r.Location, SKU: r.SKU, Lot: r.Lot}] = r.OnHand
+		got[r.Key()] = r.OnHand
 	}
 	return got
 }
@@ -218,8 +219,11 @@ func randomOps(r *rand.Rand, wh string, gws []string, n int) map[string][]protoc
 	for _, gw := range gws {
 		for seq := uint64(1); seq <= uint64(n); seq++ {
 			op := protocol.Op{Seq: seq, HLC: protocol.MakeHLC(int64(r.IntN(30)), uint16(r.IntN(2))),
-				Location: []string{"L1", "L2"}[r.IntN(2)], SKU: []string{"x", "y"}[r.IntN(2)], Lot: []string{"", "lot-1"}[r.IntN(2)], Qty: int64(1 + r.IntN(4))}
-			switch r.IntN(6) {
+				Location: []string{"L1", "L2"}[r.IntN(2)], SKU: []string{"x", "y"}[r.IntN(2)], Lot: []string{"", "lot-1"}[r.IntN(2)], Qty: int64(1 + r.IntN(4)),
+				Owner: []string{"", "", "acme"}[r.IntN(3)], Status: []protocol.StockStatus{protocol.StatusAvailable, protocol.StatusAvailable, protocol.StatusHold}[r.IntN(3)]}
+			switch r.IntN(7) {
+			case 6: // a status move: hold ↔ available
+				op.Kind, op.ToStatus = protocol.OpStatus, protocol.StatusHold-op.Status
 			case 0, 1:
 				op.Kind = protocol.OpReceive
 			case 2:
@@ -229,7 +233,7 @@ func randomOps(r *rand.Rand, wh string, gws []string, n int) map[string][]protoc
 			case 4:
 				op.Kind = protocol.OpCount
 			case 5:
-				op.Kind, op.Scope, op.SKU, op.Lot, op.Qty = protocol.OpCount, protocol.ScopeLocation, "", "", 0
+				op.Kind, op.Scope, op.SKU, op.Lot, op.Qty, op.Owner, op.Status = protocol.OpCount, protocol.ScopeLocation, "", "", 0, "", protocol.StatusAvailable
 				op.Lines = []protocol.CountLine{{SKU: "x", Qty: int64(r.IntN(5))}}
 			}
 			out[gw] = append(out[gw], op)
@@ -781,7 +785,7 @@ func readDown(t *testing.T, s store.Store, wh string) downstream {
 		case protocol.DownStock:
 			var v protocol.StockValue
 			require.NoError(t, protocol.Unmarshal(it.Body, &v))
-			d.stock[ledger.Key{WH: wh, Location: v.Location, SKU: v.SKU, Lot: v.Lot}] = v.OnHand
+			d.stock[ledger.Key{WH: wh, Location: v.Location, SKU: v.SKU, Lot: v.Lot, Owner: v.Owner, Status: v.Status}] = v.OnHand
 		case protocol.DownTask:
 			var task protocol.Task
 			require.NoError(t, protocol.Unmarshal(it.Body, &task))
@@ -1382,4 +1386,41 @@ func testQuarantineAction(t *testing.T, s store.Store, a store.Actions, _ config
 	require.Equal(t, conflicts.StatusResolved, conflictByID(t, a, "w", conflicts.Quarantined("w", "g", 4, "").ID).Status)
 	_, err = a.QuarantineAction(ctx, "w", "g", 4, "reapply", "lead")
 	require.ErrorContains(t, err, "already reapplied")
+}
+
+// testOwnerStatus: keys that differ only in owner or status are distinct
+// stock rows, read back with both fields, filtered by owner, sent
+// downstream with both, and a status op moves units between two of them.
+func testOwnerStatus(t *testing.T, open func(*testing.T) store.Store, _ config) {
+	s := open(t)
+	ctx := context.Background()
+	rcv := func(seq uint64, owner string, st protocol.StockStatus, qty int64) protocol.Op {
+		return protocol.Op{Seq: seq, HLC: protocol.MakeHLC(int64(seq), 0), Kind: protocol.OpReceive, Location: "L", SKU: "s", Lot: "A", Qty: qty, Owner: owner, Status: st}
+	}
+	release := protocol.Op{Seq: 4, HLC: protocol.MakeHLC(4, 0), Kind: protocol.OpStatus, Location: "L", SKU: "s", Lot: "A", Qty: 2,
+		Owner: "acme", Status: protocol.StatusHold, ToStatus: protocol.StatusAvailable, Reason: "QA-OK"}
+	res := Apply(t, s, Batch("w", "g", rcv(1, "", protocol.StatusAvailable, 1), rcv(2, "acme", protocol.StatusAvailable, 2), rcv(3, "acme", protocol.StatusHold, 5), release))
+	require.Equal(t, 4, res.Applied)
+	k := ledger.Key{WH: "w", Location: "L", SKU: "s", Lot: "A"}
+	ka := k
+	ka.Owner = "acme"
+	kh := ka
+	kh.Status = protocol.StatusHold
+	want := map[ledger.Key]int64{k: 1, ka: 4, kh: 3}
+	require.Equal(t, want, stockOf(t, s, "w"))
+	rows, err := s.Stock(ctx, store.StockQuery{Warehouse: "w", Owner: "acme"})
+	require.NoError(t, err)
+	require.Len(t, rows, 2)
+	for _, r := range rows {
+		require.Equal(t, "acme", r.Owner)
+	}
+	require.Equal(t, want, readDown(t, s, "w").stock)
+	if a, ok := s.(store.Actions); ok {
+		hs, err := a.History(ctx, kh)
+		require.NoError(t, err)
+		require.Len(t, hs, 2)
+		require.Equal(t, "status", hs[1].Kind)
+		require.Equal(t, "QA-OK", hs[1].Reason)
+		require.Equal(t, int64(3), hs[1].OnHand)
+	}
 }
