@@ -206,6 +206,13 @@ func TestIntegrationDashboardDayPages(t *testing.T) {
 		require.Equal(t, want, bars)
 		require.EqualValues(t, 3, bars[23], "all three taken this hour")
 		b.screenshot("dashboard-orders.png")
+		b.step("connected to the live events", 20*time.Second, chromedp.WaitVisible(chromedp.CSS(`#live.on`)))
+		require.True(t, eval[bool](b, `window.__sameDocument = true`))
+		c.mustDo("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "4", "id": "O4",
+			"lines": []map[string]any{{"sku": "BOLT", "qty": 1}}}, nil)
+		b.step("a new order shows up without a reload", 20*time.Second, chromedp.WaitVisible(chromedp.CSS(`tr[data-order="wh1/O4"]`)))
+		require.True(t, eval[bool](b, `window.__sameDocument === true`), "no reload happened")
+		require.Equal(t, [][]string{{"cancelled", "1"}, {"open", "3"}}, b.rows(`#by-status tbody tr`))
 		b.step("filter by channel", 20*time.Second, chromedp.SetValue(chromedp.CSS(`#f-channel`), "marketplace"),
 			chromedp.Evaluate[chromedp.Void](`document.getElementById("f-channel").dispatchEvent(new Event("change"))`),
 			chromedp.Poll[chromedp.Void](`document.querySelectorAll("#orders-body tr[data-order]").length === 1`))

@@ -209,7 +209,7 @@ function allocation(c) {
   return s;
 }
 
-// ---- live updates (server-sent events over fetch, so a token can be sent) ----
+// ---- live updates (common.js: live) ----
 const reload = {
   warehouses: debounce(loadWarehouses, 400), gateways: debounce(loadGateways, 400), stock: debounce(loadStock, 150), ingest: debounce(loadIngest, 2000),
   conflicts: debounce(loadConflicts, 200), alerts: debounce(loadAlerts, 200), availability: debounce(loadAvailability, 300),
@@ -241,38 +241,6 @@ function feed(b) {
   while (list.children.length > 30) list.lastChild.remove();
 }
 
-async function live() {
-  for (;;) {
-    try {
-      const headers = token() ? { Authorization: "Bearer " + token() } : {};
-      const resp = await fetch("/api/v1/events", { headers });
-      if (!resp.ok || !resp.body) throw new Error("events: " + resp.status);
-      $("live").className = "live on";
-      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buf = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += value;
-        let i;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          let type = "message", data = "";
-          for (const line of block.split("\n")) {
-            if (line.startsWith("event: ")) type = line.slice(7);
-            else if (line.startsWith("data: ")) data += line.slice(6);
-          }
-          if (data) { try { onEvent(type, JSON.parse(data)); } catch (e) { console.error(e); } }
-        }
-      }
-    } catch (e) { console.warn(e); }
-    $("live").className = "live off";
-    await new Promise((r) => setTimeout(r, 2000));
-    refreshAll();
-  }
-}
-
 function refreshAll() {
   return Promise.allSettled([loadWarehouses(), loadGateways(), loadIngest(), loadStock(), loadConflicts(), loadAlerts(), loadAvailability()]);
 }
@@ -289,5 +257,5 @@ document.addEventListener("DOMContentLoaded", () => {
   setInterval(() => { loadGateways().catch(() => {}); }, 10000);
   setInterval(() => { loadIngest().catch(() => {}); }, 30000);
   refreshAll().then(() => { document.body.dataset.ready = "1"; });
-  live();
+  live(onEvent, refreshAll);
 });

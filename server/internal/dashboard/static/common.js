@@ -156,6 +156,43 @@ function chart(box, opts) {
   return s;
 }
 
+// ---- live updates (server-sent events) ----
+// live reads the server-sent events (over fetch, so that a token can be
+// sent) and hands each to onEvent(type, data); after a lost connection it
+// waits 2 s, calls resync (events were missed) and connects again. The
+// #live marker shows whether it is connected.
+async function live(onEvent, resync) {
+  for (;;) {
+    try {
+      const headers = token() ? { Authorization: "Bearer " + token() } : {};
+      const resp = await fetch("/api/v1/events", { headers });
+      if (!resp.ok || !resp.body) throw new Error("events: " + resp.status);
+      if ($("live")) $("live").className = "live on";
+      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          let type = "message", data = "";
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event: ")) type = line.slice(7);
+            else if (line.startsWith("data: ")) data += line.slice(6);
+          }
+          if (data) { try { onEvent(type, JSON.parse(data)); } catch (e) { console.error(e); } }
+        }
+      }
+    } catch (e) { console.warn(e); }
+    if ($("live")) $("live").className = "live off";
+    await new Promise((r) => setTimeout(r, 2000));
+    resync();
+  }
+}
+
 // views are the dashboard's pages, in the order of the navigation.
 const views = [["./", "Overview"], ["work.html?view=orders", "Orders"], ["work.html?view=tasks", "Tasks"],
   ["work.html?view=receiving", "Receiving"], ["work.html?view=reorder", "Reorder"], ["work.html?view=masterdata", "Master data"]];

@@ -1,6 +1,7 @@
 // shelfsync dashboard: the pages of the day's work (orders, tasks,
 // receiving, reorder, master data), one view each of work.html chosen by
-// ?view=. A view reads its JSON from the API, refreshes every 20 s, and
+// ?view=. A view reads its JSON from the API, reloads on the live events
+// (and every minute), and
 // sets body[data-ready] once it has drawn.
 "use strict";
 
@@ -183,5 +184,9 @@ document.addEventListener("DOMContentLoaded", async () => {
     await load();
     document.body.dataset.ready = "1";
   } catch (e) { status(e.message); }
-  setInterval(run, 20000);
+  // any committed change (a scan, an order, a conflict) may change what
+  // the view shows: reload it, at most once a second
+  const reload = debounce(load, 1000);
+  live(() => reload(), run);
+  setInterval(run, 60000);
 });
