@@ -47,6 +47,9 @@ type Down struct {
 	POs        []protocol.PurchaseOrder
 	Settings   *protocol.Settings
 	NoticeAcks []string
+	// Epoch is the server identity the batch came from: recorded with the
+	// downstream position (DownEpoch).
+	Epoch string
 }
 
 // ApplyDownItems applies a downstream batch: master data and notice
@@ -56,7 +59,49 @@ func (s *Store) ApplyDownItems(d Down, upWM, last uint64) error {
 	if err := s.checkDisk(); err != nil {
 		return err // not acknowledged: the server sends it again
 	}
-	return s.applyDown(func(txn *badger.Txn) error { return writeMaster(txn, d) }, d.Stock, d.Tasks, upWM, last)
+	return s.applyDown(func(txn *badger.Txn) error {
+		if d.Epoch != "" {
+			if err := txn.Set([]byte(kDownEpoch), []byte(d.Epoch)); err != nil {
+				return err
+			}
+		}
+		return writeMaster(txn, d)
+	}, d.Stock, d.Tasks, upWM, last)
+}
+
+// DownEpoch makes the downstream position one of the server identity
+// epoch. The position counts in one server's downstream log; a batch
+// under another identity (a server restored or replaced) restarts from its
+// seq 1, so a position kept from the old log would drop the new items as
+// already seen — keys never reflected. This happens even without an
+// upstream regression: a gateway that got downstream items but no ack
+// before the server's state changed has no upstream epoch to compare.
+// When the recorded identity differs, the position and the server values
+// are dropped (ResetDown) and reset reports true. A store that recorded no
+// identity (an older agent's) is left as it is.
+func (s *Store) DownEpoch(epoch string) (reset bool, err error) {
+	if epoch == "" {
+		return false, nil
+	}
+	var was string
+	if err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(kDownEpoch))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v, err := it.ValueCopy(nil)
+		was = string(v)
+		return err
+	}); err != nil {
+		return false, err
+	}
+	if was == "" || was == epoch {
+		return false, nil
+	}
+	return true, s.ResetDown()
 }
 
 func putOrDelete(txn *badger.Txn, key string, deleted bool, v any) error {

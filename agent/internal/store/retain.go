@@ -270,6 +270,9 @@ func (s *Store) Regress(wm uint64, epoch string) (Regression, error) {
 				return err
 			}
 		}
+		if err := txn.Delete([]byte(kDownEpoch)); err != nil {
+			return err
+		}
 		return txn.Set([]byte(kPruned), be(wm))
 	}); err != nil {
 		return r, err

@@ -39,22 +39,25 @@ import (
 //	y/{loc}\0{sku}\0{lot}                      dirty: view to recompute (pending pruned)
 //	m/pruned                                   highest seq whose pending effects are pruned
 const (
-	kSeq    = "m/seq"
-	kAcked  = "m/acked"
-	kDown   = "m/down"
-	kUpWM   = "m/upwm"
-	kEpoch  = "m/epoch"
-	kPruned = "m/pruned"
-	pOut    = "o/"
-	pPend   = "p/"
-	pView   = "v/"
-	pSrv    = "s/"
-	pSess   = "x/"
-	pTask   = "t/"
-	pLocP   = "q/"
-	pPendQ  = "r/"
-	pAgg    = "a/"
-	pDirty  = "y/"
+	kSeq   = "m/seq"
+	kAcked = "m/acked"
+	kDown  = "m/down"
+	kUpWM  = "m/upwm"
+	kEpoch = "m/epoch"
+	// kDownEpoch is the server identity whose downstream log m/down
+	// counts in (written with m/down; absent in stores of older agents).
+	kDownEpoch = "m/down-epoch"
+	kPruned    = "m/pruned"
+	pOut       = "o/"
+	pPend      = "p/"
+	pView      = "v/"
+	pSrv       = "s/"
+	pSess      = "x/"
+	pTask      = "t/"
+	pLocP      = "q/"
+	pPendQ     = "r/"
+	pAgg       = "a/"
+	pDirty     = "y/"
 )
 
 // ErrClosed is returned by Commit after Close.

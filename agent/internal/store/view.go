@@ -287,6 +287,9 @@ func (s *Store) ResetDown() error {
 		if err := txn.Set([]byte(kDown), be(0)); err != nil {
 			return err
 		}
+		if err := txn.Delete([]byte(kDownEpoch)); err != nil {
+			return err
+		}
 		return txn.Set([]byte(kUpWM), be(0))
 	})
 }

@@ -271,8 +271,17 @@ func (u *Uplink) onDown(b *protocol.DownBatch) {
 		u.log.Warn("inconsistent downstream batch ignored", "err", err)
 		return
 	}
+	if reset, err := u.st.DownEpoch(b.Epoch); err != nil {
+		u.setError("downstream from server identity %s: %v", b.Epoch, err)
+		return
+	} else if reset {
+		u.log.Warn("downstream from another server identity (restored or replaced); starting the downstream again from its beginning",
+			"epoch", b.Epoch, "down_seq_before", p.Down)
+		p.Down = 0
+	}
 	if protocol.Judge(p.Down, b.First, b.Last) == protocol.Apply {
 		d := decodeDown(b.Items, p.Down, u.log) // down.go
+		d.Epoch = b.Epoch
 		u.bump(func(st *State) { st.DownItems += uint64(len(b.Items)) })
 		if err := u.st.ApplyDownItems(d, b.UpWM, b.Last); err != nil {
 			u.setError("apply downstream: %v", err)
