@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -40,8 +41,17 @@ func startTestBroker(t *testing.T, gateways ...string) *Broker {
 
 func mqttDial(t *testing.T, b *Broker, clientID, user, pw string) (paho.Client, error) {
 	t.Helper()
+	return mqttDialFrom(t, b, clientID, user, pw, "")
+}
+
+// mqttDialFrom is mqttDial from a local IP address ("" any).
+func mqttDialFrom(t *testing.T, b *Broker, clientID, user, pw, from string) (paho.Client, error) {
+	t.Helper()
 	opts := paho.NewClientOptions().AddBroker("tcp://" + b.Addr()).SetClientID(clientID).SetCleanSession(true).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetUsername(user).SetPassword(pw)
+	if from != "" {
+		opts.SetDialer(&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second})
+	}
 	c := paho.NewClient(opts)
 	tok := c.Connect()
 	if !tok.WaitTimeout(10 * time.Second) {

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"fmt"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,19 +37,7 @@ func TestPerIPConnectionLimit(t *testing.T) {
 
 	dial := func(id, from string) (paho.Client, error) {
 		wh, gw, _ := splitIdentity(id)
-		opts := paho.NewClientOptions().AddBroker("tcp://" + b.Addr()).SetClientID(protocol.ClientID(wh, gw)).SetCleanSession(true).
-			SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetUsername(id).SetPassword("pw-" + id).
-			SetDialer(&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second})
-		c := paho.NewClient(opts)
-		tok := c.Connect()
-		if !tok.WaitTimeout(10 * time.Second) {
-			return nil, fmt.Errorf("connect timed out")
-		}
-		if err := tok.Error(); err != nil {
-			return nil, err
-		}
-		t.Cleanup(func() { c.Disconnect(50) })
-		return c, nil
+		return mqttDialFrom(t, b, protocol.ClientID(wh, gw), id, "pw-"+id, from)
 	}
 	refused := func() float64 { return testutil.ToFloat64(m.Refused.WithLabelValues("per_ip_limit")) }
 
