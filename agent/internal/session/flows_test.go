@@ -376,3 +376,26 @@ func TestReceiveHoldsPerSettings(t *testing.T) {
 	require.Equal(t, protocol.StatusHold, outs[4].Ops[0].Status)
 	require.Contains(t, outs[4].Reason, "below minimum shelf life")
 }
+
+// TestPickRefusesExpiredShortLivedAndHeldLots: at a pick the scan of a lot
+// past its expiry (GS1 (17)), of one within the item's minimum shelf life,
+// or of a lot held at the location gets a bad beep and records nothing; a
+// good lot is picked.
+func TestPickRefusesExpiredShortLivedAndHeldLots(t *testing.T) {
+	w := newWorld()
+	w.items["MILK"] = protocol.Item{SKU: "MILK", TrackLot: true, TrackExpiry: true, MinShelfDays: 5}
+	w.stock[wkey{k: [3]string{"A-1", "MILK", "GOOD"}}] = 4
+	w.stock[wkey{[3]string{"A-1", "MILK", "HELD"}, protocol.StatusHold}] = 2
+	// play's clock is 2026-03-10.
+	outs := w.play(t, cmd("PICK"), loc("A-1"),
+		goods("MILK", "OLD", "2026-03-09"),
+		goods("MILK", "SOON", "2026-03-12"),
+		goods("MILK", "HELD", "2026-06-01"),
+		goods("MILK", "GOOD", "2026-06-01"),
+		cmd("DONE"))
+	require.Equal(t, "ggbbbgg", verdicts(outs))
+	require.Contains(t, outs[2].Reason, "lot OLD of MILK expired on 2026-03-09")
+	require.Contains(t, outs[3].Reason, "minimum shelf life")
+	require.Contains(t, outs[4].Reason, "lot HELD of MILK at A-1 is hold, not for picking")
+	require.Equal(t, int64(3), w.stock[wkey{k: [3]string{"A-1", "MILK", "GOOD"}}])
+}

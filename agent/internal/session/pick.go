@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/shelfsync/shelfsync/drivers/scan"
 	"github.com/shelfsync/shelfsync/protocol"
@@ -145,6 +146,9 @@ func pickItem(d Station, it protocol.Item, in Input, op protocol.Op, env Env) Ou
 	s := d.Session
 	l := data(env)
 	op.Kind = protocol.OpPick
+	if why := unpickable(l, it, op, env); why != "" {
+		return bad(d, "%s; nothing recorded", why)
+	}
 	ts := scope(s, l)
 	if len(ts) == 0 {
 		if s.Order != "" || s.Task != "" {
@@ -237,4 +241,38 @@ func pickDone(d Station, env Env) Outcome {
 	}
 	out.Notices = notices
 	return out
+}
+
+// unpickable says why the scanned units may not be picked: a lot past its
+// expiry date (GS1 (17) in the scan), one within the item's minimum
+// remaining shelf life, or a lot the local view holds at the location
+// only on hold, damaged or expired.
+func unpickable(l Lookup, it protocol.Item, op protocol.Op, env Env) string {
+	today := env.Now.UTC()
+	switch {
+	case op.Expiry == "":
+	case op.Expiry < today.Format(time.DateOnly):
+		return fmt.Sprintf("lot %s of %s expired on %s: set it aside, do not ship it", op.Lot, op.SKU, op.Expiry)
+	case it.MinShelfDays > 0 && op.Expiry < today.AddDate(0, 0, it.MinShelfDays).Format(time.DateOnly):
+		return fmt.Sprintf("lot %s of %s expires on %s, within its minimum shelf life of %d days: pick another lot", op.Lot, op.SKU, op.Expiry, it.MinShelfDays)
+	}
+	if op.Lot == "" {
+		return ""
+	}
+	var avail, other int64
+	var st protocol.StockStatus
+	for _, r := range l.Stock(op.Location, op.SKU) {
+		if r.Lot != op.Lot || r.Owner != op.Owner || r.OnHand <= 0 {
+			continue
+		}
+		if r.Status == protocol.StatusAvailable {
+			avail += r.OnHand
+		} else {
+			other, st = other+r.OnHand, r.Status
+		}
+	}
+	if avail == 0 && other > 0 {
+		return fmt.Sprintf("lot %s of %s at %s is %s, not for picking", op.Lot, op.SKU, op.Location, st)
+	}
+	return ""
 }

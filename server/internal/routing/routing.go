@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sort"
+	"time"
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
@@ -49,7 +50,12 @@ type Service struct {
 	b      store.Records
 	orders Orders
 	log    *slog.Logger
+	now    func() time.Time
 }
+
+// SetClock replaces the clock that decides which lots are expired or too
+// close to expiry to route (tests).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
 // New returns a router over the store b (any store.Records: Badger,
 // PostgreSQL), reading orders from orders.
@@ -57,7 +63,7 @@ func New(b store.Records, orders Orders, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{b: b, orders: orders, log: log}
+	return &Service{b: b, orders: orders, log: log, now: time.Now}
 }
 
 // Result is what routing an order did.
@@ -141,7 +147,7 @@ func (s *Service) RouteOrder(ctx context.Context, wh, order string) (Result, err
 			if need <= 0 {
 				continue
 			}
-			cands, err := candidates(tx, wh, l, locs, avoid, claimed)
+			cands, err := candidates(tx, wh, l, locs, avoid, claimed, s.now().UTC())
 			if err != nil {
 				return err
 			}
@@ -192,7 +198,7 @@ func (s *Service) RouteOrder(ctx context.Context, wh, order string) (Result, err
 // candidates lists the keys that can give stock to a line, best first:
 // FEFO (earliest expiry) for items tracking expiry, then FIFO (earliest
 // first receipt), then nearest to packing, then by location code.
-func candidates(tx store.Tx, wh string, l Line, locs map[string]protocol.Location, avoid map[string]bool, claimed map[ledger.Key]int64) ([]cand, error) {
+func candidates(tx store.Tx, wh string, l Line, locs map[string]protocol.Location, avoid map[string]bool, claimed map[ledger.Key]int64, today time.Time) ([]cand, error) {
 	item, _, err := masterdata.ItemOf(tx, wh, l.SKU)
 	if err != nil {
 		return nil, err
@@ -226,9 +232,18 @@ func candidates(tx store.Tx, wh string, l Line, locs map[string]protocol.Locatio
 		}
 		out = append(out, cand{key: k, avail: avail, first: o.HLC, rank: loc.Rank})
 	}
-	for i := range out {
-		out[i].expiry = expiry[out[i].key.Lot]
+	// FEFO never routes a lot that is expired, or that expires within the
+	// item's minimum remaining shelf life.
+	cutoff := today.AddDate(0, 0, item.MinShelfDays).Format(time.DateOnly)
+	kept := out[:0]
+	for _, c := range out {
+		c.expiry = expiry[c.key.Lot]
+		if c.expiry != "" && c.expiry < cutoff {
+			continue
+		}
+		kept = append(kept, c)
 	}
+	out = kept
 	fefo := item.TrackExpiry
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]

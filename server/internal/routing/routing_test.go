@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -59,6 +60,7 @@ func setup(t *testing.T) *fixture {
 	t.Helper()
 	st := openStore(t)
 	md, rt := Setup(st, masterdata.Options{})
+	rt.SetClock(func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) })
 	ctx := context.Background()
 	require.NoError(t, md.PutLocations(ctx, "w", []protocol.Location{
 		{Code: "RCV", Type: protocol.LocDock, Zone: "DOCK"},
@@ -68,7 +70,7 @@ func setup(t *testing.T) *fixture {
 	}))
 	require.NoError(t, md.PutZones(ctx, "w", []masterdata.Zone{{Zone: "Z1", Gateway: "pick1"}, {Zone: "Z2", Gateway: "pick2"}, {Zone: "DOCK", Gateway: "dock1"}}))
 	require.NoError(t, md.PutItems(ctx, "w", []protocol.Item{
-		{SKU: "MILK", TrackExpiry: true}, {SKU: "BOLT"},
+		{SKU: "MILK", TrackExpiry: true}, {SKU: "BOLT"}, {SKU: "YOGURT", TrackExpiry: true, MinShelfDays: 20},
 	}))
 	return &fixture{st: st, md: md, rt: rt}
 }
@@ -220,4 +222,25 @@ func TestNoticeWaitsForItsOps(t *testing.T) {
 	cs, err := f.st.Conflicts(ctx, conflicts.Query{Warehouse: "w", Kind: conflicts.KindReceiptDiscrepancy})
 	require.NoError(t, err)
 	require.Empty(t, cs, "complete receipt")
+}
+
+// TestRouteNeverAnExpiredOrShortLivedLot: FEFO skips a lot past its expiry
+// (the clock says 2026-03-01) and one expiring within the item's minimum
+// remaining shelf life (20 days: before 2026-03-21), even though each
+// would come first; a lot on hold is not routed either.
+func TestRouteNeverAnExpiredOrShortLivedLot(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	f.receive(t, 1000, "A-01", "YOGURT", "OLD", "2026-02-27", 5, nil)
+	f.receive(t, 2000, "A-02", "YOGURT", "SOON", "2026-03-15", 5, nil)
+	f.receive(t, 3000, "B-01", "YOGURT", "GOOD", "2026-04-30", 5, nil)
+	_, _, err := f.st.IssueOp(ctx, "w", protocol.Op{HLC: protocol.MakeHLC(4000, 0), Kind: protocol.OpReceive, Location: "A-01", SKU: "YOGURT",
+		Lot: "HELD", Expiry: "2026-04-01", Qty: 5, Status: protocol.StatusHold})
+	require.NoError(t, err)
+	_, err = f.st.PutOrder(ctx, store.Order{Warehouse: "w", ID: "O9", Lines: []store.OrderLine{{Line: 1, SKU: "YOGURT", Qty: 8}}})
+	require.NoError(t, err)
+	res, err := f.rt.RouteOrder(ctx, "w", "O9")
+	require.NoError(t, err)
+	require.Equal(t, []taskKey{{"B-01", "GOOD", 5}}, keys(res.Tasks))
+	require.NotEmpty(t, res.Unrouted, "3 units have no routable lot")
 }
