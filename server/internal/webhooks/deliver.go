@@ -129,7 +129,15 @@ func (m *Manager) attempt(ctx context.Context, id string, e Endpoint, d Delivery
 	d.Attempts++
 	pctx, stop := ctx, func() bool { return false }
 	if m.cfg.Shared {
+		// an attempt begun under the lease that ends after it lapsed is
+		// late: counted, because another replica may repeat it
+		leased := w.lease.held && time.Now().Before(w.lease.until)
 		pctx, stop = m.keepLease(ctx, id, w)
+		defer func() {
+			if leased && time.Now().After(w.lease.until) {
+				m.late.Inc()
+			}
+		}()
 	}
 	status, err := m.post(pctx, e, d)
 	lost := stop()

@@ -84,6 +84,12 @@ type Manager struct {
 
 	delivered *prometheus.CounterVec
 	depth     prometheus.GaugeFunc
+	// late counts attempts that ended after this replica's delivery lease
+	// had lapsed (lost mid-post, or the outcome recorded past the lease):
+	// another replica may have taken the lease and posted the same
+	// delivery again. That is the one way a receiver sees a delivery id
+	// twice, which is why receivers drop repeated X-Shelfsync-Delivery ids.
+	late prometheus.Counter
 
 	// epMu orders changes of the endpoint set (records, then eps and
 	// workers) against each other and against reload.
@@ -154,8 +160,10 @@ func New(cfg Config) *Manager {
 		Help: "Webhook delivery attempts by result (success, failure, dead, superseded)."}, []string{"result"})
 	m.depth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_webhook_queue_depth", Help: "Webhook deliveries waiting, over every endpoint."},
 		func() float64 { return float64(m.pendingTotal()) })
+	m.late = prometheus.NewCounter(prometheus.CounterOpts{Name: "shelfsync_webhook_late_attempts_total",
+		Help: "Webhook attempts that ended after this replica's delivery lease lapsed (a paused or overloaded replica): another replica may repeat them; receivers drop a repeated X-Shelfsync-Delivery id."})
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(m.delivered, m.depth)
+		cfg.Registerer.MustRegister(m.delivered, m.depth, m.late)
 	}
 	return m
 }
