@@ -85,9 +85,12 @@ async function loadStock() {
   const before = new Map(Array.from(body.rows).map((r) => [r.dataset.key, r.dataset.onhand]));
   clear(body);
   for (const s of resp.items) {
-    const key = [s.warehouse, s.location, s.sku, s.lot].join("|");
+    const key = stockKey(s);
+    const sku = el("td", {}, s.sku);
+    if (s.owner) sku.append(" ", el("span", { class: "badge" }, s.owner));
+    if (s.status && s.status !== "available") sku.append(" ", el("span", { class: "badge status " + s.status }, s.status));
     const tr = el("tr", { class: "clickable", dataset: { key, onhand: String(s.on_hand) }, onclick: () => showHistory(s) },
-      el("td", {}, s.location), el("td", {}, s.sku), el("td", { class: "muted" }, s.lot || ""), numCell(s.on_hand));
+      el("td", {}, s.location), sku, el("td", { class: "muted" }, s.lot || ""), numCell(s.on_hand));
     tr.cells[3].classList.add("onhand");
     if (before.size && before.get(key) !== String(s.on_hand)) tr.classList.add("flash");
     if (key === state.historyKey) tr.classList.add("selected");
@@ -100,14 +103,21 @@ async function loadStock() {
   $("stock-page").textContent = resp.items.length ? `${state.stockOffset + 1}–${state.stockOffset + resp.items.length}` : "";
 }
 
+// stockKey names a stock row: wh|location|sku|lot, then |owner|status for
+// a key with an owner or a status other than available.
+function stockKey(s) {
+  const k = [s.warehouse, s.location, s.sku, s.lot || ""].join("|");
+  return (s.owner || (s.status && s.status !== "available")) ? k + "|" + (s.owner || "") + "|" + (s.status || "") : k;
+}
+
 async function showHistory(s) {
-  state.historyKey = [s.warehouse, s.location, s.sku, s.lot].join("|");
+  state.historyKey = stockKey(s);
   for (const r of $("stock-body").rows) r.classList.toggle("selected", r.dataset.key === state.historyKey);
-  const q = new URLSearchParams({ warehouse: s.warehouse, location: s.location, sku: s.sku, lot: s.lot || "" });
+  const q = new URLSearchParams({ warehouse: s.warehouse, location: s.location, sku: s.sku, lot: s.lot || "", owner: s.owner || "", status: s.status || "" });
   const h = await api("/api/v1/stock/history?" + q);
   const box = $("history");
   clear(box);
-  box.append(el("h3", {}, `${s.sku} at ${s.location}${s.lot ? " lot " + s.lot : ""} — ${h.items.length} op(s)`));
+  box.append(el("h3", {}, `${s.sku} at ${s.location}${s.lot ? " lot " + s.lot : ""}${s.owner ? " of " + s.owner : ""}${s.status && s.status !== "available" ? " (" + s.status + ")" : ""} — ${h.items.length} op(s)`));
   const plotBox = el("div", { class: "plot-box" });
   box.append(plotBox);
   chart(plotBox, { name: "history", label: `On hand of ${s.sku} at ${s.location} over time, ${h.items.length} op(s)`, step: true, lineLabel: "on hand",
@@ -222,8 +232,8 @@ function onEvent(type, data) {
       if (data.warehouse === $("stock-wh").value || !$("stock-wh").value) reload.stock();
       reload.warehouses(); reload.gateways(); reload.ingest();
       if (state.historyKey && state.historyKey.startsWith(data.warehouse + "|")) {
-        const [w, l, s, lot] = state.historyKey.split("|");
-        if (data.changes.some((c) => c.location === l && c.sku === s && (c.lot || "") === lot)) showHistory({ warehouse: w, location: l, sku: s, lot }).catch(() => {});
+        const [w, l, s, lot, owner, st] = state.historyKey.split("|");
+        if (data.changes.some((c) => c.location === l && c.sku === s && (c.lot || "") === lot)) showHistory({ warehouse: w, location: l, sku: s, lot, owner, status: st }).catch(() => {});
       }
       break;
     }
