@@ -156,15 +156,15 @@ func (c *cluster) check() {
 		}
 	}
 	require.Len(t, neg, len(c.gateways), "one negative-stock conflict per gateway's NEG key: %v", neg)
-	// Alerts work on PostgreSQL: each provoked conflict raised an alert that
-	// was published on the alerts topic (its replica publishes it after the
-	// apply: wait for it) — and none was published twice.
+	// Conflict notifications work on PostgreSQL: each provoked conflict's
+	// opening was published on the alerts topic (its replica publishes it
+	// after the apply: wait for it) — and none was published twice.
 	var missing []string
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		published := map[string]bool{}
 		for _, a := range c.obs.alertMsgs() {
-			if a.Kind == "conflict" && a.ConflictKind == "negative-stock" && a.Status == "open" {
+			if a.Kind == "conflict" && a.ConflictKind == "negative-stock" && a.Status == "opened" {
 				published[a.Conflict] = true
 			}
 		}
@@ -179,8 +179,8 @@ func (c *cluster) check() {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	require.Empty(t, missing, "negative-stock conflicts whose alert never reached the alerts topic (of %d)", len(neg))
-	require.Zero(t, c.obs.duplicateAlerts(), "an alert was published twice")
+	require.Empty(t, missing, "negative-stock conflicts whose notification never reached the alerts topic (of %d)", len(neg))
+	require.Zero(t, c.obs.duplicateAlerts(), "a message of the alerts topic was published twice")
 }
 
 // stats are the replication costs of a run.
