@@ -42,11 +42,26 @@ var goldenCases = []struct {
 		{Seq: 9, Kind: DownStock, Body: mustHex("a30164412d3031026e3034303132333435363738393031040a")},
 	}}},
 	{"down-ack", &DownAck{Header: Header{WH: "wh1", GW: "dock1"}, DownWM: 9, Epoch: "e1"}},
+	{"ops-sscc", &OpBatch{Header: Header{WH: "wh1", GW: "dock1"}, First: 43, Last: 43, HLC: MakeHLC(1764403201000, 0), Ops: []Op{
+		{Seq: 43, HLC: MakeHLC(1764403201000, 0), Kind: OpReceive, Location: "RCV", SKU: "A", Lot: "L1", Qty: 4, Device: "s1",
+			Raw: []string{"00106141412345678908"}, Refs: &Refs{PO: "P1", POLine: 1}, SSCC: "106141412345678908"},
+	}}},
+	{"down-asn", &DownBatch{Header: Header{WH: "wh1", GW: "dock1"}, First: 10, Last: 10, Epoch: "e1", UpWM: 43, HLC: MakeHLC(1764403200002, 0), Items: []DownItem{
+		{Seq: 10, Kind: DownASN, Body: mustMarshal(ASN{SSCC: "106141412345678908", PO: "P1", Lines: []ASNLine{{SKU: "A", Lot: "L1", Expiry: "2027-01-31", Qty: 4}}})},
+	}}},
 	{"status", &Status{Header: Header{WH: "wh1", GW: "dock1"}, Online: true, OutboxDepth: 2, LastSeq: 42, AckedSeq: 40, AgentVersion: "0.1.0", At: 1764403200000, Devices: []DeviceStatus{{Name: "s1", Connected: true}}}},
 }
 
 func mustHex(s string) []byte {
 	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func mustMarshal(v any) []byte {
+	b, err := Marshal(v)
 	if err != nil {
 		panic(err)
 	}

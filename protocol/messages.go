@@ -201,15 +201,16 @@ type DownKind uint8
 
 // Downstream item kinds. The body of each is specified in SPEC.md.
 const (
-	DownStock     DownKind = 1 // StockValue: latest server value of a key
-	DownOp        DownKind = 2 // Op issued by the server (resolution, adjustment)
-	DownCatalog   DownKind = 3 // catalog item
-	DownLocation  DownKind = 4 // location master data
-	DownThreshold DownKind = 5 // reorder threshold
-	DownPO        DownKind = 6 // purchase order
-	DownTask      DownKind = 7 // pick or count task
-	DownSettings  DownKind = 8 // warehouse settings (strict catalog, skew window)
-	DownNoticeAck DownKind = 9 // NoticeAck: the server has taken a gateway's notice
+	DownStock     DownKind = 1  // StockValue: latest server value of a key
+	DownOp        DownKind = 2  // Op issued by the server (resolution, adjustment)
+	DownCatalog   DownKind = 3  // catalog item
+	DownLocation  DownKind = 4  // location master data
+	DownThreshold DownKind = 5  // reorder threshold
+	DownPO        DownKind = 6  // purchase order
+	DownTask      DownKind = 7  // pick or count task
+	DownSettings  DownKind = 8  // warehouse settings (strict catalog, skew window)
+	DownNoticeAck DownKind = 9  // NoticeAck: the server has taken a gateway's notice
+	DownASN       DownKind = 12 // ASN: advance ship notice of one pallet (SSCC)
 )
 
 // DownItem is one downstream entry. Body is the CBOR encoding of the
@@ -364,6 +365,25 @@ type PurchaseOrder struct {
 	Lines    []POLine `cbor:"4,keyasint" json:"lines"`
 	Status   string   `cbor:"5,keyasint,omitempty" json:"status,omitempty"` // "open" (default), "closed", "cancelled"
 	Deleted  bool     `cbor:"15,keyasint,omitempty" json:"deleted,omitempty"`
+}
+
+// ASN is the advance ship notice of one pallet (DownASN), keyed by its
+// SSCC: the lines the pallet carries. Scanning the pallet label in a
+// receive session receives every line; moving the pallet by its label
+// moves them.
+type ASN struct {
+	SSCC    string    `cbor:"1,keyasint" json:"sscc"`
+	PO      string    `cbor:"2,keyasint,omitempty" json:"po,omitempty"` // the purchase order the lines are received against
+	Lines   []ASNLine `cbor:"3,keyasint" json:"lines"`
+	Deleted bool      `cbor:"15,keyasint,omitempty" json:"deleted,omitempty"`
+}
+
+// ASNLine is one line of a pallet.
+type ASNLine struct {
+	SKU    string `cbor:"1,keyasint" json:"sku"`
+	Lot    string `cbor:"2,keyasint,omitempty" json:"lot,omitempty"`
+	Expiry string `cbor:"3,keyasint,omitempty" json:"expiry,omitempty"` // YYYY-MM-DD
+	Qty    int64  `cbor:"4,keyasint" json:"qty"`
 }
 
 // Settings are a warehouse's options (DownSettings; one per warehouse).

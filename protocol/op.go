@@ -87,6 +87,11 @@ type Op struct {
 	Owner    string      `cbor:"20,keyasint,omitempty"`
 	Status   StockStatus `cbor:"21,keyasint,omitempty"`
 	ToStatus StockStatus `cbor:"22,keyasint,omitempty"`
+	// SSCC names the pallet (GS1 AI 00, 18 digits) the op's units came
+	// with: a receive against the pallet's advance ship notice, or a
+	// put-away or move of the whole pallet. It changes nothing in the
+	// merge; it is the pallet in the stock history.
+	SSCC string `cbor:"24,keyasint,omitempty"`
 }
 
 // StockStatus is part of the stock key: whether units may be sold. The
@@ -248,6 +253,11 @@ func (o *Op) Validate() error {
 	}
 	if o.Qty > MaxOpQty || o.Qty < -MaxOpQty {
 		return wrap(fmt.Errorf("qty %d is beyond ±%d", o.Qty, MaxOpQty))
+	}
+	if o.SSCC != "" {
+		if err := CheckSSCC(o.SSCC); err != nil {
+			return wrap(err)
+		}
 	}
 	switch o.Kind {
 	case OpStatus:

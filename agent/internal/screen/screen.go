@@ -137,5 +137,6 @@ func (src Source) state(device string) State {
 	st.Counts["pos"] = len(pos)
 	st.Counts["open_tasks"] = len(st.Tasks)
 	st.Counts["thresholds"] = len(s.Thresholds())
+	st.Counts["asns"] = len(s.ASNs())
 	return st
 }

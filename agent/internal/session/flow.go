@@ -128,7 +128,7 @@ func location(d Station, in Input, env Env) Outcome {
 		}
 		ops := make([]protocol.Op, 0, len(s.Carried))
 		for _, c := range s.Carried {
-			ops = append(ops, stamp(protocol.Op{Kind: kind, Location: s.Location, To: in.Value, SKU: c.SKU, Lot: c.Lot, Owner: c.Owner, Qty: c.Qty, Reason: reason, Raw: []string{c.Raw, in.Raw}}, d, env))
+			ops = append(ops, stamp(protocol.Op{Kind: kind, Location: s.Location, To: in.Value, SKU: c.SKU, Lot: c.Lot, Owner: c.Owner, Qty: c.Qty, Reason: reason, Raw: []string{c.Raw, in.Raw}, SSCC: c.SSCC}, d, env))
 		}
 		msg := fmt.Sprintf("%d item line(s) moved to %s", len(ops), in.Value)
 		if s.Suggest != "" && in.Value != s.Suggest {

@@ -23,6 +23,7 @@ type world struct {
 	picked   map[string]int64
 	stock    map[wkey]int64
 	settings protocol.Settings
+	asns     map[string]protocol.ASN
 }
 
 // wkey is a stock key of the world (owners are not modelled here).
@@ -33,7 +34,7 @@ type wkey struct {
 
 func newWorld() *world {
 	return &world{items: map[string]protocol.Item{}, pos: map[string]protocol.PurchaseOrder{}, tasks: map[string]protocol.Task{},
-		received: map[string]int64{}, picked: map[string]int64{}, stock: map[wkey]int64{}}
+		received: map[string]int64{}, picked: map[string]int64{}, stock: map[wkey]int64{}, asns: map[string]protocol.ASN{}}
 }
 
 func (w *world) Item(sku string) (protocol.Item, bool) { it, ok := w.items[sku]; return it, ok }
@@ -60,6 +61,7 @@ func (w *world) PO(id string) (protocol.PurchaseOrder, bool) {
 	p, ok := w.pos[id]
 	return p, ok
 }
+func (w *world) ASN(sscc string) (protocol.ASN, bool) { a, ok := w.asns[sscc]; return a, ok }
 func (w *world) Received(po string, line uint32) int64 {
 	return w.received[po+"/"+string(rune('0'+line))]
 }

@@ -23,6 +23,8 @@ type Lookup interface {
 	// PO returns a purchase order, with its status as this gateway knows it
 	// (closed here once a receive session against it was finished).
 	PO(id string) (protocol.PurchaseOrder, bool)
+	// ASN returns the advance ship notice of a pallet (SSCC).
+	ASN(sscc string) (protocol.ASN, bool)
 	// Received returns what this gateway received against a PO line.
 	Received(po string, line uint32) int64
 	// Task returns a task, with its status as this gateway knows it.
@@ -65,6 +67,9 @@ func (NoData) Locations() []protocol.Location { return nil }
 
 // PO implements Lookup.
 func (NoData) PO(string) (protocol.PurchaseOrder, bool) { return protocol.PurchaseOrder{}, false }
+
+// ASN implements Lookup.
+func (NoData) ASN(string) (protocol.ASN, bool) { return protocol.ASN{}, false }
 
 // Received implements Lookup.
 func (NoData) Received(string, uint32) int64 { return 0 }

@@ -88,10 +88,32 @@ func poLine(l Lookup, po protocol.PurchaseOrder, sku, lot string) (protocol.POLi
 // and the calendar: the op is committed either way (the goods are at the
 // dock) and a flagged one answers with the warning beep.
 func receiveItem(d Station, it protocol.Item, in Input, op protocol.Op, env Env) Outcome {
+	op, why := receipt(d, it, op, env, nil)
+	if why != "" {
+		return bad(d, "%s", why)
+	}
+	msg := fmt.Sprintf("received %d × %s at %s", op.Qty, op.SKU, op.Location)
+	if op.Refs != nil && op.Refs.POLine != 0 {
+		msg += fmt.Sprintf(" (PO %s line %d)", op.Refs.PO, op.Refs.POLine)
+	}
+	if op.Status == protocol.StatusHold {
+		return warn(d, msg+" — flagged "+FlagText(op.Flags)+": on hold there for review", op)
+	}
+	if op.Flags != 0 {
+		return warn(d, msg+" — flagged "+FlagText(op.Flags)+": set it aside for review", op)
+	}
+	return good(d, msg, op)
+}
+
+// receipt makes a receive op of the session, checked against the item's
+// rules and flagged against the PO and the calendar, or says why it is
+// refused. pending holds what this same scan already receives per PO
+// line (a pallet's earlier lines); nil for one item.
+func receipt(d Station, it protocol.Item, op protocol.Op, env Env, pending map[uint32]int64) (protocol.Op, string) {
 	s := d.Session
 	l := data(env)
 	if it.TrackLot && op.Lot == "" {
-		return bad(d, "%s is lot-tracked: scan LOT:<lot> (or a GS1 barcode with (10)) before the item", op.SKU)
+		return op, fmt.Sprintf("%s is lot-tracked: scan LOT:<lot> (or a GS1 barcode with (10)) before the item", op.SKU)
 	}
 	op.Kind = protocol.OpReceive
 	today := env.Now.UTC()
@@ -115,28 +137,19 @@ func receiveItem(d Station, it protocol.Item, in Input, op protocol.Op, env Env)
 					op.Flags |= protocol.FlagLotMismatch
 				}
 				allowed := pl.Qty * int64(100+l.Settings().OverReceiptPct) / 100
-				if got := l.Received(po.ID, pl.Line) + op.Qty; got > allowed {
+				if got := l.Received(po.ID, pl.Line) + pending[pl.Line] + op.Qty; got > allowed {
 					op.Flags |= protocol.FlagOverReceipt
+				}
+				if pending != nil {
+					pending[pl.Line] += op.Qty
 				}
 			}
 		}
 	}
-	held := op.Flags&^l.Settings().NoHoldFlags != 0
-	if held {
+	if op.Flags&^l.Settings().NoHoldFlags != 0 {
 		op.Status = protocol.StatusHold // not available until released (CMD:RELEASE or the API)
 	}
-	op = stamp(op, d, env)
-	msg := fmt.Sprintf("received %d × %s at %s", op.Qty, op.SKU, op.Location)
-	if op.Refs != nil && op.Refs.POLine != 0 {
-		msg += fmt.Sprintf(" (PO %s line %d)", op.Refs.PO, op.Refs.POLine)
-	}
-	if held {
-		return warn(d, msg+" — flagged "+FlagText(op.Flags)+": on hold there for review", op)
-	}
-	if op.Flags != 0 {
-		return warn(d, msg+" — flagged "+FlagText(op.Flags)+": set it aside for review", op)
-	}
-	return good(d, msg, op)
+	return stamp(op, d, env), ""
 }
 
 // receiveDone finishes a receive session; against a known PO it closes

@@ -79,6 +79,9 @@ type State struct {
 	LastScan int64                `cbor:"14,keyasint"` // Unix ms
 	// Suggest is the bin slotting suggests for the carried items (put-away).
 	Suggest string `cbor:"15,keyasint,omitempty"`
+	// Pallets are the SSCCs received in this session (a second scan of
+	// the same label is refused).
+	Pallets []string `cbor:"16,keyasint,omitempty"`
 }
 
 // Carried is an item picked up in a move or put-away, awaiting LOC:to.
@@ -88,6 +91,8 @@ type Carried struct {
 	Qty   int64  `cbor:"3,keyasint"`
 	Raw   string `cbor:"4,keyasint,omitempty"`
 	Owner string `cbor:"5,keyasint,omitempty"`
+	// SSCC is the pallet the item was taken with (a pallet label scan).
+	SSCC string `cbor:"6,keyasint,omitempty"`
 }
 
 // Env is what Step needs from the gateway.
@@ -179,6 +184,8 @@ func Step(d Station, in Input, env Env) Outcome {
 		return good(d, "reason "+s.Reason)
 	case scan.KindItem:
 		return item(d, in, env)
+	case scan.KindPallet:
+		return pallet(d, in, env)
 	}
 	return bad(d, "scan kind %q not understood", in.Kind)
 }
@@ -197,6 +204,7 @@ func clone(d Station) Station {
 		s.Lines = append([]protocol.CountLine(nil), s.Lines...)
 		s.Carried = append([]Carried(nil), s.Carried...)
 		s.Raw = append([]string(nil), s.Raw...)
+		s.Pallets = append([]string(nil), s.Pallets...)
 		d.Session = &s
 	}
 	return d

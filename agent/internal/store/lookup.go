@@ -114,6 +114,11 @@ func (l lookup) PO(id string) (protocol.PurchaseOrder, bool) {
 	return p, true
 }
 
+func (l lookup) ASN(sscc string) (protocol.ASN, bool) {
+	var a protocol.ASN
+	return a, l.get(mdASN+sscc, &a)
+}
+
 func (l lookup) Received(po string, line uint32) int64 { return l.i64(recvKey(po, line)) }
 
 func (l lookup) Task(id string) (protocol.Task, bool) {
@@ -161,6 +166,9 @@ func (l lookup) Settings() protocol.Settings {
 
 // Items lists the local catalog.
 func (s *Store) Items() []protocol.Item { return list[protocol.Item](s, mdItem) }
+
+// ASNs lists the advance ship notices the gateway holds.
+func (s *Store) ASNs() []protocol.ASN { return list[protocol.ASN](s, mdASN) }
 
 // Thresholds lists the local reorder thresholds.
 func (s *Store) Thresholds() []protocol.Threshold { return list[protocol.Threshold](s, mdThresh) }

@@ -22,6 +22,7 @@ import (
 //	md/e/{epc hex}           location of a serialised unit
 //	md/w/{loc}               EPC set of the location's last rfid sweep (CBOR)
 //	md/n/{id}                notice for the server, until acknowledged (CBOR)
+//	md/a/{sscc}              advance ship notice of a pallet (CBOR)
 const (
 	mdItem     = "md/i/"
 	mdGTIN     = "md/g/"
@@ -35,6 +36,7 @@ const (
 	mdEPC      = "md/e/"
 	mdSweep    = "md/w/"
 	mdNotice   = "md/n/"
+	mdASN      = "md/a/"
 )
 
 // Down is the decoded content of a downstream batch.
@@ -45,6 +47,7 @@ type Down struct {
 	Locations  []protocol.Location
 	Thresholds []protocol.Threshold
 	POs        []protocol.PurchaseOrder
+	ASNs       []protocol.ASN
 	Settings   *protocol.Settings
 	NoticeAcks []string
 	// Epoch is the server identity the batch came from: recorded with the
@@ -151,6 +154,11 @@ func writeMaster(txn *badger.Txn, d Down) error {
 	}
 	for _, p := range d.POs {
 		if err := putOrDelete(txn, mdPO+p.ID, p.Deleted, p); err != nil {
+			return err
+		}
+	}
+	for _, a := range d.ASNs {
+		if err := putOrDelete(txn, mdASN+a.SSCC, a.Deleted, a); err != nil {
 			return err
 		}
 	}

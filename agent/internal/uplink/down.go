@@ -48,6 +48,11 @@ func decodeDown(items []protocol.DownItem, after uint64, log *slog.Logger) store
 			if err = protocol.Unmarshal(it.Body, &v); err == nil {
 				d.POs = append(d.POs, v)
 			}
+		case protocol.DownASN:
+			var v protocol.ASN
+			if err = protocol.Unmarshal(it.Body, &v); err == nil {
+				d.ASNs = append(d.ASNs, v)
+			}
 		case protocol.DownSettings:
 			var v protocol.Settings
 			if err = protocol.Unmarshal(it.Body, &v); err == nil {

@@ -366,6 +366,17 @@ func putJSON(w http.ResponseWriter, r *http.Request, md *masterdata.Service, wh 
 			}
 		}
 		return len(vs), md.PutPOs(r.Context(), wh, vs)
+	case masterdata.ASNs:
+		vs, err := one[protocol.ASN](decode, many)
+		if err != nil {
+			return 0, bad(err)
+		}
+		for _, v := range vs {
+			if err := checkID(v.SSCC); err != nil {
+				return 0, err
+			}
+		}
+		return len(vs), md.PutASNs(r.Context(), wh, vs)
 	}
 	return 0, masterdata.ErrInvalid
 }

@@ -251,6 +251,8 @@ func TestOpenAPIResponsesMatchHandlers(t *testing.T) {
 		{"GET", "/api/v1/reorder/wh1", "", 200},
 		{"GET", "/api/v1/stock?warehouse=wh1&nonzero=true", "", 200},
 	}
+	check(call{"PUT", "/api/v1/masterdata/wh1/asns/106141412345678908", `{"sscc":"106141412345678908","lines":[{"sku":"GADGET","lot":"L1","expiry":"2027-01-31","qty":4}]}`, 200})
+	gets = append(gets, call{"GET", "/api/v1/masterdata/wh1/asns", "", 200}, call{"GET", "/api/v1/masterdata/wh1/asns/106141412345678908", "", 200})
 	for _, c := range gets {
 		check(c)
 	}

@@ -28,6 +28,7 @@ var columns = map[Kind][]string{
 	Zones:      {"zone", "gateway"},
 	Thresholds: {"sku", "reorder_point", "reorder_qty", "max", "safety_stock", "seasonal"},
 	POs:        {"id", "supplier", "dock", "status", "line", "sku", "lot", "qty"},
+	ASNs:       {"sscc", "po", "sku", "lot", "expiry", "qty"},
 }
 
 // Columns returns the CSV columns Import reads and Export writes for kind,
@@ -38,7 +39,7 @@ func Columns(kind Kind) (all, must []string) {
 
 var required = map[Kind][]string{
 	Items: {"sku"}, Locations: {"code"}, Zones: {"zone", "gateway"},
-	Thresholds: {"sku", "reorder_point"}, POs: {"id", "sku", "qty"},
+	Thresholds: {"sku", "reorder_point"}, POs: {"id", "sku", "qty"}, ASNs: {"sscc", "sku", "qty"},
 }
 
 // Progress is one line of an import's progress stream.
@@ -91,10 +92,11 @@ func (s *Service) Import(ctx context.Context, wh string, kind Kind, r io.Reader,
 	var p Progress
 	var batch []any
 	var batchRows []int
-	var pos []protocol.PurchaseOrder
-	poRow := map[string]int{}
-	poIdx := map[string]int{}
-	poBad := map[string]bool{}
+	// Rows of a multi-row kind (POs, ASNs) with the same id form one
+	// record, imported whole or not at all.
+	groupCol := map[Kind]string{POs: "id", ASNs: "sscc"}[kind]
+	var groups []any
+	groupIdx, groupRow, groupBad := map[string]int{}, map[string]int{}, map[string]bool{}
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -160,30 +162,19 @@ func (s *Service) Import(ctx context.Context, wh string, kind Kind, r io.Reader,
 		if err != nil {
 			p.Errors++
 			progress(Progress{Rows: p.Rows, Imported: p.Imported, Errors: p.Errors, Row: row, Error: err.Error()})
-			if kind == POs && get("id") != "" {
-				poBad[get("id")] = true // a PO is taken whole or not at all
+			if groupCol != "" && get(groupCol) != "" {
+				groupBad[get(groupCol)] = true
 			}
 			continue
 		}
-		if kind == POs {
-			pl := v.(protocol.PurchaseOrder)
-			i, ok := poIdx[pl.ID]
-			if !ok {
-				i = len(pos)
-				poIdx[pl.ID], poRow[pl.ID] = i, row
-				pos = append(pos, protocol.PurchaseOrder{ID: pl.ID})
+		if groupCol != "" {
+			id := get(groupCol)
+			if i, ok := groupIdx[id]; ok {
+				groups[i] = mergeRows(groups[i], v)
+			} else {
+				groupIdx[id], groupRow[id] = len(groups), row
+				groups = append(groups, v)
 			}
-			po := &pos[i]
-			if pl.Supplier != "" {
-				po.Supplier = pl.Supplier
-			}
-			if pl.Dock != "" {
-				po.Dock = pl.Dock
-			}
-			if pl.Status != "" {
-				po.Status = pl.Status
-			}
-			po.Lines = append(po.Lines, pl.Lines...)
 			continue
 		}
 		batch = append(batch, v)
@@ -194,15 +185,16 @@ func (s *Service) Import(ctx context.Context, wh string, kind Kind, r io.Reader,
 			}
 		}
 	}
-	for _, po := range pos {
-		if poBad[po.ID] {
+	for _, g := range groups {
+		id := groupID(g)
+		if groupBad[id] {
 			p.Errors++
-			progress(Progress{Rows: p.Rows, Imported: p.Imported, Errors: p.Errors, Row: poRow[po.ID],
-				Error: fmt.Sprintf("PO %s not imported: another of its rows was refused (a PO is imported whole or not at all)", po.ID)})
+			progress(Progress{Rows: p.Rows, Imported: p.Imported, Errors: p.Errors, Row: groupRow[id],
+				Error: fmt.Sprintf("%s %s not imported: another of its rows was refused (imported whole or not at all)", groupCol, id)})
 			continue
 		}
-		batch = append(batch, po)
-		batchRows = append(batchRows, poRow[po.ID])
+		batch = append(batch, g)
+		batchRows = append(batchRows, groupRow[id])
 		if len(batch) >= ImportBatch {
 			if err := flush(); err != nil {
 				return p, err
@@ -217,6 +209,41 @@ func (s *Service) Import(ctx context.Context, wh string, kind Kind, r io.Reader,
 	return p, nil
 }
 
+// mergeRows adds the row b to the multi-row record a (a PO's or an ASN's
+// next line); header fields a later row gives replace earlier ones.
+func mergeRows(a, b any) any {
+	switch a := a.(type) {
+	case protocol.PurchaseOrder:
+		pl := b.(protocol.PurchaseOrder)
+		a.Supplier, a.Dock, a.Status = or(pl.Supplier, a.Supplier), or(pl.Dock, a.Dock), or(pl.Status, a.Status)
+		a.Lines = append(a.Lines, pl.Lines...)
+		return a
+	case protocol.ASN:
+		al := b.(protocol.ASN)
+		a.PO = or(al.PO, a.PO)
+		a.Lines = append(a.Lines, al.Lines...)
+		return a
+	}
+	return a
+}
+
+func groupID(v any) string {
+	switch v := v.(type) {
+	case protocol.PurchaseOrder:
+		return v.ID
+	case protocol.ASN:
+		return v.SSCC
+	}
+	return ""
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
 func (s *Service) putBatch(ctx context.Context, wh string, kind Kind, batch []any) error {
 	switch kind {
 	case Items:
@@ -229,6 +256,8 @@ func (s *Service) putBatch(ctx context.Context, wh string, kind Kind, batch []an
 		return s.PutThresholds(ctx, wh, collect[protocol.Threshold](batch))
 	case POs:
 		return s.PutPOs(ctx, wh, collect[protocol.PurchaseOrder](batch))
+	case ASNs:
+		return s.PutASNs(ctx, wh, collect[protocol.ASN](batch))
 	}
 	return fmt.Errorf("%w: kind %q", ErrInvalid, kind)
 }
@@ -317,6 +346,10 @@ func parseRow(kind Kind, get func(string) string) (any, error) {
 			errs = append(errs, fmt.Errorf("%w: qty %d must be positive", ErrInvalid, pl.Qty))
 		}
 		out = protocol.PurchaseOrder{ID: get("id"), Supplier: get("supplier"), Dock: get("dock"), Status: strings.ToLower(get("status")), Lines: []protocol.POLine{pl}}
+	case ASNs:
+		a := protocol.ASN{SSCC: get("sscc"), PO: get("po"), Lines: []protocol.ASNLine{{SKU: get("sku"), Lot: get("lot"), Expiry: get("expiry"), Qty: n("qty")}}}
+		errs = append(errs, validASN(&a))
+		out = a
 	default:
 		return nil, fmt.Errorf("%w: kind %q", ErrInvalid, kind)
 	}
@@ -352,6 +385,12 @@ func (s *Service) Export(ctx context.Context, wh string, kind Kind, w io.Writer)
 	case Thresholds:
 		for _, t := range v.([]protocol.Threshold) {
 			_ = cw.Write([]string{t.SKU, is(t.ReorderPoint), is(t.ReorderQty), is(t.Max), is(t.SafetyStock), formatSeasonal(t.Seasonal)})
+		}
+	case ASNs:
+		for _, a := range v.([]protocol.ASN) {
+			for _, l := range a.Lines {
+				_ = cw.Write([]string{a.SSCC, a.PO, l.SKU, l.Lot, l.Expiry, is(l.Qty)})
+			}
 		}
 	case POs:
 		for _, p := range v.([]PO) {

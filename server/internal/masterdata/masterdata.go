@@ -54,10 +54,11 @@ const (
 	Zones      Kind = "zones"
 	Thresholds Kind = "thresholds"
 	POs        Kind = "pos"
+	ASNs       Kind = "asns" // advance ship notices of pallets, keyed by SSCC
 )
 
 // Kinds lists the record kinds.
-var Kinds = []Kind{Items, Locations, Zones, Thresholds, POs}
+var Kinds = []Kind{Items, Locations, Zones, Thresholds, POs, ASNs}
 
 // ParseKind checks a kind name.
 func ParseKind(s string) (Kind, error) {
@@ -66,7 +67,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	return "", fmt.Errorf("%w: kind %q: want items, locations, zones, thresholds or pos", ErrInvalid, s)
+	return "", fmt.Errorf("%w: kind %q: want items, locations, zones, thresholds, pos or asns", ErrInvalid, s)
 }
 
 // Zone says which gateway serves a zone: its pick and count tasks and the
@@ -386,6 +387,8 @@ func (s *Service) Delete(_ context.Context, wh string, kind Kind, id string) err
 				return err
 			}
 			return tx.AppendDown(wh, target, protocol.DownPO, "po/"+id, protocol.PurchaseOrder{ID: id, Deleted: true})
+		case ASNs:
+			return deleteASN(tx, wh, id)
 		}
 		return fmt.Errorf("%w: kind %q", ErrInvalid, kind)
 	})
@@ -422,6 +425,10 @@ func (s *Service) Get(_ context.Context, wh string, kind Kind, id string) (any, 
 				p, err = withReceipts(tx, wh, rec)
 				out = p
 			}
+		case ASNs:
+			var v protocol.ASN
+			ok, err = getCBOR(tx, key(pASN, wh, id), &v)
+			out = v
 		default:
 			return fmt.Errorf("%w: kind %q", ErrInvalid, kind)
 		}
@@ -455,6 +462,8 @@ func (s *Service) List(_ context.Context, wh string, kind Kind) (any, error) {
 				pos = append(pos, PO{PurchaseOrder: r.PO, ClosedBy: r.ClosedBy, ClosedAt: r.ClosedAt})
 			}
 			out = pos
+		case ASNs:
+			out, err = listCBOR[protocol.ASN](tx, pASN, wh)
 		default:
 			err = fmt.Errorf("%w: kind %q", ErrInvalid, kind)
 		}

@@ -32,7 +32,7 @@ func TestPOImportIsWholeAndKnowsItsDocks(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, p.Imported, "%v", errs)
 	require.Contains(t, errs[3], "qty")
-	require.Contains(t, errs[2], "PO P1 not imported")
+	require.Contains(t, errs[2], "id P1 not imported")
 	require.Contains(t, errs[4], `unknown location "DOCK-9"`)
 	for id, want := range map[string]bool{"P1": false, "P2": false, "P3": true} {
 		_, err := md.Get(ctx, "w", POs, id)

@@ -160,6 +160,12 @@ type HistoryEntry struct {
 	Raw      []string       `json:"raw,omitempty"`
 	Reason   string         `json:"reason,omitempty"`
 	Refs     *protocol.Refs `json:"refs,omitempty"`
+	SSCC     string         `json:"sscc,omitempty"` // the pallet the units came or moved with
+}
+
+// Describe fills the entry's fields that come from the op itself.
+func (h *HistoryEntry) Describe(op protocol.Op) {
+	h.Kind, h.Device, h.Operator, h.Raw, h.Reason, h.Refs, h.SSCC = op.Kind.String(), op.Device, op.Operator, op.Raw, op.Reason, op.Refs, op.SSCC
 }
 
 // OrderLine is one line of a customer order. Picked and Reserved are

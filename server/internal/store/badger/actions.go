@@ -94,7 +94,7 @@ func (s *Store) History(_ context.Context, k ledger.Key) ([]store.HistoryEntry, 
 			if ok, err := ls.getCBOR(opKey(pfxOp, k.WH, e.o.GW, e.o.Seq), &op); err != nil {
 				return err
 			} else if ok {
-				h.Kind, h.Device, h.Operator, h.Raw, h.Reason, h.Refs = op.Kind.String(), op.Device, op.Operator, op.Raw, op.Reason, op.Refs
+				h.Describe(op)
 			}
 			out = append(out, h)
 		}

@@ -66,7 +66,7 @@ func (s *Store) History(ctx context.Context, k ledger.Key) ([]store.HistoryEntry
 			if err := protocol.Unmarshal(e.body, &op); err != nil {
 				return nil, fmt.Errorf("history of %s: op %s/%d: %w", k, e.o.GW, e.o.Seq, err)
 			}
-			h.Kind, h.Device, h.Operator, h.Raw, h.Reason, h.Refs = op.Kind.String(), op.Device, op.Operator, op.Raw, op.Reason, op.Refs
+			h.Describe(op)
 		}
 		out = append(out, h)
 	}
