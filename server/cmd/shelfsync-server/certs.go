@@ -95,9 +95,11 @@ func runCerts(args []string, stdout, stderr io.Writer) int {
 }
 
 const tokensUsage = `Usage:
-  shelfsync-server tokens add --file F --name NAME --role viewer|operator|admin
+  shelfsync-server tokens add --file F --name NAME --role viewer|operator|admin [--owner ID]
         make an API bearer token; its SHA-256 is appended to F (the file of
         --api-tokens, created 0600) and the token is printed once — store it now.
+        --owner binds the token to one owner (a 3PL's client): it is refused
+        (403) on every route that shows or changes other owners' data.
         Revoke: delete the token's line from F (re-read within a second).
 
 Roles: viewer reads (GET); operator also changes (POST/PUT/PATCH/DELETE);
@@ -115,6 +117,7 @@ func runTokens(args []string, stdout, stderr io.Writer) int {
 	file := fs.String("file", "", "token file (required)")
 	name := fs.String("name", "", "who or what uses the token, e.g. dashboard (required)")
 	roleS := fs.String("role", "", "viewer, operator or admin (required)")
+	owner := fs.String("owner", "", "bind the token to this owner (a 3PL's client): it is refused (403) on every route that shows or changes other owners' data")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -123,13 +126,17 @@ func runTokens(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, "error: --file, --name and --role are required\n\n"+tokensUsage)
 		return 2
 	}
-	tok, err := auth.AddToken(*file, *name, role)
+	tok, err := auth.AddOwnerToken(*file, *name, role, *owner)
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, tok)
-	fmt.Fprintf(stderr, "token %q (%s) added to %s; it is shown only this once\n", *name, role, *file)
+	bound := ""
+	if *owner != "" {
+		bound = ", bound to owner " + *owner
+	}
+	fmt.Fprintf(stderr, "token %q (%s%s) added to %s; it is shown only this once\n", *name, role, bound, *file)
 	return 0
 }
 

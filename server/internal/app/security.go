@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/api"
 	"github.com/shelfsync/shelfsync/server/internal/auth"
 	"github.com/shelfsync/shelfsync/server/internal/broker"
 	"github.com/shelfsync/shelfsync/server/internal/certs"
@@ -53,7 +54,8 @@ func buildSecurity(cfg config.Config, reg prometheus.Registerer, log *slog.Logge
 		}
 		s.ingestTLS = t
 	}
-	ac := auth.Config{OpenHealthz: cfg.OpenHealthz, OpenMetrics: cfg.OpenMetrics, Logger: log.With("component", "http-auth"), Denied: auth.NewDeniedCounter(reg)}
+	ac := auth.Config{OpenHealthz: cfg.OpenHealthz, OpenMetrics: cfg.OpenMetrics, Logger: log.With("component", "http-auth"), Denied: auth.NewDeniedCounter(reg),
+		OwnerAllowed: api.OwnerAllowed}
 	if cfg.APITokens != "" {
 		tf, err := auth.LoadTokenFile(cfg.APITokens)
 		if err != nil {

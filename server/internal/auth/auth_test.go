@@ -93,6 +93,11 @@ func TestParseTokensErrors(t *testing.T) {
 		"a viewer " + strings.Repeat("ab", 32),
 		"a viewer " + h + "\nb admin " + h,
 		"a viewer " + h + "\na admin sha256:" + strings.Repeat("cd", 32),
+		"a viewer " + h + " acme",
+		"a viewer " + h + " owner=",
+		"a viewer " + h + " owner=ac me",
+		"a viewer " + h + " owner=ac/me",
+		"a viewer " + h + " owner=acme extra",
 	} {
 		_, err := ParseTokens([]byte(bad))
 		require.ErrorIs(t, err, ErrBadTokenFile, bad)
@@ -100,6 +105,13 @@ func TestParseTokensErrors(t *testing.T) {
 	tb, err := ParseTokens([]byte("# x\n\n  a   viewer   " + h + "  \n"))
 	require.NoError(t, err)
 	require.Len(t, tb, 1)
+	tb, err = ParseTokens([]byte("a operator " + h + " owner=acme.eu_1\n"))
+	require.NoError(t, err)
+	for _, e := range tb {
+		require.Equal(t, "acme.eu_1", e.Owner)
+	}
+	_, err = AddOwnerToken(t.TempDir()+"/tokens", "x", RoleViewer, "bad owner")
+	require.Error(t, err)
 }
 
 func FuzzParseTokens(f *testing.F) {
@@ -112,7 +124,7 @@ func FuzzParseTokens(f *testing.F) {
 			return
 		}
 		for _, e := range tb {
-			if e.Name == "" || e.Role == RoleNone {
+			if e.Name == "" || e.Role == RoleNone || (e.Owner != "" && checkOwner(e.Owner) != nil) {
 				t.Fatalf("accepted an entry without name or role: %+v", e)
 			}
 		}

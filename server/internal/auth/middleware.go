@@ -29,6 +29,10 @@ type Config struct {
 	Logger      *slog.Logger
 	// Denied counts refused requests by status code (401, 403); optional.
 	Denied *prometheus.CounterVec
+	// OwnerAllowed reports whether a token bound to an owner may use a
+	// route (a ServeMux pattern): the route shows and changes nothing of
+	// another owner. Nil admits no route. /metrics is never admitted.
+	OwnerAllowed func(route string) bool
 }
 
 // NewDeniedCounter creates shelfsync_http_auth_denied_total and registers
@@ -91,9 +95,16 @@ func (g *Guard) RequiredRole(route, method string) Role {
 
 // Middleware wraps one API route; its signature matches api.Deps.Middleware.
 func (g *Guard) Middleware(route string, next http.Handler) http.Handler {
+	owners := g.cfg.OwnerAllowed != nil && g.cfg.OwnerAllowed(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.serve(w, r, g.RequiredRole(route, r.Method), next)
+		g.serve(w, r, g.RequiredRole(route, r.Method), owners, next)
 	})
+}
+
+// Owner returns the owner the request's token is bound to ("" for none).
+func Owner(ctx context.Context) string {
+	e, _ := From(ctx)
+	return e.Owner
 }
 
 // Protect wraps the whole HTTP handler to guard /healthz and /metrics
@@ -102,14 +113,14 @@ func (g *Guard) Protect(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/healthz" && !g.cfg.OpenHealthz, r.URL.Path == "/metrics" && !g.cfg.OpenMetrics:
-			g.serve(w, r, RoleViewer, next)
+			g.serve(w, r, RoleViewer, r.URL.Path == "/healthz", next)
 		default:
 			next.ServeHTTP(w, r)
 		}
 	})
 }
 
-func (g *Guard) serve(w http.ResponseWriter, r *http.Request, need Role, next http.Handler) {
+func (g *Guard) serve(w http.ResponseWriter, r *http.Request, need Role, owners bool, next http.Handler) {
 	if g.cfg.Tokens == nil {
 		next.ServeHTTP(w, r)
 		return
@@ -126,6 +137,10 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, need Role, next ht
 	}
 	if e.Role < need {
 		g.deny(w, r, http.StatusForbidden, "role "+e.Role.String()+" may not do this; it needs "+need.String(), e.Name)
+		return
+	}
+	if e.Owner != "" && !owners {
+		g.deny(w, r, http.StatusForbidden, "token bound to owner "+e.Owner+": this route shows or changes other owners' data; use a token without an owner", e.Name)
 		return
 	}
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, e)))

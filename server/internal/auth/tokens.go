@@ -11,6 +11,12 @@
 // GET/HEAD, operator for POST/PUT/PATCH/DELETE, and admin for the routes
 // under /api/v1/admin/ and those listed in Config.AdminRoutes. /healthz and
 // /metrics are open or need viewer, per configuration.
+//
+// A token may be bound to an owner (a 3PL's client) with a fourth field
+// "owner=ID": it is then served only on the routes Config.OwnerAllowed
+// admits (routes that show or change nothing of another owner), and 403
+// everywhere else — deny by default, so a new route is closed to owner
+// tokens until it is scoped by owner.
 package auth
 
 import (
@@ -78,20 +84,30 @@ type Entry struct {
 	Name string
 	Role Role
 	Hash [sha256.Size]byte
+	// Owner binds the token to one owner (a 3PL's client); "" is a token
+	// of the warehouse operator, which sees every owner.
+	Owner string
 }
 
 // Table maps token hashes to entries.
 type Table map[[sha256.Size]byte]Entry
 
-// ParseTokens parses a token file: "NAME ROLE sha256:HEX" per line, '#'
-// comments. Every error names its line.
+// ParseTokens parses a token file: "NAME ROLE sha256:HEX [owner=ID]" per
+// line, '#' comments. Every error names its line.
 func ParseTokens(b []byte) (Table, error) {
 	t := Table{}
 	names := map[string]bool{}
 	err := secretsfile.Lines(b, maxTokenFile, ErrBadTokenFile, func(_ int, line string) error {
 		f := strings.Fields(line)
-		if len(f) != 3 {
-			return errors.New("want NAME ROLE sha256:HEX")
+		if len(f) != 3 && len(f) != 4 {
+			return errors.New("want NAME ROLE sha256:HEX [owner=ID]")
+		}
+		owner := ""
+		if len(f) == 4 {
+			var ok bool
+			if owner, ok = strings.CutPrefix(f[3], "owner="); !ok || checkOwner(owner) != nil {
+				return fmt.Errorf("fourth field %q: want owner=ID (an owner id of 1-64 characters of [A-Za-z0-9._-])", f[3])
+			}
 		}
 		role, err := ParseRole(f[1])
 		if err != nil {
@@ -106,7 +122,7 @@ func ParseTokens(b []byte) (Table, error) {
 			return fmt.Errorf("name %q appears twice", f[0])
 		}
 		names[f[0]] = true
-		e := Entry{Name: f[0], Role: role}
+		e := Entry{Name: f[0], Role: role, Owner: owner}
 		copy(e.Hash[:], raw)
 		if _, dup := t[e.Hash]; dup {
 			return errors.New("the same token appears twice")
@@ -139,8 +155,26 @@ func NewToken() (string, error) {
 // token file at path (created with mode 0600 when missing) and returns the
 // token, which is shown only this once.
 func AddToken(path, name string, role Role) (string, error) {
+	return AddOwnerToken(path, name, role, "")
+}
+
+// checkOwner checks an owner id: 1-64 characters of [A-Za-z0-9._-].
+func checkOwner(owner string) error {
+	if owner == "" || len(owner) > 64 || strings.Trim(owner, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != "" {
+		return fmt.Errorf("owner %q: want 1-64 characters of [A-Za-z0-9._-]", owner)
+	}
+	return nil
+}
+
+// AddOwnerToken is AddToken for a token bound to owner ("" binds none).
+func AddOwnerToken(path, name string, role Role, owner string) (string, error) {
 	if name == "" || strings.ContainsAny(name, " \t\r\n#") {
 		return "", fmt.Errorf("name %q: must be non-empty without spaces or '#'", name)
+	}
+	if owner != "" {
+		if err := checkOwner(owner); err != nil {
+			return "", err
+		}
 	}
 	if role == RoleNone {
 		return "", errors.New("a role is required: viewer, operator or admin")
@@ -170,7 +204,11 @@ func AddToken(path, name string, role Role) (string, error) {
 	} else if old[len(old)-1] != '\n' {
 		out.WriteByte('\n')
 	}
-	fmt.Fprintf(&out, "%s %s sha256:%s\n", name, role, hex.EncodeToString(sum[:]))
+	fmt.Fprintf(&out, "%s %s sha256:%s", name, role, hex.EncodeToString(sum[:]))
+	if owner != "" {
+		fmt.Fprintf(&out, " owner=%s", owner)
+	}
+	out.WriteByte('\n')
 	mode := os.FileMode(0o600)
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()
