@@ -69,12 +69,15 @@ const maxQuestions = 8
 // hello. With the RTO doubling from 3 s that is about 90 s of silence.
 const GiveUpQuestions = 5
 
-// Reset sets the window to resume after acked, as after a hello.
+// Reset sets the window to resume after acked, as after a hello; the
+// ack latency is measured afresh.
 func (w *Window) Reset(acked uint64, now time.Time) {
 	w.Acked, w.Next, w.lastProgress = acked, acked+1, now
 	w.marks, w.questions = w.marks[:0], w.questions[:0]
 	w.recovering, w.unanswered = false, 0
-	w.rto = w.baseRTO()
+	// A new connection (or state) is a new path: latencies measured
+	// before — a partition, a stalled server — say nothing about it.
+	w.srtt, w.rttvar, w.rto = 0, 0, 0
 }
 
 // Ask opens a question (after an expiry): it returns the probe to send

@@ -203,3 +203,25 @@ func TestWindowPropertyFIFOReceiver(t *testing.T) {
 		}
 	})
 }
+
+func TestWindowResetForgetsTheLatencyAndAFixedTimeoutStaysFixed(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	w := Window{Size: 100, Timeout: time.Second}
+	w.Reset(0, t0)
+	w.Sent(1, t0)
+	w.OnAck(1, t0.Add(30*time.Second)) // a partition
+	require.Equal(t, 20*time.Second, w.RTO(), "adapted, up to 20 × Timeout")
+	w.Reset(1, t0.Add(31*time.Second))
+	require.Equal(t, time.Second, w.RTO(), "a new connection measures afresh")
+
+	fixed := Window{Size: 100, Timeout: time.Second, MaxTimeout: time.Second}
+	fixed.Reset(0, t0)
+	fixed.Sent(1, t0)
+	fixed.OnAck(1, t0.Add(30*time.Second))
+	require.Equal(t, time.Second, fixed.RTO())
+	fixed.Sent(2, t0.Add(30*time.Second))
+	expired, rewound := fixed.Expire(t0.Add(32 * time.Second))
+	require.True(t, expired)
+	require.True(t, rewound)
+	require.Equal(t, time.Second, fixed.RTO(), "no back-off beyond MaxTimeout")
+}

@@ -76,7 +76,10 @@ func (s *Sender) state(wh, gw string) *gwState {
 	k := gwKey{wh, gw}
 	g, ok := s.gws[k]
 	if !ok {
-		g = &gwState{win: protocol.Window{Size: s.cfg.Window, Timeout: s.cfg.Timeout}}
+		// A fixed timeout (MaxTimeout = Timeout): the agent answers
+		// every downstream batch at once, so a late down-ack means a
+		// lost one, not a busy receiver.
+		g = &gwState{win: protocol.Window{Size: s.cfg.Window, Timeout: s.cfg.Timeout, MaxTimeout: s.cfg.Timeout}}
 		s.gws[k] = g
 	}
 	return g
