@@ -149,11 +149,13 @@ func TestLeaseRenewedWhileDelivering(t *testing.T) {
 	rcv := newCounter(t)
 	rcv.delay = func(n int) time.Duration {
 		if n == 1 {
-			return time.Second
+			return 2 * time.Second // four leases long
 		}
 		return 0
 	}
-	a, b := replica(t, st, "A", 150*time.Millisecond), replica(t, st, "B", 150*time.Millisecond)
+	// a 500 ms lease is renewed every 167 ms: a loaded machine must stall a
+	// renewal by a third of a second to lose it (at 150 ms it once did)
+	a, b := replica(t, st, "A", 500*time.Millisecond), replica(t, st, "B", 500*time.Millisecond)
 	_, err := a.m.Create(context.Background(), Endpoint{URL: rcv.srv.URL})
 	require.NoError(t, err)
 	for i := 0; i < 5; i++ {
@@ -164,10 +166,11 @@ func TestLeaseRenewedWhileDelivering(t *testing.T) {
 		require.NoError(t, r.m.Enqueue(Event{Type: EventOrder, Body: []byte(fmt.Sprintf(`{"n":%d}`, i))}))
 	}
 	eventually(t, "5 deliveries", func() bool { n, _ := rcv.received(); return n == 5 })
-	time.Sleep(300 * time.Millisecond) // negative window: a duplicate delivery would come by now
+	time.Sleep(time.Second) // negative window: a duplicate delivery would come by now
 	n, dup := rcv.received()
 	require.Equal(t, 5, n)
 	require.Zero(t, dup)
+	require.Zero(t, testutil.ToFloat64(a.m.late)+testutil.ToFloat64(b.m.late), "the long post kept its lease to the end")
 }
 
 // TestEndpointsOfOneReplicaServeAnother: an endpoint created on A gets the
