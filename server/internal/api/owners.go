@@ -1,5 +1,11 @@
 package api
 
+import (
+	"net/http"
+
+	"github.com/shelfsync/shelfsync/server/internal/auth"
+)
+
 // Owners (docs/DESIGN.md, "Owners"): an API token may be bound to an owner,
 // a 3PL's client. Such a token is served only on the routes whose rule
 // here admits it, and refused with 403 on every other: deny by default, so
@@ -18,7 +24,13 @@ const (
 	OwnerRefused OwnerRule = iota + 1
 	// OwnerOpen: the route holds no owner's data (the API description).
 	OwnerOpen
+	// OwnerScoped: the route shows or changes only the token's owner's
+	// data (and answers 403 when asked for another owner's).
+	OwnerScoped
 )
+
+// tokenOwner returns the owner the request's token is bound to ("": none).
+func tokenOwner(r *http.Request) string { return auth.Owner(r.Context()) }
 
 // ownerRules is the rule of every /api/v1 route the handler registers.
 var ownerRules = map[string]OwnerRule{
@@ -51,7 +63,7 @@ var ownerRules = map[string]OwnerRule{
 	"GET /api/v1/orders":                                           OwnerRefused,
 	"GET /api/v1/orders/{warehouse}/{id}":                          OwnerRefused,
 	"GET /api/v1/quarantine":                                       OwnerRefused,
-	"GET /api/v1/stock":                                            OwnerRefused,
+	"GET /api/v1/stock":                                            OwnerScoped,
 	"GET /api/v1/stock/history":                                    OwnerRefused,
 	"GET /api/v1/stock/snapshot.csv":                               OwnerRefused,
 	"GET /api/v1/tasks":                                            OwnerRefused,

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/auth"
 	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
@@ -50,12 +53,7 @@ func TestOwnerTokensOnEveryRoute(t *testing.T) {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.Contains(t, string(b), " owner=acme\n")
-	tf, err := auth.LoadTokenFile(path)
-	require.NoError(t, err)
-	g := auth.New(auth.Config{Tokens: tf, OwnerAllowed: OwnerAllowed})
-	st, err := badger.Open(badger.Options{InMemory: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
+	g, st := guarded(t, path)
 	// Behind the guard each route answers "reached <route>" instead of
 	// running its handler: the test is about who gets through.
 	reached := func(route string, _ http.Handler) http.Handler {
@@ -113,4 +111,67 @@ func TestOwnerTokensOnEveryRoute(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, code, resp.StatusCode, path)
 	}
+}
+
+// TestOwnerTokenSeesOnlyItsStock: two owners hold the same sku in one
+// warehouse; each owner's token lists only its own stock, asking for the
+// other's is 403, and an unbound token sees both.
+func TestOwnerTokenSeesOnlyItsStock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens")
+	acme, err := auth.AddOwnerToken(path, "acme-erp", auth.RoleViewer, "acme")
+	require.NoError(t, err)
+	globex, err := auth.AddOwnerToken(path, "globex-erp", auth.RoleViewer, "globex")
+	require.NoError(t, err)
+	ops, err := auth.AddToken(path, "ops", auth.RoleViewer)
+	require.NoError(t, err)
+	g, st := guarded(t, path)
+	for i, owner := range []string{"acme", "globex"} {
+		_, _, err := st.IssueOp(context.Background(), "wh1", protocol.Op{HLC: protocol.MakeHLC(int64(1000+i), 0), Kind: protocol.OpReceive,
+			Location: "A-01", SKU: "04012345678901", Qty: int64(3 + i), Owner: owner})
+		require.NoError(t, err)
+	}
+	srv := httptest.NewServer(g.Protect(New(Deps{Store: st, Ready: func() error { return nil }, Middleware: g.Middleware})))
+	t.Cleanup(srv.Close)
+	get := func(token, query string) (int, map[string]int64) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/stock?warehouse=wh1"+query, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var body struct {
+			Items []struct {
+				Owner  string
+				OnHand int64 `json:"on_hand"`
+			}
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		out := map[string]int64{}
+		for _, it := range body.Items {
+			out[it.Owner] += it.OnHand
+		}
+		return resp.StatusCode, out
+	}
+	code, got := get(acme, "")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, map[string]int64{"acme": 3}, got)
+	code, got = get(globex, "")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, map[string]int64{"globex": 4}, got)
+	code, _ = get(acme, "&owner=globex")
+	require.Equal(t, http.StatusForbidden, code)
+	code, got = get(ops, "")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, map[string]int64{"acme": 3, "globex": 4}, got)
+}
+
+// guarded returns a guard over the token file at path, with the owner
+// rules, and an empty in-memory store.
+func guarded(t *testing.T, path string) (*auth.Guard, *badger.Store) {
+	t.Helper()
+	tf, err := auth.LoadTokenFile(path)
+	require.NoError(t, err)
+	st, err := badger.Open(badger.Options{InMemory: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	return auth.New(auth.Config{Tokens: tf, OwnerAllowed: OwnerAllowed}), st
 }

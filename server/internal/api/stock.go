@@ -63,6 +63,13 @@ func (h *Handler) registerStock() {
 			writeError(w, http.StatusBadRequest, "warehouse is required: /api/v1/stock?warehouse=WH[&sku=S][&location=L]")
 			return
 		}
+		if o := tokenOwner(r); o != "" { // a client's token: its own stock only
+			if sq.Owner != "" && sq.Owner != o {
+				writeError(w, http.StatusForbidden, "this token sees only the stock of owner "+o)
+				return
+			}
+			sq.Owner = o
+		}
 		n, ok := intParam(r, "limit", 0)
 		off, ok2 := intParam(r, "offset", 0)
 		if !ok || !ok2 {
