@@ -65,6 +65,7 @@ const (
 	KindGatewayOffline     Kind = "gateway-offline"
 	KindGatewayBacklog     Kind = "gateway-backlog"
 	KindGatewayClock       Kind = "gateway-clock"
+	KindNearExpiry         Kind = "near-expiry" // a lot expires within the warehouse's horizon
 )
 
 // Status is where an alert is in its life.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shelfsync/shelfsync/server/internal/events"
+	"github.com/shelfsync/shelfsync/server/internal/expiry"
 	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/routing"
 	"github.com/shelfsync/shelfsync/server/internal/store"
@@ -42,6 +43,9 @@ type Deps struct {
 	Alerts   Alerts
 	Webhooks Webhooks
 	Events   Events
+	// NearExpiry, when set, lists the lots of a warehouse near expiry
+	// (GET /api/v1/stock/near-expiry).
+	NearExpiry func(ctx context.Context, wh string) ([]expiry.Lot, error)
 	// Dashboard, when set, is served under /dashboard/ (and / redirects there).
 	Dashboard http.Handler
 	// UploadDir is where CSV uploads are spooled before they are imported

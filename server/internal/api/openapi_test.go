@@ -211,6 +211,8 @@ func TestOpenAPIResponsesMatchHandlers(t *testing.T) {
 		{"GET", "/api/v1/stock?warehouse=wh1&limit=1", "", 200},
 		{"GET", "/api/v1/stock", "", 400},
 		{"GET", "/api/v1/stock/history?warehouse=wh1&location=A-01&sku=WIDGET", "", 200},
+		{"GET", "/api/v1/stock/near-expiry?warehouse=wh1", "", 200},
+		{"GET", "/api/v1/stock/near-expiry", "", 400},
 		{"GET", "/api/v1/stock/snapshot.csv?warehouse=wh1", "", 200},
 		{"GET", "/api/v1/imports", "", 200},
 		{"GET", "/api/v1/imports/" + importID, "", 200},

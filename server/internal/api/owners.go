@@ -35,6 +35,7 @@ func tokenOwner(r *http.Request) string { return auth.Owner(r.Context()) }
 // ownerRules is the rule of every /api/v1 route the handler registers.
 var ownerRules = map[string]OwnerRule{
 	"POST /api/v1/stock/status":                                    OwnerRefused,
+	"GET /api/v1/stock/near-expiry":                                OwnerRefused,
 	"GET /api/v1/gateways/series":                                  OwnerRefused,
 	"GET /api/v1/orders/per-hour":                                  OwnerRefused,
 	"GET /api/v1/tasks/summary":                                    OwnerRefused,

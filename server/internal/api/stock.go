@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/expiry"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
@@ -117,6 +118,23 @@ func (h *Handler) registerStock() {
 		}
 		h.changed(m.Warehouse, res)
 		writeJSON(w, http.StatusOK, map[string]any{"op": op, "applied": res.Applied})
+	})
+	h.handle("GET /api/v1/stock/near-expiry", func(w http.ResponseWriter, r *http.Request) {
+		wh := r.URL.Query().Get("warehouse")
+		if wh == "" {
+			writeError(w, http.StatusBadRequest, "warehouse is required: /api/v1/stock/near-expiry?warehouse=WH")
+			return
+		}
+		if h.d.NearExpiry == nil {
+			writeJSON(w, http.StatusOK, map[string]any{"items": []expiry.Lot{}})
+			return
+		}
+		lots, err := h.d.NearExpiry(r.Context(), wh)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"items": lots})
 	})
 	h.handle("GET /api/v1/quarantine", func(w http.ResponseWriter, r *http.Request) {
 		qs, err := h.d.Store.Quarantined(r.Context(), r.URL.Query().Get("warehouse"))

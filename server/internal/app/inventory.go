@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/dashboard"
 	"github.com/shelfsync/shelfsync/server/internal/events"
+	"github.com/shelfsync/shelfsync/server/internal/expiry"
 	"github.com/shelfsync/shelfsync/server/internal/orders"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 	"github.com/shelfsync/shelfsync/server/internal/webhooks"
@@ -44,6 +46,10 @@ type inventory struct {
 	// alert.
 	alertOut *alerts.Outbox
 	bus      events.Publisher
+	// expiry expires lots past their date and alerts those near it, on
+	// the leading replica.
+	expiry  *expiry.Sweeper
+	leading func() bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -56,6 +62,8 @@ type masterData struct {
 	Safety     func(wh, sku string) int64
 	Thresholds alerts.Thresholds
 	OnOrder    func(wh, sku string) int64
+	// NearDays is a warehouse's near-expiry horizon in days.
+	NearDays func(wh string) int
 }
 
 // inventoryDeps are what the inventory is built from.
@@ -121,6 +129,17 @@ func newInventory(d inventoryDeps) *inventory {
 		Passive:    d.shared, // until elected (replica.Run: lead)
 		Resync:     resyncEvery(d.shared),
 	}, b)
+	inv.leading = d.leading
+	inv.expiry = expiry.New(expiry.Config{Store: b, NearDays: d.md.NearDays,
+		Alert: func(l expiry.Lot) error {
+			_, err := inv.alerts.Raise(alerts.Alert{Kind: alerts.KindNearExpiry, Warehouse: l.Warehouse, SKU: l.SKU,
+				Message: fmt.Sprintf("lot %s of %s (%d on hand) expires on %s, in %d day(s)", l.Lot, l.SKU, l.OnHand, l.Expiry, l.DaysLeft)})
+			return err
+		},
+		Issued: func(wh string, res store.Result) {
+			d.bus.Publish(events.Event{Batches: []events.Batch{{Warehouse: wh, Gateway: protocol.ServerOrigin, WM: res.WM,
+				Applied: res.Applied, Changes: res.Changes, Conflicts: res.Conflicts}}})
+		}})
 	return inv
 }
 
@@ -136,13 +155,20 @@ func (inv *inventory) start(ctx context.Context, pub topicPublisher) error {
 	if err := inv.orders.Start(ctx); err != nil {
 		return err
 	}
-	inv.wg.Add(4)
+	inv.wg.Add(5)
+	go func() {
+		defer inv.wg.Done()
+		inv.expiry.Run(ctx, expiryEvery, inv.leading, func(err error) { inv.log.Warn("expiry sweep failed; the next one retries", "err", err) })
+	}()
 	go func() { defer inv.wg.Done(); inv.sampleBacklog(ctx, backlogEvery) }()
 	go func() { defer inv.wg.Done(); inv.alertOut.Run(ctx, pub) }()
 	go func() { defer inv.wg.Done(); inv.orders.Run(ctx) }()
 	go func() { defer inv.wg.Done(); inv.alerts.Run(ctx) }()
 	return nil
 }
+
+// expiryEvery is how often lots are checked against their expiry date.
+const expiryEvery = 15 * time.Minute
 
 // stop ends the background work and waits for it.
 func (inv *inventory) stop() {
@@ -179,6 +205,7 @@ func (inv *inventory) apiDeps(d *api.Deps) {
 	d.Orders, d.Alerts = announcingOrders{inv.orders, inv.bus}, inv.alerts
 	d.Webhooks = welcomingWebhooks{inv.hooks, inv.welcome}
 	d.Series = inv.series
+	d.NearExpiry = inv.expiry.NearExpiry
 }
 
 // order follows the commit of an order change of this replica (its

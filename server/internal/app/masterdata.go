@@ -49,6 +49,13 @@ func (w *mdWiring) hooks() masterData {
 			return out, ok
 		}),
 		OnOrder: w.md.OnOrder,
+		NearDays: func(wh string) int {
+			st, err := w.md.Settings(context.Background(), wh)
+			if err != nil {
+				return protocol.DefaultNearExpiryDays
+			}
+			return st.NearExpiry()
+		},
 	}
 }
 

@@ -1,0 +1,239 @@
+// Package expiry turns lots that reach their expiry date into expired
+// stock by themselves, and lists and alerts the lots that will expire soon
+// (docs/DESIGN.md, "Inventory behaviour the server owns").
+//
+// A lot's expiry is the earliest expiry any receipt of it carried (as pick
+// routing reads it). Each Sweep, at a day given by an injected clock:
+//
+//   - every available or held key of a lot whose expiry is before today
+//     moves to status expired by one server-origin status op (reason
+//     EXPIRED): it replicates to the gateways like any op and shows in the
+//     key's history;
+//   - every lot with available or held units that expires within the
+//     warehouse's near-expiry horizon (settings, default 30 days) raises
+//     one near-expiry alert, once per lot, before it expires.
+package expiry
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// Store is what the sweep reads and issues through.
+type Store interface {
+	store.Records
+	Stock(ctx context.Context, q store.StockQuery) ([]store.StockRow, error)
+	IssueOp(ctx context.Context, wh string, op protocol.Op) (protocol.Op, store.Result, error)
+}
+
+// Config wires a Sweeper.
+type Config struct {
+	Store Store
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// NearDays returns a warehouse's near-expiry horizon in days (nil: 30).
+	NearDays func(wh string) int
+	// Alert raises the near-expiry alert of a lot (nil: none).
+	Alert func(l Lot) error
+	// Issued is told of each status op the sweep applied (to publish it).
+	Issued func(wh string, res store.Result)
+}
+
+// Lot is a lot with available or held units and its expiry.
+type Lot struct {
+	Warehouse string `json:"warehouse"`
+	SKU       string `json:"sku"`
+	Lot       string `json:"lot"`
+	Owner     string `json:"owner"`
+	Expiry    string `json:"expiry"` // YYYY-MM-DD
+	OnHand    int64  `json:"on_hand"`
+	DaysLeft  int    `json:"days_left"`
+}
+
+// Sweeper expires lots and finds those near expiry.
+type Sweeper struct{ cfg Config }
+
+// New returns a Sweeper.
+func New(cfg Config) *Sweeper {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Sweeper{cfg: cfg}
+}
+
+type lotID struct{ wh, sku, lot, owner string }
+
+// lots reads the stock of wh ("" every warehouse) and the expiry of each
+// lot: the rows to judge (available or held, on hand) per lot.
+func (s *Sweeper) lots(ctx context.Context, wh string) (map[lotID][]store.StockRow, map[lotID]string, error) {
+	rows, err := s.cfg.Store.Stock(ctx, store.StockQuery{Warehouse: wh})
+	if err != nil {
+		return nil, nil, err
+	}
+	held := map[lotID][]store.StockRow{}
+	exp := map[lotID]string{}
+	err = s.cfg.Store.View(func(tx store.Tx) error {
+		for _, r := range rows {
+			if r.Lot == "" {
+				continue
+			}
+			id := lotID{r.Warehouse, r.SKU, r.Lot, r.Owner}
+			o, ok, err := tx.Origin(r.Key())
+			if err != nil {
+				return err
+			}
+			if ok && o.Expiry != "" && (exp[id] == "" || o.Expiry < exp[id]) {
+				exp[id] = o.Expiry
+			}
+			if r.OnHand > 0 && (r.Status == protocol.StatusAvailable || r.Status == protocol.StatusHold) {
+				held[id] = append(held[id], r)
+			}
+		}
+		return nil
+	})
+	return held, exp, err
+}
+
+// NearExpiry lists the lots of wh ("" every warehouse) with available or
+// held units that expire within the horizon, soonest first.
+func (s *Sweeper) NearExpiry(ctx context.Context, wh string) ([]Lot, error) {
+	held, exp, err := s.lots(ctx, wh)
+	if err != nil {
+		return nil, err
+	}
+	today := day(s.cfg.Now())
+	out := []Lot{}
+	for id, rows := range held {
+		e := exp[id]
+		if e == "" {
+			continue
+		}
+		left := daysBetween(today, e)
+		if left < 0 || left > s.nearDays(id.wh) {
+			continue
+		}
+		l := Lot{Warehouse: id.wh, SKU: id.sku, Lot: id.lot, Owner: id.owner, Expiry: e, DaysLeft: left}
+		for _, r := range rows {
+			l.OnHand += r.OnHand
+		}
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b Lot) int {
+		return strings.Compare(a.Expiry+"\x00"+a.Warehouse+"\x00"+a.SKU+"\x00"+a.Lot+"\x00"+a.Owner,
+			b.Expiry+"\x00"+b.Warehouse+"\x00"+b.SKU+"\x00"+b.Lot+"\x00"+b.Owner)
+	})
+	return out, nil
+}
+
+func (s *Sweeper) nearDays(wh string) int {
+	if s.cfg.NearDays != nil {
+		return s.cfg.NearDays(wh)
+	}
+	return protocol.DefaultNearExpiryDays
+}
+
+// Result is what a sweep did.
+type Result struct {
+	Expired []protocol.Op // the status ops issued
+	Alerted []Lot         // the near-expiry alerts raised
+}
+
+// alertedKey marks a lot whose near-expiry alert was raised.
+func alertedKey(l Lot) []byte {
+	return []byte("ex/n/" + strings.Join([]string{l.Warehouse, l.SKU, l.Lot, l.Owner, l.Expiry}, "\x00"))
+}
+
+// Sweep raises the near-expiry alerts not raised yet and expires every
+// available or held key of a lot past its expiry.
+func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
+	var res Result
+	near, err := s.NearExpiry(ctx, "")
+	if err != nil {
+		return res, err
+	}
+	for _, l := range near {
+		first := false
+		if err := s.cfg.Store.Update(func(tx store.Tx) error {
+			_, had, err := tx.Get(alertedKey(l))
+			if err != nil || had {
+				first = false
+				return err
+			}
+			first = true
+			return tx.Set(alertedKey(l), nil)
+		}); err != nil {
+			return res, err
+		}
+		if first {
+			if s.cfg.Alert != nil {
+				if err := s.cfg.Alert(l); err != nil {
+					return res, fmt.Errorf("near-expiry alert of %s lot %s: %w", l.SKU, l.Lot, err)
+				}
+			}
+			res.Alerted = append(res.Alerted, l)
+		}
+	}
+	held, exp, err := s.lots(ctx, "")
+	if err != nil {
+		return res, err
+	}
+	today := day(s.cfg.Now())
+	for id, rows := range held {
+		if e := exp[id]; e == "" || daysBetween(today, e) >= 0 {
+			continue
+		}
+		for _, r := range rows {
+			op := protocol.Op{HLC: protocol.MakeHLC(s.cfg.Now().UnixMilli(), 0), Kind: protocol.OpStatus, Location: r.Location, SKU: r.SKU, Lot: r.Lot,
+				Owner: r.Owner, Status: r.Status, ToStatus: protocol.StatusExpired, Qty: r.OnHand, Reason: "EXPIRED", Operator: "expiry"}
+			issued, ir, err := s.cfg.Store.IssueOp(ctx, r.Warehouse, op)
+			if err != nil {
+				return res, fmt.Errorf("expire %s lot %s at %s/%s: %w", r.SKU, r.Lot, r.Warehouse, r.Location, err)
+			}
+			if s.cfg.Issued != nil {
+				s.cfg.Issued(r.Warehouse, ir)
+			}
+			res.Expired = append(res.Expired, issued)
+		}
+	}
+	return res, nil
+}
+
+// Run sweeps at start and then every interval until ctx ends; leading
+// (nil: always) says whether this replica does the sweep now.
+func (s *Sweeper) Run(ctx context.Context, every time.Duration, leading func() bool, onErr func(error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if leading == nil || leading() {
+			if _, err := s.Sweep(ctx); err != nil && onErr != nil && ctx.Err() == nil {
+				onErr(err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func day(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// daysBetween is the number of days from today to the date e (negative
+// when e is past); a malformed date counts as far away.
+func daysBetween(today time.Time, e string) int {
+	d, err := time.Parse(time.DateOnly, e)
+	if err != nil {
+		return 1 << 30
+	}
+	return int(d.Sub(today).Hours() / 24)
+}
