@@ -113,8 +113,11 @@ func (s *Sim) Close() error {
 	default:
 	}
 	close(s.done)
-	s.stopStream()
+	// The port first: a continuous read blocked writing to a driver that
+	// no longer reads holds s.mu; closing the port fails that write and
+	// lets it go (stopping the stream first waited for s.mu for ever).
 	err := s.p.Close()
+	s.stopStream()
 	s.wg.Wait()
 	return err
 }

@@ -243,3 +243,36 @@ func TestConfigValidate(t *testing.T) {
 	assert.Equal(t, -70, d.RSSIMin)
 	assert.Equal(t, 10, d.FaultEvery)
 }
+
+// TestCloseWhileStreamingToAStalledDriver: a driver starts a continuous
+// read and stops reading, so the simulator's writes block on a full port;
+// Close still returns (it once waited for ever, holding a make test run
+// until its timeout).
+func TestCloseWhileStreamingToAStalledDriver(t *testing.T) {
+	cfg := Config{Protocol: rfid.Mercury, Rate: 5000, Link: filepath.Join(t.TempDir(), "rfid0")}
+	s, err := New(cfg)
+	require.NoError(t, err)
+	s.SetTags(population(t, 50, 0))
+	f := openPort(t, s)
+	start, err := rfid.AppendMercuryCommand(nil, rfid.MercuryOpMultiProtocol, []byte{0x00, 0x00, 0x01})
+	require.NoError(t, err)
+	_, err = f.Write(start)
+	require.NoError(t, err)
+	// nobody reads: the port's buffer fills and the stream's write blocks,
+	// which shows as reads that stop counting up
+	last := s.Stats().Reads
+	require.Eventually(t, func() bool {
+		now := s.Stats().Reads
+		stalled := now > 0 && now == last
+		last = now
+		return stalled
+	}, 10*time.Second, 300*time.Millisecond, "the stream stalls on a full port")
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close blocked behind a stream stuck writing to a driver that stopped reading")
+	}
+}
