@@ -63,6 +63,10 @@ var figures = []figure{
 	{"server_rss_mib_100gw", "server peak RSS, 100 gateways ingesting", nil},
 	{"rfid_reads_per_s", "RFID reads/s, decode + de-dup", atLeast(200000, "reads/s")},
 	{"line_scans_per_s", "line-mode scans/s (drivers/linemode)", nil},
+	{"order_intake_per_s", "order/hold intake, 3 channels × 32 clients racing for the last units", func(r result) (string, bool) {
+		return "≥ 1 × raw", r.Ratio >= 1
+	}},
+	{"order_p99_ms", "order/hold intake latency, p99", atMost(50, "ms")},
 }
 
 func num(v float64) string {

@@ -67,9 +67,11 @@ func TestIntegrationDashboardLiveScanAndConflict(t *testing.T) {
 	require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "5001",
 		"lines": []map[string]any{{"sku": "WIDGET", "qty": 4}, {"sku": "GADGET", "qty": 2}}}, nil))
 	require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "5002",
-		"lines": []map[string]any{{"sku": "SPROCKET", "qty": 8}}}, nil)) // more than there is: an oversell alert
+		"lines": []map[string]any{{"sku": "SPROCKET", "qty": 6}}}, nil)) // all there is
 	g2.scan("CMD:PICK", "LOC:C-09", "SKU:GADGET", "CMD:DONE") // from an empty bin: a negative-stock conflict
 	g2.waitBeeps(4)
+	g2.scan("CMD:PICK", "LOC:B-01", "SKU:SPROCKET", "CMD:DONE") // a unit leaves for no order: 5 for 6 reserved, an oversell alert
+	g2.waitBeeps(8)
 	waitFor(t, 15*time.Second, "the conflict", func() bool { return len(c.conflicts("wh1", "negative-stock")) == 1 })
 	conflict := c.conflicts("wh1", "negative-stock")[0]
 

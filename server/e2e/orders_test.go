@@ -117,31 +117,21 @@ func TestChannelOrdersWhileTwoGatewaysPick(t *testing.T) {
 	}
 	c.waitConverged("wh1", g1, g2)
 
-	// one order too many: taken, flagged short, an oversell conflict,
-	// notified once on the alerts topic as a conflict (not a second item
-	// among the alerts)
-	alertsTap := c.tap("shelfsync/v1/wh1/alerts")
-	var short orderView
-	require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "late", "lines": []map[string]any{{"sku": "A", "qty": 2}}}, &short))
-	require.Equal(t, []string{"A"}, short.Short)
-	require.Equal(t, "open", c.conflicts("wh1", "oversell")[0].Status)
-	waitFor(t, 10*time.Second, "the oversell conflict on the alerts topic", func() bool {
-		for _, m := range alertsTap.all() {
-			var msg struct {
-				Event    string
-				Conflict struct{ Kind, SKU string }
-			}
-			if json.Unmarshal(m.payload, &msg) == nil && msg.Event == "conflict.opened" && msg.Conflict.Kind == "oversell" && msg.Conflict.SKU == "A" {
-				return true
-			}
+	// one order too many: refused at once with what is available, nothing reserved
+	var refused struct {
+		Error     string
+		Available []struct {
+			SKU                  string
+			Requested, Available int64
 		}
-		return false
-	})
-	var as struct{ Items []struct{ Kind, SKU string } }
-	getJSON(t, "http://"+c.httpAddr+"/api/v1/alerts?kind=oversell", &as)
-	require.Empty(t, as.Items, "a conflict is its own notification, not also an alert")
-	require.Equal(t, 200, c.call("POST", "/api/v1/orders/wh1/"+short.ID+"/cancel", nil, nil))
-	require.Equal(t, "cleared", c.conflicts("wh1", "oversell")[0].Status)
+	}
+	require.Equal(t, 409, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "late", "lines": []map[string]any{{"sku": "A", "qty": 2}}}, &refused))
+	require.Len(t, refused.Available, 1, refused.Error)
+	require.Equal(t, "A", refused.Available[0].SKU)
+	require.Equal(t, int64(2), refused.Available[0].Requested)
+	require.Zero(t, refused.Available[0].Available)
+	require.Equal(t, 404, c.call("GET", "/api/v1/orders/wh1/web-late", nil, nil), "a refused order is not kept")
+	require.Empty(t, c.conflicts("wh1", "oversell"), "nothing was promised beyond stock")
 
 	for _, o := range orders {
 		var got orderView
@@ -177,9 +167,6 @@ func TestChannelOrdersWhileTwoGatewaysPick(t *testing.T) {
 			if o.seq <= seq {
 				left -= o.qty
 			}
-		}
-		if short.Seq <= seq {
-			left -= 2
 		}
 		return max(left, 0)
 	}
@@ -230,8 +217,7 @@ func TestChannelOrdersWhileTwoGatewaysPick(t *testing.T) {
 }
 
 // TestReorderAlertFiresOncePerCrossing: one alert when on-hand falls to the
-// reorder point, none while it stays below; cleared when it rose above,
-// and again at the next crossing.
+// reorder point, none while it stays below, again after it rose above.
 func TestReorderAlertFiresOncePerCrossing(t *testing.T) {
 	c := newCluster(t)
 	require.Equal(t, http.StatusOK, c.call("POST", "/api/v1/masterdata/wh1/thresholds", []map[string]any{{"sku": "B", "reorder_point": 3, "reorder_qty": 10, "max": 20}}, nil),
@@ -278,12 +264,10 @@ func TestReorderAlertFiresOncePerCrossing(t *testing.T) {
 	require.Equal(t, float64(17), as[1]["suggested_qty"], "max − on-hand − on-order")
 	require.Equal(t, float64(3), as[1]["on_hand"])
 
-	require.Equal(t, "open", as[0]["status"])
-	require.Equal(t, "cleared", as[1]["status"], "the first crossing cleared when stock rose above the point")
 	waitFor(t, 10*time.Second, "both on the alerts topic and at the webhook", func() bool {
 		n := 0
 		for _, m := range alertsTap.all() {
-			if strings.Contains(string(m.payload), `"kind":"reorder","status":"open"`) {
+			if strings.Contains(string(m.payload), `"kind":"reorder"`) {
 				n++
 			}
 		}
@@ -305,7 +289,9 @@ func TestWebhookSurvivesReceiverDownAndServerRestart(t *testing.T) {
 	rcv.start()
 	id := rcv.register(c, map[string]any{"events": []string{"order"}})
 	// No gateway has connected yet: the warehouse exists once it has settings.
+	// It holds no stock: the channel backorders.
 	c.mustDo("PUT", "/api/v1/masterdata/wh1/settings", map[string]any{}, nil)
+	c.mustDo("PUT", "/api/v1/channels/shop", map[string]any{"share_pct": 100, "policy": "backorder"}, nil)
 	order := func(i int) string {
 		var o orderView
 		require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "shop", "external_id": fmt.Sprint(i),
@@ -318,10 +304,10 @@ func TestWebhookSurvivesReceiverDownAndServerRestart(t *testing.T) {
 	rcv.stop() // the receiver goes down
 	var want []string
 	for i := 1; i <= 5; i++ {
-		want = append(want, "order.created "+order(i))
+		want = append(want, "order.backordered "+order(i))
 	}
-	require.Equal(t, 200, c.call("POST", "/api/v1/orders/wh1/"+first+"/ship", nil, nil))
-	want = append(want, "order.shipped "+first)
+	require.Equal(t, 200, c.call("POST", "/api/v1/orders/wh1/"+first+"/cancel", nil, nil))
+	want = append(want, "order.cancelled "+first)
 	type statsView struct {
 		Stats struct {
 			Pending             int

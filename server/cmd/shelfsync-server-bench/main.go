@@ -88,7 +88,7 @@ func main() {
 	flag.IntVar(&batch, "batch", 256, "ops per batch (the agent's default --batch-ops)")
 	flag.IntVar(&workers, "workers", 0, "server --workers (0: the server's default)")
 	flag.StringVar(&profile, "cpuprofile", "", "diagnostic: run the server in this process and write a CPU profile of the ingest here (and a heap profile at the highest RSS to this path + .heap)")
-	flag.StringVar(&only, "only", "", "comma-separated parts to run (default all): ingest (Badger), postgres (1 and 3 replicas; compared with the Badger ingest, measured first unless -baseline is set), broker (the embedded broker's fan-in vs Mosquitto), import (import_rss_mib, a 200 MB stock CSV)")
+	flag.StringVar(&only, "only", "", "comma-separated parts to run (default all): ingest (Badger), postgres (1 and 3 replicas; compared with the Badger ingest, measured first unless -baseline is set), broker (the embedded broker's fan-in vs Mosquitto), import (import_rss_mib, a 200 MB stock CSV), orders (order_intake_per_s and order_p99_ms: intake racing for the last units)")
 	var baseline float64
 	flag.Float64Var(&baseline, "baseline", 0, "with -only postgres: the Badger server_ingest_ops_per_s to compare with instead of measuring it")
 	flag.Parse()
@@ -104,8 +104,8 @@ func main() {
 	}
 	want := func(part string) bool { return only == "" || strings.Contains(","+only+",", ","+part+",") }
 	for _, part := range strings.Split(only, ",") {
-		if only != "" && !slices.Contains([]string{"ingest", "postgres", "broker", "import"}, part) {
-			fmt.Fprintf(os.Stderr, "bench: -only %q: the parts are ingest, postgres, broker and import\n", part)
+		if only != "" && !slices.Contains([]string{"ingest", "postgres", "broker", "import", "orders"}, part) {
+			fmt.Fprintf(os.Stderr, "bench: -only %q: the parts are ingest, postgres, broker, import and orders\n", part)
 			os.Exit(2)
 		}
 	}
@@ -145,6 +145,14 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bench: import:", err)
 		}
 		rs = append(rs, im...)
+	}
+	if profile == "" && want("orders") {
+		or, err := benchOrders(context.Background(), 100, 10, 32, 20)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: orders:", err)
+			os.Exit(1)
+		}
+		rs = append(rs, or...)
 	}
 	for _, r := range rs {
 		b, _ := json.Marshal(r)

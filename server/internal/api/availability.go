@@ -26,11 +26,12 @@ func (h *Handler) registerAvailability() {
 			SharePct   *float64 `json:"share_pct"`
 			Cap        *int64   `json:"cap"`
 			Warehouses []string `json:"warehouses"`
+			Policy     string   `json:"policy"`
 		}
 		if !decodeBody(w, r, &body) {
 			return
 		}
-		c := orders.Channel{Name: r.PathValue("channel"), SharePct: 100, Cap: body.Cap, Warehouses: body.Warehouses}
+		c := orders.Channel{Name: r.PathValue("channel"), SharePct: 100, Cap: body.Cap, Warehouses: body.Warehouses, Policy: body.Policy}
 		if body.SharePct != nil {
 			c.SharePct = *body.SharePct
 		}

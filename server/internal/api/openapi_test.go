@@ -135,7 +135,7 @@ func TestOpenAPIResponsesMatchHandlers(t *testing.T) {
 	defer srv.Close()
 
 	// data: stock, an order that cannot be met (oversell, alert), a count variance
-	_, res, err := st.IssueOp(ctx, "wh1", protocol.Op{HLC: protocol.MakeHLC(1000, 0), Kind: protocol.OpReceive, Location: "A-01", SKU: "WIDGET", Qty: 3})
+	_, res, err := st.IssueOp(ctx, "wh1", protocol.Op{HLC: protocol.MakeHLC(1000, 0), Kind: protocol.OpReceive, Location: "A-01", SKU: "WIDGET", Qty: 7})
 	require.NoError(t, err)
 	ord.Changed(res.Changes)
 	ord.Flush(ctx)
@@ -179,7 +179,15 @@ func TestOpenAPIResponsesMatchHandlers(t *testing.T) {
 	check(call{"POST", "/api/v1/orders", `{"warehouse":"wh1","channel":"web","external_id":"A1","lines":[{"sku":"WIDGET","qty":5}]}`, 200})
 	check(call{"POST", "/api/v1/orders", `{"warehouse":"wh1","channel":"web","external_id":"A1","lines":[{"sku":"WIDGET","qty":6}]}`, 409})
 	check(call{"POST", "/api/v1/orders", `{"warehouse":"wh1","lines":[]}`, 400})
+	check(call{"POST", "/api/v1/orders", `{"warehouse":"wh1","channel":"web","external_id":"A2","lines":[{"sku":"WIDGET","qty":3}]}`, 409}) // 2 left: refused with what is available
+	check(call{"POST", "/api/v1/holds", `{"warehouse":"wh1","channel":"web","checkout_id":"C1","lines":[{"sku":"WIDGET","qty":2}],"ttl_s":60}`, 201})
+	check(call{"POST", "/api/v1/holds", `{"warehouse":"wh1","channel":"web","checkout_id":"C1","lines":[{"sku":"WIDGET","qty":2}],"ttl_s":60}`, 200})
+	check(call{"POST", "/api/v1/holds", `{"warehouse":"wh1","channel":"web","checkout_id":"C2","lines":[{"sku":"WIDGET","qty":1}]}`, 409})
+	check(call{"POST", "/api/v1/holds", `{"warehouse":"wh1","channel":"web","checkout_id":"C3","lines":[{"sku":"WIDGET","qty":1}],"ttl_s":-1}`, 400})
+	check(call{"DELETE", "/api/v1/holds/wh1/hold-web-C1", "", 200})
 	check(call{"PUT", "/api/v1/channels/market", `{"share_pct":50,"cap":10}`, 200})
+	check(call{"PUT", "/api/v1/channels/outlet", `{"share_pct":100,"policy":"backorder"}`, 200})
+	check(call{"PUT", "/api/v1/channels/outlet", `{"policy":"sometimes"}`, 400})
 	var ep webhooks.Endpoint
 	require.NoError(t, json.Unmarshal(check(call{"POST", "/api/v1/webhooks", `{"url":"http://127.0.0.1:1/x","events":["alert"]}`, 201}), &ep))
 	hookID = ep.ID

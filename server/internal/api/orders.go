@@ -21,6 +21,8 @@ type Orders interface {
 	CreatedSince(ctx context.Context, q orders.Query, sinceMS int64) ([]int64, error)
 	Ship(ctx context.Context, wh, id string) (orders.Order, error)
 	Cancel(ctx context.Context, wh, id string) (orders.Order, error)
+	Hold(ctx context.Context, h orders.NewHold) (orders.Order, bool, error)
+	ReleaseHold(ctx context.Context, wh, id string) (orders.Order, error)
 	Availability(wh, sku string) ([]orders.ATS, []orders.Total, uint64)
 	Channels() []orders.Channel
 	PutChannel(ctx context.Context, c orders.Channel) (orders.Channel, error)
@@ -31,7 +33,13 @@ var _ Orders = (*orders.Service)(nil)
 
 // orderError maps the order model's errors to HTTP statuses.
 func orderError(w http.ResponseWriter, err error) {
+	var refused *orders.Refusal
 	switch {
+	case errors.As(err, &refused):
+		writeJSON(w, http.StatusConflict, struct {
+			Error string `json:"error"`
+			*orders.Refusal
+		}{err.Error(), refused})
 	case errors.Is(err, orders.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, orders.ErrInvalid):
@@ -64,28 +72,33 @@ func (h *Handler) registerOrders() {
 		if !decodeBody(w, r, &n) {
 			return
 		}
-		if err := protocol.ValidateID(n.Warehouse); err == nil {
-			known, err := h.knownWarehouse(r.Context(), n.Warehouse)
-			if err != nil {
-				writeError(w, http.StatusInternalServerError, err.Error())
-				return
-			}
-			if !known {
-				writeError(w, http.StatusNotFound, "warehouse "+n.Warehouse+" is unknown: create it first (its settings, locations or catalog under /api/v1/masterdata/"+n.Warehouse+"/…) or check the name")
-				return
-			}
-		} // an invalid ID is refused by the order model's validation (400)
+		if !h.warehouseKnown(w, r, n.Warehouse) {
+			return
+		}
 		o, created, err := svc.Create(r.Context(), n)
+		if created && o.Status == orders.StatusOpen { // a backorder is routed when released
+			h.routeOrder(r.Context(), o.Warehouse, o.ID)
+		}
+		writeTaken(w, o, created, err)
+	})
+	h.handle("POST /api/v1/holds", func(w http.ResponseWriter, r *http.Request) {
+		var n orders.NewHold
+		if !decodeBody(w, r, &n) {
+			return
+		}
+		if !h.warehouseKnown(w, r, n.Warehouse) {
+			return
+		}
+		o, created, err := h.d.Orders.Hold(r.Context(), n)
+		writeTaken(w, o, created, err)
+	})
+	h.handle("DELETE /api/v1/holds/{warehouse}/{id}", func(w http.ResponseWriter, r *http.Request) {
+		o, err := h.d.Orders.ReleaseHold(r.Context(), r.PathValue("warehouse"), r.PathValue("id"))
 		if err != nil {
 			orderError(w, err)
 			return
 		}
-		code := http.StatusOK // a replay of the same channel + external id
-		if created {
-			code = http.StatusCreated
-			h.routeOrder(r.Context(), o.Warehouse, o.ID)
-		}
-		writeJSON(w, code, o)
+		writeJSON(w, http.StatusOK, o)
 	})
 	h.handle("GET /api/v1/orders", func(w http.ResponseWriter, r *http.Request) {
 		svc := h.d.Orders
@@ -128,6 +141,37 @@ func (h *Handler) registerOrders() {
 			writeJSON(w, http.StatusOK, o)
 		})
 	}
+}
+
+// writeTaken answers a new order or hold: 201 when created, 200 for a
+// replay of the same channel and idempotency key, else the error.
+func writeTaken(w http.ResponseWriter, o orders.Order, created bool, err error) {
+	switch {
+	case err != nil:
+		orderError(w, err)
+	case created:
+		writeJSON(w, http.StatusCreated, o)
+	default:
+		writeJSON(w, http.StatusOK, o)
+	}
+}
+
+// warehouseKnown answers 404 for a valid warehouse id that is unknown; an
+// invalid one is left to the order model's validation (400).
+func (h *Handler) warehouseKnown(w http.ResponseWriter, r *http.Request, wh string) bool {
+	if protocol.ValidateID(wh) != nil {
+		return true
+	}
+	known, err := h.knownWarehouse(r.Context(), wh)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return false
+	}
+	if !known {
+		writeError(w, http.StatusNotFound, "warehouse "+wh+" is unknown: create it first (its settings, locations or catalog under /api/v1/masterdata/"+wh+"/…) or check the name")
+		return false
+	}
+	return true
 }
 
 // listBody is the shape of every paginated list: items, and next_offset

@@ -48,6 +48,29 @@ type Channel struct {
 	// Warehouses the channel sells from; empty means all.
 	Warehouses []string `json:"warehouses,omitempty" cbor:"4,keyasint,omitempty"`
 	UpdatedMS  int64    `json:"updated_ms" cbor:"5,keyasint"`
+	// Policy is what happens to an order placed without a hold that
+	// cannot ship in full: PolicyRefuse (the default) or PolicyBackorder.
+	Policy string `json:"policy" cbor:"6,keyasint,omitempty"`
+}
+
+// Order policies of a channel (Channel.Policy).
+const (
+	// PolicyRefuse: the order is refused (nothing reserved) with what is
+	// available. The default: the channel learns it before it takes the
+	// buyer's money, and no promise is made that stock cannot keep.
+	PolicyRefuse = "refuse"
+	// PolicyBackorder: the order is taken as backordered, reserves nothing,
+	// and is released to picking first come, first served when stock
+	// arrives.
+	PolicyBackorder = "backorder"
+)
+
+// policy returns the channel's policy, the default when unset.
+func (c *Channel) policy() string {
+	if c.Policy == "" {
+		return PolicyRefuse
+	}
+	return c.Policy
 }
 
 // Validate checks an allocation.
@@ -62,6 +85,13 @@ func (c *Channel) Validate() error {
 	if c.Cap != nil && *c.Cap < 0 {
 		errs = append(errs, fmt.Sprintf("cap: %d must be ≥ 0", *c.Cap))
 	}
+	switch c.Policy {
+	case "":
+		c.Policy = PolicyRefuse
+	case PolicyRefuse, PolicyBackorder:
+	default:
+		errs = append(errs, fmt.Sprintf("policy: %q must be %q or %q", c.Policy, PolicyRefuse, PolicyBackorder))
+	}
 	for i, w := range c.Warehouses {
 		if err := protocol.ValidateID(w); err != nil {
 			errs = append(errs, fmt.Sprintf("warehouses[%d]: %v", i, err))
@@ -74,17 +104,22 @@ func (c *Channel) Validate() error {
 }
 
 // Allocate returns what the channel is offered of a sku, from the ATS of
-// each warehouse.
-func (c *Channel) Allocate(perWH map[string]int64) int64 {
+// each warehouse and what the channel's own open orders and holds of the
+// sku reserve (own): its share of the pool, and never more than its cap
+// less what it already reserves. The pool sums the ATS of the channel's
+// warehouses as they are: a warehouse below zero (reservations beyond its
+// stock, which the others must ship) takes from the others' surplus
+// rather than being hidden by it.
+func (c *Channel) Allocate(perWH map[string]int64, own int64) int64 {
 	var pool int64
 	for wh, a := range perWH {
-		if a > 0 && c.sells(wh) {
+		if c.sells(wh) {
 			pool += a
 		}
 	}
-	q := int64(math.Floor(float64(pool) * c.SharePct / 100))
-	if c.Cap != nil && q > *c.Cap {
-		q = *c.Cap
+	q := int64(math.Floor(float64(max(pool, 0)) * c.SharePct / 100))
+	if c.Cap != nil && q > *c.Cap-own {
+		q = max(*c.Cap-own, 0)
 	}
 	return q
 }
@@ -198,7 +233,7 @@ func (s *Service) Snapshot(channel string) (Snapshot, bool) {
 	if !ok {
 		return Snapshot{}, false
 	}
-	return s.snapshot(c, s.bySKUWarehouse()), true
+	return s.snapshot(c, s.bySKUWarehouse(), s.channelReserved()), true
 }
 
 // bySKUWarehouse returns sku → warehouse → ATS; s.mu is held.
@@ -215,11 +250,27 @@ func (s *Service) bySKUWarehouse() map[string]map[string]int64 {
 	return out
 }
 
+type chsku struct{ channel, sku string }
+
+// channelReserved returns what each channel's live orders and holds
+// reserve per sku, over every warehouse; s.mu is held.
+func (s *Service) channelReserved() map[chsku]int64 {
+	out := map[chsku]int64{}
+	for _, o := range s.open {
+		for _, l := range o.Lines {
+			if l.Reserved > 0 {
+				out[chsku{o.Channel, l.SKU}] += l.Reserved
+			}
+		}
+	}
+	return out
+}
+
 // snapshot builds a channel's availability; s.mu is held.
-func (s *Service) snapshot(c Channel, per map[string]map[string]int64) Snapshot {
+func (s *Service) snapshot(c Channel, per map[string]map[string]int64, own map[chsku]int64) Snapshot {
 	snap := Snapshot{Channel: c.Name, Seq: s.seq, GeneratedAt: s.cfg.Now().UTC().Format(time.RFC3339Nano), Allocation: c, Items: make([]Item, 0, len(per))}
 	for sku, m := range per {
-		snap.Items = append(snap.Items, Item{SKU: sku, Available: c.Allocate(m)})
+		snap.Items = append(snap.Items, Item{SKU: sku, Available: c.Allocate(m, own[chsku{c.Name, sku}])})
 	}
 	sort.Slice(snap.Items, func(i, j int) bool { return snap.Items[i].SKU < snap.Items[j].SKU })
 	return snap
@@ -232,7 +283,7 @@ func fingerprint(sn *Snapshot) string {
 	if a.Cap != nil {
 		cp = strconv.FormatInt(*a.Cap, 10)
 	}
-	fmt.Fprintf(&b, "%d|%v|%s|%v", sn.Seq, a.SharePct, cp, a.Warehouses)
+	fmt.Fprintf(&b, "%d|%v|%s|%v|%s", sn.Seq, a.SharePct, cp, a.Warehouses, a.Policy)
 	for _, it := range sn.Items {
 		fmt.Fprintf(&b, "|%s=%d", it.SKU, it.Available)
 	}
@@ -253,7 +304,7 @@ func (s *Service) flushPublish() {
 		s.mu.Unlock()
 		return
 	}
-	per := s.bySKUWarehouse()
+	per, own := s.bySKUWarehouse(), s.channelReserved()
 	var out []Snapshot
 	names := make([]string, 0, len(s.channels))
 	for n := range s.channels {
@@ -261,7 +312,7 @@ func (s *Service) flushPublish() {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		sn := s.snapshot(s.channels[n], per)
+		sn := s.snapshot(s.channels[n], per, own)
 		fp := fingerprint(&sn)
 		if s.last[n] == fp {
 			continue

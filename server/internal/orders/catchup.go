@@ -116,7 +116,7 @@ func (s *Service) applyRecords(recs []Order) map[whsku]struct{} {
 		rec := &recs[i]
 		k := okey{rec.Warehouse, rec.ID}
 		held := s.open[k]
-		if held != nil && rec.Status == StatusOpen && held.Seq == rec.Seq {
+		if held != nil && live(rec.Status) && held.Seq == rec.Seq {
 			held.Short = append([]string(nil), rec.Short...) // the same write: only Short may have come since
 			continue
 		}
@@ -126,12 +126,12 @@ func (s *Service) applyRecords(recs []Order) map[whsku]struct{} {
 				aff[whsku{held.Warehouse, l.SKU}] = struct{}{}
 			}
 		}
-		if rec.Status != StatusOpen {
+		if !live(rec.Status) {
 			continue
 		}
 		o := cloneOrder(rec)
 		for j := range o.Lines {
-			o.Lines[j].Picked, o.Lines[j].Reserved = 0, o.Lines[j].Qty // until the picks are read
+			o.Lines[j].Picked, o.Lines[j].Reserved = 0, wholeIfReserving(&o, j) // until the picks are read
 			aff[whsku{o.Warehouse, o.Lines[j].SKU}] = struct{}{}
 		}
 		s.addOpen(&o)

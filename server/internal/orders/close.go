@@ -54,7 +54,7 @@ func (s *Service) close(ctx context.Context, wh, id string, to Status) (Order, e
 			applyPicks(&o, ps, func(string) bool { return true })
 			return nil
 		}
-		if o.Status != StatusOpen {
+		if !mayClose(o.Status, to) {
 			applyPicks(&o, ps, func(string) bool { return true })
 			return fmt.Errorf("%w: order %s/%s is %s", ErrConflict, wh, id, o.Status)
 		}
@@ -62,15 +62,13 @@ func (s *Service) close(ctx context.Context, wh, id string, to Status) (Order, e
 		if caught, o.Seq, err = nextSeq(tx, cursor); err != nil {
 			return err
 		}
+		hold := o.Status == StatusHeld
 		o.Status, o.UpdatedMS = to, now
-		if err := putCBOR(tx, orderKey(wh, id), stored(&o)); err != nil {
+		if err := s.writeRecord(tx, &o, prev); err != nil {
 			return err
 		}
-		if err := tx.Delete(openKey(wh, id)); err != nil {
-			return err
-		}
-		if err := logOrder(tx, wh, id, o.Seq, prev); err != nil {
-			return err
+		if hold {
+			return nil // no order record of the detector's, no webhook
 		}
 		if _, err := tx.PutOrder(stored(&o)); err != nil {
 			return err
@@ -115,6 +113,21 @@ func (s *Service) close(ctx context.Context, wh, id string, to Status) (Order, e
 		s.cfg.OnOrder(o, string(to))
 	}
 	return o, nil
+}
+
+// mayClose reports whether an order or hold with status from may become
+// to: an open order shipped or cancelled, a backordered one cancelled, a
+// hold released (cancelled) or expired.
+func mayClose(from, to Status) bool {
+	switch from {
+	case StatusOpen:
+		return to == StatusShipped || to == StatusCancelled
+	case StatusBackordered:
+		return to == StatusCancelled
+	case StatusHeld:
+		return to == StatusCancelled || to == StatusExpired
+	}
+	return false
 }
 
 func cloneOrder(o *Order) Order {

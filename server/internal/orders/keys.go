@@ -14,6 +14,7 @@ import (
 //	or/o/{wh}\0{id}             Order (CBOR)
 //	or/open/{wh}\0{id}          present while the order is open
 //	or/x/{channel}\0{external}  "{wh}\0{id}" — idempotency of channel orders
+//	or/hx/{channel}\0{checkout} "{wh}\0{id}" — idempotency of checkout holds
 //	or/c/{channel}              Channel (CBOR)
 //	or/seq                      reservation sequence (uint64): the last one handed out
 //	or/l/{seq}                  "{wh}\0{id}" — the order written with that
@@ -26,17 +27,21 @@ import (
 // last one it read, so that a snapshot with Seq s accounts for every order
 // written with a sequence ≤ s, whichever replica wrote it.
 const (
-	pfxOrder   = "or/o/"
-	pfxOpen    = "or/open/"
-	pfxIdem    = "or/x/"
-	pfxChannel = "or/c/"
-	pfxLog     = "or/l/"
-	keySeq     = "or/seq"
+	pfxOrder    = "or/o/"
+	pfxOpen     = "or/open/"
+	pfxIdem     = "or/x/"
+	pfxHoldIdem = "or/hx/"
+	pfxChannel  = "or/c/"
+	pfxLog      = "or/l/"
+	keySeq      = "or/seq"
 )
 
 func orderKey(wh, id string) []byte { return []byte(pfxOrder + wh + "\x00" + id) }
 func openKey(wh, id string) []byte  { return []byte(pfxOpen + wh + "\x00" + id) }
 func idemKey(ch, ext string) []byte { return []byte(pfxIdem + ch + "\x00" + ext) }
+func holdIdemKey(ch, checkout string) []byte {
+	return []byte(pfxHoldIdem + ch + "\x00" + checkout)
+}
 func channelKey(name string) []byte { return []byte(pfxChannel + name) }
 func logKey(seq uint64) []byte      { return append([]byte(pfxLog), u64(seq)...) }
 func orderRef(wh, id string) []byte { return []byte(wh + "\x00" + id) }

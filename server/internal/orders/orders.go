@@ -49,7 +49,24 @@ const (
 	StatusOpen      Status = "open"      // reserving what is not yet picked
 	StatusShipped   Status = "shipped"   // left the warehouse; nothing reserved
 	StatusCancelled Status = "cancelled" // nothing reserved; picked units go back to stock by a person
+	// StatusBackordered: taken, reserving nothing until stock arrives;
+	// then released to picking (open) first come, first served.
+	StatusBackordered Status = "backordered"
+	// Checkout holds (Hold): units held for a channel's checkout.
+	StatusHeld      Status = "held"      // reserving its lines until ExpiresMS
+	StatusConverted Status = "converted" // an order took its reservation over
+	StatusExpired   Status = "expired"   // expired: its units went back to the pool
 )
+
+// live reports whether an order with the status is still in the model
+// (reserving, or waiting for stock).
+func live(st Status) bool {
+	return st == StatusOpen || st == StatusHeld || st == StatusBackordered
+}
+
+// reserving reports whether an order with the status holds units back
+// from available-to-sell.
+func reserving(st Status) bool { return st == StatusOpen || st == StatusHeld }
 
 // Errors of the order operations.
 var (
@@ -60,6 +77,9 @@ var (
 	// ErrConflict reports a request that contradicts an existing order (an
 	// external id reused with other lines, a shipped order cancelled).
 	ErrConflict = errors.New("orders: conflicts with an existing order")
+	// ErrUnavailable reports an order or hold refused because what it asks
+	// for cannot ship (a *Refusal says what is available).
+	ErrUnavailable = errors.New("orders: not available")
 )
 
 // Line is one line of an order (Picked and Reserved are computed).
@@ -78,6 +98,10 @@ type NewOrder struct {
 	// "{channel}-{external_id}".
 	ID    string `json:"id,omitempty"`
 	Lines []Line `json:"lines"`
+	// Hold names a checkout hold of the channel (Service.Hold) that the
+	// order converts: its units are the order's, whatever happened to
+	// availability since.
+	Hold string `json:"hold,omitempty"`
 }
 
 // Validate checks the request and fills defaults (ID, line numbers).
@@ -97,6 +121,11 @@ func (n *NewOrder) Validate() error {
 	}
 	if err := checkText("id", n.ID); err != nil {
 		errs = append(errs, err.Error()+" (give a shorter id, or a shorter external_id)")
+	}
+	if n.Hold != "" {
+		if err := checkText("hold", n.Hold); err != nil {
+			errs = append(errs, err.Error())
+		}
 	}
 	if len(n.Lines) == 0 {
 		errs = append(errs, "lines: at least one line is required")
@@ -155,4 +184,12 @@ func checkText(name, v string) error {
 		return fmt.Errorf("%s must not contain '/' nor be only dots", name)
 	}
 	return nil
+}
+
+// wholeIfReserving is what line j of o reserves before its picks are read.
+func wholeIfReserving(o *Order, j int) int64 {
+	if reserving(o.Status) {
+		return o.Lines[j].Qty
+	}
+	return 0
 }

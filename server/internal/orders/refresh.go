@@ -164,6 +164,7 @@ func (s *Service) recomputeSKU(ws whsku, md *masterView) bool {
 		s.reserved[ws] = a.Reserved
 	}
 	s.ats[ws] = a
+	s.whs[ws.wh] = struct{}{}
 	return before != a.Reserved
 }
 
@@ -239,7 +240,7 @@ func applyPicks(o *Order, picks []store.OrderPick, only func(sku string) bool) {
 		}
 		l.Picked = picked[i]
 		l.Reserved = 0
-		if o.Status == StatusOpen && l.Qty > l.Picked {
+		if reserving(o.Status) && l.Qty > l.Picked {
 			l.Reserved = l.Qty - l.Picked
 		}
 	}

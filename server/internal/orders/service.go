@@ -109,6 +109,10 @@ type Service struct {
 	oversellMu sync.Mutex // serialises raising and clearing oversell conflicts
 	flushMu    sync.Mutex // one Flush at a time: a second waits for the first's result
 
+	qmu        sync.Mutex // guards the intake queue (intake.go)
+	queue      []*request
+	committing bool // a group is being committed; its committer takes what queued next
+
 	mu         sync.Mutex // guards everything below
 	seq        uint64     // reservation sequence the model accounts for
 	cursor     uint64     // orders written with a sequence ≤ cursor are in the model (ordMu)
@@ -121,6 +125,7 @@ type Service struct {
 	bySKU      map[whsku]map[okey]struct{}
 	reserved   map[whsku]int64
 	ats        map[whsku]ATS
+	whs        map[string]struct{} // the warehouses of ats
 	channels   map[string]Channel
 	oversold   map[whsku]oversell
 	dirtyK     map[ledger.Key]struct{}
@@ -164,7 +169,7 @@ func New(cfg Config, st Store) *Service {
 		cfg: cfg, st: st, log: cfg.Logger, active: !cfg.Passive,
 		keys: map[ledger.Key]int64{}, locs: map[whsku]map[ledger.Key]struct{}{},
 		open: map[okey]*Order{}, bySKU: map[whsku]map[okey]struct{}{}, reserved: map[whsku]int64{},
-		ats: map[whsku]ATS{}, channels: map[string]Channel{}, oversold: map[whsku]oversell{},
+		ats: map[whsku]ATS{}, whs: map[string]struct{}{}, channels: map[string]Channel{}, oversold: map[whsku]oversell{},
 		dirtyK: map[ledger.Key]struct{}{}, dirty: map[whsku]struct{}{}, dirtyO: map[okey]struct{}{},
 		last: map[string]string{}, wake: make(chan struct{}, 1),
 	}
@@ -236,7 +241,7 @@ func (s *Service) load(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if found && o.Status == StatusOpen {
+			if found && live(o.Status) {
 				open = append(open, o)
 			}
 		}
@@ -252,7 +257,7 @@ func (s *Service) load(ctx context.Context) error {
 	for i := range open {
 		o := &open[i]
 		for j := range o.Lines {
-			o.Lines[j].Reserved = o.Lines[j].Qty // until the picks are read
+			o.Lines[j].Reserved = wholeIfReserving(o, j) // until the picks are read
 		}
 		s.addOpen(o)
 	}
@@ -299,10 +304,19 @@ func (s *Service) loadOversold(ctx context.Context) error {
 func (s *Service) Run(ctx context.Context) {
 	resync := time.NewTicker(s.cfg.Resync)
 	defer resync.Stop()
+	expire := time.NewTicker(time.Second)
+	defer expire.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-expire.C:
+			if s.Active() {
+				if _, err := s.ExpireHolds(ctx); err != nil {
+					s.log.Warn("holds not expired; retrying in a second", "err", err)
+				}
+			}
+			continue
 		case <-s.wake:
 		case <-resync.C:
 			if err := s.Reload(ctx); err != nil {
@@ -351,6 +365,11 @@ func (s *Service) flush(ctx context.Context) error {
 	if _, err := s.refresh(ctx, nil, true); err != nil {
 		s.signal()
 		return err
+	}
+	if s.Active() {
+		if rel := s.ReleaseBackorders(ctx); len(rel) > 0 {
+			s.log.Info("backordered orders released to picking", "orders", len(rel))
+		}
 	}
 	s.flushPublish()
 	return nil

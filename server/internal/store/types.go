@@ -205,6 +205,12 @@ type Order struct {
 	// Seq is the reservation sequence after the order's last change: every
 	// availability snapshot with Seq ≥ it accounts for the order.
 	Seq uint64 `json:"seq" cbor:"10,keyasint,omitempty"`
+	// ExpiresMS is when a checkout hold (status "held") returns its units
+	// to the pool.
+	ExpiresMS int64 `json:"expires_ms,omitempty" cbor:"11,keyasint,omitempty"`
+	// Hold names, on an order, the checkout hold it converted, and on a
+	// converted hold, the order that took it over.
+	Hold string `json:"hold,omitempty" cbor:"12,keyasint,omitempty"`
 }
 
 // Reserved returns the order's open reservation per sku.
