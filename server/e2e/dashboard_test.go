@@ -62,6 +62,10 @@ func TestIntegrationDashboardLiveScanAndConflict(t *testing.T) {
 	// a warehouse with some life in it
 	g1.scan("CMD:RECEIVE", "LOC:A-01", "QTY:24", "SKU:WIDGET", "LOC:A-02", "QTY:12", "SKU:GADGET", "LOC:B-01", "QTY:6", "SKU:SPROCKET", "CMD:DONE")
 	g1.waitBeeps(10)
+	waitFor(t, 20*time.Second, "the receipt at the server (orders are admitted against its stock)", func() bool {
+		l := c.ledger("wh1")
+		return l["A-01/WIDGET"] == 24 && l["A-02/GADGET"] == 12 && l["B-01/SPROCKET"] == 6
+	})
 	require.Equal(t, 200, c.call("PUT", "/api/v1/channels/web", map[string]any{"share_pct": 100}, nil))
 	require.Equal(t, 200, c.call("PUT", "/api/v1/channels/marketplace", map[string]any{"share_pct": 50, "cap": 5}, nil))
 	require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "5001",

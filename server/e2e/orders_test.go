@@ -304,7 +304,7 @@ func TestWebhookSurvivesReceiverDownAndServerRestart(t *testing.T) {
 	rcv.stop() // the receiver goes down
 	var want []string
 	for i := 1; i <= 5; i++ {
-		want = append(want, "order.backordered "+order(i))
+		want = append(want, "order.created "+order(i))
 	}
 	require.Equal(t, 200, c.call("POST", "/api/v1/orders/wh1/"+first+"/cancel", nil, nil))
 	want = append(want, "order.cancelled "+first)

@@ -359,6 +359,10 @@ func TestIntegrationReplicasOrderEventsAcrossKill(t *testing.T) {
 	code, err := victim.call("PUT", "/api/v1/masterdata/wh1/settings", map[string]any{}, nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code)
+	// It holds no stock: the channel backorders (taken, reserving nothing).
+	code, err = victim.call("PUT", "/api/v1/channels/web", map[string]any{"share_pct": 100, "policy": "backorder"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
 	const workers = 16
 	var mu sync.Mutex
 	created := map[string]string{} // order id → how: "victim" (201 from the victim), "retry-200" (the victim committed, its answer was lost), "retry-201"

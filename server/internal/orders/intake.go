@@ -38,7 +38,7 @@ type request struct {
 	ttl  int64 // holds: milliseconds
 
 	o         Order  // the order or hold as written, picks applied
-	event     string // its change: created, backordered, held, released
+	event     string // its change: created (an order, open or backordered), held, released
 	created   bool
 	existing  *okey  // idempotency key found: the order it names
 	converted *Order // the hold an order converted, as written
@@ -424,7 +424,7 @@ func (s *Service) admit(tx store.Tx, g *group, r *request, now int64, seq *uint6
 				r.err = &Refusal{Warehouse: o.Warehouse, Channel: o.Channel, Skus: short}
 				return nil
 			}
-			o.Status, r.event = StatusBackordered, string(StatusBackordered)
+			o.Status = StatusBackordered // event "created": the order is taken, its status says how
 			applyPicks(&o, ps, func(string) bool { return true }) // reserves nothing now
 		}
 	}
