@@ -356,6 +356,7 @@ func TestAPILatencyUnderConcurrentReadsAndIngest(t *testing.T) {
 	c := newCluster(t)
 	g1, g2 := c.newGateway("wh1", "g1"), c.newGateway("wh1", "g2")
 	var o orderView
+	require.Equal(t, 200, c.call("PUT", "/api/v1/channels/web", map[string]any{"policy": "backorder"}, nil)) // no stock yet
 	require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "1", "lines": []map[string]any{{"sku": "S1", "qty": 5}}}, &o))
 	paths := []string{"/api/v1/stock?warehouse=wh1&limit=100", "/api/v1/availability?warehouse=wh1", "/api/v1/gateways", "/api/v1/warehouses",
 		"/api/v1/alerts?limit=50", "/api/v1/orders?limit=50", "/api/v1/conflicts?status=open", "/api/v1/channels/web/availability"}

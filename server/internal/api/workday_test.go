@@ -73,6 +73,7 @@ func newWorkdayServer(t *testing.T) workdayServer {
 		_, res, err := st.IssueOp(ctx, "wh1", op)
 		require.NoError(t, err)
 		require.Equal(t, 1, res.Applied, "%+v", op)
+		ord.Changed(res.Changes) // as the app does: orders are admitted against this stock
 	}
 	post("/api/v1/orders", `{"warehouse":"wh1","channel":"web","external_id":"7","lines":[{"sku":"WIDGET","qty":3}]}`, 201)
 	post("/api/v1/routing/wh1/count-tasks", `{"location":"B-01","reason":"cycle"}`, 201)
