@@ -424,7 +424,7 @@ func (s *Service) admit(tx store.Tx, g *group, r *request, now int64, seq *uint6
 				r.err = &Refusal{Warehouse: o.Warehouse, Channel: o.Channel, Skus: short}
 				return nil
 			}
-			o.Status = StatusBackordered // event "created": the order is taken, its status says how
+			o.Status = StatusBackordered                          // event "created": the order is taken, its status says how
 			applyPicks(&o, ps, func(string) bool { return true }) // reserves nothing now
 		}
 	}
