@@ -187,7 +187,7 @@ func TestIntegrationDashboardDayPages(t *testing.T) {
 		b.open("work.html?view=orders&warehouse=wh1")
 		require.Equal(t, [][]string{{"cancelled", "1"}, {"open", "2"}}, b.rows(`#by-status tbody tr`))
 		require.Equal(t, [][]string{{"marketplace", "1", "0"}, {"web", "2", "2"}}, b.rows(`#by-channel tbody tr`))
-		require.Equal(t, [][]string{{"(none)", "3", "2"}}, b.rows(`#by-owner tbody tr`), "no order has an owner yet")
+		require.Equal(t, [][]string{{"(none)", "3", "2"}}, b.rows(`#by-owner tbody tr`), "no item has an owner yet")
 		o1 := b.rows(`tr[data-order="wh1/O1"]`)
 		require.Len(t, o1, 1)
 		require.Equal(t, []string{"O1", "web", "", "open", "1", "1 / 2 (50%)"}, o1[0][:6])
@@ -209,7 +209,7 @@ func TestIntegrationDashboardDayPages(t *testing.T) {
 		b.step("connected to the live events", 20*time.Second, chromedp.WaitVisible(chromedp.CSS(`#live.on`)))
 		require.True(t, eval[bool](b, `window.__sameDocument = true`))
 		c.mustDo("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "4", "id": "O4",
-			"lines": []map[string]any{{"sku": "BOLT", "qty": 1}}}, nil)
+			"lines": []map[string]any{{"sku": "MILK", "qty": 1}}}, nil) // MILK: BOLT is only at RECEIVING, not sellable (409)
 		b.step("a new order shows up without a reload", 20*time.Second, chromedp.WaitVisible(chromedp.CSS(`tr[data-order="wh1/O4"]`)))
 		require.True(t, eval[bool](b, `window.__sameDocument === true`), "no reload happened")
 		require.Equal(t, [][]string{{"cancelled", "1"}, {"open", "3"}}, b.rows(`#by-status tbody tr`))
@@ -221,6 +221,16 @@ func TestIntegrationDashboardDayPages(t *testing.T) {
 			chromedp.SetValue(chromedp.CSS(`#f-owner`), "acme"),
 			chromedp.Evaluate[chromedp.Void](`document.getElementById("f-owner").dispatchEvent(new Event("change"))`),
 			chromedp.Poll[chromedp.Void](`document.querySelectorAll("#orders-body tr[data-order]").length === 0`))
+		// BOLT becomes acme's item: an order of it is acme's order
+		c.mustDo("POST", "/api/v1/masterdata/wh1/items", []map[string]any{{"sku": "BOLT", "gtins": []string{bolt}, "owner": "acme"}}, nil)
+		// (a channel that backorders: no BOLT is sellable yet)
+		c.mustDo("PUT", "/api/v1/channels/b2b", map[string]any{"share_pct": 100, "policy": "backorder"}, nil)
+		c.mustDo("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "b2b", "external_id": "5", "id": "O5",
+			"lines": []map[string]any{{"sku": "BOLT", "qty": 1}}}, nil)
+		b.step("acme's order shows up under the owner filter", 20*time.Second,
+			chromedp.WaitVisible(chromedp.CSS(`tr[data-order="wh1/O5"]`)))
+		require.Equal(t, [][]string{{"acme", "1", "0"}}, b.rows(`#by-owner tbody tr`), "orders by owner: acme's one order (backordered)")
+		require.Equal(t, []string{"O5", "b2b", "acme", "backordered"}, b.rows(`tr[data-order="wh1/O5"]`)[0][:4])
 	})
 
 	t.Run("tasks per zone and gateway with progress", func(t *testing.T) {

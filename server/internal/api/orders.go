@@ -107,7 +107,7 @@ func (h *Handler) registerOrders() {
 			return
 		}
 		q := r.URL.Query()
-		os, more, err := svc.List(r.Context(), orders.Query{Warehouse: q.Get("warehouse"), Channel: q.Get("channel"), Status: orders.Status(q.Get("status")), Limit: limit, Offset: offset})
+		os, more, err := svc.List(r.Context(), orders.Query{Warehouse: q.Get("warehouse"), Channel: q.Get("channel"), Status: orders.Status(q.Get("status")), Owner: q.Get("owner"), Limit: limit, Offset: offset})
 		if err != nil {
 			orderError(w, err)
 			return

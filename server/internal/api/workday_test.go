@@ -14,6 +14,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/dashboard"
+	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/orders"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 	"github.com/shelfsync/shelfsync/server/internal/store/badger"
@@ -36,7 +37,14 @@ func newWorkdayServer(t *testing.T) workdayServer {
 	st, err := badger.Open(badger.Options{InMemory: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	ord := orders.New(orders.Config{Debounce: time.Millisecond}, st)
+	ord := orders.New(orders.Config{Debounce: time.Millisecond, Owner: func(wh, sku string) (owner string, err error) {
+		err = st.View(func(tx store.Tx) error { // as the app does: the item's owner in master data
+			it, _, err := masterdata.ItemOf(tx, wh, sku)
+			owner = it.Owner
+			return err
+		})
+		return owner, err
+	}}, st)
 	require.NoError(t, ord.Start(ctx))
 	series := dashboard.NewSeries(60, nil)
 	h := New(Deps{Store: st, Ready: func() error { return nil }, Orders: ord, Committed: followStock{ord}, Series: series})
@@ -52,7 +60,7 @@ func newWorkdayServer(t *testing.T) workdayServer {
 	}
 	post("/api/v1/masterdata/wh1/zones", `[{"zone":"IN","gateway":"dock-1"},{"zone":"ZA","gateway":"pick-1"},{"zone":"ZB","gateway":"pick-2"}]`, 200)
 	post("/api/v1/masterdata/wh1/locations", `[{"code":"DOCK-1","zone":"IN","type":"dock"},{"code":"A-01","zone":"ZA","type":"pick","sellable":true},{"code":"B-01","zone":"ZB","type":"storage","sellable":true}]`, 200)
-	post("/api/v1/masterdata/wh1/items", `[{"sku":"WIDGET"},{"sku":"GADGET"}]`, 200)
+	post("/api/v1/masterdata/wh1/items", `[{"sku":"WIDGET","owner":"acme"},{"sku":"GADGET","owner":"beta"}]`, 200)
 	post("/api/v1/masterdata/wh1/thresholds", `[{"sku":"WIDGET","reorder_point":10,"reorder_qty":20,"max":50},{"sku":"GADGET","reorder_point":2,"reorder_qty":5}]`, 200)
 	post("/api/v1/masterdata/wh1/pos", `[{"id":"P1","supplier":"ACME","dock":"DOCK-1","lines":[{"line":1,"sku":"WIDGET","qty":10},{"line":2,"sku":"GADGET","qty":5}]}]`, 200)
 
@@ -76,6 +84,8 @@ func newWorkdayServer(t *testing.T) workdayServer {
 		ord.Changed(res.Changes) // as the app does: orders are admitted against this stock
 	}
 	post("/api/v1/orders", `{"warehouse":"wh1","channel":"web","external_id":"7","lines":[{"sku":"WIDGET","qty":3}]}`, 201)
+	// one order, one owner: acme's and beta's skus in one order are refused
+	post("/api/v1/orders", `{"warehouse":"wh1","channel":"web","external_id":"8","lines":[{"sku":"WIDGET","qty":1},{"sku":"GADGET","qty":1}]}`, 400)
 	post("/api/v1/routing/wh1/count-tasks", `{"location":"B-01","reason":"cycle"}`, 201)
 	return workdayServer{url: srv.URL, t0: t0, series: series}
 }
@@ -185,6 +195,19 @@ func TestWorkdayViews(t *testing.T) {
 		s.get(t, "/api/v1/orders/per-hour?warehouse=wh2", &body)
 		require.Equal(t, 0, body.Total)
 		require.Len(t, body.Items, 24, "24 hours by default")
+	})
+
+	t.Run("orders by owner", func(t *testing.T) {
+		var body struct {
+			Items []orders.Order
+		}
+		s.get(t, "/api/v1/orders?warehouse=wh1", &body)
+		require.Len(t, body.Items, 1, "the mixed-owner order was refused")
+		require.Equal(t, "acme", body.Items[0].Owner, "WIDGET is acme's item")
+		s.get(t, "/api/v1/orders?warehouse=wh1&owner=acme", &body)
+		require.Len(t, body.Items, 1)
+		s.get(t, "/api/v1/orders?warehouse=wh1&owner=beta", &body)
+		require.Empty(t, body.Items)
 	})
 
 	t.Run("ingest series", func(t *testing.T) {

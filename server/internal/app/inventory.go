@@ -58,8 +58,10 @@ type inventory struct {
 // masterData is what the inventory reads from the master data; nil
 // functions take the defaults.
 type masterData struct {
-	Sellable   func(wh, loc string) bool
-	Safety     func(wh, sku string) int64
+	Sellable func(wh, loc string) bool
+	Safety   func(wh, sku string) int64
+	// Owner returns the owner of a sku's item ("" for none).
+	Owner      func(wh, sku string) (string, error)
 	Thresholds alerts.Thresholds
 	OnOrder    func(wh, sku string) int64
 	// NearDays is a warehouse's near-expiry horizon in days.
@@ -120,7 +122,7 @@ func newInventory(d inventoryDeps) *inventory {
 		}
 	}
 	inv.orders = orders.New(orders.Config{
-		Sellable: d.md.Sellable, Safety: safety, HLC: d.clock.Now, Logger: log.With("component", "orders"),
+		Sellable: d.md.Sellable, Safety: safety, Owner: d.md.Owner, HLC: d.clock.Now, Logger: log.With("component", "orders"),
 		Publish:    inv.publishAvailability,
 		OnStock:    inv.alerts.ObserveStock, // on the active model only
 		OnConflict: func(c conflicts.Conflict) { d.bus.Publish(events.Event{Conflicts: []conflicts.Conflict{c}}) },

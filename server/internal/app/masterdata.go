@@ -40,6 +40,10 @@ func newMDWiring(st store.Store, bus events.Publisher, down *downstream.Sender, 
 func (w *mdWiring) hooks() masterData {
 	return masterData{
 		Sellable: w.md.Sellable,
+		Owner: func(wh, sku string) (string, error) {
+			it, _, err := w.md.Item(context.Background(), wh, sku)
+			return it.Owner, err
+		},
 		Thresholds: alerts.ThresholdsFunc(func(wh, sku string) (alerts.Threshold, bool) {
 			t, ok := w.md.Threshold(wh, sku)
 			out := alerts.Threshold{ReorderPoint: t.ReorderPoint, ReorderQty: t.ReorderQty, Max: t.Max, SafetyStock: t.SafetyStock}

@@ -3,6 +3,9 @@ package orders
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
 )
 
 // Taking orders: admission against what can ship, idempotency keys.
@@ -21,7 +24,11 @@ func (s *Service) Create(ctx context.Context, n NewOrder) (Order, bool, error) {
 	if err := n.Validate(); err != nil {
 		return Order{}, false, err
 	}
-	r := &request{kind: kindOrder, n: n}
+	owner, err := s.ownerOf(&n)
+	if err != nil {
+		return Order{}, false, err
+	}
+	r := &request{kind: kindOrder, n: n, owner: owner}
 	s.submit(ctx, r)
 	return s.answer(ctx, r, "channel %s already sent external id %s with other lines (order %s/%s)")
 }
@@ -47,4 +54,35 @@ func (s *Service) answer(ctx context.Context, r *request, otherLines string) (Or
 		return cloneOrder(h), true, nil // with the picks read since
 	}
 	return cloneOrder(&r.o), true, nil
+}
+
+// ownerOf returns the owner of an order's lines: every line's item must
+// have the same owner in master data (or none); an order mixing two
+// owners' skus is ErrInvalid.
+func (s *Service) ownerOf(n *NewOrder) (string, error) {
+	if s.cfg.Owner == nil {
+		return "", nil
+	}
+	skus := map[string][]string{} // owner → skus
+	for _, l := range n.Lines {
+		o, err := s.cfg.Owner(n.Warehouse, l.SKU)
+		if err != nil {
+			return "", fmt.Errorf("owner of sku %s: %w", l.SKU, err)
+		}
+		if o != "" && !slices.Contains(skus[o], l.SKU) {
+			skus[o] = append(skus[o], l.SKU)
+		}
+	}
+	if len(skus) > 1 {
+		parts := make([]string, 0, len(skus))
+		for o, ss := range skus {
+			parts = append(parts, fmt.Sprintf("owner %s: %s", o, strings.Join(ss, ", ")))
+		}
+		sort.Strings(parts)
+		return "", fmt.Errorf("%w: an order's skus must belong to one owner (%s); split it into one order per owner", ErrInvalid, strings.Join(parts, "; "))
+	}
+	for o := range skus {
+		return o, nil
+	}
+	return "", nil
 }

@@ -66,7 +66,11 @@ func (s *Service) Hold(ctx context.Context, h NewHold) (Order, bool, error) {
 	if err != nil {
 		return Order{}, false, err
 	}
-	r := &request{kind: kindHold, n: n, ttl: ttl.Milliseconds()}
+	owner, err := s.ownerOf(&n)
+	if err != nil {
+		return Order{}, false, err
+	}
+	r := &request{kind: kindHold, n: n, ttl: ttl.Milliseconds(), owner: owner}
 	s.submit(ctx, r)
 	return s.answer(ctx, r, "channel %s already held checkout %s with other lines (hold %s/%s)")
 }

@@ -36,6 +36,8 @@ type request struct {
 	kind intakeKind
 	n    NewOrder
 	ttl  int64 // holds: milliseconds
+	// owner is the owner of the lines' items (Service.ownerOf).
+	owner string
 
 	o         Order  // the order or hold as written, picks applied
 	event     string // its change: created (an order, open or backordered), held, released
@@ -397,7 +399,7 @@ func (s *Service) admit(tx store.Tx, g *group, r *request, now int64, seq *uint6
 	if err != nil {
 		return err
 	}
-	o := Order{Warehouse: n.Warehouse, ID: n.ID, Channel: n.Channel, ExternalID: n.ExternalID, Lines: n.Lines, Status: StatusOpen, CreatedMS: now, UpdatedMS: now}
+	o := Order{Warehouse: n.Warehouse, ID: n.ID, Channel: n.Channel, ExternalID: n.ExternalID, Lines: n.Lines, Status: StatusOpen, CreatedMS: now, UpdatedMS: now, Owner: r.owner}
 	r.event = "created"
 	if r.kind == kindHold {
 		o.Status, o.ExpiresMS, r.event = StatusHeld, now+r.ttl, string(StatusHeld)

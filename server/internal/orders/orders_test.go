@@ -311,3 +311,48 @@ func TestRestartKeepsReservationsAndSequence(t *testing.T) {
 	require.Len(t, f2.snaps, 2, "every channel is published at start (retained messages restored)")
 	require.Len(t, f2.svc.Channels(), 2)
 }
+
+func TestAnOrderCarriesItsItemsOwnerAndMixedOwnersAreRefused(t *testing.T) {
+	owners := map[string]string{"A": "acme", "B": "acme", "C": "beta"}
+	f := newFixture(t, "", Config{Owner: func(wh, sku string) (string, error) {
+		require.Equal(t, "wh1", wh)
+		return owners[sku], nil
+	}})
+	for _, sku := range []string{"A", "B", "C", "D"} {
+		f.receive("wh1", "BIN-1", sku, 10)
+	}
+
+	o, _, err := f.svc.Create(f.ctx, newOrder("1", Line{SKU: "A", Qty: 1}, Line{SKU: "B", Qty: 1}, Line{SKU: "D", Qty: 1}))
+	require.NoError(t, err)
+	require.Equal(t, "acme", o.Owner, "lines of acme's items (and one of no owner)")
+	o2, _, err := f.svc.Create(f.ctx, newOrder("2", Line{SKU: "C", Qty: 1}))
+	require.NoError(t, err)
+	require.Equal(t, "beta", o2.Owner)
+	o3, _, err := f.svc.Create(f.ctx, newOrder("3", Line{SKU: "D", Qty: 1}))
+	require.NoError(t, err)
+	require.Empty(t, o3.Owner, "no item has an owner")
+	h, _, err := f.svc.Hold(f.ctx, NewHold{Warehouse: "wh1", Channel: "web", CheckoutID: "c1", Lines: []Line{{SKU: "C", Qty: 1}}})
+	require.NoError(t, err)
+	require.Equal(t, "beta", h.Owner, "a hold carries its owner too")
+
+	_, _, err = f.svc.Create(f.ctx, newOrder("4", Line{SKU: "A", Qty: 1}, Line{SKU: "C", Qty: 1}))
+	require.ErrorIs(t, err, ErrInvalid)
+	require.ErrorContains(t, err, "owner acme: A; owner beta: C")
+	_, err = f.svc.Get(f.ctx, "wh1", "web-4")
+	require.ErrorIs(t, err, ErrNotFound, "a refused order is not taken")
+	require.Equal(t, int64(9), f.ats("wh1", "A").Available, "and reserves nothing (order 1 holds one)")
+
+	got, err := f.svc.Get(f.ctx, "wh1", o.ID)
+	require.NoError(t, err)
+	require.Equal(t, "acme", got.Owner)
+	list, _, err := f.svc.List(f.ctx, Query{Warehouse: "wh1", Owner: "acme"})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, o.ID, list[0].ID)
+	list, _, err = f.svc.List(f.ctx, Query{Owner: "beta"})
+	require.NoError(t, err)
+	require.Len(t, list, 2, "the order and the hold of beta")
+	list, _, err = f.svc.List(f.ctx, Query{})
+	require.NoError(t, err)
+	require.Len(t, list, 4)
+}

@@ -47,6 +47,7 @@ type Query struct {
 	Warehouse string
 	Channel   string
 	Status    Status
+	Owner     string
 	Limit     int // default 100
 	Offset    int
 }
@@ -70,7 +71,7 @@ func (s *Service) List(_ context.Context, q Query) ([]Order, bool, error) {
 			if err := protocol.Unmarshal(v, &o); err != nil {
 				return err
 			}
-			if (q.Channel != "" && o.Channel != q.Channel) || (q.Status != "" && o.Status != q.Status) {
+			if (q.Channel != "" && o.Channel != q.Channel) || (q.Status != "" && o.Status != q.Status) || (q.Owner != "" && o.Owner != q.Owner) {
 				return nil
 			}
 			if skip > 0 {

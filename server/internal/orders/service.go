@@ -35,6 +35,10 @@ type Config struct {
 	Sellable func(wh, loc string) bool
 	// Safety returns the safety stock of a sku in a warehouse. Nil: 0.
 	Safety func(wh, sku string) int64
+	// Owner returns the owner of a sku's item in a warehouse's master
+	// data ("" for none or an unknown sku). Nil: no owners. An order's
+	// owner is its lines' owner.
+	Owner func(wh, sku string) (string, error)
 	// Debounce is how long changes gather before availability is
 	// recomputed and published (default 250ms). A passive replica, which
 	// publishes nothing and whose model only serves reads, gathers

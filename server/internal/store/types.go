@@ -211,6 +211,9 @@ type Order struct {
 	// Hold names, on an order, the checkout hold it converted, and on a
 	// converted hold, the order that took it over.
 	Hold string `json:"hold,omitempty" cbor:"12,keyasint,omitempty"`
+	// Owner is the owner of the order's skus' items in master data (all
+	// lines share one); "" when they have none.
+	Owner string `json:"owner,omitempty" cbor:"13,keyasint,omitempty"`
 }
 
 // Reserved returns the order's open reservation per sku.
