@@ -593,7 +593,9 @@ func TestIntegrationReplicasInventory(t *testing.T) {
 	require.Len(t, wantPub, len(wantAlerts)+2, "the alerts' openings, R1's acknowledgement, the first R3's clearing")
 	// ... and the conflicts' notifications: every conflict opened once; the
 	// oversell ended when the stock came back
-	var confs struct{ Items []struct{ ID, Kind, Status string } }
+	var confs struct {
+		Items []struct{ ID, Kind, Status string }
+	}
 	newLeader.must(t, "GET", "/api/v1/conflicts?limit=100", nil, &confs)
 	for _, x := range confs.Items {
 		wantPub["conflict.opened "+x.ID] = true
