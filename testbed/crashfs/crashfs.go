@@ -145,7 +145,18 @@ func (f *FS) Unmount() error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		return fmt.Errorf("unmount crashfs on %s: %w", f.dir, err)
+		// Still busy (a file or mapping the kernel has not let go of yet).
+		// The server runs in this process: left mounted, the kernel's last
+		// requests at exit (flush, release) would wait for an answer from
+		// a process that is exiting, and it never finishes (a test binary
+		// once hung so, a zombie). MNT_FORCE aborts the FUSE connection —
+		// every waiting and later request fails — and MNT_DETACH takes the
+		// mount away.
+		if ferr := syscall.Unmount(f.dir, syscall.MNT_FORCE|syscall.MNT_DETACH); ferr != nil {
+			return fmt.Errorf("unmount crashfs on %s: %w; forced: %v", f.dir, err, ferr)
+		}
+		srv.Wait()
+		return fmt.Errorf("unmount crashfs on %s: %w (forced: the connection was aborted)", f.dir, err)
 	}
 	srv.Wait()
 	return nil

@@ -3,9 +3,7 @@ package crashfs
 import (
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"unsafe"
 )
 
 func mustMount(t *testing.T, o Options) *FS {
@@ -127,56 +125,4 @@ func TestCrashJournaled(t *testing.T) {
 			t.Errorf("%s survived although nothing was synced after it (%v)", n, err)
 		}
 	}
-}
-
-// TestCrashMmap: bytes written through a shared mapping are durable after
-// msync and lost without it (Badger writes its memtable log that way).
-func TestCrashMmap(t *testing.T) {
-	f := mustMount(t, Options{})
-	synced, unsynced := filepath.Join(f.Dir(), "synced"), filepath.Join(f.Dir(), "unsynced")
-	for _, path := range []string{synced, unsynced} {
-		fh, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := fh.Truncate(4096); err != nil {
-			t.Fatal(err)
-		}
-		if err := fh.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		m, err := syscall.Mmap(int(fh.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-		if err != nil {
-			t.Fatal(err)
-		}
-		copy(m, "mapped")
-		if path == synced {
-			if err := msync(m); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := syscall.Munmap(m); err != nil {
-			t.Fatal(err)
-		}
-		fh.Close()
-	}
-	syncDir(t, f.Dir())
-	if err := f.Crash(); err != nil {
-		t.Fatal(err)
-	}
-	if got := content(synced); got[:6] != "mapped" {
-		t.Errorf("synced mapping lost: %q", got[:6])
-	}
-	if got := content(unsynced); got[:6] != "\x00\x00\x00\x00\x00\x00" {
-		t.Errorf("unsynced mapping survived the crash: %q", got[:6])
-	}
-}
-
-// msync flushes a shared mapping (MS_SYNC), as Badger's z.Msync does.
-func msync(b []byte) error {
-	_, _, e := syscall.Syscall(syscall.SYS_MSYNC, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MS_SYNC)
-	if e != 0 {
-		return e
-	}
-	return nil
 }
