@@ -49,6 +49,9 @@ var goldenCases = []struct {
 	{"down-asn", &DownBatch{Header: Header{WH: "wh1", GW: "dock1"}, First: 10, Last: 10, Epoch: "e1", UpWM: 43, HLC: MakeHLC(1764403200002, 0), Items: []DownItem{
 		{Seq: 10, Kind: DownASN, Body: mustMarshal(ASN{SSCC: "106141412345678908", PO: "P1", Lines: []ASNLine{{SKU: "A", Lot: "L1", Expiry: "2027-01-31", Qty: 4}}})},
 	}}},
+	{"down-location-owner", &DownBatch{Header: Header{WH: "wh1", GW: "dock1"}, First: 11, Last: 11, Epoch: "e1", UpWM: 43, HLC: MakeHLC(1764403200002, 0), Items: []DownItem{
+		{Seq: 11, Kind: DownLocation, Body: mustMarshal(Location{Code: "B-01", Type: LocStorage, Owner: "acme"})},
+	}}},
 	{"status", &Status{Header: Header{WH: "wh1", GW: "dock1"}, Online: true, OutboxDepth: 2, LastSeq: 42, AckedSeq: 40, AgentVersion: "0.1.0", At: 1764403200000, Devices: []DeviceStatus{{Name: "s1", Connected: true}}}},
 }
 
@@ -178,4 +181,32 @@ func TestMaxMessageSizeIsTheSpecs(t *testing.T) {
 	require.ErrorIs(t, err, ErrTooLarge, "an encoder never produces a message over the limit")
 	_, err = Decode(make([]byte, n+1))
 	require.ErrorIs(t, err, ErrTooLarge)
+}
+
+// TestOlderAgentReadsALocationWithAnOwner: the location record of the
+// down-location-owner example decodes into the record of an agent of the
+// version before location owners (no key 6): no error, every field it
+// knows intact, the owner ignored.
+func TestOlderAgentReadsALocationWithAnOwner(t *testing.T) {
+	type oldLocation struct {
+		Code     string `cbor:"1,keyasint"`
+		Zone     string `cbor:"2,keyasint,omitempty"`
+		Type     string `cbor:"3,keyasint,omitempty"`
+		Sellable bool   `cbor:"4,keyasint,omitempty"`
+		Rank     uint32 `cbor:"5,keyasint,omitempty"`
+		Deleted  bool   `cbor:"15,keyasint,omitempty"`
+	}
+	var body []byte
+	for _, tc := range goldenCases {
+		if tc.name == "down-location-owner" {
+			body = tc.msg.(*DownBatch).Items[0].Body
+		}
+	}
+	require.NotEmpty(t, body)
+	var old oldLocation
+	require.NoError(t, Unmarshal(body, &old))
+	require.Equal(t, oldLocation{Code: "B-01", Type: LocStorage}, old)
+	var now Location
+	require.NoError(t, Unmarshal(body, &now))
+	require.Equal(t, "acme", now.Owner)
 }

@@ -269,7 +269,9 @@ const (
 
 // Item is a catalog entry (DownCatalog), keyed by SKU. A gateway maps every
 // listed GTIN-14 to the SKU; with strict catalog settings an unlisted GTIN
-// is rejected.
+// is rejected. One GTIN may be listed by items of different owners (each
+// 3PL client has its own sku for it); the gateway tells them apart by the
+// location's owner or an OWNER: scan.
 type Item struct {
 	SKU         string   `cbor:"1,keyasint" json:"sku"`
 	GTINs       []string `cbor:"2,keyasint,omitempty" json:"gtins,omitempty"`
@@ -293,7 +295,11 @@ type Location struct {
 	Sellable bool   `cbor:"4,keyasint,omitempty" json:"sellable,omitempty"`
 	// Rank is the distance rank from packing: 1 is nearest; 0 is unranked
 	// (sorted last).
-	Rank    uint32 `cbor:"5,keyasint,omitempty" json:"rank,omitempty"`
+	Rank uint32 `cbor:"5,keyasint,omitempty" json:"rank,omitempty"`
+	// Owner is the 3PL client whose units the location holds; "" for a
+	// location any owner's units may use. At the gateway it tells apart
+	// the items of one GTIN held for several owners.
+	Owner   string `cbor:"6,keyasint,omitempty" json:"owner,omitempty"`
 	Deleted bool   `cbor:"15,keyasint,omitempty" json:"deleted,omitempty"`
 }
 

@@ -23,8 +23,8 @@ import (
 // the quantity and max may be empty), e.g.
 // "2026-11-15..2026-12-24=50/100/200;2027-07-01..2027-08-31=20//".
 var columns = map[Kind][]string{
-	Items:      {"sku", "gtins", "description", "track_lot", "track_expiry", "velocity", "serialized"},
-	Locations:  {"code", "zone", "type", "sellable", "rank"},
+	Items:      {"sku", "gtins", "description", "track_lot", "track_expiry", "velocity", "serialized", "owner", "min_shelf_days"},
+	Locations:  {"code", "zone", "type", "sellable", "rank", "owner"},
 	Zones:      {"zone", "gateway"},
 	Thresholds: {"sku", "reorder_point", "reorder_qty", "max", "safety_stock", "seasonal"},
 	POs:        {"id", "supplier", "dock", "status", "line", "sku", "lot", "qty"},
@@ -308,7 +308,12 @@ func parseRow(kind Kind, get func(string) string) (any, error) {
 	switch kind {
 	case Items:
 		it := protocol.Item{SKU: get("sku"), Description: get("description"), Velocity: strings.ToLower(get("velocity")),
-			TrackLot: b("track_lot"), TrackExpiry: b("track_expiry"), Serialized: b("serialized")}
+			TrackLot: b("track_lot"), TrackExpiry: b("track_expiry"), Serialized: b("serialized"), Owner: get("owner")}
+		days := n("min_shelf_days")
+		if days < 0 || days > 36500 {
+			errs = append(errs, fmt.Errorf("%w: min_shelf_days %d: want 0..36500", ErrInvalid, days))
+		}
+		it.MinShelfDays = int(days)
 		it.GTINs = strings.FieldsFunc(get("gtins"), func(r rune) bool { return r == ' ' || r == ';' || r == '|' || r == ',' })
 		out = it
 	case Locations:
@@ -316,7 +321,7 @@ func parseRow(kind Kind, get func(string) string) (any, error) {
 		if r < 0 || r > 1<<31 {
 			errs = append(errs, fmt.Errorf("%w: rank %d out of range", ErrInvalid, r))
 		}
-		l := protocol.Location{Code: get("code"), Zone: get("zone"), Type: strings.ToLower(get("type")), Sellable: b("sellable"), Rank: uint32(r)}
+		l := protocol.Location{Code: get("code"), Zone: get("zone"), Type: strings.ToLower(get("type")), Sellable: b("sellable"), Rank: uint32(r), Owner: get("owner")}
 		errs = append(errs, validLocation(&l))
 		out = l
 	case Zones:
@@ -372,11 +377,11 @@ func (s *Service) Export(ctx context.Context, wh string, kind Kind, w io.Writer)
 	switch kind {
 	case Items:
 		for _, it := range v.([]protocol.Item) {
-			_ = cw.Write([]string{it.SKU, strings.Join(it.GTINs, " "), it.Description, bs(it.TrackLot), bs(it.TrackExpiry), it.Velocity, bs(it.Serialized)})
+			_ = cw.Write([]string{it.SKU, strings.Join(it.GTINs, " "), it.Description, bs(it.TrackLot), bs(it.TrackExpiry), it.Velocity, bs(it.Serialized), it.Owner, is(int64(it.MinShelfDays))})
 		}
 	case Locations:
 		for _, l := range v.([]protocol.Location) {
-			_ = cw.Write([]string{l.Code, l.Zone, l.Type, bs(l.Sellable), is(int64(l.Rank))})
+			_ = cw.Write([]string{l.Code, l.Zone, l.Type, bs(l.Sellable), is(int64(l.Rank)), l.Owner})
 		}
 	case Zones:
 		for _, z := range v.([]Zone) {

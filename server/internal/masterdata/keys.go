@@ -12,7 +12,8 @@ import (
 // out of every field):
 //
 //	md/i/{wh}\0{sku}            protocol.Item (CBOR)
-//	md/g/{wh}\0{gtin}           sku of a GTIN-14
+//	md/g/{wh}\0{gtin}           sku of a GTIN-14 (written before owners; read, and dropped with its item)
+//	md/G/{wh}\0{gtin}\0{sku}    owner: the GTIN-14 maps to the sku (several skus of different owners)
 //	md/l/{wh}\0{code}           protocol.Location (CBOR)
 //	md/L/{wh}                   marker: the warehouse manages locations (ops must name defined ones)
 //	md/z/{wh}\0{zone}           Zone (CBOR)
@@ -24,6 +25,9 @@ import (
 const (
 	pItem = "md/i/"
 	pGTIN = "md/g/"
+	// pGTINs maps a GTIN to each sku listing it; one GTIN is shared only
+	// by items of different owners.
+	pGTINs = "md/G/"
 	pLoc  = "md/l/"
 	// pLocManaged marks a warehouse that has defined locations.
 	pLocManaged = "md/L/"

@@ -159,22 +159,19 @@ func putItem(tx store.Tx, wh string, it protocol.Item) error {
 		return err
 	}
 	for _, g := range it.GTINs {
-		var owner string
-		if ok, err := getString(tx, key(pGTIN, wh, g), &owner); err != nil {
+		if err := shareableGTIN(tx, wh, g, it); err != nil {
 			return err
-		} else if ok && owner != it.SKU {
-			return fmt.Errorf("%w: gtin %s already belongs to sku %s", ErrInvalid, g, owner)
 		}
 	}
 	if had {
 		for _, g := range old.GTINs {
-			if err := tx.Delete(key(pGTIN, wh, g)); err != nil {
+			if err := dropGTIN(tx, wh, g, it.SKU); err != nil {
 				return err
 			}
 		}
 	}
 	for _, g := range it.GTINs {
-		if err := tx.Set(key(pGTIN, wh, g), []byte(it.SKU)); err != nil {
+		if err := tx.Set(key(pGTINs, wh, g, it.SKU), []byte(it.Owner)); err != nil {
 			return err
 		}
 	}
@@ -343,7 +340,7 @@ func (s *Service) Delete(_ context.Context, wh string, kind Kind, id string) err
 				return fmt.Errorf("item %s: %w", id, ErrNotFound)
 			}
 			for _, g := range it.GTINs {
-				if err := tx.Delete(key(pGTIN, wh, g)); err != nil {
+				if err := dropGTIN(tx, wh, g, id); err != nil {
 					return err
 				}
 			}

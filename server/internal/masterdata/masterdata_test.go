@@ -76,8 +76,8 @@ func TestImportStreamsProgressAndSkipsBadRows(t *testing.T) {
 
 	var out bytes.Buffer
 	require.NoError(t, md.Export(ctx, "w", Items, &out))
-	require.Equal(t, "sku,gtins,description,track_lot,track_expiry,velocity,serialized\n"+
-		"BREAD,,,false,false,slow,false\nMILK,04012345678901,,true,true,fast,false\n", out.String())
+	require.Equal(t, "sku,gtins,description,track_lot,track_expiry,velocity,serialized,owner,min_shelf_days\n"+
+		"BREAD,,,false,false,slow,false,,0\nMILK,04012345678901,,true,true,fast,false,,0\n", out.String())
 
 	// Re-importing the export changes nothing and is accepted.
 	p, err = md.Import(ctx, "w", Items, &out, nil)

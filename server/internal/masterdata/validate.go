@@ -102,7 +102,7 @@ func validLocation(l *protocol.Location) error {
 	default:
 		return fmt.Errorf("%w: type %q: want dock, storage, pick, pack or quarantine", ErrInvalid, l.Type)
 	}
-	return nil
+	return field("owner", l.Owner, false)
 }
 
 func validZone(z *Zone) error {
