@@ -28,7 +28,7 @@ const (
 	// pGTINs maps a GTIN to each sku listing it; one GTIN is shared only
 	// by items of different owners.
 	pGTINs = "md/G/"
-	pLoc  = "md/l/"
+	pLoc   = "md/l/"
 	// pLocManaged marks a warehouse that has defined locations.
 	pLocManaged = "md/L/"
 	// pOwned marks a warehouse with an item that has an owner.
