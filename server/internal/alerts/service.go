@@ -25,6 +25,7 @@ import (
 //	                     last observed on-hand was on, and the standing alert's id
 //	al/c/{conflict}      present from the conflict's "opened" notification until its "ended" one
 //	al/g/{kind}\0{wh}\0{gw}  the standing gateway alert's id, while its cause lasts
+//	al/k/{cause}         the alert id of a cause a caller names (RaiseFor, ClearFor: causes.go)
 const (
 	pfxAlert   = "al/a/"
 	pfxOpen    = "al/open/"

@@ -113,7 +113,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.md = newMDWiring(st, s.bus, s.down, cfg.Bounds.Defaulted().ClockMaxOffset, log.With("component", "masterdata")) // masterdata.go
 	hub := dashboard.NewHub()
 	s.inv = newInventory(inventoryDeps{st: st, bus: s.bus, hub: hub, md: s.md.hooks(), leading: s.leading(), shared: s.rep != nil,
-		replicaID: s.replicaID(), alertCfg: cfg.AlertConfig(), topics: protocol.NewTopics(cfg.Root), clock: clock, reg: reg, log: log.With("component", "inventory")})
+		replicaID: s.replicaID(), alertCfg: cfg.AlertConfig(), topics: protocol.NewTopics(cfg.Root), clock: clock, reg: reg, log: log.With("component", "inventory"),
+		expiryEvery: cfg.ExpirySweepEvery(), expiryToday: cfg.ExpiryClock()})
+	s.md.rt.SetClock(cfg.ExpiryClock()) // FEFO judges lots by the same date as the expiry sweep
+	if cfg.ExpiryClockOffset != 0 {
+		log.Warn("TESTING: lot expiry is judged by a shifted clock (--expiry-clock-offset); leave it 0 in production",
+			"offset", cfg.ExpiryClockOffset, "expiry_date", cfg.ExpiryClock()().UTC().Format(time.DateOnly))
+	}
 	s.ingest = ingest.New(ingest.Config{
 		Link: link, Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: sec.ingestUser, Password: sec.ingestPass,
 		TLS: sec.ingestTLS, Limits: sec.limits, ShareGroup: cfg.ShareGroup, NoDeflate: cfg.NoOpsDeflate, Clock: clock,

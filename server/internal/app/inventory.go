@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -48,8 +47,9 @@ type inventory struct {
 	bus      events.Publisher
 	// expiry expires lots past their date and alerts those near it, on
 	// the leading replica.
-	expiry  *expiry.Sweeper
-	leading func() bool
+	expiry      *expiry.Sweeper
+	expiryEvery time.Duration
+	leading     func() bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -83,8 +83,12 @@ type inventoryDeps struct {
 	alertCfg alerts.Config
 	topics   protocol.Topics
 	clock    *protocol.Clock
-	reg      prometheus.Registerer
-	log      *slog.Logger
+	// expiryEvery is the expiry sweep's period; expiryToday the clock
+	// lot expiry is judged by (config.Expiry).
+	expiryEvery time.Duration
+	expiryToday func() time.Time
+	reg         prometheus.Registerer
+	log         *slog.Logger
 }
 
 func newInventory(d inventoryDeps) *inventory {
@@ -132,12 +136,11 @@ func newInventory(d inventoryDeps) *inventory {
 		Resync:     resyncEvery(d.shared),
 	}, b)
 	inv.leading = d.leading
-	inv.expiry = expiry.New(expiry.Config{Store: b, NearDays: d.md.NearDays,
-		Alert: func(l expiry.Lot) error {
-			_, err := inv.alerts.Raise(alerts.Alert{Kind: alerts.KindNearExpiry, Warehouse: l.Warehouse, SKU: l.SKU,
-				Message: fmt.Sprintf("lot %s of %s (%d on hand) expires on %s, in %d day(s)", l.Lot, l.SKU, l.OnHand, l.Expiry, l.DaysLeft)})
-			return err
-		},
+	inv.expiryEvery = d.expiryEvery
+	if inv.expiryEvery <= 0 {
+		inv.expiryEvery = defaultExpiryEvery
+	}
+	inv.expiry = expiry.New(expiry.Config{Store: b, NearDays: d.md.NearDays, Today: d.expiryToday, HLC: d.clock.Now, Alerts: inv.alerts,
 		Issued: func(wh string, res store.Result) {
 			d.bus.Publish(events.Event{Batches: []events.Batch{{Warehouse: wh, Gateway: protocol.ServerOrigin, WM: res.WM,
 				Applied: res.Applied, Changes: res.Changes, Conflicts: res.Conflicts}}})
@@ -160,7 +163,7 @@ func (inv *inventory) start(ctx context.Context, pub topicPublisher) error {
 	inv.wg.Add(5)
 	go func() {
 		defer inv.wg.Done()
-		inv.expiry.Run(ctx, expiryEvery, inv.leading, func(err error) { inv.log.Warn("expiry sweep failed; the next one retries", "err", err) })
+		inv.expiry.Run(ctx, inv.expiryEvery, inv.leading, func(err error) { inv.log.Warn("expiry sweep failed; the next one retries", "err", err) })
 	}()
 	go func() { defer inv.wg.Done(); inv.sampleBacklog(ctx, backlogEvery) }()
 	go func() { defer inv.wg.Done(); inv.alertOut.Run(ctx, pub) }()
@@ -169,8 +172,9 @@ func (inv *inventory) start(ctx context.Context, pub topicPublisher) error {
 	return nil
 }
 
-// expiryEvery is how often lots are checked against their expiry date.
-const expiryEvery = 15 * time.Minute
+// defaultExpiryEvery is how often lots are checked against their expiry
+// date when the deps do not say (--expiry-every).
+const defaultExpiryEvery = 15 * time.Minute
 
 // stop ends the background work and waits for it.
 func (inv *inventory) stop() {

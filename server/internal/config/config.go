@@ -35,6 +35,7 @@ type Config struct {
 	Bounds    // HTTP limits, upload size, clock offset (bounds.go)
 	Broker    // the embedded broker's connection limits (broker.go)
 	Alerts    // alert delays and thresholds (alerts.go)
+	Expiry    // expiry sweep period and test clock (expiry.go)
 }
 
 // Register defines every flag of `shelfsync-server run` on fs.
@@ -56,6 +57,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	c.Bounds.register(fs)
 	c.Broker.register(fs)
 	c.Alerts.register(fs)
+	c.Expiry.register(fs)
 }
 
 // Validate reports every invalid field.
@@ -83,6 +85,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Bounds.validate()...)
 	errs = append(errs, c.Broker.validate()...)
 	errs = append(errs, c.Alerts.validate()...)
+	errs = append(errs, c.Expiry.validate()...)
 	if c.ClusterListen != "" && (c.BrokerURL != "" || !c.Postgres()) {
 		errs = append(errs, fmt.Errorf("cluster-listen: clusters the embedded broker of replicas that share a PostgreSQL store: needs --store postgres://… and no --broker"))
 	}

@@ -11,7 +11,15 @@
 //     key's history;
 //   - every lot with available or held units that expires within the
 //     warehouse's near-expiry horizon (settings, default 30 days) raises
-//     one near-expiry alert, once per lot, before it expires.
+//     one near-expiry alert, once per lot, before it expires;
+//   - a near-expiry alert whose lot is no longer near its expiry — it
+//     expired, or nothing of it is left available or held — is cleared
+//     (alerts go open → acknowledged → cleared).
+//
+// The date is judged by Config.Today, which a test may shift (the
+// server's --expiry-clock-offset); the ops the sweep issues are stamped
+// by Config.HLC, the server's real clock, so a shifted date never stamps
+// an op in the future.
 package expiry
 
 import (
@@ -22,6 +30,7 @@ import (
 	"time"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/alerts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
@@ -32,15 +41,25 @@ type Store interface {
 	IssueOp(ctx context.Context, wh string, op protocol.Op) (protocol.Op, store.Result, error)
 }
 
+// Alerts raises and clears the near-expiry alerts, one per cause (a lot
+// and its expiry); *alerts.Service implements it.
+type Alerts interface {
+	RaiseFor(cause string, a alerts.Alert) (alerts.Alert, bool, error)
+	ClearFor(cause string) (alerts.Alert, bool, error)
+	Causes(prefix string) ([]string, error)
+}
+
 // Config wires a Sweeper.
 type Config struct {
 	Store Store
-	// Now is the clock (time.Now when nil).
-	Now func() time.Time
+	// Today is the clock the dates are judged by (time.Now when nil).
+	Today func() time.Time
+	// HLC stamps the status ops the sweep issues (the real clock when nil).
+	HLC func() protocol.HLC
 	// NearDays returns a warehouse's near-expiry horizon in days (nil: 30).
 	NearDays func(wh string) int
-	// Alert raises the near-expiry alert of a lot (nil: none).
-	Alert func(l Lot) error
+	// Alerts raises and clears the near-expiry alerts (nil: none).
+	Alerts Alerts
 	// Issued is told of each status op the sweep applied (to publish it).
 	Issued func(wh string, res store.Result)
 }
@@ -61,8 +80,11 @@ type Sweeper struct{ cfg Config }
 
 // New returns a Sweeper.
 func New(cfg Config) *Sweeper {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Today == nil {
+		cfg.Today = time.Now
+	}
+	if cfg.HLC == nil {
+		cfg.HLC = func() protocol.HLC { return protocol.MakeHLC(time.Now().UnixMilli(), 0) }
 	}
 	return &Sweeper{cfg: cfg}
 }
@@ -107,7 +129,7 @@ func (s *Sweeper) NearExpiry(ctx context.Context, wh string) ([]Lot, error) {
 	if err != nil {
 		return nil, err
 	}
-	today := day(s.cfg.Now())
+	today := day(s.cfg.Today())
 	out := []Lot{}
 	for id, rows := range held {
 		e := exp[id]
@@ -140,42 +162,58 @@ func (s *Sweeper) nearDays(wh string) int {
 
 // Result is what a sweep did.
 type Result struct {
-	Expired []protocol.Op // the status ops issued
-	Alerted []Lot         // the near-expiry alerts raised
+	Expired []protocol.Op  // the status ops issued
+	Alerted []Lot          // the near-expiry alerts raised
+	Cleared []alerts.Alert // the near-expiry alerts cleared
 }
 
-// alertedKey marks a lot whose near-expiry alert was raised.
-func alertedKey(l Lot) []byte {
+// causePrefix starts the alert cause of every lot near its expiry.
+const causePrefix = "near-expiry\x00"
+
+// cause names the near-expiry alert's cause: the lot and its expiry.
+func cause(l Lot) string {
+	return causePrefix + strings.Join([]string{l.Warehouse, l.SKU, l.Lot, l.Owner, l.Expiry}, "\x00")
+}
+
+// legacyAlertedKey marked a lot whose near-expiry alert an older server
+// raised (it named no alert, so it cannot be cleared): such a lot is not
+// alerted again.
+func legacyAlertedKey(l Lot) []byte {
 	return []byte("ex/n/" + strings.Join([]string{l.Warehouse, l.SKU, l.Lot, l.Owner, l.Expiry}, "\x00"))
 }
 
-// Sweep raises the near-expiry alerts not raised yet and expires every
-// available or held key of a lot past its expiry.
+// Sweep raises the near-expiry alerts not raised yet, expires every
+// available or held key of a lot past its expiry, and then clears the
+// near-expiry alerts whose lot is no longer near its expiry.
 func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	var res Result
 	near, err := s.NearExpiry(ctx, "")
 	if err != nil {
 		return res, err
 	}
+	standing := map[string]bool{}
 	for _, l := range near {
-		first := false
-		if err := s.cfg.Store.Update(func(tx store.Tx) error {
-			_, had, err := tx.Get(alertedKey(l))
-			if err != nil || had {
-				first = false
-				return err
-			}
-			first = true
-			return tx.Set(alertedKey(l), nil)
+		standing[cause(l)] = true
+		if s.cfg.Alerts == nil {
+			continue
+		}
+		var legacy bool
+		if err := s.cfg.Store.View(func(tx store.Tx) error {
+			var err error
+			_, legacy, err = tx.Get(legacyAlertedKey(l))
+			return err
 		}); err != nil {
 			return res, err
 		}
-		if first {
-			if s.cfg.Alert != nil {
-				if err := s.cfg.Alert(l); err != nil {
-					return res, fmt.Errorf("near-expiry alert of %s lot %s: %w", l.SKU, l.Lot, err)
-				}
-			}
+		if legacy {
+			continue
+		}
+		_, raised, err := s.cfg.Alerts.RaiseFor(cause(l), alerts.Alert{Kind: alerts.KindNearExpiry, Warehouse: l.Warehouse, SKU: l.SKU,
+			Message: fmt.Sprintf("lot %s of %s (%d on hand) expires on %s, in %d day(s)", l.Lot, l.SKU, l.OnHand, l.Expiry, l.DaysLeft)})
+		if err != nil {
+			return res, fmt.Errorf("near-expiry alert of %s lot %s: %w", l.SKU, l.Lot, err)
+		}
+		if raised {
 			res.Alerted = append(res.Alerted, l)
 		}
 	}
@@ -183,13 +221,13 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	today := day(s.cfg.Now())
+	today := day(s.cfg.Today())
 	for id, rows := range held {
 		if e := exp[id]; e == "" || daysBetween(today, e) >= 0 {
 			continue
 		}
 		for _, r := range rows {
-			op := protocol.Op{HLC: protocol.MakeHLC(s.cfg.Now().UnixMilli(), 0), Kind: protocol.OpStatus, Location: r.Location, SKU: r.SKU, Lot: r.Lot,
+			op := protocol.Op{HLC: s.cfg.HLC(), Kind: protocol.OpStatus, Location: r.Location, SKU: r.SKU, Lot: r.Lot,
 				Owner: r.Owner, Status: r.Status, ToStatus: protocol.StatusExpired, Qty: r.OnHand, Reason: "EXPIRED", Operator: "expiry"}
 			issued, ir, err := s.cfg.Store.IssueOp(ctx, r.Warehouse, op)
 			if err != nil {
@@ -199,6 +237,25 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 				s.cfg.Issued(r.Warehouse, ir)
 			}
 			res.Expired = append(res.Expired, issued)
+		}
+	}
+	if s.cfg.Alerts == nil {
+		return res, nil
+	}
+	causes, err := s.cfg.Alerts.Causes(causePrefix)
+	if err != nil {
+		return res, err
+	}
+	for _, c := range causes {
+		if standing[c] {
+			continue
+		}
+		a, cleared, err := s.cfg.Alerts.ClearFor(c)
+		if err != nil {
+			return res, fmt.Errorf("clear near-expiry alert: %w", err)
+		}
+		if cleared {
+			res.Cleared = append(res.Cleared, a)
 		}
 	}
 	return res, nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
+	"github.com/shelfsync/shelfsync/server/internal/alerts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
@@ -34,21 +35,32 @@ func TestALotNearsThenCrossesItsExpiry(t *testing.T) {
 	require.NoError(t, err)
 
 	now := time.Date(2026, 2, 28, 9, 0, 0, 0, time.UTC)
-	var alerts []Lot
+	real := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC) // the op stamps' clock, not the shifted date
 	var issued int
-	s := New(Config{Store: st, Now: func() time.Time { return now }, NearDays: func(string) int { return 5 },
-		Alert: func(l Lot) error { alerts = append(alerts, l); return nil }, Issued: func(string, store.Result) { issued++ }})
+	var published []alerts.Alert
+	al := alerts.New(alerts.Config{Records: st, Publish: func(a alerts.Alert) { published = append(published, a) }})
+	s := New(Config{Store: st, Today: func() time.Time { return now }, HLC: func() protocol.HLC { return protocol.MakeHLC(real.UnixMilli(), 0) },
+		NearDays: func(string) int { return 5 }, Alerts: al, Issued: func(string, store.Result) { issued++ }})
 
 	res, err := s.Sweep(ctx)
 	require.NoError(t, err)
 	require.Empty(t, res.Expired)
-	require.Equal(t, []Lot{{Warehouse: "w", SKU: "MILK", Lot: "L1", Expiry: "2026-03-05", OnHand: 5, DaysLeft: 5}}, alerts)
+	wantLot := Lot{Warehouse: "w", SKU: "MILK", Lot: "L1", Expiry: "2026-03-05", OnHand: 5, DaysLeft: 5}
+	require.Equal(t, []Lot{wantLot}, res.Alerted)
 	near, err := s.NearExpiry(ctx, "w")
 	require.NoError(t, err)
-	require.Equal(t, alerts, near)
-	_, err = s.Sweep(ctx)
+	require.Equal(t, res.Alerted, near)
+	standing, _, err := al.List(ctx, alerts.Query{Kind: alerts.KindNearExpiry, Standing: true})
 	require.NoError(t, err)
-	require.Len(t, alerts, 1, "one alert per lot")
+	require.Len(t, standing, 1)
+	require.Contains(t, standing[0].Message, "lot L1 of MILK")
+	require.Equal(t, alerts.StatusOpen, standing[0].Status)
+	_, err = al.Ack(ctx, standing[0].ID, "alice", "moving it to the front")
+	require.NoError(t, err)
+	res, err = s.Sweep(ctx)
+	require.NoError(t, err)
+	require.Empty(t, res.Alerted, "one alert per lot")
+	require.Empty(t, res.Cleared, "the lot is still near its expiry")
 
 	now = time.Date(2026, 3, 5, 23, 0, 0, 0, time.UTC) // the expiry day itself: still good
 	res, err = s.Sweep(ctx)
@@ -60,6 +72,17 @@ func TestALotNearsThenCrossesItsExpiry(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Expired, 2)
 	require.Equal(t, 2, issued)
+	for _, op := range res.Expired {
+		require.Equal(t, real.UnixMilli(), op.HLC.Millis(), "the op is stamped by the real clock, not the shifted date")
+	}
+	require.Len(t, res.Cleared, 1, "the near-expiry alert clears when its lot expires")
+	cleared, err := al.Get(ctx, standing[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, alerts.StatusCleared, cleared.Status, "acknowledged → cleared")
+	require.Equal(t, alerts.StatusCleared, published[len(published)-1].Status, "the clearing is published")
+	left, _, err := al.List(ctx, alerts.Query{Standing: true})
+	require.NoError(t, err)
+	require.Empty(t, left)
 	rows, err := st.Stock(ctx, store.StockQuery{Warehouse: "w"})
 	require.NoError(t, err)
 	got := map[ledger.Key]int64{}
@@ -95,7 +118,48 @@ func TestALotNearsThenCrossesItsExpiry(t *testing.T) {
 	res, err = s.Sweep(ctx)
 	require.NoError(t, err)
 	require.Empty(t, res.Expired, "an expired key is not expired again")
+	require.Empty(t, res.Alerted, "an expired lot raises no near-expiry alert")
+	require.Empty(t, res.Cleared)
 	near, err = s.NearExpiry(ctx, "w")
 	require.NoError(t, err)
 	require.Empty(t, near)
+}
+
+// TestNearExpiryAlertClearsWhenTheLotIsGone: a lot near its expiry whose
+// last units are picked is no longer a cause: its alert clears at the
+// next sweep; a new receipt of the lot raises it again (once).
+func TestNearExpiryAlertClearsWhenTheLotIsGone(t *testing.T) {
+	ctx := context.Background()
+	st, err := badger.Open(badger.Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	apply := func(seq uint64, kind protocol.OpKind, qty int64) {
+		_, err := st.ApplyBatch(ctx, "w", "dock", &protocol.OpBatch{First: seq, Last: seq, Ops: []protocol.Op{
+			{Seq: seq, HLC: protocol.MakeHLC(int64(seq), 0), Kind: kind, Location: "A-1", SKU: "MILK", Lot: "L1", Expiry: "2026-03-05", Qty: qty}}})
+		require.NoError(t, err)
+	}
+	apply(1, protocol.OpReceive, 3)
+	al := alerts.New(alerts.Config{Records: st})
+	s := New(Config{Store: st, Today: func() time.Time { return time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC) }, Alerts: al})
+
+	res, err := s.Sweep(ctx)
+	require.NoError(t, err)
+	require.Len(t, res.Alerted, 1)
+	apply(2, protocol.OpPick, 3)
+	res, err = s.Sweep(ctx)
+	require.NoError(t, err)
+	require.Empty(t, res.Alerted)
+	require.Len(t, res.Cleared, 1, "nothing of the lot is left: its alert clears")
+	require.Equal(t, alerts.StatusCleared, res.Cleared[0].Status)
+
+	apply(3, protocol.OpReceive, 2)
+	res, err = s.Sweep(ctx)
+	require.NoError(t, err)
+	require.Len(t, res.Alerted, 1, "the cause came back")
+	res, err = s.Sweep(ctx)
+	require.NoError(t, err)
+	require.Empty(t, res.Alerted)
+	standing, _, err := al.List(ctx, alerts.Query{Kind: alerts.KindNearExpiry, Standing: true})
+	require.NoError(t, err)
+	require.Len(t, standing, 1)
 }
