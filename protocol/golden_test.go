@@ -52,6 +52,9 @@ var goldenCases = []struct {
 	{"down-location-owner", &DownBatch{Header: Header{WH: "wh1", GW: "dock1"}, First: 11, Last: 11, Epoch: "e1", UpWM: 43, HLC: MakeHLC(1764403200002, 0), Items: []DownItem{
 		{Seq: 11, Kind: DownLocation, Body: mustMarshal(Location{Code: "B-01", Type: LocStorage, Owner: "acme"})},
 	}}},
+	{"status-ship", &Status{Header: Header{WH: "wh1", GW: "pack1"}, Online: true, LastSeq: 42, AckedSeq: 42, At: 1764403200000,
+		Notices: []Notice{{ID: "ship/O1/1764403200000", Kind: NoticeShip, Seq: 42, At: 1764403200000, Ref: "O1", Qty: 3, Device: "s1", SSCC: "106141412345678908"}}}},
+	{"ack-ship", &Ack{Header: Header{WH: "wh1", GW: "pack1"}, WM: 42, Epoch: "e1", HLC: MakeHLC(1764403200001, 0), Features: FeatureOpsDeflate | FeatureProbes | FeatureShipNotices}},
 	{"status", &Status{Header: Header{WH: "wh1", GW: "dock1"}, Online: true, OutboxDepth: 2, LastSeq: 42, AckedSeq: 40, AgentVersion: "0.1.0", At: 1764403200000, Devices: []DeviceStatus{{Name: "s1", Connected: true}}}},
 }
 

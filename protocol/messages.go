@@ -59,6 +59,12 @@ const (
 	// in the ack's key 9, so a sender can tell which question an ack
 	// answers (Window.Answer).
 	FeatureProbes Features = 1 << 1
+	// FeatureShipNotices: the server takes `ship` notices (NoticeShip) and
+	// ships the order they name. An agent puts ship notices in its status
+	// only while its connection's latest ack announced it, so an older
+	// server, which would acknowledge a notice kind it does not know
+	// without acting on it, never receives one (SPEC.md §8, Notices).
+	FeatureShipNotices Features = 1 << 2
 )
 
 // Has reports whether every feature of x is in f.
@@ -424,6 +430,9 @@ const (
 	NoticePOClose   = "po-close"   // a receive session against Ref (a PO) was finished
 	NoticeTaskClose = "task-close" // a pick or count session against Ref (a task) was finished
 	NoticeReorder   = "reorder"    // a pick took SKU to or below its reorder point at this gateway
+	// NoticeShip: a pack session checked every picked unit of the order
+	// Ref (and recorded the outbound label SSCC, if scanned): ship it.
+	NoticeShip = "ship"
 )
 
 // Notice is a gateway record that is not an inventory operation: it has no
@@ -438,10 +447,12 @@ type Notice struct {
 	Ref       string `cbor:"5,keyasint,omitempty" json:"ref,omitempty"`
 	SKU       string `cbor:"6,keyasint,omitempty" json:"sku,omitempty"`
 	Location  string `cbor:"7,keyasint,omitempty" json:"location,omitempty"`
-	Qty       int64  `cbor:"8,keyasint,omitempty" json:"qty,omitempty"`       // task-close: picked; reorder: on-hand after the pick
+	Qty       int64  `cbor:"8,keyasint,omitempty" json:"qty,omitempty"`       // task-close: picked; reorder: on-hand after the pick; ship: units checked
 	Threshold int64  `cbor:"9,keyasint,omitempty" json:"threshold,omitempty"` // reorder: the reorder point crossed
 	Device    string `cbor:"10,keyasint,omitempty" json:"device,omitempty"`
 	Operator  string `cbor:"11,keyasint,omitempty" json:"operator,omitempty"`
+	// SSCC is the outbound label (GS1 AI 00) scanned for a shipment (ship).
+	SSCC string `cbor:"12,keyasint,omitempty" json:"sscc,omitempty"`
 }
 
 // MaxNotices bounds the notices one Status carries.

@@ -66,6 +66,9 @@ const (
 	KindGatewayBacklog     Kind = "gateway-backlog"
 	KindGatewayClock       Kind = "gateway-clock"
 	KindNearExpiry         Kind = "near-expiry" // a lot expires within the warehouse's horizon
+	// KindShipRefused: a pack session shipped an order the server could
+	// not ship (cancelled meanwhile, unknown, backordered): stop the parcel.
+	KindShipRefused Kind = "ship-refused"
 )
 
 // Status is where an alert is in its life.

@@ -120,6 +120,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		log.Warn("TESTING: lot expiry is judged by a shifted clock (--expiry-clock-offset); leave it 0 in production",
 			"offset", cfg.ExpiryClockOffset, "expiry_date", cfg.ExpiryClock()().UTC().Format(time.DateOnly))
 	}
+	s.md.ship = s.inv.shipScanned // ship notices of pack sessions (ship.go)
 	s.ingest = ingest.New(ingest.Config{
 		Link: link, Broker: brokerURL, Root: cfg.Root, Workers: cfg.Workers, Username: sec.ingestUser, Password: sec.ingestPass,
 		TLS: sec.ingestTLS, Limits: sec.limits, ShareGroup: cfg.ShareGroup, NoDeflate: cfg.NoOpsDeflate, Clock: clock,

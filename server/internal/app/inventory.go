@@ -50,6 +50,8 @@ type inventory struct {
 	expiry      *expiry.Sweeper
 	expiryEvery time.Duration
 	leading     func() bool
+	// shipped counts ship notices by result (ship.go).
+	shipped *prometheus.CounterVec
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -96,6 +98,7 @@ func newInventory(d inventoryDeps) *inventory {
 	inv := &inventory{log: log, st: d.st, topics: d.topics, hub: d.hub, out: newMQTTOut(log), bus: d.bus,
 		series: dashboard.NewSeries(0, nil)}
 	registerInventoryMetrics(d.reg, d.st)
+	inv.shipped = newShipMetric(d.reg)
 	b := d.st
 	inv.alertOut = alerts.NewOutbox(b, d.leading, log.With("component", "alerts-mqtt"))
 	inv.hooks = webhooks.New(webhooks.Config{Records: b, Shared: d.shared, ReplicaID: d.replicaID,

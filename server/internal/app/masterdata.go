@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -25,12 +26,20 @@ type mdWiring struct {
 	st   store.Store
 	log  *slog.Logger
 	down *downstream.Sender
+	// ship ships the order of a gateway's ship notice (set once the order
+	// model exists: inventory.shipScanned).
+	ship func(ctx context.Context, wh, gw string, n protocol.Notice) (string, error)
 }
 
 func newMDWiring(st store.Store, bus events.Publisher, down *downstream.Sender, maxOffset time.Duration, log *slog.Logger) *mdWiring {
 	w := &mdWiring{st: st, log: log, down: down}
 	w.md, w.rt = routing.Setup(st, masterdata.Options{Logger: log, OnReorder: func(wh string, a masterdata.ReorderAlert) {
 		bus.Publish(events.Event{Reorders: []events.Reorder{{Warehouse: wh, SKU: a.SKU}}})
+	}, OnShip: func(ctx context.Context, wh, gw string, n protocol.Notice) (string, error) {
+		if w.ship == nil {
+			return "", errors.New("the order model is not started yet")
+		}
+		return w.ship(ctx, wh, gw, n)
 	}})
 	st.SetOpCheck(stampCheck(maxOffset, time.Now, masterdata.CheckOp)) // ops stamped ahead; strict catalog and unknown locations quarantine
 	return w

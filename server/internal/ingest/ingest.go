@@ -130,7 +130,8 @@ func New(cfg Config, st store.Store) *Ingest {
 		panic(fmt.Sprintf("ingest: codec: %v", err)) // fixed options: cannot fail
 	}
 	in := &Ingest{cfg: cfg, st: st, topics: protocol.NewTopics(cfg.Root), codec: codec, clock: cfg.Clock, log: cfg.Logger, m: cfg.Metrics}
-	in.feats = protocol.FeatureProbes
+	// Ship notices are taken by the server's master data (Options.OnShip).
+	in.feats = protocol.FeatureProbes | protocol.FeatureShipNotices
 	if !cfg.NoDeflate {
 		in.feats |= protocol.FeatureOpsDeflate
 	}

@@ -106,6 +106,13 @@ type Options struct {
 	// OnReorder, when set, is called for a gateway's reorder notice that
 	// opened an alert (not for duplicates).
 	OnReorder func(wh string, a ReorderAlert)
+	// OnShip, when set, ships the order a gateway's ship notice names
+	// (protocol.NoticeShip) and returns what happened, recorded with the
+	// notice; it must be idempotent (it runs again if the server stops
+	// before the notice is marked taken). An error leaves the notice
+	// untaken: the gateway repeats it. Without OnShip, ship notices are
+	// recorded and wait.
+	OnShip func(ctx context.Context, wh, gw string, n protocol.Notice) (string, error)
 }
 
 // Service reads and writes master data. It keeps no state of its own (no

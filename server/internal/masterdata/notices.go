@@ -18,6 +18,8 @@ import (
 type noticeRecord struct {
 	Notice protocol.Notice `cbor:"1,keyasint"`
 	Taken  bool            `cbor:"2,keyasint,omitempty"` // acted on and acknowledged
+	// Result is what taking a ship notice did (Options.OnShip).
+	Result string `cbor:"3,keyasint,omitempty"`
 }
 
 // ReorderAlert is a reorder alert a gateway raised locally when a pick took
@@ -42,6 +44,14 @@ func (s *Service) HandleNotices(ctx context.Context, wh, gw string, ns []protoco
 	var shorts []protocol.Task
 	for _, n := range ns {
 		if n.ID == "" || strings.IndexByte(n.ID, 0) >= 0 || len(n.ID) > 256 {
+			continue
+		}
+		if n.Kind == protocol.NoticeShip {
+			took, err := s.ship(ctx, wh, gw, n)
+			grew = grew || took
+			if err != nil {
+				return grew, fmt.Errorf("notice %s of %s/%s: %w", n.ID, wh, gw, err)
+			}
 			continue
 		}
 		var short *protocol.Task
@@ -322,4 +332,59 @@ func (s *Service) Notices(_ context.Context, wh string) ([]protocol.Notice, map[
 		})
 	})
 	return out, taken, err
+}
+
+// ship takes a ship notice: once the gateway's ops up to its seq are
+// applied (the picks it packed), Options.OnShip ships the order, and only
+// then is the notice marked taken and acknowledged, so a crash in between
+// makes the gateway repeat it and OnShip run again — which finds the
+// order shipped and changes nothing. It reports whether it took the
+// notice (the downstream log grew).
+func (s *Service) ship(ctx context.Context, wh, gw string, n protocol.Notice) (bool, error) {
+	k := key(pNotice, wh, gw, n.ID)
+	ready := false
+	err := s.b.Update(func(tx store.Tx) error {
+		ready = false
+		var rec noticeRecord
+		ok, err := getCBOR(tx, k, &rec)
+		if err != nil || (ok && rec.Taken) {
+			return err
+		}
+		wm, err := tx.Watermark(wh, gw)
+		if err != nil {
+			return err
+		}
+		ready = wm >= n.Seq
+		if ok && rec.Notice == n {
+			return nil
+		}
+		rec.Notice = n
+		return putCBOR(tx, k, rec)
+	})
+	if err != nil || !ready || s.opt.OnShip == nil {
+		return false, err
+	}
+	result, err := s.opt.OnShip(ctx, wh, gw, n)
+	if err != nil {
+		return false, fmt.Errorf("ship order %s: %w", n.Ref, err)
+	}
+	took := false
+	err = s.b.Update(func(tx store.Tx) error {
+		took = false
+		var rec noticeRecord
+		ok, err := getCBOR(tx, k, &rec)
+		if err != nil || (ok && rec.Taken) {
+			return err
+		}
+		rec = noticeRecord{Notice: n, Taken: true, Result: result}
+		if err := putCBOR(tx, k, rec); err != nil {
+			return err
+		}
+		took = true
+		return tx.AppendDown(wh, gw, protocol.DownNoticeAck, "notice/"+gw+"/"+n.ID, protocol.NoticeAck{ID: n.ID})
+	})
+	if took {
+		s.opt.Logger.Info("ship notice taken", "warehouse", wh, "gateway", gw, "order", n.Ref, "sscc", n.SSCC, "result", result)
+	}
+	return took, err
 }

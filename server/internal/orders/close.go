@@ -13,17 +13,27 @@ import (
 // Ship marks an open order shipped: what was picked left, what was not is
 // released back to ATS.
 func (s *Service) Ship(ctx context.Context, wh, id string) (Order, error) {
-	return s.close(ctx, wh, id, StatusShipped)
+	return s.close(ctx, wh, id, StatusShipped, nil)
+}
+
+// ShipScanned is Ship for a pack session's ship notice: the same effect
+// (and webhook), with the outbound label sscc ("" when none was scanned)
+// and by (where it was packed) written on the order. Shipping an order
+// already shipped changes nothing and returns it.
+func (s *Service) ShipScanned(ctx context.Context, wh, id, sscc, by string) (Order, error) {
+	return s.close(ctx, wh, id, StatusShipped, func(o *Order) { o.SSCC, o.ShippedBy = sscc, by })
 }
 
 // Cancel cancels an open order and releases its reservations. Units
 // already picked stay off the shelf until a person puts them back (the
 // order's lines say how many).
 func (s *Service) Cancel(ctx context.Context, wh, id string) (Order, error) {
-	return s.close(ctx, wh, id, StatusCancelled)
+	return s.close(ctx, wh, id, StatusCancelled, nil)
 }
 
-func (s *Service) close(ctx context.Context, wh, id string, to Status) (Order, error) {
+// close moves an order to status to; mark, when set, also writes fields
+// of the closing order.
+func (s *Service) close(ctx context.Context, wh, id string, to Status, mark func(*Order)) (Order, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	now := s.cfg.Now().UnixMilli()
@@ -64,6 +74,9 @@ func (s *Service) close(ctx context.Context, wh, id string, to Status) (Order, e
 		}
 		hold := o.Status == StatusHeld
 		o.Status, o.UpdatedMS = to, now
+		if mark != nil {
+			mark(&o)
+		}
 		if err := s.writeRecord(tx, &o, prev); err != nil {
 			return err
 		}

@@ -84,7 +84,7 @@ func (s *Service) ReleaseHold(ctx context.Context, wh, id string) (Order, error)
 	if o.Status != StatusHeld && o.Status != StatusCancelled {
 		return Order{}, fmt.Errorf("%w: %s/%s is %s, not a hold that can be released", ErrConflict, wh, id, o.Status)
 	}
-	return s.close(ctx, wh, id, StatusCancelled)
+	return s.close(ctx, wh, id, StatusCancelled, nil)
 }
 
 // ExpireHolds returns the units of every hold past its expiry to the pool
@@ -103,7 +103,7 @@ func (s *Service) ExpireHolds(ctx context.Context) (int, error) {
 	sort.Slice(due, func(i, j int) bool { return due[i].wh+"\x00"+due[i].id < due[j].wh+"\x00"+due[j].id })
 	n := 0
 	for _, k := range due {
-		if _, err := s.close(ctx, k.wh, k.id, StatusExpired); err != nil {
+		if _, err := s.close(ctx, k.wh, k.id, StatusExpired, nil); err != nil {
 			return n, fmt.Errorf("expire hold %s/%s: %w", k.wh, k.id, err)
 		}
 		n++

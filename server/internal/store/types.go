@@ -214,6 +214,11 @@ type Order struct {
 	// Owner is the owner of the order's skus' items in master data (all
 	// lines share one); "" when they have none.
 	Owner string `json:"owner,omitempty" cbor:"13,keyasint,omitempty"`
+	// SSCC is the outbound label (GS1 AI 00) scanned when the order was
+	// shipped by a pack session; ShippedBy says where: "gateway/device"
+	// and the operator when one was logged in.
+	SSCC      string `json:"sscc,omitempty" cbor:"14,keyasint,omitempty"`
+	ShippedBy string `json:"shipped_by,omitempty" cbor:"15,keyasint,omitempty"`
 }
 
 // Reserved returns the order's open reservation per sku.
