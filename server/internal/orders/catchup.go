@@ -3,7 +3,6 @@ package orders
 import (
 	"fmt"
 
-	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
@@ -13,8 +12,8 @@ import (
 func (s *Service) allSKUs() map[whsku]struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[whsku]struct{}, len(s.locs)+len(s.bySKU))
-	for k := range s.locs {
+	out := make(map[whsku]struct{}, len(s.stock)+len(s.bySKU))
+	for k := range s.stock {
 		out[k] = struct{}{}
 	}
 	for k := range s.bySKU {
@@ -186,18 +185,6 @@ func (s *Service) bumpSeq() error {
 		s.signal()
 	}
 	return nil
-}
-
-// setKey records a key's on-hand; s.mu is held.
-func (s *Service) setKey(k ledger.Key, onHand int64) {
-	s.keys[k] = onHand
-	ws := whsku{k.WH, k.SKU}
-	m := s.locs[ws]
-	if m == nil {
-		m = map[ledger.Key]struct{}{}
-		s.locs[ws] = m
-	}
-	m[k] = struct{}{}
 }
 
 // addOpen indexes an open order; s.mu is held.

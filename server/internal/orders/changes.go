@@ -19,7 +19,7 @@ func (s *Service) Changed(changes []ledger.Change) {
 	}
 	s.mu.Lock()
 	for _, c := range changes {
-		s.dirtyK[c.Key] = struct{}{}
+		s.dirtyG[stockGroup{c.Key.WH, c.Key.Location, c.Key.SKU}] = struct{}{}
 	}
 	s.mu.Unlock()
 	s.signal()
@@ -90,17 +90,18 @@ func (s *Service) reloadStock(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reload stock: %w", err)
 	}
-	seen := make(map[ledger.Key]bool, len(rows))
+	got := groupRows(rows)
+	rows = nil
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, r := range rows {
-		k := r.Key()
-		seen[k] = true
-		s.setKey(k, r.OnHand)
+	for g, n := range got {
+		s.setGroup(g, n)
 	}
-	for k := range s.keys {
-		if !seen[k] {
-			s.keys[k] = 0
+	for ws, ls := range s.stock {
+		for i := range ls {
+			if _, ok := got[stockGroup{ws.wh, ls[i].loc, ws.sku}]; !ok {
+				ls[i].onHand, ls[i].avail = 0, 0
+			}
 		}
 	}
 	return nil

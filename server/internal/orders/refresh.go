@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/shelfsync/shelfsync/protocol"
-	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
@@ -21,7 +19,7 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
 
-	var dirtyKeys map[ledger.Key]struct{}
+	var dirtyGroups map[stockGroup]struct{}
 	set := make(map[whsku]struct{}, len(in))
 	for ws := range in {
 		set[ws] = struct{}{}
@@ -29,7 +27,7 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 	if pending { // taken under refreshMu: a refresh that follows sees them applied
 		s.mu.Lock()
 		dirty := s.dirty
-		dirtyKeys, s.dirty, s.dirtyK = s.dirtyK, map[whsku]struct{}{}, map[ledger.Key]struct{}{}
+		dirtyGroups, s.dirty, s.dirtyG = s.dirtyG, map[whsku]struct{}{}, map[stockGroup]struct{}{}
 		s.mu.Unlock()
 		for ws := range dirty {
 			set[ws] = struct{}{}
@@ -41,8 +39,8 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 		}
 		s.mu.Lock() // for the next flush
 		s.markDirty(set)
-		for k := range dirtyKeys {
-			s.dirtyK[k] = struct{}{}
+		for g := range dirtyGroups {
+			s.dirtyG[g] = struct{}{}
 		}
 		s.mu.Unlock()
 	}()
@@ -53,8 +51,8 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 	for ws := range aff {
 		set[ws] = struct{}{}
 	}
-	for k := range dirtyKeys {
-		set[whsku{k.WH, k.SKU}] = struct{}{}
+	for g := range dirtyGroups {
+		set[whsku{g.wh, g.sku}] = struct{}{}
 	}
 	if len(set) == 0 {
 		return nil, nil
@@ -63,7 +61,7 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 	s.mu.Lock()
 	var refs []store.OrderRef
 	seen := map[okey]bool{}
-	groups := map[ledger.Key]bool{} // (wh, loc, sku) with Lot ""
+	groups := map[stockGroup]bool{}
 	for ws := range set {
 		for ok := range s.bySKU[ws] {
 			if !seen[ok] {
@@ -71,23 +69,23 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 				refs = append(refs, store.OrderRef{Warehouse: ok.wh, ID: ok.id})
 			}
 		}
-		for k := range s.locs[ws] {
-			groups[ledger.Key{WH: k.WH, Location: k.Location, SKU: k.SKU}] = true
+		for _, l := range s.stock[ws] {
+			groups[stockGroup{ws.wh, l.loc, ws.sku}] = true
 		}
 	}
-	for k := range s.dirtyK { // changes not flushed yet: read them now too
-		if _, in := set[whsku{k.WH, k.SKU}]; in {
-			groups[ledger.Key{WH: k.WH, Location: k.Location, SKU: k.SKU}] = true
-			delete(s.dirtyK, k)
+	for g := range s.dirtyG { // changes not flushed yet: read them now too
+		if _, in := set[whsku{g.wh, g.sku}]; in {
+			groups[g] = true
+			delete(s.dirtyG, g)
 		}
 	}
 	s.mu.Unlock()
-	for k := range dirtyKeys {
-		groups[ledger.Key{WH: k.WH, Location: k.Location, SKU: k.SKU}] = true
+	for g := range dirtyGroups {
+		groups[g] = true
 	}
 	queries := make([]store.StockQuery, 0, len(groups))
 	for g := range groups {
-		queries = append(queries, store.StockQuery{Warehouse: g.WH, Location: g.Location, SKU: g.SKU})
+		queries = append(queries, store.StockQuery{Warehouse: g.wh, Location: g.loc, SKU: g.sku})
 	}
 	picks := make(map[store.OrderRef][]store.OrderPick, len(refs))
 	var rows []store.StockRow
@@ -113,9 +111,12 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 		return nil, fmt.Errorf("read picks and stock: %w", err)
 	}
 
+	got := groupRows(rows)
 	s.mu.Lock()
-	for _, r := range rows {
-		s.setKey(r.Key(), r.OnHand)
+	for g := range groups { // each read whole: its sums replace the model's
+		if n, ok := got[g]; ok || s.hasGroup(g) {
+			s.setGroup(g, n)
+		}
 	}
 	for ref, ps := range picks {
 		if o := s.open[okey{ref.Warehouse, ref.ID}]; o != nil {
@@ -180,14 +181,13 @@ func (s *Service) computeATS(ws whsku, md *masterView) ATS {
 		}
 	}
 	a := ATS{Warehouse: ws.wh, SKU: ws.sku, Reserved: res, Safety: md.safety(ws.wh, ws.sku)}
-	for k := range s.locs[ws] {
+	for _, l := range s.stock[ws] {
 		// A negative key is usually a pick booked at the wrong bin: the
 		// units left another bin of the sku. Summing as recorded keeps ATS
 		// at what the records can ship; clamping would offer them twice.
-		q := s.keys[k]
-		a.OnHand += q
-		if k.Status == protocol.StatusAvailable && md.sellable(k.WH, k.Location) { // on hold, damaged, expired: on hand, not for sale
-			a.Sellable += q
+		a.OnHand += l.onHand
+		if md.sellable(ws.wh, l.loc) { // on hold, damaged, expired: on hand, not for sale (l.avail leaves them out)
+			a.Sellable += l.avail
 		}
 	}
 	a.Available = a.Sellable - a.Reserved - a.Safety

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/shelfsync/shelfsync/protocol"
-	"github.com/shelfsync/shelfsync/protocol/ledger"
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 	"github.com/shelfsync/shelfsync/server/internal/store/badger"
@@ -122,9 +121,9 @@ type Service struct {
 	cursor     uint64     // orders written with a sequence ≤ cursor are in the model (ordMu)
 	started    bool
 	active     bool
-	activating bool // became active: load, recompute and publish everything at the next flush
-	keys       map[ledger.Key]int64
-	locs       map[whsku]map[ledger.Key]struct{}
+	activating bool                 // became active: load, recompute and publish everything at the next flush
+	stock      map[whsku][]locStock // stock.go
+	names      map[string]string    // interned warehouse and location names
 	open       map[okey]*Order
 	bySKU      map[whsku]map[okey]struct{}
 	reserved   map[whsku]int64
@@ -132,7 +131,7 @@ type Service struct {
 	whs        map[string]struct{} // the warehouses of ats
 	channels   map[string]Channel
 	oversold   map[whsku]oversell
-	dirtyK     map[ledger.Key]struct{}
+	dirtyG     map[stockGroup]struct{} // stock groups changed (Changed)
 	dirty      map[whsku]struct{}
 	dirtyO     map[okey]struct{} // orders to read again (OrderChanged)
 	reloadCh   bool              // channels to read again (ChannelsChanged)
@@ -171,10 +170,10 @@ func New(cfg Config, st Store) *Service {
 	}
 	return &Service{
 		cfg: cfg, st: st, log: cfg.Logger, active: !cfg.Passive,
-		keys: map[ledger.Key]int64{}, locs: map[whsku]map[ledger.Key]struct{}{},
+		stock: map[whsku][]locStock{}, names: map[string]string{},
 		open: map[okey]*Order{}, bySKU: map[whsku]map[okey]struct{}{}, reserved: map[whsku]int64{},
 		ats: map[whsku]ATS{}, whs: map[string]struct{}{}, channels: map[string]Channel{}, oversold: map[whsku]oversell{},
-		dirtyK: map[ledger.Key]struct{}{}, dirty: map[whsku]struct{}{}, dirtyO: map[okey]struct{}{},
+		dirtyG: map[stockGroup]struct{}{}, dirty: map[whsku]struct{}{}, dirtyO: map[okey]struct{}{},
 		last: map[string]string{}, wake: make(chan struct{}, 1),
 	}
 }
@@ -213,8 +212,8 @@ func (s *Service) load(ctx context.Context) error {
 		return fmt.Errorf("load stock: %w", err)
 	}
 	s.mu.Lock()
-	for _, r := range rows {
-		s.setKey(r.Key(), r.OnHand)
+	for g, n := range groupRows(rows) {
+		s.setGroup(g, n)
 	}
 	s.mu.Unlock()
 	s.ordMu.Lock()
