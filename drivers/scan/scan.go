@@ -1,7 +1,7 @@
 // Package scan classifies the text of one barcode scan according to the
 // shelfsync scan vocabulary (docs/DESIGN.md, "Scan vocabulary"): command labels
 // (CMD:RECEIVE …), operator, location, purchase order, order, task,
-// quantity, lot and reason labels, and items — EAN/UPC/GTIN digits, GS1
+// quantity, lot, reason and owner labels, and items — EAN/UPC/GTIN digits, GS1
 // element strings, GS1 Digital Link URIs and SKU: labels. GS1 data with
 // AI 414 is a location, AI 00 (an SSCC) a pallet and AI 400 an order. AIM symbology identifiers are
 // recognised and stripped. It also renders scans and EPCs as the JSON that
@@ -40,6 +40,7 @@ const (
 	KindReason   Kind = "reason"
 	KindItem     Kind = "item"
 	KindPallet   Kind = "pallet" // a logistic unit named by its SSCC (GS1 AI 00)
+	KindOwner    Kind = "owner"  // OWNER:<id>: whose units the next items are (a 3PL's client)
 )
 
 // Command is the verb of a CMD: label.
@@ -76,7 +77,7 @@ type Scan struct {
 	Command Command // for KindCommand
 
 	// Value is the label's value: operator id, location code, PO, order,
-	// task, lot, reason (upper-cased) or, for SKU: items, the sku. A GS1
+	// task, lot, reason (upper-cased), owner or, for SKU: items, the sku. A GS1
 	// location (414) is the GLN, or "GLN/extension" with AI 254; a GS1
 	// order (400) is the order number.
 	Value string
@@ -239,7 +240,7 @@ func gtinDigits(s Scan, digits string) (Scan, error) {
 var labelKinds = map[string]Kind{
 	"CMD": KindCommand, "OP": KindOperator, "LOC": KindLocation, "PO": KindPO,
 	"ORD": KindOrder, "TASK": KindTask, "QTY": KindQty, "LOT": KindLot,
-	"REASON": KindReason, "SKU": KindItem,
+	"REASON": KindReason, "SKU": KindItem, "OWNER": KindOwner,
 }
 
 func isLabelPrefix(p string) bool {
@@ -273,7 +274,7 @@ func label(s Scan, prefix, value string) (Scan, error) {
 	case "CMD":
 		cmd, ok := commands[strings.ToUpper(value)]
 		if !ok {
-			return s, fmt.Errorf("scan: CMD: unknown command %q (want RECEIVE, PUTAWAY, PICK, COUNT, MOVE, ADJUST, DONE or CANCEL)", value)
+			return s, fmt.Errorf("scan: CMD: unknown command %q (want RECEIVE, PUTAWAY, PICK, COUNT, MOVE, ADJUST, HOLD, RELEASE, DAMAGE, DONE or CANCEL)", value)
 		}
 		s.Command = cmd
 		return s, nil

@@ -37,6 +37,8 @@ func TestDecode(t *testing.T) {
 		{"QTY:0", Scan{Kind: KindQty, Qty: 0, HasQty: true}},
 		{"LOT:L 42", Scan{Kind: KindLot, Value: "L 42", Lot: "L 42"}},
 		{"REASON:damaged", Scan{Kind: KindReason, Value: "DAMAGED"}},
+		{"OWNER:acme", Scan{Kind: KindOwner, Value: "acme"}},
+		{"owner: Globex ", Scan{Kind: KindOwner, Value: "Globex"}},
 		{"SKU:WIDGET-1", Scan{Kind: KindItem, Value: "WIDGET-1", SKU: "WIDGET-1"}},
 		{"]C0LOC:B-2", Scan{AIM: "]C0", Symbology: "Code 128", Kind: KindLocation, Value: "B-2"}},
 		{"4006381333931", Scan{Kind: KindItem, Symbology: "EAN-13", GTIN: "04006381333931"}},

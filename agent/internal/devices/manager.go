@@ -403,7 +403,7 @@ func decode(text string) (session.Input, error) {
 		if !s.HasQty {
 			in.Qty = 0
 		}
-	case scan.KindOperator, scan.KindLocation, scan.KindPO, scan.KindOrder, scan.KindTask, scan.KindQty, scan.KindLot, scan.KindReason, scan.KindPallet:
+	case scan.KindOperator, scan.KindLocation, scan.KindPO, scan.KindOrder, scan.KindTask, scan.KindQty, scan.KindLot, scan.KindReason, scan.KindPallet, scan.KindOwner:
 	default:
 		return in, errors.New("scan kind " + string(s.Kind) + " not understood")
 	}

@@ -249,7 +249,11 @@ func (r *rfidDev) itemOf(b []byte) (sku, gtin string, ok bool) {
 		return "", "", false
 	}
 	l := r.m.st.Lookup()
-	if it, found := l.ItemByGTIN(e.GTIN); found {
+	if it, found, ambiguous := session.ItemAt(l, e.GTIN, r.cfg.Location); found {
+		if ambiguous {
+			r.m.log.Warn("rfid: GTIN listed by several owners' items at a location without an owner; counted as the first: give the location an owner",
+				attrDevice, r.cfg.Name, "gtin", e.GTIN, "sku", it.SKU, "location", r.cfg.Location)
+		}
 		return it.SKU, e.GTIN, true
 	}
 	if l.Settings().StrictCatalog {

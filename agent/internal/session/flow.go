@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/shelfsync/shelfsync/protocol"
 )
@@ -18,6 +19,9 @@ func command(d Station, in Input, env Env, now int64) Outcome {
 	case "DONE":
 		if s == nil {
 			return bad(d, "no open session to finish")
+		}
+		if s.Pending != nil {
+			return bad(d, "GTIN %s waits for its owner: scan OWNER:%s, or CMD:CANCEL", s.Pending.GTIN, strings.Join(s.Asked, " or OWNER:"))
 		}
 		return done(d, env)
 	}
@@ -115,6 +119,9 @@ func location(d Station, in Input, env Env) Outcome {
 		if in.Value == s.Location {
 			return bad(d, "destination %s is the source location", in.Value)
 		}
+		if why := carriedOwners(s.Carried, in.Value, env); why != "" {
+			return bad(d, "%s; nothing moved", why)
+		}
 		kind := protocol.OpMove
 		if s.Kind == Putaway {
 			kind = protocol.OpPutaway
@@ -143,39 +150,24 @@ func location(d Station, in Input, env Env) Outcome {
 	return good(d, "location "+in.Value)
 }
 
-// resolve maps an item scan to its sku through the catalog: a listed GTIN
-// becomes its sku; an unlisted one is the sku itself unless the catalog is
-// strict.
-func resolve(in Input, env Env) (protocol.Item, string) {
-	l := data(env)
-	strict := l.Settings().StrictCatalog
-	if in.SKU != "" {
-		it, ok := l.Item(in.SKU)
-		if !ok {
-			if strict {
-				return it, fmt.Sprintf("sku %s is not in the catalog (strict catalog): set the item aside and have it added", in.SKU)
-			}
-			it.SKU = in.SKU
-		}
-		return it, ""
-	}
-	if in.GTIN == "" {
-		return protocol.Item{}, "item scan has neither GTIN nor SKU"
-	}
-	if it, ok := l.ItemByGTIN(in.GTIN); ok {
-		return it, ""
-	}
-	if strict {
-		return protocol.Item{}, fmt.Sprintf("GTIN %s is not in the catalog (strict catalog): set the item aside and have it added", in.GTIN)
-	}
-	return protocol.Item{SKU: in.GTIN}, ""
-}
-
 func item(d Station, in Input, env Env) Outcome {
 	s := d.Session
-	it, why := resolve(in, env)
+	cands, why := candidates(in, env)
 	if why != "" {
 		return bad(d, "%s", why)
+	}
+	if s.Location == "" {
+		if s.Kind == Pick && (s.Task != "" || s.Order != "") {
+			return bad(d, "scan the LOC: label of the pick location first (%s)", Expect(s))
+		}
+		return bad(d, "scan a LOC: label first")
+	}
+	it, ask, why := whose(s, cands, env)
+	if why != "" {
+		return bad(d, "%s; nothing recorded", why)
+	}
+	if len(ask) > 0 {
+		return askOwner(d, in, cands, ask)
 	}
 	sku := it.SKU
 	explicitQty := s.NextQty != 0 || in.Qty != 0
@@ -189,12 +181,6 @@ func item(d Station, in Input, env Env) Outcome {
 	lot := s.NextLot
 	if lot == "" {
 		lot = in.Lot
-	}
-	if s.Location == "" {
-		if s.Kind == Pick && (s.Task != "" || s.Order != "") {
-			return bad(d, "scan the LOC: label of the pick location first (%s)", Expect(s))
-		}
-		return bad(d, "scan a LOC: label first")
 	}
 	s.NextQty, s.NextLot = 0, ""
 	base := protocol.Op{Location: s.Location, SKU: sku, Lot: lot, Qty: qty, Expiry: in.Expiry, Raw: []string{in.Raw}, Owner: it.Owner}
@@ -255,6 +241,9 @@ func stamp(op protocol.Op, d Station, env Env) protocol.Op {
 func Expect(s *State) string {
 	if s == nil {
 		return "a CMD: label to start a session"
+	}
+	if s.Pending != nil {
+		return "OWNER:" + strings.Join(s.Asked, " or OWNER:") + " for GTIN " + s.Pending.GTIN + ", or CMD:CANCEL"
 	}
 	switch s.Kind {
 	case Receive:

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,15 +39,14 @@ func newWorld() *world {
 }
 
 func (w *world) Item(sku string) (protocol.Item, bool) { it, ok := w.items[sku]; return it, ok }
-func (w *world) ItemByGTIN(g string) (protocol.Item, bool) {
+func (w *world) ItemsByGTIN(g string) []protocol.Item {
+	var out []protocol.Item
 	for _, it := range w.items {
-		for _, x := range it.GTINs {
-			if x == g {
-				return it, true
-			}
+		if slices.Contains(it.GTINs, g) {
+			out = append(out, it)
 		}
 	}
-	return protocol.Item{}, false
+	return out
 }
 func (w *world) Location(code string) (protocol.Location, bool) {
 	for _, l := range w.locs {

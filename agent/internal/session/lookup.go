@@ -14,8 +14,9 @@ import (
 type Lookup interface {
 	// Item returns the catalog entry of sku.
 	Item(sku string) (protocol.Item, bool)
-	// ItemByGTIN returns the catalog entry listing the GTIN-14.
-	ItemByGTIN(gtin string) (protocol.Item, bool)
+	// ItemsByGTIN returns the catalog entries listing the GTIN-14: one,
+	// or one per owner when several owners' items share it.
+	ItemsByGTIN(gtin string) []protocol.Item
 	// Location returns the master data of a location.
 	Location(code string) (protocol.Location, bool)
 	// Locations lists every location of the master data.
@@ -56,8 +57,8 @@ var _ Lookup = NoData{}
 // Item implements Lookup.
 func (NoData) Item(string) (protocol.Item, bool) { return protocol.Item{}, false }
 
-// ItemByGTIN implements Lookup.
-func (NoData) ItemByGTIN(string) (protocol.Item, bool) { return protocol.Item{}, false }
+// ItemsByGTIN implements Lookup.
+func (NoData) ItemsByGTIN(string) []protocol.Item { return nil }
 
 // Location implements Lookup.
 func (NoData) Location(string) (protocol.Location, bool) { return protocol.Location{}, false }
@@ -104,13 +105,15 @@ func data(env Env) Lookup {
 //  3. else the free storage bin farthest from packing, keeping near bins
 //     free for fast movers.
 //
-// Docks, packing and quarantine locations are never suggested; a bin is
+// Docks, packing and quarantine locations are never suggested, nor a bin
+// that holds another owner's units (protocol.Location.Owner); a bin is
 // free when the local view shows no stock in it. It returns "" when the
 // master data offers nothing.
 func SuggestBin(l Lookup, sku, from string) string {
+	item, _ := l.Item(sku)
 	eligible := func(code string) (protocol.Location, bool) {
 		loc, ok := l.Location(code)
-		if code == from {
+		if code == from || (loc.Owner != "" && loc.Owner != item.Owner) {
 			return loc, false
 		}
 		if !ok {
@@ -150,11 +153,10 @@ func SuggestBin(l Lookup, sku, from string) string {
 		sort.Slice(holding, func(i, j int) bool { return less(holding[i], holding[j]) })
 		return holding[0].code
 	}
-	item, _ := l.Item(sku)
 	fast := item.Velocity == protocol.VelocityFast
 	var free []cand
 	for _, loc := range l.Locations() {
-		if loc.Code == from || loc.Deleted {
+		if loc.Code == from || loc.Deleted || (loc.Owner != "" && loc.Owner != item.Owner) {
 			continue
 		}
 		if loc.Type != protocol.LocStorage && !(fast && loc.Type == protocol.LocPick) {

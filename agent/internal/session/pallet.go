@@ -38,7 +38,11 @@ func pallet(d Station, in Input, env Env) Outcome {
 
 // palletItem resolves an ASN line's sku through the catalog.
 func palletItem(sku string, env Env) (protocol.Item, string) {
-	return resolve(Input{SKU: sku}, env)
+	its, why := candidates(Input{SKU: sku}, env)
+	if why != "" {
+		return protocol.Item{}, why
+	}
+	return its[0], ""
 }
 
 func receivePallet(d Station, asn protocol.ASN, in Input, env Env) Outcome {

@@ -32,15 +32,15 @@ const (
 
 // Input is one decoded scan.
 type Input struct {
-	Kind    scan.Kind // what the scan means (docs/DESIGN.md, "Scan vocabulary")
-	Command string    // RECEIVE … ADJUST, DONE, CANCEL
-	Value   string    // location, PO, order, task, lot, reason, operator
-	Qty     int64     // QTY: value, or (30)/(37) inside an item barcode
-	GTIN    string    // GTIN-14 of an item
-	SKU     string    // SKU: label, or the catalog's sku for GTIN
-	Lot     string    // (10) inside an item barcode
-	Expiry  string    // YYYY-MM-DD from (17)
-	Raw     string    // the scanned text
+	Kind    scan.Kind `cbor:"1,keyasint"`           // what the scan means (docs/DESIGN.md, "Scan vocabulary")
+	Command string    `cbor:"2,keyasint,omitempty"` // RECEIVE … ADJUST, DONE, CANCEL
+	Value   string    `cbor:"3,keyasint,omitempty"` // location, PO, order, task, lot, reason, operator, owner
+	Qty     int64     `cbor:"4,keyasint,omitempty"` // QTY: value, or (30)/(37) inside an item barcode
+	GTIN    string    `cbor:"5,keyasint,omitempty"` // GTIN-14 of an item
+	SKU     string    `cbor:"6,keyasint,omitempty"` // SKU: label, or the catalog's sku for GTIN
+	Lot     string    `cbor:"7,keyasint,omitempty"` // (10) inside an item barcode
+	Expiry  string    `cbor:"8,keyasint,omitempty"` // YYYY-MM-DD from (17)
+	Raw     string    `cbor:"9,keyasint,omitempty"` // the scanned text
 }
 
 // Verdict is what the operator hears.
@@ -82,6 +82,14 @@ type State struct {
 	// Pallets are the SSCCs received in this session (a second scan of
 	// the same label is refused).
 	Pallets []string `cbor:"16,keyasint,omitempty"`
+	// Owner is the owner of an OWNER: scan: whose units the items scanned
+	// next are, where the location has no owner.
+	Owner string `cbor:"17,keyasint,omitempty"`
+	// Pending is an item scan waiting for an OWNER: scan (its GTIN is
+	// held for the owners in Asked and nothing told them apart); nothing
+	// of it is committed until then.
+	Pending *Input   `cbor:"18,keyasint,omitempty"`
+	Asked   []string `cbor:"19,keyasint,omitempty"`
 }
 
 // Carried is an item picked up in a move or put-away, awaiting LOC:to.
@@ -154,10 +162,18 @@ func Step(d Station, in Input, env Env) Outcome {
 	}
 	s := d.Session
 	if s == nil {
+		if in.Kind == scan.KindOwner {
+			return bad(d, "OWNER: belongs in a session: scan a CMD: label first, then OWNER:%s", in.Value)
+		}
 		return bad(d, "no open session: scan a CMD: label (RECEIVE, PUTAWAY, PICK, COUNT, MOVE, ADJUST, HOLD, RELEASE, DAMAGE) first")
 	}
 	s.LastScan = now
+	if s.Pending != nil && in.Kind != scan.KindOwner {
+		return bad(d, "GTIN %s waits for its owner: scan OWNER:%s (or CMD:CANCEL) before anything else", s.Pending.GTIN, strings.Join(s.Asked, " or OWNER:"))
+	}
 	switch in.Kind {
+	case scan.KindOwner:
+		return ownerScan(d, in, env)
 	case scan.KindQty:
 		if in.Qty == 0 || (in.Qty < 0 && s.Kind != Adjust) {
 			return bad(d, "quantity %d is not allowed in a %s session", in.Qty, s.Kind)
@@ -205,6 +221,11 @@ func clone(d Station) Station {
 		s.Carried = append([]Carried(nil), s.Carried...)
 		s.Raw = append([]string(nil), s.Raw...)
 		s.Pallets = append([]string(nil), s.Pallets...)
+		s.Asked = append([]string(nil), s.Asked...)
+		if s.Pending != nil {
+			p := *s.Pending
+			s.Pending = &p
+		}
 		d.Session = &s
 	}
 	return d

@@ -79,21 +79,27 @@ func (l lookup) Item(sku string) (protocol.Item, bool) {
 	return it, l.get(mdItem+sku, &it)
 }
 
-func (l lookup) ItemByGTIN(gtin string) (protocol.Item, bool) {
-	var sku string
-	_ = l.s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get([]byte(mdGTIN + gtin))
+func (l lookup) ItemsByGTIN(gtin string) []protocol.Item {
+	var out []protocol.Item
+	err := l.s.db.View(func(txn *badger.Txn) error {
+		skus, err := gtinSKUs(txn, gtin)
 		if err != nil {
-			return nil
+			return err
 		}
-		b, err := it.ValueCopy(nil)
-		sku = string(b)
-		return err
+		for _, sku := range skus {
+			var it protocol.Item
+			if ok, err := getCBOR(txn, mdItem+sku, &it); err != nil {
+				return err
+			} else if ok {
+				out = append(out, it)
+			}
+		}
+		return nil
 	})
-	if sku == "" {
-		return protocol.Item{}, false
+	if err != nil {
+		l.s.log.Warn("local master data unreadable", "gtin", gtin, "err", err)
 	}
-	return l.Item(sku)
+	return out
 }
 
 func (l lookup) Location(code string) (protocol.Location, bool) {

@@ -11,7 +11,8 @@ import (
 // Local master data and work documents, beside the ledger's keys:
 //
 //	md/i/{sku}               catalog item (CBOR)
-//	md/g/{gtin}              sku of a GTIN-14
+//	md/g/{gtin}              sku of a GTIN-14 (written before owners: read, dropped with its item)
+//	md/G/{gtin}\0{sku}       the GTIN-14 maps to the sku (several skus of different owners)
 //	md/l/{code}              location (CBOR)
 //	md/t/{sku}               reorder threshold (CBOR)
 //	md/p/{po}                purchase order (CBOR)
@@ -26,6 +27,7 @@ import (
 const (
 	mdItem     = "md/i/"
 	mdGTIN     = "md/g/"
+	mdGTINs    = "md/G/"
 	mdLoc      = "md/l/"
 	mdThresh   = "md/t/"
 	mdPO       = "md/p/"
@@ -125,7 +127,7 @@ func writeMaster(txn *badger.Txn, d Down) error {
 			return err
 		} else if ok {
 			for _, g := range old.GTINs {
-				if err := txn.Delete([]byte(mdGTIN + g)); err != nil {
+				if err := dropGTIN(txn, g, it.SKU); err != nil {
 					return err
 				}
 			}
@@ -137,7 +139,7 @@ func writeMaster(txn *badger.Txn, d Down) error {
 			continue
 		}
 		for _, g := range it.GTINs {
-			if err := txn.Set([]byte(mdGTIN+g), []byte(it.SKU)); err != nil {
+			if err := txn.Set([]byte(mdGTINs+g+"\x00"+it.SKU), nil); err != nil {
 				return err
 			}
 		}
@@ -211,4 +213,49 @@ func addI64(txn *badger.Txn, key string, d int64) (int64, error) {
 	}
 	v += d
 	return v, txn.Set([]byte(key), be(uint64(v)))
+}
+
+// dropGTIN removes the mapping of a GTIN to sku, in either layout.
+func dropGTIN(txn *badger.Txn, gtin, sku string) error {
+	if legacy, ok, err := getString(txn, mdGTIN+gtin); err != nil {
+		return err
+	} else if ok && legacy == sku {
+		if err := txn.Delete([]byte(mdGTIN + gtin)); err != nil {
+			return err
+		}
+	}
+	return txn.Delete([]byte(mdGTINs + gtin + "\x00" + sku))
+}
+
+// gtinSKUs returns the skus a GTIN-14 maps to, in both layouts.
+func gtinSKUs(txn *badger.Txn, gtin string) ([]string, error) {
+	var out []string
+	legacy, ok, err := getString(txn, mdGTIN+gtin)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		out = append(out, legacy)
+	}
+	prefix := []byte(mdGTINs + gtin + "\x00")
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if sku := string(it.Item().Key()[len(prefix):]); sku != legacy {
+			out = append(out, sku)
+		}
+	}
+	return out, nil
+}
+
+func getString(txn *badger.Txn, key string) (string, bool, error) {
+	it, err := txn.Get([]byte(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	b, err := it.ValueCopy(nil)
+	return string(b), err == nil, err
 }

@@ -38,9 +38,9 @@ func TestLocalRecordsFollowCommits(t *testing.T) {
 		Tasks:      []protocol.Task{{ID: "T1", Kind: "pick", Location: "B", SKU: "BOLT", Qty: 3}},
 	}, 0, 1))
 	l := s.Lookup()
-	it, ok := l.ItemByGTIN("04006381333931")
-	require.True(t, ok)
-	require.Equal(t, "BOLT", it.SKU)
+	its := l.ItemsByGTIN("04006381333931")
+	require.Len(t, its, 1)
+	require.Equal(t, "BOLT", its[0].SKU)
 
 	commit(t, s, &Commit{Device: "d", Ops: []protocol.Op{{Kind: protocol.OpReceive, Location: "B", SKU: "BOLT", Qty: 4, Refs: &protocol.Refs{PO: "P1", POLine: 1}}}})
 	require.Equal(t, int64(4), l.Received("P1", 1))
