@@ -26,9 +26,23 @@ func (s *Service) ShipScanned(ctx context.Context, wh, id, sscc, by string) (Ord
 
 // Cancel cancels an open order and releases its reservations. Units
 // already picked stay off the shelf until a person puts them back (the
-// order's lines say how many).
+// order's lines say how many). The order's open parts in other warehouses
+// (Order.Parts) are cancelled with it; each part ships on its own.
 func (s *Service) Cancel(ctx context.Context, wh, id string) (Order, error) {
-	return s.close(ctx, wh, id, StatusCancelled, nil)
+	o, err := s.close(ctx, wh, id, StatusCancelled, nil)
+	if err != nil {
+		return o, err
+	}
+	for _, w := range o.Parts {
+		p, err := s.Get(ctx, w, id)
+		if err != nil || p.Status != StatusOpen || (p.PartOf != wh && o.PartOf != w) {
+			continue
+		}
+		if _, err := s.close(ctx, w, id, StatusCancelled, nil); err != nil && !errors.Is(err, ErrConflict) {
+			return o, fmt.Errorf("cancel the order's part in warehouse %s: %w", w, err)
+		}
+	}
+	return o, nil
 }
 
 // close moves an order to status to; mark, when set, also writes fields
@@ -147,6 +161,7 @@ func cloneOrder(o *Order) Order {
 	out := *o
 	out.Lines = append([]Line(nil), o.Lines...)
 	out.Short = append([]string(nil), o.Short...)
+	out.Parts = append([]string(nil), o.Parts...)
 	return out
 }
 

@@ -114,13 +114,14 @@ func (s *Service) ExpireHolds(ctx context.Context) (int, error) {
 // ReleaseBackorders releases backordered orders to picking, first come
 // first served: in the order they were taken, each whose warehouse can now
 // ship all of it once every reservation is met becomes open. An order that
-// cannot be met keeps the skus it needs from the orders after it. It
-// returns the orders released.
+// cannot be met keeps the skus it needs from the orders after it. The
+// units an open order's lines backordered after a short pick are released
+// the same way, in the same queue. It returns the orders released.
 func (s *Service) ReleaseBackorders(ctx context.Context) []Order {
 	s.mu.Lock()
 	var waiting []*Order
 	for _, o := range s.open {
-		if o.Status == StatusBackordered {
+		if o.Status == StatusBackordered || o.Status == StatusOpen && backorderedOf(o) != nil {
 			waiting = append(waiting, o)
 		}
 	}
@@ -135,6 +136,9 @@ func (s *Service) ReleaseBackorders(ctx context.Context) []Order {
 	blocked := map[whsku]bool{}
 	for _, o := range waiting {
 		need := needOf(o)
+		if o.Status == StatusOpen {
+			need = backorderedOf(o)
+		}
 		ok := true
 		for sku, n := range need {
 			ws := whsku{o.Warehouse, sku}

@@ -26,9 +26,10 @@ const maxGroup = 256
 type intakeKind int
 
 const (
-	kindOrder   intakeKind = iota // an order (NewOrder), perhaps converting a hold
-	kindHold                      // a checkout hold (NewOrder shaped)
-	kindRelease                   // a backordered order released to picking
+	kindOrder      intakeKind = iota // an order (NewOrder), perhaps converting a hold
+	kindHold                         // a checkout hold (NewOrder shaped)
+	kindRelease                      // a backordered order (or line) released to picking
+	kindReallocate                   // a line's units moved to another warehouse or backordered (Reallocate)
 )
 
 // request is one intake request and, once done is closed, its answer.
@@ -39,18 +40,28 @@ type request struct {
 	// owner is the owner of the lines' items (Service.ownerOf).
 	owner string
 
-	o         Order  // the order or hold as written, picks applied
-	event     string // its change: created (an order, open or backordered), held, released
-	created   bool
-	existing  *okey  // idempotency key found: the order it names
-	converted *Order // the hold an order converted, as written
-	rechecked []conflicts.Conflict
-	err       error
-	done      chan struct{}
+	line  uint32 // kindReallocate: the line, and at most how many units
+	units int64
+	asked int64 // kindReallocate: units as asked (units is what moved)
+
+	o          Order    // the order or hold as written, picks applied
+	parts      []Order  // parts of the order written in other warehouses (allocate.go)
+	partEvents []string // their changes: created, reallocated (default created)
+	event      string   // its change: created (an order, open or backordered), held, released
+	created    bool
+	existing   *okey  // idempotency key found: the order it names
+	converted  *Order // the hold an order converted, as written
+	rechecked  []conflicts.Conflict
+	err        error
+	done       chan struct{}
 }
 
 func (r *request) reset() {
 	r.o, r.event, r.created, r.existing, r.converted, r.rechecked, r.err = Order{}, "", false, nil, nil, nil, nil
+	r.parts, r.partEvents = nil, nil
+	if r.kind == kindReallocate {
+		r.units = r.asked
+	}
 }
 
 // Refusal is the error of an order or hold refused because some of its
@@ -68,6 +79,22 @@ type Shortfall struct {
 	SKU       string `json:"sku"`
 	Requested int64  `json:"requested"`
 	Available int64  `json:"available"`
+}
+
+// shortfall is a Shortfall with what the warehouse can ship (here) and
+// what the channel is offered of the sku over all its warehouses (offer),
+// for allocation (allocate.go).
+type shortfall struct {
+	Shortfall
+	here, offer int64
+}
+
+func public(short []shortfall) []Shortfall {
+	out := make([]Shortfall, len(short))
+	for i, sf := range short {
+		out[i] = sf.Shortfall
+	}
+	return out
 }
 
 func (r *Refusal) Error() string {
@@ -186,10 +213,10 @@ func (s *Service) available(g *group, ws whsku) int64 {
 // shortOf returns the skus of need that the channel cannot be given in
 // warehouse wh: more than the warehouse can ship once every reservation is
 // met, or more than the channel is offered (its share, its cap).
-func (s *Service) shortOf(g *group, c *Channel, wh string, need map[string]int64) []Shortfall {
+func (s *Service) shortOf(g *group, c *Channel, wh string, need map[string]int64) []shortfall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Shortfall
+	var out []shortfall
 	for sku, n := range need {
 		if n <= 0 {
 			continue
@@ -217,7 +244,7 @@ func (s *Service) shortOf(g *group, c *Channel, wh string, need map[string]int64
 			offer = 0
 		}
 		if a := min(max(here, 0), offer); n > a {
-			out = append(out, Shortfall{SKU: sku, Requested: n, Available: a})
+			out = append(out, shortfall{Shortfall{SKU: sku, Requested: n, Available: a}, max(here, 0), offer})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SKU < out[j].SKU })
@@ -240,7 +267,7 @@ func (s *Service) fits(g *group, wh string, need map[string]int64) bool {
 func needOf(o *Order) map[string]int64 {
 	need := map[string]int64{}
 	for _, l := range o.Lines {
-		need[l.SKU] += l.Qty - l.Picked
+		need[l.SKU] += l.Here() - l.Picked
 	}
 	return need
 }
@@ -327,6 +354,20 @@ func (s *Service) commitGroup(ctx context.Context, batch []*request) {
 		if !r.created {
 			continue
 		}
+		for i := range r.parts {
+			p := &r.parts[i]
+			if prev := s.open[okey{p.Warehouse, p.ID}]; prev != nil {
+				s.removeOpen(prev)
+			}
+			held := cloneOrder(p)
+			s.addOpen(&held)
+			for _, l := range p.Lines {
+				set[whsku{p.Warehouse, l.SKU}] = struct{}{}
+			}
+		}
+		for _, l := range r.o.Lines {
+			set[whsku{r.o.Warehouse, l.SKU}] = struct{}{}
+		}
 		if _, ok := s.channels[r.o.Channel]; !ok {
 			s.channels[r.o.Channel] = Channel{Name: r.o.Channel, SharePct: 100, Policy: PolicyRefuse, UpdatedMS: now}
 		}
@@ -364,6 +405,13 @@ func (s *Service) commitGroup(ctx context.Context, batch []*request) {
 		if r.created {
 			s.cfg.OnOrder(cloneOrder(&r.o), r.event)
 		}
+		for i := range r.parts {
+			ev := "created"
+			if i < len(r.partEvents) {
+				ev = r.partEvents[i]
+			}
+			s.cfg.OnOrder(cloneOrder(&r.parts[i]), ev)
+		}
 	}
 }
 
@@ -371,8 +419,11 @@ func (s *Service) commitGroup(ctx context.Context, batch []*request) {
 // takes. A request refused or in conflict gets r.err; the error returned
 // is the store's (the group's transaction fails).
 func (s *Service) admit(tx store.Tx, g *group, r *request, now int64, seq *uint64) error {
-	if r.kind == kindRelease {
+	switch r.kind {
+	case kindRelease:
 		return s.admitRelease(tx, g, r, now, seq)
+	case kindReallocate:
+		return s.admitReallocate(tx, g, r, now, seq)
 	}
 	n := &r.n
 	ik := idemKey(n.Channel, n.ExternalID)
@@ -405,6 +456,7 @@ func (s *Service) admit(tx store.Tx, g *group, r *request, now int64, seq *uint6
 		o.Status, o.ExpiresMS, r.event = StatusHeld, now+r.ttl, string(StatusHeld)
 	}
 	var hold *Order
+	var splitTo []part // what other warehouses ship of the order
 	if n.Hold != "" {
 		if hold, err = s.holdToConvert(tx, n, now); err != nil {
 			var he *holdError
@@ -421,9 +473,29 @@ func (s *Service) admit(tx store.Tx, g *group, r *request, now int64, seq *uint6
 			return err
 		}
 		applyPicks(&o, ps, func(string) bool { return true })
-		if short := s.shortOf(g, &c, o.Warehouse, needOf(&o)); len(short) > 0 {
+		short := s.shortOf(g, &c, o.Warehouse, needOf(&o))
+		if len(short) > 0 && r.kind == kindOrder {
+			split := cloneOrder(&o)
+			parts, ok, err := s.planSplit(g, &c, &split, short, func(wh string) (bool, error) {
+				var other Order
+				return getCBOR(tx, orderKey(wh, o.ID), &other) // a new order: any order of its id there is another's
+			})
+			if err != nil {
+				return err
+			}
+			if ok {
+				o, short = split, nil
+				for _, p := range parts {
+					o.Parts = append(o.Parts, p.wh)
+				}
+				sort.Strings(o.Parts)
+				applyPicks(&o, ps, func(string) bool { return true })
+				splitTo = parts
+			}
+		}
+		if len(short) > 0 {
 			if r.kind == kindHold || c.policy() == PolicyRefuse {
-				r.err = &Refusal{Warehouse: o.Warehouse, Channel: o.Channel, Skus: short}
+				r.err = &Refusal{Warehouse: o.Warehouse, Channel: o.Channel, Skus: public(short)}
 				return nil
 			}
 			o.Status = StatusBackordered                          // event "created": the order is taken, its status says how
@@ -470,6 +542,13 @@ func (s *Service) admit(tx store.Tx, g *group, r *request, now int64, seq *uint6
 	}
 	g.take(&o, 1)
 	r.o, r.created = o, true
+	for _, p := range splitTo {
+		po, err := s.writePart(tx, g, &o, p, now, seq)
+		if err != nil {
+			return err
+		}
+		r.parts = append(r.parts, po)
+	}
 	return nil
 }
 
@@ -536,11 +615,12 @@ func (s *Service) writeRecord(tx store.Tx, o *Order, prev uint64) error {
 }
 
 // admitRelease releases a backordered order to picking when its warehouse
-// can ship it once every reservation is met.
+// can ship it once every reservation is met; of an open order, it
+// releases the units its lines backordered after a short pick.
 func (s *Service) admitRelease(tx store.Tx, g *group, r *request, now int64, seq *uint64) error {
 	var o Order
 	found, err := getCBOR(tx, orderKey(r.n.Warehouse, r.n.ID), &o)
-	if err != nil || !found || o.Status != StatusBackordered {
+	if err != nil || !found {
 		return err
 	}
 	ps, err := tx.OrderPicks(o.Warehouse, o.ID)
@@ -548,22 +628,58 @@ func (s *Service) admitRelease(tx store.Tx, g *group, r *request, now int64, seq
 		return err
 	}
 	applyPicks(&o, ps, func(string) bool { return true })
-	if !s.fits(g, o.Warehouse, needOf(&o)) {
+	var need map[string]int64
+	switch o.Status {
+	case StatusBackordered:
+		need = needOf(&o)
+	case StatusOpen:
+		need = backorderedOf(&o)
+		if len(need) == 0 {
+			return nil
+		}
+	default:
 		return nil
 	}
+	if !s.fits(g, o.Warehouse, need) {
+		return nil
+	}
+	before := cloneOrder(&o)
 	prev := o.Seq
 	*seq++
 	o.Status, o.UpdatedMS, o.Seq = StatusOpen, now, *seq
+	for i := range o.Lines {
+		o.Lines[i].Backordered = 0
+	}
 	applyPicks(&o, ps, func(string) bool { return true })
 	if err := s.writeRecord(tx, &o, prev); err != nil {
 		return err
+	}
+	if before.Status == StatusOpen {
+		if _, err := tx.PutOrder(stored(&o)); err != nil {
+			return err
+		}
 	}
 	if s.cfg.OnOrderTx != nil {
 		if err := s.cfg.OnOrderTx(tx, cloneOrder(&o), "released"); err != nil {
 			return err
 		}
 	}
+	g.take(&before, -1)
 	g.take(&o, 1)
 	r.o, r.created, r.event = o, true, "released"
 	return nil
+}
+
+// backorderedOf returns what an open order's lines wait for, per sku.
+func backorderedOf(o *Order) map[string]int64 {
+	var need map[string]int64
+	for _, l := range o.Lines {
+		if l.Backordered > 0 {
+			if need == nil {
+				need = map[string]int64{}
+			}
+			need[l.SKU] += l.Backordered
+		}
+	}
+	return need
 }

@@ -154,7 +154,7 @@ func (n *NewOrder) Validate() error {
 		if l.Qty <= 0 || l.Qty > 1_000_000_000 {
 			errs = append(errs, fmt.Sprintf("lines[%d].qty: %d must be 1..1000000000", i, l.Qty))
 		}
-		l.Picked, l.Reserved = 0, 0
+		l.Picked, l.Reserved, l.Elsewhere, l.Backordered = 0, 0, 0, 0
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
@@ -189,7 +189,7 @@ func checkText(name, v string) error {
 // wholeIfReserving is what line j of o reserves before its picks are read.
 func wholeIfReserving(o *Order, j int) int64 {
 	if reserving(o.Status) {
-		return o.Lines[j].Qty
+		return o.Lines[j].Here()
 	}
 	return 0
 }

@@ -240,8 +240,8 @@ func applyPicks(o *Order, picks []store.OrderPick, only func(sku string) bool) {
 		}
 		l.Picked = picked[i]
 		l.Reserved = 0
-		if reserving(o.Status) && l.Qty > l.Picked {
-			l.Reserved = l.Qty - l.Picked
+		if reserving(o.Status) && l.Here() > l.Picked {
+			l.Reserved = l.Here() - l.Picked
 		}
 	}
 }

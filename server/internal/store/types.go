@@ -179,7 +179,17 @@ type OrderLine struct {
 	Picked int64 `json:"picked" cbor:"-"`
 	// Reserved is what the line still holds back from available-to-sell.
 	Reserved int64 `json:"reserved" cbor:"-"`
+	// Elsewhere is what of the line other warehouses ship: the order's
+	// parts there (Order.Parts) carry it. Backordered is what of the line
+	// waits for stock after a short pick found no other bin or warehouse
+	// for it. Neither is reserved here.
+	Elsewhere   int64 `json:"elsewhere,omitempty" cbor:"5,keyasint,omitempty"`
+	Backordered int64 `json:"backordered,omitempty" cbor:"6,keyasint,omitempty"`
 }
+
+// Here is what of the line this warehouse ships: its quantity less what
+// other warehouses ship and what waits for stock.
+func (l *OrderLine) Here() int64 { return max(l.Qty-l.Elsewhere-l.Backordered, 0) }
 
 // OrderStatus is where an order is in its life (the order model's
 // constants: orders.StatusOpen, …).
@@ -219,6 +229,11 @@ type Order struct {
 	// and the operator when one was logged in.
 	SSCC      string `json:"sscc,omitempty" cbor:"14,keyasint,omitempty"`
 	ShippedBy string `json:"shipped_by,omitempty" cbor:"15,keyasint,omitempty"`
+	// Parts lists the other warehouses that ship part of the order (the
+	// same id there, PartOf naming this warehouse): what one warehouse
+	// could not meet was allocated to another of the same owner.
+	Parts  []string `json:"parts,omitempty" cbor:"16,keyasint,omitempty"`
+	PartOf string   `json:"part_of,omitempty" cbor:"17,keyasint,omitempty"`
 }
 
 // Reserved returns the order's open reservation per sku.
