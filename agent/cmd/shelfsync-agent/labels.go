@@ -17,17 +17,18 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // runLabels prints a sheet of Code 128 labels: the scan vocabulary's
-// commands, quantities and reasons, plus the locations, operators and
-// other labels asked for.
+// commands, quantities and reasons, plus the locations, operators, owners
+// and other labels asked for.
 func runLabels(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("shelfsync-agent labels", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	format := fs.String("format", "html", "html (a printable page per A4 sheet, each an SVG) or svg (one SVG document)")
 	out := fs.String("out", "", "file to write (default: stdout)")
 	noStd := fs.Bool("no-standard", false, "leave out the standard command, quantity and reason labels")
-	var locs, ops, extra listFlag
+	var locs, ops, owners, extra listFlag
 	fs.Var(&locs, "loc", "a location label LOC:<code>; repeatable, or comma-separated")
 	fs.Var(&ops, "op", "an operator login label OP:<id>; repeatable, or comma-separated")
+	fs.Var(&owners, "owner", "an owner label OWNER:<id> (a 3PL client: tells apart one GTIN kept by several owners); repeatable, or comma-separated")
 	fs.Var(&extra, "label", "any label TEXT[=TITLE] (e.g. PO:4500012345=PO from Acme); repeatable")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: shelfsync-agent labels [flags]\n\nPrints Code 128 barcodes (ISO/IEC 15417) of the shelfsync scan vocabulary\non A4 sheets of 3 × 8 labels (63.5 × 33.9 mm).")
@@ -63,6 +64,9 @@ func runLabels(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, o := range split(ops) {
 		ls = append(ls, labels.Label{Text: "OP:" + o, Title: "Operator " + o + " logs in"})
+	}
+	for _, o := range split(owners) {
+		ls = append(ls, labels.Label{Text: "OWNER:" + o, Title: "Owner " + o + "'s units"})
 	}
 	for _, e := range extra {
 		text, title, _ := strings.Cut(e, "=")
