@@ -115,8 +115,8 @@ async function loadReorder() {
 
 // ---- master data, read-only, and a CSV import ----
 const mdColumns = {
-  items: [["sku", "SKU"], ["description", "Description"], ["gtins", "GTINs"], ["velocity", "Velocity"], ["track_lot", "Lots"], ["track_expiry", "Expiry"], ["serialized", "Serialized"]],
-  locations: [["code", "Code"], ["zone", "Zone"], ["type", "Type"], ["sellable", "Sellable"], ["rank", "Rank"]],
+  items: [["sku", "SKU"], ["description", "Description"], ["gtins", "GTINs"], ["velocity", "Velocity"], ["track_lot", "Lots"], ["track_expiry", "Expiry"], ["serialized", "Serialized"], ["owner", "Owner"]],
+  locations: [["code", "Code"], ["zone", "Zone"], ["type", "Type"], ["sellable", "Sellable"], ["rank", "Rank"], ["owner", "Owner"]],
   zones: [["zone", "Zone"], ["gateway", "Gateway"]],
   thresholds: [["sku", "SKU"], ["reorder_point", "Reorder point"], ["reorder_qty", "Reorder qty"], ["max", "Max"], ["safety_stock", "Safety stock"], ["seasonal", "Seasonal"]],
   pos: [["id", "PO"], ["supplier", "Supplier"], ["dock", "Dock"], ["status", "Status"], ["lines", "Lines"]],
