@@ -327,7 +327,8 @@ func rewindRows(f *os.File) (func() (int, map[string]string, error), error) {
 // checkStockRows checks every row of a stock import: its format, and the
 // rules the scanner applies (masterdata.StockRules) — an unknown bin, a
 // lot-tracked item without a lot, an expiry-tracked item without an
-// expiry. It reports each row and returns how many failed.
+// expiry, an item of one owner at another owner's location. It reports
+// each row and returns how many failed.
 func (h *Handler) checkStockRows(ctx context.Context, f *os.File, report Progress) int {
 	next, err := rewindRows(f)
 	if err != nil {
@@ -356,6 +357,9 @@ func (h *Handler) checkStockRows(ctx context.Context, f *os.File, report Progres
 			}
 			if err == nil {
 				err = rules[wh].Line(rec["sku"], rec["lot"], rec["expiry"])
+			}
+			if err == nil {
+				err = rules[wh].Owner(rec["location"], rec["sku"])
 			}
 		}
 		if err != nil {

@@ -25,6 +25,8 @@ func TestStockImportObeysScannerRules(t *testing.T) {
 	put("items/PLAIN", `{"sku":"PLAIN"}`)
 	put("items/LOTTED", `{"sku":"LOTTED","track_lot":true}`)
 	put("items/MILK", `{"sku":"MILK","track_expiry":true}`)
+	put("locations/G-01", `{"code":"G-01","type":"storage","owner":"globex"}`)
+	put("items/ACME-TEA", `{"sku":"ACME-TEA","owner":"acme"}`)
 
 	imp := func(csv string) ImportJob {
 		t.Helper()
@@ -41,14 +43,16 @@ func TestStockImportObeysScannerRules(t *testing.T) {
 		"W1,A-01,MILK,L7,,3\n" + // row 5: no expiry
 		"W1,A-01,MILK,L7,2026-13-01,3\n" + // row 6: not a date
 		"W1,A-01,MILK,,2027-01-31,3\n" + // row 7: expiry-tracked is lot-tracked: no lot
-		"W1,A-01,MILK,L8,2027-01-31,4\n") // row 8: fine
+		"W1,A-01,MILK,L8,2027-01-31,4\n" + // row 8: fine
+		"W1,G-01,ACME-TEA,,,1\n") // row 9: acme's item at globex's bin
 	require.Equal(t, "failed", j.Status, "%+v", j)
 	require.Zero(t, j.Done)
 	got := map[int]string{}
 	for _, e := range j.Errors {
 		got[e.Row] = e.Error
 	}
-	require.Len(t, got, 5, "%+v", j.Errors)
+	require.Len(t, got, 6, "%+v", j.Errors)
+	require.Contains(t, got[9], "G-01 holds globex's units")
 	require.Contains(t, got[3], `unknown location "Z-99"`)
 	require.Contains(t, got[4], "LOTTED is lot-tracked")
 	require.Contains(t, got[5], "MILK is expiry-tracked")

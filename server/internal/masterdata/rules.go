@@ -14,18 +14,18 @@ import (
 // against the same master data without a read per row: a location the
 // warehouse has not defined (once it defines locations), a sku a strict
 // catalog lacks, a lot-tracked item without a lot, an expiry-tracked item
-// without an expiry date.
+// without an expiry date, an item of one owner at a location of another.
 type StockRules struct {
 	wh      string
 	managed bool
 	strict  bool
-	locs    map[string]bool
+	locs    map[string]protocol.Location
 	items   map[string]protocol.Item
 }
 
 // StockRules loads the rules of wh.
 func (s *Service) StockRules(_ context.Context, wh string) (*StockRules, error) {
-	r := &StockRules{wh: wh, locs: map[string]bool{}, items: map[string]protocol.Item{}}
+	r := &StockRules{wh: wh, locs: map[string]protocol.Location{}, items: map[string]protocol.Item{}}
 	err := s.b.View(func(tx store.Tx) error {
 		var st protocol.Settings
 		if _, err := getCBOR(tx, key(pSettings, wh), &st); err != nil {
@@ -41,7 +41,7 @@ func (s *Service) StockRules(_ context.Context, wh string) (*StockRules, error) 
 			return err
 		}
 		for _, l := range locs {
-			r.locs[l.Code] = true
+			r.locs[l.Code] = l
 		}
 		items, err := listCBOR[protocol.Item](tx, pItem, wh)
 		for _, it := range items {
@@ -57,7 +57,7 @@ func (r *StockRules) Location(code string) error {
 	if code == "" {
 		return fmt.Errorf("%w: location is empty", ErrInvalid)
 	}
-	if r.managed && !r.locs[code] {
+	if _, ok := r.locs[code]; r.managed && !ok {
 		return fmt.Errorf("%w: unknown location %q in %s: the scanner refuses it too; add the location first", ErrInvalid, code, r.wh)
 	}
 	return nil
@@ -86,6 +86,17 @@ func (r *StockRules) Line(sku, lot, expiry string) error {
 		return fmt.Errorf("%w: %s is lot-tracked: give its lot", ErrInvalid, sku)
 	case it.TrackExpiry && expiry == "":
 		return fmt.Errorf("%w: %s is expiry-tracked: give the lot's expiry (YYYY-MM-DD)", ErrInvalid, sku)
+	}
+	return nil
+}
+
+// Owner reports why sku may not be at location: the location holds
+// another owner's units (the scanner refuses it too); "" passes, and so
+// does an item without an owner.
+func (r *StockRules) Owner(location, sku string) error {
+	lo, it := r.locs[location].Owner, r.items[sku]
+	if lo != "" && it.Owner != "" && it.Owner != lo {
+		return fmt.Errorf("%w: %s is %s's, and %s holds %s's units: the scanner refuses it too; give a location of %s", ErrInvalid, sku, it.Owner, location, lo, it.Owner)
 	}
 	return nil
 }

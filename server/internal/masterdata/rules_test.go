@@ -68,3 +68,21 @@ func TestStockRules(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, r.Line("UNLISTED", "", ""), "strict catalog")
 }
+
+// TestStockRulesKeepOwnersApart: a stock line of one owner's item at
+// another owner's location breaks the scanner's rule; the owner's own
+// location, an unowned one, and an item without an owner pass.
+func TestStockRulesKeepOwnersApart(t *testing.T) {
+	_, md := open(t)
+	ctx := context.Background()
+	require.NoError(t, md.PutLocations(ctx, "w", []protocol.Location{{Code: "A-1", Owner: "acme"}, {Code: "G-1", Owner: "globex"}, {Code: "X-1"}}))
+	require.NoError(t, md.PutItems(ctx, "w", []protocol.Item{{SKU: "ACME-TEA", Owner: "acme"}, {SKU: "PLAIN"}}))
+	r, err := md.StockRules(ctx, "w")
+	require.NoError(t, err)
+	require.NoError(t, r.Owner("A-1", "ACME-TEA"))
+	require.NoError(t, r.Owner("X-1", "ACME-TEA"))
+	require.NoError(t, r.Owner("G-1", "PLAIN"))
+	err = r.Owner("G-1", "ACME-TEA")
+	require.ErrorIs(t, err, ErrInvalid)
+	require.ErrorContains(t, err, "G-1 holds globex's units")
+}
