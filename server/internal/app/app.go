@@ -90,9 +90,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	brokerURL := cfg.BrokerURL
 	var link brokerlink.Link
 	if brokerURL == "" {
+		// Clustered embedded brokers with warehouse leases: one consumer
+		// per warehouse, read only by the replica holding its lease.
+		var claim func(context.Context, string) bool
+		if s.rep != nil && s.rep.Partition() != nil {
+			claim = s.rep.Partition().Claim
+		}
 		b, err := broker.Start(broker.Config{Addr: cfg.MQTTAddr, Logger: log, TLS: sec.brokerTLS, Auth: sec.hook,
 			StoreDir: broker.StoreDir(cfg.DataDir), MaxConnections: cfg.MQTTMaxConns, ConnectTimeout: cfg.MQTTConnectTimeout,
-			MaxConnsPerIP: perIPLimit(cfg.MQTTMaxConnsPerIP),
+			MaxConnsPerIP: perIPLimit(cfg.MQTTMaxConnsPerIP), Warehouses: claim != nil, Root: cfg.Root,
 			ServerName:    clusterNode(cfg), Cluster: broker.Cluster{Listen: cfg.ClusterListen, Routes: cfg.ClusterRouteList(), Name: cfg.ClusterName}})
 		if err != nil {
 			s.Close()
@@ -103,7 +109,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		// The ingest reads and answers in-process; an MQTT connection
 		// carries the retained topics.
 		link = brokerlink.NewNATS(brokerlink.NATSConfig{Server: b.NATS(), Username: sec.ingestUser, Password: sec.ingestPass, Root: cfg.Root,
-			Logger: log.With("component", "ingest-link"),
+			Logger: log.With("component", "ingest-link"), Claim: claim,
 			MQTT: brokerlink.NewMQTT(brokerlink.MQTTConfig{Broker: brokerURL, ClientID: fmt.Sprintf("shelfsync-server-%d", time.Now().UnixNano()),
 				Username: sec.ingestUser, Password: sec.ingestPass, TLS: sec.ingestTLS, Root: cfg.Root, Logger: log.With("component", "ingest-link")})})
 		reg.MustRegister(b.Collector())

@@ -59,7 +59,7 @@ func NewAuthMetrics(reg prometheus.Registerer) *AuthMetrics {
 		Accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_connect_accepted_total",
 			Help: "Embedded broker connections authenticated, by method (certificate, password, internal, open)."}, []string{"method"}),
 		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_connect_refused_total",
-			Help: "Embedded broker connections refused at authentication, by reason (no_credentials, bad_password, bad_identity, username_mismatch, client_id, per_ip_limit)."}, []string{"reason"}),
+			Help: "Embedded broker connections refused at authentication, by reason (no_credentials, bad_password, bad_identity, username_mismatch, client_id, per_ip_limit, ingest_unavailable)."}, []string{"reason"}),
 		ACLDenied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_broker_acl_denied_total",
 			Help: "Topic ACL denials by action (publish, subscribe) and role (gateway, server)."}, []string{"action", "role"}),
 	}
@@ -98,6 +98,7 @@ type Auth struct {
 	m       *AuthMetrics
 	checked atomic.Int64 // connections that reached authentication
 	perIP   *perIP       // set by Start: clients per remote IP
+	wh      *warehouses  // set by Start with Config.Warehouses: warehouse consumers
 	roles   sync.Map     // MQTT client id → Role, for the broker's log of denials
 }
 
@@ -145,6 +146,13 @@ func (h *Auth) Check(c server.ClientAuthentication) bool {
 		}
 	}
 	if h.cfg.AllowAll {
+		if cid, isMQTT := mqttClientID(c); isMQTT && h.wh != nil {
+			for _, wh := range clientWarehouses(cid) {
+				if !h.ensureWarehouse(log, wh) {
+					return false
+				}
+			}
+		}
 		h.m.Accepted.WithLabelValues("open").Inc()
 		return true
 	}
@@ -169,6 +177,9 @@ func (h *Auth) Check(c server.ClientAuthentication) bool {
 				"identity", id, "client_id", cid, "want", protocol.ClientID(wh, gw))
 			return false
 		}
+		if h.wh != nil && !h.ensureWarehouse(log, wh) {
+			return false
+		}
 	}
 	perms := h.permissions(role, id)
 	cid, isMQTT := mqttClientID(c)
@@ -181,6 +192,18 @@ func (h *Auth) Check(c server.ClientAuthentication) bool {
 	c.RegisterUser(&server.User{Username: id, Permissions: perms})
 	h.m.Accepted.WithLabelValues(method).Inc()
 	log.Debug("MQTT client authenticated", "identity", id, "method", method)
+	return true
+}
+
+// ensureWarehouse makes sure the consumer of a connecting gateway's
+// warehouse exists (warehouses.go) and reports whether it does; if not,
+// the gateway is refused and connects again later.
+func (h *Auth) ensureWarehouse(log *slog.Logger, wh string) bool {
+	if err := h.wh.ensure(wh); err != nil {
+		h.m.Refused.WithLabelValues("ingest_unavailable").Inc()
+		log.Warn("MQTT connection refused: the ingest of its warehouse cannot be set up yet; the gateway connects again", "warehouse", wh, "err", err)
+		return false
+	}
 	return true
 }
 

@@ -66,6 +66,13 @@ type Config struct {
 	// Cluster, when its Listen is set, joins this node to other nodes
 	// into one NATS cluster (cluster.go).
 	Cluster Cluster
+	// Warehouses keeps one ingest consumer per warehouse, made when a
+	// gateway of the warehouse connects (warehouses.go), so that replicas
+	// can divide the warehouses between them.
+	Warehouses bool
+	// Root is the topic root of the warehouse consumers (default
+	// protocol.DefaultRoot).
+	Root string
 	Logger  *slog.Logger
 }
 
@@ -77,6 +84,7 @@ type Broker struct {
 	auth    *Auth
 	tempDir string
 	stop    chan struct{} // ends the per-IP counter
+	wh      *warehouses   // with Config.Warehouses
 }
 
 // Start starts the broker and waits until it accepts MQTT connections.
@@ -116,6 +124,13 @@ func Start(cfg Config) (*Broker, error) {
 		// An allow-all hook rather than none: without authentication the
 		// broker would never time out a connection that sends no CONNECT.
 		auth = NewAuth(AuthConfig{AllowAll: true})
+	}
+	auth.wh = nil
+	if cfg.Warehouses {
+		// Until open below, gateways are refused: their warehouse's
+		// consumer cannot be made before the streams exist.
+		b.wh = newWarehouses(cfg.Root)
+		auth.wh = b.wh
 	}
 	var limiter *perIP
 	if cfg.MaxConnsPerIP > 0 {
@@ -195,6 +210,12 @@ func Start(cfg Config) (*Broker, error) {
 		b.Close()
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
+	if b.wh != nil {
+		if err := b.wh.open(b, auth.cfg.InternalUser, auth.cfg.InternalPassword); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("embedded broker: %w", err)
+		}
+	}
 	if limiter != nil {
 		b.stop = make(chan struct{})
 		go b.countPerIP(limiter, cfg.MaxConnections, b.stop)
@@ -239,6 +260,9 @@ func (b *Broker) Close() error {
 	if b.stop != nil {
 		close(b.stop)
 		b.stop = nil
+	}
+	if b.wh != nil {
+		b.wh.close()
 	}
 	if b.ns != nil {
 		b.ns.Shutdown()

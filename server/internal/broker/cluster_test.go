@@ -27,6 +27,12 @@ func freeAddr(t *testing.T) string {
 // for a quorum of the others) whose password file knows gateway gw.
 func startCluster(t *testing.T, n int, gw string) []*Broker {
 	t.Helper()
+	return startClusterWith(t, n, gw, false)
+}
+
+// startClusterWith is startCluster, with warehouse consumers when asked.
+func startClusterWith(t *testing.T, n int, gw string, warehouses bool) []*Broker {
+	t.Helper()
 	pwFile := filepath.Join(t.TempDir(), "passwd")
 	require.NoError(t, SetPassword(pwFile, gw, "pw-"+gw))
 	pw, err := LoadPasswords(pwFile)
@@ -44,7 +50,7 @@ func startCluster(t *testing.T, n int, gw string) []*Broker {
 	for i := range n {
 		go func() {
 			b, err := Start(Config{Addr: "127.0.0.1:0", StoreDir: t.TempDir(), ServerName: fmt.Sprint("node-", i),
-				Cluster: Cluster{Name: "test", Listen: routes[i], Routes: routes, StartTimeout: 2 * time.Minute},
+				Cluster: Cluster{Name: "test", Listen: routes[i], Routes: routes, StartTimeout: 2 * time.Minute}, Warehouses: warehouses,
 				Auth:    NewAuth(AuthConfig{Passwords: pw, InternalUser: ServerIdentity, InternalPassword: internalPW})})
 			res <- result{i, b, err}
 		}()

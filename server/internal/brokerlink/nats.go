@@ -50,6 +50,16 @@ type NATSConfig struct {
 	// MaxPending bounds the messages handed out and not yet Done (default
 	// DefaultMaxPending); keep it within what the handler can queue.
 	MaxPending int
+	// Claim, when set, divides the warehouses between replicas: the link
+	// reads the gateways' messages from the broker's warehouse consumers
+	// (broker.Config.Warehouses), one per warehouse, and reads a
+	// warehouse's only while Claim(ctx, wh) reports true (this replica
+	// holds, or has just taken, the warehouse's lease). It is asked again
+	// for each warehouse every ClaimInterval. Nil: one consumer, Durable,
+	// carries every gateway's messages.
+	Claim func(ctx context.Context, wh string) bool
+	// ClaimInterval is how often Claim is asked (default 1 s).
+	ClaimInterval time.Duration
 	// MQTT publishes retained messages (alerts, availability: the NATS
 	// side cannot set MQTT's retain flag). Required.
 	MQTT   *MQTT
@@ -71,6 +81,7 @@ type NATS struct {
 	nc *nats.Conn
 	js jetstream.JetStream
 	cc jetstream.ConsumeContext
+	wh *assigner // with Claim (warehouses.go)
 }
 
 var _ Link = (*NATS)(nil)
@@ -85,6 +96,9 @@ func NewNATS(cfg NATSConfig) *NATS {
 	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.ClaimInterval <= 0 {
+		cfg.ClaimInterval = time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &NATS{cfg: cfg, topics: protocol.NewTopics(cfg.Root), log: cfg.Logger, ctx: ctx, cancel: cancel}
@@ -133,6 +147,24 @@ func (l *NATS) connect(h Handler) error {
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
 	defer cancel()
+	if h != nil && l.cfg.Claim != nil {
+		a, err := l.startAssigner(ctx, nc, js, h)
+		if err != nil {
+			nc.Close()
+			return err
+		}
+		l.mu.Lock()
+		l.nc, l.js, l.wh = nc, js, a
+		l.mu.Unlock()
+		l.ready.Store(true)
+		l.log.Info("ingest connected to the embedded broker in-process; warehouses divided between the replicas")
+		return nil
+	}
+	if h != nil {
+		// A warehouse consumer left from a run with Claim would keep
+		// every message of its warehouse in the stream for no one.
+		deleteConsumers(ctx, js, func(name string) bool { _, ok := broker.ConsumerWarehouse(name); return ok })
+	}
 	var cons jetstream.Consumer
 	if h != nil {
 		cons, err = js.CreateOrUpdateConsumer(ctx, mqttStream, jetstream.ConsumerConfig{
@@ -181,8 +213,12 @@ func (l *NATS) reconnect(h Handler) {
 	if l.cc != nil {
 		l.cc.Stop()
 	}
-	l.nc, l.js, l.cc = nil, nil, nil
+	wh := l.wh
+	l.nc, l.js, l.cc, l.wh = nil, nil, nil, nil
 	l.mu.Unlock()
+	if wh != nil {
+		wh.stop()
+	}
 	l.log.Warn("in-process broker connection closed; connecting again")
 	l.wg.Add(1)
 	go func() {
@@ -221,10 +257,13 @@ func (l *NATS) Close() {
 	l.cancel()
 	l.wg.Wait()
 	l.mu.Lock()
-	cc, nc := l.cc, l.nc
+	cc, nc, wh := l.cc, l.nc, l.wh
 	l.mu.Unlock()
 	if cc != nil {
 		cc.Stop()
+	}
+	if wh != nil {
+		wh.stop()
 	}
 	if nc != nil {
 		nc.Drain()

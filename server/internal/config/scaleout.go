@@ -39,7 +39,7 @@ type ScaleOut struct {
 func (c *ScaleOut) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", "", "store backend: empty or \"badger\" for the embedded Badger store under --data, or a PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=require) shared by replicas")
 	fs.StringVar(&c.ShareGroup, "share-group", "", "MQTT shared-subscription group of the replicas (subscribe as $share/GROUP/…): for brokers that keep a publisher on one subscriber (EMQX hash_clientid); empty: every server gets every message")
-	fs.StringVar(&c.Partition, "partition", "warehouse", "how replicas of a PostgreSQL store on an external broker divide the work: \"warehouse\" (each warehouse's gateways applied by one replica at a time, through a lease in PostgreSQL; every replica subscribes to every gateway) or \"none\" (every replica handles what it receives); off with --share-group, where the broker divides the gateways")
+	fs.StringVar(&c.Partition, "partition", "warehouse", "how replicas of a PostgreSQL store on an external broker or clustered embedded brokers divide the work: \"warehouse\" (each warehouse's gateways applied by one replica at a time, through a lease in PostgreSQL; on an external broker every replica subscribes to every gateway and drops what it does not hold, on clustered embedded brokers each warehouse has its own consumer, read only by the lease holder) or \"none\" (every replica handles what it receives); off with --share-group, where the broker divides the gateways")
 	fs.BoolVar(&c.NoOpsDeflate, "no-ops-deflate", false, "do not announce ops-deflate (DEFLATE-compressed op batches, ~9 instead of ~71 bytes per op) to gateways, so they send plain batches: set on every replica while a rolling upgrade still runs replicas older than this feature (they would refuse compressed batches, costing a resend); compressed batches are accepted either way")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "with --partition warehouse: how long a warehouse lease outlives its replica's last renewal (a crashed replica's warehouses move to another after this)")
 }
@@ -48,9 +48,14 @@ func (c *ScaleOut) register(fs *flag.FlagSet) {
 // warehouse partition: a PostgreSQL store shared through an external
 // broker without a shared subscription (there the broker divides the
 // gateways, and a replica does not see every message it would need to
-// hold a warehouse's lease), with Partition "warehouse".
+// hold a warehouse's lease), or through clustered embedded brokers (each
+// warehouse has its own consumer there, read by the lease holder), with
+// Partition "warehouse". Embedded brokers that are not clustered each
+// hear only their own gateways: there every replica applies what it
+// hears.
 func (c *Config) PartitionWarehouses() bool {
-	return (c.Partition == PartitionWarehouse || c.Partition == "") && c.Postgres() && c.BrokerURL != "" && c.ShareGroup == ""
+	return (c.Partition == PartitionWarehouse || c.Partition == "") && c.Postgres() && c.ShareGroup == "" &&
+		(c.BrokerURL != "" || c.ClusterListen != "")
 }
 
 // Partition values.

@@ -90,3 +90,18 @@ func (p *Partition) Accept(ctx context.Context, wh, gw string, onGateway func(wh
 // Owns reports whether this replica handles wh/gw now (the downstream
 // sender's hook). It never touches the database.
 func (p *Partition) Owns(wh, _ string) bool { return p.leases.Owns(wh, wholeWarehouse) }
+
+// Claim reports whether this replica reads warehouse wh's messages from
+// the broker: it holds wh's lease, or takes it now (the link's Claim hook
+// with the embedded clustered broker, where each warehouse has its own
+// consumer). It never fails: a lease it cannot ask about is not claimed.
+func (p *Partition) Claim(ctx context.Context, wh string) bool {
+	ok, _, err := p.leases.Acquire(ctx, wh, wholeWarehouse)
+	if err != nil {
+		if now := time.Now().Unix(); p.lastLog.Swap(now) < now-10 {
+			p.log.Warn("warehouse lease unavailable; its messages wait in the broker (logged once per 10 s)", "warehouse", wh, "err", err)
+		}
+		return false
+	}
+	return ok
+}
