@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		b, err := broker.Start(broker.Config{Addr: cfg.MQTTAddr, Logger: log, TLS: sec.brokerTLS, Auth: sec.hook,
 			StoreDir: broker.StoreDir(cfg.DataDir), MaxConnections: cfg.MQTTMaxConns, ConnectTimeout: cfg.MQTTConnectTimeout,
 			MaxConnsPerIP: perIPLimit(cfg.MQTTMaxConnsPerIP), Warehouses: claim != nil, Root: cfg.Root,
-			ServerName:    clusterNode(cfg), Cluster: broker.Cluster{Listen: cfg.ClusterListen, Routes: cfg.ClusterRouteList(), Name: cfg.ClusterName}})
+			ServerName: clusterNode(cfg), Cluster: broker.Cluster{Listen: cfg.ClusterListen, Routes: cfg.ClusterRouteList(), Name: cfg.ClusterName}})
 		if err != nil {
 			s.Close()
 			return nil, err

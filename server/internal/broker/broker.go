@@ -72,8 +72,8 @@ type Config struct {
 	Warehouses bool
 	// Root is the topic root of the warehouse consumers (default
 	// protocol.DefaultRoot).
-	Root string
-	Logger  *slog.Logger
+	Root   string
+	Logger *slog.Logger
 }
 
 // Broker is a running embedded broker.

@@ -51,7 +51,7 @@ func startClusterWith(t *testing.T, n int, gw string, warehouses bool) []*Broker
 		go func() {
 			b, err := Start(Config{Addr: "127.0.0.1:0", StoreDir: t.TempDir(), ServerName: fmt.Sprint("node-", i),
 				Cluster: Cluster{Name: "test", Listen: routes[i], Routes: routes, StartTimeout: 2 * time.Minute}, Warehouses: warehouses,
-				Auth:    NewAuth(AuthConfig{Passwords: pw, InternalUser: ServerIdentity, InternalPassword: internalPW})})
+				Auth: NewAuth(AuthConfig{Passwords: pw, InternalUser: ServerIdentity, InternalPassword: internalPW})})
 			res <- result{i, b, err}
 		}()
 	}
