@@ -57,13 +57,14 @@ const (
 	Hold    Command = "HOLD"    // put units on hold (quality control)
 	Release Command = "RELEASE" // release held units to available
 	Damage  Command = "DAMAGE"  // mark units damaged
+	Pack    Command = "PACK"    // check an order's picked units and ship it
 	Done    Command = "DONE"
 	Cancel  Command = "CANCEL"
 )
 
 var commands = map[string]Command{
 	"RECEIVE": Receive, "PUTAWAY": Putaway, "PICK": Pick, "COUNT": Count,
-	"MOVE": Move, "ADJUST": Adjust, "HOLD": Hold, "RELEASE": Release, "DAMAGE": Damage, "DONE": Done, "CANCEL": Cancel,
+	"MOVE": Move, "ADJUST": Adjust, "HOLD": Hold, "RELEASE": Release, "DAMAGE": Damage, "PACK": Pack, "DONE": Done, "CANCEL": Cancel,
 }
 
 // MaxValueLen is the longest label value accepted, in bytes (skus,
@@ -274,7 +275,7 @@ func label(s Scan, prefix, value string) (Scan, error) {
 	case "CMD":
 		cmd, ok := commands[strings.ToUpper(value)]
 		if !ok {
-			return s, fmt.Errorf("scan: CMD: unknown command %q (want RECEIVE, PUTAWAY, PICK, COUNT, MOVE, ADJUST, HOLD, RELEASE, DAMAGE, DONE or CANCEL)", value)
+			return s, fmt.Errorf("scan: CMD: unknown command %q (want RECEIVE, PUTAWAY, PICK, COUNT, MOVE, ADJUST, HOLD, RELEASE, DAMAGE, PACK, DONE or CANCEL)", value)
 		}
 		s.Command = cmd
 		return s, nil

@@ -27,6 +27,7 @@ func Standard() []Label {
 		{"CMD:HOLD", "Hold: LOC:, [REASON:], [QTY:] [LOT:] items"},
 		{"CMD:RELEASE", "Release held units: LOC:, [REASON:], items"},
 		{"CMD:DAMAGE", "Damaged: LOC:, [REASON:], items"},
+		{"CMD:PACK", "Pack & ship: ORD:, every item, [SSCC label]"},
 		{"CMD:DONE", "Finish: commit the session"},
 		{"CMD:CANCEL", "Abandon the open session"},
 	}

@@ -73,6 +73,8 @@ func done(d Station, env Env) Outcome {
 		return receiveDone(d, env)
 	case Pick:
 		return pickDone(d, env)
+	case Pack:
+		return packDone(d, env)
 	}
 	d.Session = nil
 	return good(d, string(s.Kind)+" session finished")
@@ -152,6 +154,9 @@ func location(d Station, in Input, env Env) Outcome {
 
 func item(d Station, in Input, env Env) Outcome {
 	s := d.Session
+	if s.Kind == Pack {
+		return packItem(d, in, env)
+	}
 	cands, why := candidates(in, env)
 	if why != "" {
 		return bad(d, "%s", why)
@@ -285,6 +290,11 @@ func Expect(s *State) string {
 			return "LOC: of the units"
 		}
 		return "[REASON:] [QTY:] [LOT:] then the item, CMD:DONE to finish"
+	case Pack:
+		if s.Order == "" {
+			return "ORD: of the order to pack"
+		}
+		return "items of order " + s.Order + " (or QTY:/LOT:), the outbound SSCC label, CMD:DONE to ship"
 	}
 	return ""
 }

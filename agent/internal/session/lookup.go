@@ -39,6 +39,9 @@ type Lookup interface {
 	Stock(location, sku string) []Stock
 	// Settings returns the warehouse settings.
 	Settings() protocol.Settings
+	// Shipped reports whether a pack session of this gateway shipped the
+	// order and the server has not yet confirmed it.
+	Shipped(order string) bool
 }
 
 // Stock is one key of the local stock view.
@@ -89,6 +92,9 @@ func (NoData) Stock(string, string) []Stock { return nil }
 
 // Settings implements Lookup.
 func (NoData) Settings() protocol.Settings { return protocol.Settings{} }
+
+// Shipped implements Lookup.
+func (NoData) Shipped(string) bool { return false }
 
 func data(env Env) Lookup {
 	if env.Data == nil {

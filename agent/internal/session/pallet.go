@@ -16,6 +16,9 @@ import (
 // refuses the whole pallet: nothing of it is committed.
 func pallet(d Station, in Input, env Env) Outcome {
 	s := d.Session
+	if s.Kind == Pack {
+		return packLabel(d, in)
+	}
 	sscc := in.Value
 	asn, ok := data(env).ASN(sscc)
 	if !ok {

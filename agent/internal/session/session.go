@@ -28,6 +28,7 @@ const (
 	Hold    Kind = "HOLD"    // available → hold, one status op per item scan
 	Release Kind = "RELEASE" // hold → available
 	Damage  Kind = "DAMAGE"  // available (or hold) → damaged
+	Pack    Kind = "PACK"    // check an order's picked units, then ship it (pack.go)
 )
 
 // Input is one decoded scan.
@@ -90,6 +91,8 @@ type State struct {
 	// of it is committed until then.
 	Pending *Input   `cbor:"18,keyasint,omitempty"`
 	Asked   []string `cbor:"19,keyasint,omitempty"`
+	// Outbound is the outbound label (SSCC) scanned in a pack session.
+	Outbound string `cbor:"20,keyasint,omitempty"`
 }
 
 // Carried is an item picked up in a move or put-away, awaiting LOC:to.
@@ -165,7 +168,7 @@ func Step(d Station, in Input, env Env) Outcome {
 		if in.Kind == scan.KindOwner {
 			return bad(d, "OWNER: belongs in a session: scan a CMD: label first, then OWNER:%s", in.Value)
 		}
-		return bad(d, "no open session: scan a CMD: label (RECEIVE, PUTAWAY, PICK, COUNT, MOVE, ADJUST, HOLD, RELEASE, DAMAGE) first")
+		return bad(d, "no open session: scan a CMD: label (RECEIVE, PUTAWAY, PICK, COUNT, MOVE, ADJUST, HOLD, RELEASE, DAMAGE, PACK) first")
 	}
 	s.LastScan = now
 	if s.Pending != nil && in.Kind != scan.KindOwner {
@@ -191,6 +194,9 @@ func Step(d Station, in Input, env Env) Outcome {
 	case scan.KindPO:
 		return poScan(d, in, env)
 	case scan.KindOrder, scan.KindTask:
+		if s.Kind == Pack {
+			return packOrder(d, in, env)
+		}
 		return taskScan(d, in, env)
 	case scan.KindReason:
 		if s.Kind != Adjust && !s.Kind.movesStatus() {
@@ -208,7 +214,7 @@ func Step(d Station, in Input, env Env) Outcome {
 
 func isStart(cmd string) bool {
 	switch Kind(cmd) {
-	case Receive, Putaway, Pick, Count, Move, Adjust, Hold, Release, Damage:
+	case Receive, Putaway, Pick, Count, Move, Adjust, Hold, Release, Damage, Pack:
 		return true
 	}
 	return false

@@ -150,6 +150,8 @@ func (l lookup) Tasks() []protocol.Task {
 
 func (l lookup) Picked(task string) int64 { return l.i64(mdPicked + task) }
 
+func (l lookup) Shipped(order string) bool { return l.closed("o/"+order) != "" }
+
 func (l lookup) Stock(location, sku string) []session.Stock {
 	rows, err := l.s.Stock(location, sku)
 	if err != nil {

@@ -187,6 +187,10 @@ func writeMaster(txn *badger.Txn, d Down) error {
 			err = txn.Delete([]byte(mdClosed + "p/" + n.Ref))
 		case protocol.NoticeTaskClose:
 			err = txn.Delete([]byte(mdClosed + "t/" + n.Ref))
+		case protocol.NoticeShip:
+			// The server shipped (or refused) it; a repeated ship of a
+			// shipped order changes nothing there.
+			err = txn.Delete([]byte(mdClosed + "o/" + n.Ref))
 		}
 		if err != nil {
 			return err

@@ -56,6 +56,12 @@ func writeNotices(txn *badger.Txn, c *Commit, seq uint64) error {
 			if err := txn.Set([]byte(mdClosed+"t/"+n.Ref), []byte(st)); err != nil {
 				return err
 			}
+		case protocol.NoticeShip:
+			// Until the server confirms, a second pack of the order here
+			// is refused (session.Lookup.Shipped).
+			if err := txn.Set([]byte(mdClosed+"o/"+n.Ref), []byte("shipped")); err != nil {
+				return err
+			}
 		}
 		if err := putOrDelete(txn, mdNotice+n.ID, false, n); err != nil {
 			return err

@@ -177,11 +177,33 @@ func Batch(wh, gw string, ops []protocol.Op, hlc protocol.HLC, feats protocol.Fe
 	}
 }
 
+// Sendable returns the notices a status may carry to a server that
+// announced feats, oldest first, at most protocol.MaxNotices: ship
+// notices only to a server that takes them (SPEC.md §8, Notices) — an
+// older one would acknowledge them without shipping; they wait here.
+func Sendable(ns []protocol.Notice, feats protocol.Features) []protocol.Notice {
+	out := make([]protocol.Notice, 0, min(len(ns), protocol.MaxNotices))
+	for _, n := range ns {
+		if len(out) == protocol.MaxNotices {
+			break
+		}
+		if n.Kind == protocol.NoticeShip && !feats.Has(protocol.FeatureShipNotices) {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
 // setFeatures records what the server accepts (from an ack; 0 on a new
 // connection, until its ack says more).
 func (u *Uplink) setFeatures(f protocol.Features) {
+	ship := !u.feats.Has(protocol.FeatureShipNotices) && f.Has(protocol.FeatureShipNotices)
 	was, now := u.feats.Has(protocol.FeatureOpsDeflate), f.Has(protocol.FeatureOpsDeflate)
 	u.feats = f
+	if ship {
+		defer u.publishStatus() // ship notices waiting for this server
+	}
 	if was == now {
 		return
 	}

@@ -190,7 +190,8 @@ func (u *Uplink) status(online bool) []byte {
 		st.Devices = u.cfg.Devices()
 	}
 	if online {
-		st.Notices, _ = u.st.Notices(protocol.MaxNotices)
+		ns, _ := u.st.Notices(0)
+		st.Notices = Sendable(ns, u.feats)
 	}
 	b, err := protocol.Encode(st)
 	if err != nil {

@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestOrderShippedByScanning: over real processes (server, agent, a
+// simulated scanner on a pty), an order is created, picked by scan, and
+// packed by scan at the gateway: a wrong item gets a bad beep and is not
+// counted, every picked unit is checked, the outbound SSCC label is
+// scanned, and CMD:DONE ships it — the server marks it shipped once, with
+// the label, and the order.shipped webhook fires once. An order cancelled
+// by the channel before its pack scan reaches the server stays cancelled
+// and raises a ship-refused alert.
+func TestOrderShippedByScanning(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	g := c.newGateway("wh1", "pack1")
+	c.mustDo("POST", "/api/v1/masterdata/wh1/locations", []map[string]any{{"code": "BIN-1", "type": "pick", "sellable": true}}, nil)
+	c.mustDo("POST", "/api/v1/masterdata/wh1/items", []map[string]any{
+		{"sku": "MILK", "gtins": []string{"04012345678901"}}, {"sku": "JAM"}, {"sku": "BREAD"}}, nil)
+	require.Equal(t, 200, c.call("PUT", "/api/v1/channels/web", map[string]any{"share_pct": 100}, nil))
+	waitFor(t, 30*time.Second, "master data at the gateway", func() bool {
+		s := g.screen()
+		return s.Counts["locations"] == 1 && s.Counts["items"] == 3
+	})
+	b := g.scanAll(t, "OP:ann", "CMD:RECEIVE", "LOC:BIN-1", "QTY:5", "SKU:MILK", "QTY:3", "SKU:JAM", "QTY:2", "SKU:BREAD", "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 10, "bad": 0, "warn": 0}, b, "%v", g.reasons(""))
+	c.waitConverged("wh1", g)
+
+	rcv := newHookReceiver(t)
+	rcv.start()
+	rcv.register(c, map[string]any{"events": []string{"order"}})
+
+	order := func(ext string, lines ...map[string]any) orderView {
+		var o orderView
+		require.Equal(t, http.StatusCreated, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": ext, "lines": lines}, &o))
+		waitFor(t, 30*time.Second, "the pick tasks of "+o.ID+" at the gateway", func() bool {
+			n := 0
+			for _, tk := range g.screen().Tasks {
+				if tk.Order == o.ID {
+					n++
+				}
+			}
+			return n == len(lines)
+		})
+		return o
+	}
+	o1 := order("1", map[string]any{"sku": "MILK", "qty": 2}, map[string]any{"sku": "JAM", "qty": 1})
+	b = g.scanAll(t, "CMD:PICK", "ORD:"+o1.ID, "LOC:BIN-1", "SKU:MILK", "SKU:MILK", "SKU:JAM", "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 7, "bad": 0, "warn": 0}, b, "%v", g.reasons(""))
+
+	const label = "106141412345678908"
+	b = g.scanAll(t, "CMD:PACK", "ORD:"+o1.ID, "04012345678901")
+	require.Equal(t, map[string]int{"good": 3, "bad": 0, "warn": 0}, b, "%v", g.reasons(""))
+	b = g.scanAll(t, "SKU:BREAD")
+	require.Equal(t, map[string]int{"good": 0, "bad": 1, "warn": 0}, b, "a wrong item gets a bad beep")
+	require.True(t, saidOnce(g.reasons("SKU:BREAD"), "bad: wrong item BREAD"), "%v", g.reasons("SKU:BREAD"))
+	b = g.scanAll(t, "SKU:JAM", "SKU:JAM")
+	require.Equal(t, map[string]int{"good": 1, "bad": 1, "warn": 0}, b, "one JAM was picked: a second is one too many")
+	b = g.scanAll(t, "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 0, "bad": 1, "warn": 0}, b, "one MILK is not checked yet: nothing ships")
+	b = g.scanAll(t, "04012345678901", "(00)"+label, "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 3, "bad": 0, "warn": 0}, b, "%v", g.reasons(""))
+	require.True(t, saidOnce(g.reasons("CMD:DONE"), "good: order "+o1.ID+" shipped: 3 unit(s) checked, outbound label "+label), "%v", g.reasons("CMD:DONE"))
+
+	var got struct {
+		orderView
+		SSCC      string `json:"sscc"`
+		ShippedBy string `json:"shipped_by"`
+	}
+	waitFor(t, 30*time.Second, o1.ID+" shipped on the server", func() bool {
+		getJSON(t, "http://"+c.httpAddr+"/api/v1/orders/wh1/"+o1.ID, &got)
+		return got.Status == "shipped"
+	})
+	require.Equal(t, label, got.SSCC)
+	require.Equal(t, "pack1/s1 (operator ann)", got.ShippedBy)
+	for _, l := range got.Lines {
+		require.Equal(t, l.Qty, l.Picked, l.SKU)
+		require.Zero(t, l.Reserved, l.SKU)
+	}
+	shipped := func(id string) []map[string]any {
+		var out []map[string]any
+		for _, h := range rcv.received("order") {
+			var body struct {
+				Event string         `json:"event"`
+				Order map[string]any `json:"order"`
+			}
+			require.NoError(t, json.Unmarshal(h.body, &body))
+			if body.Event == "order.shipped" && body.Order["id"] == id {
+				out = append(out, body.Order)
+			}
+		}
+		return out
+	}
+	waitFor(t, 30*time.Second, "the order.shipped webhook", func() bool { return len(shipped(o1.ID)) == 1 })
+	require.Equal(t, label, shipped(o1.ID)[0]["sscc"])
+	waitFor(t, 30*time.Second, "the gateway's ship notice confirmed", func() bool { return len(g.screen().Notices) == 0 })
+	require.Equal(t, 200, c.call("POST", "/api/v1/orders/wh1/"+o1.ID+"/ship", nil, nil), "the ship API stays, and a replay is fine")
+
+	// Cancelled by the channel after it was picked, before the pack scan
+	// reached the server: the cancel stands, and a person is told.
+	o2 := order("2", map[string]any{"sku": "BREAD", "qty": 1})
+	b = g.scanAll(t, "CMD:PICK", "ORD:"+o2.ID, "LOC:BIN-1", "SKU:BREAD", "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 5, "bad": 0, "warn": 0}, b, "%v", g.reasons(""))
+	require.Equal(t, 200, c.call("POST", "/api/v1/orders/wh1/"+o2.ID+"/cancel", nil, nil))
+	b = g.scanAll(t, "CMD:PACK", "ORD:"+o2.ID, "SKU:BREAD", "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 4, "bad": 0, "warn": 0}, b, "the gateway does not know of the cancel: %v", g.reasons(""))
+	var alerts struct {
+		Items []struct{ Kind, Gateway, Message string }
+	}
+	waitFor(t, 30*time.Second, "a ship-refused alert", func() bool {
+		getJSON(t, "http://"+c.httpAddr+"/api/v1/alerts?kind=ship-refused", &alerts)
+		return len(alerts.Items) == 1
+	})
+	require.Equal(t, "pack1", alerts.Items[0].Gateway)
+	require.Contains(t, alerts.Items[0].Message, "order "+o2.ID)
+	require.Contains(t, alerts.Items[0].Message, "is cancelled")
+	waitFor(t, 30*time.Second, "the refused notice confirmed", func() bool { return len(g.screen().Notices) == 0 })
+	var o2now orderView
+	getJSON(t, "http://"+c.httpAddr+"/api/v1/orders/wh1/"+o2.ID, &o2now)
+	require.Equal(t, "cancelled", o2now.Status)
+	// The webhooks queued after o1 shipped (o2 created, cancelled) have
+	// arrived: no second order.shipped of o1 came before them.
+	waitFor(t, 30*time.Second, "the order.cancelled webhook of "+o2.ID, func() bool {
+		for _, h := range rcv.received("order") {
+			var body struct {
+				Event string         `json:"event"`
+				Order map[string]any `json:"order"`
+			}
+			require.NoError(t, json.Unmarshal(h.body, &body))
+			if body.Event == "order.cancelled" && body.Order["id"] == o2.ID {
+				return true
+			}
+		}
+		return false
+	})
+	require.Len(t, shipped(o1.ID), 1, "shipped once, by the scan")
+	require.Empty(t, shipped(o2.ID))
+	require.Zero(t, rcv.badSig)
+}
+
+// saidOnce reports whether exactly one of the reasons contains s.
+func saidOnce(reasons []string, s string) bool {
+	n := 0
+	for _, r := range reasons {
+		if strings.Contains(r, s) {
+			n++
+		}
+	}
+	return n == 1
+}
