@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,6 +125,9 @@ type Service struct {
 	// correctness across replicas rests on the transactions alone.
 	mu      sync.Mutex
 	backlog map[string][]uint64 // wh\0gw → recent backlog samples (this replica's)
+	// shorts counts the standing short-pick alerts this replica knows of
+	// (shortpick.go); the periodic check corrects it.
+	shorts atomic.Int64
 }
 
 // New builds the service.
@@ -173,6 +177,9 @@ func (s *Service) Run(ctx context.Context) {
 		case <-t.C:
 			if err := s.CheckGateways(ctx); err != nil {
 				s.log.Warn("gateway alert check failed", "err", err)
+			}
+			if _, err := s.CheckShortPicks(ctx); err != nil {
+				s.log.Warn("short-pick alert check failed", "err", err)
 			}
 			if s.cfg.OpenConflicts != nil && (s.cfg.Sweep == nil || s.cfg.Sweep()) {
 				if n, err := s.SweepConflicts(ctx); err != nil {

@@ -78,6 +78,9 @@ func (h *Handler) registerOrders() {
 		o, created, err := svc.Create(r.Context(), n)
 		if created && o.Status == orders.StatusOpen { // a backorder is routed when released
 			h.routeOrder(r.Context(), o.Warehouse, o.ID)
+			for _, wh := range o.Parts { // what other warehouses ship: their gateways pick it
+				h.routeOrder(r.Context(), wh, o.ID)
+			}
 		}
 		writeTaken(w, o, created, err)
 	})

@@ -47,6 +47,7 @@ type Server struct {
 	down   *downstream.Sender
 	inv    *inventory // inventory.go: orders, alerts, webhooks, dashboard feed
 	md     *mdWiring
+	floor  *floor // floor.go: short picks, orders routed after intake
 	http   *http.Server
 	httpLn net.Listener
 	cancel context.CancelFunc
@@ -153,6 +154,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			})
 		},
 	}, st)
+	s.floor = newFloor(st, s.md.rt, s.inv, s.bus, clock, reg, log.With("component", "floor"))
+	s.md.onShort, s.inv.onOrder = s.floor.shortPick, s.floor.orderEvent
+	go s.floor.run(ctx)
 	s.follow() // follow.go: the bus's subscribers
 	if err := s.inv.start(ctx, s.ingest); err != nil {
 		s.Close()

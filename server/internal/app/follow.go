@@ -26,7 +26,7 @@ func (s *Server) follow() {
 	s.bus.Subscribe("orders", s.inv.followOrders, events.Options{Resync: func(context.Context) { s.inv.reload() }})
 	// Conflicts whose alert a lost event did not raise get it from the
 	// alerts' sweep of open conflicts.
-	s.bus.Subscribe("alerts", s.inv.followAlerts, events.Options{})
+	s.bus.Subscribe("alerts", s.followAlerts, events.Options{})
 }
 
 // followOrders keeps the order model's stock, orders and channels current.
@@ -50,6 +50,11 @@ func (inv *inventory) followOrders(_ context.Context, ev events.Event) {
 
 // followAlerts raises the alerts of new conflicts and judges gateways'
 // reorder notices against the whole warehouse.
+func (s *Server) followAlerts(ctx context.Context, ev events.Event) {
+	s.inv.followAlerts(ctx, ev)
+	s.floor.checkShortPicks(ctx, ev)
+}
+
 func (inv *inventory) followAlerts(ctx context.Context, ev events.Event) {
 	for _, c := range ev.AllConflicts() {
 		inv.alerts.ObserveConflict(c)

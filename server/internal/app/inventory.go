@@ -52,6 +52,9 @@ type inventory struct {
 	leading     func() bool
 	// shipped counts ship notices by result (ship.go).
 	shipped *prometheus.CounterVec
+	// onOrder follows every order change this replica wrote (floor.go);
+	// set before start.
+	onOrder func(o orders.Order, event string)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -220,6 +223,9 @@ func (inv *inventory) apiDeps(d *api.Deps) {
 // order follows the commit of an order change of this replica (its
 // webhook was queued in the transaction: queueOrder).
 func (inv *inventory) order(o orders.Order, event string) {
+	if inv.onOrder != nil {
+		inv.onOrder(o, event)
+	}
 	detail, _ := json.Marshal(o)
 	inv.bus.Publish(events.Event{Orders: []events.Order{{Warehouse: o.Warehouse, ID: o.ID, Change: event, Detail: detail}}})
 }

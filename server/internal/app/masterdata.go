@@ -29,6 +29,9 @@ type mdWiring struct {
 	// ship ships the order of a gateway's ship notice (set once the order
 	// model exists: inventory.shipScanned).
 	ship func(ctx context.Context, wh, gw string, n protocol.Notice) (string, error)
+	// onShort acts on a pick task closed short (floor.go); set before
+	// the ingest starts.
+	onShort func(ctx context.Context, wh string, t protocol.Task)
 }
 
 func newMDWiring(st store.Store, bus events.Publisher, down *downstream.Sender, maxOffset time.Duration, log *slog.Logger) *mdWiring {
@@ -40,6 +43,10 @@ func newMDWiring(st store.Store, bus events.Publisher, down *downstream.Sender, 
 			return "", errors.New("the order model is not started yet")
 		}
 		return w.ship(ctx, wh, gw, n)
+	}, OnTaskShort: func(ctx context.Context, wh string, t protocol.Task) {
+		if w.onShort != nil {
+			w.onShort(ctx, wh, t)
+		}
 	}})
 	st.SetOpCheck(stampCheck(maxOffset, time.Now, masterdata.CheckOp)) // ops stamped ahead; strict catalog and unknown locations quarantine
 	return w

@@ -39,9 +39,12 @@ func (o storeOrders) OrderLines(ctx context.Context, wh, id string) ([]Line, err
 }
 
 // Setup builds the master data service and the router over st, wired
-// together (a short pick re-routes its line).
+// together: a short pick re-routes its line, unless opt.OnTaskShort says
+// what a short pick does (the server's, which also re-routes).
 func Setup(st store.Store, opt masterdata.Options) (*masterdata.Service, *Service) {
 	rt := New(st, StoreOrders(st), opt.Logger)
-	opt.OnTaskShort = rt.TaskShort
+	if opt.OnTaskShort == nil {
+		opt.OnTaskShort = rt.TaskShort
+	}
 	return masterdata.New(st, opt), rt
 }

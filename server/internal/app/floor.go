@@ -1,0 +1,239 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/alerts"
+	"github.com/shelfsync/shelfsync/server/internal/events"
+	"github.com/shelfsync/shelfsync/server/internal/orders"
+	"github.com/shelfsync/shelfsync/server/internal/routing"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+)
+
+// floor acts on what the floor tells the order model (docs/DESIGN.md,
+// "Inventory behaviour the server owns": short picks, allocation): a pick
+// task closed short, and orders that become pickable after they were
+// taken (a backorder released, a part re-allocated to another warehouse),
+// which get their pick tasks here.
+type floor struct {
+	st     store.Store
+	rt     *routing.Service
+	orders *orders.Service
+	alerts *alerts.Service
+	bus    events.Publisher
+	clock  *protocol.Clock
+	log    *slog.Logger
+	shorts *prometheus.CounterVec
+
+	mu    sync.Mutex
+	queue []okey // orders to route
+	set   map[okey]bool
+	wake  chan struct{}
+}
+
+type okey struct{ wh, id string }
+
+func newFloor(st store.Store, rt *routing.Service, inv *inventory, bus events.Publisher, clock *protocol.Clock, reg prometheus.Registerer, log *slog.Logger) *floor {
+	f := &floor{st: st, rt: rt, orders: inv.orders, alerts: inv.alerts, bus: bus, clock: clock, log: log,
+		set: map[okey]bool{}, wake: make(chan struct{}, 1),
+		shorts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_short_picks_total",
+			Help: "Pick tasks closed short, by what became of the units not picked (rerouted, reallocated, backordered)."}, []string{"outcome"})}
+	if reg != nil {
+		reg.MustRegister(f.shorts)
+	}
+	return f
+}
+
+// routeLater queues an order for pick routing (the order model's OnOrder
+// must not wait on it).
+func (f *floor) routeLater(wh, id string) {
+	f.mu.Lock()
+	k := okey{wh, id}
+	if !f.set[k] {
+		f.set[k] = true
+		f.queue = append(f.queue, k)
+	}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run routes the queued orders until ctx ends.
+func (f *floor) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.wake:
+		}
+		for {
+			f.mu.Lock()
+			if len(f.queue) == 0 {
+				f.mu.Unlock()
+				break
+			}
+			k := f.queue[0]
+			f.queue = f.queue[1:]
+			delete(f.set, k)
+			f.mu.Unlock()
+			f.route(ctx, k.wh, k.id)
+		}
+	}
+}
+
+// route makes the pick tasks of an order's open remainder and sends them.
+func (f *floor) route(ctx context.Context, wh, id string) routing.Result {
+	res, err := f.rt.RouteOrder(ctx, wh, id)
+	if err != nil {
+		f.log.Warn("order not routed to pick tasks; route it again once stock or locations are known", "warehouse", wh, "order", id, "err", err)
+		return res
+	}
+	if len(res.Tasks) > 0 {
+		f.bus.Publish(events.Event{Tasks: []string{wh}})
+	}
+	return res
+}
+
+// orderEvent is the order model's OnOrder hook: an order released from
+// backorder gets its pick tasks.
+func (f *floor) orderEvent(o orders.Order, event string) {
+	if event == "released" && o.Status == orders.StatusOpen {
+		f.routeLater(o.Warehouse, o.ID)
+	}
+}
+
+// shortPick is masterdata.Options.OnTaskShort: a gateway closed pick task
+// t with fewer units than it asked. The picker found them missing, so
+//
+//   - the units not picked leave the bin's records at once (server-origin
+//     adjust ops, reason SHORT-PICK, audited and replicated like any op),
+//     and so available-to-sell;
+//   - the bin gets a count task, which finds the truth (a count that finds
+//     them is found stock);
+//   - the order line's remainder is routed to other bins of the warehouse,
+//     else re-allocated to another warehouse of the owner (its part there
+//     gets the pick task), else backordered on the line;
+//   - a short-pick alert stands until the bin is counted.
+func (f *floor) shortPick(ctx context.Context, wh string, t protocol.Task) {
+	missing := t.Qty - t.Picked
+	if t.Kind != "pick" || missing <= 0 {
+		return
+	}
+	log := f.log.With("warehouse", wh, "task", t.ID, "location", t.Location, "sku", t.SKU, "order", t.Order)
+	taken, err := f.takeOff(ctx, wh, t, missing)
+	if err != nil {
+		log.Error("units missing at a short pick not taken off the records; the count task corrects them", "err", err)
+	}
+	f.orders.Flush(ctx) // available-to-sell drops now, not at the next debounce
+	count, err := f.rt.CountTask(ctx, wh, t.Location, fmt.Sprintf("short pick: task %s picked %d of %d × %s", t.ID, t.Picked, t.Qty, t.SKU))
+	if err != nil {
+		log.Error("count task of a short-picked bin not sent", "err", err)
+	}
+	whs := []string{wh}
+	outcome := "rerouted"
+	var did []string
+	if t.Order != "" {
+		res := f.route(ctx, wh, t.Order)
+		if len(res.Tasks) > 0 {
+			did = append(did, fmt.Sprintf("%d unit(s) routed to other bins", unitsOf(res.Tasks)))
+		}
+		for line, units := range res.Unrouted {
+			re, err := f.orders.Reallocate(ctx, wh, t.Order, line, units)
+			if err != nil {
+				log.Error("order line not re-allocated after a short pick", "line", line, "err", err)
+				continue
+			}
+			switch {
+			case re.Units == 0:
+			case re.Part != nil:
+				outcome = "reallocated"
+				did = append(did, fmt.Sprintf("%d unit(s) of line %d re-allocated to warehouse %s", re.Units, line, re.Part.Warehouse))
+				f.route(ctx, re.Part.Warehouse, re.Part.ID)
+				whs = append(whs, re.Part.Warehouse)
+			default:
+				if outcome != "reallocated" {
+					outcome = "backordered"
+				}
+				did = append(did, fmt.Sprintf("%d unit(s) of line %d backordered", re.Units, line))
+			}
+		}
+	}
+	f.shorts.WithLabelValues(outcome).Inc()
+	if _, _, err := f.alerts.RaiseShortPick(alerts.ShortPick{Warehouse: wh, Location: t.Location, SKU: t.SKU, Lot: t.Lot, Task: t.ID,
+		Order: t.Order, Asked: t.Qty, Picked: t.Picked, CountTask: count.ID, Outcome: strings.Join(did, "; ")}); err != nil {
+		log.Error("short-pick alert not raised", "err", err)
+	}
+	f.bus.Publish(events.Event{Tasks: whs})
+	log.Info("short pick", "asked", t.Qty, "picked", t.Picked, "taken_off", taken, "count_task", count.ID, "outcome", outcome, "did", did)
+}
+
+func unitsOf(ts []protocol.Task) int64 {
+	var n int64
+	for _, t := range ts {
+		n += t.Qty
+	}
+	return n
+}
+
+// takeOff issues the adjust ops that take up to missing units of the
+// task's sku (and lot) off its bin's available keys, never below 0, and
+// returns how many it took.
+func (f *floor) takeOff(ctx context.Context, wh string, t protocol.Task, missing int64) (int64, error) {
+	rows, err := f.st.Stock(ctx, store.StockQuery{Warehouse: wh, SKU: t.SKU, Location: t.Location})
+	if err != nil {
+		return 0, err
+	}
+	var ops []protocol.Op
+	left := missing
+	for _, r := range rows {
+		if left == 0 {
+			break
+		}
+		if r.Location != t.Location || r.SKU != t.SKU || (t.Lot != "" && r.Lot != t.Lot) || r.Status != protocol.StatusAvailable || r.OnHand <= 0 {
+			continue
+		}
+		q := min(left, r.OnHand)
+		left -= q
+		ops = append(ops, protocol.Op{HLC: f.clock.Now(), Kind: protocol.OpAdjust, Location: r.Location, SKU: r.SKU, Lot: r.Lot,
+			Owner: r.Owner, Status: r.Status, Qty: -q, Reason: "SHORT-PICK", Operator: "short-pick", Refs: &protocol.Refs{Task: t.ID}})
+	}
+	if len(ops) == 0 {
+		return 0, nil
+	}
+	issued, res, err := f.st.IssueOps(ctx, wh, ops, nil)
+	if err != nil {
+		return 0, err
+	}
+	var taken int64
+	for _, is := range issued {
+		if is.Err == nil && !is.Skipped {
+			taken -= is.Op.Qty
+		}
+	}
+	f.orders.Changed(res.Changes)
+	f.bus.Publish(events.Event{Batches: []events.Batch{{Warehouse: wh, Gateway: protocol.ServerOrigin, WM: res.WM,
+		Applied: res.Applied, Changes: res.Changes, Conflicts: res.Conflicts}}})
+	return taken, nil
+}
+
+// checkShortPicks clears the short-pick alerts of bins a batch counted.
+func (f *floor) checkShortPicks(ctx context.Context, ev events.Event) {
+	if !f.alerts.ShortPicksStanding() || len(ev.Batches) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := f.alerts.CheckShortPicks(ctx); err != nil {
+		f.log.Warn("short-pick alerts not checked; the periodic check retries", "err", err)
+	}
+}
