@@ -400,6 +400,7 @@ func TestIntegrationOrdersOnPostgres(t *testing.T) {
 		"OversellNeedsRes":    TestOversellNeedsAReservation,
 		"OldOversellCleared":  TestAnOversellWithoutReservationsRaisedBeforeIsCleared,
 		"Reload":              TestReloadReadsKeysTheModelNeverHeardOf,
+		"StockPerLocation":    TestStockIsSummedPerLocationNotPerKey,
 	} {
 		t.Run(name, test)
 	}

@@ -720,6 +720,8 @@ func testActions(t *testing.T, open func(*testing.T) store.Store, c config) {
 		{"IssueOp", testIssueOp},
 		{"IssueOpConcurrent", testIssueOpConcurrent},
 		{"IssueOps", testIssueOps},
+		{"IssueOpsConcurrent", testIssueOpsConcurrent},                       // issueops.go
+		{"IssueOpsKnownByOwnerAndStatus", testIssueOpsKnownByOwnerAndStatus}, // issueops.go
 		{"ActionsDuringIngest", testActionsDuringIngest},
 		{"ResolveAdjust", testResolveAdjust},
 		{"ResolveRecount", testResolveRecount},
