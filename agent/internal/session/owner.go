@@ -14,7 +14,8 @@ import (
 //
 //  1. the owner of the session's location (protocol.Location.Owner),
 //  2. the owner of an OWNER:<id> scan earlier in the session,
-//  3. a pick task or order at the location naming one of the skus;
+//  3. a pick task at the location, or a line of the purchase order being
+//     received, naming one of the skus;
 //
 // and when none of them tells, the gateway asks: the scan is kept in the
 // session (State.Pending), nothing is committed, and the next OWNER: scan
@@ -71,12 +72,22 @@ func whose(s *State, cands []protocol.Item, env Env) (it protocol.Item, ask []st
 	if want == "" {
 		want, by = s.Owner, "OWNER:"+s.Owner
 	}
-	if len(cands) > 1 && s.Kind == Pick {
-		// The pick tasks at this location name the sku to take.
+	if len(cands) > 1 && want == "" {
+		// The pick tasks at this location, or the lines of the PO being
+		// received, name the sku to take.
 		skus := map[string]bool{}
-		for _, t := range scope(s, data(env)) {
-			if t.Location == s.Location {
-				skus[t.SKU] = true
+		switch s.Kind {
+		case Pick:
+			for _, t := range scope(s, data(env)) {
+				if t.Location == s.Location {
+					skus[t.SKU] = true
+				}
+			}
+		case Receive:
+			if po, ok := data(env).PO(s.PO); ok && s.PO != "" {
+				for _, l := range po.Lines {
+					skus[l.SKU] = true
+				}
 			}
 		}
 		if narrowed := slices.DeleteFunc(slices.Clone(cands), func(c protocol.Item) bool { return !skus[c.SKU] }); len(narrowed) > 0 {

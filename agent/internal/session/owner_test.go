@@ -170,3 +170,18 @@ func TestSuggestBinKeepsToTheOwnersBins(t *testing.T) {
 	require.Equal(t, "A-01", SuggestBin(w, "ACME-MILK", "RCV"))
 	require.Equal(t, "B-01", SuggestBin(w, "GLOBEX-MILK", "RCV"))
 }
+
+// TestPOTellsTheGTINApart: receiving against a PO whose lines name one
+// owner's sku, the scan is that sku without a question; without the PO it
+// asks.
+func TestPOTellsTheGTINApart(t *testing.T) {
+	w := ownersWorld()
+	w.pos["P1"] = protocol.PurchaseOrder{ID: "P1", Lines: []protocol.POLine{{Line: 1, SKU: "ACME-MILK", Qty: 10}}}
+	outs := w.play(t, cmd("RECEIVE"), po("P1"), gtin(shared))
+	require.Equal(t, "ggg", verdicts(outs))
+	s, o := opOwner(t, outs[2])
+	require.Equal(t, [2]string{"ACME-MILK", "acme"}, [2]string{s, o})
+	require.Equal(t, &protocol.Refs{PO: "P1", POLine: 1}, outs[2].Ops[0].Refs)
+	outs = w.play(t, cmd("RECEIVE"), gtin(shared))
+	require.Equal(t, "gb", verdicts(outs))
+}
