@@ -329,3 +329,80 @@ func (c *cluster) fullAlerts(query string) []alertFull {
 	sort.Slice(body.Items, func(i, j int) bool { return body.Items[i].ID < body.Items[j].ID })
 	return body.Items
 }
+
+// TestChannelWithItsOwnMinimumShelfLife: a channel with min_shelf_days 50
+// is offered (API and retained topic) only the lot with 60 days left, not
+// the one with 20, while a channel without a minimum is offered both; an
+// order of that channel beyond the fresh lot is refused (409) with what it
+// may have, and one within it is routed to the fresh lot although FEFO
+// would take the short-dated lot first — as it does for the other
+// channel's order.
+func TestChannelWithItsOwnMinimumShelfLife(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	g := c.newGateway("wh1", "g1")
+	setupMilk(t, c, g)
+	require.Equal(t, 200, c.call("PUT", "/api/v1/channels/web", map[string]any{"share_pct": 100}, nil))
+	var fresh struct {
+		MinShelfDays int `json:"min_shelf_days"`
+	}
+	require.Equal(t, 200, c.call("PUT", "/api/v1/channels/fresh", map[string]any{"share_pct": 100, "min_shelf_days": 50}, &fresh))
+	require.Equal(t, 50, fresh.MinShelfDays)
+	require.Equal(t, 400, c.call("PUT", "/api/v1/channels/bad", map[string]any{"min_shelf_days": -1}, nil))
+	waitFor(t, 30*time.Second, "the master data at the gateway", func() bool { return g.screen().Counts["locations"] == 1 })
+
+	today := time.Now().UTC()
+	long, short := today.AddDate(0, 0, 60), today.AddDate(0, 0, 20)
+	b := g.scanAll(t, "OP:alice", "CMD:RECEIVE", "LOC:B-01", "QTY:4", gs1("LL", long), "QTY:3", gs1("LS", short), "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 8, "bad": 0, "warn": 0}, b, "%v", g.reasons(""))
+
+	offered := func(channel string) int64 {
+		var sn availability
+		if c.call("GET", "/api/v1/channels/"+channel+"/availability", nil, &sn) != 200 {
+			return -1
+		}
+		return sn.of("MILK")
+	}
+	waitFor(t, 30*time.Second, "web offered both lots, fresh only the long-dated one", func() bool {
+		return offered("web") == 7 && offered("fresh") == 4
+	})
+	require.EqualValues(t, 4, c.retainedMilk("fresh"), "the retained topic of the channel")
+	require.EqualValues(t, 7, c.retainedMilk("web"))
+
+	var refused struct {
+		Available []struct {
+			SKU                  string
+			Requested, Available int64
+		}
+	}
+	require.Equal(t, 409, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "fresh", "external_id": "f0",
+		"lines": []map[string]any{{"sku": "MILK", "qty": 5}}}, &refused))
+	require.Len(t, refused.Available, 1)
+	require.EqualValues(t, 4, refused.Available[0].Available, "the short-dated lot is not the fresh channel's")
+
+	taskOf := func(order string) (lot string, qty int64) {
+		waitFor(t, 30*time.Second, "the pick task of "+order, func() bool {
+			for _, tk := range g.screen().Tasks {
+				if tk.Order == order && tk.Kind == "pick" {
+					lot, qty = tk.Lot, tk.Qty
+					return true
+				}
+			}
+			return false
+		})
+		return lot, qty
+	}
+	var o orderView
+	require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "fresh", "external_id": "f1",
+		"lines": []map[string]any{{"sku": "MILK", "qty": 2}}}, &o))
+	lot, qty := taskOf(o.ID)
+	require.Equal(t, "LL", lot, "routed to the lot with the channel's shelf life left")
+	require.EqualValues(t, 2, qty)
+	require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "w1",
+		"lines": []map[string]any{{"sku": "MILK", "qty": 2}}}, &o))
+	lot, _ = taskOf(o.ID)
+	require.Equal(t, "LS", lot, "FEFO for a channel without a minimum of its own")
+	waitFor(t, 30*time.Second, "offers after the two orders", func() bool {
+		return offered("web") == 3 && offered("fresh") == 0
+	})
+}

@@ -46,6 +46,9 @@ type Deps struct {
 	// NearExpiry, when set, lists the lots of a warehouse near expiry
 	// (GET /api/v1/stock/near-expiry).
 	NearExpiry func(ctx context.Context, wh string) ([]expiry.Lot, error)
+	// Router, when set, configures the API's pick router as the server's
+	// (the date lots are judged by, the channels' own minimum shelf life).
+	Router func(*routing.Service)
 	// Dashboard, when set, is served under /dashboard/ (and / redirects there).
 	Dashboard http.Handler
 	// UploadDir is where CSV uploads are spooled before they are imported

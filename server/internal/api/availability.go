@@ -27,11 +27,14 @@ func (h *Handler) registerAvailability() {
 			Cap        *int64   `json:"cap"`
 			Warehouses []string `json:"warehouses"`
 			Policy     string   `json:"policy"`
+			// MinShelfDays is the channel's own minimum remaining shelf life.
+			MinShelfDays int `json:"min_shelf_days"`
 		}
 		if !decodeBody(w, r, &body) {
 			return
 		}
-		c := orders.Channel{Name: r.PathValue("channel"), SharePct: 100, Cap: body.Cap, Warehouses: body.Warehouses, Policy: body.Policy}
+		c := orders.Channel{Name: r.PathValue("channel"), SharePct: 100, Cap: body.Cap, Warehouses: body.Warehouses, Policy: body.Policy,
+			MinShelfDays: body.MinShelfDays}
 		if body.SharePct != nil {
 			c.SharePct = *body.SharePct
 		}

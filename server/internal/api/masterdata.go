@@ -17,6 +17,9 @@ import (
 func (h *Handler) registerMasterdata() {
 	md, rt := routing.Setup(h.d.Store, masterdata.Options{Logger: h.d.Logger})
 	h.router, h.md = rt, md
+	if h.d.Router != nil {
+		h.d.Router(rt)
+	}
 	wh := pathWarehouse
 	kind := func(w http.ResponseWriter, r *http.Request) (masterdata.Kind, bool) {
 		k, err := masterdata.ParseKind(r.PathValue("kind"))

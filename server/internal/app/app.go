@@ -31,6 +31,7 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/events"
 	"github.com/shelfsync/shelfsync/server/internal/ingest"
 	"github.com/shelfsync/shelfsync/server/internal/replica"
+	"github.com/shelfsync/shelfsync/server/internal/routing"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
@@ -122,7 +123,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.inv = newInventory(inventoryDeps{st: st, bus: s.bus, hub: hub, md: s.md.hooks(), leading: s.leading(), shared: s.rep != nil,
 		replicaID: s.replicaID(), alertCfg: cfg.AlertConfig(), topics: protocol.NewTopics(cfg.Root), clock: clock, reg: reg, log: log.With("component", "inventory"),
 		expiryEvery: cfg.ExpirySweepEvery(), expiryToday: cfg.ExpiryClock()})
-	s.md.rt.SetClock(cfg.ExpiryClock()) // FEFO judges lots by the same date as the expiry sweep
+	s.setupRouter(s.md.rt, cfg)
 	if cfg.ExpiryClockOffset != 0 {
 		log.Warn("TESTING: lot expiry is judged by a shifted clock (--expiry-clock-offset); leave it 0 in production",
 			"offset", cfg.ExpiryClockOffset, "expiry_date", cfg.ExpiryClock()().UTC().Format(time.DateOnly))
@@ -185,6 +186,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		UploadDir: uploads, MaxImportBytes: bounds.MaxImportBytes, UploadTimeout: bounds.HTTPUploadTimeout,
 		Committed: s.bus, Hooks: api.Hooks{Now: clock.Now}, Events: hub, Dashboard: dashboard.Handler()}
 	s.inv.apiDeps(&deps)
+	deps.Router = func(rt *routing.Service) { s.setupRouter(rt, cfg) }
 	if b, ok := st.(interface {
 		Backup(context.Context, io.Writer) error
 	}); ok {
@@ -333,4 +335,18 @@ func perIPLimit(n int) int {
 		return -1
 	}
 	return n
+}
+
+// setupRouter makes a pick router judge lots by the date the expiry sweep
+// uses (FEFO) and by each channel's own minimum shelf life.
+func (s *Server) setupRouter(rt *routing.Service, cfg config.Config) {
+	rt.SetClock(cfg.ExpiryClock())
+	rt.SetChannelShelfDays(func(channel string) int {
+		for _, c := range s.inv.orders.Channels() {
+			if c.Name == channel {
+				return c.MinShelfDays
+			}
+		}
+		return 0
+	})
 }

@@ -32,6 +32,10 @@ func (s *Server) follow() {
 // followOrders keeps the order model's stock, orders and channels current.
 func (inv *inventory) followOrders(_ context.Context, ev events.Event) {
 	if ch := ev.Changes(); len(ch) > 0 {
+		// The lot expiry index first: the model asks it when it recomputes.
+		if err := inv.shelf.Changed(ch); err != nil {
+			inv.log.Warn("lot expiry index not updated; re-read at the next resync", "err", err)
+		}
 		inv.orders.Changed(ch)
 	}
 	if len(ev.MasterData) > 0 { // sellable locations, safety stock, thresholds

@@ -49,7 +49,10 @@ type inventory struct {
 	// the leading replica.
 	expiry      *expiry.Sweeper
 	expiryEvery time.Duration
-	leading     func() bool
+	// shelf knows the expiry of available lots, for the channels with a
+	// minimum shelf life of their own.
+	shelf   *expiry.Shelf
+	leading func() bool
 	// shipped counts ship notices by result (ship.go).
 	shipped *prometheus.CounterVec
 	// onOrder follows every order change this replica wrote (floor.go);
@@ -131,8 +134,9 @@ func newInventory(d inventoryDeps) *inventory {
 			return t.SafetyStock
 		}
 	}
+	inv.shelf = expiry.NewShelf(expiry.ShelfConfig{Store: b, Today: d.expiryToday, Sellable: d.md.Sellable})
 	inv.orders = orders.New(orders.Config{
-		Sellable: d.md.Sellable, Safety: safety, Owner: d.md.Owner, HLC: d.clock.Now, Logger: log.With("component", "orders"),
+		Sellable: d.md.Sellable, Safety: safety, ShortDated: inv.shelf.ShortDated, Owner: d.md.Owner, HLC: d.clock.Now, Logger: log.With("component", "orders"),
 		Publish:    inv.publishAvailability,
 		OnStock:    inv.alerts.ObserveStock, // on the active model only
 		OnConflict: func(c conflicts.Conflict) { d.bus.Publish(events.Event{Conflicts: []conflicts.Conflict{c}}) },
@@ -147,6 +151,7 @@ func newInventory(d inventoryDeps) *inventory {
 		inv.expiryEvery = defaultExpiryEvery
 	}
 	inv.expiry = expiry.New(expiry.Config{Store: b, NearDays: d.md.NearDays, Today: d.expiryToday, HLC: d.clock.Now, Alerts: inv.alerts,
+		NewDay: inv.orders.Invalidate, // lots crossed channels' minimum shelf life
 		Issued: func(wh string, res store.Result) {
 			d.bus.Publish(events.Event{Batches: []events.Batch{{Warehouse: wh, Gateway: protocol.ServerOrigin, WM: res.WM,
 				Applied: res.Applied, Changes: res.Changes, Conflicts: res.Conflicts}}})
@@ -161,6 +166,9 @@ func (inv *inventory) start(ctx context.Context, pub topicPublisher) error {
 	inv.wg.Add(1)
 	go func() { defer inv.wg.Done(); inv.out.run(ctx, pub) }()
 	if err := inv.hooks.Start(ctx); err != nil {
+		return err
+	}
+	if err := inv.shelf.Load(ctx); err != nil {
 		return err
 	}
 	if err := inv.orders.Start(ctx); err != nil {
@@ -206,6 +214,9 @@ func (inv *inventory) lead(leader bool) {
 func (inv *inventory) reload() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if err := inv.shelf.Load(ctx); err != nil {
+		inv.log.Warn("lot expiry index: re-reading after lost events failed; channels with a minimum shelf life may be offered short-dated lots until the next reload", "err", err)
+	}
 	if err := inv.orders.Reload(ctx); err != nil {
 		inv.log.Warn("order model: re-reading after lost events failed; recomputing what it knows", "err", err)
 		inv.orders.Invalidate()

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shelfsync/shelfsync/protocol"
@@ -62,6 +63,10 @@ type Config struct {
 	Alerts Alerts
 	// Issued is told of each status op the sweep applied (to publish it).
 	Issued func(wh string, res store.Result)
+	// NewDay is told when a sweep finds the date changed since the last
+	// one (not at the first): what depends on the remaining shelf life of
+	// lots, a channel's availability, is recomputed.
+	NewDay func()
 }
 
 // Lot is a lot with available or held units and its expiry.
@@ -76,7 +81,11 @@ type Lot struct {
 }
 
 // Sweeper expires lots and finds those near expiry.
-type Sweeper struct{ cfg Config }
+type Sweeper struct {
+	cfg     Config
+	mu      sync.Mutex
+	lastDay time.Time // of the last sweep
+}
 
 // New returns a Sweeper.
 func New(cfg Config) *Sweeper {
@@ -187,6 +196,7 @@ func legacyAlertedKey(l Lot) []byte {
 // near-expiry alerts whose lot is no longer near its expiry.
 func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	var res Result
+	s.newDay()
 	near, err := s.NearExpiry(ctx, "")
 	if err != nil {
 		return res, err
@@ -259,6 +269,18 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// newDay tells Config.NewDay when the date changed since the last sweep.
+func (s *Sweeper) newDay() {
+	today := day(s.cfg.Today())
+	s.mu.Lock()
+	changed := !s.lastDay.IsZero() && !today.Equal(s.lastDay)
+	s.lastDay = today
+	s.mu.Unlock()
+	if changed && s.cfg.NewDay != nil {
+		s.cfg.NewDay()
+	}
 }
 
 // Run sweeps at start and then every interval until ctx ends; leading

@@ -163,3 +163,46 @@ func TestNearExpiryAlertClearsWhenTheLotIsGone(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, standing, 1)
 }
+
+// TestShelfCountsShortDatedUnits: the shelf follows receipts, moves and
+// status moves, and counts the available units in sellable locations of
+// lots expiring within a number of days, by the lot's earliest expiry.
+func TestShelfCountsShortDatedUnits(t *testing.T) {
+	ctx := context.Background()
+	st, err := badger.Open(badger.Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	sh := NewShelf(ShelfConfig{Store: st, Today: func() time.Time { return now }, Sellable: func(_, loc string) bool { return loc != "RCV" }})
+	var seq uint64
+	apply := func(ops ...protocol.Op) {
+		first := seq + 1
+		for i := range ops {
+			seq++
+			ops[i].Seq, ops[i].HLC, ops[i].SKU = seq, protocol.MakeHLC(int64(seq), 0), "MILK"
+		}
+		res, err := st.ApplyBatch(ctx, "w", "dock", &protocol.OpBatch{First: first, Last: seq, Ops: ops})
+		require.NoError(t, err)
+		require.NoError(t, sh.Changed(res.Changes))
+	}
+	apply(protocol.Op{Kind: protocol.OpReceive, Location: "A-1", Lot: "L1", Expiry: "2026-03-20", Qty: 4},
+		protocol.Op{Kind: protocol.OpReceive, Location: "A-1", Lot: "L2", Expiry: "2026-06-01", Qty: 6},
+		protocol.Op{Kind: protocol.OpReceive, Location: "RCV", Lot: "L1", Expiry: "2026-03-20", Qty: 2})
+	require.EqualValues(t, 0, sh.ShortDated("w", "MILK", 19), "L1 has 19 days left")
+	require.EqualValues(t, 4, sh.ShortDated("w", "MILK", 20), "L1 at A-1; RCV is not sellable")
+	require.EqualValues(t, 10, sh.ShortDated("w", "MILK", 100))
+
+	apply(protocol.Op{Kind: protocol.OpMove, Location: "RCV", To: "B-1", Lot: "L1", Qty: 2}) // B-1's first receipt carries no expiry: L1's holds
+	require.EqualValues(t, 6, sh.ShortDated("w", "MILK", 20))
+	apply(protocol.Op{Kind: protocol.OpStatus, Location: "A-1", Lot: "L1", Status: protocol.StatusAvailable, ToStatus: protocol.StatusHold, Qty: 3})
+	require.EqualValues(t, 3, sh.ShortDated("w", "MILK", 20), "held units are not available")
+
+	now = now.AddDate(0, 0, 1)
+	require.EqualValues(t, 3, sh.ShortDated("w", "MILK", 19), "a day later L1 has 18 days left")
+
+	loaded := NewShelf(ShelfConfig{Store: st, Today: func() time.Time { return now }, Sellable: func(_, loc string) bool { return loc != "RCV" }})
+	require.NoError(t, loaded.Load(ctx))
+	for _, d := range []int{1, 19, 20, 100} {
+		require.Equal(t, sh.ShortDated("w", "MILK", d), loaded.ShortDated("w", "MILK", d), "Load agrees with the followed changes (%d days)", d)
+	}
+}

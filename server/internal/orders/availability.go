@@ -51,7 +51,15 @@ type Channel struct {
 	// Policy is what happens to an order placed without a hold that
 	// cannot ship in full: PolicyRefuse (the default) or PolicyBackorder.
 	Policy string `json:"policy" cbor:"6,keyasint,omitempty"`
+	// MinShelfDays, when set, is the channel's own minimum remaining
+	// shelf life in days, stricter than the items': the channel is
+	// offered and admitted only units of lots with at least that much
+	// left, and its orders are routed to such lots.
+	MinShelfDays int `json:"min_shelf_days,omitempty" cbor:"7,keyasint,omitempty"`
 }
+
+// MaxMinShelfDays bounds Channel.MinShelfDays (ten years).
+const MaxMinShelfDays = 3660
 
 // Order policies of a channel (Channel.Policy).
 const (
@@ -91,6 +99,9 @@ func (c *Channel) Validate() error {
 	case PolicyRefuse, PolicyBackorder:
 	default:
 		errs = append(errs, fmt.Sprintf("policy: %q must be %q or %q", c.Policy, PolicyRefuse, PolicyBackorder))
+	}
+	if c.MinShelfDays < 0 || c.MinShelfDays > MaxMinShelfDays {
+		errs = append(errs, fmt.Sprintf("min_shelf_days: %d must be 0..%d", c.MinShelfDays, MaxMinShelfDays))
 	}
 	for i, w := range c.Warehouses {
 		if err := protocol.ValidateID(w); err != nil {
@@ -270,10 +281,27 @@ func (s *Service) channelReserved() map[chsku]int64 {
 func (s *Service) snapshot(c Channel, per map[string]map[string]int64, own map[chsku]int64) Snapshot {
 	snap := Snapshot{Channel: c.Name, Seq: s.seq, GeneratedAt: s.cfg.Now().UTC().Format(time.RFC3339Nano), Allocation: c, Items: make([]Item, 0, len(per))}
 	for sku, m := range per {
-		snap.Items = append(snap.Items, Item{SKU: sku, Available: c.Allocate(m, own[chsku{c.Name, sku}])})
+		snap.Items = append(snap.Items, Item{SKU: sku, Available: c.Allocate(s.freshEnough(&c, sku, m), own[chsku{c.Name, sku}])})
 	}
 	sort.Slice(snap.Items, func(i, j int) bool { return snap.Items[i].SKU < snap.Items[j].SKU })
 	return snap
+}
+
+// freshEnough returns the ATS per warehouse of a sku that channel c may
+// be given: less, for a channel with MinShelfDays, the units of lots with
+// less shelf life left (Config.ShortDated) — all of them, as if no order
+// of another channel took its units from those lots, so the channel is
+// never offered what only short-dated lots could give. per is not
+// changed; s.mu is held.
+func (s *Service) freshEnough(c *Channel, sku string, per map[string]int64) map[string]int64 {
+	if c.MinShelfDays <= 0 || s.cfg.ShortDated == nil {
+		return per
+	}
+	out := make(map[string]int64, len(per))
+	for wh, a := range per {
+		out[wh] = a - s.cfg.ShortDated(wh, sku, c.MinShelfDays)
+	}
+	return out
 }
 
 func fingerprint(sn *Snapshot) string {
@@ -283,7 +311,7 @@ func fingerprint(sn *Snapshot) string {
 	if a.Cap != nil {
 		cp = strconv.FormatInt(*a.Cap, 10)
 	}
-	fmt.Fprintf(&b, "%d|%v|%s|%v|%s", sn.Seq, a.SharePct, cp, a.Warehouses, a.Policy)
+	fmt.Fprintf(&b, "%d|%v|%s|%v|%s|%d", sn.Seq, a.SharePct, cp, a.Warehouses, a.Policy, a.MinShelfDays)
 	for _, it := range sn.Items {
 		fmt.Fprintf(&b, "|%s=%d", it.SKU, it.Available)
 	}

@@ -227,6 +227,8 @@ func (s *Service) shortOf(g *group, c *Channel, wh string, need map[string]int64
 			per[w] = s.available(g, whsku{w, sku})
 		}
 		per[wh] = here
+		per = s.freshEnough(c, sku, per)
+		here = per[wh]
 		own := g.own[chsku{c.Name, sku}]
 		for w := range s.whs {
 			for k := range s.bySKU[whsku{w, sku}] {

@@ -34,6 +34,12 @@ type Config struct {
 	Sellable func(wh, loc string) bool
 	// Safety returns the safety stock of a sku in a warehouse. Nil: 0.
 	Safety func(wh, sku string) int64
+	// ShortDated returns the units of a sku available in a warehouse's
+	// sellable locations whose lot has fewer than days of shelf life
+	// left (nil: none). A channel with MinShelfDays is offered, and
+	// admitted, without them. It is called with the model locked: it must
+	// answer from memory and never call the Service.
+	ShortDated func(wh, sku string, days int) int64
 	// Owner returns the owner of a sku's item in a warehouse's master
 	// data ("" for none or an unknown sku). Nil: no owners. An order's
 	// owner is its lines' owner.

@@ -33,7 +33,7 @@ func (o storeOrders) OrderLines(ctx context.Context, wh, id string) ([]Line, err
 	}
 	out := make([]Line, 0, len(ord.Lines))
 	for _, l := range ord.Lines {
-		out = append(out, Line{Line: l.Line, SKU: l.SKU, Lot: l.Lot, Qty: l.Here(), Picked: picked[l.Line]})
+		out = append(out, Line{Line: l.Line, SKU: l.SKU, Lot: l.Lot, Qty: l.Here(), Picked: picked[l.Line], Channel: ord.Channel})
 	}
 	return out, nil
 }

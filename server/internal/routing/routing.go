@@ -34,6 +34,8 @@ type Line struct {
 	Lot    string // a lot the customer asked for; "" for any
 	Qty    int64
 	Picked int64 // picked so far (applied pick ops against the line)
+	// Channel is the order's sales channel ("" when unknown).
+	Channel string
 }
 
 // Orders is where routing reads order lines; the order model implements
@@ -51,11 +53,18 @@ type Service struct {
 	orders Orders
 	log    *slog.Logger
 	now    func() time.Time
+	// channelDays returns a channel's own minimum shelf life (nil: none).
+	channelDays func(channel string) int
 }
 
 // SetClock replaces the clock that decides which lots are expired or too
-// close to expiry to route (tests).
+// close to expiry to route (tests, the server's --expiry-clock-offset).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// SetChannelShelfDays sets where routing reads a sales channel's own
+// minimum remaining shelf life: an order of that channel is routed only
+// to lots with at least the larger of it and the item's left.
+func (s *Service) SetChannelShelfDays(days func(channel string) int) { s.channelDays = days }
 
 // New returns a router over the store b (any store.Records: Badger,
 // PostgreSQL), reading orders from orders.
@@ -147,7 +156,11 @@ func (s *Service) RouteOrder(ctx context.Context, wh, order string) (Result, err
 			if need <= 0 {
 				continue
 			}
-			cands, err := candidates(tx, wh, l, locs, avoid, claimed, s.now().UTC())
+			minDays := 0
+			if s.channelDays != nil && l.Channel != "" {
+				minDays = s.channelDays(l.Channel)
+			}
+			cands, err := candidates(tx, wh, l, locs, avoid, claimed, s.now().UTC(), minDays)
 			if err != nil {
 				return err
 			}
@@ -198,7 +211,8 @@ func (s *Service) RouteOrder(ctx context.Context, wh, order string) (Result, err
 // candidates lists the keys that can give stock to a line, best first:
 // FEFO (earliest expiry) for items tracking expiry, then FIFO (earliest
 // first receipt), then nearest to packing, then by location code.
-func candidates(tx store.Tx, wh string, l Line, locs map[string]protocol.Location, avoid map[string]bool, claimed map[ledger.Key]int64, today time.Time) ([]cand, error) {
+// minDays is the order's channel's minimum shelf life (0: none).
+func candidates(tx store.Tx, wh string, l Line, locs map[string]protocol.Location, avoid map[string]bool, claimed map[ledger.Key]int64, today time.Time, minDays int) ([]cand, error) {
 	item, _, err := masterdata.ItemOf(tx, wh, l.SKU)
 	if err != nil {
 		return nil, err
@@ -233,8 +247,8 @@ func candidates(tx store.Tx, wh string, l Line, locs map[string]protocol.Locatio
 		out = append(out, cand{key: k, avail: avail, first: o.HLC, rank: loc.Rank})
 	}
 	// FEFO never routes a lot that is expired, or that expires within the
-	// item's minimum remaining shelf life.
-	cutoff := today.AddDate(0, 0, item.MinShelfDays).Format(time.DateOnly)
+	// item's minimum remaining shelf life, or the channel's when stricter.
+	cutoff := today.AddDate(0, 0, max(item.MinShelfDays, minDays)).Format(time.DateOnly)
 	kept := out[:0]
 	for _, c := range out {
 		c.expiry = expiry[c.key.Lot]

@@ -244,3 +244,33 @@ func TestRouteNeverAnExpiredOrShortLivedLot(t *testing.T) {
 	require.Equal(t, []taskKey{{"B-01", "GOOD", 5}}, keys(res.Tasks))
 	require.NotEmpty(t, res.Unrouted, "3 units have no routable lot")
 }
+
+// TestRouteChannelMinimumShelfLife: an order of a channel with its own
+// minimum shelf life (stricter than the item's) is routed only to lots
+// with that much life left; another channel's order takes FEFO's first.
+func TestRouteChannelMinimumShelfLife(t *testing.T) {
+	f := setup(t) // today is 2026-03-01
+	ctx := context.Background()
+	f.rt.SetChannelShelfDays(func(channel string) int {
+		if channel == "fresh" {
+			return 60
+		}
+		return 0
+	})
+	f.receive(t, 1000, "A-01", "MILK", "L1", "2026-04-01", 5, nil) // 31 days left
+	f.receive(t, 2000, "A-02", "MILK", "L2", "2026-06-01", 5, nil) // 92 days left
+	for _, o := range []store.Order{
+		{Warehouse: "w", ID: "F1", Channel: "fresh", Lines: []store.OrderLine{{Line: 1, SKU: "MILK", Qty: 7}}},
+		{Warehouse: "w", ID: "W1", Channel: "web", Lines: []store.OrderLine{{Line: 1, SKU: "MILK", Qty: 2}}},
+	} {
+		_, err := f.st.PutOrder(ctx, o)
+		require.NoError(t, err)
+	}
+	res, err := f.rt.RouteOrder(ctx, "w", "F1")
+	require.NoError(t, err)
+	require.Equal(t, []taskKey{{"A-02", "L2", 5}}, keys(res.Tasks), "only the lot with 60 days left")
+	require.Equal(t, map[uint32]int64{1: 2}, res.Unrouted, "the short-dated lot does not make up the rest")
+	res, err = f.rt.RouteOrder(ctx, "w", "W1")
+	require.NoError(t, err)
+	require.Equal(t, []taskKey{{"A-01", "L1", 2}}, keys(res.Tasks), "FEFO for a channel without a minimum")
+}
