@@ -131,6 +131,11 @@ type Alert struct {
 	ClosedMS    int64  `json:"closed_ms,omitempty" cbor:"23,keyasint,omitempty"`
 	ResolvedBy  string `json:"resolved_by,omitempty" cbor:"24,keyasint,omitempty"`
 	ResolveNote string `json:"resolve_note,omitempty" cbor:"25,keyasint,omitempty"`
+	// Owner is the owner of the stock the alert is about (the item's
+	// owner of a reorder alert, the lot's of a near-expiry one); "" for an
+	// alert about no owner's data (a gateway's) or in a warehouse without
+	// owners. A token bound to an owner sees only that owner's alerts.
+	Owner string `json:"owner,omitempty" cbor:"26,keyasint,omitempty"`
 }
 
 // Threshold is the reorder setting of one sku in one warehouse.

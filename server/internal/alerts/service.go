@@ -44,6 +44,9 @@ type Config struct {
 	Thresholds Thresholds
 	// OnOrder returns the open purchase-order quantity of a sku (nil: 0).
 	OnOrder func(wh, sku string) int64
+	// Owner returns the owner of a sku's item ("" for none; nil: no
+	// owners): an alert about a sku raised without an owner gets it.
+	Owner func(wh, sku string) (string, error)
 	// Gateways lists gateway records for the offline and backlog checks.
 	Gateways func(ctx context.Context) ([]store.Gateway, error)
 	// Publish receives every alert change (raised, acknowledged, cleared,
@@ -554,6 +557,13 @@ func (s *Service) raiseIf(a Alert, cond func(tx store.Tx) (bool, error), mark fu
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
 	a.Status, a.CreatedMS = StatusOpen, now.UnixMilli()
+	if a.Owner == "" && a.SKU != "" && s.cfg.Owner != nil {
+		o, err := s.cfg.Owner(a.Warehouse, a.SKU)
+		if err != nil { // raised all the same: only the owner's token misses it
+			s.log.Warn("alert raised without an owner: its item was not read", "kind", a.Kind, "warehouse", a.Warehouse, "sku", a.SKU, "err", err)
+		}
+		a.Owner = o
+	}
 	var raised bool
 	err := s.rec.Update(func(tx store.Tx) error {
 		raised, a.ID = false, "" // f may run again
@@ -694,13 +704,16 @@ type Query struct {
 	// Standing matches open and acknowledged alerts only.
 	Standing bool
 	SKU      string
-	Limit    int // default 100
-	Offset   int
+	// Owner, when set, matches the alerts of that owner only.
+	Owner  string
+	Limit  int // default 100
+	Offset int
 }
 
 func (q Query) match(a *Alert) bool {
 	return (q.Warehouse == "" || a.Warehouse == q.Warehouse) && (q.Kind == "" || a.Kind == q.Kind) &&
-		(q.Status == "" || a.Status == q.Status) && (!q.Standing || a.Status.Standing()) && (q.SKU == "" || a.SKU == q.SKU)
+		(q.Status == "" || a.Status == q.Status) && (!q.Standing || a.Status.Standing()) && (q.SKU == "" || a.SKU == q.SKU) &&
+		(q.Owner == "" || a.Owner == q.Owner)
 }
 
 // List returns alerts matching q, newest first, and whether more follow.

@@ -50,8 +50,12 @@ func (h *Handler) registerAlerts() {
 			writeError(w, http.StatusBadRequest, "standing: want true or false")
 			return
 		}
+		owner, ok := ownerScope(w, r, q.Get("owner"))
+		if !ok {
+			return
+		}
 		as, more, err := svc.List(r.Context(), alerts.Query{Warehouse: q.Get("warehouse"), Kind: alerts.Kind(q.Get("kind")),
-			Status: alerts.Status(q.Get("status")), Standing: standing == "true", SKU: q.Get("sku"), Limit: limit, Offset: offset})
+			Status: alerts.Status(q.Get("status")), Standing: standing == "true", SKU: q.Get("sku"), Owner: owner, Limit: limit, Offset: offset})
 		if err != nil {
 			alertError(w, err)
 			return
@@ -68,6 +72,9 @@ func (h *Handler) registerAlerts() {
 			alertError(w, err)
 			return
 		}
+		if !ownedBy(w, r, a.Owner) {
+			return
+		}
 		writeJSON(w, http.StatusOK, a)
 	})
 	for _, action := range []struct {
@@ -78,6 +85,16 @@ func (h *Handler) registerAlerts() {
 			var body AlertAction
 			if !decodeBody(w, r, &body) {
 				return
+			}
+			if tokenOwner(r) != "" { // a client acts on its own alerts only
+				a, err := h.d.Alerts.Get(r.Context(), r.PathValue("id"))
+				if err != nil {
+					alertError(w, err)
+					return
+				}
+				if !ownedBy(w, r, a.Owner) {
+					return
+				}
 			}
 			a, err := action.do(h.d.Alerts, r.Context(), r.PathValue("id"), body.By, body.Note)
 			if err != nil {

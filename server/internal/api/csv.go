@@ -212,7 +212,11 @@ func csvRows(r io.Reader, required ...string) (next func() (int, map[string]stri
 func (h *Handler) registerCSV() {
 	h.handle("GET /api/v1/stock/snapshot.csv", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		rows, err := h.d.Store.Stock(r.Context(), store.StockQuery{Warehouse: q.Get("warehouse"), Location: q.Get("location"), SKU: q.Get("sku"), Lot: q.Get("lot")})
+		owner, ok := ownerScope(w, r, q.Get("owner"))
+		if !ok {
+			return
+		}
+		rows, err := h.d.Store.Stock(r.Context(), store.StockQuery{Warehouse: q.Get("warehouse"), Location: q.Get("location"), SKU: q.Get("sku"), Lot: q.Get("lot"), Owner: owner})
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return

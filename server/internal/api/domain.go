@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -83,11 +84,25 @@ func (h *Handler) registerDomain() {
 			writeError(w, http.StatusBadRequest, "limit must be a non-negative integer")
 			return
 		}
-		cs, err := a.Conflicts(r.Context(), conflicts.Query{Warehouse: q.Get("warehouse"), Kind: conflicts.Kind(q.Get("kind")),
-			Status: conflicts.Status(q.Get("status")), Location: q.Get("location"), SKU: q.Get("sku"), Limit: limit})
+		owner, ok := ownerScope(w, r, q.Get("owner"))
+		if !ok {
+			return
+		}
+		cq := conflicts.Query{Warehouse: q.Get("warehouse"), Kind: conflicts.Kind(q.Get("kind")),
+			Status: conflicts.Status(q.Get("status")), Location: q.Get("location"), SKU: q.Get("sku"), Limit: limit}
+		if owner != "" {
+			cq.Limit = 0 // the owner's are picked below
+		}
+		cs, err := a.Conflicts(r.Context(), cq)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
+		}
+		if owner != "" {
+			cs = slices.DeleteFunc(cs, func(c conflicts.Conflict) bool { return c.Owner != owner })
+			if limit > 0 && len(cs) > limit {
+				cs = cs[:limit]
+			}
 		}
 		if cs == nil {
 			cs = []conflicts.Conflict{}
@@ -125,6 +140,10 @@ func (h *Handler) registerDomain() {
 		a := h.d.Store
 		q := r.URL.Query()
 		k := ledger.Key{WH: q.Get("warehouse"), Location: q.Get("location"), SKU: q.Get("sku"), Lot: q.Get("lot"), Owner: q.Get("owner")}
+		var ok bool
+		if k.Owner, ok = ownerScope(w, r, k.Owner); !ok { // the key names its owner: a client's token reads its own keys
+			return
+		}
 		if k.WH == "" || k.Location == "" || k.SKU == "" {
 			writeError(w, http.StatusBadRequest, "warehouse, location and sku are required (lot, owner and status optional)")
 			return

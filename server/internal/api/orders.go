@@ -72,7 +72,7 @@ func (h *Handler) registerOrders() {
 		if !decodeBody(w, r, &n) {
 			return
 		}
-		if !h.warehouseKnown(w, r, n.Warehouse) {
+		if !h.warehouseKnown(w, r, n.Warehouse) || !h.linesOwned(w, r, n.Warehouse, n.Lines) {
 			return
 		}
 		o, created, err := svc.Create(r.Context(), n)
@@ -89,13 +89,16 @@ func (h *Handler) registerOrders() {
 		if !decodeBody(w, r, &n) {
 			return
 		}
-		if !h.warehouseKnown(w, r, n.Warehouse) {
+		if !h.warehouseKnown(w, r, n.Warehouse) || !h.linesOwned(w, r, n.Warehouse, n.Lines) {
 			return
 		}
 		o, created, err := h.d.Orders.Hold(r.Context(), n)
 		writeTaken(w, o, created, err)
 	})
 	h.handle("DELETE /api/v1/holds/{warehouse}/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if !h.orderOwned(w, r) {
+			return
+		}
 		o, err := h.d.Orders.ReleaseHold(r.Context(), r.PathValue("warehouse"), r.PathValue("id"))
 		if err != nil {
 			orderError(w, err)
@@ -110,7 +113,11 @@ func (h *Handler) registerOrders() {
 			return
 		}
 		q := r.URL.Query()
-		os, more, err := svc.List(r.Context(), orders.Query{Warehouse: q.Get("warehouse"), Channel: q.Get("channel"), Status: orders.Status(q.Get("status")), Owner: q.Get("owner"), Limit: limit, Offset: offset})
+		owner, ok := ownerScope(w, r, q.Get("owner"))
+		if !ok {
+			return
+		}
+		os, more, err := svc.List(r.Context(), orders.Query{Warehouse: q.Get("warehouse"), Channel: q.Get("channel"), Status: orders.Status(q.Get("status")), Owner: owner, Limit: limit, Offset: offset})
 		if err != nil {
 			orderError(w, err)
 			return
@@ -127,6 +134,9 @@ func (h *Handler) registerOrders() {
 			orderError(w, err)
 			return
 		}
+		if !ownedBy(w, r, o.Owner) {
+			return
+		}
 		writeJSON(w, http.StatusOK, o)
 	})
 	for _, action := range []string{"ship", "cancel"} {
@@ -135,6 +145,9 @@ func (h *Handler) registerOrders() {
 			f := svc.Ship
 			if action == "cancel" {
 				f = svc.Cancel
+			}
+			if !h.orderOwned(w, r) {
+				return
 			}
 			o, err := f(r.Context(), r.PathValue("warehouse"), r.PathValue("id"))
 			if err != nil {
@@ -203,4 +216,44 @@ func (h *Handler) routeOrder(ctx context.Context, wh, id string) {
 	if len(res.Tasks) > 0 {
 		h.publish(events.Event{Tasks: []string{wh}})
 	}
+}
+
+// linesOwned answers 403 unless every line's sku belongs, by its item's
+// master data, to the owner of a token bound to one: a client orders and
+// holds only its own goods.
+func (h *Handler) linesOwned(w http.ResponseWriter, r *http.Request, wh string, lines []orders.Line) bool {
+	o := tokenOwner(r)
+	if o == "" {
+		return true
+	}
+	for _, l := range lines {
+		lo, err := h.skuOwner(r.Context(), wh, l.SKU)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return false
+		}
+		if lo != o {
+			writeError(w, http.StatusForbidden, "this token is bound to owner "+o+": sku "+l.SKU+" in "+wh+" is not that owner's item")
+			return false
+		}
+	}
+	return true
+}
+
+// orderOwned answers 403 unless the order (or hold) of the path's
+// warehouse and id belongs to the owner of a token bound to one; an order
+// that does not exist is left to the handler (404).
+func (h *Handler) orderOwned(w http.ResponseWriter, r *http.Request) bool {
+	if tokenOwner(r) == "" {
+		return true
+	}
+	o, err := h.d.Orders.Get(r.Context(), r.PathValue("warehouse"), r.PathValue("id"))
+	if errors.Is(err, orders.ErrNotFound) {
+		return true
+	}
+	if err != nil {
+		orderError(w, err)
+		return false
+	}
+	return ownedBy(w, r, o.Owner)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/shelfsync/shelfsync/server/internal/auth"
@@ -11,8 +12,11 @@ import (
 // here admits it, and refused with 403 on every other: deny by default, so
 // a route added without a rule fails TestEveryRouteHasAnOwnerRule, and a
 // route that shows or changes every owner's data never serves a client's
-// integration. Routes become OwnerScoped as they learn to show and change
-// only the token's owner's data.
+// integration. An OwnerScoped route limits what it shows to the token's
+// owner (ownerScope) and answers 403 for a record of another owner
+// (ownedBy); TestOwnerScopeOnEveryRoute points one owner's token at the
+// other's data on every route. A token bound to no owner sees every owner,
+// and the scoped routes take ?owner= as a filter.
 
 // OwnerRule says what a token bound to an owner may do on a route.
 type OwnerRule int
@@ -32,26 +36,68 @@ const (
 // tokenOwner returns the owner the request's token is bound to ("": none).
 func tokenOwner(r *http.Request) string { return auth.Owner(r.Context()) }
 
+// ownerScope returns the owner a request's answer is limited to: the
+// token's owner when it is bound to one (403, and false, when the request
+// asks for another owner's data), else what the request asks (the
+// ?owner= filter; "": every owner).
+func ownerScope(w http.ResponseWriter, r *http.Request, asked string) (string, bool) {
+	o := tokenOwner(r)
+	if o == "" {
+		return asked, true
+	}
+	if asked != "" && asked != o {
+		forbidOwner(w, o)
+		return "", false
+	}
+	return o, true
+}
+
+// ownedBy reports whether the request may see or change data of owner
+// has: always with a token bound to no owner, else only when has is the
+// token's owner. It answers 403 when not.
+func ownedBy(w http.ResponseWriter, r *http.Request, has string) bool {
+	o := tokenOwner(r)
+	if o == "" || o == has {
+		return true
+	}
+	forbidOwner(w, o)
+	return false
+}
+
+func forbidOwner(w http.ResponseWriter, o string) {
+	writeError(w, http.StatusForbidden, "this token is bound to owner "+o+": it sees and changes only that owner's data")
+}
+
+// skuOwner returns the owner of a sku's item in a warehouse's master data
+// ("" when the item has none, is unknown, or no master data is kept).
+func (h *Handler) skuOwner(ctx context.Context, wh, sku string) (string, error) {
+	if h.md == nil {
+		return "", nil
+	}
+	it, _, err := h.md.Item(ctx, wh, sku)
+	return it.Owner, err
+}
+
 // ownerRules is the rule of every /api/v1 route the handler registers.
 var ownerRules = map[string]OwnerRule{
-	"POST /api/v1/stock/status":                                    OwnerRefused,
-	"GET /api/v1/stock/near-expiry":                                OwnerRefused,
+	"POST /api/v1/stock/status":                                    OwnerScoped,
+	"GET /api/v1/stock/near-expiry":                                OwnerScoped,
 	"GET /api/v1/gateways/series":                                  OwnerRefused,
-	"GET /api/v1/orders/per-hour":                                  OwnerRefused,
+	"GET /api/v1/orders/per-hour":                                  OwnerScoped,
 	"GET /api/v1/tasks/summary":                                    OwnerRefused,
 	"GET /api/v1/receiving/{warehouse}/pos":                        OwnerRefused,
 	"GET /api/v1/receiving/{warehouse}/dock":                       OwnerRefused,
-	"GET /api/v1/reorder/{warehouse}":                              OwnerRefused,
+	"GET /api/v1/reorder/{warehouse}":                              OwnerScoped,
 	"DELETE /api/v1/masterdata/{warehouse}/{kind}/{id}":            OwnerRefused,
-	"DELETE /api/v1/holds/{warehouse}/{id}":                        OwnerRefused,
-	"DELETE /api/v1/webhooks/{id}":                                 OwnerRefused,
+	"DELETE /api/v1/holds/{warehouse}/{id}":                        OwnerScoped,
+	"DELETE /api/v1/webhooks/{id}":                                 OwnerScoped,
 	"GET /api/v1/admin/backup":                                     OwnerRefused,
-	"GET /api/v1/alerts":                                           OwnerRefused,
-	"GET /api/v1/alerts/{id}":                                      OwnerRefused,
-	"GET /api/v1/availability":                                     OwnerRefused,
+	"GET /api/v1/alerts":                                           OwnerScoped,
+	"GET /api/v1/alerts/{id}":                                      OwnerScoped,
+	"GET /api/v1/availability":                                     OwnerScoped,
 	"GET /api/v1/channels":                                         OwnerRefused,
-	"GET /api/v1/channels/{channel}/availability":                  OwnerRefused,
-	"GET /api/v1/conflicts":                                        OwnerRefused,
+	"GET /api/v1/channels/{channel}/availability":                  OwnerScoped,
+	"GET /api/v1/conflicts":                                        OwnerScoped,
 	"GET /api/v1/events":                                           OwnerRefused,
 	"GET /api/v1/gateways":                                         OwnerRefused,
 	"GET /api/v1/imports":                                          OwnerRefused,
@@ -62,38 +108,38 @@ var ownerRules = map[string]OwnerRule{
 	"GET /api/v1/masterdata/{warehouse}/{kind}":                    OwnerRefused,
 	"GET /api/v1/masterdata/{warehouse}/{kind}/{id}":               OwnerRefused,
 	"GET /api/v1/openapi.json":                                     OwnerOpen,
-	"GET /api/v1/orders":                                           OwnerRefused,
-	"GET /api/v1/orders/{warehouse}/{id}":                          OwnerRefused,
+	"GET /api/v1/orders":                                           OwnerScoped,
+	"GET /api/v1/orders/{warehouse}/{id}":                          OwnerScoped,
 	"GET /api/v1/quarantine":                                       OwnerRefused,
 	"GET /api/v1/stock":                                            OwnerScoped,
-	"GET /api/v1/stock/history":                                    OwnerRefused,
-	"GET /api/v1/stock/snapshot.csv":                               OwnerRefused,
+	"GET /api/v1/stock/history":                                    OwnerScoped,
+	"GET /api/v1/stock/snapshot.csv":                               OwnerScoped,
 	"GET /api/v1/tasks":                                            OwnerRefused,
 	"GET /api/v1/warehouses":                                       OwnerRefused,
-	"GET /api/v1/webhooks":                                         OwnerRefused,
-	"GET /api/v1/webhooks/{id}":                                    OwnerRefused,
-	"GET /api/v1/webhooks/{id}/deliveries":                         OwnerRefused,
-	"GET /api/v1/webhooks/{id}/failures":                           OwnerRefused,
-	"POST /api/v1/alerts/{id}/ack":                                 OwnerRefused,
-	"POST /api/v1/alerts/{id}/resolve":                             OwnerRefused,
+	"GET /api/v1/webhooks":                                         OwnerScoped,
+	"GET /api/v1/webhooks/{id}":                                    OwnerScoped,
+	"GET /api/v1/webhooks/{id}/deliveries":                         OwnerScoped,
+	"GET /api/v1/webhooks/{id}/failures":                           OwnerScoped,
+	"POST /api/v1/alerts/{id}/ack":                                 OwnerScoped,
+	"POST /api/v1/alerts/{id}/resolve":                             OwnerScoped,
 	"POST /api/v1/conflicts/{id}/resolve":                          OwnerRefused,
 	"POST /api/v1/imports/stock":                                   OwnerRefused,
 	"POST /api/v1/masterdata/{warehouse}/pos/{id}/close":           OwnerRefused,
 	"POST /api/v1/masterdata/{warehouse}/{kind}":                   OwnerRefused,
 	"POST /api/v1/masterdata/{warehouse}/{kind}/import":            OwnerRefused,
-	"POST /api/v1/holds":                                           OwnerRefused,
-	"POST /api/v1/orders":                                          OwnerRefused,
-	"POST /api/v1/orders/{warehouse}/{id}/cancel":                  OwnerRefused,
-	"POST /api/v1/orders/{warehouse}/{id}/ship":                    OwnerRefused,
+	"POST /api/v1/holds":                                           OwnerScoped,
+	"POST /api/v1/orders":                                          OwnerScoped,
+	"POST /api/v1/orders/{warehouse}/{id}/cancel":                  OwnerScoped,
+	"POST /api/v1/orders/{warehouse}/{id}/ship":                    OwnerScoped,
 	"POST /api/v1/quarantine/{warehouse}/{gateway}/{seq}/{action}": OwnerRefused,
 	"POST /api/v1/routing/{warehouse}/count-tasks":                 OwnerRefused,
 	"POST /api/v1/routing/{warehouse}/orders/{id}":                 OwnerRefused,
-	"POST /api/v1/webhooks":                                        OwnerRefused,
-	"POST /api/v1/webhooks/{id}/ping":                              OwnerRefused,
+	"POST /api/v1/webhooks":                                        OwnerScoped,
+	"POST /api/v1/webhooks/{id}/ping":                              OwnerScoped,
 	"PUT /api/v1/channels/{channel}":                               OwnerRefused,
 	"PUT /api/v1/masterdata/{warehouse}/settings":                  OwnerRefused,
 	"PUT /api/v1/masterdata/{warehouse}/{kind}/{id}":               OwnerRefused,
-	"PUT /api/v1/webhooks/{id}":                                    OwnerRefused,
+	"PUT /api/v1/webhooks/{id}":                                    OwnerScoped,
 }
 
 // OwnerAllowed reports whether a token bound to an owner may use route

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/expiry"
@@ -64,12 +65,9 @@ func (h *Handler) registerStock() {
 			writeError(w, http.StatusBadRequest, "warehouse is required: /api/v1/stock?warehouse=WH[&sku=S][&location=L]")
 			return
 		}
-		if o := tokenOwner(r); o != "" { // a client's token: its own stock only
-			if sq.Owner != "" && sq.Owner != o {
-				writeError(w, http.StatusForbidden, "this token sees only the stock of owner "+o)
-				return
-			}
-			sq.Owner = o
+		var ok bool
+		if sq.Owner, ok = ownerScope(w, r, sq.Owner); !ok { // a client's token: its own stock only
+			return
 		}
 		n, ok := intParam(r, "limit", 0)
 		off, ok2 := intParam(r, "offset", 0)
@@ -111,6 +109,10 @@ func (h *Handler) registerStock() {
 		if !decodeBody(w, r, &m) {
 			return
 		}
+		var ok bool
+		if m.Owner, ok = ownerScope(w, r, m.Owner); !ok { // a client's token moves its own units only
+			return
+		}
 		op, res, err := h.moveStatus(r, m)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
@@ -129,10 +131,17 @@ func (h *Handler) registerStock() {
 			writeJSON(w, http.StatusOK, map[string]any{"items": []expiry.Lot{}})
 			return
 		}
+		owner, ok := ownerScope(w, r, r.URL.Query().Get("owner"))
+		if !ok {
+			return
+		}
 		lots, err := h.d.NearExpiry(r.Context(), wh)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
+		}
+		if owner != "" {
+			lots = slices.DeleteFunc(lots, func(l expiry.Lot) bool { return l.Owner != owner })
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"items": lots})
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/shelfsync/shelfsync/server/internal/webhooks"
 )
@@ -36,10 +37,20 @@ func webhookError(w http.ResponseWriter, err error) {
 func (h *Handler) registerWebhooks() {
 	h.handle("GET /api/v1/webhooks", func(w http.ResponseWriter, r *http.Request) {
 		m := h.d.Webhooks
+		owner, ok := ownerScope(w, r, r.URL.Query().Get("owner"))
+		if !ok {
+			return
+		}
 		vs, err := m.List(r.Context())
 		if err != nil {
 			webhookError(w, err)
 			return
+		}
+		if owner != "" {
+			vs = slices.DeleteFunc(vs, func(v webhooks.View) bool { return v.Owner != owner })
+		}
+		if vs == nil {
+			vs = []webhooks.View{}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"items": vs})
 	})
@@ -47,6 +58,10 @@ func (h *Handler) registerWebhooks() {
 		m := h.d.Webhooks
 		var e webhooks.Endpoint
 		if !decodeBody(w, r, &e) {
+			return
+		}
+		var ok bool
+		if e.Owner, ok = ownerScope(w, r, e.Owner); !ok { // a client's endpoint is bound to it
 			return
 		}
 		e, err := m.Create(r.Context(), e)
@@ -63,12 +78,22 @@ func (h *Handler) registerWebhooks() {
 			webhookError(w, err)
 			return
 		}
+		if !ownedBy(w, r, v.Owner) {
+			return
+		}
 		writeJSON(w, http.StatusOK, v)
 	})
 	h.handle("PUT /api/v1/webhooks/{id}", func(w http.ResponseWriter, r *http.Request) {
 		m := h.d.Webhooks
 		var e webhooks.Endpoint
 		if !decodeBody(w, r, &e) {
+			return
+		}
+		if !h.endpointOwned(w, r) {
+			return
+		}
+		var ok bool
+		if e.Owner, ok = ownerScope(w, r, e.Owner); !ok {
 			return
 		}
 		if _, err := m.Update(r.Context(), r.PathValue("id"), e); err != nil {
@@ -84,6 +109,9 @@ func (h *Handler) registerWebhooks() {
 	})
 	h.handle("DELETE /api/v1/webhooks/{id}", func(w http.ResponseWriter, r *http.Request) {
 		m := h.d.Webhooks
+		if !h.endpointOwned(w, r) {
+			return
+		}
 		if err := m.Delete(r.Context(), r.PathValue("id")); err != nil {
 			webhookError(w, err)
 			return
@@ -92,6 +120,9 @@ func (h *Handler) registerWebhooks() {
 	})
 	h.handle("GET /api/v1/webhooks/{id}/deliveries", func(w http.ResponseWriter, r *http.Request) {
 		m := h.d.Webhooks
+		if !h.endpointOwned(w, r) {
+			return
+		}
 		limit, _, ok := page(w, r, 100)
 		if !ok {
 			return
@@ -113,6 +144,9 @@ func (h *Handler) registerWebhooks() {
 	})
 	h.handle("GET /api/v1/webhooks/{id}/failures", func(w http.ResponseWriter, r *http.Request) {
 		m := h.d.Webhooks
+		if !h.endpointOwned(w, r) {
+			return
+		}
 		limit, _, ok := page(w, r, 100)
 		if !ok {
 			return
@@ -129,6 +163,9 @@ func (h *Handler) registerWebhooks() {
 	})
 	h.handle("POST /api/v1/webhooks/{id}/ping", func(w http.ResponseWriter, r *http.Request) {
 		m := h.d.Webhooks
+		if !h.endpointOwned(w, r) {
+			return
+		}
 		seq, err := m.Ping(r.Context(), r.PathValue("id"))
 		if err != nil {
 			webhookError(w, err)
@@ -136,4 +173,22 @@ func (h *Handler) registerWebhooks() {
 		}
 		writeJSON(w, http.StatusAccepted, map[string]any{"delivery": seq})
 	})
+}
+
+// endpointOwned answers 403 unless the webhook endpoint of the path's id
+// is bound to the owner of a token bound to one; an unknown endpoint is
+// left to the handler (404).
+func (h *Handler) endpointOwned(w http.ResponseWriter, r *http.Request) bool {
+	if tokenOwner(r) == "" {
+		return true
+	}
+	v, err := h.d.Webhooks.Get(r.Context(), r.PathValue("id"))
+	if errors.Is(err, webhooks.ErrNotFound) {
+		return true
+	}
+	if err != nil {
+		webhookError(w, err)
+		return false
+	}
+	return ownedBy(w, r, v.Owner)
 }

@@ -61,6 +61,10 @@ func (h *Handler) ordersPerHour(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	owner, ok := ownerScope(w, r, q.Get("owner"))
+	if !ok {
+		return
+	}
 	now := h.clock().Truncate(time.Hour)
 	from := now.Add(-time.Duration(hours-1) * time.Hour)
 	type bucket struct {
@@ -71,7 +75,7 @@ func (h *Handler) ordersPerHour(w http.ResponseWriter, r *http.Request) {
 	for i := range buckets {
 		buckets[i].AtMS = from.Add(time.Duration(i) * time.Hour).UnixMilli()
 	}
-	created, err := h.d.Orders.CreatedSince(r.Context(), orders.Query{Warehouse: q.Get("warehouse"), Channel: q.Get("channel")}, from.UnixMilli())
+	created, err := h.d.Orders.CreatedSince(r.Context(), orders.Query{Warehouse: q.Get("warehouse"), Channel: q.Get("channel"), Owner: owner}, from.UnixMilli())
 	if err != nil {
 		orderError(w, err)
 		return
@@ -330,6 +334,10 @@ func (h *Handler) reorderList(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	owner, ok := ownerScope(w, r, r.URL.Query().Get("owner"))
+	if !ok {
+		return
+	}
 	ths, err := h.md.List(r.Context(), wh, masterdata.Thresholds)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
@@ -356,6 +364,14 @@ func (h *Handler) reorderList(w http.ResponseWriter, r *http.Request) {
 		n := onHand[t.SKU]
 		if n > eff.ReorderPoint {
 			continue
+		}
+		if owner != "" {
+			if o, err := h.skuOwner(r.Context(), wh, t.SKU); err != nil {
+				writeError(w, http.StatusInternalServerError, err.Error())
+				return
+			} else if o != owner {
+				continue
+			}
 		}
 		out = append(out, ReorderRow{SKU: t.SKU, OnHand: n, ReorderPoint: eff.ReorderPoint, ReorderQty: eff.ReorderQty, Max: eff.Max,
 			OnOrder: onOrder[t.SKU], Seasonal: seasonalOn(t, today),

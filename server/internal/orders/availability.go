@@ -161,7 +161,9 @@ type Snapshot struct {
 	Seq         uint64  `json:"seq"`
 	GeneratedAt string  `json:"generated_at"`
 	Allocation  Channel `json:"allocation"`
-	Items       []Item  `json:"items"`
+	// Owner, when set, limits Items to that owner's skus (ForOwner).
+	Owner string `json:"owner,omitempty"`
+	Items []Item `json:"items"`
 }
 
 // Availability returns the ATS rows matching wh and sku (empty: all), by

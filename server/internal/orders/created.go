@@ -24,7 +24,7 @@ func (s *Service) CreatedSince(_ context.Context, q Query, sinceMS int64) ([]int
 			if err := protocol.Unmarshal(v, &o); err != nil {
 				return err
 			}
-			if o.CreatedMS >= sinceMS && (q.Channel == "" || o.Channel == q.Channel) && (q.Status == "" || o.Status == q.Status) {
+			if o.CreatedMS >= sinceMS && (q.Channel == "" || o.Channel == q.Channel) && (q.Status == "" || o.Status == q.Status) && (q.Owner == "" || o.Owner == q.Owner) {
 				out = append(out, o.CreatedMS)
 			}
 			return nil

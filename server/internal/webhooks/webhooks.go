@@ -47,6 +47,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/shelfsync/shelfsync/protocol"
 )
 
 // Event types an endpoint may subscribe to.
@@ -103,6 +105,11 @@ type Endpoint struct {
 	Disabled    bool     `json:"disabled,omitempty" cbor:"7,keyasint,omitempty"`
 	Description string   `json:"description,omitempty" cbor:"8,keyasint,omitempty"`
 	CreatedMS   int64    `json:"created_ms" cbor:"9,keyasint"`
+	// Owner, when set, binds the endpoint to one owner (a 3PL's client):
+	// it receives only events about that owner's data — its orders, its
+	// alerts and conflicts, and each channel's availability limited to its
+	// skus — and only a token bound to that owner (or to none) manages it.
+	Owner string `json:"owner,omitempty" cbor:"10,keyasint,omitempty"`
 }
 
 // Validate checks the endpoint and fills defaults.
@@ -121,6 +128,9 @@ func (e *Endpoint) Validate() error {
 		default:
 			errs = append(errs, fmt.Sprintf("events[%d]: %q must be availability, alert, conflict, order or *", i, ev))
 		}
+	}
+	if err := protocol.CheckField("owner", e.Owner, false); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if len(e.Secret) > 0 && len(e.Secret) < 16 {
 		errs = append(errs, "secret: at least 16 characters (or leave it empty to have one generated)")
@@ -148,7 +158,10 @@ func (e *Endpoint) Wants(ev Event) bool {
 	if ev.Warehouse != "" && len(e.Warehouses) > 0 && !slices.Contains(e.Warehouses, ev.Warehouse) {
 		return false
 	}
-	return true
+	if e.Owner != "" { // an owner's endpoint: that owner's events only
+		return ev.Owner == e.Owner
+	}
+	return !ev.OwnerOnly
 }
 
 // Event is something to deliver.
@@ -156,6 +169,14 @@ type Event struct {
 	Type      string
 	Channel   string // availability events
 	Warehouse string // alert and order events
+	// Owner is the owner whose data the event is about ("": no owner's,
+	// or every owner's). An endpoint bound to an owner receives only the
+	// events of its owner; the others receive every event but OwnerOnly
+	// ones.
+	Owner string
+	// OwnerOnly marks an owner's copy of an event made for the endpoints
+	// bound to that owner (a channel's availability limited to its skus).
+	OwnerOnly bool
 	// Key, when set, coalesces: a newer event with the same key replaces
 	// an undelivered older one.
 	Key  string
