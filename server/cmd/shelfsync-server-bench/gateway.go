@@ -49,7 +49,7 @@ func newGateway(wh, gw string, n, batch int) *gateway {
 }
 
 func (g *gateway) connect(broker string) error {
-	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("bench-" + g.wh + "-" + g.gw).
+	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(protocol.ClientID(g.wh, g.gw)).
 		SetCleanSession(true).SetAutoReconnect(true).SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(func(c paho.Client) {
 			c.Subscribe(g.topics.Down(g.wh, g.gw), 1, g.onDown).Wait()

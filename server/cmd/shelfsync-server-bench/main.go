@@ -88,9 +88,9 @@ func main() {
 	flag.IntVar(&batch, "batch", 256, "ops per batch (the agent's default --batch-ops)")
 	flag.IntVar(&workers, "workers", 0, "server --workers (0: the server's default)")
 	flag.StringVar(&profile, "cpuprofile", "", "diagnostic: run the server in this process and write a CPU profile of the ingest here (and a heap profile at the highest RSS to this path + .heap)")
-	flag.StringVar(&only, "only", "", "comma-separated parts to run (default all): ingest (Badger), postgres (1 and 3 replicas; compared with the Badger ingest, measured first unless -baseline is set), broker (the embedded broker's fan-in vs Mosquitto), import (import_rss_mib, a 200 MB stock CSV), orders (order_intake_per_s and order_p99_ms: intake racing for the last units)")
+	flag.StringVar(&only, "only", "", "comma-separated parts to run (default all): ingest (Badger), postgres (1 and 3 replicas with embedded brokers, the 3 clustered; compared with the Badger ingest, measured first unless -baseline is set), postgres1 (server_ingest_ops_per_s_postgres_1replica against the Badger ingest of the same run, and server_cpu_s_per_kop_1replica), cpu (server_cpu_s_per_kop_1replica and server_cpu_s_per_kop_3replicas only), broker (the embedded broker's fan-in vs Mosquitto), import (import_rss_mib, a 200 MB stock CSV), orders (order_intake_per_s and order_p99_ms: intake racing for the last units)")
 	var baseline float64
-	flag.Float64Var(&baseline, "baseline", 0, "with -only postgres: the Badger server_ingest_ops_per_s to compare with instead of measuring it")
+	flag.Float64Var(&baseline, "baseline", 0, "with -only postgres or postgres1: the Badger server_ingest_ops_per_s to compare with instead of measuring it")
 	flag.Parse()
 	var w io.Writer = os.Stdout
 	if out != "" {
@@ -103,14 +103,17 @@ func main() {
 		w = io.MultiWriter(os.Stdout, f)
 	}
 	want := func(part string) bool { return only == "" || strings.Contains(","+only+",", ","+part+",") }
+	parts := []string{"ingest", "postgres", "postgres1", "cpu", "broker", "import", "orders"}
 	for _, part := range strings.Split(only, ",") {
-		if only != "" && !slices.Contains([]string{"ingest", "postgres", "broker", "import", "orders"}, part) {
-			fmt.Fprintf(os.Stderr, "bench: -only %q: the parts are ingest, postgres, broker, import and orders\n", part)
+		if only != "" && !slices.Contains(parts, part) {
+			fmt.Fprintf(os.Stderr, "bench: -only %q: the parts are %s\n", part, strings.Join(parts, ", "))
 			os.Exit(2)
 		}
 	}
+	pgRuns, pgFigure := postgresParts(want)
+	badger := want("postgres") || want("postgres1")
 	var rs []Result
-	if want("ingest") || (want("postgres") && baseline == 0) {
+	if want("ingest") || (badger && baseline == 0) {
 		got, err := benchIngest(context.Background(), gateways, warehouses, perGW, batch, workers, profile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: ingest:", err)
@@ -123,10 +126,10 @@ func main() {
 			rs = append(rs, got...)
 		}
 	}
-	if profile == "" && want("postgres") && baseline > 0 {
+	if profile == "" && len(pgRuns) > 0 && (baseline > 0 || !badger) {
 		// The same ingest on PostgreSQL with 1 and 3 replicas (skipped,
-		// with a message, when PostgreSQL or Mosquitto is not there).
-		pg, err := benchPostgres(context.Background(), gateways, warehouses, perGW, batch, baseline)
+		// with a message, when PostgreSQL is not there).
+		pg, err := benchPostgres(context.Background(), gateways, warehouses, perGW, batch, baseline, pgRuns, pgFigure)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: postgres:", err)
 		}
@@ -158,6 +161,32 @@ func main() {
 		b, _ := json.Marshal(r)
 		fmt.Fprintln(w, string(b))
 	}
+}
+
+// postgresParts returns the replica counts the selected PostgreSQL parts
+// measure and which of their figures they report.
+func postgresParts(want func(string) bool) (runs []int, figure func(string) bool) {
+	all, one, cpu := want("postgres"), want("postgres1"), want("cpu")
+	switch {
+	case all || (one && cpu):
+		runs = []int{1, 3}
+	case one:
+		runs = []int{1}
+	case cpu:
+		runs = []int{1, 3}
+	}
+	figure = func(name string) bool {
+		switch {
+		case all:
+			return true
+		case strings.HasPrefix(name, "server_cpu_s_per_kop_"):
+			return cpu || (one && name == "server_cpu_s_per_kop_1replica")
+		case name == "server_ingest_ops_per_s_postgres_1replica":
+			return one
+		}
+		return false
+	}
+	return runs, figure
 }
 
 func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, workers int, profile string) ([]Result, error) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,10 +17,13 @@ import (
 )
 
 // benchPostgres measures the ingest on the PostgreSQL store: the same
-// simulated gateways as benchIngest push their backlogs through an
-// external Mosquitto into 1, then 3, shelfsync-server replicas sharing one
-// database (partitioned by warehouse, the replicas' default). It
-// returns
+// simulated gateways as benchIngest push their backlogs into 1, then 3,
+// shelfsync-server replicas sharing one database. Each replica embeds its
+// broker, as the Badger ingest does; the 3 replicas' brokers form one NATS
+// cluster (routes, the MQTT streams on all three) and the replicas divide
+// the warehouses between them (each warehouse's consumer read by the
+// replica holding its lease), the layout of deploy/k8s. Gateway i
+// connects to replica i mod 3. It returns
 //
 //	server_ingest_ops_per_s_postgres_1replica
 //	server_ingest_ops_per_s_postgres_3replicas
@@ -31,24 +35,19 @@ import (
 //	server_cpu_s_per_kop_1replica    CPU seconds per 1,000 applied ops
 //	server_cpu_s_per_kop_3replicas   the same, baseline the 1-replica figure
 //
-// On a 2-core machine throughput cannot grow with replicas; the cost per
-// op shows whether they divide the work or repeat it. The
+// runs says which replica counts to measure and want which figures to
+// return. On a 2-core machine throughput cannot grow with replicas; the
+// cost per op shows whether they divide the work or repeat it. The
 // database is SHELFSYNC_BENCH_PG, else SHELFSYNC_TEST_PG, else the one
-// deploy/dev/services.sh provisions; the broker is SHELFSYNC_TEST_MOSQUITTO
-// or /usr/sbin/mosquitto. Without them it logs why and returns nothing.
-// Each run gets a fresh schema, dropped afterwards.
-func benchPostgres(ctx context.Context, gateways, warehouses, perGW, batch int, badgerRate float64) ([]Result, error) {
+// deploy/dev/services.sh provisions; without it, it logs why and returns
+// nothing. Each run gets a fresh schema, dropped afterwards.
+func benchPostgres(ctx context.Context, gateways, warehouses, perGW, batch int, badgerRate float64, runs []int, want func(figure string) bool) ([]Result, error) {
 	dsn := os.Getenv("SHELFSYNC_BENCH_PG")
 	if dsn == "" {
 		dsn = os.Getenv("SHELFSYNC_TEST_PG")
 	}
 	if dsn == "" {
 		dsn = "postgres://shelfsync:shelfsync@127.0.0.1:5432/shelfsync?sslmode=disable"
-	}
-	mosquitto, err := testbed.MosquittoBin()
-	if err != nil {
-		logf("postgres: skipped: %v", err)
-		return nil, nil
 	}
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -68,8 +67,8 @@ func benchPostgres(ctx context.Context, gateways, warehouses, perGW, batch int, 
 	bin := bins.Server
 	var out, cpu []Result
 	var cpu1 float64
-	for _, replicas := range []int{1, 3} {
-		rate, perKop, err := pgRun(ctx, work, bin, mosquitto, dsn, replicas, gateways, warehouses, perGW, batch)
+	for _, replicas := range runs {
+		rate, perKop, err := pgRun(ctx, work, bin, dsn, replicas, gateways, warehouses, perGW, batch)
 		if err != nil {
 			return out, fmt.Errorf("postgres, %d replicas: %w", replicas, err)
 		}
@@ -77,23 +76,29 @@ func benchPostgres(ctx context.Context, gateways, warehouses, perGW, batch int, 
 		if replicas > 1 {
 			suffix = fmt.Sprintf("%dreplicas", replicas)
 		}
-		out = append(out, result("server_ingest_ops_per_s_postgres_"+suffix, rate, "ops/s", "the Badger store's server_ingest_ops_per_s of the same run", badgerRate))
+		if name := "server_ingest_ops_per_s_postgres_" + suffix; want(name) && badgerRate > 0 {
+			out = append(out, result(name, rate, "ops/s", "the Badger store's server_ingest_ops_per_s of the same run", badgerRate))
+		}
 		if perKop > 0 {
+			name := "server_cpu_s_per_kop_" + suffix
 			if replicas == 1 {
 				cpu1 = perKop
-				cpu = append(cpu, result("server_cpu_s_per_kop_1replica", perKop, "s", "", 0))
-			} else if cpu1 > 0 {
-				cpu = append(cpu, result("server_cpu_s_per_kop_"+suffix, perKop, "s", "server_cpu_s_per_kop_1replica of the same run", cpu1))
+				if want(name) {
+					cpu = append(cpu, result(name, perKop, "s", "", 0))
+				}
+			} else if cpu1 > 0 && want(name) {
+				cpu = append(cpu, result(name, perKop, "s", "server_cpu_s_per_kop_1replica of the same run", cpu1))
 			}
 		}
 	}
 	return append(out, cpu...), nil
 }
 
-// pgRun runs one measurement with its own broker, schema and replicas; it
+// pgRun runs one measurement with its own schema and replicas; it
 // returns the ops per second and the CPU seconds per 1,000 ops of the
-// servers and PostgreSQL (0 when PostgreSQL is not on this machine).
-func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gateways, warehouses, perGW, batch int) (rate, cpuPerKop float64, err error) {
+// servers (their embedded brokers included) and PostgreSQL (0 when
+// PostgreSQL is not on this machine).
+func pgRun(ctx context.Context, work, bin, dsn string, replicas, gateways, warehouses, perGW, batch int) (rate, cpuPerKop float64, err error) {
 	dir := filepath.Join(work, fmt.Sprint("run", replicas))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, 0, err
@@ -103,36 +108,48 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 		return 0, 0, err
 	}
 	defer drop()
-	broker, err := testbed.StartMosquitto(ctx, mosquitto, dir, "")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer broker.Proc.Stop(syscall.SIGTERM)
-	mqtt := broker.Addr
 	if out, err := exec.CommandContext(ctx, bin, "migrate", "--store", storeDSN).CombinedOutput(); err != nil {
 		return 0, 0, fmt.Errorf("migrate: %w\n%s", err, out)
 	}
+	addrs, err := testbed.FreeAddrs(3 * replicas)
+	if err != nil {
+		return 0, 0, err
+	}
+	https, mqtts, routes := addrs[:replicas], addrs[replicas:2*replicas], addrs[2*replicas:]
+	srvs := make([]*testbed.Server, replicas)
+	for i := range replicas {
+		args := []string{"--store", storeDSN, "--mqtt", mqtts[i],
+			"--data", filepath.Join(dir, fmt.Sprint("server", i)), "--log-level", "warn"}
+		if replicas > 1 {
+			args = append(args, "--cluster-listen", routes[i], "--cluster-routes", strings.Join(routes, ","), "--cluster-node", fmt.Sprint("node", i))
+		}
+		srvs[i] = &testbed.Server{Bin: bin, HTTP: https[i], Args: args, LogFile: filepath.Join(dir, fmt.Sprintf("server%d.log", i)), Name: fmt.Sprint("server", i)}
+	}
+	// A clustered node waits at start for a quorum of the others: start
+	// them at once.
+	var wg sync.WaitGroup
+	errs := make([]error, replicas)
+	for i, srv := range srvs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = srv.Start(ctx) }()
+	}
+	wg.Wait()
 	var pids []int
 	var urls []string
-	for i := range replicas {
-		http, err := testbed.FreeAddr()
-		if err != nil {
-			return 0, 0, err
+	for i, srv := range srvs {
+		if p := srv.Proc(); p != nil {
+			defer p.Stop(syscall.SIGTERM)
 		}
-		args := []string{"--store", storeDSN, "--broker", "tcp://" + mqtt,
-			"--data", filepath.Join(dir, fmt.Sprint("server", i)), "--log-level", "warn"}
-		srv := &testbed.Server{Bin: bin, HTTP: http, Args: args, LogFile: filepath.Join(dir, fmt.Sprintf("server%d.log", i)), Name: fmt.Sprint("server", i)}
-		if err := srv.Start(ctx); err != nil {
-			return 0, 0, err
+		if errs[i] != nil {
+			return 0, 0, errs[i]
 		}
-		defer srv.Proc().Stop(syscall.SIGTERM)
 		pids = append(pids, srv.Proc().Pid())
-		urls = append(urls, "http://"+http+"/metrics")
+		urls = append(urls, "http://"+https[i]+"/metrics")
 	}
 	gws := make([]*gateway, gateways)
 	for i := range gws {
 		gws[i] = newGateway(fmt.Sprintf("wh%d", i%warehouses+1), fmt.Sprintf("gw%03d", i+1), perGW, batch)
-		if err := gws[i].connect("tcp://" + mqtt); err != nil {
+		if err := gws[i].connect("tcp://" + mqtts[i%replicas]); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -152,8 +169,7 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 	}
 	pg0, local := postgresCPU()
 	begin := time.Now()
-	var wg sync.WaitGroup
-	errs := make([]error, len(gws))
+	errs = make([]error, len(gws))
 	for i, g := range gws {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = g.run(10 * time.Minute) }()
@@ -174,6 +190,12 @@ func pgRun(ctx context.Context, work, bin, mosquitto, dsn string, replicas, gate
 	ops := float64(gateways * perGW)
 	rate = ops / took.Seconds()
 	logf("postgres: %d replicas: %d gateways × %d ops acked in %s: %.0f ops/s (%d resends)", replicas, gateways, perGW, took.Round(time.Millisecond), rate, resends)
+	var other float64
+	for _, u := range urls {
+		v, _ := testbed.Metric(u, "shelfsync_ingest_rejected_total", `reason="other_replica"`)
+		other += v
+	}
+	logf("postgres: %d replicas: %.0f messages handed to a replica that does not hold their warehouse", replicas, other)
 	switch {
 	case cerr != nil:
 		logf("postgres: %d replicas: server CPU not read: %v", replicas, cerr)
