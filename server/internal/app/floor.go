@@ -134,7 +134,6 @@ func (f *floor) shortPick(ctx context.Context, wh string, t protocol.Task) {
 	if err != nil {
 		log.Error("units missing at a short pick not taken off the records; the count task corrects them", "err", err)
 	}
-	f.orders.Flush(ctx) // available-to-sell drops now, not at the next debounce
 	count, err := f.rt.CountTask(ctx, wh, t.Location, fmt.Sprintf("short pick: task %s picked %d of %d × %s", t.ID, t.Picked, t.Qty, t.SKU))
 	if err != nil {
 		log.Error("count task of a short-picked bin not sent", "err", err)
@@ -168,6 +167,7 @@ func (f *floor) shortPick(ctx context.Context, wh string, t protocol.Task) {
 			}
 		}
 	}
+	f.orders.Flush(ctx) // available-to-sell drops now, not at the next debounce
 	f.shorts.WithLabelValues(outcome).Inc()
 	if _, _, err := f.alerts.RaiseShortPick(alerts.ShortPick{Warehouse: wh, Location: t.Location, SKU: t.SKU, Lot: t.Lot, Task: t.ID,
 		Order: t.Order, Asked: t.Qty, Picked: t.Picked, CountTask: count.ID, Outcome: strings.Join(did, "; ")}); err != nil {

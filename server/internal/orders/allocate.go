@@ -213,6 +213,15 @@ func (s *Service) Reallocate(ctx context.Context, wh, id string, line uint32, un
 		return Realloc{}, nil
 	}
 	r := &request{kind: kindReallocate, n: NewOrder{Warehouse: wh, ID: id}, line: line, asked: units, units: units}
+	s.mu.Lock()
+	if o := s.open[okey{wh, id}]; o != nil {
+		for _, l := range o.Lines {
+			if l.Line == line { // admission reads the sku's stock again first
+				r.n.Lines = []Line{{Line: line, SKU: l.SKU}}
+			}
+		}
+	}
+	s.mu.Unlock()
 	s.submit(ctx, r)
 	if r.err != nil {
 		return Realloc{}, r.err

@@ -293,10 +293,23 @@ func (s *Service) commitGroup(ctx context.Context, batch []*request) {
 	defer s.writeMu.Unlock()
 	now := s.cfg.Now().UnixMilli()
 	set := map[whsku]struct{}{}
+	var everywhere []string // skus other warehouses may take (allocate.go)
 	for _, r := range batch {
 		for _, l := range r.n.Lines {
 			set[whsku{r.n.Warehouse, l.SKU}] = struct{}{}
+			if r.kind == kindReallocate {
+				everywhere = append(everywhere, l.SKU)
+			}
 		}
+	}
+	if len(everywhere) > 0 {
+		s.mu.Lock()
+		for w := range s.whs {
+			for _, sku := range everywhere {
+				set[whsku{w, sku}] = struct{}{}
+			}
+		}
+		s.mu.Unlock()
 	}
 	// Admission judges from the model: bring the stock and reservations
 	// of the group's skus up to date first.
