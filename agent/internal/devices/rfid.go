@@ -242,16 +242,22 @@ func (r *rfidDev) runShelf(ctx context.Context, rd *rfid.Reader) error {
 
 // itemOf maps an EPC to its sku: SGTIN EPCs through the catalog (the
 // GTIN-14 itself when unlisted and the catalog is not strict). ok is false
-// for other schemes (pallets, assets) and refused GTINs.
+// for other schemes (pallets, assets) and refused GTINs. A GTIN several
+// owners' items list is told apart by the reader's location's owner, else
+// (a portal) by the open purchase orders at its dock (session.ItemAt).
 func (r *rfidDev) itemOf(b []byte) (sku, gtin string, ok bool) {
 	e, err := epc.Decode(b)
 	if err != nil || e.Scheme != epc.SchemeSGTIN96 {
 		return "", "", false
 	}
 	l := r.m.st.Lookup()
-	if it, found, ambiguous := session.ItemAt(l, e.GTIN, r.cfg.Location); found {
+	var expected func(string) bool
+	if r.cfg.Role == RolePortal {
+		expected = func(sku string) bool { return r.dockPOHas(sku) }
+	}
+	if it, found, ambiguous := session.ItemAt(l, e.GTIN, r.cfg.Location, expected); found {
 		if ambiguous {
-			r.m.log.Warn("rfid: GTIN listed by several owners' items at a location without an owner; counted as the first: give the location an owner",
+			r.m.log.Warn("rfid: GTIN listed by several owners' items and nothing tells them apart; taken as the first: give the location an owner",
 				attrDevice, r.cfg.Name, "gtin", e.GTIN, "sku", it.SKU, "location", r.cfg.Location)
 		}
 		return it.SKU, e.GTIN, true
@@ -315,6 +321,22 @@ func (r *rfidDev) sweepDone(ctx context.Context, set []string) {
 	}
 	r.m.log.Info("rfid sweep", attrDevice, r.cfg.Name, "location", r.cfg.Location, "epcs", len(epcs))
 	r.m.recordLocked(r.cfg.Name, entry)
+}
+
+// dockPOHas reports whether an open purchase order at the portal's dock
+// has a line for sku.
+func (r *rfidDev) dockPOHas(sku string) bool {
+	for _, p := range r.m.st.POs() {
+		if p.Dock != r.cfg.Location || (p.Status != "" && p.Status != "open") {
+			continue
+		}
+		for _, l := range p.Lines {
+			if l.SKU == sku {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // openPO returns the open purchase order at the portal's dock that best

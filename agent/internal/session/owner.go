@@ -186,12 +186,14 @@ func carriedOwners(carried []Carried, to string, env Env) string {
 }
 
 // ItemAt returns the catalog item a GTIN-14 read at a location is, for
-// readers that cannot ask (RFID): the item of the location's owner, or
-// the one item listing the GTIN. When several owners' items list it and
-// the location has no owner, it returns the first by sku and ambiguous
-// true (the caller logs it: give the location an owner). ok is false when
-// no item lists the GTIN.
-func ItemAt(l Lookup, gtin, location string) (it protocol.Item, ok, ambiguous bool) {
+// readers that cannot ask (RFID): the item of the location's owner, else
+// the one item listing the GTIN, else the one whose sku expected reports
+// (an RFID portal: a line of an open purchase order at its dock; nil for
+// none). When several owners' items list the GTIN and nothing tells them
+// apart, it returns the first by sku and ambiguous true (the caller logs
+// it: give the location an owner). ok is false when no item lists the
+// GTIN.
+func ItemAt(l Lookup, gtin, location string, expected func(sku string) bool) (it protocol.Item, ok, ambiguous bool) {
 	its := l.ItemsByGTIN(gtin)
 	if len(its) == 0 {
 		return it, false, false
@@ -205,6 +207,17 @@ func ItemAt(l Lookup, gtin, location string) (it protocol.Item, ok, ambiguous bo
 			if c.Owner == loc.Owner {
 				return c, true, false
 			}
+		}
+	}
+	if expected != nil {
+		var hit []protocol.Item
+		for _, c := range its {
+			if expected(c.SKU) {
+				hit = append(hit, c)
+			}
+		}
+		if len(hit) == 1 {
+			return hit[0], true, false
 		}
 	}
 	return its[0], true, true

@@ -185,3 +185,26 @@ func TestPOTellsTheGTINApart(t *testing.T) {
 	outs = w.play(t, cmd("RECEIVE"), gtin(shared))
 	require.Equal(t, "gb", verdicts(outs))
 }
+
+// TestItemAtForReaders: a reader that cannot ask takes the location
+// owner's item, else what the caller expects (a portal's open PO lines),
+// else the first by sku, flagged ambiguous.
+func TestItemAtForReaders(t *testing.T) {
+	w := ownersWorld()
+	sku := func(loc string, expected func(string) bool) (string, bool, bool) {
+		it, ok, amb := ItemAt(w, shared, loc, expected)
+		return it.SKU, ok, amb
+	}
+	got, ok, amb := sku("B-01", nil)
+	require.Equal(t, []any{"GLOBEX-MILK", true, false}, []any{got, ok, amb})
+	got, ok, amb = sku("B-01", func(s string) bool { return s == "ACME-MILK" })
+	require.Equal(t, []any{"GLOBEX-MILK", true, false}, []any{got, ok, amb}, "the location's owner comes first")
+	got, ok, amb = sku("RCV", func(s string) bool { return s == "GLOBEX-MILK" })
+	require.Equal(t, []any{"GLOBEX-MILK", true, false}, []any{got, ok, amb})
+	got, ok, amb = sku("RCV", nil)
+	require.Equal(t, []any{"ACME-MILK", true, true}, []any{got, ok, amb})
+	got, ok, amb = sku("RCV", func(string) bool { return true })
+	require.Equal(t, []any{"ACME-MILK", true, true}, []any{got, ok, amb}, "both expected: still ambiguous")
+	_, ok, _ = ItemAt(w, "09501101530003", "RCV", nil)
+	require.False(t, ok)
+}
