@@ -15,6 +15,17 @@ import (
 	"github.com/shelfsync/shelfsync/testbed"
 )
 
+// nonZero drops the signals never heard.
+func nonZero(b map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range b {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // get returns an URL's status and body ("" and 0 while nothing answers).
 func get(url string) (int, string) {
 	resp, err := http.Get(url)
@@ -32,7 +43,9 @@ func get(url string) (int, string) {
 // into its mapped files would SIGBUS): each waits to open its store and
 // says why — the server on /healthz (503 "data disk full"), the metric
 // shelfsync_server_disk_full and its log; the agent on /healthz (503),
-// its status API ("full": true), shelfsync_agent_disk_full and its log.
+// its status API ("full": true), shelfsync_agent_disk_full and its log;
+// a scan meanwhile gets a bad beep and "disk full" on the gateway screen,
+// and is not recorded.
 // When space returns both go on by themselves: the server is healthy
 // again and the agent reads its scanner, confirms and delivers scans.
 func TestIntegrationRestartOnAFullDisk(t *testing.T) {
@@ -83,6 +96,21 @@ func TestIntegrationRestartOnAFullDisk(t *testing.T) {
 	require.Contains(t, metrics, "shelfsync_agent_disk_full 1")
 	require.Contains(t, agent.Output(), "data disk below its reserve")
 
+	// The waiting agent reads its scanner: a scan gets a bad beep and
+	// "disk full" on the gateway screen, and is not recorded.
+	waitFor(t, 30*time.Second, "the waiting agent has its scanner open", func() bool {
+		_, status := get(agentBase + "/api/v1/status")
+		return strings.Contains(status, `"connected":true`)
+	})
+	g.scan("SKU:A")
+	b := g.waitBeeps(4)
+	require.Equal(t, map[string]int{"good": 3, "bad": 1}, nonZero(b), "a scan on the full disk gets a bad beep")
+	_, scr := get(agentBase + "/screen/api/state")
+	require.Contains(t, scr, `"disk":"full"`)
+	require.Contains(t, scr, "disk full: not saved")
+	_, metrics = get(agentBase + "/metrics")
+	require.Contains(t, metrics, `shelfsync_agent_scans_total{verdict="bad"} 1`)
+
 	time.Sleep(2 * time.Second) // both keep running on the full disk
 	require.True(t, srv.Alive(), "server crashed on a full disk:\n%s", srv.Tail(30))
 	require.True(t, agent.Alive(), "agent crashed on a full disk:\n%s", agent.Tail(30))
@@ -95,8 +123,8 @@ func TestIntegrationRestartOnAFullDisk(t *testing.T) {
 		return err == nil && len(st.Devices) == 1 && st.Devices[0].Connected && !st.Disk.Full
 	})
 	g.scan("SKU:A")
-	b := g.waitBeeps(4)
-	require.Equal(t, 4, b["good"], "scans confirmed again: %v", b)
-	want["RECEIVING/A"] = 3
+	b = g.waitBeeps(5)
+	require.Equal(t, map[string]int{"good": 4, "bad": 1}, nonZero(b), "scans confirmed again")
+	want["RECEIVING/A"] = 3 // the refused scan was not recorded
 	waitFor(t, 60*time.Second, "server gets the new scan", func() bool { return equal(stock(t, base, "wh1"), want) })
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shelfsync/shelfsync/agent/internal/config"
+	"github.com/shelfsync/shelfsync/agent/internal/devices"
+	"github.com/shelfsync/shelfsync/agent/internal/screen"
 	"github.com/shelfsync/shelfsync/agent/internal/store"
 )
 
@@ -26,9 +28,13 @@ import (
 // file, kills the process with SIGBUS — so a restart would crash-loop.
 // Meanwhile the agent logs why and answers on its HTTP address: /healthz
 // is 503 with the reason, /api/v1/status has "starting" and the disk state
-// ("full": true), /metrics has shelfsync_agent_disk_full 1. It returns once
-// space is back (checked every second), or with ctx's error. Scanners are
-// not read while it waits (they get no beep).
+// ("full": true) and the devices, /metrics has shelfsync_agent_disk_full 1
+// and shelfsync_agent_scans_total. Barcode scanners are read meanwhile:
+// every scan gets a bad beep and "disk full" (on the gateway screen,
+// /screen, with the device, and in the status API), and nothing is
+// recorded (devices.NewRefusing). It returns once space is back (checked
+// every second) and the scanners are released for the agent to open, or
+// with ctx's error.
 func WaitForDisk(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	reserve := uint64(max(cfg.DiskReserve, 0))
 	if reserve == 0 {
@@ -49,14 +55,34 @@ func WaitForDisk(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	if !state().Full {
 		return nil
 	}
-	log.Error("data disk below its reserve at start: the store opens when space is freed (scanners are not read meanwhile)",
+	log.Error("data disk below its reserve at start: the store opens when space is freed (scans are refused with a bad beep meanwhile)",
 		"dir", cfg.DataDir, "free_bytes", state().FreeBytes, "reserve_bytes", reserve)
+	var specs []devices.Spec
+	for _, d := range cfg.Devices {
+		sp, err := devices.ParseSpec(d)
+		if err != nil {
+			return err
+		}
+		specs = append(specs, sp)
+	}
+	scans := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_agent_scans_total", Help: "Scans by verdict (good, bad, warn)."}, []string{"verdict"})
+	refuse, err := devices.NewRefusing(devices.Config{Specs: specs, Logger: log.With("component", "devices"),
+		OnScan: func(e devices.ScanLog) { scans.WithLabelValues(string(e.Verdict)).Inc() }},
+		"disk full: not saved — the gateway's data disk has no room; scan again once space is freed")
+	if err != nil {
+		return err
+	}
+	devCtx, stopDevices := context.WithCancel(ctx)
+	devDone := make(chan struct{})
+	go func() { defer close(devDone); refuse.Run(devCtx) }()
+	defer func() { stopDevices(); <-devDone }() // the agent opens the devices next
 	if cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("http listen on %s: %w (pick another with --http)", cfg.HTTPAddr, err)
 		}
 		reg := prometheus.NewRegistry()
+		reg.MustRegister(scans)
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_disk_full", Help: "1 while the data disk is below --disk-reserve."},
 			func() float64 {
 				if state().Full {
@@ -73,9 +99,13 @@ func WaitForDisk(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]any{"starting": "waiting for free space on the data disk", "disk": state()})
+			_ = json.NewEncoder(w).Encode(map[string]any{"starting": "waiting for free space on the data disk", "disk": state(), "devices": refuse.Devices()})
 		})
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		sh := screen.Handler(screen.Source{Warehouse: cfg.Warehouse, Gateway: cfg.Gateway, Devices: refuse.Devices, Disk: state,
+			Connected: func() (bool, string) { return false, "not started: the data disk is full" }})
+		mux.Handle("GET /screen", sh)
+		mux.Handle("GET /screen/", sh)
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()

@@ -83,6 +83,10 @@ type Manager struct {
 	mu    sync.Mutex
 	state map[string]*devState // by device name
 	noise map[string]*noiseGate
+
+	// refuse, when set, answers every scan with a bad beep and this
+	// reason, recording nothing (NewRefusing: there is no store).
+	refuse string
 }
 
 type devState struct {
@@ -121,6 +125,28 @@ func New(cfg Config, st *store.Store) (*Manager, error) {
 	return m, nil
 }
 
+// NewRefusing builds a manager for while the agent cannot open its store
+// (its data disk is full at start): it reads the barcode devices and
+// answers every scan with a bad beep and reason, shown with the device
+// (Devices) and logged (through the noise gate), and records nothing.
+// RFID readers are not read: they have no beep, and a portal's reads
+// are taken again from its next sweep once the store is open.
+func NewRefusing(cfg Config, reason string) (*Manager, error) {
+	var specs []Spec
+	for _, sp := range cfg.Specs {
+		if sp.Kind != "rfid" {
+			specs = append(specs, sp)
+		}
+	}
+	cfg.Specs = specs
+	m, err := New(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	m.refuse = reason
+	return m, nil
+}
+
 // Run reads every device until ctx is done.
 func (m *Manager) Run(ctx context.Context) {
 	var wg sync.WaitGroup
@@ -155,6 +181,15 @@ func (m *Manager) handleRead(ctx context.Context, d *device.Device, r device.Rea
 		}
 		m.log.Warn("unreadable scan rejected", attrDevice, d.Name(), "err", r.Err)
 		m.record(d.Name(), ScanLog{Device: d.Name(), Raw: truncate(r.Text), Verdict: session.Bad, Reason: r.Err.Error(), At: m.cfg.Now()})
+		_ = d.Feedback(feedback.Bad)
+		return
+	}
+	if m.refuse != "" {
+		if !m.admitBad(d.Name()) {
+			return
+		}
+		m.log.Warn("scan refused", attrDevice, d.Name(), attrReason, m.refuse)
+		m.record(d.Name(), ScanLog{Device: d.Name(), Raw: truncate(r.Text), Verdict: session.Bad, Reason: m.refuse, At: m.cfg.Now()})
 		_ = d.Feedback(feedback.Bad)
 		return
 	}
@@ -220,6 +255,10 @@ func (m *Manager) device(name string) (*devState, error) {
 		return ds, nil
 	}
 	ds := &devState{}
+	if m.st == nil { // NewRefusing
+		m.state[name] = ds
+		return ds, nil
+	}
 	b, err := m.st.Session(name)
 	if err != nil {
 		return nil, err
@@ -252,6 +291,11 @@ var errNoisy = errors.New("refused scan dropped by the noise gate")
 // machine speed (partial terminators cutting text into short lines) floods
 // no more than one sending garbage.
 func (m *Manager) scan(ctx context.Context, name, text string, in session.Input, decodeErr error, gate bool) (ScanLog, error) {
+	if m.refuse != "" {
+		entry := ScanLog{Device: name, Raw: truncate(text), Verdict: session.Bad, Reason: m.refuse, At: m.cfg.Now()}
+		m.record(name, entry)
+		return entry, errors.New(m.refuse)
+	}
 	ds, err := m.device(name)
 	if err != nil {
 		return ScanLog{}, err

@@ -37,6 +37,10 @@ type Source struct {
 	// last problem.
 	Connected func() (bool, string)
 	Store     *store.Store
+	// Disk, when set, reports the data disk's state (default: Store's);
+	// without a Store (the agent waiting for space to open it) only the
+	// devices and the disk are shown.
+	Disk func() store.DiskState
 }
 
 // State is the JSON the page renders.
@@ -95,14 +99,20 @@ func (src Source) state(device string) State {
 		}
 	}
 	s := src.Store
+	disk := src.Disk
+	if disk == nil && s != nil {
+		disk = s.Disk
+	}
+	if disk != nil {
+		switch d := disk(); {
+		case d.Full:
+			st.Disk = "full"
+		case d.Low:
+			st.Disk = "low"
+		}
+	}
 	if s == nil {
 		return st
-	}
-	switch d := s.Disk(); {
-	case d.Full:
-		st.Disk = "full"
-	case d.Low:
-		st.Disk = "low"
 	}
 	if p, err := s.Positions(); err == nil {
 		st.Outbox = p.LastSeq - p.Acked
