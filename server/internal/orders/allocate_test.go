@@ -1,12 +1,19 @@
 package orders
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
 
 // owners: sku A belongs to acme in wh1 and wh2, and to another owner in
@@ -132,4 +139,113 @@ func TestReallocateMovesALineOrBackordersIt(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, []string{"wh1 created", "wh1 reallocated", "wh2 created", "wh1 backordered", "wh1 released"}, events)
+}
+
+// Property: whatever stock three warehouses hold and whatever orders and
+// re-allocations come, no warehouse reserves more than it holds, an
+// order's line is shipped in full across its records (its quantity less
+// what it sends elsewhere, summed over the order and its parts, is what
+// the channel asked), and no part lands in another owner's warehouse.
+func TestAllocationNeverPromisesBeyondAWarehousesStock(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		st, err := badger.Open(badger.Options{InMemory: true})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer st.Close()
+		svc := New(Config{Owner: owners, Debounce: time.Millisecond}, st)
+		if err := svc.Start(ctx); err != nil {
+			rt.Fatal(err)
+		}
+		whs := []string{"wh1", "wh2", "wh3"}
+		hlc := int64(1000)
+		for _, wh := range whs {
+			for _, sku := range []string{"A", "B"} {
+				n := rapid.Int64Range(0, 6).Draw(rt, "stock "+wh+" "+sku)
+				if n == 0 {
+					continue
+				}
+				hlc++
+				_, res, err := st.IssueOp(ctx, wh, protocol.Op{HLC: protocol.MakeHLC(hlc, 0), Kind: protocol.OpReceive, Location: "BIN", SKU: sku, Qty: n})
+				if err != nil {
+					rt.Fatal(err)
+				}
+				svc.Changed(res.Changes)
+			}
+		}
+		svc.Flush(ctx)
+		type taken struct {
+			wh, id string
+			asked  map[uint32]int64
+		}
+		var placed []taken
+		for i := range rapid.IntRange(1, 8).Draw(rt, "orders") {
+			if len(placed) > 0 && rapid.Bool().Draw(rt, "reallocate") {
+				p := rapid.SampledFrom(placed).Draw(rt, "order")
+				wh := rapid.SampledFrom(whs).Draw(rt, "from") // the order's or one of its parts
+				if _, err := svc.Reallocate(ctx, wh, p.id, uint32(rapid.IntRange(1, 2).Draw(rt, "line")), rapid.Int64Range(1, 4).Draw(rt, "units")); err != nil && !errors.Is(err, ErrNotFound) {
+					rt.Fatal(err)
+				}
+				continue
+			}
+			n := NewOrder{Warehouse: rapid.SampledFrom(whs).Draw(rt, "wh"), Channel: "web", ExternalID: fmt.Sprint(i)}
+			for j := range rapid.IntRange(1, 2).Draw(rt, "lines") {
+				n.Lines = append(n.Lines, Line{Line: uint32(j + 1), SKU: rapid.SampledFrom([]string{"A", "B"}).Draw(rt, "sku"), Qty: rapid.Int64Range(1, 5).Draw(rt, "qty")})
+			}
+			o, _, err := svc.Create(ctx, n)
+			if errors.Is(err, ErrUnavailable) {
+				continue
+			}
+			if err != nil {
+				rt.Fatal(err)
+			}
+			asked := map[uint32]int64{}
+			for _, l := range n.Lines {
+				asked[l.Line] = l.Qty
+			}
+			placed = append(placed, taken{o.Warehouse, o.ID, asked})
+		}
+		svc.Flush(ctx)
+		rows, _, _ := svc.Availability("", "")
+		for _, a := range rows {
+			if a.Available < 0 {
+				rt.Fatalf("%s/%s reserves %d of %d", a.Warehouse, a.SKU, a.Reserved, a.Sellable)
+			}
+		}
+		for _, p := range placed {
+			o, err := svc.Get(ctx, p.wh, p.id)
+			if err != nil {
+				rt.Fatal(err)
+			}
+			recs := []Order{o}
+			seen := map[string]bool{p.wh: true}
+			for i := 0; i < len(recs); i++ { // the order, its parts, their parts
+				for _, w := range recs[i].Parts {
+					if w == "wh3" || p.wh == "wh3" {
+						rt.Fatalf("order %s/%s has a part in %s, another owner's warehouse", p.wh, p.id, w)
+					}
+					if seen[w] {
+						continue
+					}
+					seen[w] = true
+					part, err := svc.Get(ctx, w, p.id)
+					if err != nil {
+						rt.Fatal(err)
+					}
+					recs = append(recs, part)
+				}
+			}
+			got := map[uint32]int64{}
+			for _, r := range recs {
+				for _, l := range r.Lines {
+					got[l.Line] += l.Qty - l.Elsewhere
+				}
+			}
+			if !maps.Equal(got, p.asked) {
+				rt.Fatalf("order %s/%s ships %v across %d records, asked %v", p.wh, p.id, got, len(recs), p.asked)
+			}
+		}
+	})
 }

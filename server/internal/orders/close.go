@@ -33,11 +33,20 @@ func (s *Service) Cancel(ctx context.Context, wh, id string) (Order, error) {
 	if err != nil {
 		return o, err
 	}
-	for _, w := range o.Parts {
-		p, err := s.Get(ctx, w, id)
-		if err != nil || p.Status != StatusOpen || (p.PartOf != wh && o.PartOf != w) {
+	seen := map[string]bool{wh: true}
+	next := append([]string(nil), o.Parts...)
+	for len(next) > 0 { // a part re-allocated after a short pick may have parts of its own
+		w := next[0]
+		next = next[1:]
+		if seen[w] {
 			continue
 		}
+		seen[w] = true
+		p, err := s.Get(ctx, w, id)
+		if err != nil || p.Status != StatusOpen || p.Channel != o.Channel || p.ExternalID != o.ExternalID {
+			continue
+		}
+		next = append(next, p.Parts...)
 		if _, err := s.close(ctx, w, id, StatusCancelled, nil); err != nil && !errors.Is(err, ErrConflict) {
 			return o, fmt.Errorf("cancel the order's part in warehouse %s: %w", w, err)
 		}
