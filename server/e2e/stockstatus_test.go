@@ -260,10 +260,12 @@ func TestALotCrossesItsExpiryDate(t *testing.T) {
 			OnHand           int64 `json:"on_hand"`
 		}
 	}
+	asked := time.Now().UTC().Truncate(24 * time.Hour) // the day the server judges by (one after the receipt, across midnight)
 	getJSON(t, "http://"+c.httpAddr+"/api/v1/stock/near-expiry?warehouse=wh1", &list)
 	require.Len(t, list.Items, 1)
 	require.Equal(t, "LN", list.Items[0].Lot)
-	require.Equal(t, 5, list.Items[0].DaysLeft)
+	require.Equal(t, expiry.Format(time.DateOnly), list.Items[0].Expiry)
+	require.Equal(t, int(expiry.Truncate(24*time.Hour).Sub(asked)/(24*time.Hour)), list.Items[0].DaysLeft, "5 on the day of the receipt")
 	require.Equal(t, map[string]int64{"B-01/LN/available": 3}, g.statusStock("MILK"))
 	var ack alertFull
 	require.Equal(t, 200, c.call("POST", "/api/v1/alerts/"+near.ID+"/ack", map[string]any{"by": "alice", "note": "sell it first"}, &ack))
@@ -290,6 +292,7 @@ func TestALotCrossesItsExpiryDate(t *testing.T) {
 	require.Equal(t, "status", h.Items[0].Kind)
 	require.Equal(t, "EXPIRED", h.Items[0].Reason)
 	require.Equal(t, "@server", h.Items[0].Gateway)
+	require.Equal(t, 1.0, serverMetric(t, "http://"+c.httpAddr, "shelfsync_expiry_expired_keys_total"), "one key expired")
 	stamped := time.UnixMilli(int64(h.Items[0].HLC >> 16))
 	require.WithinDuration(t, time.Now(), stamped, time.Hour, "the expiry op is stamped by the real clock, not the shifted date")
 

@@ -151,7 +151,8 @@ func newInventory(d inventoryDeps) *inventory {
 		inv.expiryEvery = defaultExpiryEvery
 	}
 	inv.expiry = expiry.New(expiry.Config{Store: b, NearDays: d.md.NearDays, Today: d.expiryToday, HLC: d.clock.Now, Alerts: inv.alerts,
-		NewDay: inv.orders.Invalidate, // lots crossed channels' minimum shelf life
+		NewDay:     inv.orders.Invalidate, // lots crossed channels' minimum shelf life
+		Registerer: d.reg,
 		Issued: func(wh string, res store.Result) {
 			d.bus.Publish(events.Event{Batches: []events.Batch{{Warehouse: wh, Gateway: protocol.ServerOrigin, WM: res.WM,
 				Applied: res.Applied, Changes: res.Changes, Conflicts: res.Conflicts}}})

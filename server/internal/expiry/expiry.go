@@ -30,6 +30,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/alerts"
 	"github.com/shelfsync/shelfsync/server/internal/store"
@@ -67,6 +69,8 @@ type Config struct {
 	// one (not at the first): what depends on the remaining shelf life of
 	// lots, a channel's availability, is recomputed.
 	NewDay func()
+	// Registerer, when set, registers the sweep's metrics.
+	Registerer prometheus.Registerer
 }
 
 // Lot is a lot with available or held units and its expiry.
@@ -85,6 +89,10 @@ type Sweeper struct {
 	cfg     Config
 	mu      sync.Mutex
 	lastDay time.Time // of the last sweep
+	// expired counts the keys the sweep expired; sweeps counts sweeps by
+	// result (ok, error).
+	expired prometheus.Counter
+	sweeps  *prometheus.CounterVec
 }
 
 // New returns a Sweeper.
@@ -95,7 +103,15 @@ func New(cfg Config) *Sweeper {
 	if cfg.HLC == nil {
 		cfg.HLC = func() protocol.HLC { return protocol.MakeHLC(time.Now().UnixMilli(), 0) }
 	}
-	return &Sweeper{cfg: cfg}
+	s := &Sweeper{cfg: cfg,
+		expired: prometheus.NewCounter(prometheus.CounterOpts{Name: "shelfsync_expiry_expired_keys_total",
+			Help: "Stock keys (a lot at a location, available or held) the expiry sweep moved to status expired."}),
+		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_expiry_sweeps_total",
+			Help: "Expiry sweeps, by result (ok, error)."}, []string{"result"})}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(s.expired, s.sweeps)
+	}
+	return s
 }
 
 type lotID struct{ wh, sku, lot, owner string }
@@ -247,6 +263,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 				s.cfg.Issued(r.Warehouse, ir)
 			}
 			res.Expired = append(res.Expired, issued)
+			s.expired.Inc()
 		}
 	}
 	if s.cfg.Alerts == nil {
@@ -290,8 +307,13 @@ func (s *Sweeper) Run(ctx context.Context, every time.Duration, leading func() b
 	defer t.Stop()
 	for {
 		if leading == nil || leading() {
-			if _, err := s.Sweep(ctx); err != nil && onErr != nil && ctx.Err() == nil {
-				onErr(err)
+			if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.sweeps.WithLabelValues("error").Inc()
+				if onErr != nil {
+					onErr(err)
+				}
+			} else if err == nil {
+				s.sweeps.WithLabelValues("ok").Inc()
 			}
 		}
 		select {

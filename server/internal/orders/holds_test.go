@@ -259,3 +259,53 @@ func TestRacingChannelsTakeExactlyTheStock(t *testing.T) {
 	}
 	require.Empty(t, f.oversells())
 }
+
+// A channel with its own minimum shelf life is offered and admitted the
+// ATS less the short-dated units (Config.ShortDated), and its backorder
+// is released only when enough units with that much life left are there.
+func TestAChannelsMinimumShelfLifeBoundsItsOfferAndAdmission(t *testing.T) {
+	var short atomic.Int64
+	short.Store(6)
+	f := newFixture(t, "", Config{ShortDated: func(wh, sku string, days int) int64 {
+		if wh == "wh1" && sku == "A" && days == 30 {
+			return short.Load()
+		}
+		return 0
+	}})
+	f.receive("wh1", "BIN-1", "A", 10)
+	_, err := f.svc.PutChannel(f.ctx, Channel{Name: "web", SharePct: 100})
+	require.NoError(t, err)
+	_, err = f.svc.PutChannel(f.ctx, Channel{Name: "fresh", SharePct: 100, Policy: PolicyBackorder, MinShelfDays: 30})
+	require.NoError(t, err)
+	_, err = f.svc.PutChannel(f.ctx, Channel{Name: "bad", MinShelfDays: -1})
+	require.ErrorIs(t, err, ErrInvalid)
+	offer := func(ch string) int64 {
+		f.ats("wh1", "A") // flushed
+		sn, ok := f.svc.Snapshot(ch)
+		require.True(t, ok)
+		for _, it := range sn.Items {
+			if it.SKU == "A" {
+				return it.Available
+			}
+		}
+		return 0
+	}
+	require.Equal(t, int64(10), offer("web"))
+	require.Equal(t, int64(4), offer("fresh"), "10 less the 6 short-dated")
+
+	o, _, err := f.svc.Create(f.ctx, NewOrder{Warehouse: "wh1", Channel: "fresh", ExternalID: "f1", Lines: []Line{{SKU: "A", Qty: 5}}})
+	require.NoError(t, err)
+	require.Equal(t, StatusBackordered, o.Status, "5 is more than its 4")
+	f.ats("wh1", "A") // a flush releases what can ship
+	got, err := f.svc.Get(f.ctx, "wh1", o.ID)
+	require.NoError(t, err)
+	require.Equal(t, StatusBackordered, got.Status, "the warehouse holds 10, but only 4 fresh enough")
+
+	f.receive("wh1", "BIN-1", "A", 2) // two fresh units more
+	f.ats("wh1", "A")
+	got, err = f.svc.Get(f.ctx, "wh1", o.ID)
+	require.NoError(t, err)
+	require.Equal(t, StatusOpen, got.Status, "6 fresh units now")
+	require.Equal(t, int64(1), offer("fresh"))
+	require.Equal(t, int64(7), offer("web"))
+}

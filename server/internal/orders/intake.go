@@ -254,12 +254,14 @@ func (s *Service) shortOf(g *group, c *Channel, wh string, need map[string]int64
 }
 
 // fits reports whether warehouse wh can ship need once every reservation
-// is met (a backorder's release: the channel took the order already).
-func (s *Service) fits(g *group, wh string, need map[string]int64) bool {
+// is met (a backorder's release: the channel took the order already),
+// from lots with the channel's own minimum shelf life left.
+func (s *Service) fits(g *group, channel, wh string, need map[string]int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	c := s.channels[channel]
 	for sku, n := range need {
-		if n > s.available(g, whsku{wh, sku}) {
+		if n > s.freshEnough(&c, sku, map[string]int64{wh: s.available(g, whsku{wh, sku})})[wh] {
 			return false
 		}
 	}
@@ -655,7 +657,7 @@ func (s *Service) admitRelease(tx store.Tx, g *group, r *request, now int64, seq
 	default:
 		return nil
 	}
-	if !s.fits(g, o.Warehouse, need) {
+	if !s.fits(g, o.Channel, o.Warehouse, need) {
 		return nil
 	}
 	before := cloneOrder(&o)
