@@ -222,8 +222,12 @@ func (s *Store) recomputeDirty(txn *badger.Txn, also map[ledger.Key]bool) (bool,
 		}
 	}
 	it.Close()
+	locs, err := pendingLocCounts(txn)
+	if err != nil {
+		return false, err
+	}
 	for k := range keys {
-		if err := s.recompute(txn, k); err != nil {
+		if err := s.recompute(txn, k, locs); err != nil {
 			return false, err
 		}
 	}
@@ -312,10 +316,29 @@ func (s *Store) Tasks() ([]protocol.Task, error) {
 	return out, err
 }
 
+// pendingLocCounts lists the locations with a pending own location count,
+// in one pass. (Every iterator of a read-write transaction sorts the
+// transaction's writes first, so one per recomputed key made a downstream
+// batch of n keys cost n sorts of everything the batch wrote.)
+func pendingLocCounts(txn *badger.Txn) (map[string]bool, error) {
+	locs := map[string]bool{}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLocP)})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		key := it.Item().Key()
+		if len(key) < len(pLocP)+9 {
+			return nil, fmt.Errorf("malformed pending location count key %q", key)
+		}
+		locs[string(key[len(pLocP):len(key)-9])] = true
+	}
+	return locs, nil
+}
+
 // recompute sets the view of k to its server value plus this gateway's
 // pending effects in seq order: its own entries, and pending location
-// counts of its location that did not list it (those observe 0).
-func (s *Store) recompute(txn *badger.Txn, k ledger.Key) error {
+// counts of its location that did not list it (those observe 0). locs are
+// the locations with a pending location count (pendingLocCounts).
+func (s *Store) recompute(txn *badger.Txn, k ledger.Key, locs map[string]bool) error {
 	v, _, err := readI64(txn, viewKey(pSrv, k))
 	if err != nil {
 		return err
@@ -327,20 +350,11 @@ func (s *Store) recompute(txn *badger.Txn, k ledger.Key) error {
 	if _, err := getPending(txn, viewKey(pAgg, k), &ag); err != nil {
 		return err
 	}
-	if ag.Sets == 0 && k.CoveredByLocCount() {
-		lit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLocP + k.Location + "\x00")})
-		lit.Rewind()
-		locCount := lit.Valid()
-		lit.Close()
-		if !locCount {
-			return txn.Set(viewKey(pView, k), be(uint64(v+ag.Sum)))
-		}
+	locCount := k.CoveredByLocCount() && locs[k.Location]
+	if ag.Sets == 0 && !locCount {
+		return txn.Set(viewKey(pView, k), be(uint64(v+ag.Sum)))
 	}
-	type ent struct {
-		seq uint64
-		p   pending
-	}
-	var ents []ent
+	var ents []viewEnt
 	bySeq := map[uint64]bool{}
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: append(viewKey(pPend, k), 0), PrefetchValues: true})
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -351,18 +365,32 @@ func (s *Store) recompute(txn *badger.Txn, k ledger.Key) error {
 		}
 		key := it.Item().Key()
 		seq := binary.BigEndian.Uint64(key[len(key)-8:])
-		ents = append(ents, ent{seq, p})
+		ents = append(ents, viewEnt{seq, p})
 		bySeq[seq] = true
 	}
 	it.Close()
+	if !locCount {
+		return s.setView(txn, k, v, ents)
+	}
 	lit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLocP + k.Location + "\x00")})
-	for lit.Rewind(); lit.Valid() && k.CoveredByLocCount(); lit.Next() {
+	for lit.Rewind(); lit.Valid(); lit.Next() {
 		key := lit.Item().Key()
 		if seq := binary.BigEndian.Uint64(key[len(key)-8:]); !bySeq[seq] {
-			ents = append(ents, ent{seq, pending{Set: true}})
+			ents = append(ents, viewEnt{seq, pending{Set: true}})
 		}
 	}
 	lit.Close()
+	return s.setView(txn, k, v, ents)
+}
+
+// viewEnt is one pending effect on a key, at its seq.
+type viewEnt struct {
+	seq uint64
+	p   pending
+}
+
+// setView sets the view of k to the server value v plus ents in seq order.
+func (s *Store) setView(txn *badger.Txn, k ledger.Key, v int64, ents []viewEnt) error {
 	sort.Slice(ents, func(i, j int) bool { return ents[i].seq < ents[j].seq })
 	for _, e := range ents {
 		if e.p.Set {
