@@ -192,9 +192,12 @@ func (e *Engine) ApplyBatch(ctx context.Context, wh, gw string, b *protocol.OpBa
 		}
 		var res store.Result
 		err := e.b.Update(ctx, NewScope([]GW{{wh, gw}}, nil, Keys(wh, ops)), func(tx Tx) error {
+			var down stockLog
 			var err error
-			res, err = e.applyIn(tx, wh, gw, b, ops, last, start == 0)
-			return err
+			if res, err = e.applyIn(tx, &down, wh, gw, b, ops, last, start == 0); err != nil {
+				return err
+			}
+			return down.flush(tx)
 		})
 		if errors.Is(err, store.ErrConflict) {
 			return total, err
@@ -285,14 +288,15 @@ func (e *Engine) applyGroup(ctx context.Context, batches []store.Batch) ([]store
 	var out []store.Result
 	err := e.b.Update(ctx, NewScope(gws, nil, keys), func(tx Tx) error {
 		out = out[:0]
+		var down stockLog
 		for _, b := range batches {
-			r, err := e.applyIn(tx, b.WH, b.GW, b.B, b.B.Ops, b.B.Last, true)
+			r, err := e.applyIn(tx, &down, b.WH, b.GW, b.B, b.B.Ops, b.B.Last, true)
 			if err != nil {
 				return fmt.Errorf("apply %s/%s %d..%d: %w", b.WH, b.GW, b.B.First, b.B.Last, err)
 			}
 			out = append(out, r)
 		}
-		return nil
+		return down.flush(tx)
 	})
 	if err != nil {
 		return nil, err
@@ -301,8 +305,10 @@ func (e *Engine) applyGroup(ctx context.Context, batches []store.Batch) ([]store
 }
 
 // applyIn merges ops (a slice of b ending at seq last) in tx; the first
-// chunk also judges the whole batch with the sequence rule.
-func (e *Engine) applyIn(tx Tx, wh, gw string, b *protocol.OpBatch, ops []protocol.Op, last uint64, first bool) (store.Result, error) {
+// chunk also judges the whole batch with the sequence rule. The keys it
+// changed join down, which the caller logs downstream before the
+// transaction commits.
+func (e *Engine) applyIn(tx Tx, down *stockLog, wh, gw string, b *protocol.OpBatch, ops []protocol.Op, last uint64, first bool) (store.Result, error) {
 	res := store.Result{Verdict: protocol.Apply}
 	wm, err := tx.Watermark(wh, gw)
 	if err != nil {
@@ -350,9 +356,7 @@ func (e *Engine) applyIn(tx Tx, wh, gw string, b *protocol.OpBatch, ops []protoc
 		return res, nil
 	}
 	res.WM = last
-	if err := appendStock(tx, res.Changes); err != nil {
-		return res, fmt.Errorf("downstream log: %w", err)
-	}
+	down.add(res.Changes)
 	if err := tx.SetWatermark(wh, gw, last); err != nil {
 		return res, err
 	}
@@ -413,6 +417,35 @@ func StockItemKey(k ledger.Key) string {
 		s += "\x00" + k.Owner + "\x00" + k.Status.String()
 	}
 	return s
+}
+
+// stockLog collects the keys a transaction changed, to log each one's
+// value downstream once, when the transaction's batches are merged: the
+// log keeps only an item key's latest entry, so logging a key once per
+// batch of a group wrote entries that the group's later batches deleted.
+type stockLog struct {
+	keys []ledger.Change
+	seen map[ledger.Key]bool
+}
+
+func (d *stockLog) add(changes []ledger.Change) {
+	if d.seen == nil {
+		d.seen = make(map[ledger.Key]bool, len(changes))
+	}
+	for _, c := range changes {
+		if !d.seen[c.Key] {
+			d.seen[c.Key] = true
+			d.keys = append(d.keys, c)
+		}
+	}
+}
+
+// flush logs the current value of every collected key downstream.
+func (d *stockLog) flush(tx Tx) error {
+	if err := appendStock(tx, d.keys); err != nil {
+		return fmt.Errorf("downstream log: %w", err)
+	}
+	return nil
 }
 
 // appendStock logs the current value of every key in changes downstream.

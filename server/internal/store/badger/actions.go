@@ -38,7 +38,7 @@ func (s *Store) Tasks(_ context.Context, wh string) ([]protocol.Task, error) {
 	var out []protocol.Task
 	err := s.db.View(func(txn *bdb.Txn) error {
 		var err error
-		out, err = recordTx{txn}.Tasks(wh)
+		out, err = recordTx{txn: txn}.Tasks(wh)
 		return err
 	})
 	return out, err

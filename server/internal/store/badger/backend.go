@@ -52,15 +52,18 @@ func update(disk *diskspace.Guard, db *bdb.DB, f func(txn *bdb.Txn) error) error
 }
 
 func (b backend) Update(_ context.Context, _ apply.Scope, f func(apply.Tx) error) error {
-	return update(b.disk, b.db, func(txn *bdb.Txn) error { return f(&tx{txnLedger{txn: txn}}) })
+	return update(b.disk, b.db, func(txn *bdb.Txn) error { return f(&tx{txnLedger: txnLedger{txn: txn}}) })
 }
 
 func (b backend) View(_ context.Context, f func(apply.Tx) error) error {
-	return b.db.View(func(txn *bdb.Txn) error { return f(&tx{txnLedger{txn: txn}}) })
+	return b.db.View(func(txn *bdb.Txn) error { return f(&tx{txnLedger: txnLedger{txn: txn}}) })
 }
 
 // tx is apply.Tx over one Badger transaction.
-type tx struct{ txnLedger }
+type tx struct {
+	txnLedger
+	reads map[string]cachedRead // Records' read cache
+}
 
 var _ apply.Tx = (*tx)(nil)
 
@@ -104,6 +107,11 @@ func (t *tx) PutOrder(o store.Order) error {
 	return nil
 }
 
-func (t *tx) Records() store.Tx { return recordTx{t.txn} }
+func (t *tx) Records() store.Tx {
+	if t.reads == nil {
+		t.reads = map[string]cachedRead{}
+	}
+	return recordTx{txn: t.txn, reads: t.reads}
+}
 
 func (t *tx) Applied(string, string, *store.Result) error { return nil }

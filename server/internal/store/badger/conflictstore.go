@@ -208,10 +208,17 @@ func (l *txnLedger) OrderLineQty(wh, order string, line uint32) (int64, bool, er
 }
 
 func (l *txnLedger) SkewWindow(wh string) (time.Duration, error) {
+	if w, ok := l.skews[wh]; ok { // read once per transaction (the detector asks per op)
+		return w, nil
+	}
 	var s store.Settings
 	if _, err := l.getCBOR([]byte(pfxSettings+wh), &s); err != nil {
 		return 0, err
 	}
+	if l.skews == nil {
+		l.skews = map[string]time.Duration{}
+	}
+	l.skews[wh] = s.SkewWindow()
 	return s.SkewWindow(), nil
 }
 

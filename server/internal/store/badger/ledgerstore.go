@@ -3,6 +3,7 @@ package badger
 import (
 	"encoding/binary"
 	"errors"
+	"time"
 
 	bdb "github.com/dgraph-io/badger/v4"
 
@@ -20,6 +21,19 @@ type txnLedger struct {
 	// every write of the transaction).
 	absent map[ledger.Key]bool
 	added  map[ledger.Key][]addedDelta
+	// states caches the key states the transaction read or wrote: the
+	// apply reads a key's state several times per op (the quantity bound,
+	// the merge, the detector, the downstream log), and a Badger point
+	// read of a key the transaction has not written walks the memtables
+	// and levels and decodes the CBOR each time. Only PutKey writes stock
+	// keys, so the cache stays true.
+	states map[ledger.Key]cachedState
+	skews  map[string]time.Duration // SkewWindow's answers (settings are not written by the apply)
+}
+
+type cachedState struct {
+	s  ledger.KeyState
+	ok bool
 }
 
 type addedDelta struct {
@@ -41,19 +55,37 @@ func (l *txnLedger) getCBOR(key []byte, v any) (bool, error) {
 }
 
 func (l *txnLedger) GetKey(k ledger.Key) (ledger.KeyState, bool, error) {
+	if c, hit := l.states[k]; hit {
+		return c.s, c.ok, nil
+	}
 	var s ledger.KeyState
 	ok, err := l.getCBOR(stockKey(k), &s)
-	if err == nil && !ok {
+	if err != nil {
+		return s, ok, err
+	}
+	if !ok {
 		if l.absent == nil {
 			l.absent = map[ledger.Key]bool{}
 		}
 		l.absent[k] = true
 	}
-	return s, ok, err
+	l.cache(k, s, ok)
+	return s, ok, nil
+}
+
+func (l *txnLedger) cache(k ledger.Key, s ledger.KeyState, ok bool) {
+	if l.states == nil {
+		l.states = map[ledger.Key]cachedState{}
+	}
+	l.states[k] = cachedState{s, ok}
 }
 
 func (l *txnLedger) PutKey(k ledger.Key, s ledger.KeyState) error {
-	return putCBOR(l.txn, stockKey(k), s)
+	if err := putCBOR(l.txn, stockKey(k), s); err != nil {
+		return err
+	}
+	l.cache(k, s, true)
+	return nil
 }
 
 func (l *txnLedger) GetLocCount(wh, loc string) (ledger.Order, bool, error) {
@@ -82,10 +114,14 @@ func (l *txnLedger) AddDelta(k ledger.Key, o ledger.Order, qty int64) error {
 	key := append(deltaPrefix(k), orderBytes(o)...)
 	// One op may touch a key twice (a move whose from and to are the same
 	// location, which validation rejects but the ledger must still sum
-	// right): accumulate.
-	prev, _, err := getI64(l.txn, key)
-	if err != nil {
-		return err
+	// right): accumulate. Ops merge exactly once (the watermark), so an
+	// op's delta can only have been recorded earlier in this transaction:
+	// the transaction's own list answers, without a point read (its last
+	// entries: one op's effects are recorded one after the other).
+	prev := int64(0)
+	ds := l.added[k]
+	for i := len(ds) - 1; i >= 0 && ds[i].o == o; i-- {
+		prev += ds[i].qty
 	}
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(prev+qty))

@@ -18,6 +18,16 @@ import (
 // recordTx is store.Tx over one Badger transaction.
 type recordTx struct {
 	txn *bdb.Txn
+	// reads, when set, caches Get's answers for the transaction (the
+	// apply's master-data check reads the same few keys for every op);
+	// Set and Delete through this recordTx keep it true, and the apply
+	// writes no master data otherwise.
+	reads map[string]cachedRead
+}
+
+type cachedRead struct {
+	v  []byte
+	ok bool
 }
 
 var _ store.Records = (*Store)(nil)
@@ -25,32 +35,49 @@ var _ store.Records = (*Store)(nil)
 // Update implements store.Records: f runs in a read-write transaction, again
 // when it lost a race with another writer (ingest, API).
 func (s *Store) Update(f func(store.Tx) error) error {
-	return update(s.disk, s.db, func(txn *bdb.Txn) error { return f(recordTx{txn}) })
+	return update(s.disk, s.db, func(txn *bdb.Txn) error { return f(recordTx{txn: txn}) })
 }
 
 // View implements store.Records.
 func (s *Store) View(f func(store.Tx) error) error {
-	return s.db.View(func(txn *bdb.Txn) error { return f(recordTx{txn}) })
+	return s.db.View(func(txn *bdb.Txn) error { return f(recordTx{txn: txn}) })
 }
 
 func (t recordTx) Get(k []byte) ([]byte, bool, error) {
+	if c, hit := t.reads[string(k)]; hit {
+		return bytes.Clone(c.v), c.ok, nil
+	}
 	item, err := t.txn.Get(k)
 	if errors.Is(err, bdb.ErrKeyNotFound) {
+		if t.reads != nil {
+			t.reads[string(k)] = cachedRead{}
+		}
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, err
 	}
 	v, err := item.ValueCopy(nil)
+	if err == nil && t.reads != nil {
+		t.reads[string(k)] = cachedRead{bytes.Clone(v), true}
+	}
 	return v, err == nil, err
 }
 
 func (t recordTx) Set(k, v []byte) error {
+	if t.reads != nil {
+		delete(t.reads, string(k))
+	}
 	// Badger keeps the slices until commit: hand it copies.
 	return t.txn.Set(bytes.Clone(k), bytes.Clone(v))
 }
 
-func (t recordTx) Delete(k []byte) error { return t.txn.Delete(bytes.Clone(k)) }
+func (t recordTx) Delete(k []byte) error {
+	if t.reads != nil {
+		delete(t.reads, string(k))
+	}
+	return t.txn.Delete(bytes.Clone(k))
+}
 
 func (t recordTx) Scan(prefix []byte, o store.ScanOptions, fn func(k, v []byte) error) error {
 	it := t.txn.NewIterator(bdb.IteratorOptions{Prefix: prefix, Reverse: o.Reverse, PrefetchValues: !o.KeysOnly, PrefetchSize: 64})
@@ -96,7 +123,7 @@ func (t recordTx) Task(wh, id string) (protocol.Task, bool, error) {
 }
 
 func (t recordTx) PutTask(wh, target string, task protocol.Task) error {
-	return apply.PutTask(&tx{txnLedger{txn: t.txn}}, wh, target, task)
+	return apply.PutTask(&tx{txnLedger: txnLedger{txn: t.txn}}, wh, target, task)
 }
 
 func (t recordTx) Tasks(wh string) ([]protocol.Task, error) {
@@ -192,7 +219,7 @@ func (t recordTx) PutSettings(wh string, st store.Settings) error {
 }
 
 func (t recordTx) PutOrder(o store.Order) ([]conflicts.Conflict, error) {
-	return apply.PutOrder(&tx{txnLedger{txn: t.txn}}, o)
+	return apply.PutOrder(&tx{txnLedger: txnLedger{txn: t.txn}}, o)
 }
 
 func (t recordTx) OrderPicks(wh, id string) ([]store.OrderPick, error) {
