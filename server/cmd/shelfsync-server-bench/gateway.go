@@ -51,13 +51,16 @@ func newGateway(wh, gw string, n, batch int) *gateway {
 func (g *gateway) connect(broker string) error {
 	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(protocol.ClientID(g.wh, g.gw)).
 		SetCleanSession(true).SetAutoReconnect(true).SetKeepAlive(30 * time.Second).
+		// as the agent: a refused connect (a clustered broker still
+		// settling) is tried again
+		SetConnectRetry(true).SetConnectRetryInterval(500 * time.Millisecond).
 		SetOnConnectHandler(func(c paho.Client) {
 			c.Subscribe(g.topics.Down(g.wh, g.gw), 1, g.onDown).Wait()
 			g.publish(&protocol.Hello{Header: g.header(), AgentVersion: "bench"})
 		})
 	g.client = paho.NewClient(opts)
 	tok := g.client.Connect()
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+	if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
 		return fmt.Errorf("%s: connect: %v", g.gw, tok.Error())
 	}
 	return nil

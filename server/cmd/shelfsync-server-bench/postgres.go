@@ -195,7 +195,12 @@ func pgRun(ctx context.Context, work, bin, dsn string, replicas, gateways, wareh
 		v, _ := testbed.Metric(u, "shelfsync_ingest_rejected_total", `reason="other_replica"`)
 		other += v
 	}
-	logf("postgres: %d replicas: %.0f messages handed to a replica that does not hold their warehouse", replicas, other)
+	var refused float64
+	for _, u := range urls {
+		v, _ := testbed.Metric(u, "shelfsync_broker_connect_refused_total", "")
+		refused += v
+	}
+	logf("postgres: %d replicas: %.0f messages handed to a replica that does not hold their warehouse; %.0f connections refused", replicas, other, refused)
 	switch {
 	case cerr != nil:
 		logf("postgres: %d replicas: server CPU not read: %v", replicas, cerr)
