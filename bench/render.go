@@ -61,6 +61,14 @@ var figures = []figure{
 	{"agent_rss_mib_1m_outbox", "agent peak RSS, 1,000,000 ops queued", atMost(64, "MiB")},
 	{"agent_rss_mib_1m_outbox_after_kill", "agent peak RSS, start on 1,000,000 ops left by kill -9", atMost(64, "MiB")},
 	{"server_rss_mib_100gw", "server peak RSS, 100 gateways ingesting", nil},
+	{"server_ingest_ops_per_s_postgres_1replica", "server ingest on PostgreSQL, 1 replica", func(r result) (string, bool) {
+		return "≥ 0.5 × Badger", r.Ratio >= 0.5
+	}},
+	{"server_ingest_ops_per_s_postgres_3replicas", "server ingest on PostgreSQL, 3 replicas (clustered embedded brokers)", nil},
+	{"server_cpu_s_per_kop_1replica", "CPU s per 1,000 applied ops (server + PostgreSQL), 1 replica", nil},
+	{"server_cpu_s_per_kop_3replicas", "CPU s per 1,000 applied ops (servers + PostgreSQL), 3 replicas", func(r result) (string, bool) {
+		return "≤ 1.25 × 1 replica", r.Ratio <= 1.25
+	}},
 	{"rfid_reads_per_s", "RFID reads/s, decode + de-dup", atLeast(200000, "reads/s")},
 	{"line_scans_per_s", "line-mode scans/s (drivers/linemode)", nil},
 	{"order_intake_per_s", "order/hold intake, 3 channels × 32 clients racing for the last units", func(r result) (string, bool) {
