@@ -401,11 +401,19 @@ func TestChannelWithItsOwnMinimumShelfLife(t *testing.T) {
 	lot, qty := taskOf(o.ID)
 	require.Equal(t, "LL", lot, "routed to the lot with the channel's shelf life left")
 	require.EqualValues(t, 2, qty)
+	b = g.scanAll(t, "CMD:PICK", "ORD:"+o.ID, "LOC:B-01", gs1("LS", short))
+	require.Equal(t, map[string]int{"good": 3, "bad": 1, "warn": 0}, b, "%v", g.reasons(""))
+	require.Contains(t, lastReason(g, "(10)LS"), "wrong lot LS: pick lot LL", "the gateway refuses the short-dated lot for this order")
+	b = g.scanAll(t, gs1("LL", long), gs1("LL", long), "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 3, "bad": 0, "warn": 0}, b, "%v", g.reasons(""))
 	require.Equal(t, 201, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "w1",
 		"lines": []map[string]any{{"sku": "MILK", "qty": 2}}}, &o))
 	lot, _ = taskOf(o.ID)
 	require.Equal(t, "LS", lot, "FEFO for a channel without a minimum of its own")
-	waitFor(t, 30*time.Second, "offers after the two orders", func() bool {
+	waitFor(t, 30*time.Second, "offers after the two orders and the pick", func() bool {
 		return offered("web") == 3 && offered("fresh") == 0
+	})
+	waitFor(t, 30*time.Second, "the pick at the server", func() bool {
+		return fmt.Sprint(c.statusStock("wh1", "MILK")) == fmt.Sprint(map[string]int64{"B-01/LL/available": 2, "B-01/LS/available": 3})
 	})
 }
