@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,4 +156,65 @@ func saidOnce(reasons []string, s string) bool {
 		}
 	}
 	return n == 1
+}
+
+// TestOrderShippedByScanningOffline: the pick and the pack are scanned
+// while the server is down, the agent is killed (-9) right after the last
+// good beep and restarted, and when the server is back the order is
+// shipped once — after the picks it packed are applied, so the order shows
+// them picked — with its label and one order.shipped webhook.
+func TestOrderShippedByScanningOffline(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	g := c.newGateway("wh1", "pack1")
+	c.mustDo("POST", "/api/v1/masterdata/wh1/locations", []map[string]any{{"code": "BIN-1", "type": "pick", "sellable": true}}, nil)
+	c.mustDo("POST", "/api/v1/masterdata/wh1/items", []map[string]any{{"sku": "MILK", "gtins": []string{"04012345678901"}}}, nil)
+	require.Equal(t, 200, c.call("PUT", "/api/v1/channels/web", map[string]any{"share_pct": 100}, nil))
+	waitFor(t, 30*time.Second, "master data at the gateway", func() bool {
+		s := g.screen()
+		return s.Counts["locations"] == 1 && s.Counts["items"] == 1
+	})
+	b := g.scanAll(t, "CMD:RECEIVE", "LOC:BIN-1", "QTY:4", "SKU:MILK", "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 5, "bad": 0, "warn": 0}, b, "%v", g.reasons(""))
+	c.waitConverged("wh1", g)
+	rcv := newHookReceiver(t)
+	rcv.start()
+	rcv.register(c, map[string]any{"events": []string{"order"}})
+	var o orderView
+	require.Equal(t, http.StatusCreated, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "1",
+		"lines": []map[string]any{{"sku": "MILK", "qty": 3}}}, &o))
+	waitFor(t, 30*time.Second, "the pick task at the gateway", func() bool { return len(g.screen().Tasks) == 1 })
+
+	c.stopServer(syscall.SIGKILL)
+	waitFor(t, 10*time.Second, "the gateway sees the server gone", func() bool { return !g.status().Connected })
+	b = g.scanAll(t, "CMD:PICK", "ORD:"+o.ID, "LOC:BIN-1", "QTY:3", "SKU:MILK", "CMD:DONE",
+		"CMD:PACK", "ORD:"+o.ID, "QTY:2", "04012345678901", "SKU:JAM", "SKU:MILK", "(00)106141412345678908", "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 13, "bad": 1, "warn": 0}, b, "offline: the pick and the pack are confirmed, the wrong item refused: %v", g.reasons(""))
+	g.Agent().Stop(syscall.SIGKILL) // right after the good beep of the ship
+	g.startAgent()
+	c.startServer()
+
+	var got struct {
+		orderView
+		SSCC string `json:"sscc"`
+	}
+	waitFor(t, 30*time.Second, o.ID+" shipped on the server", func() bool {
+		getJSON(t, "http://"+c.httpAddr+"/api/v1/orders/wh1/"+o.ID, &got)
+		return got.Status == "shipped"
+	})
+	require.Equal(t, "106141412345678908", got.SSCC)
+	require.Equal(t, int64(3), got.Lines[0].Picked, "the picks were applied before the ship")
+	waitFor(t, 30*time.Second, "the order.shipped webhook", func() bool {
+		n := 0
+		for _, h := range rcv.received("order") {
+			var body struct{ Event string }
+			require.NoError(t, json.Unmarshal(h.body, &body))
+			if body.Event == "order.shipped" {
+				n++
+			}
+		}
+		return n == 1
+	})
+	waitFor(t, 30*time.Second, "the gateway's notices confirmed", func() bool { return len(g.screen().Notices) == 0 })
+	require.Equal(t, map[string]int64{"BIN-1/MILK": 1}, c.waitConverged("wh1", g))
 }
