@@ -135,7 +135,7 @@ func TestOrdersTheFloorCanKeep(t *testing.T) {
 	require.Equal(t, "BIN-1", al.Items[0].Location)
 	require.Equal(t, "A", al.Items[0].SKU)
 	require.Contains(t, al.Items[0].Message, "picked 1 of 4")
-	require.Contains(t, al.Items[0].Message, "re-allocated to warehouse wh2")
+	require.Contains(t, al.Items[0].Message, "line 1 re-allocated to warehouse wh2 (its part there reserves 3)")
 
 	// The line re-allocated: its 3 units ship from wh2, whose gateway gets the task.
 	s = order("wh1", s.ID)

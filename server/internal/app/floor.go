@@ -152,18 +152,17 @@ func (f *floor) shortPick(ctx context.Context, wh string, t protocol.Task) {
 				log.Error("order line not re-allocated after a short pick", "line", line, "err", err)
 				continue
 			}
-			switch {
-			case re.Units == 0:
-			case re.Part != nil:
+			for _, p := range re.Parts {
 				outcome = "reallocated"
-				did = append(did, fmt.Sprintf("%d unit(s) of line %d re-allocated to warehouse %s", re.Units, line, re.Part.Warehouse))
-				f.route(ctx, re.Part.Warehouse, re.Part.ID)
-				whs = append(whs, re.Part.Warehouse)
-			default:
+				did = append(did, fmt.Sprintf("line %d re-allocated to warehouse %s (its part there reserves %d)", line, p.Warehouse, partUnits(p, line)))
+				f.route(ctx, p.Warehouse, p.ID)
+				whs = append(whs, p.Warehouse)
+			}
+			if re.Backordered > 0 {
 				if outcome != "reallocated" {
 					outcome = "backordered"
 				}
-				did = append(did, fmt.Sprintf("%d unit(s) of line %d backordered", re.Units, line))
+				did = append(did, fmt.Sprintf("%d unit(s) of line %d backordered", re.Backordered, line))
 			}
 		}
 	}
@@ -175,6 +174,17 @@ func (f *floor) shortPick(ctx context.Context, wh string, t protocol.Task) {
 	}
 	f.bus.Publish(events.Event{Tasks: whs})
 	log.Info("short pick", "asked", t.Qty, "picked", t.Picked, "taken_off", taken, "count_task", count.ID, "outcome", outcome, "did", did)
+}
+
+// partUnits is what a part's line reserves.
+func partUnits(p orders.Order, line uint32) int64 {
+	var n int64
+	for _, l := range p.Lines {
+		if l.Line == line {
+			n += l.Reserved
+		}
+	}
+	return n
 }
 
 func unitsOf(ts []protocol.Task) int64 {

@@ -195,19 +195,21 @@ type Realloc struct {
 	// Order is the order as written (its line's Elsewhere or Backordered
 	// grew by Units).
 	Order Order `json:"order"`
-	// Part is the order's part in the warehouse that took the units over
-	// (nil when they wait for stock: backordered).
-	Part  *Order `json:"part,omitempty"`
-	Units int64  `json:"units"`
+	// Parts are the order's parts in the warehouses that took units over,
+	// as written; Moved is how many they took, Backordered how many wait
+	// for stock on the line.
+	Parts       []Order `json:"parts,omitempty"`
+	Moved       int64   `json:"moved"`
+	Backordered int64   `json:"backordered"`
 }
 
 // Reallocate moves up to units of line `line` of open order (wh, id) —
-// what its warehouse can no longer give after a short pick — to another
-// warehouse of the same owner that can ship them (a part there, created
-// or grown), or else backorders them on the line: they reserve nothing
-// and are released first come first served when stock arrives. Units are
-// capped at what the line still reserves. A zero Realloc (Units 0) means
-// there was nothing to move.
+// what its warehouse can no longer give after a short pick — to other
+// warehouses of the same owner that can ship them, most available first
+// (a part in each, created or grown), and backorders on the line what
+// they cannot take: those units reserve nothing and are released first
+// come first served when stock arrives. Units are capped at what the line
+// still reserves. A zero Realloc means there was nothing to move.
 func (s *Service) Reallocate(ctx context.Context, wh, id string, line uint32, units int64) (Realloc, error) {
 	if units <= 0 {
 		return Realloc{}, nil
@@ -229,10 +231,9 @@ func (s *Service) Reallocate(ctx context.Context, wh, id string, line uint32, un
 	if !r.created {
 		return Realloc{}, nil
 	}
-	out := Realloc{Order: cloneOrder(&r.o), Units: r.units}
-	if len(r.parts) > 0 {
-		p := cloneOrder(&r.parts[0])
-		out.Part = &p
+	out := Realloc{Order: cloneOrder(&r.o), Moved: r.units - r.backordered, Backordered: r.backordered}
+	for i := range r.parts {
+		out.Parts = append(out.Parts, cloneOrder(&r.parts[i]))
 	}
 	return out, nil
 }
@@ -271,10 +272,10 @@ func (s *Service) admitReallocate(tx store.Tx, g *group, r *request, now int64, 
 	}
 	prevSeq := o.Seq
 	event := "backordered"
-	var moved *Order
+	left := u
 	for _, wa := range s.otherWarehouses(g, &c, o.Warehouse, l.SKU, o.Owner) {
-		if wa.n < u {
-			continue
+		if left == 0 {
+			break
 		}
 		taken, p, err := idTaken(tx, wa.wh, o.ID, &o)
 		if err != nil {
@@ -283,28 +284,31 @@ func (s *Service) admitReallocate(tx store.Tx, g *group, r *request, now int64, 
 		if taken {
 			continue
 		}
+		q := min(left, wa.n)
+		var moved *Order
 		if p == nil {
-			np, err := s.writePart(tx, g, &o, part{wh: wa.wh, lines: []Line{{Line: l.Line, SKU: l.SKU, Lot: l.Lot, Qty: u}}}, now, seq)
+			np, err := s.writePart(tx, g, &o, part{wh: wa.wh, lines: []Line{{Line: l.Line, SKU: l.SKU, Lot: l.Lot, Qty: q}}}, now, seq)
 			if err != nil {
 				return err
 			}
 			moved = &np
+			r.partEvents = append(r.partEvents, "created")
 		} else {
-			if moved, err = s.growPart(tx, g, p, *l, u, now, seq); err != nil {
+			if moved, err = s.growPart(tx, g, p, *l, q, now, seq); err != nil {
 				return err
 			}
-			r.partEvents = []string{"reallocated"}
+			r.partEvents = append(r.partEvents, "reallocated")
 		}
-		l.Elsewhere += u
+		r.parts = append(r.parts, *moved)
+		l.Elsewhere += q
+		left -= q
 		if !slices.Contains(o.Parts, wa.wh) {
 			o.Parts = append(o.Parts, wa.wh)
 		}
 		event = "reallocated"
-		break
 	}
-	if moved == nil {
-		l.Backordered += u
-	}
+	l.Backordered += left
+	r.backordered = left
 	g.delta[whsku{o.Warehouse, l.SKU}] -= u
 	g.own[chsku{o.Channel, l.SKU}] -= u
 	*seq++
@@ -322,9 +326,6 @@ func (s *Service) admitReallocate(tx store.Tx, g *group, r *request, now int64, 
 		}
 	}
 	r.o, r.created, r.event, r.units = o, true, event, u
-	if moved != nil {
-		r.parts = []Order{*moved}
-	}
 	return nil
 }
 

@@ -88,9 +88,10 @@ func TestASplitStaysInTheChannelsWarehouses(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotFound)
 }
 
-// Reallocate moves a line's units to a part in another warehouse of the
-// owner when one can ship them, else backorders them on the line; the
-// backordered units are released when stock arrives.
+// Reallocate moves a line's units to parts in other warehouses of the
+// owner that can ship them, most available first, and backorders on the
+// line what they cannot take; the backordered units are released when
+// stock arrives.
 func TestReallocateMovesALineOrBackordersIt(t *testing.T) {
 	var mu sync.Mutex
 	var events []string
@@ -99,36 +100,40 @@ func TestReallocateMovesALineOrBackordersIt(t *testing.T) {
 		events = append(events, o.Warehouse+" "+ev)
 		mu.Unlock()
 	}})
-	f.receive("wh1", "BIN-1", "A", 3)
-	f.receive("wh2", "BIN-9", "A", 2)
+	f.receive("wh1", "BIN-1", "A", 4)
+	f.receive("wh2", "BIN-9", "A", 1)
+	f.receive("wh4", "BIN-7", "A", 2)
+	f.receive("wh3", "BIN-5", "A", 9) // another owner's
 	f.ats("wh1", "A")
-	o, _, err := f.svc.Create(f.ctx, newOrder("o1", Line{SKU: "A", Qty: 3}))
+	o, _, err := f.svc.Create(f.ctx, newOrder("o1", Line{SKU: "A", Qty: 4}))
 	require.NoError(t, err)
 	require.Empty(t, o.Parts, "wh1 ships it all")
 
-	// A short pick: 3 asked at BIN-1, none there. The server takes them off.
-	f.op("wh1", protocol.Op{Kind: protocol.OpAdjust, Location: "BIN-1", SKU: "A", Qty: -3, Reason: "short-pick"})
-	re, err := f.svc.Reallocate(f.ctx, "wh1", o.ID, 1, 2)
+	// A short pick: 4 asked at BIN-1, none there. The server takes them off.
+	f.op("wh1", protocol.Op{Kind: protocol.OpAdjust, Location: "BIN-1", SKU: "A", Qty: -4, Reason: "short-pick"})
+	re, err := f.svc.Reallocate(f.ctx, "wh1", o.ID, 1, 9)
 	require.NoError(t, err)
-	require.Equal(t, int64(2), re.Units)
-	require.NotNil(t, re.Part)
-	require.Equal(t, "wh2", re.Part.Warehouse)
-	require.Equal(t, int64(2), re.Part.Lines[0].Reserved)
+	require.Equal(t, int64(3), re.Moved, "wh4 takes 2, wh2 its 1")
+	require.Equal(t, int64(1), re.Backordered, "capped at what the line reserved (4); the last waits for stock")
+	require.Len(t, re.Parts, 2)
+	require.Equal(t, "wh4", re.Parts[0].Warehouse, "most available first")
+	require.Equal(t, int64(2), re.Parts[0].Lines[0].Reserved)
+	require.Equal(t, "wh2", re.Parts[1].Warehouse)
+	require.Equal(t, int64(1), re.Parts[1].Lines[0].Reserved)
 	got := f.get("wh1", o.ID)
-	require.Equal(t, []string{"wh2"}, got.Parts)
-	require.Equal(t, int64(2), got.Lines[0].Elsewhere)
-	require.Equal(t, int64(1), got.Lines[0].Reserved)
-	require.Equal(t, int64(0), f.ats("wh2", "A").Available)
+	require.Equal(t, []string{"wh4", "wh2"}, got.Parts)
+	require.Equal(t, int64(3), got.Lines[0].Elsewhere)
+	require.Equal(t, int64(1), got.Lines[0].Backordered)
+	require.Equal(t, int64(0), got.Lines[0].Reserved)
+	require.Equal(t, StatusOpen, got.Status)
+	for _, wh := range []string{"wh1", "wh2", "wh4"} {
+		require.Equal(t, int64(0), f.ats(wh, "A").Available, wh)
+	}
+	require.Equal(t, int64(9), f.ats("wh3", "A").Available, "another owner's stock is not taken")
 
 	re, err = f.svc.Reallocate(f.ctx, "wh1", o.ID, 1, 5)
 	require.NoError(t, err)
-	require.Nil(t, re.Part, "nowhere to go: backordered")
-	require.Equal(t, int64(1), re.Units, "capped at what the line still reserves")
-	got = f.get("wh1", o.ID)
-	require.Equal(t, StatusOpen, got.Status)
-	require.Equal(t, int64(1), got.Lines[0].Backordered)
-	require.Equal(t, int64(0), got.Lines[0].Reserved)
-	require.Equal(t, int64(0), f.ats("wh1", "A").Reserved)
+	require.Zero(t, re.Moved+re.Backordered, "the line reserves nothing left to move")
 
 	f.receive("wh1", "BIN-2", "A", 1)
 	f.ats("wh1", "A") // the flush releases it
@@ -138,7 +143,7 @@ func TestReallocateMovesALineOrBackordersIt(t *testing.T) {
 	require.Equal(t, int64(0), f.ats("wh1", "A").Available)
 	mu.Lock()
 	defer mu.Unlock()
-	require.Equal(t, []string{"wh1 created", "wh1 reallocated", "wh2 created", "wh1 backordered", "wh1 released"}, events)
+	require.Equal(t, []string{"wh1 created", "wh1 reallocated", "wh4 created", "wh2 created", "wh1 released"}, events)
 }
 
 // Property: whatever stock three warehouses hold and whatever orders and

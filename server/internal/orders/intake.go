@@ -42,7 +42,9 @@ type request struct {
 
 	line  uint32 // kindReallocate: the line, and at most how many units
 	units int64
-	asked int64 // kindReallocate: units as asked (units is what moved)
+	asked int64 // kindReallocate: units as asked (units is what was handled)
+	// backordered: kindReallocate, the units backordered on the line
+	backordered int64
 
 	o          Order    // the order or hold as written, picks applied
 	parts      []Order  // parts of the order written in other warehouses (allocate.go)
@@ -58,7 +60,7 @@ type request struct {
 
 func (r *request) reset() {
 	r.o, r.event, r.created, r.existing, r.converted, r.rechecked, r.err = Order{}, "", false, nil, nil, nil, nil
-	r.parts, r.partEvents = nil, nil
+	r.parts, r.partEvents, r.backordered = nil, nil, 0
 	if r.kind == kindReallocate {
 		r.units = r.asked
 	}
