@@ -104,6 +104,12 @@ func (t Topics) Availability(channel string) string {
 	return t.Root + "/channels/" + channel + "/availability"
 }
 
+// OwnerAvailability returns {root}/owners/{owner}/channels/{channel}/availability:
+// a channel's availability limited to one owner's skus.
+func (t Topics) OwnerAvailability(owner, channel string) string {
+	return t.Root + "/owners/" + owner + "/channels/" + channel + "/availability"
+}
+
 // AllUp is the subscription filter for every gateway's up topic.
 func (t Topics) AllUp() string { return t.Root + "/+/+/up" }
 

@@ -75,6 +75,8 @@ type cluster struct {
 	httpAddr string
 	mqttAddr string
 	server   *testbed.Server
+	// token, when set, is sent with every call (a server with --api-tokens).
+	token string
 }
 
 func newCluster(t *testing.T) *cluster { return newClusterWith(t) }

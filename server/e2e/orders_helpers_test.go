@@ -34,6 +34,9 @@ func (c *cluster) call(method, path string, body any, out any) int {
 	req, err := http.NewRequest(method, "http://"+c.httpAddr+path, r)
 	require.NoError(c.t, err)
 	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(c.t, err)
 	defer resp.Body.Close()

@@ -32,6 +32,9 @@ func (c *cluster) do(method, path string, body any, out any) int {
 	req, err := http.NewRequest(method, "http://"+c.httpAddr+path, r)
 	require.NoError(c.t, err)
 	req.Header.Set("Content-Type", ctype)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(c.t, err)
 	defer resp.Body.Close()

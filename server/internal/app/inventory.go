@@ -58,6 +58,13 @@ type inventory struct {
 	// onOrder follows every order change this replica wrote (floor.go);
 	// set before start.
 	onOrder func(o orders.Order, event string)
+	// skuOwner is the owner of a sku's item (nil: no owners).
+	skuOwner func(wh, sku string) (string, error)
+	// ownerTopics are the owners whose availability of a channel was
+	// published last (owners.go), so an owner whose skus are all gone
+	// gets an empty snapshot instead of keeping a stale one.
+	ownerMu     sync.Mutex
+	ownerTopics map[string]map[string]bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -102,7 +109,7 @@ type inventoryDeps struct {
 func newInventory(d inventoryDeps) *inventory {
 	log := d.log
 	inv := &inventory{log: log, st: d.st, topics: d.topics, hub: d.hub, out: newMQTTOut(log), bus: d.bus,
-		series: dashboard.NewSeries(0, nil)}
+		series: dashboard.NewSeries(0, nil), skuOwner: d.md.Owner, ownerTopics: map[string]map[string]bool{}}
 	registerInventoryMetrics(d.reg, d.st)
 	inv.shipped = newShipMetric(d.reg)
 	b := d.st
@@ -110,7 +117,7 @@ func newInventory(d inventoryDeps) *inventory {
 	inv.hooks = webhooks.New(webhooks.Config{Records: b, Shared: d.shared, ReplicaID: d.replicaID,
 		Logger: log.With("component", "webhooks"), Registerer: d.reg})
 	inv.alerts = alerts.New(alerts.Config{
-		Records: b, Thresholds: d.md.Thresholds, OnOrder: d.md.OnOrder, Logger: log.With("component", "alerts"), Registerer: d.reg,
+		Records: b, Thresholds: d.md.Thresholds, OnOrder: d.md.OnOrder, Owner: d.md.Owner, Logger: log.With("component", "alerts"), Registerer: d.reg,
 		Gateways: func(ctx context.Context) ([]store.Gateway, error) { return d.st.Gateways(ctx, "") },
 		// The webhook is queued in the alert's transaction; MQTT and the
 		// dashboard follow the commit.
@@ -248,7 +255,7 @@ func (inv *inventory) queueOrder(tx store.Tx, o orders.Order, event string) erro
 	if err != nil {
 		return err
 	}
-	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventOrder, Warehouse: o.Warehouse, Body: body})
+	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventOrder, Warehouse: o.Warehouse, Owner: o.Owner, Body: body})
 }
 
 func (inv *inventory) publishAvailability(sn orders.Snapshot) {
@@ -261,6 +268,7 @@ func (inv *inventory) publishAvailability(sn orders.Snapshot) {
 	if err := inv.hooks.Enqueue(webhooks.Event{Type: webhooks.EventAvailability, Channel: sn.Channel, Key: "availability/" + sn.Channel, Body: body}); err != nil {
 		inv.log.Error("availability webhook not queued", "channel", sn.Channel, "err", err)
 	}
+	inv.publishOwners(sn)
 	inv.hub.Publish("availability", map[string]any{"channel": sn.Channel, "seq": sn.Seq, "items": len(sn.Items), "generated_at": sn.GeneratedAt})
 }
 
@@ -271,9 +279,20 @@ func (inv *inventory) welcome(e webhooks.Endpoint) {
 		if !ok {
 			continue
 		}
+		ev := webhooks.Event{Type: webhooks.EventAvailability, Channel: sn.Channel, Key: "availability/" + sn.Channel}
+		if e.Owner != "" { // an owner's endpoint: its skus only
+			owned, err := inv.ownedSKUs()
+			if err != nil {
+				inv.log.Error("availability not queued for a new endpoint", "endpoint", e.ID, "err", err)
+				return
+			}
+			sn = sn.ForOwner(e.Owner, func(sku string) bool { return owned[sku][e.Owner] })
+			ev.Owner, ev.OwnerOnly = e.Owner, true
+		}
 		body, err := json.Marshal(sn)
 		if err == nil {
-			err = inv.hooks.EnqueueTo(e.ID, webhooks.Event{Type: webhooks.EventAvailability, Channel: sn.Channel, Key: "availability/" + sn.Channel, Body: body})
+			ev.Body = body
+			err = inv.hooks.EnqueueTo(e.ID, ev)
 		}
 		if err != nil {
 			inv.log.Error("availability not queued for a new endpoint", "endpoint", e.ID, "err", err)
@@ -291,7 +310,7 @@ func (inv *inventory) queueAlert(tx store.Tx, a alerts.Alert) error {
 	if err := inv.alertOut.Queue(tx, a.ID, string(a.Status), inv.topics.Alerts(a.Warehouse), body); err != nil {
 		return err
 	}
-	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventAlert, Warehouse: a.Warehouse, Body: body})
+	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventAlert, Warehouse: a.Warehouse, Owner: a.Owner, Body: body})
 }
 
 // ConflictMessage is the body of a conflict's webhook (event "conflict")
@@ -312,7 +331,7 @@ func (inv *inventory) queueConflict(tx store.Tx, c conflicts.Conflict, event str
 	if err := inv.alertOut.Queue(tx, "conflict/"+c.ID, event, inv.topics.Alerts(c.Warehouse), body); err != nil {
 		return err
 	}
-	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventConflict, Warehouse: c.Warehouse, Body: body})
+	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventConflict, Warehouse: c.Warehouse, Owner: c.Owner, Body: body})
 }
 
 // publishAlert follows the commit of an alert change: its MQTT message

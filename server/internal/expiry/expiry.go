@@ -234,7 +234,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 		if legacy {
 			continue
 		}
-		_, raised, err := s.cfg.Alerts.RaiseFor(cause(l), alerts.Alert{Kind: alerts.KindNearExpiry, Warehouse: l.Warehouse, SKU: l.SKU,
+		_, raised, err := s.cfg.Alerts.RaiseFor(cause(l), alerts.Alert{Kind: alerts.KindNearExpiry, Warehouse: l.Warehouse, SKU: l.SKU, Owner: l.Owner,
 			Message: fmt.Sprintf("lot %s of %s (%d on hand) expires on %s, in %d day(s)", l.Lot, l.SKU, l.OnHand, l.Expiry, l.DaysLeft)})
 		if err != nil {
 			return res, fmt.Errorf("near-expiry alert of %s lot %s: %w", l.SKU, l.Lot, err)

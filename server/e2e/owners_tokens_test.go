@@ -1,0 +1,201 @@
+package e2e
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shelfsync/shelfsync/server/internal/auth"
+)
+
+// ownedAvailability is an owner's availability (topic and webhook).
+type ownedAvailability struct {
+	availability
+	Owner string `json:"owner"`
+}
+
+// TestTwoOwnersTokensOverRealProcesses is the owners' done-when over a
+// real server, agent and scanner: acme and globex keep one carton (one
+// GTIN) under their own skus in one warehouse, received by scan into each
+// owner's bin. Each owner's token sees only its stock, orders and
+// availability; every write to the other's data is 403 and changes
+// nothing; each owner's retained availability topic and webhook endpoint
+// carry only its skus and its orders, while the operator's token sees
+// both owners.
+func TestTwoOwnersTokensOverRealProcesses(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens")
+	opsTok, err := auth.AddToken(path, "ops", auth.RoleAdmin)
+	require.NoError(t, err)
+	acmeTok, err := auth.AddOwnerToken(path, "acme-shop", auth.RoleOperator, "acme")
+	require.NoError(t, err)
+	globexTok, err := auth.AddOwnerToken(path, "globex-shop", auth.RoleOperator, "globex")
+	require.NoError(t, err)
+	c := newClusterWith(t, "--api-tokens", path)
+	c.token = opsTok
+	as := func(tok string) *cluster { cc := *c; cc.token = tok; return &cc }
+	acme, globex := as(acmeTok), as(globexTok)
+
+	dock := c.newGateway("wh1", "dock1")
+	c.mustDo("POST", "/api/v1/masterdata/wh1/zones", []map[string]any{{"zone": "DOCK", "gateway": "dock1"}}, nil)
+	c.mustDo("POST", "/api/v1/masterdata/wh1/locations", []map[string]any{
+		{"code": "RECEIVING", "zone": "DOCK", "type": "dock"},
+		{"code": "A-01", "zone": "DOCK", "type": "storage", "sellable": true, "owner": "acme"},
+		{"code": "B-01", "zone": "DOCK", "type": "storage", "sellable": true, "owner": "globex"}}, nil)
+	c.mustDo("POST", "/api/v1/masterdata/wh1/items", []map[string]any{
+		{"sku": "ACME-MILK", "gtins": []string{milkGTIN}, "owner": "acme"},
+		{"sku": "GLOBEX-MILK", "gtins": []string{milkGTIN}, "owner": "globex"}}, nil)
+	waitFor(t, 30*time.Second, "both owners' items and the locations at the gateway", func() bool {
+		s := dock.screen()
+		return s.Counts["items"] == 2 && s.Counts["locations"] == 3
+	})
+	topics := c.tap("shelfsync/v1/owners/+/channels/web/availability")
+	c.mustDo("PUT", "/api/v1/channels/web", map[string]any{"share_pct": 100}, nil)
+	hooks := map[string]*hookReceiver{}
+	for owner, cl := range map[string]*cluster{"acme": acme, "globex": globex} {
+		rcv := newHookReceiver(t)
+		rcv.start()
+		rcv.register(cl, map[string]any{"events": []string{"availability", "order"}})
+		hooks[owner] = rcv
+	}
+
+	ean := strings.TrimPrefix(milkGTIN, "0")
+	b := dock.scanAll(t, "OP:alice", "CMD:RECEIVE", "LOC:A-01", "QTY:5", ean, "LOC:B-01", "QTY:7", ean, "CMD:DONE")
+	require.Equal(t, 0, b["bad"], "%v", dock.reasons(""))
+	owners := func(cl *cluster, path string) map[string]int64 {
+		var body struct {
+			Items []struct {
+				SKU    string
+				Owner  string
+				OnHand int64 `json:"on_hand"`
+			}
+		}
+		require.Equal(t, 200, cl.call("GET", path, nil, &body))
+		out := map[string]int64{}
+		for _, it := range body.Items {
+			out[it.Owner+"/"+it.SKU] += it.OnHand
+		}
+		return out
+	}
+	waitFor(t, 30*time.Second, "both owners' stock at the server", func() bool {
+		return len(owners(c, "/api/v1/stock?warehouse=wh1")) == 2
+	})
+	require.Equal(t, map[string]int64{"acme/ACME-MILK": 5}, owners(acme, "/api/v1/stock?warehouse=wh1"))
+	require.Equal(t, map[string]int64{"globex/GLOBEX-MILK": 7}, owners(globex, "/api/v1/stock?warehouse=wh1"))
+	require.Equal(t, 403, acme.call("GET", "/api/v1/stock?warehouse=wh1&owner=globex", nil, nil))
+
+	// orders: each its own; the other's skus and orders are 403
+	order := func(cl *cluster, ext, sku string) int {
+		return cl.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": ext,
+			"lines": []map[string]any{{"sku": sku, "qty": 1}}}, nil)
+	}
+	waitFor(t, 30*time.Second, "the order model sees the stock", func() bool {
+		var a struct{ Items []struct{ Available int64 } }
+		return c.call("GET", "/api/v1/availability?warehouse=wh1", nil, &a) == 200 && len(a.Items) == 2 &&
+			a.Items[0].Available > 0 && a.Items[1].Available > 0
+	})
+	require.Equal(t, 201, order(acme, "A1", "ACME-MILK"))
+	require.Equal(t, 201, order(globex, "G1", "GLOBEX-MILK"))
+	require.Equal(t, 403, order(acme, "A2", "GLOBEX-MILK"), "acme orders globex's milk")
+	require.Equal(t, 404, c.call("GET", "/api/v1/orders/wh1/web-A2", nil, nil), "nothing was taken")
+	require.Equal(t, 403, acme.call("GET", "/api/v1/orders/wh1/web-G1", nil, nil))
+	require.Equal(t, 403, acme.call("POST", "/api/v1/orders/wh1/web-G1/cancel", nil, nil))
+	require.Equal(t, 403, acme.call("POST", "/api/v1/holds", map[string]any{"warehouse": "wh1", "channel": "web", "checkout_id": "x",
+		"lines": []map[string]any{{"sku": "GLOBEX-MILK", "qty": 1}}}, nil))
+	var g1 orderView
+	require.Equal(t, 200, globex.call("GET", "/api/v1/orders/wh1/web-G1", nil, &g1))
+	require.Equal(t, "open", g1.Status, "acme's cancel changed nothing")
+	byOwner := func(cl *cluster) map[string]int64 {
+		var body struct {
+			Items []struct{ ID, Owner string }
+		}
+		require.Equal(t, 200, cl.call("GET", "/api/v1/orders", nil, &body))
+		out := map[string]int64{}
+		for _, o := range body.Items {
+			out[o.Owner+"/"+o.ID]++
+		}
+		return out
+	}
+	require.Equal(t, map[string]int64{"acme/web-A1": 1}, byOwner(acme))
+	require.Equal(t, map[string]int64{"globex/web-G1": 1}, byOwner(globex))
+	require.Equal(t, map[string]int64{"acme/web-A1": 1, "globex/web-G1": 1}, byOwner(c))
+
+	// availability: the API, the retained per-owner topic, the owner's webhook
+	skus := func(cl *cluster) map[string]int64 {
+		var a struct {
+			Items []struct {
+				SKU       string
+				Available int64
+			}
+		}
+		require.Equal(t, 200, cl.call("GET", "/api/v1/availability?warehouse=wh1", nil, &a))
+		out := map[string]int64{}
+		for _, it := range a.Items {
+			out[it.SKU] = it.Available
+		}
+		return out
+	}
+	require.Equal(t, map[string]int64{"ACME-MILK": 4}, skus(acme))
+	require.Equal(t, map[string]int64{"GLOBEX-MILK": 6}, skus(globex))
+	require.Equal(t, 403, acme.call("GET", "/api/v1/availability?owner=globex", nil, nil))
+	lastOn := func(topic string) (ownedAvailability, bool) {
+		var out ownedAvailability
+		found := false
+		for _, m := range topics.all() {
+			if m.topic == topic {
+				require.NoError(t, json.Unmarshal(m.payload, &out))
+				found = true
+			}
+		}
+		return out, found
+	}
+	for owner, want := range map[string]map[string]int64{"acme": {"ACME-MILK": 4}, "globex": {"GLOBEX-MILK": 6}} {
+		topic := "shelfsync/v1/owners/" + owner + "/channels/web/availability"
+		waitFor(t, 30*time.Second, owner+"'s topic offers its milk after its order", func() bool {
+			a, ok := lastOn(topic)
+			if !ok || len(a.Items) != 1 {
+				return false
+			}
+			return a.of(a.Items[0].SKU) == want[a.Items[0].SKU]
+		})
+		for _, m := range topics.all() { // never the other owner's sku, on any message of the topic
+			if m.topic == topic {
+				var a ownedAvailability
+				require.NoError(t, json.Unmarshal(m.payload, &a))
+				require.Equal(t, owner, a.Owner)
+				for _, it := range a.Items {
+					require.Contains(t, want, it.SKU, "%s's topic: %s", owner, m.payload)
+				}
+			}
+		}
+		rcv := hooks[owner]
+		waitFor(t, 30*time.Second, owner+"'s webhook gets its order and availability", func() bool {
+			as := rcv.received("availability")
+			if len(as) == 0 || len(rcv.received("order")) == 0 {
+				return false
+			}
+			var a ownedAvailability
+			require.NoError(t, json.Unmarshal(as[len(as)-1].body, &a))
+			return len(a.Items) == 1 && a.of(a.Items[0].SKU) == want[a.Items[0].SKU]
+		})
+		for _, d := range rcv.received("") {
+			switch d.event {
+			case "availability":
+				var a ownedAvailability
+				require.NoError(t, json.Unmarshal(d.body, &a))
+				require.Equal(t, owner, a.Owner)
+				for _, it := range a.Items {
+					require.Contains(t, want, it.SKU, "%s's webhook: %s", owner, d.body)
+				}
+			case "order":
+				var o struct{ Order struct{ Owner string } }
+				require.NoError(t, json.Unmarshal(d.body, &o))
+				require.Equal(t, owner, o.Order.Owner, "%s's webhook got %s", owner, d.body)
+			}
+		}
+	}
+}
