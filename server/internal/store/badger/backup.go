@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	bdb "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/pb"
 )
 
 // A backup file is backupMagic, Badger's backup stream, and a footer
@@ -43,22 +45,69 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) error {
 	st := s.db.NewStream()
 	st.NumGo = 1
 	st.LogPrefix = "shelfsync backup"
-	if _, err := st.Backup(cw, 0); err != nil {
+	// A key the stream cannot read must fail the backup, not leave it
+	// out of a backup that still looks whole. The stream skips a key
+	// whose reader returns an error with only a warning, and Badger's
+	// value read itself only logs a value-log read it cannot do (a
+	// missing or damaged value-log file) and hands back an empty value.
+	// So the key reader Backup installs is wrapped (the stream calls the
+	// thread-id variant when asked to): an error, or an empty value where
+	// the key's latest version records one, is the backup's error, which
+	// stops the stream at its next write.
+	var (
+		mu      sync.Mutex
+		readErr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if readErr == nil {
+			readErr = err
+		}
+	}
+	st.UseKeyToListWithThreadId = true
+	st.KeyToListWithThreadId = func(key []byte, it *bdb.Iterator, _ int) (*pb.KVList, error) {
+		item := it.Item()
+		want := !item.IsDeletedOrExpired() && item.ValueSize() > 0
+		list, err := st.KeyToList(key, it)
+		switch {
+		case err != nil:
+			fail(fmt.Errorf("backup: cannot read key %q: %w", key, err))
+		case want && (list == nil || len(list.Kv) == 0 || len(list.Kv[0].Value) == 0):
+			err = fmt.Errorf("backup: cannot read key %q: its value (%d bytes) reads back empty (a value-log file missing or damaged)", key, item.ValueSize())
+			fail(err)
+		}
+		return list, err
+	}
+	st.FinishThread = func(int) (*pb.KVList, error) { return &pb.KVList{}, nil }
+	cw.failed = func() error { mu.Lock(); defer mu.Unlock(); return readErr }
+	_, err := st.Backup(cw, 0)
+	if ferr := cw.failed(); ferr != nil {
+		return ferr
+	}
+	if err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%s%x\n", footerPrefix, h.Sum(nil))
+	_, err = fmt.Fprintf(w, "%s%x\n", footerPrefix, h.Sum(nil))
 	return err
 }
 
-// ctxWriter stops a backup whose client went away.
+// ctxWriter stops a backup whose client went away, or that failed
+// (failed, when set, says so).
 type ctxWriter struct {
-	ctx context.Context
-	w   io.Writer
+	ctx    context.Context
+	w      io.Writer
+	failed func() error
 }
 
 func (c *ctxWriter) Write(b []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
+	}
+	if c.failed != nil {
+		if err := c.failed(); err != nil {
+			return 0, err
+		}
 	}
 	return c.w.Write(b)
 }
