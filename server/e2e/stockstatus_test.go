@@ -229,13 +229,15 @@ func lastReason(g *gateway, raw string) string {
 // clock. The server is restarted with --expiry-clock-offset six days
 // ahead: the lot becomes expired at the server (a server-origin status
 // op), its near-expiry alert — raised first — is cleared, and the expired
-// lot reaches the gateway, whose local view shows it expired and which
-// refuses to pick it with a bad beep, though by the gateway's own clock
-// (and the date in the barcode) it has not expired yet.
+// lot reaches both gateways of the warehouse, whose local views show it
+// expired; the one serving the bin refuses to pick it with a bad beep,
+// though by the gateway's own clock (and the date in the barcode) it has
+// not expired yet.
 func TestALotCrossesItsExpiryDate(t *testing.T) {
 	t.Parallel()
 	c := newClusterWith(t, "--expiry-every", "1s")
 	g := c.newGateway("wh1", "g1")
+	g2 := c.newGateway("wh1", "g2") // another gateway of the warehouse
 	setupMilk(t, c, g)
 	waitFor(t, 30*time.Second, "the master data at the gateway", func() bool { return g.screen().Counts["locations"] == 1 })
 
@@ -271,6 +273,9 @@ func TestALotCrossesItsExpiryDate(t *testing.T) {
 	require.Equal(t, expiry.Format(time.DateOnly), list.Items[0].Expiry)
 	require.Equal(t, int(expiry.Truncate(24*time.Hour).Sub(asked)/(24*time.Hour)), list.Items[0].DaysLeft, "5 on the day of the receipt")
 	require.Equal(t, map[string]int64{"B-01/LN/available": 3}, g.statusStock("MILK"))
+	waitFor(t, 30*time.Second, "the lot available at the other gateway", func() bool {
+		return fmt.Sprint(g2.statusStock("MILK")) == fmt.Sprint(map[string]int64{"B-01/LN/available": 3})
+	})
 	var ack alertFull
 	require.Equal(t, 200, c.call("POST", "/api/v1/alerts/"+near.ID+"/ack", map[string]any{"by": "alice", "note": "sell it first"}, &ack))
 	require.Equal(t, "acknowledged", ack.Status)
@@ -282,9 +287,11 @@ func TestALotCrossesItsExpiryDate(t *testing.T) {
 	waitFor(t, 30*time.Second, "the lot expired at the server", func() bool {
 		return fmt.Sprint(c.statusStock("wh1", "MILK")) == fmt.Sprint(map[string]int64{"B-01/LN/expired": 3})
 	})
-	waitFor(t, 30*time.Second, "the lot expired at the gateway", func() bool {
-		return fmt.Sprint(g.statusStock("MILK")) == fmt.Sprint(map[string]int64{"B-01/LN/expired": 3})
-	})
+	for _, gw := range []*gateway{g, g2} {
+		waitFor(t, 30*time.Second, "the lot expired at gateway "+gw.GW, func() bool {
+			return fmt.Sprint(gw.statusStock("MILK")) == fmt.Sprint(map[string]int64{"B-01/LN/expired": 3})
+		})
+	}
 	var h struct {
 		Items []struct {
 			Kind, Reason, Gateway string
