@@ -69,9 +69,13 @@ func (s *Service) RaiseShortPick(sp ShortPick) (Alert, bool, error) {
 // short-pick alerts (a cheap test before CheckShortPicks).
 func (s *Service) ShortPicksStanding() bool { return s.shorts.Load() > 0 }
 
+// Bin is a location of a warehouse.
+type Bin struct{ Warehouse, Location string }
+
 // CheckShortPicks clears every short-pick alert whose bin was counted (its
-// count task is no longer open), and returns how many it cleared.
-func (s *Service) CheckShortPicks(_ context.Context) (int, error) {
+// count task is no longer open), and returns how many it cleared. With
+// bins, it looks only at those (the bins a batch touched).
+func (s *Service) CheckShortPicks(_ context.Context, bins ...Bin) (int, error) {
 	type standing struct {
 		key []byte
 		wh  string
@@ -81,7 +85,17 @@ func (s *Service) CheckShortPicks(_ context.Context) (int, error) {
 	var done []standing
 	err := s.rec.View(func(tx store.Tx) error {
 		all, done = nil, nil
-		if err := tx.Scan([]byte(pfxShort), store.ScanOptions{}, func(k, v []byte) error {
+		if len(bins) > 0 {
+			for _, b := range bins {
+				var st shortState
+				k := shortKey(b.Warehouse, b.Location)
+				if found, err := getCBOR(tx, k, &st); err != nil {
+					return err
+				} else if found {
+					all = append(all, standing{k, b.Warehouse, st})
+				}
+			}
+		} else if err := tx.Scan([]byte(pfxShort), store.ScanOptions{}, func(k, v []byte) error {
 			var st shortState
 			if err := protocol.Unmarshal(v, &st); err != nil {
 				return err
@@ -126,6 +140,10 @@ func (s *Service) CheckShortPicks(_ context.Context) (int, error) {
 			n++
 		}
 	}
-	s.shorts.Store(int64(len(all) - n))
+	if len(bins) == 0 {
+		s.shorts.Store(int64(len(all) - n))
+	} else {
+		s.shorts.Add(-int64(n))
+	}
 	return n, nil
 }

@@ -236,14 +236,28 @@ func (f *floor) takeOff(ctx context.Context, wh string, t protocol.Task, missing
 	return taken, nil
 }
 
-// checkShortPicks clears the short-pick alerts of bins a batch counted.
+// checkShortPicks clears the short-pick alerts of bins a batch counted
+// (the periodic check of the alerts catches what this misses).
 func (f *floor) checkShortPicks(ctx context.Context, ev events.Event) {
 	if !f.alerts.ShortPicksStanding() || len(ev.Batches) == 0 {
 		return
 	}
+	seen := map[alerts.Bin]bool{}
+	var bins []alerts.Bin
+	for _, b := range ev.Batches {
+		for _, ch := range b.Changes {
+			if bin := (alerts.Bin{Warehouse: ch.Key.WH, Location: ch.Key.Location}); !seen[bin] {
+				seen[bin] = true
+				bins = append(bins, bin)
+			}
+		}
+	}
+	if len(bins) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := f.alerts.CheckShortPicks(ctx); err != nil {
+	if _, err := f.alerts.CheckShortPicks(ctx, bins...); err != nil {
 		f.log.Warn("short-pick alerts not checked; the periodic check retries", "err", err)
 	}
 }
