@@ -37,7 +37,9 @@ func (u *Uplink) loop(ctx context.Context) error {
 			u.greeted = time.Now()
 			u.publishStatus()
 		case msg := <-u.inbox:
-			u.handle(&s, msg)
+			for _, m := range coalesce(msg, u.inbox) {
+				u.handle(&s, m)
+			}
 			u.send(&s, false)
 		case <-u.st.NoticeNotify():
 			u.publishStatus() // notices ride the status (SPEC.md §8)
@@ -73,6 +75,54 @@ func (u *Uplink) loop(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// maxCoalesce bounds the queued messages handled in one turn of the loop.
+const maxCoalesce = 256
+
+// coalesce returns first and what else is queued in inbox (without
+// waiting), leaving out every plain ack that a later ack of the same
+// server identity supersedes: acks carry a cumulative watermark, and
+// recording each one is a synced write, so a catch-up that receives acks
+// faster than it can sync them records only the newest. An ack with an
+// error or a probe's answer is always handled, and so is the last one.
+func coalesce(first protocol.Message, inbox <-chan protocol.Message) []protocol.Message {
+	msgs := []protocol.Message{first}
+drain:
+	for len(msgs) < maxCoalesce {
+		select {
+		case m := <-inbox:
+			msgs = append(msgs, m)
+		default:
+			break drain
+		}
+	}
+	if len(msgs) == 1 {
+		return msgs
+	}
+	out := msgs[:0]
+	for i, m := range msgs {
+		if a, ok := m.(*protocol.Ack); ok && superseded(a, msgs[i+1:]) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// superseded reports whether a plain ack (no error, no probe answer) is
+// followed, among later, by an ack of the same identity with a watermark
+// at least as high.
+func superseded(a *protocol.Ack, later []protocol.Message) bool {
+	if a.Error != "" || a.Answers != 0 {
+		return false
+	}
+	for _, m := range later {
+		if b, ok := m.(*protocol.Ack); ok && b.Epoch == a.Epoch && b.WM >= a.WM {
+			return true
+		}
+	}
+	return false
 }
 
 func (u *Uplink) bump(f func(*State)) {
@@ -126,6 +176,14 @@ func (u *Uplink) publish(m protocol.Message) bool {
 	return true
 }
 
+// An uplink with at least behindFactor full batches beyond what it has
+// sent sends batches of up to behindFactor × MaxBatchOps ops (at most
+// maxBehindOps, the most --batch-ops allows), within MaxBatchBytes.
+const (
+	behindFactor = 4
+	maxBehindOps = 4096
+)
+
 // send publishes batches from s.next while the window allows. With full
 // false it sends only full batches (more ops are lingering).
 func (u *Uplink) send(s *protocol.Window, full bool) {
@@ -139,7 +197,14 @@ func (u *Uplink) send(s *protocol.Window, full bool) {
 	}
 	s.OnAck(p.Acked, time.Now())
 	for s.Room(p.LastSeq) {
-		ops, err := u.st.Outbox(s.Next, u.cfg.MaxBatchOps, u.cfg.MaxBatchBytes)
+		maxOps := u.cfg.MaxBatchOps
+		if p.LastSeq >= s.Next && p.LastSeq-s.Next >= uint64(behindFactor*maxOps) {
+			// Behind (a catch-up): bigger batches, still within the
+			// batch's byte bound — fewer messages, acks and synced ack
+			// writes for the same ops.
+			maxOps = min(behindFactor*maxOps, maxBehindOps)
+		}
+		ops, err := u.st.Outbox(s.Next, maxOps, u.cfg.MaxBatchBytes)
 		if err != nil {
 			u.setError("read outbox: %v", err)
 			return
@@ -155,7 +220,7 @@ func (u *Uplink) send(s *protocol.Window, full bool) {
 			u.askLost(s.Next, ops[0].Seq)
 			return
 		}
-		if !full && len(ops) < u.cfg.MaxBatchOps {
+		if !full && len(ops) < min(maxOps, u.cfg.MaxBatchOps) {
 			return
 		}
 		last := ops[len(ops)-1].Seq
