@@ -205,4 +205,14 @@ func TestShelfCountsShortDatedUnits(t *testing.T) {
 	for _, d := range []int{1, 19, 20, 100} {
 		require.Equal(t, sh.ShortDated("w", "MILK", d), loaded.ShortDated("w", "MILK", d), "Load agrees with the followed changes (%d days)", d)
 	}
+
+	// One entry per key the shelf has seen — the emptied RCV key and the
+	// held one included, each once however often it changed — and the same
+	// after a Load.
+	want := []lotKey{
+		{loc: "A-1", lot: "L1", onHand: 1}, {loc: "A-1", lot: "L2", onHand: 6}, {loc: "RCV", lot: "L1", onHand: 0},
+		{loc: "B-1", lot: "L1", onHand: 2}, {loc: "A-1", lot: "L1", status: protocol.StatusHold, onHand: 3},
+	}
+	require.ElementsMatch(t, want, sh.keys[whSKU{"w", "MILK"}])
+	require.ElementsMatch(t, want, loaded.keys[whSKU{"w", "MILK"}])
 }

@@ -31,16 +31,62 @@ type ShelfConfig struct {
 // its lock held) without reading the store. It follows the ledger's
 // changes (Changed) after one Load; a lot's expiry is the earliest any
 // of its keys' first receipts carried, as for the sweep and routing.
+//
+// It holds per sku of a warehouse a short list of its lots' keys (one
+// entry each: location, lot, owner, status and on-hand), not a map per
+// key: a stock import of millions of new lots keeps one small entry per
+// key.
 type Shelf struct {
 	cfg ShelfConfig
 
 	mu    sync.Mutex
-	avail map[whSKU]map[ledger.Key]int64 // available keys of lots, with on-hand > 0
-	exp   map[lotID]string               // a lot's expiry (YYYY-MM-DD)
-	known map[ledger.Key]bool            // keys whose origin was read
+	keys  map[whSKU][]lotKey // every key of a lot whose origin was read
+	exp   map[lotID]string   // a lot's expiry (YYYY-MM-DD)
+	names map[string]string  // interned warehouse and location names
 }
 
 type whSKU struct{ wh, sku string }
+
+// lotKey is one stock key of a lot, within its warehouse and sku.
+type lotKey struct {
+	loc, lot, owner string
+	status          protocol.StockStatus
+	onHand          int64
+}
+
+// keyIndex returns the index of k in keys, or -1.
+func keyIndex(keys []lotKey, k ledger.Key) int {
+	for i := range keys {
+		if l := &keys[i]; l.loc == k.Location && l.lot == k.Lot && l.owner == k.Owner && l.status == k.Status {
+			return i
+		}
+	}
+	return -1
+}
+
+// set records key k (a key of a lot) with its on-hand; s.mu is held.
+func (s *Shelf) set(k ledger.Key, onHand int64) {
+	ws := whSKU{s.intern(k.WH), k.SKU}
+	keys := s.keys[ws]
+	if i := keyIndex(keys, k); i >= 0 {
+		keys[i].onHand = onHand
+		return
+	}
+	s.keys[ws] = append(keys, lotKey{loc: s.intern(k.Location), lot: k.Lot, owner: k.Owner, status: k.Status, onHand: onHand})
+}
+
+// has reports whether the Shelf knows key k; s.mu is held.
+func (s *Shelf) has(k ledger.Key) bool {
+	return keyIndex(s.keys[whSKU{k.WH, k.SKU}], k) >= 0
+}
+
+func (s *Shelf) intern(v string) string {
+	if c, ok := s.names[v]; ok {
+		return c
+	}
+	s.names[v] = v
+	return v
+}
 
 // NewShelf returns an empty Shelf; Load fills it.
 func NewShelf(cfg ShelfConfig) *Shelf {
@@ -50,7 +96,7 @@ func NewShelf(cfg ShelfConfig) *Shelf {
 	if cfg.Sellable == nil {
 		cfg.Sellable = func(string, string) bool { return true }
 	}
-	return &Shelf{cfg: cfg, avail: map[whSKU]map[ledger.Key]int64{}, exp: map[lotID]string{}, known: map[ledger.Key]bool{}}
+	return &Shelf{cfg: cfg, keys: map[whSKU][]lotKey{}, exp: map[lotID]string{}, names: map[string]string{}}
 }
 
 // Load reads every stock key of a lot again (at start, and after lost
@@ -60,22 +106,19 @@ func (s *Shelf) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	avail := map[whSKU]map[ledger.Key]int64{}
-	exp := map[lotID]string{}
-	known := map[ledger.Key]bool{}
+	fresh := &Shelf{keys: map[whSKU][]lotKey{}, exp: map[lotID]string{}, names: map[string]string{}}
 	err = s.cfg.Store.View(func(tx store.Tx) error {
-		clear(avail)
-		clear(exp)
-		clear(known)
+		clear(fresh.keys)
+		clear(fresh.exp)
 		for _, r := range rows {
 			if r.Lot == "" {
 				continue
 			}
 			k := r.Key()
-			if err := readExpiry(tx, k, exp, known); err != nil {
+			if err := readExpiry(tx, k, fresh.exp); err != nil {
 				return err
 			}
-			setAvail(avail, k, r.OnHand)
+			fresh.set(k, r.OnHand)
 		}
 		return nil
 	})
@@ -83,7 +126,7 @@ func (s *Shelf) Load(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
-	s.avail, s.exp, s.known = avail, exp, known
+	s.keys, s.exp, s.names = fresh.keys, fresh.exp, fresh.names
 	s.mu.Unlock()
 	return nil
 }
@@ -94,19 +137,17 @@ func (s *Shelf) Changed(changes []ledger.Change) error {
 	var fresh []ledger.Key
 	s.mu.Lock()
 	for _, c := range changes {
-		if c.Key.Lot != "" && !s.known[c.Key] {
+		if c.Key.Lot != "" && !s.has(c.Key) {
 			fresh = append(fresh, c.Key)
 		}
 	}
 	s.mu.Unlock()
 	exp := map[lotID]string{}
-	known := map[ledger.Key]bool{}
 	if len(fresh) > 0 {
 		if err := s.cfg.Store.View(func(tx store.Tx) error {
 			clear(exp)
-			clear(known)
 			for _, k := range fresh {
-				if err := readExpiry(tx, k, exp, known); err != nil {
+				if err := readExpiry(tx, k, exp); err != nil {
 					return err
 				}
 			}
@@ -117,9 +158,6 @@ func (s *Shelf) Changed(changes []ledger.Change) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k := range known {
-		s.known[k] = true
-	}
 	for id, e := range exp {
 		if cur := s.exp[id]; cur == "" || e < cur {
 			s.exp[id] = e
@@ -127,7 +165,7 @@ func (s *Shelf) Changed(changes []ledger.Change) error {
 	}
 	for _, c := range changes {
 		if c.Key.Lot != "" {
-			setAvail(s.avail, c.Key, c.After)
+			s.set(c.Key, c.After) // its origin is read (fresh) or was
 		}
 	}
 	return nil
@@ -141,44 +179,27 @@ func (s *Shelf) ShortDated(wh, sku string, days int) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var n int64
-	for k, q := range s.avail[whSKU{wh, sku}] {
-		e := s.exp[lotID{k.WH, k.SKU, k.Lot, k.Owner}]
-		if e != "" && e < cutoff && s.cfg.Sellable(wh, k.Location) {
-			n += q
+	for _, k := range s.keys[whSKU{wh, sku}] {
+		if k.status != protocol.StatusAvailable || k.onHand <= 0 {
+			continue
+		}
+		e := s.exp[lotID{wh, sku, k.lot, k.owner}]
+		if e != "" && e < cutoff && s.cfg.Sellable(wh, k.loc) {
+			n += k.onHand
 		}
 	}
 	return n
 }
 
 // readExpiry reads key k's origin into the expiry of its lot.
-func readExpiry(tx store.Tx, k ledger.Key, exp map[lotID]string, known map[ledger.Key]bool) error {
+func readExpiry(tx store.Tx, k ledger.Key, exp map[lotID]string) error {
 	o, ok, err := tx.Origin(k)
 	if err != nil {
 		return err
 	}
-	known[k] = true
 	id := lotID{k.WH, k.SKU, k.Lot, k.Owner}
 	if ok && o.Expiry != "" && (exp[id] == "" || o.Expiry < exp[id]) {
 		exp[id] = o.Expiry
 	}
 	return nil
-}
-
-// setAvail records the on-hand of an available key (nothing for another
-// status, or nothing on hand).
-func setAvail(avail map[whSKU]map[ledger.Key]int64, k ledger.Key, onHand int64) {
-	if k.Status != protocol.StatusAvailable {
-		return
-	}
-	ws := whSKU{k.WH, k.SKU}
-	if onHand <= 0 {
-		delete(avail[ws], k)
-		return
-	}
-	m := avail[ws]
-	if m == nil {
-		m = map[ledger.Key]int64{}
-		avail[ws] = m
-	}
-	m[k] = onHand
 }
