@@ -257,6 +257,11 @@ type group struct {
 	msgs    []brokerlink.Message
 	ops     int
 	bytes   int
+	// applied is each gateway's watermark as this worker's last apply
+	// left it (a lower bound of the stored one: watermarks only rise): a
+	// queued batch at or below it is a duplicate, answered without
+	// joining a transaction.
+	applied map[string]uint64
 }
 
 // take handles msg as part of g.
@@ -272,6 +277,13 @@ func (in *Ingest) take(ctx context.Context, g *group, msg brokerlink.Message) {
 	}
 	if b, isBatch := m.(*protocol.OpBatch); isBatch {
 		if in.admitBatch(ctx, log, t, b, len(msg.Payload)) {
+			if b.Last <= g.applied[gatewayKey(msg.Topic)] {
+				// A resend of what is applied: ack the stored watermark.
+				in.m.Batches.WithLabelValues(protocol.Duplicate.String()).Inc()
+				in.m.DroppedDuplicates.Inc()
+				in.ack(ctx, t.Warehouse, t.Gateway, "")
+				return
+			}
 			g.batches = append(g.batches, store.Batch{WH: t.Warehouse, GW: t.Gateway, B: b})
 			g.logs = append(g.logs, log)
 			g.ops += len(b.Ops)
@@ -285,7 +297,14 @@ func (in *Ingest) take(ctx context.Context, g *group, msg brokerlink.Message) {
 // applyGroup applies the batches waiting in g and acks each.
 func (in *Ingest) applyGroup(ctx context.Context, g *group) {
 	if len(g.batches) > 0 {
-		in.applyBatches(ctx, g.batches, g.logs)
+		rs := in.applyBatches(ctx, g.batches, g.logs)
+		if g.applied == nil {
+			g.applied = map[string]uint64{}
+		}
+		for i, r := range rs {
+			k := gatewayKey(in.topics.Up(g.batches[i].WH, g.batches[i].GW))
+			g.applied[k] = max(g.applied[k], r.WM)
+		}
 	}
 	clear(g.batches)
 	clear(g.logs)
@@ -415,7 +434,7 @@ func (in *Ingest) admitBatch(ctx context.Context, log *slog.Logger, t protocol.T
 // applyBatches applies batches in order (group commit), then publishes
 // one event for those applied and acks each; a batch that failed is not
 // acknowledged, and its gateway resends it.
-func (in *Ingest) applyBatches(ctx context.Context, batches []store.Batch, logs []*slog.Logger) {
+func (in *Ingest) applyBatches(ctx context.Context, batches []store.Batch, logs []*slog.Logger) []store.Result {
 	start := time.Now()
 	var rs []store.Result
 	var err error
@@ -466,6 +485,7 @@ func (in *Ingest) applyBatches(ctx context.Context, batches []store.Batch, logs 
 		}
 		in.publishAck(b.WH, b.GW, res.WM, errText, 0)
 	}
+	return rs
 }
 
 // Publish sends a payload on a gateway's down topic (QoS 1).

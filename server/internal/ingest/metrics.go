@@ -14,6 +14,10 @@ type Metrics struct {
 	Quarantined  prometheus.Counter
 	ApplyErrors  prometheus.Counter
 	ApplyLatency prometheus.Histogram
+	// DroppedDuplicates counts queued batches at or below what the worker
+	// had applied, answered without joining a transaction (they also
+	// count in Batches as "duplicate").
+	DroppedDuplicates prometheus.Counter
 	// WireBatches and WireBytes count the op batches received and their
 	// bytes on the wire by form: "ops" (plain) or "ops-deflate".
 	WireBatches *prometheus.CounterVec
@@ -32,13 +36,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ApplyErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "shelfsync_ingest_apply_errors_total", Help: "Batches whose apply failed (resent by the gateway)."}),
 		ApplyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shelfsync_ingest_apply_seconds", Help: "Time to durably apply one batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		DroppedDuplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "shelfsync_ingest_duplicates_dropped_total",
+			Help: "Queued op batches already applied (resends), acknowledged with the watermark without being applied again."}),
 		WireBatches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_ingest_wire_batches_total", Help: "Op batches received, by wire form (ops, ops-deflate)."}, []string{"form"}),
 		WireBytes:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_ingest_wire_bytes_total", Help: "Bytes of the op batches received as sent, by wire form (ops, ops-deflate)."}, []string{"form"}),
 	}
 	m.clock = newClockMetrics(reg)
 	m.recovery = newRecoveryMetrics(reg)
 	if reg != nil {
-		reg.MustRegister(m.Ops, m.Batches, m.Rejected, m.Quarantined, m.ApplyErrors, m.ApplyLatency, m.WireBatches, m.WireBytes)
+		reg.MustRegister(m.Ops, m.Batches, m.Rejected, m.Quarantined, m.ApplyErrors, m.ApplyLatency, m.DroppedDuplicates, m.WireBatches, m.WireBytes)
 	}
 	return m
 }
