@@ -16,9 +16,11 @@ import (
 // packed by scan at the gateway: a wrong item gets a bad beep and is not
 // counted, every picked unit is checked, the outbound SSCC label is
 // scanned, and CMD:DONE ships it — the server marks it shipped once, with
-// the label, and the order.shipped webhook fires once. An order cancelled
-// by the channel before its pack scan reaches the server stays cancelled
-// and raises a ship-refused alert.
+// the label, and the order.shipped webhook fires once. An order the
+// channel cancels after its pick gets its pick task cancelled at the
+// gateway, which then refuses to pack it; one cancelled before a pack
+// scanned offline reaches the server stays cancelled and raises a
+// ship-refused alert.
 func TestOrderShippedByScanning(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
@@ -105,14 +107,33 @@ func TestOrderShippedByScanning(t *testing.T) {
 	waitFor(t, 30*time.Second, "the gateway's ship notice confirmed", func() bool { return len(g.screen().Notices) == 0 })
 	require.Equal(t, 200, c.call("POST", "/api/v1/orders/wh1/"+o1.ID+"/ship", nil, nil), "the ship API stays, and a replay is fine")
 
-	// Cancelled by the channel after it was picked, before the pack scan
-	// reached the server: the cancel stands, and a person is told.
+	// Cancelled by the channel after the pick: the gateway gets the
+	// order's pick tasks cancelled and refuses to pack it.
 	o2 := order("2", map[string]any{"sku": "BREAD", "qty": 1})
 	b = g.scanAll(t, "CMD:PICK", "ORD:"+o2.ID, "LOC:BIN-1", "SKU:BREAD", "CMD:DONE")
 	require.Equal(t, map[string]int{"good": 5, "bad": 0, "warn": 0}, b, "%v", g.reasons(""))
 	require.Equal(t, 200, c.call("POST", "/api/v1/orders/wh1/"+o2.ID+"/cancel", nil, nil))
-	b = g.scanAll(t, "CMD:PACK", "ORD:"+o2.ID, "SKU:BREAD", "CMD:DONE")
-	require.Equal(t, map[string]int{"good": 4, "bad": 0, "warn": 0}, b, "the gateway does not know of the cancel: %v", g.reasons(""))
+	waitFor(t, 30*time.Second, "the pick task of "+o2.ID+" cancelled at the gateway", func() bool {
+		return agentTaskStatus(t, g, o2.ID) == "cancelled"
+	})
+	b = g.scanAll(t, "CMD:PACK", "ORD:"+o2.ID, "CMD:CANCEL")
+	require.Equal(t, map[string]int{"good": 2, "bad": 1, "warn": 0}, b, "%v", g.reasons(""))
+	require.True(t, saidOnce(g.reasons("ORD:"+o2.ID), "bad: order "+o2.ID+" was cancelled"), "%v", g.reasons("ORD:"+o2.ID))
+
+	// Packed while the server was down, cancelled before the ship reached
+	// it (the agent down meanwhile): the cancel stands, and a person is told.
+	o3 := order("3", map[string]any{"sku": "BREAD", "qty": 1})
+	b = g.scanAll(t, "CMD:PICK", "ORD:"+o3.ID, "LOC:BIN-1", "SKU:BREAD", "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 5, "bad": 0, "warn": 0}, b, "%v", g.reasons(""))
+	c.waitConverged("wh1", g)
+	c.stopServer(syscall.SIGKILL)
+	waitFor(t, 10*time.Second, "the gateway sees the server gone", func() bool { return !g.status().Connected })
+	b = g.scanAll(t, "CMD:PACK", "ORD:"+o3.ID, "SKU:BREAD", "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 4, "bad": 0, "warn": 0}, b, "the gateway does not know of a cancel: %v", g.reasons(""))
+	g.Agent().Stop(syscall.SIGKILL)
+	c.startServer()
+	require.Equal(t, 200, c.call("POST", "/api/v1/orders/wh1/"+o3.ID+"/cancel", nil, nil))
+	g.startAgent()
 	var alerts struct {
 		Items []struct{ Kind, Gateway, Message string }
 	}
@@ -121,12 +142,13 @@ func TestOrderShippedByScanning(t *testing.T) {
 		return len(alerts.Items) == 1
 	})
 	require.Equal(t, "pack1", alerts.Items[0].Gateway)
-	require.Contains(t, alerts.Items[0].Message, "order "+o2.ID)
+	require.Contains(t, alerts.Items[0].Message, "order "+o3.ID)
 	require.Contains(t, alerts.Items[0].Message, "is cancelled")
 	waitFor(t, 30*time.Second, "the refused notice confirmed", func() bool { return len(g.screen().Notices) == 0 })
-	var o2now orderView
-	getJSON(t, "http://"+c.httpAddr+"/api/v1/orders/wh1/"+o2.ID, &o2now)
-	require.Equal(t, "cancelled", o2now.Status)
+	var o3now orderView
+	getJSON(t, "http://"+c.httpAddr+"/api/v1/orders/wh1/"+o3.ID, &o3now)
+	require.Equal(t, "cancelled", o3now.Status)
+	require.Empty(t, shipped(o3.ID))
 	// The webhooks queued after o1 shipped (o2 created, cancelled) have
 	// arrived: no second order.shipped of o1 came before them.
 	waitFor(t, 30*time.Second, "the order.cancelled webhook of "+o2.ID, func() bool {
@@ -145,6 +167,21 @@ func TestOrderShippedByScanning(t *testing.T) {
 	require.Len(t, shipped(o1.ID), 1, "shipped once, by the scan")
 	require.Empty(t, shipped(o2.ID))
 	require.Zero(t, rcv.badSig)
+}
+
+// agentTaskStatus returns the status the gateway holds for the pick task
+// of order ("" when it holds none).
+func agentTaskStatus(t *testing.T, g *gateway, order string) string {
+	var st struct {
+		Tasks []struct{ Order, Status string }
+	}
+	getJSON(t, "http://"+g.HTTP+"/api/v1/status", &st)
+	for _, tk := range st.Tasks {
+		if tk.Order == order {
+			return tk.Status
+		}
+	}
+	return ""
 }
 
 // saidOnce reports whether exactly one of the reasons contains s.

@@ -105,10 +105,30 @@ func (f *floor) route(ctx context.Context, wh, id string) routing.Result {
 }
 
 // orderEvent is the order model's OnOrder hook: an order released from
-// backorder gets its pick tasks.
+// backorder gets its pick tasks; a cancelled order's pick tasks are
+// cancelled at their gateways (no more picking, no packing).
 func (f *floor) orderEvent(o orders.Order, event string) {
 	if event == "released" && o.Status == orders.StatusOpen {
 		f.routeLater(o.Warehouse, o.ID)
+	}
+	if event == string(orders.StatusCancelled) && o.ExpiresMS == 0 { // not a checkout hold
+		f.cancelTasks(o.Warehouse, o.ID)
+	}
+}
+
+// cancelTasks cancels the pick tasks of a cancelled order and sends them.
+// A server that stops before it leaves them open (the pack session's
+// ship is then refused by the server: a ship-refused alert).
+func (f *floor) cancelTasks(wh, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := f.rt.CancelOrderTasks(ctx, wh, id)
+	if err != nil {
+		f.log.Warn("pick tasks of a cancelled order not cancelled at the gateways", "warehouse", wh, "order", id, "err", err)
+		return
+	}
+	if n > 0 {
+		f.bus.Publish(events.Event{Tasks: []string{wh}})
 	}
 }
 

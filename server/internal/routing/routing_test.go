@@ -54,6 +54,7 @@ func TestIntegrationRoutingOnPostgres(t *testing.T) {
 	t.Run("POCloseShorts", TestPOCloseRaisesShorts)
 	t.Run("NoticeWaits", TestNoticeWaitsForItsOps)
 	t.Run("RetrySafe", TestRouteOrderIsSafeToRetry)
+	t.Run("CancelTasks", TestCancelledOrderCancelsItsPickTasks)
 }
 
 func setup(t *testing.T) *fixture {
