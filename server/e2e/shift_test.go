@@ -217,7 +217,7 @@ func runShift(t *testing.T, cut bool) shiftFigures {
 	// The ledger, exactly.
 	require.Equal(t, map[string]int64{
 		"RECEIVING/TEA":   1, // unexpected, kept at the dock for review
-		"A-02/MILK/LOT-B": 3, // 4 put away, 1 picked (short)
+		"A-02/MILK/LOT-B": 2, // 4 put away, 1 picked, the short pick's missing 1 taken off until counted
 		"B-02/BOLT":       2, // 3 put away, 2 picked, counted 2
 		"B-01/SOAP":       2, // 4 put away, 1 picked, 1 damaged
 	}, c.ledger("wh1"))
@@ -236,8 +236,8 @@ func runShift(t *testing.T, cut bool) shiftFigures {
 	}, got)
 	fig.Conflicts = len(cs)
 
-	// Documents: both POs closed by dock1; O3's short task leaves its
-	// remainder open with nothing left to route it to.
+	// Documents: both POs closed by dock1; O3's short task puts its bin
+	// up for a count, with nothing left to route the remainder to.
 	var po struct {
 		Status   string
 		ClosedBy string `json:"closed_by"`
@@ -260,6 +260,7 @@ func runShift(t *testing.T, cut bool) shiftFigures {
 	require.Equal(t, map[string]string{
 		"pick-O1-1-1": "done 5", "pick-O2-1-1": "done 2", "pick-O2-2-1": "done 1",
 		"pick-O3-1-1": "done 1", "pick-O3-1-2": "short 1",
+		"count-A-02-1": "open 0", // the short pick's bin is to be counted
 	}, status)
 
 	// The local reorder alert reached the server once.
