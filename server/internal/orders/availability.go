@@ -330,7 +330,7 @@ func (s *Service) flushPublish() {
 		return
 	}
 	s.publish = false
-	if !s.active { // the active replica publishes
+	if !s.active || len(s.channels) == 0 { // the active replica publishes, each channel's
 		s.mu.Unlock()
 		return
 	}
