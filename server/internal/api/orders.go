@@ -72,7 +72,7 @@ func (h *Handler) registerOrders() {
 		if !decodeBody(w, r, &n) {
 			return
 		}
-		if !h.warehouseKnown(w, r, n.Warehouse) || !h.linesOwned(w, r, n.Warehouse, n.Lines) {
+		if !h.warehouseKnown(w, r, n.Warehouse) || !h.linesOwned(w, r, n.Warehouse, n.Lines) || !h.holdOwned(w, r, n.Warehouse, n.Hold) {
 			return
 		}
 		o, created, err := svc.Create(r.Context(), n)
@@ -238,6 +238,23 @@ func (h *Handler) linesOwned(w http.ResponseWriter, r *http.Request, wh string, 
 		}
 	}
 	return true
+}
+
+// holdOwned answers 403 when the checkout hold an order converts (id, ""
+// for none) belongs to another owner than the token's.
+func (h *Handler) holdOwned(w http.ResponseWriter, r *http.Request, wh, id string) bool {
+	if id == "" || tokenOwner(r) == "" {
+		return true
+	}
+	o, err := h.d.Orders.Get(r.Context(), wh, id)
+	if errors.Is(err, orders.ErrNotFound) || errors.Is(err, orders.ErrInvalid) {
+		return true // the order model answers it
+	}
+	if err != nil {
+		orderError(w, err)
+		return false
+	}
+	return ownedBy(w, r, o.Owner)
 }
 
 // orderOwned answers 403 unless the order (or hold) of the path's

@@ -271,6 +271,8 @@ func TestOwnerScopeOnEveryRoute(t *testing.T) {
 			forbidden(A, "POST", "/api/v1/orders", `{"warehouse":"wh1","channel":"web","external_id":"X1","lines":[{"sku":"MILK-G","qty":1}]}`)
 			w.want(ops, "GET", "/api/v1/orders/wh1/web-X1", "", 404) // nothing was taken
 			forbidden(A, "POST", "/api/v1/orders", `{"warehouse":"wh1","channel":"web","external_id":"X2","lines":[{"sku":"UNKNOWN","qty":1}]}`)
+			forbidden(A, "POST", "/api/v1/orders", `{"warehouse":"wh1","channel":"web","external_id":"X3","hold":"hold-web-GC","lines":[{"sku":"MILK-A","qty":1}]}`)
+			require.Equal(t, orders.StatusHeld, orderStatus("hold-web-GC"), "globex's hold is not converted")
 		},
 		"GET /api/v1/orders": func() {
 			onlyAcme(w.want(A, "GET", "/api/v1/orders", "", 200))
