@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/server/internal/auth"
@@ -198,4 +200,27 @@ func TestTwoOwnersTokensOverRealProcesses(t *testing.T) {
 			}
 		}
 	}
+
+	// the dashboard: with acme's token it shows acme's stock and
+	// availability; with the operator's, its Owner field narrows it to globex
+	t.Run("dashboard", func(t *testing.T) { // skipped without chromium, like the other dashboard tests
+		br := newBrowser(t, c, 1280, 900)
+		shows := func(tok, ownerField string) (stock, avail []string) {
+			br.step("log in", 20*time.Second, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+				`localStorage.setItem("shelfsync.token", %q); localStorage.setItem("shelfsync.owner", %q)`, tok, ownerField)))
+			br.open("")
+			br.step("stock and availability drawn", 20*time.Second, chromedp.WaitVisible(chromedp.CSS(`#stock-body tr[data-key]`)),
+				chromedp.WaitVisible(chromedp.CSS(`#av-body tr[data-sku]`)))
+			return eval[[]string](br, `[...document.querySelectorAll("#stock-body tr[data-key]")].map((r) => r.dataset.key)`),
+				eval[[]string](br, `[...document.querySelectorAll("#av-body tr[data-sku]")].map((r) => r.dataset.sku)`)
+		}
+		stockRows, availRows := shows(acmeTok, "")
+		require.Equal(t, []string{"wh1|A-01|ACME-MILK||acme|available"}, stockRows)
+		require.Equal(t, []string{"ACME-MILK"}, availRows)
+		stockRows, availRows = shows(opsTok, "globex")
+		require.Equal(t, []string{"wh1|B-01|GLOBEX-MILK||globex|available"}, stockRows)
+		require.Equal(t, []string{"GLOBEX-MILK"}, availRows)
+		stockRows, _ = shows(opsTok, "")
+		require.Len(t, stockRows, 2, "the operator's token without the filter: both owners")
+	})
 }

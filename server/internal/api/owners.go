@@ -26,7 +26,8 @@ const (
 	// OwnerRefused: the route shows or changes data of every owner; a
 	// token bound to an owner gets 403.
 	OwnerRefused OwnerRule = iota + 1
-	// OwnerOpen: the route holds no owner's data (the API description).
+	// OwnerOpen: the route holds no owner's data (the API description,
+	// the channels' allocations).
 	OwnerOpen
 	// OwnerScoped: the route shows or changes only the token's owner's
 	// data (and answers 403 when asked for another owner's).
@@ -95,7 +96,7 @@ var ownerRules = map[string]OwnerRule{
 	"GET /api/v1/alerts":                                           OwnerScoped,
 	"GET /api/v1/alerts/{id}":                                      OwnerScoped,
 	"GET /api/v1/availability":                                     OwnerScoped,
-	"GET /api/v1/channels":                                         OwnerRefused,
+	"GET /api/v1/channels":                                         OwnerOpen,
 	"GET /api/v1/channels/{channel}/availability":                  OwnerScoped,
 	"GET /api/v1/conflicts":                                        OwnerScoped,
 	"GET /api/v1/events":                                           OwnerRefused,
@@ -115,7 +116,7 @@ var ownerRules = map[string]OwnerRule{
 	"GET /api/v1/stock/history":                                    OwnerScoped,
 	"GET /api/v1/stock/snapshot.csv":                               OwnerScoped,
 	"GET /api/v1/tasks":                                            OwnerRefused,
-	"GET /api/v1/warehouses":                                       OwnerRefused,
+	"GET /api/v1/warehouses":                                       OwnerScoped,
 	"GET /api/v1/webhooks":                                         OwnerScoped,
 	"GET /api/v1/webhooks/{id}":                                    OwnerScoped,
 	"GET /api/v1/webhooks/{id}/deliveries":                         OwnerScoped,

@@ -225,6 +225,22 @@ func TestOwnerScopeOnEveryRoute(t *testing.T) {
 	}
 	checks := map[string]func(){
 		"GET /api/v1/openapi.json": func() { w.want(A, "GET", "/api/v1/openapi.json", "", 200) },
+		"GET /api/v1/channels": func() { // allocations, no owner's data
+			require.Contains(t, w.want(A, "GET", "/api/v1/channels", "", 200), `"channel":"web"`)
+		},
+		"GET /api/v1/warehouses": func() {
+			var ws struct {
+				Items []WarehouseSummary
+			}
+			w.decode(w.want(A, "GET", "/api/v1/warehouses", "", 200), &ws)
+			require.Len(t, ws.Items, 1)
+			require.Equal(t, WarehouseSummary{Warehouse: "wh1", SKUs: 1, OnHand: 10, Available: 9, Reserved: 1, OpenConflicts: 1}, ws.Items[0],
+				"acme's one sku (its order reserves 1) and its conflict; no gateway")
+			w.decode(w.want(ops, "GET", "/api/v1/warehouses", "", 200), &ws)
+			require.Equal(t, 3, ws.Items[0].SKUs, "MILK-A, MILK-G and the shared MILK (no item)")
+			require.Equal(t, 2, ws.Items[0].OpenConflicts)
+			forbidden(A, "GET", "/api/v1/warehouses?owner=globex", "")
+		},
 		"GET /api/v1/stock": func() {
 			onlyAcme(w.want(A, "GET", "/api/v1/stock?warehouse=wh1", "", 200))
 			forbidden(A, "GET", "/api/v1/stock?warehouse=wh1&owner=globex", "")

@@ -2,9 +2,11 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 
 	"github.com/shelfsync/shelfsync/server/internal/conflicts"
+	"github.com/shelfsync/shelfsync/server/internal/orders"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
@@ -23,6 +25,10 @@ type WarehouseSummary struct {
 
 func (h *Handler) registerWarehouses() {
 	h.handle("GET /api/v1/warehouses", func(w http.ResponseWriter, r *http.Request) {
+		owner, ok := ownerScope(w, r, r.URL.Query().Get("owner"))
+		if !ok {
+			return
+		}
 		sums := map[string]*WarehouseSummary{}
 		get := func(wh string) *WarehouseSummary {
 			s := sums[wh]
@@ -37,6 +43,9 @@ func (h *Handler) registerWarehouses() {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
+		if owner != "" { // gateways are no owner's: an owner's summary is its stock's
+			gs = nil
+		}
 		for _, g := range gs {
 			if h.d.Hooks.Live != nil {
 				h.d.Hooks.Live(&g)
@@ -49,6 +58,14 @@ func (h *Handler) registerWarehouses() {
 			s.Backlog += backlogOf(g)
 		}
 		rows, _, _ := h.d.Orders.Availability("", "")
+		if owner != "" {
+			owned, err := h.ownedSKUs(r.Context(), owner, rows)
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, err.Error())
+				return
+			}
+			rows = slices.DeleteFunc(rows, func(a orders.ATS) bool { return !owned[whSKU{a.Warehouse, a.SKU}] })
+		}
 		for _, a := range rows {
 			s := get(a.Warehouse)
 			s.SKUs++
@@ -59,6 +76,9 @@ func (h *Handler) registerWarehouses() {
 		cs, err := h.d.Store.Conflicts(r.Context(), conflicts.Query{Status: conflicts.StatusOpen})
 		if err == nil {
 			for _, c := range cs {
+				if owner != "" && c.Owner != owner {
+					continue
+				}
 				get(c.Warehouse).OpenConflicts++
 			}
 		}

@@ -22,7 +22,21 @@ function el(tag, attrs, ...kids) {
 function token() { return localStorage.getItem("shelfsync.token") || ""; }
 function me() { const i = $("me"); return ((i && i.value) || "").trim() || "dashboard"; }
 
+// ownerFilter is the owner the dashboard shows (header field; "" every
+// owner). A token bound to an owner sees only its own anyway.
+function ownerFilter() { return localStorage.getItem("shelfsync.owner") || ""; }
+// ownerScoped are the reads that take ?owner= (the API's owner filter).
+const ownerScoped = [/^\/api\/v1\/stock(\?|\/near-expiry|\/snapshot\.csv|$)/, /^\/api\/v1\/availability(\?|$)/,
+  /^\/api\/v1\/channels\/[^/]+\/availability/, /^\/api\/v1\/alerts(\?|$)/, /^\/api\/v1\/conflicts(\?|$)/,
+  /^\/api\/v1\/orders(\?|\/per-hour|$)/, /^\/api\/v1\/reorder\//];
+function withOwner(path, opts) {
+  const o = ownerFilter();
+  if (!o || (opts.method && opts.method !== "GET") || /[?&]owner=/.test(path) || !ownerScoped.some((re) => re.test(path))) return path;
+  return path + (path.includes("?") ? "&" : "?") + "owner=" + encodeURIComponent(o);
+}
+
 async function api(path, opts = {}) {
+  path = withOwner(path, opts);
   const headers = Object.assign({ "Accept": "application/json" }, opts.headers || {});
   if (token()) headers["Authorization"] = "Bearer " + token();
   if (opts.body && typeof opts.body !== "string") { headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(opts.body); }
@@ -211,6 +225,11 @@ function header() {
   if (m) {
     m.value = localStorage.getItem("shelfsync.me") || "";
     m.addEventListener("change", () => localStorage.setItem("shelfsync.me", m.value));
+  }
+  const of = $("owner-filter");
+  if (of) {
+    of.value = ownerFilter();
+    of.addEventListener("change", () => { localStorage.setItem("shelfsync.owner", of.value.trim()); location.reload(); });
   }
   $("token-btn").addEventListener("click", () => {
     const t = prompt("API token (empty to clear)", token());
