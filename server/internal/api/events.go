@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -25,6 +26,7 @@ func (h *Handler) registerEvents() {
 			writeError(w, http.StatusInternalServerError, "streaming unsupported by this connection")
 			return
 		}
+		owner := tokenOwner(r) // a client's dashboard: its own events only (ownerEvent)
 		ch, stop := h.d.Events.Subscribe()
 		defer stop()
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -46,9 +48,71 @@ func (h *Handler) registerEvents() {
 				if !ok {
 					return // dropped or shutting down: the browser reconnects
 				}
-				fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", m.ID, m.Type, m.Data)
+				data := m.Data
+				if owner != "" {
+					if data = ownerEvent(m.Type, m.Data, owner); data == nil {
+						continue
+					}
+				}
+				fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", m.ID, m.Type, data)
 				fl.Flush()
 			}
 		}
 	})
+}
+
+// ownerEvent returns what a live event shows a token bound to owner, or
+// nil when it shows nothing of the owner's: a batch keeps only the
+// owner's stock changes (applied then counts them); a conflict, alert or
+// order passes when it is the owner's; an availability event is a nudge
+// to reload (without the full snapshot's item count); any other type is
+// dropped (deny by default).
+func ownerEvent(typ string, data []byte, owner string) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return nil
+	}
+	ownerOf := func(raw json.RawMessage) string {
+		var v struct {
+			Owner string `json:"owner"`
+		}
+		_ = json.Unmarshal(raw, &v)
+		return v.Owner
+	}
+	switch typ {
+	case "batch":
+		var changes []json.RawMessage
+		_ = json.Unmarshal(m["changes"], &changes)
+		kept := []json.RawMessage{}
+		for _, c := range changes {
+			if ownerOf(c) == owner {
+				kept = append(kept, c)
+			}
+		}
+		if len(kept) == 0 {
+			return nil
+		}
+		m["changes"], _ = json.Marshal(kept)
+		m["applied"], _ = json.Marshal(len(kept))
+		delete(m, "quarantined")
+	case "conflict", "alert":
+		if ownerOf(data) != owner {
+			return nil
+		}
+		return data
+	case "order":
+		if ownerOf(m["order"]) != owner {
+			return nil
+		}
+		return data
+	case "availability":
+		delete(m, "items")
+	default:
+		return nil
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return nil
+	}
+	return out
 }

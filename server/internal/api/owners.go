@@ -99,7 +99,7 @@ var ownerRules = map[string]OwnerRule{
 	"GET /api/v1/channels":                                         OwnerOpen,
 	"GET /api/v1/channels/{channel}/availability":                  OwnerScoped,
 	"GET /api/v1/conflicts":                                        OwnerScoped,
-	"GET /api/v1/events":                                           OwnerRefused,
+	"GET /api/v1/events":                                           OwnerScoped,
 	"GET /api/v1/gateways":                                         OwnerRefused,
 	"GET /api/v1/imports":                                          OwnerRefused,
 	"GET /api/v1/imports/{id}":                                     OwnerRefused,

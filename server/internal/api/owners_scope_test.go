@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/alerts"
 	"github.com/shelfsync/shelfsync/server/internal/auth"
+	"github.com/shelfsync/shelfsync/server/internal/dashboard"
 	"github.com/shelfsync/shelfsync/server/internal/expiry"
 	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/orders"
@@ -40,6 +42,7 @@ type ownersWorld struct {
 	acme, globex, ops string
 	// ids of globex's records, and of acme's alert
 	gAlert, aAlert, gateAlert, gHook, aHook string
+	hub                                     *dashboard.Hub // the live feed
 }
 
 func newOwnersWorld(t *testing.T) *ownersWorld {
@@ -77,8 +80,9 @@ func newOwnersWorld(t *testing.T) *ownersWorld {
 		return []expiry.Lot{{Warehouse: "wh1", SKU: "MILK-A", Lot: "L1", Owner: "acme", Expiry: "2030-01-01"},
 			{Warehouse: "wh1", SKU: "MILK-G", Lot: "L9", Owner: "globex", Expiry: "2030-01-01"}}, nil
 	}
+	w.hub = dashboard.NewHub()
 	h := New(Deps{Store: st, Ready: func() error { return nil }, Middleware: g.Middleware, Orders: ord, Alerts: al,
-		Webhooks: hooks, Committed: followStock{ord}, NearExpiry: nearExpiry})
+		Webhooks: hooks, Committed: followStock{ord}, NearExpiry: nearExpiry, Events: w.hub})
 	srv := httptest.NewServer(g.Protect(h))
 	t.Cleanup(srv.Close)
 	w.url = srv.URL
@@ -227,6 +231,49 @@ func TestOwnerScopeOnEveryRoute(t *testing.T) {
 		"GET /api/v1/openapi.json": func() { w.want(A, "GET", "/api/v1/openapi.json", "", 200) },
 		"GET /api/v1/channels": func() { // allocations, no owner's data
 			require.Contains(t, w.want(A, "GET", "/api/v1/channels", "", 200), `"channel":"web"`)
+		},
+		"GET /api/v1/events": func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, "GET", w.url+"/api/v1/events", nil)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+A)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			require.Equal(t, 200, resp.StatusCode)
+			rd := bufio.NewReader(resp.Body)
+			for { // subscribed once it says so
+				line, err := rd.ReadString('\n')
+				require.NoError(t, err)
+				if line == ": connected\n" {
+					break
+				}
+			}
+			change := func(sku, owner string) map[string]any { return map[string]any{"location": "A-01", "sku": sku, "owner": owner, "on_hand": 1} }
+			w.hub.Publish("batch", map[string]any{"warehouse": "wh1", "applied": 2, "changes": []any{change("MILK-G", "globex"), change("MILK-A", "acme")}})
+			w.hub.Publish("batch", map[string]any{"warehouse": "wh1", "applied": 1, "changes": []any{change("MILK-G", "globex")}})
+			w.hub.Publish("conflict", map[string]any{"id": "neg:g", "owner": "globex"})
+			w.hub.Publish("order", map[string]any{"event": "created", "order": map[string]any{"id": "web-G1", "owner": "globex"}})
+			w.hub.Publish("order", map[string]any{"event": "created", "order": map[string]any{"id": "web-A1", "owner": "acme"}})
+			w.hub.Publish("alert", map[string]any{"id": "g", "owner": "globex"})
+			w.hub.Publish("alert", map[string]any{"id": "gw", "gateway": "gw1"})
+			w.hub.Publish("gateway", map[string]any{"gateway": "gw1"})
+			w.hub.Publish("availability", map[string]any{"channel": "web", "items": 2})
+			w.hub.Publish("alert", map[string]any{"id": "last", "owner": "acme"})
+			var got []string
+			for !strings.Contains(strings.Join(got, " "), `"last"`) {
+				line, err := rd.ReadString('\n')
+				require.NoError(t, err, "the stream so far: %v", got)
+				if d, ok := strings.CutPrefix(line, "data: "); ok {
+					got = append(got, strings.TrimSpace(d))
+				}
+			}
+			require.Equal(t, []string{
+				`{"applied":1,"changes":[{"location":"A-01","on_hand":1,"owner":"acme","sku":"MILK-A"}],"warehouse":"wh1"}`,
+				`{"event":"created","order":{"id":"web-A1","owner":"acme"}}`,
+				`{"channel":"web"}`,
+				`{"id":"last","owner":"acme"}`}, got, "acme's live feed: its own changes, order and alert, and a nudge for availability")
 		},
 		"GET /api/v1/warehouses": func() {
 			var ws struct {
