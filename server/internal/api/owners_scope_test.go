@@ -250,7 +250,9 @@ func TestOwnerScopeOnEveryRoute(t *testing.T) {
 					break
 				}
 			}
-			change := func(sku, owner string) map[string]any { return map[string]any{"location": "A-01", "sku": sku, "owner": owner, "on_hand": 1} }
+			change := func(sku, owner string) map[string]any {
+				return map[string]any{"location": "A-01", "sku": sku, "owner": owner, "on_hand": 1}
+			}
 			w.hub.Publish("batch", map[string]any{"warehouse": "wh1", "applied": 2, "changes": []any{change("MILK-G", "globex"), change("MILK-A", "acme")}})
 			w.hub.Publish("batch", map[string]any{"warehouse": "wh1", "applied": 1, "changes": []any{change("MILK-G", "globex")}})
 			w.hub.Publish("conflict", map[string]any{"id": "neg:g", "owner": "globex"})
