@@ -155,14 +155,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			})
 		},
 	}, st)
-	s.floor = newFloor(st, s.md.rt, s.inv, s.bus, clock, reg, log.With("component", "floor"))
+	s.floor = newFloor(st, s.md, s.inv, s.bus, clock, reg, log.With("component", "floor"))
 	s.md.onShort, s.inv.onOrder = s.floor.shortPick, s.floor.orderEvent
-	go s.floor.run(ctx)
 	s.follow() // follow.go: the bus's subscribers
 	if err := s.inv.start(ctx, s.ingest); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("start orders, alerts and webhooks: %w", err)
 	}
+	go s.floor.run(ctx) // once the order model is loaded
 	if s.rep != nil {
 		s.rep.Run(ctx, s.inv.lead, s.inv.reload)
 	}

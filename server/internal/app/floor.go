@@ -13,6 +13,7 @@ import (
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/alerts"
 	"github.com/shelfsync/shelfsync/server/internal/events"
+	"github.com/shelfsync/shelfsync/server/internal/masterdata"
 	"github.com/shelfsync/shelfsync/server/internal/orders"
 	"github.com/shelfsync/shelfsync/server/internal/routing"
 	"github.com/shelfsync/shelfsync/server/internal/store"
@@ -25,6 +26,7 @@ import (
 // which get their pick tasks here.
 type floor struct {
 	st     store.Store
+	md     *masterdata.Service
 	rt     *routing.Service
 	orders *orders.Service
 	alerts *alerts.Service
@@ -33,17 +35,20 @@ type floor struct {
 	log    *slog.Logger
 	shorts *prometheus.CounterVec
 
-	mu    sync.Mutex
-	queue []okey // orders to route
-	set   map[okey]bool
-	wake  chan struct{}
+	leading func() bool // this replica sweeps the short picks left undone
+
+	mu       sync.Mutex
+	queue    []okey // orders to route
+	set      map[okey]bool
+	wake     chan struct{}
+	inFlight map[okey]bool // short picks (wh, task) being acted on here
 }
 
 type okey struct{ wh, id string }
 
-func newFloor(st store.Store, rt *routing.Service, inv *inventory, bus events.Publisher, clock *protocol.Clock, reg prometheus.Registerer, log *slog.Logger) *floor {
-	f := &floor{st: st, rt: rt, orders: inv.orders, alerts: inv.alerts, bus: bus, clock: clock, log: log,
-		set: map[okey]bool{}, wake: make(chan struct{}, 1),
+func newFloor(st store.Store, md *mdWiring, inv *inventory, bus events.Publisher, clock *protocol.Clock, reg prometheus.Registerer, log *slog.Logger) *floor {
+	f := &floor{st: st, md: md.md, rt: md.rt, orders: inv.orders, alerts: inv.alerts, bus: bus, clock: clock, log: log,
+		leading: inv.leading, set: map[okey]bool{}, wake: make(chan struct{}, 1), inFlight: map[okey]bool{},
 		shorts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_short_picks_total",
 			Help: "Pick tasks closed short, by what became of the units not picked (rerouted, reallocated, backordered)."}, []string{"outcome"})}
 	if reg != nil {
@@ -68,12 +73,20 @@ func (f *floor) routeLater(wh, id string) {
 	}
 }
 
-// run routes the queued orders until ctx ends.
+// run routes the queued orders, and on the leading replica acts on the
+// short picks left undone (a server that died between taking the notice
+// and acting on it), at start and every shortSweepEvery, until ctx ends.
 func (f *floor) run(ctx context.Context) {
+	sweep := time.NewTicker(shortSweepEvery)
+	defer sweep.Stop()
+	f.sweepShorts(ctx, 0)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-sweep.C:
+			f.sweepShorts(ctx, shortSweepEvery)
+			continue
 		case <-f.wake:
 		}
 		for {
@@ -144,15 +157,36 @@ func (f *floor) cancelTasks(wh, id string) {
 //     else re-allocated to another warehouse of the owner (its part there
 //     gets the pick task), else backordered on the line;
 //   - a short-pick alert stands until the bin is counted.
+//
+// The notice recorded the short pick (masterdata.ShortPick) when it was
+// taken; the action drops the record when done, and marks the units taken
+// before it takes them off (at most once), so a sweep can redo the rest.
 func (f *floor) shortPick(ctx context.Context, wh string, t protocol.Task) {
+	k := okey{wh, t.ID}
+	f.mu.Lock()
+	if f.inFlight[k] {
+		f.mu.Unlock()
+		return
+	}
+	f.inFlight[k] = true
+	f.mu.Unlock()
+	defer func() { f.mu.Lock(); delete(f.inFlight, k); f.mu.Unlock() }()
 	missing := t.Qty - t.Picked
 	if t.Kind != "pick" || missing <= 0 {
+		f.shortDone(ctx, wh, t)
 		return
 	}
 	log := f.log.With("warehouse", wh, "task", t.ID, "location", t.Location, "sku", t.SKU, "order", t.Order)
-	taken, err := f.takeOff(ctx, wh, t, missing)
+	var taken int64
+	first, err := f.md.ShortTaken(ctx, wh, t.ID)
 	if err != nil {
-		log.Error("units missing at a short pick not taken off the records; the count task corrects them", "err", err)
+		log.Error("short pick not acted on; the sweep retries", "err", err)
+		return
+	}
+	if first {
+		if taken, err = f.takeOff(ctx, wh, t, missing); err != nil {
+			log.Error("units missing at a short pick not taken off the records; the count task corrects them", "err", err)
+		}
 	}
 	count, err := f.rt.CountTask(ctx, wh, t.Location, fmt.Sprintf("short pick: task %s picked %d of %d × %s", t.ID, t.Picked, t.Qty, t.SKU))
 	if err != nil {
@@ -193,7 +227,42 @@ func (f *floor) shortPick(ctx context.Context, wh string, t protocol.Task) {
 		log.Error("short-pick alert not raised", "err", err)
 	}
 	f.bus.Publish(events.Event{Tasks: whs})
+	f.shortDone(ctx, wh, t)
 	log.Info("short pick", "asked", t.Qty, "picked", t.Picked, "taken_off", taken, "count_task", count.ID, "outcome", outcome, "did", did)
+}
+
+func (f *floor) shortDone(ctx context.Context, wh string, t protocol.Task) {
+	if err := f.md.ShortDone(ctx, wh, t.ID); err != nil {
+		f.log.Warn("short pick done but still recorded; the sweep acts on it again", "warehouse", wh, "task", t.ID, "err", err)
+	}
+}
+
+// shortSweepEvery is how often the leading replica looks for short picks
+// left undone.
+const shortSweepEvery = time.Minute
+
+// sweepShorts acts on the recorded short picks older than age that no
+// action here is working on.
+func (f *floor) sweepShorts(ctx context.Context, age time.Duration) {
+	if f.leading != nil && !f.leading() {
+		return
+	}
+	sps, err := f.md.PendingShorts(ctx)
+	if err != nil {
+		f.log.Warn("short picks left undone not listed; the next sweep retries", "err", err)
+		return
+	}
+	cutoff := time.Now().Add(-age).UnixMilli()
+	for _, sp := range sps {
+		if ctx.Err() != nil {
+			return
+		}
+		if age > 0 && sp.AtMS > cutoff {
+			continue
+		}
+		f.log.Info("acting on a short pick left undone", "warehouse", sp.Warehouse, "task", sp.Task.ID, "taken_off_before", sp.Taken)
+		f.shortPick(ctx, sp.Warehouse, sp.Task)
+	}
 }
 
 // partUnits is what a part's line reserves.

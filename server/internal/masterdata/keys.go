@@ -22,6 +22,7 @@ import (
 //	md/s/{wh}                   protocol.Settings (CBOR)
 //	md/n/{wh}\0{gw}\0{id}       noticeRecord (CBOR): a gateway's notice, pending or taken
 //	md/a/{wh}\0{sku}            ReorderAlert (CBOR) raised by a gateway
+//	md/k/{wh}\0{task}           ShortPick (CBOR): a short pick whose action is not done (shorts.go)
 const (
 	pItem = "md/i/"
 	pGTIN = "md/g/"

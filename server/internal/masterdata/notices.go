@@ -137,7 +137,7 @@ func (s *Service) take(tx store.Tx, wh, gw string, rec *noticeRecord) (*protocol
 	case protocol.NoticePOClose:
 		_, err = closePO(tx, wh, n.Ref, gw, n.At)
 	case protocol.NoticeTaskClose:
-		short, err = closeTask(tx, wh, n)
+		short, err = closeTask(tx, wh, n, s.opt.Now().UnixMilli())
 	case protocol.NoticeReorder:
 		alert, err = reorder(tx, wh, gw, n)
 	}
@@ -225,7 +225,7 @@ func closePOFull(tx store.Tx, wh, id, by string, at int64) (PO, []conflicts.Conf
 
 // closeTask marks a task done, or short when a pick task was closed with
 // less than its quantity picked, and sends it back to its gateway.
-func closeTask(tx store.Tx, wh string, n protocol.Notice) (*protocol.Task, error) {
+func closeTask(tx store.Tx, wh string, n protocol.Notice, now int64) (*protocol.Task, error) {
 	t, ok, err := tx.Task(wh, n.Ref)
 	if err != nil || !ok {
 		return nil, err
@@ -240,6 +240,9 @@ func closeTask(tx store.Tx, wh string, n protocol.Notice) (*protocol.Task, error
 		if n.Qty < t.Qty {
 			t.Status = "short"
 			short = &t
+			if err := recordShort(tx, wh, t, now); err != nil {
+				return nil, err
+			}
 		}
 	}
 	target, err := gatewayOf(tx, wh, t.Location)

@@ -55,6 +55,7 @@ func TestIntegrationRoutingOnPostgres(t *testing.T) {
 	t.Run("NoticeWaits", TestNoticeWaitsForItsOps)
 	t.Run("RetrySafe", TestRouteOrderIsSafeToRetry)
 	t.Run("CancelTasks", TestCancelledOrderCancelsItsPickTasks)
+	t.Run("ShortRecorded", TestAShortPickIsRecordedUntilItsActionIsDone)
 }
 
 func setup(t *testing.T) *fixture {
@@ -274,4 +275,56 @@ func TestRouteChannelMinimumShelfLife(t *testing.T) {
 	res, err = f.rt.RouteOrder(ctx, "w", "W1")
 	require.NoError(t, err)
 	require.Equal(t, []taskKey{{"A-01", "L1", 2}}, keys(res.Tasks), "FEFO for a channel without a minimum")
+}
+
+// The notice that closes a pick task short records the short pick in the
+// transaction that takes it; the action marks its units taken once, and
+// the record stays until the action says it is done (so a server that
+// died in between acts on it at its next start).
+func TestAShortPickIsRecordedUntilItsActionIsDone(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	f.receive(t, 1000, "A-01", "BOLT", "", "", 5, nil)
+	_, err := f.st.PutOrder(ctx, store.Order{Warehouse: "w", ID: "O1", Lines: []store.OrderLine{{Line: 1, SKU: "BOLT", Qty: 4}}})
+	require.NoError(t, err)
+	res, err := f.rt.RouteOrder(ctx, "w", "O1")
+	require.NoError(t, err)
+	require.Len(t, res.Tasks, 1)
+	_, err = f.md.HandleNotices(ctx, "w", "pick1", []protocol.Notice{
+		{ID: "n1", Kind: protocol.NoticeTaskClose, Ref: res.Tasks[0].ID, Qty: 1},
+	})
+	require.NoError(t, err)
+	sps, err := f.md.PendingShorts(ctx)
+	require.NoError(t, err)
+	require.Len(t, sps, 1)
+	require.Equal(t, "w", sps[0].Warehouse)
+	require.Equal(t, res.Tasks[0].ID, sps[0].Task.ID)
+	require.Equal(t, int64(1), sps[0].Task.Picked)
+	require.Equal(t, "short", sps[0].Task.Status)
+	require.False(t, sps[0].Taken)
+
+	first, err := f.md.ShortTaken(ctx, "w", res.Tasks[0].ID)
+	require.NoError(t, err)
+	require.True(t, first)
+	first, err = f.md.ShortTaken(ctx, "w", res.Tasks[0].ID)
+	require.NoError(t, err)
+	require.False(t, first, "the units are taken off at most once")
+	require.NoError(t, f.md.ShortDone(ctx, "w", res.Tasks[0].ID))
+	sps, err = f.md.PendingShorts(ctx)
+	require.NoError(t, err)
+	require.Empty(t, sps)
+
+	// A task closed in full records nothing.
+	_, err = f.st.PutOrder(ctx, store.Order{Warehouse: "w", ID: "O2", Lines: []store.OrderLine{{Line: 1, SKU: "BOLT", Qty: 2}}})
+	require.NoError(t, err)
+	res, err = f.rt.RouteOrder(ctx, "w", "O2")
+	require.NoError(t, err)
+	require.Len(t, res.Tasks, 1)
+	_, err = f.md.HandleNotices(ctx, "w", "pick1", []protocol.Notice{
+		{ID: "n2", Kind: protocol.NoticeTaskClose, Ref: res.Tasks[0].ID, Qty: res.Tasks[0].Qty},
+	})
+	require.NoError(t, err)
+	sps, err = f.md.PendingShorts(ctx)
+	require.NoError(t, err)
+	require.Empty(t, sps)
 }
