@@ -139,6 +139,9 @@ func TestRestoreBeyondRetentionRecordsLostOps(t *testing.T) {
 	require.Equal(t, 200, c.post("/api/v1/masterdata/wh1/zones", []map[string]string{{"zone": "Z1", "gateway": "g1"}}, nil))
 	require.Equal(t, 200, c.post("/api/v1/masterdata/wh1/locations", []map[string]string{{"code": "RECEIVING", "zone": "Z1", "type": "dock"}}, nil))
 	g := c.newGatewayWith("wh1", "g1", nil, "feedback=honeywell", "--retain-ops", "20")
+	// Until the dock's location reaches the gateway, a receive has no
+	// default location and every item scan asks for a LOC: label.
+	waitFor(t, 20*time.Second, "the dock at the gateway", func() bool { return g.screen().Counts["locations"] == 1 })
 	g.receive("S", 100)
 	c.waitAcked(g)
 	file := c.backup()
