@@ -116,10 +116,14 @@ func (h *Handler) registerMasterdata() {
 		if !ok {
 			return
 		}
+		owner, ok := itemsOwner(w, r, k)
+		if !ok {
+			return
+		}
 		if r.URL.Query().Get("format") == "csv" {
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 			w.Header().Set("Content-Disposition", `attachment; filename="`+wh+"-"+string(k)+`.csv"`)
-			if err := md.Export(r.Context(), wh, k, w); err != nil {
+			if err := md.ExportOwner(r.Context(), wh, k, owner, w); err != nil {
 				h.d.Logger.Error("export", "err", err)
 			}
 			return
@@ -128,6 +132,9 @@ func (h *Handler) registerMasterdata() {
 		if err != nil {
 			fail(w, err)
 			return
+		}
+		if its, ok := v.([]protocol.Item); ok && owner != "" {
+			v = masterdata.OwnedItems(its, owner)
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"items": v})
 	})
@@ -157,9 +164,15 @@ func (h *Handler) registerMasterdata() {
 		if !ok {
 			return
 		}
+		if _, ok := itemsOwner(w, r, k); !ok {
+			return
+		}
 		v, err := md.Get(r.Context(), wh, k, r.PathValue("id"))
 		if err != nil {
 			fail(w, err)
+			return
+		}
+		if it, ok := v.(protocol.Item); ok && !ownedBy(w, r, it.Owner) {
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
@@ -178,9 +191,15 @@ func (h *Handler) registerMasterdata() {
 			return
 		}
 		changed(wh)
+		if _, ok := itemsOwner(w, r, k); !ok {
+			return
+		}
 		v, err := md.Get(r.Context(), wh, k, r.PathValue("id"))
 		if err != nil {
 			fail(w, err)
+			return
+		}
+		if it, ok := v.(protocol.Item); ok && !ownedBy(w, r, it.Owner) {
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
@@ -393,4 +412,19 @@ func one[T any](decode func(any) error, many bool) ([]T, error) {
 	var v T
 	err := decode(&v)
 	return []T{v}, err
+}
+
+// itemsOwner scopes a master-data read: a token bound to an owner reads
+// only items (its own catalogue: 403 for another kind, which holds every
+// owner's data); the owner the items are limited to is returned
+// (ownerScope: the token's, or ?owner= for a token bound to none).
+func itemsOwner(w http.ResponseWriter, r *http.Request, k masterdata.Kind) (string, bool) {
+	if o := tokenOwner(r); o != "" && k != masterdata.Items {
+		forbidOwner(w, o)
+		return "", false
+	}
+	if k != masterdata.Items {
+		return "", true
+	}
+	return ownerScope(w, r, r.URL.Query().Get("owner"))
 }

@@ -277,6 +277,21 @@ func TestOwnerScopeOnEveryRoute(t *testing.T) {
 				`{"channel":"web"}`,
 				`{"id":"last","owner":"acme"}`}, got, "acme's live feed: its own changes, order and alert, and a nudge for availability")
 		},
+		"GET /api/v1/masterdata/{warehouse}/{kind}": func() { // its own catalogue; no other kind
+			require.Equal(t, []string{"MILK-A"}, w.skus(w.want(A, "GET", "/api/v1/masterdata/wh1/items", "", 200)))
+			b := w.want(A, "GET", "/api/v1/masterdata/wh1/items?format=csv", "", 200)
+			require.Contains(t, b, "MILK-A")
+			require.NotContains(t, b, "MILK-G")
+			forbidden(A, "GET", "/api/v1/masterdata/wh1/items?owner=globex", "")
+			forbidden(A, "GET", "/api/v1/masterdata/wh1/locations", "")
+			forbidden(A, "GET", "/api/v1/masterdata/wh1/thresholds?format=csv", "")
+			require.Equal(t, []string{"MILK-G"}, w.skus(w.want(ops, "GET", "/api/v1/masterdata/wh1/items?owner=globex", "", 200)))
+		},
+		"GET /api/v1/masterdata/{warehouse}/{kind}/{id}": func() {
+			forbidden(A, "GET", "/api/v1/masterdata/wh1/items/MILK-G", "")
+			forbidden(A, "GET", "/api/v1/masterdata/wh1/locations/A-01", "")
+			w.want(A, "GET", "/api/v1/masterdata/wh1/items/MILK-A", "", 200)
+		},
 		"GET /api/v1/warehouses": func() {
 			var ws struct {
 				Items []WarehouseSummary

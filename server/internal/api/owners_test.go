@@ -98,7 +98,7 @@ func TestOwnerTokensOnEveryRoute(t *testing.T) {
 			tc.want(resp.StatusCode, sb.String())
 		}
 	}
-	require.Greater(t, refused, 25, "the owner rule was exercised on the routes")
+	require.Greater(t, refused, 20, "the owner rule was exercised on the routes")
 	require.Equal(t, OwnerOpen, ownerRules["GET /api/v1/openapi.json"])
 
 	// /metrics (every owner's figures) is refused too; /healthz is not.

@@ -364,9 +364,18 @@ func parseRow(kind Kind, get func(string) string) (any, error) {
 // Export writes every record of a kind as CSV, with the header Import
 // reads.
 func (s *Service) Export(ctx context.Context, wh string, kind Kind, w io.Writer) error {
+	return s.ExportOwner(ctx, wh, kind, "", w)
+}
+
+// ExportOwner is Export limited to the items of one owner ("": every
+// item); the other kinds have no owner filter.
+func (s *Service) ExportOwner(ctx context.Context, wh string, kind Kind, owner string, w io.Writer) error {
 	v, err := s.List(ctx, wh, kind)
 	if err != nil {
 		return err
+	}
+	if its, ok := v.([]protocol.Item); ok && owner != "" {
+		v = OwnedItems(its, owner)
 	}
 	cw := csvcell.NewWriter(w)
 	if err := cw.Write(columns[kind]); err != nil {
@@ -442,4 +451,15 @@ func formatSeasonal(ss []protocol.SeasonalThreshold) string {
 		parts = append(parts, fmt.Sprintf("%s..%s=%d/%d/%d", s.From, s.To, s.ReorderPoint, s.ReorderQty, s.Max))
 	}
 	return strings.Join(parts, ";")
+}
+
+// OwnedItems returns the items of one owner, in order.
+func OwnedItems(its []protocol.Item, owner string) []protocol.Item {
+	out := []protocol.Item{}
+	for _, it := range its {
+		if it.Owner == owner {
+			out = append(out, it)
+		}
+	}
+	return out
 }
