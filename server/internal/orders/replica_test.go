@@ -401,6 +401,8 @@ func TestIntegrationOrdersOnPostgres(t *testing.T) {
 		"OldOversellCleared":  TestAnOversellWithoutReservationsRaisedBeforeIsCleared,
 		"Reload":              TestReloadReadsKeysTheModelNeverHeardOf,
 		"StockPerLocation":    TestStockIsSummedPerLocationNotPerKey,
+		"SplitAcrossWHs":      TestAnOrderItsWarehouseCannotMeetIsSplitAcrossTheOwnersWarehouses,
+		"Reallocate":          TestReallocateMovesALineOrBackordersIt,
 	} {
 		t.Run(name, test)
 	}
