@@ -255,3 +255,67 @@ func TestOrderShippedByScanningOffline(t *testing.T) {
 	waitFor(t, 30*time.Second, "the gateway's notices confirmed", func() bool { return len(g.screen().Notices) == 0 })
 	require.Equal(t, map[string]int64{"BIN-1/MILK": 1}, c.waitConverged("wh1", g))
 }
+
+// TestOrderPickedInTwoZonesPackedAtAPackStation: an order picked by the
+// gateways of two zones is packed at a third, the gateway of the pack
+// location: once each pick task is closed the server sends it there too,
+// so the pack station checks every unit of the order, refuses a wrong
+// item, and ships it.
+func TestOrderPickedInTwoZonesPackedAtAPackStation(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	p1, p2, pack := c.newGateway("wh1", "pick1"), c.newGateway("wh1", "pick2"), c.newGateway("wh1", "pack1")
+	c.mustDo("POST", "/api/v1/masterdata/wh1/locations", []map[string]any{
+		{"code": "BIN-1", "zone": "Z1", "type": "pick", "sellable": true},
+		{"code": "BIN-2", "zone": "Z2", "type": "pick", "sellable": true},
+		{"code": "PACK-1", "zone": "PACK", "type": "pack"}}, nil)
+	c.mustDo("POST", "/api/v1/masterdata/wh1/zones", []map[string]any{
+		{"zone": "Z1", "gateway": "pick1"}, {"zone": "Z2", "gateway": "pick2"}, {"zone": "PACK", "gateway": "pack1"}}, nil)
+	c.mustDo("POST", "/api/v1/masterdata/wh1/items", []map[string]any{{"sku": "MILK", "gtins": []string{"04012345678901"}}, {"sku": "JAM"}}, nil)
+	require.Equal(t, 200, c.call("PUT", "/api/v1/channels/web", map[string]any{"share_pct": 100}, nil))
+	for _, g := range []*gateway{p1, p2, pack} {
+		waitFor(t, 30*time.Second, "master data at "+g.GW, func() bool { return g.screen().Counts["locations"] == 3 })
+	}
+	require.Equal(t, map[string]int{"good": 5, "bad": 0, "warn": 0}, p1.scanAll(t, "CMD:RECEIVE", "LOC:BIN-1", "QTY:2", "SKU:MILK", "CMD:DONE"))
+	require.Equal(t, map[string]int{"good": 4, "bad": 0, "warn": 0}, p2.scanAll(t, "CMD:RECEIVE", "LOC:BIN-2", "SKU:JAM", "CMD:DONE"))
+	c.waitConverged("wh1", p1, p2)
+
+	var o orderView
+	require.Equal(t, http.StatusCreated, c.call("POST", "/api/v1/orders", map[string]any{"warehouse": "wh1", "channel": "web", "external_id": "1",
+		"lines": []map[string]any{{"sku": "MILK", "qty": 2}, {"sku": "JAM", "qty": 1}}}, &o))
+	for _, g := range []*gateway{p1, p2} {
+		waitFor(t, 30*time.Second, "the pick task at "+g.GW, func() bool { return agentTaskStatus(t, g, o.ID) == "open" })
+	}
+	require.Empty(t, agentTaskStatus(t, pack, o.ID), "open tasks are not sent to the pack station")
+	require.Equal(t, map[string]int{"good": 6, "bad": 0, "warn": 0}, p1.scanAll(t, "CMD:PICK", "ORD:"+o.ID, "LOC:BIN-1", "QTY:2", "SKU:MILK", "CMD:DONE"))
+	require.Equal(t, map[string]int{"good": 5, "bad": 0, "warn": 0}, p2.scanAll(t, "CMD:PICK", "ORD:"+o.ID, "LOC:BIN-2", "SKU:JAM", "CMD:DONE"))
+	waitFor(t, 30*time.Second, "both closed tasks at the pack station", func() bool {
+		var st struct {
+			Tasks []struct{ Order, Status string }
+		}
+		getJSON(t, "http://"+pack.HTTP+"/api/v1/status", &st)
+		n := 0
+		for _, tk := range st.Tasks {
+			if tk.Order == o.ID && tk.Status == "done" {
+				n++
+			}
+		}
+		return n == 2
+	})
+
+	b := pack.scanAll(t, "CMD:PACK", "ORD:"+o.ID, "04012345678901", "SKU:BREAD", "SKU:JAM", "04012345678901", "CMD:DONE")
+	require.Equal(t, map[string]int{"good": 6, "bad": 1, "warn": 0}, b, "%v", pack.reasons(""))
+	require.True(t, saidOnce(pack.reasons("ORD:"+o.ID), "check 3 unit(s) of 2 line(s)"), "%v", pack.reasons("ORD:"))
+	var got struct {
+		orderView
+		ShippedBy string `json:"shipped_by"`
+	}
+	waitFor(t, 30*time.Second, o.ID+" shipped on the server", func() bool {
+		getJSON(t, "http://"+c.httpAddr+"/api/v1/orders/wh1/"+o.ID, &got)
+		return got.Status == "shipped"
+	})
+	require.Equal(t, "pack1/s1", got.ShippedBy)
+	for _, l := range got.Lines {
+		require.Equal(t, l.Qty, l.Picked, l.SKU)
+	}
+}

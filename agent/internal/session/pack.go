@@ -18,7 +18,9 @@ import (
 // What the order should contain is its pick list as this gateway knows
 // it: the pick tasks of the order it holds, each with what was picked
 // against it (this gateway's own picks, or the server's figure once the
-// task came back closed), summed per sku and lot. A scan that is not on
+// task came back closed), summed per sku and lot. A pack station — the
+// gateway of a pack location — is sent every closed pick task of the
+// warehouse, so it knows the picks of every zone. A scan that is not on
 // that list — another sku, another lot, one unit more than was picked — is
 // refused with a bad beep and changes nothing. CMD:DONE ships only when
 // every picked unit has been checked: it commits a ship notice (with the
@@ -102,7 +104,7 @@ func packOrder(d Station, in Input, env Env) Outcome {
 		return bad(d, "order %s was cancelled: do not ship it; put its units back", in.Value)
 	}
 	if len(lines) == 0 {
-		return bad(d, "order %s has no picked units at this gateway: pick it first, or pack it at the gateway that picked it (the ship API ships it too)", in.Value)
+		return bad(d, "order %s has no picked units at this gateway: finish its picks first, or pack it at the pack station or the gateway that picked it (the ship API ships it too)", in.Value)
 	}
 	var units int64
 	for _, p := range lines {

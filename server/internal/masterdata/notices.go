@@ -249,7 +249,10 @@ func closeTask(tx store.Tx, wh string, n protocol.Notice, now int64) (*protocol.
 	if err != nil {
 		return nil, err
 	}
-	return short, tx.PutTask(wh, target, t)
+	if err := tx.PutTask(wh, target, t); err != nil {
+		return nil, err
+	}
+	return short, SendToPackStations(tx, wh, target, t)
 }
 
 // reorder records a gateway's reorder alert, once per open crossing: a

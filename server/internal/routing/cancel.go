@@ -33,6 +33,9 @@ func (s *Service) CancelOrderTasks(_ context.Context, wh, order string) (int, er
 			if err := tx.PutTask(wh, target, t); err != nil {
 				return err
 			}
+			if err := masterdata.SendToPackStations(tx, wh, target, t); err != nil {
+				return err
+			}
 			n++
 		}
 		return nil
