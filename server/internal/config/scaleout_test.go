@@ -43,7 +43,7 @@ func TestScaleOutValidate(t *testing.T) {
 
 // The warehouse partition is the default for replicas, and only for them:
 // a PostgreSQL store reached through an external broker without a shared
-// subscription.
+// subscription, or through clustered embedded brokers.
 func TestPartitionWarehousesByDefault(t *testing.T) {
 	const pg = "postgres://u:secret@db:5432/shelfsync"
 	for _, tc := range []struct {
@@ -53,7 +53,9 @@ func TestPartitionWarehousesByDefault(t *testing.T) {
 		{[]string{"--store", pg, "--broker", "tcp://b:1883"}, true},
 		{[]string{"--store", pg, "--broker", "tcp://b:1883", "--partition", "none"}, false},
 		{[]string{"--store", pg, "--broker", "tcp://b:1883", "--share-group", "g"}, false},
-		{[]string{"--store", pg}, false},              // embedded broker: one server
+		{[]string{"--store", pg}, false}, // embedded broker, alone: it hears only its own gateways
+		{[]string{"--store", pg, "--cluster-listen", "127.0.0.1:6222", "--cluster-routes", "127.0.0.1:6222,127.0.0.1:6223"}, true},
+		{[]string{"--store", pg, "--cluster-listen", "127.0.0.1:6222", "--cluster-routes", "127.0.0.1:6223", "--partition", "none"}, false},
 		{[]string{"--broker", "tcp://b:1883"}, false}, // Badger: one server
 	} {
 		c, err := load(t, tc.args...)
