@@ -137,6 +137,7 @@ func TestIntegrationMasterDataOnPostgres(t *testing.T) {
 	t.Run("QuarantinedThenReapplied", TestUnknownSkuAndLocationAreQuarantinedThenReapplied)
 	t.Run("TwoReplicas", TestTwoServicesOverOneStoreSeeEachOthersWrites)
 	t.Run("NoticesRetry", TestNoticesAreSafeToRetry)
+	t.Run("ShipNotice", TestShipNoticeWaitsForItsOpsAndShipsOnce)
 	t.Run("OwnerColumns", TestOwnerColumnsRoundTrip)
 	t.Run("GTINOfOwners", TestGTINSharedOnlyAcrossOwners)
 	t.Run("StockRulesOwners", TestStockRulesKeepOwnersApart)

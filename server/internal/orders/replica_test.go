@@ -403,6 +403,7 @@ func TestIntegrationOrdersOnPostgres(t *testing.T) {
 		"StockPerLocation":    TestStockIsSummedPerLocationNotPerKey,
 		"SplitAcrossWHs":      TestAnOrderItsWarehouseCannotMeetIsSplitAcrossTheOwnersWarehouses,
 		"Reallocate":          TestReallocateMovesALineOrBackordersIt,
+		"ShipScanned":         TestShipScannedShipsOnceWithItsLabel,
 	} {
 		t.Run(name, test)
 	}

@@ -55,6 +55,7 @@ func TestIntegrationRoutingOnPostgres(t *testing.T) {
 	t.Run("NoticeWaits", TestNoticeWaitsForItsOps)
 	t.Run("RetrySafe", TestRouteOrderIsSafeToRetry)
 	t.Run("CancelTasks", TestCancelledOrderCancelsItsPickTasks)
+	t.Run("PackStations", TestClosedPickTasksReachThePackStations)
 	t.Run("ShortRecorded", TestAShortPickIsRecordedUntilItsActionIsDone)
 }
 
