@@ -59,7 +59,8 @@ type inventory struct {
 	// set before start.
 	onOrder func(o orders.Order, event string)
 	// skuOwner is the owner of a sku's item (nil: no owners).
-	skuOwner func(wh, sku string) (string, error)
+	skuOwner  func(wh, sku string) (string, error)
+	hasOwners func(wh string) (bool, error)
 	// ownerTopics are the owners whose availability of a channel was
 	// published last (owners.go), so an owner whose skus are all gone
 	// gets an empty snapshot instead of keeping a stale one.
@@ -76,7 +77,10 @@ type masterData struct {
 	Sellable func(wh, loc string) bool
 	Safety   func(wh, sku string) int64
 	// Owner returns the owner of a sku's item ("" for none).
-	Owner      func(wh, sku string) (string, error)
+	Owner func(wh, sku string) (string, error)
+	// HasOwners reports whether a warehouse's items have owners (nil:
+	// ask Owner for every sku).
+	HasOwners  func(wh string) (bool, error)
 	Thresholds alerts.Thresholds
 	OnOrder    func(wh, sku string) int64
 	// NearDays is a warehouse's near-expiry horizon in days.
@@ -109,7 +113,7 @@ type inventoryDeps struct {
 func newInventory(d inventoryDeps) *inventory {
 	log := d.log
 	inv := &inventory{log: log, st: d.st, topics: d.topics, hub: d.hub, out: newMQTTOut(log), bus: d.bus,
-		series: dashboard.NewSeries(0, nil), skuOwner: d.md.Owner, ownerTopics: map[string]map[string]bool{}}
+		series: dashboard.NewSeries(0, nil), skuOwner: d.md.Owner, hasOwners: d.md.HasOwners, ownerTopics: map[string]map[string]bool{}}
 	registerInventoryMetrics(d.reg, d.st)
 	inv.shipped = newShipMetric(d.reg)
 	b := d.st

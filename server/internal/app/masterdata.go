@@ -60,6 +60,7 @@ func (w *mdWiring) hooks() masterData {
 			it, _, err := w.md.Item(context.Background(), wh, sku)
 			return it.Owner, err
 		},
+		HasOwners: w.md.HasOwners,
 		Thresholds: alerts.ThresholdsFunc(func(wh, sku string) (alerts.Threshold, bool) {
 			t, ok := w.md.Threshold(wh, sku)
 			out := alerts.Threshold{ReorderPoint: t.ReorderPoint, ReorderQty: t.ReorderQty, Max: t.Max, SafetyStock: t.SafetyStock}

@@ -18,7 +18,22 @@ func (inv *inventory) ownedSKUs() (map[string]map[string]bool, error) {
 		return out, nil
 	}
 	rows, _, _ := inv.orders.Availability("", "")
+	owned := map[string]bool{} // warehouse → its items have owners
 	for _, a := range rows {
+		has, seen := owned[a.Warehouse]
+		if !seen {
+			has = true
+			if inv.hasOwners != nil {
+				var err error
+				if has, err = inv.hasOwners(a.Warehouse); err != nil {
+					return nil, err
+				}
+			}
+			owned[a.Warehouse] = has
+		}
+		if !has {
+			continue
+		}
 		o, err := inv.skuOwner(a.Warehouse, a.SKU)
 		if err != nil {
 			return nil, err

@@ -624,6 +624,19 @@ func onOrder(tx store.Tx, wh, sku string) (int64, error) {
 	return sum, nil
 }
 
+// HasOwners reports whether an item of the warehouse has (or had) an
+// owner: one read, so that a warehouse without owners costs nothing where
+// owners are looked up per sku.
+func (s *Service) HasOwners(wh string) (bool, error) {
+	var owned bool
+	err := s.b.View(func(tx store.Tx) error {
+		var err error
+		owned, err = exists(tx, key(pOwned, wh))
+		return err
+	})
+	return owned, err
+}
+
 // Known reports whether the warehouse has been created: it has settings,
 // a location or a catalog item.
 func (s *Service) Known(_ context.Context, wh string) (bool, error) {
