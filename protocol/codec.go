@@ -115,7 +115,10 @@ func (c *Codec) Encode(m Message) ([]byte, error) {
 	h.V = Version
 	h.T = m.Type()
 	if b, ok := m.(*OpBatch); ok && b.Deflate {
-		return c.encodeDeflate(b)
+		return c.encodeDeflate(b, b.Header)
+	}
+	if b, ok := m.(*RawOpBatch); ok && b.Deflate {
+		return c.encodeDeflate(b, b.Header)
 	}
 	b, err := c.enc.Marshal(m)
 	if err != nil {
@@ -221,6 +224,8 @@ func header(m Message) *Header {
 	case *Hello:
 		return &x.Header
 	case *OpBatch:
+		return &x.Header
+	case *RawOpBatch:
 		return &x.Header
 	case *Ack:
 		return &x.Header

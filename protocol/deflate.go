@@ -46,9 +46,10 @@ var (
 	inflaters = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
 )
 
-// encodeDeflate encodes b as an ops message and wraps its DEFLATE
-// compression in an ops-deflate message. The caller has stamped b's header.
-func (c *Codec) encodeDeflate(b *OpBatch) ([]byte, error) {
+// encodeDeflate encodes b (an *OpBatch or *RawOpBatch, whose header h is)
+// as an ops message and wraps its DEFLATE compression in an ops-deflate
+// message. The caller has stamped b's header.
+func (c *Codec) encodeDeflate(b Message, h Header) ([]byte, error) {
 	inner, err := c.enc.Marshal(b)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", TypeOpsDeflate, err)
@@ -66,7 +67,7 @@ func (c *Codec) encodeDeflate(b *OpBatch) ([]byte, error) {
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", TypeOpsDeflate, err)
 	}
-	env := &opsDeflate{Header: Header{V: Version, T: TypeOpsDeflate, WH: b.WH, GW: b.GW}, Data: z.Bytes()}
+	env := &opsDeflate{Header: Header{V: Version, T: TypeOpsDeflate, WH: h.WH, GW: h.GW}, Data: z.Bytes()}
 	out, err := c.enc.Marshal(env)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", TypeOpsDeflate, err)

@@ -129,6 +129,30 @@ type OpBatch struct {
 // Type implements Message.
 func (*OpBatch) Type() MsgType { return TypeOps }
 
+// RawOpBatch is an OpBatch whose ops are already encoded: each one the
+// CBOR of an Op (Marshal), as a gateway's outbox keeps it. Encode frames
+// it around those bytes without decoding them, into exactly the bytes the
+// OpBatch of the same ops encodes to (the wire has one form: ops, or
+// ops-deflate when Deflate is set); Decode returns it as an OpBatch.
+type RawOpBatch struct {
+	Header
+	First   uint64  `cbor:"4,keyasint"`
+	Last    uint64  `cbor:"5,keyasint"`
+	Ops     []RawOp `cbor:"6,keyasint"`
+	HLC     HLC     `cbor:"7,keyasint"`
+	Deflate bool    `cbor:"-"`
+}
+
+// Type implements Message.
+func (*RawOpBatch) Type() MsgType { return TypeOps }
+
+// RawOp is one op's CBOR (Marshal of an Op), encoded as it is.
+type RawOp []byte
+
+// MarshalCBOR implements cbor.Marshaler: the bytes themselves, checked to
+// be one well-formed CBOR item.
+func (r RawOp) MarshalCBOR() ([]byte, error) { return cbor.RawMessage(r).MarshalCBOR() }
+
 // Ack tells an agent the server's watermark for it: every op with seq ≤ WM
 // is durably applied.
 type Ack struct {

@@ -340,6 +340,43 @@ func (s *Store) Outbox(from uint64, maxOps, maxBytes int) ([]protocol.Op, error)
 	return out, err
 }
 
+// OutboxRaw is Outbox without decoding: up to maxOps ops with seq ≥ from,
+// stopping before maxBytes (at least one), each as the bytes its commit
+// wrote (protocol.Marshal of the op), with the seq of the first (0 when
+// none). Their seqs are consecutive: the outbox holds every seq from the
+// oldest retained to the last.
+func (s *Store) OutboxRaw(from uint64, maxOps, maxBytes int) (uint64, []protocol.RawOp, error) {
+	var out []protocol.RawOp
+	var first, prev uint64
+	size := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pOut), PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Seek(append([]byte(pOut), be(from)...)); it.Valid() && len(out) < maxOps; it.Next() {
+			item := it.Item()
+			if len(out) > 0 && size+int(item.ValueSize()) > maxBytes {
+				break
+			}
+			seq := binary.BigEndian.Uint64(item.Key()[len(pOut):])
+			if len(out) > 0 && seq != prev+1 {
+				return fmt.Errorf("outbox: seq %d follows %d", seq, prev)
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(out) == 0 {
+				first = seq
+			}
+			prev = seq
+			size += len(v)
+			out = append(out, v)
+		}
+		return nil
+	})
+	return first, out, err
+}
+
 // OutboxDepth counts the ops not yet acknowledged.
 func (s *Store) OutboxDepth() (uint64, error) {
 	p, err := s.Positions()

@@ -204,7 +204,9 @@ func (u *Uplink) send(s *protocol.Window, full bool) {
 			// writes for the same ops.
 			maxOps = min(behindFactor*maxOps, maxBehindOps)
 		}
-		ops, err := u.st.Outbox(s.Next, maxOps, u.cfg.MaxBatchBytes)
+		// The ops as their commits wrote them, framed without decoding
+		// (protocol.RawOpBatch: the same bytes as the decoded batch).
+		first, ops, err := u.st.OutboxRaw(s.Next, maxOps, u.cfg.MaxBatchBytes)
 		if err != nil {
 			u.setError("read outbox: %v", err)
 			return
@@ -212,19 +214,20 @@ func (u *Uplink) send(s *protocol.Window, full bool) {
 		if len(ops) == 0 {
 			return
 		}
-		if ops[0].Seq != s.Next {
+		if first != s.Next {
 			// The server's watermark is below what the retention holds: a
 			// hello states the oldest seq held (first_seq), and the server
 			// records the seqs before it as lost-ops and acknowledges
 			// first_seq-1 (SPEC.md §6.1). Nothing is sent until then.
-			u.askLost(s.Next, ops[0].Seq)
+			u.askLost(s.Next, first)
 			return
 		}
 		if !full && len(ops) < min(maxOps, u.cfg.MaxBatchOps) {
 			return
 		}
-		last := ops[len(ops)-1].Seq
-		if !u.publish(Batch(u.cfg.Warehouse, u.cfg.Gateway, ops, u.clock.Now(), u.feats)) {
+		last := first + uint64(len(ops)) - 1
+		if !u.publish(&protocol.RawOpBatch{Header: u.header(), First: first, Last: last, Ops: ops, HLC: u.clock.Now(),
+			Deflate: u.feats.Has(protocol.FeatureOpsDeflate)}) {
 			return
 		}
 		u.bump(func(st *State) { st.Batches++ })
@@ -234,7 +237,9 @@ func (u *Uplink) send(s *protocol.Window, full bool) {
 
 // Batch is the message that carries ops (consecutive, from the outbox) to
 // a server that announced feats: an ops-deflate message when the server
-// accepts it, else a plain ops message (SPEC.md §5.1).
+// accepts it, else a plain ops message (SPEC.md §5.1). The uplink sends
+// the same bytes framed from the stored ops (protocol.RawOpBatch); Batch
+// is that message built from decoded ops.
 func Batch(wh, gw string, ops []protocol.Op, hlc protocol.HLC, feats protocol.Features) *protocol.OpBatch {
 	return &protocol.OpBatch{
 		Header: protocol.Header{WH: wh, GW: gw}, First: ops[0].Seq, Last: ops[len(ops)-1].Seq, Ops: ops, HLC: hlc,
