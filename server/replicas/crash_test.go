@@ -185,9 +185,22 @@ func TestIntegrationReplicasKillAfterCommit(t *testing.T) {
 		lines = append(lines, "QTY:-1", fmt.Sprintf("SKU:N%d", i))
 	}
 	lines = append(lines, "CMD:DONE")
+	// The operator scans a third, then (once the victim is chosen) up to
+	// two thirds, then the rest after the kill: the victim's next commit
+	// comes from the second third, so the kill lands mid-stream however
+	// slow the machine is (with one unbroken stream the last scans could
+	// be typed before the victim applied anything more).
 	done := make(chan error, 1)
+	third, chosen, killed := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
 		for i := 0; i < len(lines); i += 4 {
+			switch i {
+			case len(lines) / 3 / 4 * 4:
+				close(third)
+				<-chosen
+			case 2 * len(lines) / 3 / 4 * 4:
+				<-killed
+			}
 			if err := g.scan(lines[i:min(i+4, len(lines))]...); err != nil {
 				done <- err
 				return
@@ -196,7 +209,11 @@ func TestIntegrationReplicasKillAfterCommit(t *testing.T) {
 		}
 		done <- nil
 	}()
-	waitFor(t, time.Minute, "a third of the scans", func() bool { return g.scannedCount()-base >= len(lines)/3 })
+	<-third
+	waitFor(t, time.Minute, "the first third applied", func() bool {
+		st, err := g.status()
+		return err == nil && st.AckedSeq == st.LastSeq
+	})
 	var victim *replica
 	best := -1.0
 	for _, r := range c.replicas {
@@ -205,6 +222,7 @@ func TestIntegrationReplicasKillAfterCommit(t *testing.T) {
 		}
 	}
 	require.Positive(t, best, "no replica applied a batch of the first third")
+	close(chosen)
 	wasLeader := victim.metric("shelfsync_replica_leader", "") == 1
 	// Kill right after the victim's next commit: the counter moves just
 	// before its after-commit work (the conflicts' alerts, their MQTT messages).
@@ -215,6 +233,7 @@ func TestIntegrationReplicasKillAfterCommit(t *testing.T) {
 	victim.proc().Stop(syscall.SIGKILL)
 	const kills = 1
 	atKill := g.scannedCount() - base
+	close(killed)
 	require.Less(t, atKill, len(lines), "the kill lands mid-stream")
 	require.NoError(t, <-done)
 	victim.start()
