@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/shelfsync/shelfsync/protocol"
@@ -123,6 +124,10 @@ type Options struct {
 type Service struct {
 	b   store.Records
 	opt Options
+	// shipMu serialises taking ship notices in this process: a status and
+	// the batch that covers its seq may both hand one over at once, and
+	// only one of them may act on it (notices.go, ship).
+	shipMu sync.Mutex
 }
 
 // New returns a service over b.

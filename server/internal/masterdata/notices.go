@@ -347,6 +347,8 @@ func (s *Service) Notices(_ context.Context, wh string) ([]protocol.Notice, map[
 // order shipped and changes nothing. It reports whether it took the
 // notice (the downstream log grew).
 func (s *Service) ship(ctx context.Context, wh, gw string, n protocol.Notice) (bool, error) {
+	s.shipMu.Lock()
+	defer s.shipMu.Unlock()
 	k := key(pNotice, wh, gw, n.ID)
 	ready := false
 	err := s.b.Update(func(tx store.Tx) error {

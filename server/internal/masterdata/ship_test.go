@@ -3,8 +3,12 @@ package masterdata
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/protocol"
@@ -74,4 +78,35 @@ func TestShipNoticeWaitsForItsOpsAndShipsOnce(t *testing.T) {
 		require.False(t, grew)
 	}
 	require.Len(t, calls, 2, "a taken ship notice is never acted on again")
+}
+
+// TestShipNoticeHandedOverTwiceAtOnceShipsOnce: a gateway's status and
+// the batch covering the notice's seq may hand the same ship notice over
+// at the same time; OnShip runs once.
+func TestShipNoticeHandedOverTwiceAtOnceShipsOnce(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, false)
+	var calls atomic.Int32
+	md := New(st, Options{OnShip: func(context.Context, string, string, protocol.Notice) (string, error) {
+		calls.Add(1)
+		time.Sleep(20 * time.Millisecond) // a ship that takes a while: the other hand-over arrives meanwhile
+		return "shipped", nil
+	}})
+	n := protocol.Notice{ID: "ship/O1/1", Kind: protocol.NoticeShip, Ref: "O1"}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if i%2 == 0 {
+				_, err = md.HandleNotices(ctx, "w", "g", []protocol.Notice{n})
+			} else {
+				_, err = md.Applied(ctx, "w", "g", 0)
+			}
+			assert.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, int32(1), calls.Load())
 }
