@@ -134,7 +134,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 // handle registers an /api/v1 route through the middleware.
 func (h *Handler) handle(pattern string, f http.HandlerFunc) {
 	h.routes = append(h.routes, pattern)
-	var next http.Handler = f
+	var next http.Handler = h.logOwnerRefusals(pattern, f)
 	if h.d.Middleware != nil {
 		next = h.d.Middleware(pattern, next)
 	}

@@ -149,3 +149,52 @@ func OwnerAllowed(route string) bool {
 	r := ownerRules[route]
 	return r != 0 && r != OwnerRefused
 }
+
+// logOwnerRefusals logs each 403 a route answers a token bound to an
+// owner (another owner's record or data asked for): the guard logs the
+// routes it refuses outright, this the refusals of the scoped routes.
+func (h *Handler) logOwnerRefusals(route string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o := tokenOwner(r)
+		if o == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.code == http.StatusForbidden {
+			h.d.Logger.Info("owner token refused another owner's data", "route", route, "path", r.URL.Path, "owner", o, "remote", r.RemoteAddr)
+		}
+	})
+}
+
+// statusWriter records the status a handler answers; it flushes (the
+// event stream) through the writer it wraps.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Flush implements http.Flusher when the wrapped writer does.
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the wrapped writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

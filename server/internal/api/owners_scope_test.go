@@ -2,9 +2,11 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +46,25 @@ type ownersWorld struct {
 	// ids of globex's records, and of acme's alert
 	gAlert, aAlert, gateAlert, gHook, aHook string
 	hub                                     *dashboard.Hub // the live feed
+	logs                                    *lockedBuffer  // the handler's log
+}
+
+// lockedBuffer is a log sink safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func newOwnersWorld(t *testing.T) *ownersWorld {
@@ -81,7 +103,8 @@ func newOwnersWorld(t *testing.T) *ownersWorld {
 			{Warehouse: "wh1", SKU: "MILK-G", Lot: "L9", Owner: "globex", Expiry: "2030-01-01"}}, nil
 	}
 	w.hub = dashboard.NewHub()
-	h := New(Deps{Store: st, Ready: func() error { return nil }, Middleware: g.Middleware, Orders: ord, Alerts: al,
+	w.logs = &lockedBuffer{}
+	h := New(Deps{Logger: slog.New(slog.NewTextHandler(w.logs, nil)), Store: st, Ready: func() error { return nil }, Middleware: g.Middleware, Orders: ord, Alerts: al,
 		Webhooks: hooks, Committed: followStock{ord}, NearExpiry: nearExpiry, Events: w.hub})
 	srv := httptest.NewServer(g.Protect(h))
 	t.Cleanup(srv.Close)
@@ -362,6 +385,7 @@ func TestOwnerScopeOnEveryRoute(t *testing.T) {
 		},
 		"GET /api/v1/orders/{warehouse}/{id}": func() {
 			forbidden(A, "GET", "/api/v1/orders/wh1/web-G1", "")
+			require.Contains(t, w.logs.String(), `msg="owner token refused another owner's data" route="GET /api/v1/orders/{warehouse}/{id}" path=/api/v1/orders/wh1/web-G1 owner=acme`)
 			w.want(A, "GET", "/api/v1/orders/wh1/web-A1", "", 200)
 		},
 		"POST /api/v1/orders/{warehouse}/{id}/cancel": func() {
