@@ -123,6 +123,9 @@ func (f *floor) route(ctx context.Context, wh, id string) routing.Result {
 func (f *floor) orderEvent(o orders.Order, event string) {
 	if event == "released" && o.Status == orders.StatusOpen {
 		f.routeLater(o.Warehouse, o.ID)
+		for _, wh := range o.Parts { // a release may split the order
+			f.routeLater(wh, o.ID)
+		}
 	}
 	if event == string(orders.StatusCancelled) && o.ExpiresMS == 0 { // not a checkout hold
 		f.cancelTasks(o.Warehouse, o.ID)

@@ -33,19 +33,24 @@ type part struct {
 
 // otherWarehouses lists the warehouses other than wh that the channel
 // sells from and whose item of sku has the given owner, with what each
-// can still ship of sku, most first (then by name).
+// can still ship of sku to the channel (from lots with its minimum shelf
+// life left), most first (then by name).
 func (s *Service) otherWarehouses(g *group, c *Channel, wh, sku, owner string) []whAvail {
 	s.mu.Lock()
-	var out []whAvail
+	per := map[string]int64{}
 	for w := range s.whs {
-		if w == wh || !c.sells(w) {
-			continue
+		if w != wh && c.sells(w) {
+			per[w] = s.available(g, whsku{w, sku})
 		}
-		if a := s.available(g, whsku{w, sku}); a > 0 {
+	}
+	per = s.freshEnough(c, sku, per) // the channel's own minimum shelf life
+	s.mu.Unlock()
+	var out []whAvail
+	for w, a := range per {
+		if a > 0 {
 			out = append(out, whAvail{w, a})
 		}
 	}
-	s.mu.Unlock()
 	kept := out[:0]
 	for _, wa := range out {
 		if s.cfg.Owner != nil {
@@ -365,4 +370,134 @@ func (s *Service) growPart(tx store.Tx, g *group, p *Order, l Line, u, now int64
 	g.delta[whsku{p.Warehouse, l.SKU}] += u
 	g.own[chsku{p.Channel, l.SKU}] += u
 	return p, nil
+}
+
+// releaseSplit plans the release of backordered order o (need: what it
+// asks per sku) over its warehouse and the owner's others: nil when they
+// cannot ship it all together. It fills o's lines' Elsewhere and Parts.
+// The channel took the order already: its offer is not judged again.
+func (s *Service) releaseSplit(tx store.Tx, g *group, o *Order, need map[string]int64, now int64) ([]part, error) {
+	c, err := g.channel(tx, o.Channel, now)
+	if err != nil {
+		return nil, err
+	}
+	var short []shortfall
+	s.mu.Lock()
+	for sku, n := range need {
+		here := max(s.freshEnough(&c, sku, map[string]int64{o.Warehouse: s.available(g, whsku{o.Warehouse, sku})})[o.Warehouse], 0)
+		if n > here {
+			short = append(short, shortfall{Shortfall{SKU: sku, Requested: n, Available: here}, here, n})
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(short, func(i, j int) bool { return short[i].SKU < short[j].SKU })
+	split := cloneOrder(o)
+	parts, ok, err := s.planSplit(g, &c, &split, short, func(wh string) (bool, error) {
+		var other Order
+		return getCBOR(tx, orderKey(wh, o.ID), &other) // any order of its id there is another's
+	})
+	if err != nil || !ok {
+		return nil, err
+	}
+	*o = split
+	for _, p := range parts {
+		if !slices.Contains(o.Parts, p.wh) {
+			o.Parts = append(o.Parts, p.wh)
+		}
+	}
+	sort.Strings(o.Parts)
+	return parts, nil
+}
+
+// splitOwners returns the owner of each sku in each warehouse for the
+// backordered orders whose warehouse cannot ship a sku alone but all the
+// warehouses together might (what pooled needs), read outside s.mu.
+func (s *Service) splitOwners() map[whsku]string {
+	s.mu.Lock()
+	skus := map[string]bool{}
+	for _, o := range s.open {
+		if o.Status != StatusBackordered {
+			continue
+		}
+		for sku, n := range needOf(o) {
+			if n > s.ats[whsku{o.Warehouse, sku}].Available && !skus[sku] {
+				var all int64
+				for w := range s.whs {
+					all += max(s.ats[whsku{w, sku}].Available, 0)
+				}
+				if n <= all {
+					skus[sku] = true
+				}
+			}
+		}
+	}
+	whs := make([]string, 0, len(s.whs))
+	for w := range s.whs {
+		whs = append(whs, w)
+	}
+	s.mu.Unlock()
+	out := map[whsku]string{}
+	if s.cfg.Owner == nil {
+		return out
+	}
+	for sku := range skus {
+		for _, w := range whs {
+			o, err := s.cfg.Owner(w, sku)
+			if err != nil {
+				o = "\x00unknown" // matches no order's owner
+			}
+			out[whsku{w, sku}] = o
+		}
+	}
+	return out
+}
+
+// pooled is what the warehouses that may ship order o's sku (o's own, and
+// those of the same owner its channel sells from) can still ship of it,
+// less what the releases before took: admission judges it exactly (the
+// channel's shelf life too); s.mu is held.
+func (s *Service) pooled(o *Order, sku string, owners map[whsku]string, taken map[whsku]int64) int64 {
+	c := s.channels[o.Channel]
+	var n int64
+	for w := range s.whs {
+		ws := whsku{w, sku}
+		if w != o.Warehouse && (!c.sells(w) || owners[ws] != o.Owner) {
+			continue
+		}
+		n += max(s.ats[ws].Available-taken[ws], 0)
+	}
+	return n
+}
+
+// takePooled counts n units of sku as taken by a release: from wh first,
+// then from the others, most available first; s.mu is held.
+func (s *Service) takePooled(wh, sku string, n int64, taken map[whsku]int64) {
+	ws := whsku{wh, sku}
+	q := min(n, max(s.ats[ws].Available-taken[ws], 0))
+	taken[ws] += q
+	n -= q
+	if n <= 0 {
+		return
+	}
+	var others []whAvail
+	for w := range s.whs {
+		if a := s.ats[whsku{w, sku}].Available - taken[whsku{w, sku}]; w != wh && a > 0 {
+			others = append(others, whAvail{w, a})
+		}
+	}
+	sort.Slice(others, func(i, j int) bool {
+		if others[i].n != others[j].n {
+			return others[i].n > others[j].n
+		}
+		return others[i].wh < others[j].wh
+	})
+	for _, o := range others {
+		if n <= 0 {
+			break
+		}
+		q := min(n, o.n)
+		taken[whsku{o.wh, sku}] += q
+		n -= q
+	}
+	taken[ws] += n // beyond every warehouse: counted where it was asked
 }

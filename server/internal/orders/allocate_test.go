@@ -181,6 +181,10 @@ func TestAllocationNeverPromisesBeyondAWarehousesStock(t *testing.T) {
 			}
 		}
 		svc.Flush(ctx)
+		policy := rapid.SampledFrom([]string{PolicyRefuse, PolicyBackorder}).Draw(rt, "policy")
+		if _, err := svc.PutChannel(ctx, Channel{Name: "web", SharePct: 100, Policy: policy}); err != nil {
+			rt.Fatal(err)
+		}
 		type taken struct {
 			wh, id string
 			asked  map[uint32]int64
@@ -212,6 +216,17 @@ func TestAllocationNeverPromisesBeyondAWarehousesStock(t *testing.T) {
 			}
 			placed = append(placed, taken{o.Warehouse, o.ID, asked})
 		}
+		for _, wh := range whs { // stock arrives: backorders are released
+			if n := rapid.Int64Range(0, 4).Draw(rt, "restock "+wh); n > 0 {
+				hlc++
+				_, res, err := st.IssueOp(ctx, wh, protocol.Op{HLC: protocol.MakeHLC(hlc, 0), Kind: protocol.OpReceive, Location: "BIN", SKU: "A", Qty: n})
+				if err != nil {
+					rt.Fatal(err)
+				}
+				svc.Changed(res.Changes)
+			}
+		}
+		svc.Flush(ctx)
 		svc.Flush(ctx)
 		rows, _, _ := svc.Availability("", "")
 		for _, a := range rows {
@@ -253,4 +268,47 @@ func TestAllocationNeverPromisesBeyondAWarehousesStock(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A backordered order its warehouse cannot ship alone is released when
+// the owner's other warehouses can ship the rest: parts there, as at
+// intake; another owner's stock releases nothing.
+func TestABackorderIsReleasedAcrossTheOwnersWarehouses(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	f := newFixture(t, "", Config{Owner: owners, OnOrder: func(o Order, ev string) {
+		mu.Lock()
+		events = append(events, o.Warehouse+" "+ev)
+		mu.Unlock()
+	}})
+	_, err := f.svc.PutChannel(f.ctx, Channel{Name: "web", SharePct: 100, Policy: PolicyBackorder})
+	require.NoError(t, err)
+	f.receive("wh3", "BIN-5", "A", 9) // another owner's
+	f.ats("wh3", "A")
+	o, created, err := f.svc.Create(f.ctx, newOrder("o1", Line{SKU: "A", Qty: 3}))
+	require.NoError(t, err)
+	require.True(t, created)
+	require.Equal(t, StatusBackordered, o.Status)
+
+	f.receive("wh2", "BIN-9", "A", 2)
+	f.ats("wh2", "A")
+	require.Equal(t, StatusBackordered, f.get("wh1", o.ID).Status, "wh2's 2 do not make 3; wh3's are another owner's")
+
+	f.receive("wh1", "BIN-1", "A", 1)
+	f.ats("wh1", "A") // the flush releases it
+	got := f.get("wh1", o.ID)
+	require.Equal(t, StatusOpen, got.Status)
+	require.Equal(t, []string{"wh2"}, got.Parts)
+	require.Equal(t, int64(2), got.Lines[0].Elsewhere)
+	require.Equal(t, int64(1), got.Lines[0].Reserved)
+	p := f.get("wh2", o.ID)
+	require.Equal(t, "wh1", p.PartOf)
+	require.Equal(t, int64(2), p.Lines[0].Reserved)
+	for _, wh := range []string{"wh1", "wh2"} {
+		require.Equal(t, int64(0), f.ats(wh, "A").Available, wh)
+	}
+	require.Equal(t, int64(9), f.ats("wh3", "A").Available)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"wh1 created", "wh1 released", "wh2 created"}, events)
 }

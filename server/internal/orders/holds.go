@@ -114,10 +114,14 @@ func (s *Service) ExpireHolds(ctx context.Context) (int, error) {
 // ReleaseBackorders releases backordered orders to picking, first come
 // first served: in the order they were taken, each whose warehouse can now
 // ship all of it once every reservation is met becomes open. An order that
-// cannot be met keeps the skus it needs from the orders after it. The
+// cannot be met keeps the skus it needs from the orders after it. A
+// backordered order its warehouse cannot ship alone is released when the
+// owner's other warehouses can ship the rest (parts there, as at intake).
+// The
 // units an open order's lines backordered after a short pick are released
 // the same way, in the same queue. It returns the orders released.
 func (s *Service) ReleaseBackorders(ctx context.Context) []Order {
+	owners := s.splitOwners()
 	s.mu.Lock()
 	var waiting []*Order
 	for _, o := range s.open {
@@ -139,21 +143,27 @@ func (s *Service) ReleaseBackorders(ctx context.Context) []Order {
 		if o.Status == StatusOpen {
 			need = backorderedOf(o)
 		}
-		ok := true
+		ok, pooled := true, o.Status == StatusBackordered
 		for sku, n := range need {
 			ws := whsku{o.Warehouse, sku}
-			if blocked[ws] || n > s.ats[ws].Available-taken[ws] {
+			if blocked[ws] {
+				ok, pooled = false, false
+			}
+			if n > s.ats[ws].Available-taken[ws] {
 				ok = false
 			}
+			if pooled && n > s.pooled(o, sku, owners, taken) { // the owner's other warehouses may ship it (allocate.go)
+				pooled = false
+			}
 		}
-		if !ok {
+		if !ok && !pooled {
 			for sku := range need {
 				blocked[whsku{o.Warehouse, sku}] = true
 			}
 			continue
 		}
 		for sku, n := range need {
-			taken[whsku{o.Warehouse, sku}] += n
+			s.takePooled(o.Warehouse, sku, n, taken)
 		}
 		reqs = append(reqs, &request{kind: kindRelease, n: NewOrder{Warehouse: o.Warehouse, ID: o.ID, Channel: o.Channel, ExternalID: o.ExternalID, Lines: o.Lines}})
 	}

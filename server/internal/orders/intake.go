@@ -321,8 +321,8 @@ func (s *Service) commitGroup(ctx context.Context, batch []*request) {
 		s.log.Warn("stock of new orders' skus not read again; they are judged from the model as it is", "err", err)
 	}
 	var (
-		caught []Order
-		seq    uint64
+		caught     []Order
+		seq, first uint64 // the sequence after the group, and before it
 	)
 	s.ordMu.Lock()
 	s.mu.Lock()
@@ -340,7 +340,7 @@ func (s *Service) commitGroup(ctx context.Context, batch []*request) {
 			return err
 		}
 		g := s.newGroup(caught)
-		seq = last
+		seq, first = last, last
 		for _, r := range batch {
 			if err := s.admit(tx, g, r, now, &seq); err != nil {
 				return err
@@ -408,7 +408,9 @@ func (s *Service) commitGroup(ctx context.Context, batch []*request) {
 	s.publish = true
 	s.mu.Unlock()
 	s.ordMu.Unlock()
-	s.signal()
+	if seq != first || len(caught) > 0 {
+		s.signal() // a group that wrote nothing (refusals, releases that still wait) wakes no recompute
+	}
 	for _, r := range batch {
 		if s.cfg.OnConflict != nil {
 			for _, c := range r.rechecked { // picks that came before the order, beyond its lines
@@ -659,8 +661,15 @@ func (s *Service) admitRelease(tx store.Tx, g *group, r *request, now int64, seq
 	default:
 		return nil
 	}
+	var split []part
 	if !s.fits(g, o.Channel, o.Warehouse, need) {
-		return nil
+		if o.Status != StatusBackordered {
+			return nil
+		}
+		// The owner's other warehouses may ship what this one cannot.
+		if split, err = s.releaseSplit(tx, g, &o, need, now); err != nil || split == nil {
+			return err
+		}
 	}
 	before := cloneOrder(&o)
 	prev := o.Seq
@@ -686,6 +695,13 @@ func (s *Service) admitRelease(tx store.Tx, g *group, r *request, now int64, seq
 	g.take(&before, -1)
 	g.take(&o, 1)
 	r.o, r.created, r.event = o, true, "released"
+	for _, p := range split {
+		po, err := s.writePart(tx, g, &o, p, now, seq)
+		if err != nil {
+			return err
+		}
+		r.parts = append(r.parts, po)
+	}
 	return nil
 }
 
