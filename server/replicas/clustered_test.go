@@ -28,7 +28,8 @@ import (
 // every gateway scans, the replica holding the most warehouses is killed
 // with SIGKILL: the gateways connected to it reconnect to the others, its
 // warehouses move to the survivors, and every scan — confirmed before the
-// kill or made after — is on the survivors' stock exactly once.
+// kill or made after — is on the survivors' stock exactly once. The
+// victim then restarts and rejoins; later scans land once more.
 func TestIntegrationReplicasClusteredBrokersKill(t *testing.T) {
 	dsn := testbed.PostgresURL()
 	if dsn == "" {
@@ -226,4 +227,40 @@ func TestIntegrationReplicasClusteredBrokersKill(t *testing.T) {
 	require.Equal(t, 3.0, total, "the survivors hold every warehouse, the victim's included")
 	t.Logf("killed replica %d (held %v warehouses, %d gateways connected to it first) with %d ops confirmed; the %d gateways reconnected and every scan landed once, %s after the kill (%s after the scans ended)",
 		victim.i, victimHeld, len(onVictim), confirmed, len(gws), time.Since(killedAt).Round(100*time.Millisecond), took.Round(100*time.Millisecond))
+
+	// The victim comes back on its data directory and rejoins the cluster
+	// (the streams are caught up from the others); the next scans of every
+	// gateway land once more, on every replica's stock.
+	require.NoError(t, victim.srv.Start(t.Context()), "the victim rejoins")
+	reportAtCleanup(t, victim.proc())
+	for _, g := range gws {
+		require.NoError(t, g.scan("CMD:RECEIVE", "LOC:BIN-"+g.gw, "SKU:W", "CMD:DONE"))
+		want[g.wh]["BIN-"+g.gw+"/W"]++
+	}
+	eventually(t, 3*time.Minute, "the scans after the rejoin on every replica's stock, once", func() error {
+		for _, r := range c.replicas {
+			for wh, w := range want {
+				got, err := r.stock(wh)
+				if err != nil {
+					return err
+				}
+				if d := diff(w, got); len(d) > 0 {
+					return fmt.Errorf("replica %d, %s: stock disagrees with the scans: %v", r.i, wh, d[:min(5, len(d))])
+				}
+			}
+		}
+		for _, g := range gws {
+			if err := acked(g); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	total = 0
+	for _, r := range c.replicas {
+		total += held(r)
+		require.Zero(t, r.metric("shelfsync_ingest_rejected_total", `reason="other_replica"`),
+			"replica %d was handed messages of a warehouse another replica holds", r.i)
+	}
+	require.Equal(t, 3.0, total, "each warehouse held by one replica after the rejoin")
 }
