@@ -86,6 +86,19 @@ func (p packLine) String() string {
 	return p.SKU + " lot " + p.Lot
 }
 
+// unpicked describes the open pick tasks of order this gateway holds with
+// units still to pick ("" when none): an order is packed once its picks
+// here are finished.
+func unpicked(l Lookup, order string) string {
+	var out []string
+	for _, t := range orderTasks(l, order) {
+		if left := remaining(l, t); left > 0 {
+			out = append(out, fmt.Sprintf("%d × %s at %s (task %s)", left, t.SKU, t.Location, t.ID))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 // packOrder takes the ORD: label of the order to pack.
 func packOrder(d Station, in Input, env Env) Outcome {
 	s := d.Session
@@ -102,6 +115,9 @@ func packOrder(d Station, in Input, env Env) Outcome {
 	lines, cancelled := packList(l, in.Value)
 	if cancelled {
 		return bad(d, "order %s was cancelled: do not ship it; put its units back", in.Value)
+	}
+	if open := unpicked(l, in.Value); open != "" {
+		return bad(d, "order %s is still being picked here: %s; finish the pick (CMD:PICK) first", in.Value, open)
 	}
 	if len(lines) == 0 {
 		return bad(d, "order %s has no picked units at this gateway: finish its picks first, or pack it at the pack station or the gateway that picked it (the ship API ships it too)", in.Value)
@@ -244,6 +260,9 @@ func packDone(d Station, env Env) Outcome {
 	lines, cancelled := packList(data(env), s.Order)
 	if cancelled {
 		return bad(d, "order %s was cancelled meanwhile: do not ship it; scan CMD:CANCEL and put its units back", s.Order)
+	}
+	if open := unpicked(data(env), s.Order); open != "" {
+		return bad(d, "order %s got a pick task meanwhile: %s; pick it, or CMD:CANCEL", s.Order, open)
 	}
 	var missing, extra []string
 	var units int64

@@ -130,7 +130,7 @@ func TestPackRefusesWhatCannotShip(t *testing.T) {
 		}, "was cancelled"},
 		{"cancelled while packing", []Input{cmd("PACK"), ord("O4"), sku("JAM")}, cmd("DONE"), func() {
 			p.tasks["T6"] = protocol.Task{ID: "T6", Kind: "pick", SKU: "JAM", Qty: 1, Order: "O4", Picked: 1, Status: "done"}
-			p.tasks["T7"] = protocol.Task{ID: "T7", Kind: "pick", SKU: "MILK", Qty: 1, Order: "O4"}
+			p.tasks["T7"] = protocol.Task{ID: "T7", Kind: "pick", SKU: "MILK", Qty: 1, Order: "O4", Status: "short"}
 		}, "cancelled meanwhile"},
 	}
 	for _, tc := range tests {
@@ -206,4 +206,25 @@ func TestPackNeverShipsOtherThanWhatWasPicked(t *testing.T) {
 		}
 		require.Equal(rt, shipped, d.Session == nil)
 	})
+}
+
+// TestPackWaitsForTheOrdersOpenPicks: an order with a pick task still
+// open here (the remainder of a short pick routed to another bin) is not
+// packed until it is picked; a task that arrives during the pack session
+// stops CMD:DONE.
+func TestPackWaitsForTheOrdersOpenPicks(t *testing.T) {
+	p := newPackWorld()
+	p.tasks["T8"] = protocol.Task{ID: "T8", Kind: "pick", Location: "C-1", SKU: "JAM", Qty: 2, Order: "O1", OrderLine: 2}
+	_, outs := p.play(t, Station{}, cmd("PACK"), ord("O1"))
+	require.Equal(t, "gb", verdicts(outs))
+	require.Contains(t, outs[1].Reason, "2 × JAM at C-1 (task T8)")
+
+	p.picked["T8"] = 2 // picked here: packable, with the two more JAM
+	d, outs := p.play(t, Station{}, cmd("PACK"), ord("O1"), milk("L1"), milk("L1"), milk("L2"), qty(5), sku("JAM"))
+	require.Equal(t, "ggggggg", verdicts(outs), "%v", outs)
+	p.tasks["T9"] = protocol.Task{ID: "T9", Kind: "pick", Location: "C-2", SKU: "MILK", Qty: 1, Order: "O1", OrderLine: 1}
+	_, outs = p.play(t, d, cmd("DONE"))
+	require.Equal(t, Bad, outs[0].Verdict)
+	require.Contains(t, outs[0].Reason, "got a pick task meanwhile")
+	require.Empty(t, outs[0].Notices)
 }
