@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -127,6 +128,7 @@ func (s *Store) prunePending(upWM uint64) error {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pPendQ)})
 			n, reached := 0, upWM
 			var dead [][]byte
+			removed := map[ledger.Key][]pending{} // the pruned entries of each key
 			for it.Seek(append([]byte(pPendQ), be(from+1)...)); it.Valid(); it.Next() {
 				key := it.Item().KeyCopy(nil)
 				seq := binary.BigEndian.Uint64(key[len(pPendQ) : len(pPendQ)+8])
@@ -146,19 +148,29 @@ func (s *Store) prunePending(upWM uint64) error {
 						it.Close()
 						return err
 					} else if ok {
-						if err := s.addAgg(txn, k, p, -1); err != nil {
-							it.Close()
-							return err
-						}
+						removed[k] = append(removed[k], p)
+					} else if _, seen := removed[k]; !seen {
+						removed[k] = nil // dirty all the same
 					}
 					dead = append(dead, pk)
-					if err := txn.Set(viewKey(pDirty, k), nil); err != nil {
-						it.Close()
-						return err
-					}
 				}
 			}
 			it.Close()
+			// Each key's aggregate and dirty marker once per transaction
+			// (sorted: the same writes in the same order every run).
+			keys := make([]ledger.Key, 0, len(removed))
+			for k := range removed {
+				keys = append(keys, k)
+			}
+			slices.SortFunc(keys, ledger.CompareKeys)
+			for _, k := range keys {
+				if err := s.removeAgg(txn, k, removed[k]); err != nil {
+					return err
+				}
+				if err := txn.Set(viewKey(pDirty, k), nil); err != nil {
+					return err
+				}
+			}
 			for _, k := range dead {
 				if err := txn.Delete(k); err != nil {
 					return err
@@ -420,6 +432,33 @@ func (s *Store) addAgg(txn *badger.Txn, k ledger.Key, p pending, sign int64) err
 		a.Sets += sign
 	} else {
 		a.Sum += sign * p.Qty
+	}
+	if a == (agg{}) {
+		return txn.Delete(viewKey(pAgg, k))
+	}
+	b, err := protocol.Marshal(a)
+	if err != nil {
+		return err
+	}
+	return txn.Set(viewKey(pAgg, k), b)
+}
+
+// removeAgg removes the pending entries ps from k's aggregate, reading and
+// writing it once.
+func (s *Store) removeAgg(txn *badger.Txn, k ledger.Key, ps []pending) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	var a agg
+	if _, err := getPending(txn, viewKey(pAgg, k), &a); err != nil {
+		return err
+	}
+	for _, p := range ps {
+		if p.Set {
+			a.Sets--
+		} else {
+			a.Sum -= p.Qty
+		}
 	}
 	if a == (agg{}) {
 		return txn.Delete(viewKey(pAgg, k))
