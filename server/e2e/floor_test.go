@@ -130,7 +130,10 @@ func TestOrdersTheFloorCanKeep(t *testing.T) {
 	// An alert that stands.
 	type alertView struct{ ID, Kind, Status, Location, SKU, Message string }
 	var al struct{ Items []alertView }
-	c.mustDo("GET", "/api/v1/alerts?warehouse=wh1&kind=short-pick&standing=true", nil, &al)
+	waitFor(t, 20*time.Second, "the short-pick alert", func() bool {
+		c.mustDo("GET", "/api/v1/alerts?warehouse=wh1&kind=short-pick&standing=true", nil, &al)
+		return len(al.Items) > 0
+	})
 	require.Len(t, al.Items, 1)
 	require.Equal(t, "BIN-1", al.Items[0].Location)
 	require.Equal(t, "A", al.Items[0].SKU)

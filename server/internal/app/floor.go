@@ -180,14 +180,17 @@ func (f *floor) shortPick(ctx context.Context, wh string, t protocol.Task) {
 		return
 	}
 	log := f.log.With("warehouse", wh, "task", t.ID, "location", t.Location, "sku", t.SKU, "order", t.Order)
-	var taken int64
+	var (
+		taken   int64
+		applied = func() {}
+	)
 	first, err := f.md.ShortTaken(ctx, wh, t.ID)
 	if err != nil {
 		log.Error("short pick not acted on; the sweep retries", "err", err)
 		return
 	}
 	if first {
-		if taken, err = f.takeOff(ctx, wh, t, missing); err != nil {
+		if taken, applied, err = f.takeOff(ctx, wh, t, missing); err != nil {
 			log.Error("units missing at a short pick not taken off the records; the count task corrects them", "err", err)
 		}
 	}
@@ -223,7 +226,12 @@ func (f *floor) shortPick(ctx context.Context, wh string, t protocol.Task) {
 			}
 		}
 	}
-	f.orders.Flush(ctx) // available-to-sell drops now, not at the next debounce
+	// The model hears of the units taken off once the line no longer
+	// reserves them here (else a recompute in between would see an
+	// oversell that the re-allocation ends), and recomputes now: the
+	// units leave available-to-sell at once.
+	applied()
+	f.orders.Flush(ctx)
 	f.shorts.WithLabelValues(outcome).Inc()
 	if _, _, err := f.alerts.RaiseShortPick(alerts.ShortPick{Warehouse: wh, Location: t.Location, SKU: t.SKU, Lot: t.Lot, Task: t.ID,
 		Order: t.Order, Asked: t.Qty, Picked: t.Picked, CountTask: count.ID, Outcome: strings.Join(did, "; ")}); err != nil {
@@ -289,11 +297,13 @@ func unitsOf(ts []protocol.Task) int64 {
 
 // takeOff issues the adjust ops that take up to missing units of the
 // task's sku (and lot) off its bin's available keys, never below 0, and
-// returns how many it took.
-func (f *floor) takeOff(ctx context.Context, wh string, t protocol.Task, missing int64) (int64, error) {
+// returns how many it took, and what tells the order model and the bus
+// (the caller calls it once the line is re-allocated).
+func (f *floor) takeOff(ctx context.Context, wh string, t protocol.Task, missing int64) (int64, func(), error) {
+	none := func() {}
 	rows, err := f.st.Stock(ctx, store.StockQuery{Warehouse: wh, SKU: t.SKU, Location: t.Location})
 	if err != nil {
-		return 0, err
+		return 0, none, err
 	}
 	var ops []protocol.Op
 	left := missing
@@ -310,11 +320,11 @@ func (f *floor) takeOff(ctx context.Context, wh string, t protocol.Task, missing
 			Owner: r.Owner, Status: r.Status, Qty: -q, Reason: "SHORT-PICK", Operator: "short-pick", Refs: &protocol.Refs{Task: t.ID}})
 	}
 	if len(ops) == 0 {
-		return 0, nil
+		return 0, none, nil
 	}
 	issued, res, err := f.st.IssueOps(ctx, wh, ops, nil)
 	if err != nil {
-		return 0, err
+		return 0, none, err
 	}
 	var taken int64
 	for _, is := range issued {
@@ -322,10 +332,11 @@ func (f *floor) takeOff(ctx context.Context, wh string, t protocol.Task, missing
 			taken -= is.Op.Qty
 		}
 	}
-	f.orders.Changed(res.Changes)
-	f.bus.Publish(events.Event{Batches: []events.Batch{{Warehouse: wh, Gateway: protocol.ServerOrigin, WM: res.WM,
-		Applied: res.Applied, Changes: res.Changes, Conflicts: res.Conflicts}}})
-	return taken, nil
+	return taken, func() {
+		f.orders.Changed(res.Changes)
+		f.bus.Publish(events.Event{Batches: []events.Batch{{Warehouse: wh, Gateway: protocol.ServerOrigin, WM: res.WM,
+			Applied: res.Applied, Changes: res.Changes, Conflicts: res.Conflicts}}})
+	}, nil
 }
 
 // checkShortPicks clears the short-pick alerts of bins a batch counted
