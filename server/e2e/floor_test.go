@@ -110,14 +110,16 @@ func TestOrdersTheFloorCanKeep(t *testing.T) {
 	var tasks struct {
 		Items []struct{ ID, Kind, Location, Status, Reason string }
 	}
-	c.mustDo("GET", "/api/v1/tasks?warehouse=wh1", nil, &tasks)
 	var count string
-	for _, tk := range tasks.Items {
-		if tk.Kind == "count" && tk.Location == "BIN-1" && (tk.Status == "" || tk.Status == "open") {
-			count = tk.ID
+	waitFor(t, 20*time.Second, "a count task for the short-picked bin", func() bool {
+		c.mustDo("GET", "/api/v1/tasks?warehouse=wh1", nil, &tasks)
+		for _, tk := range tasks.Items {
+			if tk.Kind == "count" && tk.Location == "BIN-1" && (tk.Status == "" || tk.Status == "open") {
+				count = tk.ID
+			}
 		}
-	}
-	require.NotEmpty(t, count, "a count task for the short-picked bin: %+v", tasks.Items)
+		return count != ""
+	})
 	waitFor(t, 20*time.Second, "the count task at wh1's gateway", func() bool {
 		for _, tk := range g1.screen().Tasks {
 			if tk.ID == count {
