@@ -2,7 +2,9 @@
 // default: an in-process nats-server with JetStream (its store under the
 // server's data directory) and an MQTT 3.1.1 listener for the gateways.
 // Gateways stay MQTT clients; the broker authenticates them and sets each
-// one's topic permissions from one hook (auth.go).
+// one's topic permissions from one hook (auth.go). Several brokers form a
+// NATS cluster (cluster.go); with warehouse consumers (warehouses.go) the
+// replicas they serve divide the warehouses between them.
 package broker
 
 import (

@@ -3,7 +3,9 @@
 // availability messages out. MQTT connects to any MQTT broker (an external
 // Mosquitto, EMQX, a NATS cluster's MQTT port); NATS reaches the embedded
 // broker in-process, reading the gateways' QoS 1 messages from a durable
-// JetStream consumer.
+// JetStream consumer — one for all gateways, or, when replicas divide the
+// warehouses (NATSConfig.Claim), one per warehouse read only by the replica
+// that holds it (warehouses.go).
 package brokerlink
 
 import "time"
