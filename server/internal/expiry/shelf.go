@@ -10,10 +10,10 @@ import (
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
 
-// ShelfStore is what a Shelf reads: stock rows and their origins.
+// ShelfStore is what a Shelf reads: stock keys and their origins.
 type ShelfStore interface {
 	store.Records
-	Stock(ctx context.Context, q store.StockQuery) ([]store.StockRow, error)
+	StockEach(ctx context.Context, q store.StockQuery, fn func(store.StockRow) error) error
 }
 
 // ShelfConfig wires a Shelf.
@@ -102,7 +102,13 @@ func NewShelf(cfg ShelfConfig) *Shelf {
 // Load reads every stock key of a lot again (at start, and after lost
 // change events).
 func (s *Shelf) Load(ctx context.Context) error {
-	rows, err := s.cfg.Store.Stock(ctx, store.StockQuery{})
+	var rows []store.StockRow // the keys of lots only
+	err := s.cfg.Store.StockEach(ctx, store.StockQuery{}, func(r store.StockRow) error {
+		if r.Lot != "" {
+			rows = append(rows, r)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -111,9 +117,6 @@ func (s *Shelf) Load(ctx context.Context) error {
 		clear(fresh.keys)
 		clear(fresh.exp)
 		for _, r := range rows {
-			if r.Lot == "" {
-				continue
-			}
 			k := r.Key()
 			if err := readExpiry(tx, k, fresh.exp); err != nil {
 				return err

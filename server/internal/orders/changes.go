@@ -86,12 +86,10 @@ func (s *Service) reloadStock(ctx context.Context) error {
 	// than one applied already never lands after it.
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
-	rows, err := s.st.Stock(ctx, store.StockQuery{})
+	got, err := readGroups(ctx, s.st)
 	if err != nil {
 		return fmt.Errorf("reload stock: %w", err)
 	}
-	got := groupRows(rows)
-	rows = nil
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for g, n := range got {

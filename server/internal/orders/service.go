@@ -21,7 +21,7 @@ import (
 // backends implement it.
 type Store interface {
 	store.Records
-	Stock(ctx context.Context, q store.StockQuery) ([]store.StockRow, error)
+	StockEach(ctx context.Context, q store.StockQuery, fn func(store.StockRow) error) error
 	Conflicts(ctx context.Context, q conflicts.Query) ([]conflicts.Conflict, error)
 }
 
@@ -213,12 +213,12 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 func (s *Service) load(ctx context.Context) error {
-	rows, err := s.st.Stock(ctx, store.StockQuery{})
+	got, err := readGroups(ctx, s.st)
 	if err != nil {
 		return fmt.Errorf("load stock: %w", err)
 	}
 	s.mu.Lock()
-	for g, n := range groupRows(rows) {
+	for g, n := range got {
 		s.setGroup(g, n)
 	}
 	s.mu.Unlock()

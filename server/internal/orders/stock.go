@@ -1,6 +1,8 @@
 package orders
 
 import (
+	"context"
+
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/store"
 )
@@ -31,6 +33,20 @@ func (g *sums) add(r store.StockRow) {
 	if r.Status == protocol.StatusAvailable {
 		g.avail += r.OnHand
 	}
+}
+
+// readGroups sums every stock key of the store per group, reading the
+// keys one at a time (a store of millions of keys is not held as rows).
+func readGroups(ctx context.Context, st Store) (map[stockGroup]sums, error) {
+	out := map[stockGroup]sums{}
+	err := st.StockEach(ctx, store.StockQuery{}, func(r store.StockRow) error {
+		g := stockGroup{r.Warehouse, r.Location, r.SKU}
+		n := out[g]
+		n.add(r)
+		out[g] = n
+		return nil
+	})
+	return out, err
 }
 
 // groupRows sums stock rows per group.

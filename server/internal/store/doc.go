@@ -36,6 +36,11 @@ type Store interface {
 	Watermark(ctx context.Context, wh, gw string) (uint64, error)
 	// Stock lists on-hand values matching q.
 	Stock(ctx context.Context, q StockQuery) ([]StockRow, error)
+	// StockEach calls fn with each on-hand value matching q, in Stock's
+	// order, from one snapshot, without holding them all: for readers of
+	// every key (a model loading millions). An error from fn stops it and
+	// is returned.
+	StockEach(ctx context.Context, q StockQuery, fn func(StockRow) error) error
 	// Quarantined lists ops kept aside.
 	Quarantined(ctx context.Context, wh string) ([]Quarantined, error)
 	// AppendDown adds a downstream item for every gateway of wh (target "")

@@ -169,8 +169,20 @@ func (s *Store) Stock(_ context.Context, q store.StockQuery) ([]store.StockRow, 
 	return out, err
 }
 
+// StockEach implements store.Store.
+func (s *Store) StockEach(_ context.Context, q store.StockQuery, fn func(store.StockRow) error) error {
+	return s.db.View(func(txn *bdb.Txn) error { return stockEach(txn, q, fn) })
+}
+
 // stockIn reads the stock matching q in txn.
 func stockIn(txn *bdb.Txn, q store.StockQuery) ([]store.StockRow, error) {
+	var out []store.StockRow
+	err := stockEach(txn, q, func(r store.StockRow) error { out = append(out, r); return nil })
+	return out, err
+}
+
+// stockEach calls fn with the stock matching q in txn.
+func stockEach(txn *bdb.Txn, q store.StockQuery, fn func(store.StockRow) error) error {
 	prefix := []byte(pfxKey)
 	if q.Warehouse != "" {
 		prefix = append(prefix, q.Warehouse+"\x00"...)
@@ -181,9 +193,9 @@ func stockIn(txn *bdb.Txn, q store.StockQuery) ([]store.StockRow, error) {
 			}
 		}
 	}
-	var out []store.StockRow
 	it := txn.NewIterator(bdb.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
 	defer it.Close()
+	n := 0
 	for it.Rewind(); it.Valid(); it.Next() {
 		k, ok := parseStockKey(it.Item().Key())
 		if !ok || !q.Matches(k) {
@@ -191,17 +203,19 @@ func stockIn(txn *bdb.Txn, q store.StockQuery) ([]store.StockRow, error) {
 		}
 		var ks ledger.KeyState
 		if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &ks) }); err != nil {
-			return nil, err
+			return err
 		}
 		if q.NonZero && ks.OnHand() == 0 {
 			continue
 		}
-		out = append(out, store.RowOf(k, ks.OnHand()))
-		if q.Limit > 0 && len(out) >= q.Limit {
+		if err := fn(store.RowOf(k, ks.OnHand())); err != nil {
+			return err
+		}
+		if n++; q.Limit > 0 && n >= q.Limit {
 			break
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // Quarantined implements store.Store.

@@ -49,6 +49,30 @@ func (s *Store) Stock(ctx context.Context, q store.StockQuery) ([]store.StockRow
 	return out, wrap(err, "stock")
 }
 
+// StockEach implements store.Store: the rows of Stock, one at a time,
+// from one query.
+func (s *Store) StockEach(ctx context.Context, q store.StockQuery, fn func(store.StockRow) error) error {
+	sql := stockSQL
+	if q.Limit > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	rows, err := s.pool.Query(ctx, sql, q.Warehouse, q.Location, q.SKU, q.Lot, q.Owner, q.NonZero)
+	if err != nil {
+		return wrap(err, "stock")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanStockRow(rows)
+		if err != nil {
+			return wrap(err, "stock")
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return wrap(rows.Err(), "stock")
+}
+
 // Quarantined implements store.Store.
 func (s *Store) Quarantined(ctx context.Context, wh string) ([]store.Quarantined, error) {
 	rows, err := s.pool.Query(ctx, `SELECT wh, gw, seq, reason, body, status, decided_by FROM quarantine WHERE $1 = '' OR wh = $1 ORDER BY wh, gw, seq`, wh)

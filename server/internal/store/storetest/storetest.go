@@ -497,7 +497,15 @@ func testStockQuery(t *testing.T, open func(*testing.T) store.Store, _ config) {
 		rows, err := s.Stock(ctx, tc.q)
 		require.NoError(t, err)
 		require.Len(t, rows, tc.want, "%+v", tc.q)
+		var each []store.StockRow
+		require.NoError(t, s.StockEach(ctx, tc.q, func(r store.StockRow) error { each = append(each, r); return nil }))
+		require.Equal(t, append([]store.StockRow{}, rows...), append([]store.StockRow{}, each...), "StockEach gives Stock's rows in its order: %+v", tc.q)
 	}
+	stop := errors.New("stop")
+	n := 0
+	err = s.StockEach(ctx, store.StockQuery{}, func(store.StockRow) error { n++; return stop })
+	require.ErrorIs(t, err, stop, "an error of fn stops StockEach and is returned")
+	require.Equal(t, 1, n)
 }
 
 type body struct {
