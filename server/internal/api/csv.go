@@ -160,7 +160,8 @@ func (t *imports) list() []ImportJob {
 // lower-case column name, checking first that the required columns are
 // present. next returns each record with its 1-based row number (the
 // header is row 1), a per-row error for a malformed line (the reading goes
-// on), and io.EOF at the end.
+// on), and io.EOF at the end. The record's map is the same for every
+// row (a 200 MB file is millions of rows): it holds until the next call.
 func csvRows(r io.Reader, required ...string) (next func() (int, map[string]string, error), err error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
@@ -186,6 +187,7 @@ func csvRows(r io.Reader, required ...string) (next func() (int, map[string]stri
 		return nil, fmt.Errorf("the header row lacks column(s) %s (it has %s)", strings.Join(missing, ", "), strings.Join(cols, ", "))
 	}
 	row := 1
+	m := make(map[string]string, len(cols))
 	return func() (int, map[string]string, error) {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -199,7 +201,7 @@ func csvRows(r io.Reader, required ...string) (next func() (int, map[string]stri
 			}
 			return row, nil, err
 		}
-		m := make(map[string]string, len(cols))
+		clear(m)
 		for i, v := range rec {
 			if i < len(cols) {
 				m[cols[i]] = csvcell.Plain(strings.TrimSpace(v))
