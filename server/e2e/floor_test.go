@@ -100,10 +100,12 @@ func TestOrdersTheFloorCanKeep(t *testing.T) {
 	waitFor(t, 20*time.Second, "the order counted in the offer", func() bool { return offered("A") == 4 }) // (5−4) + 3
 	require.Equal(t, map[string]int{"good": 4, "bad": 0, "warn": 1},
 		g1.scanAll(t, "CMD:PICK", "ORD:"+s.ID, "LOC:BIN-1", "SKU:A", "CMD:DONE"), "a short pick is warned")
+	shortAt := time.Now()
 
 	// The 3 missing leave availability: the pool keeps wh1's 1 unit left
 	// on record, and wh2's 3 are now the order's.
 	waitFor(t, 20*time.Second, "the missing units leave availability", func() bool { return offered("A") == 1 })
+	t.Logf("short pick: the channel's offer dropped %v after the warn beep", time.Since(shortAt).Round(time.Millisecond))
 	require.Equal(t, map[string]int64{"BIN-1/A": 1}, c.ledger("wh1"), "5 on record − 1 picked − 3 missing")
 
 	// A count task for the bin, at wh1's gateway.
@@ -152,6 +154,7 @@ func TestOrdersTheFloorCanKeep(t *testing.T) {
 	require.Equal(t, "wh1", sp.PartOf)
 	require.Equal(t, int64(3), sp.Lines[0].Reserved)
 	waitFor(t, 20*time.Second, "the re-allocated pick task at wh2's gateway", func() bool { return len(pickTasks(g2, s.ID)) == 1 })
+	t.Logf("short pick: the re-allocated task reached wh2's gateway %v after the warn beep", time.Since(shortAt).Round(time.Millisecond))
 	require.Equal(t, map[string]string{"pick-web-s1-1-1": "3 A at BIN-9"}, pickTasks(g2, s.ID))
 
 	// Counting the bin clears the alert (its cause is gone).
