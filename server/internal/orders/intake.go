@@ -317,8 +317,9 @@ func (s *Service) commitGroup(ctx context.Context, batch []*request) {
 	}
 	// Admission judges from the model: bring the stock and reservations
 	// of the group's skus up to date first.
-	if _, err := s.refresh(ctx, set, false); err != nil {
-		s.log.Warn("stock of new orders' skus not read again; they are judged from the model as it is", "err", err)
+	refreshed, rerr := s.refresh(ctx, set, false)
+	if rerr != nil {
+		s.log.Warn("stock of new orders' skus not read again; they are judged from the model as it is", "err", rerr)
 	}
 	var (
 		caught     []Order
@@ -408,8 +409,8 @@ func (s *Service) commitGroup(ctx context.Context, batch []*request) {
 	s.publish = true
 	s.mu.Unlock()
 	s.ordMu.Unlock()
-	if seq != first || len(caught) > 0 {
-		s.signal() // a group that wrote nothing (refusals, releases that still wait) wakes no recompute
+	if seq != first || len(caught) > 0 || len(refreshed) > 0 {
+		s.signal() // a group that changed nothing (refusals, releases that still wait) wakes no recompute
 	}
 	for _, r := range batch {
 		if s.cfg.OnConflict != nil {
