@@ -183,7 +183,7 @@ func (s *Service) writePart(tx store.Tx, g *group, o *Order, p part, now int64, 
 	if err := s.writeRecord(tx, &po, 0); err != nil {
 		return po, err
 	}
-	if _, err := tx.PutOrder(stored(&po)); err != nil {
+	if _, err := tx.PutOrder(forDetector(&po)); err != nil {
 		return po, err
 	}
 	if s.cfg.OnOrderTx != nil {
@@ -322,7 +322,7 @@ func (s *Service) admitReallocate(tx store.Tx, g *group, r *request, now int64, 
 	if err := s.writeRecord(tx, &o, prevSeq); err != nil {
 		return err
 	}
-	if _, err := tx.PutOrder(stored(&o)); err != nil {
+	if _, err := tx.PutOrder(forDetector(&o)); err != nil {
 		return err
 	}
 	if s.cfg.OnOrderTx != nil {
@@ -359,7 +359,7 @@ func (s *Service) growPart(tx store.Tx, g *group, p *Order, l Line, u, now int64
 	if err := s.writeRecord(tx, p, prev); err != nil {
 		return nil, err
 	}
-	if _, err := tx.PutOrder(stored(p)); err != nil {
+	if _, err := tx.PutOrder(forDetector(p)); err != nil {
 		return nil, err
 	}
 	if s.cfg.OnOrderTx != nil {

@@ -13,6 +13,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/shelfsync/shelfsync/protocol"
+	"github.com/shelfsync/shelfsync/server/internal/conflicts"
 	"github.com/shelfsync/shelfsync/server/internal/store/badger"
 )
 
@@ -67,10 +68,29 @@ func TestAnOrderItsWarehouseCannotMeetIsSplitAcrossTheOwnersWarehouses(t *testin
 	require.Equal(t, []Shortfall{{SKU: "A", Requested: 2, Available: 0}}, refusal(t, err).Skus,
 		"wh2's last unit cannot meet 2, wh3 is another owner's")
 
+	// wh1 ships 2 of the line: a third picked there is an over-pick (the
+	// units are wh2's to pick).
+	overPicks := func() int {
+		cs, err := f.st.Conflicts(f.ctx, conflicts.Query{Kind: conflicts.KindOverPick})
+		require.NoError(t, err)
+		n := 0
+		for _, c := range cs {
+			if c.Holds {
+				n++
+			}
+		}
+		return n
+	}
+	f.pick("wh1", "BIN-1", "A", 2, o.ID, 1)
+	require.Zero(t, overPicks())
+	f.receive("wh1", "BIN-1", "A", 1)
+	f.pick("wh1", "BIN-1", "A", 1, o.ID, 1)
+	require.Equal(t, 1, overPicks(), "3 picked in wh1 of the 2 it ships")
+
 	_, err = f.svc.Cancel(f.ctx, "wh1", o.ID)
 	require.NoError(t, err)
 	require.Equal(t, StatusCancelled, f.get("wh2", o.ID).Status, "the part goes with the order")
-	require.Equal(t, int64(2), f.ats("wh1", "A").Available)
+	require.Equal(t, int64(0), f.ats("wh1", "A").Available, "what was picked stays off the shelf")
 	require.Equal(t, int64(3), f.ats("wh2", "A").Available)
 }
 

@@ -106,7 +106,7 @@ func (s *Service) close(ctx context.Context, wh, id string, to Status, mark func
 		if hold {
 			return nil // no order record of the detector's, no webhook
 		}
-		if _, err := tx.PutOrder(stored(&o)); err != nil {
+		if _, err := tx.PutOrder(forDetector(&o)); err != nil {
 			return err
 		}
 		applyPicks(&o, ps, func(string) bool { return true }) // nothing reserved any more
@@ -171,6 +171,19 @@ func cloneOrder(o *Order) Order {
 	out.Lines = append([]Line(nil), o.Lines...)
 	out.Short = append([]string(nil), o.Short...)
 	out.Parts = append([]string(nil), o.Parts...)
+	return out
+}
+
+// forDetector is the order as the store's order record (PutOrder) keeps
+// it for the over-pick detector and pick routing: each line asks what this
+// warehouse ships of it (what other warehouses ship is theirs to pick; a
+// pick here beyond it is an over-pick).
+func forDetector(o *Order) Order {
+	out := stored(o)
+	for i := range out.Lines {
+		out.Lines[i].Qty -= out.Lines[i].Elsewhere
+		out.Lines[i].Elsewhere = 0
+	}
 	return out
 }
 

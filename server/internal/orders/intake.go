@@ -553,7 +553,7 @@ func (s *Service) admit(tx store.Tx, g *group, r *request, now int64, seq *uint6
 		return err
 	}
 	if r.kind == kindOrder {
-		if r.rechecked, err = tx.PutOrder(stored(&o)); err != nil {
+		if r.rechecked, err = tx.PutOrder(forDetector(&o)); err != nil {
 			return err
 		}
 		if s.cfg.OnOrderTx != nil {
@@ -684,7 +684,7 @@ func (s *Service) admitRelease(tx store.Tx, g *group, r *request, now int64, seq
 		return err
 	}
 	if before.Status == StatusOpen {
-		if _, err := tx.PutOrder(stored(&o)); err != nil {
+		if _, err := tx.PutOrder(forDetector(&o)); err != nil {
 			return err
 		}
 	}
