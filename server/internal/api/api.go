@@ -66,6 +66,9 @@ type Deps struct {
 	// Series, when set, serves each gateway's ingest over the last hour
 	// (GET /api/v1/gateways/series, workday.go).
 	Series IngestSeries
+	// OwnerRefused, when set, counts the 403s a scoped route answers a
+	// token bound to an owner, by route (NewOwnerRefusedCounter).
+	OwnerRefused *prometheus.CounterVec
 }
 
 // DefaultMaxImportBytes is the default bound of a CSV upload.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shelfsync/shelfsync/server/internal/auth"
 )
 
@@ -150,7 +152,22 @@ func OwnerAllowed(route string) bool {
 	return r != 0 && r != OwnerRefused
 }
 
-// logOwnerRefusals logs each 403 a route answers a token bound to an
+// NewOwnerRefusedCounter creates shelfsync_api_owner_refused_total and
+// registers it with reg (when not nil): the requests of tokens bound to an
+// owner refused with 403, by route: the routes closed to them (counted by
+// the guard, auth.Config.OwnerRefused) and another owner's data asked of a
+// scoped route (Deps.OwnerRefused). A rise names the route a client's
+// integration keeps trying.
+func NewOwnerRefusedCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shelfsync_api_owner_refused_total",
+		Help: "Requests of API tokens bound to an owner refused with 403, by route (a route closed to them, or another owner's data asked for)."}, []string{"route"})
+	if reg != nil {
+		reg.MustRegister(c)
+	}
+	return c
+}
+
+// logOwnerRefusals logs (and counts) each 403 a route answers a token bound to an
 // owner (another owner's record or data asked for): the guard logs the
 // routes it refuses outright, this the refusals of the scoped routes.
 func (h *Handler) logOwnerRefusals(route string, next http.Handler) http.Handler {
@@ -163,6 +180,9 @@ func (h *Handler) logOwnerRefusals(route string, next http.Handler) http.Handler
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		if sw.code == http.StatusForbidden {
+			if h.d.OwnerRefused != nil {
+				h.d.OwnerRefused.WithLabelValues(route).Inc()
+			}
 			h.d.Logger.Info("owner token refused another owner's data", "route", route, "path", r.URL.Path, "owner", o, "remote", r.RemoteAddr)
 		}
 	})

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfsync/shelfsync/protocol"
@@ -47,6 +49,9 @@ type ownersWorld struct {
 	gAlert, aAlert, gateAlert, gHook, aHook string
 	hub                                     *dashboard.Hub // the live feed
 	logs                                    *lockedBuffer  // the handler's log
+	// refused is shelfsync_api_owner_refused_total, fed by the guard and
+	// the handler as the app wires them
+	refused *prometheus.CounterVec
 }
 
 // lockedBuffer is a log sink safe for the server's goroutines.
@@ -80,7 +85,10 @@ func newOwnersWorld(t *testing.T) *ownersWorld {
 	require.NoError(t, err)
 	w.ops, err = auth.AddToken(path, "ops", auth.RoleAdmin)
 	require.NoError(t, err)
-	g, st := guarded(t, path)
+	w.refused = NewOwnerRefusedCounter(prometheus.NewRegistry())
+	g, st := guarded(t, path, func(c *auth.Config) {
+		c.OwnerRefused = func(route string) { w.refused.WithLabelValues(route).Inc() }
+	})
 	owner := func(wh, sku string) (owner string, err error) { // as the app does: the item's owner in master data
 		err = st.View(func(tx store.Tx) error {
 			it, _, err := masterdata.ItemOf(tx, wh, sku)
@@ -105,7 +113,7 @@ func newOwnersWorld(t *testing.T) *ownersWorld {
 	w.hub = dashboard.NewHub()
 	w.logs = &lockedBuffer{}
 	h := New(Deps{Logger: slog.New(slog.NewTextHandler(w.logs, nil)), Store: st, Ready: func() error { return nil }, Middleware: g.Middleware, Orders: ord, Alerts: al,
-		Webhooks: hooks, Committed: followStock{ord}, NearExpiry: nearExpiry, Events: w.hub})
+		Webhooks: hooks, Committed: followStock{ord}, NearExpiry: nearExpiry, Events: w.hub, OwnerRefused: w.refused})
 	srv := httptest.NewServer(g.Protect(h))
 	t.Cleanup(srv.Close)
 	w.url = srv.URL
@@ -384,9 +392,12 @@ func TestOwnerScopeOnEveryRoute(t *testing.T) {
 			require.Equal(t, map[string]int{"globex": 2}, w.owners(w.want(ops, "GET", "/api/v1/orders?owner=globex", "", 200)))
 		},
 		"GET /api/v1/orders/{warehouse}/{id}": func() {
+			counted := testutil.ToFloat64(w.refused.WithLabelValues("GET /api/v1/orders/{warehouse}/{id}"))
 			forbidden(A, "GET", "/api/v1/orders/wh1/web-G1", "")
+			require.Equal(t, counted+1, testutil.ToFloat64(w.refused.WithLabelValues("GET /api/v1/orders/{warehouse}/{id}")), "a scoped route's 403 is counted by route")
 			require.Contains(t, w.logs.String(), `msg="owner token refused another owner's data" route="GET /api/v1/orders/{warehouse}/{id}" path=/api/v1/orders/wh1/web-G1 owner=acme`)
 			w.want(A, "GET", "/api/v1/orders/wh1/web-A1", "", 200)
+			require.Equal(t, counted+1, testutil.ToFloat64(w.refused.WithLabelValues("GET /api/v1/orders/{warehouse}/{id}")), "acme's own order: not counted")
 		},
 		"POST /api/v1/orders/{warehouse}/{id}/cancel": func() {
 			forbidden(A, "POST", "/api/v1/orders/wh1/web-G1/cancel", "")
@@ -488,9 +499,11 @@ func TestOwnerScopeOnEveryRoute(t *testing.T) {
 				}
 				return "x"
 			})
+			counted := testutil.ToFloat64(w.refused.WithLabelValues(route))
 			code, b := w.do(A, method, url, "{}")
 			require.Equal(t, http.StatusForbidden, code, "%s: %s", route, b)
 			require.Contains(t, b, "bound to owner acme", route)
+			require.Equal(t, counted+1, testutil.ToFloat64(w.refused.WithLabelValues(route)), "the guard's 403 on %s is counted by route", route)
 		default:
 			check, ok := checks[route]
 			require.True(t, ok, "%s serves owner tokens but has no check here against another owner's data", route)

@@ -165,12 +165,16 @@ func TestOwnerTokenSeesOnlyItsStock(t *testing.T) {
 
 // guarded returns a guard over the token file at path, with the owner
 // rules, and an empty in-memory store.
-func guarded(t *testing.T, path string) (*auth.Guard, *badger.Store) {
+func guarded(t *testing.T, path string, opts ...func(*auth.Config)) (*auth.Guard, *badger.Store) {
 	t.Helper()
 	tf, err := auth.LoadTokenFile(path)
 	require.NoError(t, err)
 	st, err := badger.Open(badger.Options{InMemory: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	return auth.New(auth.Config{Tokens: tf, OwnerAllowed: OwnerAllowed}), st
+	cfg := auth.Config{Tokens: tf, OwnerAllowed: OwnerAllowed}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return auth.New(cfg), st
 }

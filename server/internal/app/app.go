@@ -184,7 +184,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	deps := api.Deps{Store: st, Ready: s.ready, Gatherer: reg, Logger: log, Middleware: sec.guard.Middleware,
 		UploadDir: uploads, MaxImportBytes: bounds.MaxImportBytes, UploadTimeout: bounds.HTTPUploadTimeout,
-		Committed: s.bus, Hooks: api.Hooks{Now: clock.Now}, Events: hub, Dashboard: dashboard.Handler()}
+		Committed: s.bus, Hooks: api.Hooks{Now: clock.Now}, Events: hub, Dashboard: dashboard.Handler(),
+		OwnerRefused: sec.ownerRefused}
 	s.inv.apiDeps(&deps)
 	deps.Router = func(rt *routing.Service) { s.setupRouter(rt, cfg) }
 	if b, ok := st.(interface {

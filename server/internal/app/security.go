@@ -29,7 +29,9 @@ type security struct {
 	ingestUser string
 	ingestPass string
 	guard      *auth.Guard
-	limits     ingest.Limits
+	// ownerRefused counts owner tokens' 403s by route (guard and API).
+	ownerRefused *prometheus.CounterVec
+	limits       ingest.Limits
 }
 
 func buildSecurity(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*security, error) {
@@ -56,6 +58,8 @@ func buildSecurity(cfg config.Config, reg prometheus.Registerer, log *slog.Logge
 	}
 	ac := auth.Config{OpenHealthz: cfg.OpenHealthz, OpenMetrics: cfg.OpenMetrics, Logger: log.With("component", "http-auth"), Denied: auth.NewDeniedCounter(reg),
 		OwnerAllowed: api.OwnerAllowed}
+	s.ownerRefused = api.NewOwnerRefusedCounter(reg)
+	ac.OwnerRefused = func(route string) { s.ownerRefused.WithLabelValues(route).Inc() }
 	if cfg.APITokens != "" {
 		tf, err := auth.LoadTokenFile(cfg.APITokens)
 		if err != nil {

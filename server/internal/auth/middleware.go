@@ -33,6 +33,10 @@ type Config struct {
 	// route (a ServeMux pattern): the route shows and changes nothing of
 	// another owner. Nil admits no route. /metrics is never admitted.
 	OwnerAllowed func(route string) bool
+	// OwnerRefused, when set, hears of each request of a token bound to
+	// an owner that the guard refuses because the route is not admitted
+	// (route: the ServeMux pattern, or the path of /healthz and /metrics).
+	OwnerRefused func(route string)
 }
 
 // NewDeniedCounter creates shelfsync_http_auth_denied_total and registers
@@ -97,7 +101,7 @@ func (g *Guard) RequiredRole(route, method string) Role {
 func (g *Guard) Middleware(route string, next http.Handler) http.Handler {
 	owners := g.cfg.OwnerAllowed != nil && g.cfg.OwnerAllowed(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.serve(w, r, g.RequiredRole(route, r.Method), owners, next)
+		g.serve(w, r, route, g.RequiredRole(route, r.Method), owners, next)
 	})
 }
 
@@ -113,14 +117,14 @@ func (g *Guard) Protect(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/healthz" && !g.cfg.OpenHealthz, r.URL.Path == "/metrics" && !g.cfg.OpenMetrics:
-			g.serve(w, r, RoleViewer, r.URL.Path == "/healthz", next)
+			g.serve(w, r, "GET "+r.URL.Path, RoleViewer, r.URL.Path == "/healthz", next)
 		default:
 			next.ServeHTTP(w, r)
 		}
 	})
 }
 
-func (g *Guard) serve(w http.ResponseWriter, r *http.Request, need Role, owners bool, next http.Handler) {
+func (g *Guard) serve(w http.ResponseWriter, r *http.Request, route string, need Role, owners bool, next http.Handler) {
 	if g.cfg.Tokens == nil {
 		next.ServeHTTP(w, r)
 		return
@@ -140,6 +144,9 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, need Role, owners 
 		return
 	}
 	if e.Owner != "" && !owners {
+		if g.cfg.OwnerRefused != nil {
+			g.cfg.OwnerRefused(route)
+		}
 		g.deny(w, r, http.StatusForbidden, "token bound to owner "+e.Owner+": this route shows or changes other owners' data; use a token without an owner", e.Name)
 		return
 	}

@@ -130,3 +130,29 @@ func putItemLegacy(tx store.Tx, wh string, it protocol.Item) error {
 	}
 	return putCBOR(tx, key(pItem, wh, it.SKU), it)
 }
+
+// TestOwnerIDsFollowTheIDRules: an item's or location's owner is an id of
+// [A-Za-z0-9._-] (1-64, not only dots), as on the MQTT topics it names;
+// anything else is refused at write time, by the API and the CSV import,
+// and nothing is stored.
+func TestOwnerIDsFollowTheIDRules(t *testing.T) {
+	_, md := open(t)
+	ctx := context.Background()
+	for _, o := range []string{"acme", "acme.eu_2-x", strings.Repeat("a", 64)} {
+		require.NoError(t, md.PutItems(ctx, "w", []protocol.Item{{SKU: "OK-" + o[:4], Owner: o}}), o)
+		require.NoError(t, md.PutLocations(ctx, "w", []protocol.Location{{Code: "L-" + o[:4], Owner: o}}), o)
+	}
+	for _, o := range []string{"acme corp", "acme/eu", "acme+", "ac#me", "..", "é", strings.Repeat("a", 65)} {
+		err := md.PutItems(ctx, "w", []protocol.Item{{SKU: "BAD", Owner: o}})
+		require.ErrorIs(t, err, ErrInvalid, o)
+		require.ErrorContains(t, err, "owner", o)
+		require.ErrorIs(t, md.PutLocations(ctx, "w", []protocol.Location{{Code: "BAD", Owner: o}}), ErrInvalid, o)
+	}
+	_, ok, err := md.Item(ctx, "w", "BAD")
+	require.NoError(t, err)
+	require.False(t, ok, "a refused item is not stored")
+	p, err := md.Import(ctx, "w", Items, strings.NewReader("sku,owner\nCSV-OK,acme\nCSV-BAD,acme corp\n"), nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, p.Imported)
+	require.Equal(t, 1, p.Errors)
+}

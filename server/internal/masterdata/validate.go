@@ -73,7 +73,7 @@ func validItem(it *protocol.Item) error {
 	if it.TrackExpiry {
 		it.TrackLot = true // expiry is per lot
 	}
-	if err := field("owner", it.Owner, false); err != nil {
+	if err := ownerID(it.Owner); err != nil {
 		return err
 	}
 	if it.MinShelfDays < 0 || it.MinShelfDays > 36500 {
@@ -102,7 +102,21 @@ func validLocation(l *protocol.Location) error {
 	default:
 		return fmt.Errorf("%w: type %q: want dock, storage, pick, pack or quarantine", ErrInvalid, l.Type)
 	}
-	return field("owner", l.Owner, false)
+	return ownerID(l.Owner)
+}
+
+// ownerID checks an item's or location's owner ("" none): an owner id
+// names MQTT topics ({root}/owners/{owner}/…) and is bound to API tokens,
+// so it follows the protocol's ID rules (protocol.ValidateID: 1-64
+// characters of [A-Za-z0-9._-], not only dots).
+func ownerID(v string) error {
+	if v == "" {
+		return nil
+	}
+	if err := protocol.ValidateID(v); err != nil {
+		return fmt.Errorf("%w: owner: %v", ErrInvalid, err)
+	}
+	return nil
 }
 
 func validZone(z *Zone) error {
