@@ -50,6 +50,10 @@ type Tx interface {
 	// PutTask creates or replaces a task of wh (the core sends it
 	// downstream).
 	PutTask(wh string, t protocol.Task) error
+	// OpenCountTasks returns the open count tasks (kind "count", status
+	// "" or "open") of wh at loc, in ID order, as Records().Tasks would
+	// list them.
+	OpenCountTasks(wh, loc string) ([]protocol.Task, error)
 	// PutOrder creates or replaces an order and its line quantities, which
 	// OrderLineQty reads at once.
 	PutOrder(o store.Order) error

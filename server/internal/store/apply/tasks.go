@@ -17,15 +17,12 @@ import (
 // was asked for, and then its conflict is resolved (conflicts.RecountDone).
 // It returns the conflicts it resolved.
 func closeCountTasks(tx Tx, wh, gw string, op *protocol.Op) ([]conflicts.Conflict, error) {
-	tasks, err := tx.Records().Tasks(wh)
+	tasks, err := tx.OpenCountTasks(wh, op.Location)
 	if err != nil {
 		return nil, err
 	}
 	var done []conflicts.Conflict
 	for _, t := range tasks {
-		if t.Kind != "count" || (t.Status != "" && t.Status != "open") || t.Location != op.Location {
-			continue
-		}
 		if op.Scope != protocol.ScopeLocation && (t.SKU != "" && t.SKU != op.SKU || t.Lot != "" && t.Lot != op.Lot) {
 			continue
 		}

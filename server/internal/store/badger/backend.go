@@ -3,6 +3,7 @@ package badger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -92,7 +93,16 @@ func (t *tx) AppendDown(wh, target string, kind protocol.DownKind, itemKey strin
 }
 
 func (t *tx) PutTask(wh string, task protocol.Task) error {
-	return putCBOR(t.txn, []byte(pfxTask+join(wh, task.ID)), task)
+	key := []byte(pfxTask + join(wh, task.ID))
+	var old protocol.Task
+	ok, err := t.getCBOR(key, &old)
+	if err != nil {
+		return err
+	}
+	if err := t.indexTask(wh, old, ok, task); err != nil {
+		return fmt.Errorf("count task index: %w", err)
+	}
+	return putCBOR(t.txn, key, task)
 }
 
 func (t *tx) PutOrder(o store.Order) error {

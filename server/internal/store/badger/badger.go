@@ -97,6 +97,10 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.buildTaskIndex(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index count tasks: %w", err)
+	}
 	return s, nil
 }
 

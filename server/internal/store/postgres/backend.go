@@ -256,6 +256,22 @@ func (t *pgTx) PutTask(wh string, task protocol.Task) error {
 	return nil
 }
 
+// OpenCountTasks implements apply.Tx: one query of the warehouse's tasks,
+// filtered (a round trip; no per-transaction sort to avoid here).
+func (t *pgTx) OpenCountTasks(wh, loc string) ([]protocol.Task, error) {
+	all, err := t.Records().Tasks(wh)
+	if err != nil {
+		return nil, err
+	}
+	var out []protocol.Task
+	for _, task := range all {
+		if task.Kind == "count" && (task.Status == "" || task.Status == "open") && task.Location == loc {
+			out = append(out, task)
+		}
+	}
+	return out, nil
+}
+
 // PutOrder writes at once: the detector reads the line quantities from
 // the table.
 func (t *pgTx) PutOrder(o store.Order) error {
