@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -39,7 +40,10 @@ func newShipMetric(reg prometheus.Registerer) *prometheus.CounterVec {
 // backordered — stays as it is and raises a ship-refused alert, so a
 // person stops the parcel; the notice is then taken all the same. It runs
 // again if the server stops before the notice is marked taken: a shipped
-// order is a replay, and a refusal raises its alert again (at least once).
+// order is a replay, and a refusal raises its alert at most once — the
+// alert is raised for a cause naming the notice (shipRefusedCause),
+// recorded in the alert's transaction, so a replay after a crash, or the
+// same notice taken by two replicas, finds the cause and raises nothing.
 func (inv *inventory) shipScanned(ctx context.Context, wh, gw string, n protocol.Notice) (string, error) {
 	by := gw + "/" + n.Device
 	if n.Operator != "" {
@@ -62,11 +66,22 @@ func (inv *inventory) shipScanned(ctx context.Context, wh, gw string, n protocol
 	if n.SSCC != "" {
 		label = ", outbound label " + n.SSCC
 	}
-	if _, err := inv.alerts.Raise(alerts.Alert{Kind: alerts.KindShipRefused, Warehouse: wh, Gateway: gw,
-		Message: fmt.Sprintf("order %s was packed and shipped by scan at %s%s, but it %s: it was not shipped — stop the parcel and put its units back", n.Ref, by, label, why)}); err != nil {
+	_, raised, err := inv.alerts.RaiseFor(shipRefusedCause(wh, gw, n), alerts.Alert{Kind: alerts.KindShipRefused, Warehouse: wh, Gateway: gw,
+		Message: fmt.Sprintf("order %s was packed and shipped by scan at %s%s, but it %s: it was not shipped — stop the parcel and put its units back", n.Ref, by, label, why)})
+	if err != nil {
 		return "", err
 	}
-	inv.log.Warn("ship scan refused", "warehouse", wh, "gateway", gw, "order", n.Ref, "status", o.Status, "sscc", n.SSCC)
+	inv.log.Warn("ship scan refused", "warehouse", wh, "gateway", gw, "order", n.Ref, "status", o.Status, "sscc", n.SSCC, "alert_raised", raised)
 	inv.shipped.WithLabelValues(shipRefused).Inc()
 	return shipRefused + ": order " + why, nil
+}
+
+// shipRefusedCause is the alert cause of a refused ship notice: the
+// warehouse, the order, the gateway and the notice's id (unique per
+// gateway). Every parcel shipped by scan of a refused order gets its
+// alert (two pack stations, or a pack after the server confirmed an
+// earlier one, are two notices), and one notice never gets two. The cause
+// is never cleared: a refused notice stays refused.
+func shipRefusedCause(wh, gw string, n protocol.Notice) string {
+	return "ship-refused/" + strings.Join([]string{wh, n.Ref, gw, n.ID}, "\x00")
 }
