@@ -110,6 +110,12 @@ func (t Topics) OwnerAvailability(owner, channel string) string {
 	return t.Root + "/owners/" + owner + "/channels/" + channel + "/availability"
 }
 
+// OwnerAlerts returns {root}/owners/{owner}/alerts: the alerts and
+// conflicts of one owner's stock, over every warehouse.
+func (t Topics) OwnerAlerts(owner string) string {
+	return t.Root + "/owners/" + owner + "/alerts"
+}
+
 // AllUp is the subscription filter for every gateway's up topic.
 func (t Topics) AllUp() string { return t.Root + "/+/+/up" }
 

@@ -314,7 +314,28 @@ func (inv *inventory) queueAlert(tx store.Tx, a alerts.Alert) error {
 	if err := inv.alertOut.Queue(tx, a.ID, string(a.Status), inv.topics.Alerts(a.Warehouse), body); err != nil {
 		return err
 	}
+	if err := inv.queueOwnerAlert(tx, a.Owner, a.ID, string(a.Status), body); err != nil {
+		return err
+	}
 	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventAlert, Warehouse: a.Warehouse, Owner: a.Owner, Body: body})
+}
+
+// queueOwnerAlert queues an alert's (or conflict's) message once more on
+// its owner's alerts topic, {root}/owners/{owner}/alerts (none for a
+// message of no owner: a gateway's alert, stock without owners). Its
+// outbox id is apart from the warehouse topic's, so each topic gets its
+// messages in the order they were raised. An owner id that is not a
+// topic id (only stored before master data checked owner ids) gets no
+// topic; its webhooks still get the alert.
+func (inv *inventory) queueOwnerAlert(tx store.Tx, owner, id, status string, body []byte) error {
+	if owner == "" {
+		return nil
+	}
+	if protocol.ValidateID(owner) != nil {
+		inv.log.Warn("owner's alerts topic not published: the owner id is not a topic id ([A-Za-z0-9._-], 1-64); rename the owner in master data", "owner", owner, "alert", id)
+		return nil
+	}
+	return inv.alertOut.Queue(tx, "owners/"+owner+"/"+id, status, inv.topics.OwnerAlerts(owner), body)
 }
 
 // ConflictMessage is the body of a conflict's webhook (event "conflict")
@@ -333,6 +354,9 @@ func (inv *inventory) queueConflict(tx store.Tx, c conflicts.Conflict, event str
 		return err
 	}
 	if err := inv.alertOut.Queue(tx, "conflict/"+c.ID, event, inv.topics.Alerts(c.Warehouse), body); err != nil {
+		return err
+	}
+	if err := inv.queueOwnerAlert(tx, c.Owner, "conflict/"+c.ID, event, body); err != nil {
 		return err
 	}
 	return inv.hooks.EnqueueTx(tx, webhooks.Event{Type: webhooks.EventConflict, Warehouse: c.Warehouse, Owner: c.Owner, Body: body})

@@ -303,7 +303,7 @@ func (h *Auth) permissions(role Role, id string) *server.Permissions {
 
 // The server's topics below the root ('+' one level).
 var (
-	serverPublish   = []string{"/+/+/down", "/+/alerts", "/channels/+/availability", "/+/+/status"}
+	serverPublish   = []string{"/+/+/down", "/+/alerts", "/channels/+/availability", "/+/+/status", "/owners/+/alerts", "/owners/+/channels/+/availability"}
 	serverSubscribe = []string{"/+/+/up", "/+/+/status"}
 )
 
