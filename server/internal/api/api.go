@@ -119,6 +119,7 @@ func New(d Deps) *Handler {
 	h.registerBackup()     // backup.go
 	h.registerWorkday()    // workday.go: the dashboard's views of the day's work (after registerMasterdata)
 	h.registerOpenAPI()
+	h.registerWhoami() // owners.go
 	if d.Dashboard != nil {
 		h.mux.Handle("GET /dashboard/", d.Dashboard)
 		h.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

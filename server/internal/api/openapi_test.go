@@ -235,6 +235,7 @@ func TestOpenAPIResponsesMatchHandlers(t *testing.T) {
 		{"GET", "/api/v1/orders/wh1/none", "", 404},
 		{"GET", "/api/v1/availability", "", 200},
 		{"GET", "/api/v1/channels", "", 200},
+		{"GET", "/api/v1/whoami", "", 200},
 		{"GET", "/api/v1/channels/web/availability", "", 200},
 		{"GET", "/api/v1/channels/none/availability", "", 404},
 		{"GET", "/api/v1/alerts", "", 200},

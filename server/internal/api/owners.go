@@ -81,6 +81,27 @@ func (h *Handler) skuOwner(ctx context.Context, wh, sku string) (string, error) 
 	return it.Owner, err
 }
 
+// whoami is the answer of GET /api/v1/whoami.
+type whoami struct {
+	Authenticated bool   `json:"authenticated"`
+	Name          string `json:"name,omitempty"`
+	Role          string `json:"role,omitempty"`
+	Owner         string `json:"owner,omitempty"`
+}
+
+// registerWhoami serves the token a request was made with, so that a
+// client (the dashboard) can leave out what a token bound to an owner may
+// not use instead of showing its 403s.
+func (h *Handler) registerWhoami() {
+	h.handle("GET /api/v1/whoami", func(w http.ResponseWriter, r *http.Request) {
+		var out whoami
+		if e, ok := auth.From(r.Context()); ok {
+			out = whoami{Authenticated: true, Name: e.Name, Role: e.Role.String(), Owner: e.Owner}
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
 // ownerRules is the rule of every /api/v1 route the handler registers.
 var ownerRules = map[string]OwnerRule{
 	"POST /api/v1/stock/status":                                    OwnerScoped,
@@ -111,6 +132,7 @@ var ownerRules = map[string]OwnerRule{
 	"GET /api/v1/masterdata/{warehouse}/{kind}":                    OwnerScoped,
 	"GET /api/v1/masterdata/{warehouse}/{kind}/{id}":               OwnerScoped,
 	"GET /api/v1/openapi.json":                                     OwnerOpen,
+	"GET /api/v1/whoami":                                           OwnerOpen,
 	"GET /api/v1/orders":                                           OwnerScoped,
 	"GET /api/v1/orders/{warehouse}/{id}":                          OwnerScoped,
 	"GET /api/v1/quarantine":                                       OwnerRefused,

@@ -260,6 +260,10 @@ func TestOwnerScopeOnEveryRoute(t *testing.T) {
 	}
 	checks := map[string]func(){
 		"GET /api/v1/openapi.json": func() { w.want(A, "GET", "/api/v1/openapi.json", "", 200) },
+		"GET /api/v1/whoami": func() {
+			require.JSONEq(t, `{"authenticated":true,"name":"acme-erp","role":"admin","owner":"acme"}`, w.want(A, "GET", "/api/v1/whoami", "", 200))
+			require.JSONEq(t, `{"authenticated":true,"name":"ops","role":"admin"}`, w.want(ops, "GET", "/api/v1/whoami", "", 200), "a token of no owner")
+		},
 		"GET /api/v1/channels": func() { // allocations, no owner's data
 			require.Contains(t, w.want(A, "GET", "/api/v1/channels", "", 200), `"channel":"web"`)
 		},
