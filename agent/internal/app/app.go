@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,8 @@ type Agent struct {
 	uplink  *uplink.Uplink
 	http    *http.Server
 	httpLn  net.Listener
+	// tasksPruned counts the closed tasks dropped (pruneTasks).
+	tasksPruned atomic.Uint64
 }
 
 // New opens the store and builds the parts; Run starts them.
@@ -51,8 +54,9 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 		specs = append(specs, sp)
 	}
 	st, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: log, Small: cfg.SmallStore,
-		Retention:   store.Retention{MaxAge: cfg.RetainFor, MaxOps: cfg.RetainOps, MinFreeBytes: cfg.RetainMinFree},
-		DiskReserve: uint64(max(cfg.DiskReserve, 0)), DiskLow: uint64(max(cfg.DiskLow, 0))})
+		Retention:     store.Retention{MaxAge: cfg.RetainFor, MaxOps: cfg.RetainOps, MinFreeBytes: cfg.RetainMinFree},
+		TaskRetention: cfg.TaskRetention,
+		DiskReserve:   uint64(max(cfg.DiskReserve, 0)), DiskLow: uint64(max(cfg.DiskLow, 0))})
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +104,8 @@ func New(cfg config.Config, version string, log *slog.Logger) (*Agent, error) {
 				}
 				return 0
 			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shelfsync_agent_tasks_pruned_total", Help: "Closed tasks dropped after --task-retention."},
+			func() float64 { return float64(a.tasksPruned.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shelfsync_agent_clock_skew_seconds", Help: "The server's clock minus this gateway's, measured on the latest ack or downstream batch."},
 			func() float64 { return float64(a.uplink.State().ClockSkewMS) / 1000 }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shelfsync_agent_clock_refused_total", Help: "Server clock values refused for running more than the maximum offset ahead of this gateway's clock."},
@@ -163,8 +169,9 @@ func (a *Agent) Store() *store.Store { return a.st }
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("shelfsync agent running", "warehouse", a.cfg.Warehouse, "gateway", a.cfg.Gateway, "broker", a.cfg.BrokerURL, "http", a.HTTPAddr(), "devices", len(a.cfg.Devices))
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); a.devices.Run(ctx) }()
+	go func() { defer wg.Done(); a.pruneTasks(ctx) }()
 	go func() {
 		defer wg.Done()
 		if err := a.uplink.Run(ctx); err != nil {
@@ -186,4 +193,26 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return a.st.Close()
+}
+
+// taskPruneEvery is how often closed tasks past --task-retention are
+// dropped (store.PruneTasks); the first sweep runs at start.
+const taskPruneEvery = 10 * time.Minute
+
+// pruneTasks drops closed tasks past their retention until ctx ends.
+func (a *Agent) pruneTasks(ctx context.Context) {
+	t := time.NewTicker(taskPruneEvery)
+	defer t.Stop()
+	for {
+		n, err := a.st.PruneTasks(time.Now())
+		if err != nil {
+			a.log.Warn("prune closed tasks", "err", err)
+		}
+		a.tasksPruned.Add(uint64(n))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -42,6 +42,9 @@ type Config struct {
 	RetainFor     time.Duration
 	RetainOps     int64
 	RetainMinFree int64
+	// TaskRetention: closed tasks are dropped this long after they closed
+	// (store.Options.TaskRetention).
+	TaskRetention time.Duration
 	// DiskReserve and DiskLow guard the data disk (store.Options).
 	DiskReserve, DiskLow int64
 	// ClockMaxOffset: a server clock further ahead is not merged.
@@ -81,6 +84,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", 3*time.Second, "the least (and first) time to wait for an ack before asking the server what it lacks; it adapts to the measured ack latency (protocol SPEC.md §6)")
 	fs.DurationVar(&c.RetainFor, "retain-for", 7*24*time.Hour, "keep acknowledged ops this long (or --retain-ops of them, whichever is less) so that a server restored from an older backup, or replaced by an empty one, gets them again; older ones are recorded by the server as lost-ops (0: 168h; negative: keep none)")
 	fs.Int64Var(&c.RetainOps, "retain-ops", 5_000_000, "keep at most this many acknowledged ops (about 100 bytes of disk each; 0: 5,000,000; negative: keep none)")
+	fs.DurationVar(&c.TaskRetention, "task-retention", 7*24*time.Hour, "drop a task the server closed (done, short or cancelled) this long after it closed; the closed pick tasks of an order stay while the order may still be packed here: until this long after its last task closed, and never while one of its tasks is open, a pack of it is in progress or its ship awaits the server (0: 168h; negative: keep every task)")
 	fs.DurationVar(&c.ClockMaxOffset, "clock-max-offset", protocol.DefaultMaxOffset, "refuse (do not merge) a server clock more than this ahead of the gateway's (protocol SPEC.md §4); the refusal shows in the status API")
 	fs.Int64Var(&c.DiskReserve, "disk-reserve", 64<<20, "bytes kept free on the data disk: below this, scans are refused with a bad beep and \"disk full\" (never a crash) until space returns")
 	fs.Int64Var(&c.DiskLow, "disk-low", 512<<20, "warn (log, status API, screen, metric) when the data disk has less free space than this many bytes")

@@ -118,7 +118,8 @@ func (src Source) state(device string) State {
 		st.Outbox = p.LastSeq - p.Acked
 	}
 	l := s.Lookup()
-	for _, t := range l.Tasks() {
+	open, _ := s.OpenTasks() // unreadable: the screen shows none
+	for _, t := range open {
 		if t.Status == "" || t.Status == "open" {
 			t.Picked = l.Picked(t.ID)
 			st.Tasks = append(st.Tasks, t)

@@ -73,6 +73,15 @@ func (w *world) Tasks() []protocol.Task {
 	}
 	return out
 }
+func (w *world) OrderTasks(order string) []protocol.Task {
+	var out []protocol.Task
+	for _, t := range w.tasks {
+		if t.Order == order {
+			out = append(out, t)
+		}
+	}
+	return out
+}
 func (w *world) Picked(id string) int64 { return w.picked[id] }
 func (w *world) Stock(loc, sku string) []Stock {
 	var out []Stock

@@ -30,8 +30,12 @@ type Lookup interface {
 	Received(po string, line uint32) int64
 	// Task returns a task, with its status as this gateway knows it.
 	Task(id string) (protocol.Task, bool)
-	// Tasks lists the tasks this gateway holds.
+	// Tasks lists the tasks this gateway holds (every one: a scan reads
+	// OrderTasks).
 	Tasks() []protocol.Task
+	// OrderTasks lists the tasks of an order this gateway holds, with
+	// their status as it knows it (the store reads them by an index).
+	OrderTasks(order string) []protocol.Task
 	// Picked returns what this gateway picked against a task.
 	Picked(task string) int64
 	// Stock returns the local view's keys at location (every location when
@@ -83,6 +87,9 @@ func (NoData) Task(string) (protocol.Task, bool) { return protocol.Task{}, false
 
 // Tasks implements Lookup.
 func (NoData) Tasks() []protocol.Task { return nil }
+
+// OrderTasks implements Lookup.
+func (NoData) OrderTasks(string) []protocol.Task { return nil }
 
 // Picked implements Lookup.
 func (NoData) Picked(string) int64 { return 0 }

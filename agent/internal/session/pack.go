@@ -40,7 +40,7 @@ func packList(l Lookup, order string) ([]packLine, bool) {
 	var out []packLine
 	cancelled := false
 	at := map[[2]string]int{}
-	for _, t := range l.Tasks() {
+	for _, t := range l.OrderTasks(order) {
 		if t.Kind != "pick" || t.Order != order {
 			continue
 		}

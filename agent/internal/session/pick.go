@@ -16,7 +16,7 @@ func open(t protocol.Task) bool { return t.Status == "" || t.Status == "open" }
 // in pick order: by location, then expiry (FEFO), then id.
 func orderTasks(l Lookup, order string) []protocol.Task {
 	var out []protocol.Task
-	for _, t := range l.Tasks() {
+	for _, t := range l.OrderTasks(order) {
 		if t.Kind == "pick" && t.Order == order && open(t) {
 			out = append(out, t)
 		}

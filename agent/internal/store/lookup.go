@@ -148,6 +148,14 @@ func (l lookup) Tasks() []protocol.Task {
 	return ts
 }
 
+func (l lookup) OrderTasks(order string) []protocol.Task {
+	ts, err := l.s.OrderTasks(order)
+	if err != nil {
+		l.s.log.Warn("local tasks unreadable", "order", order, "err", err)
+	}
+	return ts
+}
+
 func (l lookup) Picked(task string) int64 { return l.i64(mdPicked + task) }
 
 func (l lookup) Shipped(order string) bool { return l.closed("o/"+order) != "" }

@@ -190,7 +190,9 @@ func writeMaster(txn *badger.Txn, d Down) error {
 		case protocol.NoticeShip:
 			// The server shipped (or refused) it; a repeated ship of a
 			// shipped order changes nothing there.
-			err = txn.Delete([]byte(mdClosed + "o/" + n.Ref))
+			if err = txn.Delete([]byte(mdClosed + "o/" + n.Ref)); err == nil {
+				err = settleShippedOrder(txn, n.Ref)
+			}
 		}
 		if err != nil {
 			return err

@@ -32,6 +32,7 @@ import (
 //	s/{loc}\0{sku}\0{lot}                      server value (int64)
 //	x/{device}                                 open session state (opaque bytes)
 //	t/{id}                                     task from the server (CBOR)
+//	ti/…, m/task-index                         task indexes by order, open, closed-at (tasks.go)
 //	md/…                                       master data, receipts, picks, EPCs, notices (masterdata.go)
 //	q/{loc}\0{seq}                             pending own location count (covers keys seen later)
 //	r/{seq}{loc}\0{sku}\0{lot}                 pending entries by seq, to prune without a full scan
@@ -75,6 +76,11 @@ type Options struct {
 	// Retention bounds the acknowledged ops kept for a server restore
 	// (retain.go); the zero value takes the defaults.
 	Retention Retention
+	// TaskRetention: a task the server sent closed (done, short or
+	// cancelled) is dropped this long after the gateway took it closed,
+	// unless a session may still need it (tasks.go, PruneTasks); 0 takes
+	// DefaultTaskRetention, negative keeps every task.
+	TaskRetention time.Duration
 	// DiskReserve: while the data directory's file system has less free
 	// space, commits are refused with ErrDiskFull (disk.go); 0 takes
 	// DefaultDiskReserve. DiskLow: below it the store warns; 0 takes
@@ -98,6 +104,9 @@ type Store struct {
 	retention     Retention
 	retainMu      sync.Mutex
 	retainChecked time.Time
+	taskRetention time.Duration
+	// now is the clock of task closes (tasks.go); time.Now but in tests.
+	now func() time.Time
 	// rebuildMu holds commits back while Regress rebuilds the view.
 	rebuildMu sync.Mutex
 }
@@ -138,7 +147,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open agent store in %q: %w (is another agent using this --data directory?)", opts.Dir, err)
 	}
 	opts.Retention.defaults()
-	s := &Store{db: db, log: log, settle: opts.Small, dir: opts.Dir, retention: opts.Retention}
+	s := &Store{db: db, log: log, settle: opts.Small, dir: opts.Dir, retention: opts.Retention, taskRetention: opts.TaskRetention, now: time.Now}
+	if s.taskRetention == 0 {
+		s.taskRetention = DefaultTaskRetention
+	}
 	s.disk = diskGuard{dir: opts.Dir, reserve: opts.DiskReserve, low: opts.DiskLow, free: opts.FreeBytes, onChange: s.logDisk}
 	if s.disk.reserve == 0 {
 		s.disk.reserve = DefaultDiskReserve
@@ -152,6 +164,10 @@ func Open(opts Options) (*Store, error) {
 	if err := s.initRetention(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("apply the outbox retention: %w", err)
+	}
+	if err := s.buildTaskIndex(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index the tasks: %w", err)
 	}
 	s.gc = newGroupCommitter(s)
 	return s, nil

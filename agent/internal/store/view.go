@@ -253,11 +253,7 @@ func (s *Store) recomputeDirty(txn *badger.Txn, also map[ledger.Key]bool) (bool,
 
 func (s *Store) applyDownTxn(txn *badger.Txn, values []protocol.StockValue, tasks []protocol.Task, upWM, last uint64) (bool, error) {
 	for _, t := range tasks {
-		b, err := protocol.Marshal(t)
-		if err != nil {
-			return false, err
-		}
-		if err := txn.Set([]byte(pTask+t.ID), b); err != nil {
+		if err := s.indexTask(txn, t); err != nil {
 			return false, err
 		}
 	}
