@@ -3,7 +3,10 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,31 @@ import (
 
 	"github.com/shelfsync/shelfsync/server/internal/auth"
 )
+
+// ownerRefused sums shelfsync_api_owner_refused_total over its routes, read
+// from the server's /metrics with a token of no owner.
+func ownerRefused(t *testing.T, c *cluster, tok string) float64 {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+c.httpAddr+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	sum := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "shelfsync_api_owner_refused_total{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			require.NoError(t, err, line)
+			sum += f
+		}
+	}
+	return sum
+}
 
 // ownedAvailability is an owner's availability (topic and webhook).
 type ownedAvailability struct {
@@ -214,9 +242,40 @@ func TestTwoOwnersTokensOverRealProcesses(t *testing.T) {
 			return eval[[]string](br, `[...document.querySelectorAll("#stock-body tr[data-key]")].map((r) => r.dataset.key)`),
 				eval[[]string](br, `[...document.querySelectorAll("#av-body tr[data-sku]")].map((r) => r.dataset.sku)`)
 		}
-		stockRows, availRows := shows(acmeTok, "")
+		refusedBefore := ownerRefused(t, c, opsTok)
+		// an Owner filter left in the browser (globex) is no 403 for acme's token: it sees its own
+		stockRows, availRows := shows(acmeTok, "globex")
 		require.Equal(t, []string{"wh1|A-01|ACME-MILK||acme|available"}, stockRows)
 		require.Equal(t, []string{"ACME-MILK"}, availRows)
+
+		// what acme's token may not use is left out with a note, never a 403
+		require.True(t, eval[bool](br, `document.getElementById("gateways").hidden && document.getElementById("ingest-section").hidden`),
+			"the gateway and ingest panels are hidden")
+		require.Equal(t, []string{"Gateways", "Ingest and backlog per gateway"},
+			eval[[]string](br, `[...document.querySelectorAll("main .owner-note")].filter((n) => n.offsetParent).map((n) => n.dataset.ownerNote)`))
+		require.Contains(t, eval[string](br, `document.querySelector('[data-owner-note="Gateways"]').textContent`), "not available to client tokens")
+		require.Equal(t, []string{"Overview", "Orders", "Reorder", "Master data"}, eval[[]string](br, `[...document.querySelectorAll("#nav a")].map((a) => a.textContent)`),
+			"no Tasks or Receiving page in the navigation")
+		require.NotContains(t, eval[string](br, `document.body.innerText`), "bound to owner", "no 403 shown")
+		for _, view := range []string{"tasks", "receiving"} {
+			br.open("work.html?view=" + view)
+			require.True(t, eval[bool](br, `!document.getElementById("view-note").hidden && [...document.querySelectorAll("div.view")].every((v) => v.hidden)`), view)
+			require.Contains(t, eval[string](br, `document.getElementById("view-note").textContent`), "not available to client tokens", view)
+			require.NotContains(t, eval[string](br, `document.body.innerText`), "bound to owner", view)
+		}
+		for _, view := range []string{"orders", "reorder", "masterdata"} { // the pages it may use draw without an error
+			br.open("work.html?view=" + view)
+			require.Empty(t, eval[string](br, `document.getElementById("status-line").textContent`), view)
+			require.True(t, eval[bool](br, `document.getElementById("view-note").hidden`), view)
+		}
+		require.Equal(t, []string{"items"}, eval[[]string](br, `[...document.querySelectorAll("#f-kind option")].map((o) => o.value)`),
+			"of master data a client's token reads its items")
+		require.Equal(t, []string{"ACME-MILK"}, eval[[]string](br, `[...document.querySelectorAll("#md-body tr[data-id]")].map((r) => r.dataset.id)`))
+		require.True(t, eval[bool](br, `document.getElementById("import").hidden`), "no import for a client's token")
+		require.Equal(t, refusedBefore, ownerRefused(t, c, opsTok), "the dashboard asked the server nothing acme's token may not have")
+		// the metric does count a refusal (it is not dead)
+		require.Equal(t, 403, acme.call("GET", "/api/v1/gateways", nil, nil))
+		require.Equal(t, refusedBefore+1, ownerRefused(t, c, opsTok))
 		stockRows, availRows = shows(opsTok, "globex")
 		require.Equal(t, []string{"wh1|B-01|GLOBEX-MILK||globex|available"}, stockRows)
 		require.Equal(t, []string{"GLOBEX-MILK"}, availRows)

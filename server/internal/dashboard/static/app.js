@@ -20,8 +20,9 @@ async function loadWarehouses() {
         el("dt", {}, "On hand"), el("dd", {}, w.on_hand),
         el("dt", {}, "Reserved"), el("dd", {}, w.reserved),
         el("dt", {}, "Available"), el("dd", {}, w.available),
-        el("dt", {}, "Gateways online"), el("dd", {}, w.gateways_online + " / " + w.gateways),
-        el("dt", {}, "Backlog"), el("dd", {}, w.backlog),
+        ...(tokenOwner() ? [] : [ // a client's token is told nothing of the gateways
+          el("dt", {}, "Gateways online"), el("dd", {}, w.gateways_online + " / " + w.gateways),
+          el("dt", {}, "Backlog"), el("dd", {}, w.backlog)]),
         el("dt", {}, "Open conflicts"), el("dd", { class: w.open_conflicts ? "neg" : "" }, w.open_conflicts))));
   }
   const sel = $("stock-wh");
@@ -141,7 +142,9 @@ async function loadConflicts() {
   for (const c of items) {
     const where = [c.warehouse, c.location, c.sku, c.order ? "order " + c.order : ""].filter(Boolean).join(" / ");
     const actions = el("td", { class: "actions" });
-    if (c.status !== "resolved") {
+    if (c.status !== "resolved" && tokenOwner()) {
+      actions.append(el("span", { class: "muted" }, "the warehouse resolves it")); // resolving is not for client tokens
+    } else if (c.status !== "resolved") {
       const acts = ["accept"];
       if (c.location && c.sku) acts.push("adjust");
       if (c.location) acts.push("recount");
@@ -230,7 +233,8 @@ function onEvent(type, data) {
     case "batch": {
       feed(data);
       if (data.warehouse === $("stock-wh").value || !$("stock-wh").value) reload.stock();
-      reload.warehouses(); reload.gateways(); reload.ingest();
+      reload.warehouses();
+      if (!tokenOwner()) { reload.gateways(); reload.ingest(); }
       if (state.historyKey && state.historyKey.startsWith(data.warehouse + "|")) {
         const [w, l, s, lot, owner, st] = state.historyKey.split("|");
         if (data.changes.some((c) => c.location === l && c.sku === s && (c.lot || "") === lot)) showHistory({ warehouse: w, location: l, sku: s, lot, owner, status: st }).catch(() => {});
@@ -251,12 +255,17 @@ function feed(b) {
   while (list.children.length > 30) list.lastChild.remove();
 }
 
+// refreshAll reloads every panel; a client's token (bound to an owner)
+// has no gateway or ingest panel (ownerLimits hid them: every owner's).
 function refreshAll() {
-  return Promise.allSettled([loadWarehouses(), loadGateways(), loadIngest(), loadStock(), loadConflicts(), loadAlerts(), loadAvailability()]);
+  const gw = tokenOwner() ? [] : [loadGateways(), loadIngest()];
+  return Promise.allSettled([loadWarehouses(), ...gw, loadStock(), loadConflicts(), loadAlerts(), loadAvailability()]);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
+  await loadWho();
   header();
+  ownerLimits();
   $("stock-form").addEventListener("submit", (ev) => { ev.preventDefault(); state.stockOffset = 0; loadStock().catch((e) => status(e.message)); });
   $("stock-wh").addEventListener("change", () => { state.stockOffset = 0; loadStock().catch((e) => status(e.message)); });
   $("stock-zero").addEventListener("change", () => { state.stockOffset = 0; loadStock().catch((e) => status(e.message)); });
@@ -264,8 +273,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("stock-next").addEventListener("click", () => { if (state.stockNext !== null) { state.stockOffset = state.stockNext; loadStock(); } });
   $("cf-status").addEventListener("change", () => loadConflicts());
   $("al-status").addEventListener("change", () => loadAlerts());
-  setInterval(() => { loadGateways().catch(() => {}); }, 10000);
-  setInterval(() => { loadIngest().catch(() => {}); }, 30000);
+  if (!tokenOwner()) {
+    setInterval(() => { loadGateways().catch(() => {}); }, 10000);
+    setInterval(() => { loadIngest().catch(() => {}); }, 30000);
+  }
   refreshAll().then(() => { document.body.dataset.ready = "1"; });
   live(onEvent, refreshAll);
 });

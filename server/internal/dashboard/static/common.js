@@ -30,7 +30,7 @@ const ownerScoped = [/^\/api\/v1\/stock(\?|\/near-expiry|\/snapshot\.csv|$)/, /^
   /^\/api\/v1\/channels\/[^/]+\/availability/, /^\/api\/v1\/alerts(\?|$)/, /^\/api\/v1\/conflicts(\?|$)/,
   /^\/api\/v1\/orders(\?|\/per-hour|$)/, /^\/api\/v1\/reorder\//];
 function withOwner(path, opts) {
-  const o = ownerFilter();
+  const o = tokenOwner() ? "" : ownerFilter(); // a client's token sees its own owner's only
   if (!o || (opts.method && opts.method !== "GET") || /[?&]owner=/.test(path) || !ownerScoped.some((re) => re.test(path))) return path;
   return path + (path.includes("?") ? "&" : "?") + "owner=" + encodeURIComponent(o);
 }
@@ -46,6 +46,36 @@ async function api(path, opts = {}) {
   const body = text ? JSON.parse(text) : {};
   if (!resp.ok) throw new Error(body.error || resp.statusText);
   return body;
+}
+
+// who is the token the dashboard uses (GET /api/v1/whoami, loadWho):
+// one bound to an owner (a 3PL's client) sees only that owner's data, and
+// the dashboard leaves out what it may not use rather than show 403s.
+let who = {};
+async function loadWho() {
+  try { who = await api("/api/v1/whoami"); } catch (e) { who = {}; }
+  return who;
+}
+function tokenOwner() { return who.owner || ""; }
+const notForClients = "not available to client tokens";
+
+// ownerLimits hides, for a token bound to an owner, each element marked
+// data-not-for-owner (its value names what it is) and puts a short note
+// in its place; the pages call it after loadWho.
+function ownerLimits() {
+  const o = tokenOwner();
+  document.body.dataset.tokenOwner = o;
+  if (!o) return;
+  for (const e of document.querySelectorAll("[data-not-for-owner]")) {
+    if (e.hidden) continue;
+    e.hidden = true;
+    const what = e.dataset.notForOwner;
+    if (!what) continue;
+    const tag = e.tagName === "A" || e.tagName === "LABEL" || e.tagName === "SPAN" ? "span" : "p";
+    e.after(el(tag, { class: "muted owner-note", dataset: { ownerNote: what } }, `${what}: ${notForClients} (this token is owner ${o}'s).`));
+  }
+  const of = $("owner-filter");
+  if (of) { of.value = o; of.disabled = true; of.title = `this token is bound to owner ${o}: it shows that owner's data only`; }
 }
 
 function status(msg) { const s = $("status-line"); if (s) s.textContent = msg; }
@@ -210,13 +240,18 @@ async function live(onEvent, resync) {
 // views are the dashboard's pages, in the order of the navigation.
 const views = [["./", "Overview"], ["work.html?view=orders", "Orders"], ["work.html?view=tasks", "Tasks"],
   ["work.html?view=receiving", "Receiving"], ["work.html?view=reorder", "Reorder"], ["work.html?view=masterdata", "Master data"]];
+// clientViews are the pages a token bound to an owner may use (the
+// others read every owner's data: the API answers such a token 403).
+const clientViews = new Set(["./", "work.html?view=orders", "work.html?view=reorder", "work.html?view=masterdata"]);
 
-// header fills what every page's header has: the navigation, the token
-// button and the person's name.
+// header fills what every page's header has: the navigation (without the
+// pages a client's token may not use), the token button and the person's
+// name. Call it after loadWho.
 function header() {
   const nav = $("nav");
   const here = location.pathname.endsWith("/") ? "./" : "work.html?view=" + (new URLSearchParams(location.search).get("view") || "orders");
   for (const [href, label] of views) {
+    if (tokenOwner() && !clientViews.has(href)) continue;
     const a = el("a", { href }, label);
     if (href === here) a.setAttribute("aria-current", "page");
     nav.append(a, " ");

@@ -171,8 +171,24 @@ document.addEventListener("DOMContentLoaded", async () => {
   if (!pages[view]) view = "orders";
   document.body.dataset.page = view;
   for (const e of document.querySelectorAll("[data-view]")) e.hidden = e.dataset.view !== view;
-  document.title = views.find(([h]) => h.endsWith("=" + view))[1] + " · shelfsync dashboard";
+  const label = views.find(([h]) => h.endsWith("=" + view))[1];
+  document.title = label + " · shelfsync dashboard";
+  await loadWho();
   header();
+  ownerLimits();
+  if (tokenOwner() && !clientViews.has("work.html?view=" + view)) {
+    // a page of every owner's work (tasks, receiving): a note, no 403s
+    for (const e of document.querySelectorAll("[data-view]")) e.hidden = true;
+    $("filters").hidden = true;
+    const note = $("view-note");
+    note.textContent = `${label}: ${notForClients} (this token is owner ${tokenOwner()}'s). This page shows the whole warehouse's work, every owner's.`;
+    note.hidden = false;
+    document.body.dataset.ready = "1";
+    return;
+  }
+  if (tokenOwner()) { // of master data a client's token reads its items only
+    for (const o of [...$("f-kind").options]) if (o.value !== "items") o.remove();
+  }
   const load = pages[view];
   const run = () => load().catch((e) => status(e.message));
   $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); run(); });
