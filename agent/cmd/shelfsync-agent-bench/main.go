@@ -10,6 +10,7 @@
 //	agent_rss_mib_1m_outbox_after_kill     the same, starting on a backlog left by kill -9 right after its last commit
 //	rfid_reads_per_s                       RFID frames → decode → de-dup → EPC decode vs copying the frames
 //	line_scans_per_s                       line-mode framing vs a raw read of the same bytes
+//	pick_scan_us_10k_closed_tasks          a pick scan with 10,000 closed tasks held (task index) vs reading every task
 //
 // Run it from inside the repository (the catch-up builds the server and
 // agent binaries with `go build`); `make bench` does.
@@ -68,7 +69,7 @@ func main() {
 		aargs  string
 	)
 	flag.StringVar(&out, "out", "", "also append the JSON lines to this file")
-	flag.StringVar(&only, "only", "", "comma-separated groups to run: durable,wire,catchup,rss,rfid,line (default all; rss: agent_rss_mib_1m_outbox alone, no server, no drain)")
+	flag.StringVar(&only, "only", "", "comma-separated groups to run: durable,wire,catchup,rss,rfid,line,tasks (default all; rss: agent_rss_mib_1m_outbox alone, no server, no drain)")
 	flag.DurationVar(&dur, "duration", 3*time.Second, "how long each throughput loop runs")
 	flag.IntVar(&backlg, "backlog", 1_000_000, "ops in the catch-up backlog")
 	flag.DurationVar(&cu.timeout, "catchup-timeout", 5*time.Minute, "stop waiting for the catch-up after this long and extrapolate")
@@ -116,6 +117,13 @@ func main() {
 	}
 	if want("line") {
 		emit(benchLine(dur))
+	}
+	if want("tasks") {
+		r, err := benchPickScan(dur)
+		if err != nil {
+			fail("tasks", err)
+		}
+		emit(r)
 	}
 	if want("catchup") || want("rss") {
 		cu.rssOnly = !want("catchup")
