@@ -285,6 +285,11 @@ func packDone(d Station, env Env) Outcome {
 	if len(missing) > 0 {
 		return bad(d, "order %s is not fully checked: %s still to scan (or CMD:CANCEL)", s.Order, strings.Join(missing, ", "))
 	}
+	if units == 0 {
+		// Its pick tasks are gone (dropped after --task-retention as the
+		// session began): nothing is known to ship.
+		return bad(d, "order %s has no picked units at this gateway any more: scan CMD:CANCEL (the ship API ships it)", s.Order)
+	}
 	d.Session = nil
 	n := notice(d, env, protocol.NoticeShip, s.Order, s.Location, "", units)
 	n.SSCC = s.Outbound

@@ -228,3 +228,22 @@ func TestPackWaitsForTheOrdersOpenPicks(t *testing.T) {
 	require.Contains(t, outs[0].Reason, "got a pick task meanwhile")
 	require.Empty(t, outs[0].Notices)
 }
+
+// TestPackShipsNothingWhenThePickListIsGone: the order's pick tasks
+// dropped while its pack session had checked nothing yet (pruned after
+// the task retention as the session began) — CMD:DONE ships nothing.
+func TestPackShipsNothingWhenThePickListIsGone(t *testing.T) {
+	p := newPackWorld()
+	d, outs := p.play(t, Station{}, cmd("PACK"), ord("O1"))
+	require.Equal(t, "gg", verdicts(outs))
+	for id, tk := range p.tasks {
+		if tk.Order == "O1" {
+			delete(p.tasks, id)
+		}
+	}
+	_, outs = p.play(t, d, cmd("DONE"))
+	require.Equal(t, Bad, outs[0].Verdict)
+	require.Contains(t, outs[0].Reason, "no picked units at this gateway any more")
+	require.Empty(t, outs[0].Notices)
+	require.False(t, p.shipped["O1"])
+}
