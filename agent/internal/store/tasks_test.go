@@ -106,9 +106,25 @@ func TestIndexedTaskReadsEqualAFullScan(t *testing.T) {
 			case 3: // time passes and closed tasks are pruned
 				clk = clk.Add(time.Duration(rapid.IntRange(0, 120).Draw(rt, "minutes")) * time.Minute)
 				before := scanOpen(rt, s)
+				held := map[string][]protocol.Task{}
+				for _, o := range orders[1:] {
+					held[o] = scanOrder(rt, s, o)
+				}
 				_, err := s.PruneTasks(clk)
 				require.NoError(rt, err)
 				require.Equal(rt, before, scanOpen(rt, s), "a prune never drops an open task")
+				for _, o := range orders[1:] {
+					after := scanOrder(rt, s, o)
+					if len(after) > 0 {
+						require.Equal(rt, held[o], after, "an order's tasks go together or not at all")
+					}
+					for _, tk := range held[o] {
+						if openTask(tk) {
+							require.Equal(rt, held[o], after, "an order with an open task keeps every task")
+							break
+						}
+					}
+				}
 			}
 			checkIndex(rt, s, orders[1:])
 		}
