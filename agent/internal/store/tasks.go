@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -243,13 +242,9 @@ func (s *Store) PruneTasks(now time.Time) (int, error) {
 		return 0, nil
 	}
 	cut := uint64(now.Add(-s.taskRetention).UnixMilli())
-	busy, err := s.sessionOrders()
-	if err != nil {
-		return 0, err
-	}
 	// Candidates: closed long enough ago (read only, keys and 8-byte values).
 	var ids []string
-	err = s.db.View(func(txn *badger.Txn) error {
+	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(tiClosed), PrefetchValues: false})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -272,13 +267,19 @@ func (s *Store) PruneTasks(now time.Time) (int, error) {
 		return 0, err
 	}
 	dropped := 0
-	orderOK := map[string]bool{}
 	for len(ids) > 0 {
 		batch := ids[:min(len(ids), taskIndexBatch)]
 		ids = ids[len(batch):]
 		n := 0
 		err := s.update(func(txn *badger.Txn) error {
 			n = 0
+			// The sessions are read in the transaction that drops, so a
+			// session saved meanwhile makes it conflict and start over.
+			busy, err := s.sessionOrders(txn)
+			if err != nil {
+				return err
+			}
+			orderOK := map[string]bool{}
 			for _, id := range batch {
 				var t protocol.Task
 				ok, err := getCBOR(txn, pTask+id, &t)
@@ -403,26 +404,20 @@ func settleShippedOrder(txn *badger.Txn, order string) error {
 }
 
 // sessionOrders returns the orders named by the devices' saved sessions.
-func (s *Store) sessionOrders() (map[string]bool, error) {
+func (s *Store) sessionOrders(txn *badger.Txn) (map[string]bool, error) {
 	out := map[string]bool{}
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pSess), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var st session.Station
-			if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &st) }); err != nil {
-				// An unreadable session protects nothing it names; say so.
-				s.log.Warn("store: saved session unreadable", "device", strings.TrimPrefix(string(it.Item().Key()), pSess), "err", err)
-				continue
-			}
-			if st.Session != nil && st.Session.Order != "" {
-				out[st.Session.Order] = true
-			}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pSess), PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		var st session.Station
+		if err := it.Item().Value(func(b []byte) error { return protocol.Unmarshal(b, &st) }); err != nil {
+			// An unreadable session protects nothing it names; say so.
+			s.log.Warn("store: saved session unreadable", "device", strings.TrimPrefix(string(it.Item().Key()), pSess), "err", err)
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read saved sessions: %w", err)
+		if st.Session != nil && st.Session.Order != "" {
+			out[st.Session.Order] = true
+		}
 	}
 	return out, nil
 }
