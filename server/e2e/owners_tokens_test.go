@@ -84,6 +84,8 @@ func TestTwoOwnersTokensOverRealProcesses(t *testing.T) {
 		return s.Counts["items"] == 2 && s.Counts["locations"] == 3
 	})
 	topics := c.tap("shelfsync/v1/owners/+/channels/web/availability")
+	ownerAlerts := c.tap("shelfsync/v1/owners/+/alerts")
+	c.mustDo("POST", "/api/v1/masterdata/wh1/thresholds", []map[string]any{{"sku": "ACME-MILK", "reorder_point": 3}}, nil)
 	c.mustDo("PUT", "/api/v1/channels/web", map[string]any{"share_pct": 100}, nil)
 	hooks := map[string]*hookReceiver{}
 	for owner, cl := range map[string]*cluster{"acme": acme, "globex": globex} {
@@ -229,12 +231,46 @@ func TestTwoOwnersTokensOverRealProcesses(t *testing.T) {
 		}
 	}
 
+	// acme's alerts on its own topic: a pick takes ACME-MILK down to its
+	// reorder point (2 picked of the 5 on hand: 5 → 3)
+	b = dock.scanAll(t, "CMD:PICK", "LOC:A-01", "QTY:2", ean, "CMD:DONE")
+	require.Equal(t, 0, b["bad"], "%v", dock.reasons(""))
+	type alertMsg struct{ Kind, SKU, Owner, Warehouse, Status string }
+	onTopic := func(owner string) []alertMsg {
+		var out []alertMsg
+		for _, m := range ownerAlerts.all() {
+			if m.topic == "shelfsync/v1/owners/"+owner+"/alerts" {
+				var a alertMsg
+				require.NoError(t, json.Unmarshal(m.payload, &a), string(m.payload))
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	waitFor(t, 30*time.Second, "acme's reorder alert on acme's alerts topic", func() bool {
+		for _, a := range onTopic("acme") {
+			if a.Kind == "reorder" && a.SKU == "ACME-MILK" && a.Status == "open" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, a := range onTopic("acme") {
+		require.Equal(t, "acme", a.Owner, "acme's topic: %+v", a)
+		require.Equal(t, "wh1", a.Warehouse)
+	}
+	for _, a := range onTopic("globex") {
+		require.Equal(t, "globex", a.Owner, "globex's topic carries none of acme's: %+v", a)
+	}
+
 	// the dashboard: with acme's token it shows acme's stock and
 	// availability; with the operator's, its Owner field narrows it to globex
 	t.Run("dashboard", func(t *testing.T) { // skipped without chromium, like the other dashboard tests
 		br := newBrowser(t, c, 1280, 900)
 		shows := func(tok, ownerField string) (stock, avail []string) {
-			br.step("log in", 20*time.Second, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+			// on a page of the origin without scripts: a dashboard left open
+			// would go on (its live feed) with the new token before it reloads
+			br.step("log in", 20*time.Second, chromedp.Navigate(br.base+"/healthz"), chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
 				`localStorage.setItem("shelfsync.token", %q); localStorage.setItem("shelfsync.owner", %q)`, tok, ownerField)))
 			br.open("")
 			br.step("stock and availability drawn", 20*time.Second, chromedp.WaitVisible(chromedp.CSS(`#stock-body tr[data-key]`)),

@@ -266,6 +266,8 @@ function header() {
     of.value = ownerFilter();
     of.addEventListener("change", () => { localStorage.setItem("shelfsync.owner", of.value.trim()); location.reload(); });
   }
+  // a token changed in another tab: what this page may show changed too
+  window.addEventListener("storage", (e) => { if (e.key === "shelfsync.token") location.reload(); });
   $("token-btn").addEventListener("click", () => {
     const t = prompt("API token (empty to clear)", token());
     if (t !== null) { localStorage.setItem("shelfsync.token", t.trim()); location.reload(); }
