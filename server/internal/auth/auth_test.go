@@ -97,6 +97,7 @@ func TestParseTokensErrors(t *testing.T) {
 		"a viewer " + h + " owner=",
 		"a viewer " + h + " owner=ac me",
 		"a viewer " + h + " owner=ac/me",
+		"a viewer " + h + " owner=..",
 		"a viewer " + h + " owner=acme extra",
 	} {
 		_, err := ParseTokens([]byte(bad))

@@ -30,6 +30,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/server/internal/secretsfile"
 )
 
@@ -158,10 +159,13 @@ func AddToken(path, name string, role Role) (string, error) {
 	return AddOwnerToken(path, name, role, "")
 }
 
-// checkOwner checks an owner id: 1-64 characters of [A-Za-z0-9._-].
+// checkOwner checks an owner id by the rule master data applies to an
+// item's owner (protocol.ValidateID: 1-64 characters of [A-Za-z0-9._-],
+// not only dots), so a token can be bound to every owner and to no id no
+// item can have.
 func checkOwner(owner string) error {
-	if owner == "" || len(owner) > 64 || strings.Trim(owner, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != "" {
-		return fmt.Errorf("owner %q: want 1-64 characters of [A-Za-z0-9._-]", owner)
+	if err := protocol.ValidateID(owner); err != nil {
+		return fmt.Errorf("owner %q: want 1-64 characters of [A-Za-z0-9._-], not only dots: %w", owner, err)
 	}
 	return nil
 }
