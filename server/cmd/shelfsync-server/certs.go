@@ -117,7 +117,7 @@ func runTokens(args []string, stdout, stderr io.Writer) int {
 	file := fs.String("file", "", "token file (required)")
 	name := fs.String("name", "", "who or what uses the token, e.g. dashboard (required)")
 	roleS := fs.String("role", "", "viewer, operator or admin (required)")
-	owner := fs.String("owner", "", "bind the token to this owner (a 3PL's client): it is refused (403) on every route that shows or changes other owners' data")
+	owner := fs.String("owner", "", "bind the token to this owner (a 3PL's client; 1-64 characters of [A-Za-z0-9._-], as in master data): it is refused (403) on every route that shows or changes other owners' data")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
