@@ -1,10 +1,32 @@
 package crashfs
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"unsafe"
 )
+
+// mapperEnv names the file a re-executed test binary writes through a
+// shared mapping (see TestMain and mapWrite).
+const mapperEnv = "CRASHFS_TEST_MAP_WRITE"
+
+// TestMain runs the tests, or, re-executed by mapWrite, only the mapping
+// writer.
+func TestMain(m *testing.M) {
+	if path := os.Getenv(mapperEnv); path != "" {
+		if err := mapAndWrite(path, os.Getenv(mapperEnv+"_SYNC") == "1"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 func mustMount(t *testing.T, o Options) *FS {
 	t.Helper()
@@ -125,4 +147,85 @@ func TestCrashJournaled(t *testing.T) {
 			t.Errorf("%s survived although nothing was synced after it (%v)", n, err)
 		}
 	}
+}
+
+// TestCrashMmap: bytes written through a shared mapping are durable after
+// msync and lost without it (Badger writes its memtable log that way).
+//
+// The mapping is written by another process (this test binary run again),
+// as Badger's is by the agent: a page fault on a crashfs file waits for
+// the FUSE server, and the server runs in this process. A goroutine that
+// faults there cannot be preempted (the thread is in the kernel, not in a
+// system call the Go runtime knows of), so a garbage collection starting
+// meanwhile waits for it forever while the server goroutine that would
+// answer the fault waits for the collection: the test once hung so,
+// spinning in the collector's barrier, and, killed, stayed a zombie
+// flushing its still-open file to the server it had just lost.
+func TestCrashMmap(t *testing.T) {
+	f := mustMount(t, Options{})
+	synced, unsynced := filepath.Join(f.Dir(), "synced"), filepath.Join(f.Dir(), "unsynced")
+	mapWrite(t, synced, true)
+	mapWrite(t, unsynced, false)
+	for _, path := range []string{synced, unsynced} {
+		if got := content(path); got[:6] != "mapped" {
+			t.Fatalf("before the crash %s = %q", filepath.Base(path), got[:6])
+		}
+	}
+	syncDir(t, f.Dir())
+	if err := f.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	if got := content(synced); len(got) != 4096 || got[:6] != "mapped" {
+		t.Errorf("synced mapping lost: %q (%d bytes)", got[:min(6, len(got))], len(got))
+	}
+	if got := content(unsynced); len(got) != 4096 || got[:6] != "\x00\x00\x00\x00\x00\x00" {
+		t.Errorf("unsynced mapping survived the crash: %q (%d bytes)", got[:min(6, len(got))], len(got))
+	}
+}
+
+// mapWrite has a child process create path (4096 bytes, fsynced), write
+// "mapped" at its start through a shared mapping, msync it when sync, and
+// unmap and close it.
+func mapWrite(t *testing.T, path string, sync bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), mapperEnv+"="+path, fmt.Sprintf("%s_SYNC=%d", mapperEnv, map[bool]int{true: 1}[sync]))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mapping writer on %s: %v: %s", path, err, out)
+	}
+}
+
+// mapAndWrite is mapWrite's child.
+func mapAndWrite(path string, sync bool) (err error) {
+	fh, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, fh.Close()) }()
+	if err := fh.Truncate(4096); err != nil {
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		return err
+	}
+	m, err := syscall.Mmap(int(fh.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	copy(m, "mapped")
+	if sync {
+		if err := msync(m); err != nil {
+			return err
+		}
+	}
+	return syscall.Munmap(m)
+}
+
+// msync flushes a shared mapping (MS_SYNC), as Badger's z.Msync does.
+func msync(b []byte) error {
+	_, _, e := syscall.Syscall(syscall.SYS_MSYNC, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MS_SYNC)
+	if e != 0 {
+		return e
+	}
+	return nil
 }
