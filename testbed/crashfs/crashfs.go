@@ -27,6 +27,15 @@
 // Mounting needs root and /dev/fuse (no fusermount: go-fuse mounts with
 // mount(2) itself). Memory-mapped files work (page cache on, no direct
 // I/O), as Badger needs. File locks are the kernel's own (not forwarded).
+//
+// The server runs in the process that mounts, so that process must not map
+// a crashfs file itself: a page fault on the mapping waits in the kernel
+// for the server, and the Go runtime cannot preempt the faulting goroutine
+// (a garbage collection then waits for it while the server waits for the
+// collection), and munmap writes dirty pages back through the server while
+// holding the address-space lock the server's threads need. Map files
+// from another process, as the programs under test do; reading and
+// writing with system calls is safe.
 package crashfs
 
 import (

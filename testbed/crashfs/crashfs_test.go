@@ -153,14 +153,17 @@ func TestCrashJournaled(t *testing.T) {
 // msync and lost without it (Badger writes its memtable log that way).
 //
 // The mapping is written by another process (this test binary run again),
-// as Badger's is by the agent: a page fault on a crashfs file waits for
-// the FUSE server, and the server runs in this process. A goroutine that
-// faults there cannot be preempted (the thread is in the kernel, not in a
-// system call the Go runtime knows of), so a garbage collection starting
-// meanwhile waits for it forever while the server goroutine that would
-// answer the fault waits for the collection: the test once hung so,
-// spinning in the collector's barrier, and, killed, stayed a zombie
-// flushing its still-open file to the server it had just lost.
+// as Badger's is by the agent: the FUSE server runs in this process, and
+// a mapping of a crashfs file used here deadlocks with it. A goroutine
+// faulting on a page waits in the kernel for the server and cannot be
+// preempted, so a garbage collection starting meanwhile (the server's
+// allocations start one) waits for it forever while the server goroutine
+// that would answer waits for the collection; and munmap of a dirty
+// mapping writes it back through the server while holding the address
+// space's lock, which the server's own threads need to grow the heap or
+// take a page fault. The test hung both ways while it mapped in-process
+// and, killed, stayed a zombie flushing its open file to its own dead
+// server.
 func TestCrashMmap(t *testing.T) {
 	f := mustMount(t, Options{})
 	synced, unsynced := filepath.Join(f.Dir(), "synced"), filepath.Join(f.Dir(), "unsynced")
