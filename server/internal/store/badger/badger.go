@@ -61,8 +61,18 @@ const MaxGroupOps = 4096
 // with writes (NumMemtables of them, the ones waiting for their flush
 // included), and the block cache keeps SST blocks read. Badger's defaults
 // (64 MiB x 5, 256 MiB) let a long write stream — a 200 MB stock import —
-// take the server 288 MiB over idle; these keep it within the import
-// budget of 64 MiB over idle.
+// take the server 288 MiB over idle. These do not bring it to 64 MiB: a
+// sustained stream of new keys through this store alone (IssueOps, 256 per
+// transaction, GOGC=10) peaks at 126–165 MiB of Go heap, in heap profiles
+// two memtable arenas (~21 MiB each) and table builders' z.Allocator
+// buffers: an L0 flush's builder starts at 2 x BaseTableSize and doubles
+// (4+8+16+32 MiB for a 16 MiB memtable's blocks and their compressed
+// copies), compactions' builders add 8–16 MiB, and Badger's allocator pool
+// keeps grown builders for reuse. Measured without effect on that peak:
+// NumMemtables 2, NumCompactors 2, BaseTableSize 1 MiB, MemTableSize 8 MiB
+// (which would also shrink the transaction limit below MaxGroupOps).
+// Compression off cut the heap by ~20 MiB but added ~60 MiB of resident
+// table pages; a block cache of 0 is refused with compression on.
 const (
 	MemTableSize   = 16 << 20
 	NumMemtables   = 3
