@@ -110,6 +110,27 @@ func TestIntegrationReplicasClusteredBrokersKill(t *testing.T) {
 
 	// Before the kill: a receipt from every gateway, confirmed.
 	want := map[string]map[string]int64{"wh1": {}, "wh2": {}, "wh3": {}}
+	// landedOnce: every scan in want is on each of rs's stock exactly
+	// once, and every gateway is connected with everything acknowledged.
+	landedOnce := func(rs []*replica) error {
+		for _, r := range rs {
+			for wh, w := range want {
+				got, err := r.stock(wh)
+				if err != nil {
+					return err
+				}
+				if d := diff(w, got); len(d) > 0 {
+					return fmt.Errorf("replica %d, %s: stock disagrees with the scans: %v", r.i, wh, d[:min(5, len(d))])
+				}
+			}
+		}
+		for _, g := range gws {
+			if err := acked(g); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for _, g := range gws {
 		require.NoError(t, g.scan("CMD:RECEIVE", "LOC:BIN-"+g.gw, "SKU:W", "CMD:DONE"))
 		want[g.wh]["BIN-"+g.gw+"/W"]++
@@ -202,23 +223,7 @@ func TestIntegrationReplicasClusteredBrokersKill(t *testing.T) {
 		}
 	}
 	took := eventually(t, 3*time.Minute, "every scan on the survivors' stock exactly once, every gateway connected and confirmed", func() error {
-		for _, r := range survivors {
-			for wh, w := range want {
-				got, err := r.stock(wh)
-				if err != nil {
-					return err
-				}
-				if d := diff(w, got); len(d) > 0 {
-					return fmt.Errorf("replica %d, %s: stock disagrees with the scans: %v", r.i, wh, d[:min(5, len(d))])
-				}
-			}
-		}
-		for _, g := range gws {
-			if err := acked(g); err != nil {
-				return err
-			}
-		}
-		return nil
+		return landedOnce(survivors)
 	})
 	total = 0
 	for _, r := range survivors {
@@ -238,23 +243,7 @@ func TestIntegrationReplicasClusteredBrokersKill(t *testing.T) {
 		want[g.wh]["BIN-"+g.gw+"/W"]++
 	}
 	eventually(t, 3*time.Minute, "the scans after the rejoin on every replica's stock, once", func() error {
-		for _, r := range c.replicas {
-			for wh, w := range want {
-				got, err := r.stock(wh)
-				if err != nil {
-					return err
-				}
-				if d := diff(w, got); len(d) > 0 {
-					return fmt.Errorf("replica %d, %s: stock disagrees with the scans: %v", r.i, wh, d[:min(5, len(d))])
-				}
-			}
-		}
-		for _, g := range gws {
-			if err := acked(g); err != nil {
-				return err
-			}
-		}
-		return nil
+		return landedOnce(c.replicas)
 	})
 	total = 0
 	for _, r := range c.replicas {
