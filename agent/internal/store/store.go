@@ -332,28 +332,20 @@ func (s *Store) Positions() (Positions, error) {
 }
 
 // Outbox returns up to maxOps ops with seq ≥ from, stopping before maxBytes
-// of encoded ops (at least one op is returned when any exists).
+// of encoded ops (at least one op is returned when any exists): OutboxRaw,
+// decoded.
 func (s *Store) Outbox(from uint64, maxOps, maxBytes int) ([]protocol.Op, error) {
-	var out []protocol.Op
-	size := 0
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pOut), PrefetchValues: true, PrefetchSize: 64})
-		defer it.Close()
-		for it.Seek(append([]byte(pOut), be(from)...)); it.Valid() && len(out) < maxOps; it.Next() {
-			item := it.Item()
-			if len(out) > 0 && size+int(item.ValueSize()) > maxBytes {
-				break
-			}
-			var op protocol.Op
-			if err := item.Value(func(b []byte) error { return protocol.Unmarshal(b, &op) }); err != nil {
-				return err
-			}
-			size += int(item.ValueSize())
-			out = append(out, op)
+	_, raw, err := s.OutboxRaw(from, maxOps, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]protocol.Op, len(raw))
+	for i, b := range raw {
+		if err := protocol.Unmarshal(b, &out[i]); err != nil {
+			return nil, fmt.Errorf("outbox: op %d of %d: %w", i+1, len(raw), err)
 		}
-		return nil
-	})
-	return out, err
+	}
+	return out, nil
 }
 
 // OutboxRaw is Outbox without decoding: up to maxOps ops with seq ≥ from,
