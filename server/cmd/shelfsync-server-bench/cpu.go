@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
+	"time"
 )
 
 // userHZ is the unit of the times in /proc/PID/stat (USER_HZ, 100 on
@@ -34,6 +36,15 @@ func procTimes(pid int) (own, children float64, ppid int, comm string, err error
 	n := func(i int) float64 { v, _ := strconv.ParseFloat(string(f[i]), 64); return v / userHZ }
 	ppid, _ = strconv.Atoi(string(f[1]))
 	return n(11) + n(12), n(13) + n(14), ppid, comm, nil
+}
+
+// selfCPU returns the CPU seconds (user + system) this process has used.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // cpuEach returns the CPU seconds each process of pids has used so far.

@@ -204,11 +204,13 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 	for i := range gws {
 		gws[i] = newGateway(fmt.Sprintf("wh%d", i%warehouses+1), fmt.Sprintf("gw%03d", i+1), perGW, batch)
 	}
+	rawCPU0 := selfCPU()
 	raw, err := rawBatchWrite(filepath.Join(work, "raw"), gws)
 	if err != nil {
 		return nil, err
 	}
 	total := gateways * perGW
+	rawCPUPerKop := (selfCPU() - rawCPU0) / (float64(total) / 1000)
 	logf("ingest: raw Badger batch write of the %d ops: %.0f ops/s", total, raw)
 
 	addrs, err := testbed.FreeAddrs(2)
@@ -282,6 +284,7 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 			}
 		}
 	}()
+	cpu0, _, _, _, cpuErr := procTimes(pid)
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, len(gws))
@@ -291,6 +294,7 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 	}
 	wg.Wait()
 	took := time.Since(start)
+	cpu1, _, _, _, cpuErr1 := procTimes(pid)
 	close(stopSample)
 	<-sampled
 	peak = max(peak, testbed.PeakRSS(pid))
@@ -312,6 +316,13 @@ func benchIngest(ctx context.Context, gateways, warehouses, perGW, batch, worker
 		result("server_ingest_ops_per_s", rate, "ops/s", fmt.Sprintf("raw Badger batch write of the same %d ops (WriteBatch, synced)", total), raw),
 		result(fmt.Sprintf("server_rss_mib_%dgw", gateways), mib(peak), "MiB", "the idle server before the gateways connect", mib(idle)),
 		result("server_ingest_resends", float64(resends), "batches", "the batches of that run, each sent once", float64(sent)),
+	}
+	if profile == "" && cpuErr == nil && cpuErr1 == nil {
+		// CPU per op is steadier than ops/s on a shared machine: it does
+		// not count the time the server waited for a core.
+		perKop := (cpu1 - cpu0) / (float64(total) / 1000)
+		logf("ingest: server CPU %.2f s for %d ops (%.4f s per 1,000; the raw write %.4f)", cpu1-cpu0, total, perKop, rawCPUPerKop)
+		out = append(out, result("server_cpu_s_per_kop_badger", perKop, "s", "CPU seconds per 1,000 ops of the raw Badger batch write of the same ops", rawCPUPerKop))
 	}
 	if atPeak.total() > 0 {
 		logf("ingest: where the memory goes (shelfsync_memory_bytes at the highest RSS sampled, %.1f MiB): %s", atPeak.total()/(1<<20), atPeak)
