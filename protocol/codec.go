@@ -163,7 +163,14 @@ func (c *Codec) Decode(b []byte) (Message, error) {
 	case TypeHello:
 		m = &Hello{}
 	case TypeOps:
-		m = &OpBatch{}
+		ob, err := c.decodeOps(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, h.T, err)
+		}
+		if err := checkClocks(ob); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, h.T, err)
+		}
+		return ob, nil
 	case TypeAck:
 		m = &Ack{}
 	case TypeDown:

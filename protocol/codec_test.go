@@ -95,16 +95,21 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add(mustHex("a3000100010101"))
+	f.Add(mustHex(oddOpsMessage))
 	far, err := Encode(&Hello{Header: Header{WH: "w", GW: "g"}, HLC: HLC(1<<64 - 2)})
 	require.NoError(f, err)
 	f.Add(far)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
+		requireAsDecodedWhole(t, std, b, m, err)
 		if err != nil {
 			require.Nil(t, m)
 			return
 		}
 		require.NoError(t, checkClocks(m), "a decoded message's clocks are in range")
+		if ob, ok := m.(*OpBatch); ok {
+			requireReceived(t, std, ob)
+		}
 		// Whatever decodes re-encodes, and the re-encoding is a fixed point:
 		// decoding and encoding it again gives the same bytes.
 		again, err := Encode(m)
@@ -115,4 +120,47 @@ func FuzzDecode(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, again, third, "input %s", hex.EncodeToString(b))
 	})
+}
+
+// requireAsDecodedWhole: for an ops message (plain or ops-deflate), what
+// Decode made of b (m, err) is what decoding the message whole into an
+// OpBatch makes of it, as Decode did before it kept each op's bytes: the
+// same batch, or an error for the same bytes.
+func requireAsDecodedWhole(t *testing.T, c *Codec, b []byte, m Message, err error) {
+	var h Header
+	if len(b) > c.limits.MaxMessageSize || c.dec.Unmarshal(b, &h) != nil || h.V != Version {
+		return
+	}
+	inner, deflate := b, false
+	switch h.T {
+	case TypeOps:
+	case TypeOpsDeflate:
+		var env opsDeflate
+		if c.dec.Unmarshal(b, &env) != nil || len(env.Data) == 0 {
+			return
+		}
+		raw, ierr := c.inflate(env.Data)
+		var ih Header
+		if ierr != nil || c.dec.Unmarshal(raw, &ih) != nil || ih.V != Version || ih.T != TypeOps || ih.WH != env.WH || ih.GW != env.GW {
+			return
+		}
+		inner, deflate = raw, true
+	default:
+		return
+	}
+	whole := &OpBatch{}
+	werr := c.dec.Unmarshal(inner, whole)
+	if werr == nil {
+		werr = checkClocks(whole)
+	}
+	if werr != nil {
+		require.Error(t, err, "decoded whole: %v; input %s", werr, hex.EncodeToString(b))
+		require.ErrorIs(t, err, ErrMalformed)
+		return
+	}
+	require.NoError(t, err, "input %s", hex.EncodeToString(b))
+	got := *m.(*OpBatch)
+	got.Received = nil
+	whole.Deflate = deflate
+	require.Equal(t, whole, &got, "input %s", hex.EncodeToString(b))
 }

@@ -103,8 +103,8 @@ func (c *Codec) decodeDeflate(b []byte) (Message, error) {
 		// Nothing but a plain ops message: no nesting, no other types.
 		return nil, fmt.Errorf("%w: %s must carry an ops message (type %d), not type %d", ErrMalformed, TypeOpsDeflate, TypeOps, h.T)
 	}
-	ob := &OpBatch{}
-	if err := c.dec.Unmarshal(raw, ob); err != nil {
+	ob, err := c.decodeOps(raw)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s: inflated %s: %v", ErrMalformed, TypeOpsDeflate, TypeOps, err)
 	}
 	if ob.WH != env.WH || ob.GW != env.GW {

@@ -195,11 +195,11 @@ func TestOpsDeflateRoundTripProperty(t *testing.T) {
 		require.True(t, gb.Deflate)
 		require.NoError(t, CheckBatch(gb))
 		gb.Deflate = false
-		require.Equal(t, &want, gb, "expanded batch differs from the original")
-
 		gp, err := Decode(plain)
 		require.NoError(t, err)
-		require.Equal(t, gp, gb, "the two wire forms carry the same batch")
+		require.Equal(t, gp, gb, "the two wire forms carry the same batch, received bytes included")
+		requireReceived(t, std, gb)
+		require.Equal(t, &want, gb, "expanded batch differs from the original")
 	})
 }
 
@@ -221,6 +221,7 @@ func FuzzOpsDeflate(f *testing.F) {
 		for _, c := range []*Codec{std, small} {
 			in := envelope(t, data)
 			m, err := c.Decode(in)
+			requireAsDecodedWhole(t, c, in, m, err)
 			// Independent count of what the data inflates to, capped.
 			n, _ := io.Copy(io.Discard, io.LimitReader(flate.NewReader(bytes.NewReader(data)), int64(c.limits.MaxInflatedSize)+1))
 			if n > int64(c.limits.MaxInflatedSize) {
@@ -234,11 +235,16 @@ func FuzzOpsDeflate(f *testing.F) {
 			require.True(t, b.Deflate)
 			require.Equal(t, "wh1", b.WH)
 			require.Equal(t, "dock1", b.GW)
+			// The received op bytes decode to the ops and frame a batch
+			// of them (requireReceived clears them: the input need not
+			// be a deterministic encoding, its re-encoding is).
+			requireReceived(t, c, b)
 			// Re-encoding is a fixed point, as for any message.
 			again, err := c.Encode(b)
 			require.NoError(t, err)
 			m2, err := c.Decode(again)
 			require.NoError(t, err)
+			requireReceived(t, c, m2.(*OpBatch))
 			require.Equal(t, b, m2)
 		}
 	})

@@ -116,6 +116,16 @@ func TestGoldenVectorsMatchSpec(t *testing.T) {
 			require.Equal(t, want, hex.EncodeToString(got), "encoding differs from SPEC.md")
 			back, err := Decode(mustHex(want))
 			require.NoError(t, err)
+			if b, ok := back.(*OpBatch); ok {
+				// The golden ops are deterministic encodings: what was
+				// received is each op's Marshal, byte for byte.
+				for i := range b.Ops {
+					enc, err := Marshal(&b.Ops[i])
+					require.NoError(t, err)
+					require.Equal(t, []byte(enc), []byte(b.Received[i]), "op %d", i)
+				}
+				requireReceived(t, std, b)
+			}
 			require.Equal(t, tc.msg, back)
 		})
 	}

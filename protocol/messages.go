@@ -124,6 +124,14 @@ type OpBatch struct {
 	// ack announced FeatureOpsDeflate; Decode sets it when the batch
 	// arrived in that form. The ops are the same either way.
 	Deflate bool `cbor:"-"`
+	// Received is, for a batch Decode made, each op as it arrived:
+	// Received[i] is the CBOR data item of Ops[i], byte for byte as the
+	// sender encoded it (for ops-deflate, as it was inside the inflated
+	// data), in a buffer of the batch's own. A receiver may keep these
+	// bytes instead of encoding Ops[i] again, as long as it has not
+	// changed Ops[i]. Nil for a batch made any other way; Encode ignores
+	// it.
+	Received []RawOp `cbor:"-"`
 }
 
 // Type implements Message.

@@ -1,7 +1,10 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/hex"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -60,4 +63,112 @@ func TestRawOpBatchEncodesAsOpBatch(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, b.Ops, m.(*OpBatch).Ops)
 	})
+}
+
+// requireReceived checks what Decode kept of a batch's ops: one data item
+// per op, each decoding (alone) to that op, framing together (RawOpBatch)
+// a message that decodes to the same ops. It then clears Received, so that
+// b compares equal to a batch built in memory.
+func requireReceived(t require.TestingT, c *Codec, b *OpBatch) {
+	require.Len(t, b.Received, len(b.Ops), "one received item per op")
+	if b.Ops == nil {
+		require.Nil(t, b.Received)
+	}
+	for i := range b.Ops {
+		var op Op
+		rest, err := c.dec.UnmarshalFirst(b.Received[i], &op)
+		require.NoError(t, err, "op %d", i)
+		require.Empty(t, rest, "op %d: one data item, nothing after it", i)
+		require.Equal(t, b.Ops[i], op, "op %d: the received bytes are the op", i)
+	}
+	if len(b.Ops) > 0 {
+		raw := &RawOpBatch{Header: b.Header, First: b.First, Last: b.Last, Ops: b.Received, HLC: b.HLC}
+		enc, err := c.Encode(raw)
+		require.NoError(t, err)
+		m, err := c.Decode(enc)
+		require.NoError(t, err)
+		require.Equal(t, b.Ops, m.(*OpBatch).Ops, "the received ops frame the same batch")
+	}
+	b.Received = nil
+}
+
+// oddOp is an op encoded otherwise than deterministically: {3: 1, 1: 9
+// (as a 2-byte int), 2: 5, 4: "A", 6: "S", 8: 1, 99: "x"}; oddOpsMessage
+// is an ops message of wh1/dock1 carrying it.
+const (
+	oddOp         = "a7" + "0301" + "01190009" + "0205" + "046141" + "066153" + "0801" + "18636178"
+	oddOpsMessage = "a8" + "0001" + "0102" + "0263776831" + "0365646f636b31" + "0409" + "0509" + "0681" + oddOp + "0705"
+)
+
+// TestDecodeKeepsOpsAsReceived: Decode keeps each op's bytes as the sender
+// encoded them, even where they are not the deterministic encoding (keys
+// out of order, an int not in its shortest form, a key this build does not
+// know), in both wire forms; the bytes are the batch's own, not the
+// caller's buffer.
+func TestDecodeKeepsOpsAsReceived(t *testing.T) {
+	odd := mustHex(oddOp)
+	plain := mustHex(oddOpsMessage)
+	for name, msg := range map[string][]byte{
+		"ops":         plain,
+		"ops-deflate": envelope(t, deflateRaw(t, plain, 6)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := bytes.Clone(msg)
+			m, err := Decode(in)
+			require.NoError(t, err)
+			b := m.(*OpBatch)
+			require.Equal(t, []Op{{Seq: 9, HLC: 5, Kind: OpReceive, Location: "A", SKU: "S", Qty: 1}}, b.Ops)
+			require.Equal(t, []RawOp{RawOp(odd)}, b.Received)
+			for i := range in {
+				in[i] = 0
+			}
+			require.Equal(t, []RawOp{RawOp(odd)}, b.Received, "the received bytes do not alias the decoded buffer")
+			enc, err := Marshal(&b.Ops[0])
+			require.NoError(t, err)
+			require.NotEqual(t, odd, enc, "the case is not already deterministic")
+		})
+	}
+}
+
+// TestDecodeOpsKeepsErrorsAndShapes: what the ops decoding refuses or
+// accepts did not change with keeping the ops' bytes: an empty ops array
+// is an empty (not nil) slice, an absent one nil, a null op the zero op;
+// an op that is not a map, a duplicate key inside an op, ops nested past
+// the limit and too many ops are malformed.
+func TestDecodeOpsKeepsErrorsAndShapes(t *testing.T) {
+	head := "0001" + "0102" + "0263776831" + "0365646f636b31" + "0401" + "0501" + "0705"
+	dec := func(ops string, pairs int) (*OpBatch, error) {
+		m, err := Decode(mustHex(fmt.Sprintf("a%x", 7+pairs) + head + ops))
+		if err != nil {
+			return nil, err
+		}
+		return m.(*OpBatch), nil
+	}
+	b, err := dec("", 0)
+	require.NoError(t, err)
+	require.Nil(t, b.Ops)
+	require.Nil(t, b.Received)
+	b, err = dec("0680", 1)
+	require.NoError(t, err)
+	require.NotNil(t, b.Ops)
+	require.Empty(t, b.Ops)
+	require.NotNil(t, b.Received)
+	b, err = dec("0681f6", 1)
+	require.NoError(t, err)
+	require.Equal(t, []Op{{}}, b.Ops)
+	require.Equal(t, []RawOp{{0xf6}}, b.Received)
+	for name, ops := range map[string]string{
+		"op not a map":     "068101",
+		"duplicate key":    "0681a201010101",
+		"ops not an array": "06a0",
+		"bad utf-8":        "0681a10462ffff",
+		"nested too deep":  "0681a10a81a10181818181818101",
+	} {
+		_, err := dec(ops, 1)
+		require.ErrorIs(t, err, ErrMalformed, name)
+	}
+	small, err := NewCodec(Limits{MaxArrayElements: 16})
+	require.NoError(t, err)
+	_, err = small.Decode(mustHex("a8" + head + "0691" + strings.Repeat("f6", 17)))
+	require.ErrorIs(t, err, ErrMalformed, "too many ops")
 }
