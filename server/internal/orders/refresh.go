@@ -83,14 +83,13 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 	for g := range dirtyGroups {
 		groups[g] = true
 	}
-	queries := make([]store.StockQuery, 0, len(groups))
+	queries := make([]store.StockGroup, 0, len(groups))
 	for g := range groups {
-		queries = append(queries, store.StockQuery{Warehouse: g.wh, Location: g.loc, SKU: g.sku})
+		queries = append(queries, store.StockGroup{Warehouse: g.wh, Location: g.loc, SKU: g.sku})
 	}
 	picks := make(map[store.OrderRef][]store.OrderPick, len(refs))
 	var rows []store.StockRow
 	err = s.st.View(func(tx store.Tx) error {
-		rows = nil
 		for _, r := range refs {
 			ps, err := tx.OrderPicks(r.Warehouse, r.ID)
 			if err != nil {
@@ -98,14 +97,9 @@ func (s *Service) refresh(ctx context.Context, in map[whsku]struct{}, pending bo
 			}
 			picks[r] = ps
 		}
-		for _, q := range queries {
-			rs, err := tx.StockWhere(q)
-			if err != nil {
-				return err
-			}
-			rows = append(rows, rs...)
-		}
-		return nil
+		var err error
+		rows, err = tx.StockGroups(queries) // one statement, not one per group
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read picks and stock: %w", err)

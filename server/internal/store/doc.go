@@ -107,6 +107,11 @@ func (q StockQuery) Matches(k ledger.Key) bool {
 		(q.SKU == "" || k.SKU == q.SKU) && (q.Lot == "" || k.Lot == q.Lot) && (q.Owner == "" || k.Owner == q.Owner)
 }
 
+// StockGroup names the stock keys of one sku at one location of a
+// warehouse: every lot, owner and status. Its fields match exactly (an
+// empty field is not a wildcard, unlike StockQuery's).
+type StockGroup struct{ Warehouse, Location, SKU string }
+
 // StockRow is one stock key and its on-hand. Status is "available" for
 // sellable stock; Owner is "" when the warehouse has no owners.
 type StockRow struct {

@@ -70,6 +70,10 @@ type Tx interface {
 	Stock(wh, sku string) ([]StockRow, error)
 	// StockWhere lists the stock matching q.
 	StockWhere(q StockQuery) ([]StockRow, error)
+	// StockGroups lists every stock key of each group (every lot, owner
+	// and status of its sku at its location), in one read: one statement
+	// on PostgreSQL, however many groups.
+	StockGroups(groups []StockGroup) ([]StockRow, error)
 	// PutSettings writes the settings the conflict detector reads.
 	PutSettings(wh string, st Settings) error
 	// PutOrder creates or replaces an order and its line quantities, and

@@ -475,6 +475,21 @@ func (t *recTx) StockWhere(q store.StockQuery) ([]store.StockRow, error) {
 	return pgx.CollectRows(rows, scanStockRow)
 }
 
+func (t *recTx) StockGroups(gs []store.StockGroup) ([]store.StockRow, error) {
+	if len(gs) == 0 {
+		return nil, nil
+	}
+	whs, locs, skus := make([]string, len(gs)), make([]string, len(gs)), make([]string, len(gs))
+	for i, g := range gs {
+		whs[i], locs[i], skus[i] = g.Warehouse, g.Location, g.SKU
+	}
+	rows, err := t.tx.Query(t.ctx, stockGroupsSQL, whs, locs, skus)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanStockRow)
+}
+
 func (t *recTx) PutSettings(wh string, st store.Settings) error {
 	if _, err := t.lockWH(wh); err != nil {
 		return err

@@ -27,6 +27,14 @@ const stockSQL = `SELECT wh, loc, sku, lot, owner, status, on_hand FROM stock_ke
 			AND ($5 = '' OR owner = $5) AND (NOT $6 OR on_hand <> 0)
 		ORDER BY wh, loc, sku, lot, owner, status`
 
+// stockGroupsSQL selects every stock row of the (wh, loc, sku) groups
+// given as three arrays ($1..$3), through the primary key: one statement
+// for a whole refresh of the order model, where a statement per group
+// would be planned and run once each.
+const stockGroupsSQL = `SELECT s.wh, s.loc, s.sku, s.lot, s.owner, s.status, s.on_hand
+		FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::text[])) AS g (wh, loc, sku)
+		JOIN stock_keys s ON s.wh = g.wh COLLATE "C" AND s.loc = g.loc COLLATE "C" AND s.sku = g.sku COLLATE "C"`
+
 func scanStockRow(r pgx.CollectableRow) (store.StockRow, error) {
 	var row store.StockRow
 	var status int16

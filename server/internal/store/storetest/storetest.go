@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"ConcurrentRedeliveriesApplyOnce", testConcurrentExactlyOnce},
 		{"GroupCommitEqualsOneByOne", testGroupCommit},
 		{"StockQuery", testStockQuery},
+		{"StockGroups", testStockGroups},
 		{"OwnerAndStatusKeys", testOwnerStatus},
 		{"DownstreamCompaction", testDownCompaction},
 		{"DownstreamSparseAndTargeted", testDownSparse},
@@ -506,6 +507,52 @@ func testStockQuery(t *testing.T, open func(*testing.T) store.Store, _ config) {
 	err = s.StockEach(ctx, store.StockQuery{}, func(store.StockRow) error { n++; return stop })
 	require.ErrorIs(t, err, stop, "an error of fn stops StockEach and is returned")
 	require.Equal(t, 1, n)
+}
+
+// testStockGroups: StockGroups lists exactly the keys of each group —
+// every lot, owner and status — and none of a location or sku whose name
+// starts with the group's, whatever the groups' order or repeats.
+func testStockGroups(t *testing.T, open func(*testing.T) store.Store, _ config) {
+	s := open(t)
+	ops := []protocol.Op{
+		Receive(1, 1, "A", "s1", 1), Receive(2, 2, "A", "s10", 2), Receive(3, 3, "AB", "s1", 3), Receive(4, 4, "B", "s1", 4),
+		Receive(5, 5, "A", "s1", 5), Receive(6, 6, "A", "s1", 6), Receive(7, 7, "A", "s1", 7),
+	}
+	ops[4].Lot = "L9"
+	ops[5].Owner = "acme"
+	ops[6].Status = protocol.StatusHold
+	Apply(t, s, Batch("w1", "g", ops...))
+	Apply(t, s, Batch("w2", "g", Receive(1, 1, "A", "s1", 8)))
+	Apply(t, s, Batch("w10", "g", Receive(1, 1, "A", "s1", 9)))
+	var all []store.StockRow
+	require.NoError(t, s.StockEach(context.Background(), store.StockQuery{}, func(r store.StockRow) error { all = append(all, r); return nil }))
+	in := func(gs ...store.StockGroup) []store.StockRow {
+		var out []store.StockRow
+		for _, r := range all {
+			if slices.Contains(gs, store.StockGroup{Warehouse: r.Warehouse, Location: r.Location, SKU: r.SKU}) {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	g := func(wh, loc, sku string) store.StockGroup { return store.StockGroup{Warehouse: wh, Location: loc, SKU: sku} }
+	for _, gs := range [][]store.StockGroup{
+		{g("w1", "A", "s1")},
+		{g("w1", "A", "s10"), g("w1", "AB", "s1")},
+		{g("w2", "A", "s1"), g("w1", "B", "s1"), g("w1", "A", "s1"), g("w2", "A", "s1")},
+		{g("w1", "A", "s"), g("w", "A", "s1"), g("w1", "C", "s1")},
+		{g("w1", "A", "s1"), g("w1", "A", "s10"), g("w1", "AB", "s1"), g("w1", "B", "s1"), g("w2", "A", "s1"), g("w10", "A", "s1")},
+		{},
+	} {
+		var got []store.StockRow
+		require.NoError(t, s.View(func(tx store.Tx) error {
+			var err error
+			got, err = tx.StockGroups(gs)
+			return err
+		}))
+		require.ElementsMatch(t, in(gs...), got, "%v", gs)
+	}
+	require.Len(t, in(store.StockGroup{Warehouse: "w1", Location: "A", SKU: "s1"}), 4, "lot, owner and status keys of one group")
 }
 
 type body struct {
