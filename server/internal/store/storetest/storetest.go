@@ -535,7 +535,9 @@ func testStockGroups(t *testing.T, open func(*testing.T) store.Store, _ config) 
 		}
 		return out
 	}
-	g := func(wh, loc, sku string) store.StockGroup { return store.StockGroup{Warehouse: wh, Location: loc, SKU: sku} }
+	g := func(wh, loc, sku string) store.StockGroup {
+		return store.StockGroup{Warehouse: wh, Location: loc, SKU: sku}
+	}
 	for _, gs := range [][]store.StockGroup{
 		{g("w1", "A", "s1")},
 		{g("w1", "A", "s10"), g("w1", "AB", "s1")},
