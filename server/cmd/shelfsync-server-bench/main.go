@@ -14,7 +14,9 @@
 //	broker_qos1_msgs_per_s_20pub, broker_lost_msgs: the embedded broker's
 //	                         fan-in, vs Mosquitto (broker.go)
 //	import_rss_mib           the server's peak RSS over the idle server while
-//	                         it takes a 200 MB stock CSV (import.go)
+//	                         it takes a 200 MB stock CSV, the whole file
+//	                         applied, with import_rows_per_s and the RSS at
+//	                         each tenth of the rows (import.go)
 //
 // Run it from inside the repository; `make bench` does.
 package main
@@ -80,6 +82,9 @@ func main() {
 		workers    int
 		profile    string
 		only       string
+		importMB   int
+		importFor  time.Duration
+		importSKUs int
 	)
 	flag.StringVar(&out, "out", "", "also append the JSON lines to this file")
 	flag.IntVar(&gateways, "gateways", 100, "simulated gateways")
@@ -89,6 +94,9 @@ func main() {
 	flag.IntVar(&workers, "workers", 0, "server --workers (0: the server's default)")
 	flag.StringVar(&profile, "cpuprofile", "", "diagnostic: run the server in this process and write a CPU profile of the ingest here (and a heap profile at the highest RSS to this path + .heap)")
 	flag.StringVar(&only, "only", "", "comma-separated parts to run (default all): ingest (Badger), postgres (1 and 3 replicas with embedded brokers, the 3 clustered; compared with the Badger ingest, measured first unless -baseline is set), postgres1 (server_ingest_ops_per_s_postgres_1replica against the Badger ingest of the same run, and server_cpu_s_per_kop_1replica), cpu (server_cpu_s_per_kop_1replica and server_cpu_s_per_kop_3replicas only), broker (the embedded broker's fan-in vs Mosquitto), import (import_rss_mib, a 200 MB stock CSV), orders (order_intake_per_s and order_p99_ms: intake racing for the last units)")
+	flag.IntVar(&importMB, "import-mb", 200, "with -only import: the stock CSV's size in MB")
+	flag.IntVar(&importSKUs, "import-skus", 50000, "with -only import: the distinct skus of the stock CSV, every row a stock key of its own (0: every row a new sku, the worst case for the order model, which holds each sku's availability)")
+	flag.DurationVar(&importFor, "import-for", 0, "with -only import: stop after applying for this long (0: apply the whole file)")
 	var baseline float64
 	flag.Float64Var(&baseline, "baseline", 0, "with -only postgres or postgres1: the Badger server_ingest_ops_per_s to compare with instead of measuring it")
 	flag.Parse()
@@ -143,7 +151,7 @@ func main() {
 		rs = append(rs, br...)
 	}
 	if profile == "" && want("import") {
-		im, err := benchImport(context.Background(), 200e6, 20*time.Second)
+		im, err := benchImport(context.Background(), int64(importMB)*1e6, importSKUs, importFor)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: import:", err)
 		}
