@@ -186,7 +186,13 @@ func (inv *inventory) start(ctx context.Context, pub topicPublisher) error {
 	if err := inv.orders.Start(ctx); err != nil {
 		return err
 	}
-	inv.wg.Add(5)
+	inv.wg.Add(6)
+	go func() {
+		defer inv.wg.Done()
+		inv.shelf.Run(ctx, shelfResync, func(err error) {
+			inv.log.Warn("lot expiry index: re-reading a lot whose expiry came late failed; retried at the next tick", "err", err)
+		})
+	}()
 	go func() {
 		defer inv.wg.Done()
 		inv.expiry.Run(ctx, inv.expiryEvery, inv.leading, func(err error) { inv.log.Warn("expiry sweep failed; the next one retries", "err", err) })
@@ -197,6 +203,10 @@ func (inv *inventory) start(ctx context.Context, pub topicPublisher) error {
 	go func() { defer inv.wg.Done(); inv.alerts.Run(ctx) }()
 	return nil
 }
+
+// shelfResync is how often the lot expiry index is read again while it
+// is stale (a lot's first expiry came after keys of it without one).
+const shelfResync = 5 * time.Minute
 
 // defaultExpiryEvery is how often lots are checked against their expiry
 // date when the deps do not say (--expiry-every).

@@ -2,6 +2,7 @@ package expiry
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -215,4 +216,69 @@ func TestShelfCountsShortDatedUnits(t *testing.T) {
 	}
 	require.ElementsMatch(t, want, sh.keys[whSKU{"w", "MILK"}])
 	require.ElementsMatch(t, want, loaded.keys[whSKU{"w", "MILK"}])
+}
+
+// TestShelfHoldsNothingForLotsWithoutExpiry: keys of lots without an
+// expiry take no entry (an import of millions of them leaves the Shelf as
+// it was), and the keys it remembers not to look up again stay bounded. A
+// lot whose first expiry comes after keys of it were seen without one
+// makes the Shelf stale, and a Load counts that lot's earlier keys.
+func TestShelfHoldsNothingForLotsWithoutExpiry(t *testing.T) {
+	ctx := context.Background()
+	st, err := badger.Open(badger.Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	sh := NewShelf(ShelfConfig{Store: st, Today: func() time.Time { return now }})
+	var seq uint64
+	apply := func(ops ...protocol.Op) {
+		first := seq + 1
+		for i := range ops {
+			seq++
+			ops[i].Seq, ops[i].HLC = seq, protocol.MakeHLC(int64(seq), 0)
+		}
+		res, err := st.ApplyBatch(ctx, "w", "dock", &protocol.OpBatch{First: first, Last: seq, Ops: ops})
+		require.NoError(t, err)
+		require.NoError(t, sh.Changed(res.Changes))
+	}
+	var ops []protocol.Op
+	for i := range plainCap + 100 {
+		ops = append(ops, protocol.Op{Kind: protocol.OpReceive, Location: "A-1", SKU: fmt.Sprintf("S%05d", i), Lot: "L", Qty: 1})
+		if len(ops) == 256 {
+			apply(ops...)
+			ops = nil
+		}
+	}
+	apply(ops...)
+	require.Empty(t, sh.keys, "no key of a lot without an expiry is held")
+	require.Empty(t, sh.exp)
+	require.LessOrEqual(t, len(sh.plain), plainCap)
+	require.False(t, sh.Stale())
+
+	// MILK's lot M1 arrives at A-1 without its date, then at B-1 with it.
+	apply(protocol.Op{Kind: protocol.OpReceive, Location: "A-1", SKU: "MILK", Lot: "M1", Qty: 4})
+	require.False(t, sh.Stale())
+	apply(protocol.Op{Kind: protocol.OpReceive, Location: "B-1", SKU: "MILK", Lot: "M1", Expiry: "2026-03-10", Qty: 2})
+	require.True(t, sh.Stale(), "A-1's units of M1 went unheld")
+	require.EqualValues(t, 2, sh.ShortDated("w", "MILK", 30), "only B-1 is known until the Shelf loads again")
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); sh.Run(runCtx, time.Millisecond, func(err error) { t.Error(err) }) }()
+	require.Eventually(t, func() bool { return !sh.Stale() }, 10*time.Second, time.Millisecond)
+	cancel()
+	<-done
+	require.EqualValues(t, 6, sh.ShortDated("w", "MILK", 30), "the load counts A-1's units of the lot")
+	require.Len(t, sh.keys, 1, "still only the lot with an expiry")
+	apply(protocol.Op{Kind: protocol.OpPick, Location: "A-1", SKU: "MILK", Lot: "M1", Qty: 1})
+	require.EqualValues(t, 5, sh.ShortDated("w", "MILK", 30), "A-1 is followed now")
+
+	// Both receipts in one batch: nothing goes unheld.
+	fresh := NewShelf(ShelfConfig{Store: st, Today: func() time.Time { return now }})
+	require.NoError(t, fresh.Load(ctx))
+	require.EqualValues(t, 5, fresh.ShortDated("w", "MILK", 30))
+	require.False(t, fresh.Stale())
+	sh = fresh
+	apply(protocol.Op{Kind: protocol.OpReceive, Location: "A-2", SKU: "CREAM", Lot: "C1", Qty: 3},
+		protocol.Op{Kind: protocol.OpReceive, Location: "B-2", SKU: "CREAM", Lot: "C1", Expiry: "2026-03-05", Qty: 1})
+	require.EqualValues(t, 4, sh.ShortDated("w", "CREAM", 30))
 }
