@@ -396,8 +396,11 @@ func (h *Handler) stockRowOp(row int, rec map[string]string, by string) (stockRo
 	if err != nil {
 		return stockRow{}, err
 	}
+	// The sku and lot are copied out of the CSV record: the server's
+	// models keep them, and a field of the record would keep its whole
+	// line alive.
 	return stockRow{row: row, wh: wh, op: protocol.Op{HLC: h.now(), Kind: protocol.OpCount, Scope: protocol.ScopeKey,
-		Location: rec["location"], SKU: rec["sku"], Lot: rec["lot"], Expiry: rec["expiry"], Qty: qty, Reason: "IMPORT", Operator: by}}, nil
+		Location: rec["location"], SKU: strings.Clone(rec["sku"]), Lot: strings.Clone(rec["lot"]), Expiry: rec["expiry"], Qty: qty, Reason: "IMPORT", Operator: by}}, nil
 }
 
 // openingBalance shapes an import's count: a key the records do not know
