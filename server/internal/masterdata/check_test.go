@@ -95,6 +95,23 @@ func TestOpsOfAGatewayWithoutOwnersLandAsTheItemsOwnersAvailableStock(t *testing
 	require.NoError(t, err)
 	require.Len(t, hs, 1)
 	require.Equal(t, "old", hs[0].Gateway)
+
+	// The op log keeps each op as merged: stamped where the owner was
+	// stamped (the server encodes those again), as received where not.
+	logged := map[uint64]protocol.Op{}
+	require.NoError(t, st.View(func(tx store.Tx) error {
+		return tx.ScanOps("w", func(gw string, op *protocol.Op) error {
+			if gw == "old" {
+				logged[op.Seq] = *op
+			}
+			return nil
+		})
+	}))
+	stamped := old.Ops[0]
+	stamped.Owner = "acme"
+	counted := old.Ops[2]
+	counted.Lines = []protocol.CountLine{{SKU: "TEA", Qty: 4, Owner: "zeta"}}
+	require.Equal(t, map[uint64]protocol.Op{1: stamped, 2: old.Ops[1], 3: counted}, logged)
 }
 
 // hexOps returns the map keys of every op in an encoded batch.

@@ -124,7 +124,7 @@ func Issue(tx Tx, wh string, op protocol.Op) (protocol.Op, store.Result, error) 
 	if err := Validate(&op); err != nil {
 		return op, store.Result{}, err
 	}
-	res, err := merge(tx, nil, wh, protocol.ServerOrigin, &op)
+	res, err := merge(tx, nil, wh, protocol.ServerOrigin, &op, nil)
 	if err != nil {
 		return op, res, err
 	}
@@ -275,13 +275,13 @@ func (e *Engine) QuarantineAction(ctx context.Context, wh, gw string, seq uint64
 		case "reapply":
 			op := q.Op
 			op.Seq = seq
-			if err := e.validate(tx, wh, &op); err != nil {
+			if _, err := e.validate(tx, wh, &op, nil); err != nil {
 				if errors.Is(err, store.ErrConflict) {
 					return err
 				}
 				return fmt.Errorf("still invalid: %w — fix the master data or reject it", err)
 			}
-			if res, err = merge(tx, nil, wh, gw, &op); err != nil {
+			if res, err = merge(tx, nil, wh, gw, &op, nil); err != nil {
 				return err
 			}
 			if err := appendStock(tx, res.Changes); err != nil {

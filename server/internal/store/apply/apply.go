@@ -37,8 +37,10 @@ type Tx interface {
 	Watermark(wh, gw string) (uint64, error)
 	// SetWatermark moves wh/gw's watermark.
 	SetWatermark(wh, gw string, wm uint64) error
-	// PutOp logs an applied op of wh/gw (op.Seq is its seq).
-	PutOp(wh, gw string, op *protocol.Op) error
+	// PutOp logs an applied op of wh/gw: the log keeps enc, op's
+	// encoding, byte for byte (op is the same op decoded, for what a
+	// backend indexes: its seq, hlc and kind).
+	PutOp(wh, gw string, op *protocol.Op, enc []byte) error
 	// Quarantined returns the op kept aside at wh/gw/seq.
 	Quarantined(wh, gw string, seq uint64) (store.Quarantined, bool, error)
 	// PutQuarantined creates or replaces a quarantined op.
@@ -147,14 +149,27 @@ func Validate(op *protocol.Op) error {
 
 // validate runs Validate and the master-data check. An error that is
 // store.ErrConflict is the transaction's, not the op's.
-func (e *Engine) validate(tx Tx, wh string, op *protocol.Op) error {
+//
+// The check may change op (it stamps the owner of an op that names none).
+// enc is op's encoding as received (nil: none); validate returns it when
+// op is as it was, field for field, and nil when the check changed op:
+// those bytes are then not the op to log.
+func (e *Engine) validate(tx Tx, wh string, op *protocol.Op, enc []byte) ([]byte, error) {
 	if err := Validate(op); err != nil {
-		return err
+		return enc, err
 	}
-	if e.check != nil {
-		return e.check(tx.Records(), wh, op)
+	if e.check == nil {
+		return enc, nil
 	}
-	return nil
+	if enc == nil {
+		return nil, e.check(tx.Records(), wh, op)
+	}
+	was := op.Clone()
+	err := e.check(tx.Records(), wh, op)
+	if !op.Equal(&was) {
+		enc = nil
+	}
+	return enc, err
 }
 
 // Keys lists the stock keys the valid ops among ops merge into.
@@ -198,7 +213,7 @@ func (e *Engine) ApplyBatch(ctx context.Context, wh, gw string, b *protocol.OpBa
 		err := e.b.Update(ctx, NewScope([]GW{{wh, gw}}, nil, Keys(wh, ops)), func(tx Tx) error {
 			var down stockLog
 			var err error
-			if res, err = e.applyIn(tx, &down, wh, gw, b, ops, last, start == 0); err != nil {
+			if res, err = e.applyIn(tx, &down, wh, gw, b, ops, received(b, start, end), last, start == 0); err != nil {
 				return err
 			}
 			return down.flush(tx)
@@ -294,7 +309,7 @@ func (e *Engine) applyGroup(ctx context.Context, batches []store.Batch) ([]store
 		out = out[:0]
 		var down stockLog
 		for _, b := range batches {
-			r, err := e.applyIn(tx, &down, b.WH, b.GW, b.B, b.B.Ops, b.B.Last, true)
+			r, err := e.applyIn(tx, &down, b.WH, b.GW, b.B, b.B.Ops, received(b.B, 0, len(b.B.Ops)), b.B.Last, true)
 			if err != nil {
 				return fmt.Errorf("apply %s/%s %d..%d: %w", b.WH, b.GW, b.B.First, b.B.Last, err)
 			}
@@ -308,11 +323,20 @@ func (e *Engine) applyGroup(ctx context.Context, batches []store.Batch) ([]store
 	return out, nil
 }
 
-// applyIn merges ops (a slice of b ending at seq last) in tx; the first
-// chunk also judges the whole batch with the sequence rule. The keys it
-// changed join down, which the caller logs downstream before the
-// transaction commits.
-func (e *Engine) applyIn(tx Tx, down *stockLog, wh, gw string, b *protocol.OpBatch, ops []protocol.Op, last uint64, first bool) (store.Result, error) {
+// received returns the received encodings of b.Ops[start:end], or nil
+// when b was not decoded from the wire.
+func received(b *protocol.OpBatch, start, end int) []protocol.RawOp {
+	if len(b.Received) != len(b.Ops) {
+		return nil
+	}
+	return b.Received[start:end]
+}
+
+// applyIn merges ops (a slice of b ending at seq last, with recv their
+// received encodings, or nil) in tx; the first chunk also judges the whole
+// batch with the sequence rule. The keys it changed join down, which the
+// caller logs downstream before the transaction commits.
+func (e *Engine) applyIn(tx Tx, down *stockLog, wh, gw string, b *protocol.OpBatch, ops []protocol.Op, recv []protocol.RawOp, last uint64, first bool) (store.Result, error) {
 	res := store.Result{Verdict: protocol.Apply}
 	wm, err := tx.Watermark(wh, gw)
 	if err != nil {
@@ -330,7 +354,11 @@ func (e *Engine) applyIn(tx Tx, down *stockLog, wh, gw string, b *protocol.OpBat
 		if op.Seq <= wm {
 			continue
 		}
-		if err := e.validate(tx, wh, op); err != nil {
+		var enc []byte
+		if recv != nil {
+			enc = recv[i]
+		}
+		if enc, err = e.validate(tx, wh, op, enc); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return res, err
 			}
@@ -348,7 +376,7 @@ func (e *Engine) applyIn(tx Tx, down *stockLog, wh, gw string, b *protocol.OpBat
 			}
 			continue
 		}
-		r, err := merge(tx, det, wh, gw, op)
+		r, err := merge(tx, det, wh, gw, op, enc)
 		if err != nil {
 			return res, fmt.Errorf("op %d: %w", op.Seq, err)
 		}
@@ -385,13 +413,21 @@ func quarantine(tx Tx, wh, gw string, op *protocol.Op, reason string, res *store
 
 // merge logs op of wh/gw and merges it: the ledger, then conflict
 // detection over the keys it changed. det carries what one transaction's
-// detection learned from its earlier ops; nil starts afresh.
-func merge(tx Tx, det *conflicts.Detector, wh, gw string, op *protocol.Op) (store.Result, error) {
+// detection learned from its earlier ops; nil starts afresh. enc is op's
+// encoding as received, which the log keeps byte for byte; nil (an op the
+// server made or changed) logs op encoded.
+func merge(tx Tx, det *conflicts.Detector, wh, gw string, op *protocol.Op, enc []byte) (store.Result, error) {
 	var res store.Result
 	if det == nil {
 		det = &conflicts.Detector{}
 	}
-	if err := tx.PutOp(wh, gw, op); err != nil {
+	if enc == nil {
+		var err error
+		if enc, err = protocol.Marshal(op); err != nil {
+			return res, fmt.Errorf("encode op: %w", err)
+		}
+	}
+	if err := tx.PutOp(wh, gw, op, enc); err != nil {
 		return res, err
 	}
 	ch, err := ledger.Apply(tx, wh, gw, op)

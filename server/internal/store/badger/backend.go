@@ -74,8 +74,8 @@ func (t *tx) SetWatermark(wh, gw string, wm uint64) error {
 	return t.txn.Set(wmKey(wh, gw), []byte(u64(wm)))
 }
 
-func (t *tx) PutOp(wh, gw string, op *protocol.Op) error {
-	return putCBOR(t.txn, opKey(pfxOp, wh, gw, op.Seq), op)
+func (t *tx) PutOp(wh, gw string, op *protocol.Op, enc []byte) error {
+	return t.txn.Set(opKey(pfxOp, wh, gw, op.Seq), enc)
 }
 
 func (t *tx) Quarantined(wh, gw string, seq uint64) (store.Quarantined, bool, error) {

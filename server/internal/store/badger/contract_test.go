@@ -31,5 +31,8 @@ func TestBadgerContract(t *testing.T) {
 			mu.Unlock()
 			require.NoError(t, s.Close())
 			return openDir(t, dir)
+		}),
+		storetest.WithOpLog(func(t require.TestingT, s store.Store, wh, gw string, seq uint64) []byte {
+			return badger.OpLogValue(t, s.(*badger.Store), wh, gw, seq)
 		}))
 }

@@ -180,15 +180,11 @@ func (t *pgTx) SetWatermark(wh, gw string, wm uint64) error {
 	return nil
 }
 
-func (t *pgTx) PutOp(wh, gw string, op *protocol.Op) error {
+func (t *pgTx) PutOp(wh, gw string, op *protocol.Op, enc []byte) error {
 	if _, err := t.owns(wh); err != nil {
 		return err
 	}
-	body, err := protocol.Marshal(op)
-	if err != nil {
-		return err
-	}
-	t.ops = append(t.ops, opRow{wh: wh, gw: gw, seq: int64(op.Seq), hlc: int64(op.HLC), kind: int16(op.Kind), body: body})
+	t.ops = append(t.ops, opRow{wh: wh, gw: gw, seq: int64(op.Seq), hlc: int64(op.HLC), kind: int16(op.Kind), body: enc})
 	return nil
 }
 

@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 
@@ -38,7 +40,16 @@ func TestIntegrationPostgresContract(t *testing.T) {
 			require.NoError(t, s.Close())
 			return open(t, dsnOf(s))
 		}),
-		storetest.WithReplica(func(t *testing.T, s store.Store) store.Store { return open(t, dsnOf(s)) }))
+		storetest.WithReplica(func(t *testing.T, s store.Store) store.Store { return open(t, dsnOf(s)) }),
+		storetest.WithOpLog(func(t require.TestingT, s store.Store, wh, gw string, seq uint64) []byte {
+			var body []byte
+			err := s.(*Store).pool.QueryRow(context.Background(), `SELECT body FROM ops WHERE wh = $1 AND gw = $2 AND seq = $3`, wh, gw, int64(seq)).Scan(&body)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			require.NoError(t, err)
+			return body
+		}))
 }
 
 // TestIntegrationPostgresConflictIndexes runs the conflicts package's

@@ -32,6 +32,7 @@ type Option func(*config)
 type config struct {
 	reopen  func(t *testing.T, s store.Store) store.Store
 	replica func(t *testing.T, s store.Store) store.Store
+	opLog   func(t require.TestingT, s store.Store, wh, gw string, seq uint64) []byte
 }
 
 // WithReopen gives Run a way to close s and open its state again, for the
@@ -75,7 +76,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"Epoch", testEpoch},
 		{"Actions", testActions},
 		{"Records", testRecords},
-		{"LostOps", testLostOps}, // lostops.go
+		{"LostOps", testLostOps},                 // lostops.go
+		{"OpLogAsReceived", testOpLogAsReceived}, // oplog.go
+		{"OpLogDecodesToMerged", testOpLogDecodesToMerged},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open, c) })
