@@ -52,6 +52,7 @@ func (s *Service) ChannelsChanged() {
 func (s *Service) Invalidate() {
 	all := s.allSKUs()
 	s.mu.Lock()
+	s.mdv = nil // read the master data again
 	for k := range all {
 		s.dirty[k] = struct{}{}
 	}

@@ -1,37 +1,47 @@
 package orders
 
-import "testing"
+import (
+	"strconv"
+	"testing"
 
-// One recompute pass reads a location's sellability and a sku's safety
-// stock once however often it asks, and answers what Config's functions
-// answer.
-func TestMasterViewReadsOncePerPass(t *testing.T) {
+	"github.com/stretchr/testify/require"
+)
+
+// The model reads a location's sellability and a sku's safety stock once
+// however often it recomputes, answers what Config's functions answer,
+// and reads them again after Invalidate (a change of master data) — and
+// when the view grows past its bound.
+func TestMasterViewReadsOnceUntilInvalidated(t *testing.T) {
 	reads := map[string]int{}
-	s := &Service{cfg: Config{
+	safety := int64(4)
+	s := New(Config{
 		Sellable: func(wh, loc string) bool { reads["sell "+wh+"/"+loc]++; return loc != "DOCK" },
-		Safety:   func(wh, sku string) int64 { reads["safe "+wh+"/"+sku]++; return int64(len(sku)) },
-	}}
-	md := s.masterView()
-	for range 3 {
+		Safety:   func(wh, sku string) int64 { reads["safe "+wh+"/"+sku]++; return safety },
+	}, nil)
+	pass := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		md := s.masterView()
 		for _, loc := range []string{"A-1", "DOCK", "A-1"} {
-			if got, want := md.sellable("w", loc), loc != "DOCK"; got != want {
-				t.Fatalf("sellable(%s) = %v, want %v", loc, got, want)
-			}
+			require.Equal(t, loc != "DOCK", md.sellable("w", loc), loc)
 		}
-		if got := md.safety("w", "MILK"); got != 4 {
-			t.Fatalf("safety = %d, want 4", got)
-		}
+		require.Equal(t, safety, md.safety("w", "MILK"))
 	}
-	for k, n := range reads {
-		if n != 1 {
-			t.Fatalf("%s read %d times in one pass", k, n)
-		}
+	for range 3 {
+		pass()
 	}
-	if len(reads) != 3 {
-		t.Fatalf("reads %v: want A-1, DOCK and MILK", reads)
+	require.Equal(t, map[string]int{"sell w/A-1": 1, "sell w/DOCK": 1, "safe w/MILK": 1}, reads, "one read each over three passes")
+
+	safety = 7 // the master data changed: Invalidate follows its commit
+	s.Invalidate()
+	pass()
+	require.Equal(t, map[string]int{"sell w/A-1": 2, "sell w/DOCK": 2, "safe w/MILK": 2}, reads, "read again after Invalidate")
+
+	s.mu.Lock()
+	md := s.masterView()
+	for i := range maxMasterView + 1 {
+		md.safe[whsku{"w", strconv.Itoa(i)}] = 0
 	}
-	s.masterView().sellable("w", "A-1") // a new pass reads again
-	if reads["sell w/A-1"] != 2 {
-		t.Fatal("a new pass did not read again")
-	}
+	require.NotSame(t, md, s.masterView(), "a view past its bound starts empty")
+	s.mu.Unlock()
 }

@@ -241,18 +241,29 @@ func applyPicks(o *Order, picks []store.OrderPick, only func(sku string) bool) {
 }
 
 // masterView reads sellable locations and safety stock through Config's
-// functions — each a store read — once per location and per sku for as
-// long as it is used: one pass that recomputes a set of skus, which may
-// ask for the same location many times (once per key of every sku and lot
-// stored there).
+// functions — each a store read — once per location and per sku until the
+// master data changes: Invalidate, which every change of master data
+// (this replica's or another's, after its commit) and every Reload calls,
+// drops what it read, and then recomputes everything from fresh reads.
+// Without it every recompute read them again, a read per sku and per
+// location each time stock moved (on PostgreSQL, three round trips each),
+// for values that change only with the master data. It is bounded
+// (maxMasterView): past that it starts empty again. s.mu guards it.
 type masterView struct {
 	cfg  *Config
 	sell map[[2]string]bool
 	safe map[whsku]int64
 }
 
+// maxMasterView bounds the locations and skus a masterView keeps.
+const maxMasterView = 1 << 17
+
+// masterView returns the model's view of the master data; s.mu is held.
 func (s *Service) masterView() *masterView {
-	return &masterView{cfg: &s.cfg, sell: map[[2]string]bool{}, safe: map[whsku]int64{}}
+	if s.mdv == nil || len(s.mdv.sell)+len(s.mdv.safe) > maxMasterView {
+		s.mdv = &masterView{cfg: &s.cfg, sell: map[[2]string]bool{}, safe: map[whsku]int64{}}
+	}
+	return s.mdv
 }
 
 func (m *masterView) sellable(wh, loc string) bool {

@@ -138,6 +138,7 @@ type Service struct {
 	channels   map[string]Channel
 	oversold   map[whsku]oversell
 	dirtyG     map[stockGroup]struct{} // stock groups changed (Changed)
+	mdv        *masterView             // master data read since it last changed (refresh.go)
 	dirty      map[whsku]struct{}
 	dirtyO     map[okey]struct{} // orders to read again (OrderChanged)
 	reloadCh   bool              // channels to read again (ChannelsChanged)
