@@ -39,6 +39,7 @@ func (inv *inventory) followOrders(_ context.Context, ev events.Event) {
 		inv.orders.Changed(ch)
 	}
 	if len(ev.MasterData) > 0 { // sellable locations, safety stock, thresholds
+		inv.forgetMasterData() // first: the recompute reads them again
 		inv.orders.Invalidate()
 	}
 	if !ev.Remote {

@@ -36,8 +36,12 @@ type inventory struct {
 	topics protocol.Topics
 	orders *orders.Service
 	alerts *alerts.Service
-	hooks  *webhooks.Manager
-	hub    *dashboard.Hub
+	// thresholds are the master data's reorder thresholds as alerts and
+	// the order model's safety stock read them: kept until the master
+	// data changes (forgetMasterData); nil without thresholds.
+	thresholds *alerts.ThresholdCache
+	hooks      *webhooks.Manager
+	hub        *dashboard.Hub
 	// series is each gateway's ingest over the last hour (series.go).
 	series *dashboard.Series
 	out    *mqttOut
@@ -120,8 +124,13 @@ func newInventory(d inventoryDeps) *inventory {
 	inv.alertOut = alerts.NewOutbox(b, d.leading, log.With("component", "alerts-mqtt"))
 	inv.hooks = webhooks.New(webhooks.Config{Records: b, Shared: d.shared, ReplicaID: d.replicaID,
 		Logger: log.With("component", "webhooks"), Registerer: d.reg})
+	var thresholds alerts.Thresholds
+	if d.md.Thresholds != nil {
+		inv.thresholds = alerts.NewThresholdCache(d.md.Thresholds)
+		thresholds = inv.thresholds
+	}
 	inv.alerts = alerts.New(alerts.Config{
-		Records: b, Thresholds: d.md.Thresholds, OnOrder: d.md.OnOrder, Owner: d.md.Owner, Logger: log.With("component", "alerts"), Registerer: d.reg,
+		Records: b, Thresholds: thresholds, OnOrder: d.md.OnOrder, Owner: d.md.Owner, Logger: log.With("component", "alerts"), Registerer: d.reg,
 		Gateways: func(ctx context.Context) ([]store.Gateway, error) { return d.st.Gateways(ctx, "") },
 		// The webhook is queued in the alert's transaction; MQTT and the
 		// dashboard follow the commit.
@@ -139,9 +148,9 @@ func newInventory(d inventoryDeps) *inventory {
 		Sweep: d.leading,
 	})
 	safety := d.md.Safety
-	if safety == nil && d.md.Thresholds != nil {
+	if safety == nil && thresholds != nil {
 		safety = func(wh, sku string) int64 {
-			t, _ := d.md.Thresholds.Threshold(wh, sku)
+			t, _ := thresholds.Threshold(wh, sku)
 			return t.SafetyStock
 		}
 	}
@@ -236,6 +245,7 @@ func (inv *inventory) lead(leader bool) {
 func (inv *inventory) reload() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	inv.forgetMasterData()
 	if err := inv.shelf.Load(ctx); err != nil {
 		inv.log.Warn("lot expiry index: re-reading after lost events failed; channels with a minimum shelf life may be offered short-dated lots until the next reload", "err", err)
 	}
@@ -418,4 +428,13 @@ func resyncEvery(shared bool) time.Duration {
 		return 0
 	}
 	return time.Minute
+}
+
+// forgetMasterData drops the thresholds read so far, after the master data
+// changed or when changes may have been missed; the order model drops its
+// own view in Invalidate.
+func (inv *inventory) forgetMasterData() {
+	if inv.thresholds != nil {
+		inv.thresholds.Forget()
+	}
 }
