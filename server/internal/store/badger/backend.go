@@ -53,7 +53,13 @@ func update(disk *diskspace.Guard, db *bdb.DB, f func(txn *bdb.Txn) error) error
 }
 
 func (b backend) Update(_ context.Context, _ apply.Scope, f func(apply.Tx) error) error {
-	return update(b.disk, b.db, func(txn *bdb.Txn) error { return f(&tx{txnLedger: txnLedger{txn: txn}}) })
+	return update(b.disk, b.db, func(txn *bdb.Txn) error {
+		t := &tx{txnLedger: txnLedger{txn: txn, deferKeys: true}}
+		if err := f(t); err != nil {
+			return err
+		}
+		return t.flushKeys()
+	})
 }
 
 func (b backend) View(_ context.Context, f func(apply.Tx) error) error {
@@ -121,7 +127,7 @@ func (t *tx) Records() store.Tx {
 	if t.reads == nil {
 		t.reads = map[string]cachedRead{}
 	}
-	return recordTx{txn: t.txn, reads: t.reads}
+	return recordTx{txn: t.txn, reads: t.reads, keys: &t.txnLedger}
 }
 
 func (t *tx) Applied(string, string, *store.Result) error { return nil }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"strings"
 
+	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
 )
 
@@ -71,4 +72,46 @@ func deltaPrefix(k ledger.Key) []byte {
 
 func orderBytes(o ledger.Order) string {
 	return u64(uint64(o.HLC)) + o.GW + "\x00" + u64(o.Seq)
+}
+
+// storedLotLen is len(ledger.StoredLot(k)).
+func storedLotLen(k ledger.Key) int {
+	if k.Owner == "" && k.Status == protocol.StatusAvailable {
+		return len(k.Lot)
+	}
+	return len(k.Lot) + 1 + len(k.Owner) + 2
+}
+
+// appendKeyPath appends keyPath(k) to b.
+func appendKeyPath(b []byte, k ledger.Key) []byte {
+	b = append(b, k.WH...)
+	b = append(b, 0)
+	b = append(b, k.Location...)
+	b = append(b, 0)
+	b = append(b, k.SKU...)
+	b = append(b, 0)
+	b = append(b, k.Lot...)
+	if k.Owner != "" || k.Status != protocol.StatusAvailable {
+		b = append(b, 1)
+		b = append(b, k.Owner...)
+		b = append(b, 1, byte('0'+k.Status))
+	}
+	return b
+}
+
+// deltaKeyLen is the length of k's delta key at o.
+func deltaKeyLen(k ledger.Key, o ledger.Order) int {
+	return len(pfxDelta) + len(k.WH) + len(k.Location) + len(k.SKU) + storedLotLen(k) + 4 + 8 + len(o.GW) + 1 + 8
+}
+
+// appendDeltaKey appends k's delta key at o (deltaPrefix(k) +
+// orderBytes(o)) to b.
+func appendDeltaKey(b []byte, k ledger.Key, o ledger.Order) []byte {
+	b = append(b, pfxDelta...)
+	b = appendKeyPath(b, k)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint64(b, uint64(o.HLC))
+	b = append(b, o.GW...)
+	b = append(b, 0)
+	return binary.BigEndian.AppendUint64(b, o.Seq)
 }

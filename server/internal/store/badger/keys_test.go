@@ -43,3 +43,20 @@ func TestStockKeyPathsRoundTripAndNeverNest(t *testing.T) {
 		}
 	})
 }
+
+// TestDeltaKeyBuiltInPlaceEqualsTheLayout: the delta key the apply builds
+// into one buffer is deltaPrefix(k) + orderBytes(o) (the layout), byte for
+// byte, and deltaKeyLen is its length.
+func TestDeltaKeyBuiltInPlaceEqualsTheLayout(t *testing.T) {
+	code := rapid.SampledFrom([]string{"", "A", "AB", "acme", "x y", "é"})
+	rapid.Check(t, func(t *rapid.T) {
+		k := ledger.Key{WH: code.Draw(t, "wh"), Location: code.Draw(t, "loc"), SKU: code.Draw(t, "sku"), Lot: code.Draw(t, "lot"),
+			Owner: code.Draw(t, "owner"), Status: protocol.StockStatus(rapid.IntRange(0, 3).Draw(t, "status"))}
+		o := ledger.Order{HLC: protocol.HLC(rapid.Uint64().Draw(t, "hlc")), GW: code.Draw(t, "gw"), Seq: rapid.Uint64().Draw(t, "seq")}
+		want := append(deltaPrefix(k), orderBytes(o)...)
+		got := appendDeltaKey(nil, k, o)
+		require.Equal(t, want, got)
+		require.Len(t, got, deltaKeyLen(k, o))
+		require.Equal(t, []byte(pfxKey+keyPath(k)), append([]byte(pfxKey), appendKeyPath(nil, k)...))
+	})
+}

@@ -23,6 +23,26 @@ type recordTx struct {
 	// Set and Delete through this recordTx keep it true, and the apply
 	// writes no master data otherwise.
 	reads map[string]cachedRead
+	// keys, when set, is the transaction's ledger, whose deferred stock
+	// key states (txnLedger.deferKeys) the reads of stock keys here
+	// flush first.
+	keys *txnLedger
+}
+
+// flushKeys writes the ledger's deferred stock key states, before a read
+// of stock keys.
+func (t recordTx) flushKeys() error {
+	if t.keys == nil {
+		return nil
+	}
+	return t.keys.flushKeys()
+}
+
+// readsStock reports whether a read of key, or of the keys under it,
+// may read stock keys.
+func readsStock(key []byte) bool {
+	n := min(len(key), len(pfxKey))
+	return string(key[:n]) == pfxKey[:n]
 }
 
 type cachedRead struct {
@@ -44,13 +64,20 @@ func (s *Store) View(f func(store.Tx) error) error {
 }
 
 func (t recordTx) Get(k []byte) ([]byte, bool, error) {
-	if c, hit := t.reads[string(k)]; hit {
+	reads := t.reads
+	if readsStock(k) {
+		if err := t.flushKeys(); err != nil {
+			return nil, false, err
+		}
+		reads = nil // the apply writes stock keys: not cached
+	}
+	if c, hit := reads[string(k)]; hit {
 		return bytes.Clone(c.v), c.ok, nil
 	}
 	item, err := t.txn.Get(k)
 	if errors.Is(err, bdb.ErrKeyNotFound) {
-		if t.reads != nil {
-			t.reads[string(k)] = cachedRead{}
+		if reads != nil {
+			reads[string(k)] = cachedRead{}
 		}
 		return nil, false, nil
 	}
@@ -58,8 +85,8 @@ func (t recordTx) Get(k []byte) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	v, err := item.ValueCopy(nil)
-	if err == nil && t.reads != nil {
-		t.reads[string(k)] = cachedRead{bytes.Clone(v), true}
+	if err == nil && reads != nil {
+		reads[string(k)] = cachedRead{bytes.Clone(v), true}
 	}
 	return v, err == nil, err
 }
@@ -80,6 +107,11 @@ func (t recordTx) Delete(k []byte) error {
 }
 
 func (t recordTx) Scan(prefix []byte, o store.ScanOptions, fn func(k, v []byte) error) error {
+	if readsStock(prefix) {
+		if err := t.flushKeys(); err != nil {
+			return err
+		}
+	}
 	it := t.txn.NewIterator(bdb.IteratorOptions{Prefix: prefix, Reverse: o.Reverse, PrefetchValues: !o.KeysOnly, PrefetchSize: 64})
 	defer it.Close()
 	if o.Reverse {
@@ -195,6 +227,9 @@ func (t recordTx) Origin(k ledger.Key) (store.Origin, bool, error) {
 }
 
 func (t recordTx) Stock(wh, sku string) ([]store.StockRow, error) {
+	if err := t.flushKeys(); err != nil {
+		return nil, err
+	}
 	it := t.txn.NewIterator(bdb.IteratorOptions{Prefix: []byte(pfxKey + wh + "\x00"), PrefetchValues: true, PrefetchSize: 100})
 	defer it.Close()
 	var out []store.StockRow
@@ -212,7 +247,12 @@ func (t recordTx) Stock(wh, sku string) ([]store.StockRow, error) {
 	return out, nil
 }
 
-func (t recordTx) StockWhere(q store.StockQuery) ([]store.StockRow, error) { return stockIn(t.txn, q) }
+func (t recordTx) StockWhere(q store.StockQuery) ([]store.StockRow, error) {
+	if err := t.flushKeys(); err != nil {
+		return nil, err
+	}
+	return stockIn(t.txn, q)
+}
 
 func (t recordTx) PutSettings(wh string, st store.Settings) error {
 	return putCBOR(t.txn, []byte(pfxSettings+wh), st)

@@ -1,6 +1,7 @@
 package badger
 
 import (
+	"context"
 	"encoding/binary"
 	"testing"
 
@@ -10,6 +11,8 @@ import (
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
+	"github.com/shelfsync/shelfsync/server/internal/store"
+	"github.com/shelfsync/shelfsync/server/internal/store/apply"
 )
 
 // uncachedLedger is the transaction ledger as it was before its caches:
@@ -39,8 +42,9 @@ func (u uncachedLedger) SumAfter(k ledger.Key, o ledger.Order) (int64, error) {
 }
 
 // TestTransactionCachesEqualReads: the transaction ledger's caches (key
-// states read once per transaction; an op's earlier delta on a key found in
-// the transaction's own list, not by a point read) leave the store exactly
+// states read once per transaction and written once, before commit; an
+// op's earlier delta on a key found in the transaction's own list, not by
+// a point read) leave the store exactly
 // as the plain reads do — the same stock keys and the same delta records,
 // byte for byte — for random receives, picks, moves (within one location
 // too: one op touching a key twice), counts of both scopes, in random
@@ -85,7 +89,7 @@ func TestTransactionCachesEqualReads(t *testing.T) {
 				db *bdb.DB
 				ls func(*bdb.Txn) ledger.Store
 			}{
-				{cached.db, func(txn *bdb.Txn) ledger.Store { return &txnLedger{txn: txn} }},
+				{cached.db, func(txn *bdb.Txn) ledger.Store { return &txnLedger{txn: txn, deferKeys: true} }},
 				{plain.db, func(txn *bdb.Txn) ledger.Store { return uncachedLedger{&txnLedger{txn: txn}} }},
 			} {
 				require.NoError(t, s.db.Update(func(txn *bdb.Txn) error {
@@ -94,6 +98,9 @@ func TestTransactionCachesEqualReads(t *testing.T) {
 						if _, err := ledger.Apply(l, o.WH, o.GW, &o.Op); err != nil {
 							return err
 						}
+					}
+					if c, ok := l.(*txnLedger); ok {
+						return c.flushKeys() // as backend.Update does before commit
 					}
 					return nil
 				}))
@@ -121,4 +128,52 @@ func dump(t require.TestingT, db *bdb.DB, prefix string) map[string]string {
 		return nil
 	}))
 	return out
+}
+
+// TestRecordReadsSeeDeferredKeyStates: inside an apply transaction, whose
+// stock key states are written once before commit, the record reads of
+// stock (Stock, StockWhere, Get and Scan of stock keys) see the states
+// merged so far, and the commit stores them.
+func TestRecordReadsSeeDeferredKeyStates(t *testing.T) {
+	s, err := Open(Options{InMemory: true})
+	require.NoError(t, err)
+	defer s.Close()
+	k := ledger.Key{WH: "w", Location: "L1", SKU: "x"}
+	// The key's state changes between the reads: Get must not answer
+	// from the cache it keeps for the master-data check.
+	b := backend{db: s.db}
+	require.NoError(t, b.Update(context.Background(), apply.Scope{}, func(tx apply.Tx) error {
+		for seq := uint64(1); seq <= 2; seq++ {
+			op := protocol.Op{Seq: seq, HLC: protocol.MakeHLC(int64(seq), 0), Kind: protocol.OpReceive, Location: k.Location, SKU: k.SKU, Qty: 3}
+			if _, err := ledger.Apply(tx, k.WH, "g", &op); err != nil {
+				return err
+			}
+			want := int64(3 * seq)
+			r := tx.Records()
+			rows, err := r.Stock(k.WH, "")
+			require.NoError(t, err)
+			require.Equal(t, []store.StockRow{store.RowOf(k, want)}, rows, "Stock")
+			rows, err = r.StockWhere(store.StockQuery{Warehouse: k.WH})
+			require.NoError(t, err)
+			require.Equal(t, []store.StockRow{store.RowOf(k, want)}, rows, "StockWhere")
+			v, ok, err := r.Get(stockKey(k))
+			require.NoError(t, err)
+			require.True(t, ok, "Get")
+			var ks ledger.KeyState
+			require.NoError(t, protocol.Unmarshal(v, &ks))
+			require.Equal(t, want, ks.OnHand(), "Get")
+			n := 0
+			require.NoError(t, r.Scan([]byte(pfxKey), store.ScanOptions{}, func(_, v []byte) error {
+				n++
+				require.NoError(t, protocol.Unmarshal(v, &ks))
+				require.Equal(t, want, ks.OnHand(), "Scan")
+				return nil
+			}))
+			require.Equal(t, 1, n, "Scan")
+		}
+		return nil
+	}))
+	rows, err := s.Stock(context.Background(), store.StockQuery{Warehouse: k.WH})
+	require.NoError(t, err)
+	require.Equal(t, []store.StockRow{store.RowOf(k, 6)}, rows)
 }
