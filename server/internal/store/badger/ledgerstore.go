@@ -25,7 +25,7 @@ type txnLedger struct {
 	// Readers of stock keys other than GetKey flush first: KeysAt here,
 	// and the record reads of Records (recordTx.keys).
 	deferKeys bool
-	dirty     []*keyEntry // entries with a state not yet written, in the order they became so
+	dirty     []*keyEntry              // entries with a state not yet written, in the order they became so
 	skews     map[string]time.Duration // SkewWindow's answers (settings are not written by the apply)
 	slab      []byte                   // carve keys and values the transaction hands Badger from it
 }
