@@ -172,3 +172,61 @@ func TestDecodeOpsKeepsErrorsAndShapes(t *testing.T) {
 	_, err = small.Decode(mustHex("a8" + head + "0691" + strings.Repeat("f6", 17)))
 	require.ErrorIs(t, err, ErrMalformed, "too many ops")
 }
+
+// TestDecodeFindsTheOpsTheDecoderRead: the ops' items are those of the
+// key the decoder reads as Ops (unsigned 6, in any integer form), not of a
+// text key "6" or of a 6 nested in another key's value, wherever key 6
+// stands in the map.
+func TestDecodeFindsTheOpsTheDecoderRead(t *testing.T) {
+	op1 := "a3010102010301" // {1: 1, 2: 1, 3: 1}
+	op2 := "a3010202010302" // {1: 2, 2: 1, 3: 2}
+	head := "0001" + "0102" + "0263776831" + "0365646f636b31" + "0401" + "0502" + "0705"
+	for name, msg := range map[string]string{
+		"key 6 first":           "a8" + "06" + "82" + op1 + op2 + head,
+		"key 6 as 0x18 0x06":    "a8" + head + "1806" + "82" + op1 + op2,
+		"text key 6 before":     "a9" + "6136" + "81" + op2 + head + "06" + "82" + op1 + op2,
+		"nested 6 in a key 9":   "a9" + "09" + "a106" + "81" + op2 + head + "06" + "82" + op1 + op2,
+		"nested array of ops":   "a9" + "0a" + "82" + "81" + op1 + "a0" + head + "06" + "82" + op1 + op2,
+		"bytes that look alike": "a9" + "0b" + "47" + op1 + head + "06" + "82" + op1 + op2,
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, err := Decode(mustHex(msg))
+			require.NoError(t, err)
+			b := m.(*OpBatch)
+			require.Equal(t, []Op{{Seq: 1, HLC: 1, Kind: 1}, {Seq: 2, HLC: 1, Kind: 2}}, b.Ops)
+			require.Equal(t, []RawOp{mustHex(op1), mustHex(op2)}, b.Received)
+			requireReceived(t, std, b)
+		})
+	}
+}
+
+// BenchmarkDecodeOps decodes a batch of 256 ops of a scanning gateway
+// (compare: the same batch decoded whole, as Decode did before it kept
+// each op's bytes).
+func BenchmarkDecodeOps(b *testing.B) {
+	batch := &OpBatch{Header: Header{WH: "wh1", GW: "dock1"}, First: 1, Last: 256, HLC: MakeHLC(1_700_000_000_000, 0)}
+	for i := range 256 {
+		batch.Ops = append(batch.Ops, Op{Seq: uint64(i + 1), HLC: MakeHLC(1_700_000_000_000+int64(i), 0), Kind: OpPick, Location: "A-01-03",
+			SKU: "04012345678901", Qty: 1, Device: "scanner-1", Operator: "op7", Raw: []string{"]C10104012345678901"}, Refs: &Refs{Order: "SO-1", OrderLine: 2}})
+	}
+	enc, err := Encode(batch)
+	require.NoError(b, err)
+	b.Run("keeping", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Decode(enc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("whole", func(b *testing.B) {
+		for b.Loop() {
+			var h Header
+			if err := std.dec.Unmarshal(enc, &h); err != nil {
+				b.Fatal(err)
+			}
+			if err := std.dec.Unmarshal(enc, &OpBatch{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
