@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -89,7 +91,7 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 		})
 		took := time.Since(t0)
 		peak = max(peak, testbed.PeakRSS(p.Pid()))
-		logf("%s: peak RSS %.1f MiB; now %s", gw, mib(peak), rssParts(p.Pid()))
+		logf("%s: peak RSS %.1f MiB; now %s; CPU %.1f s", gw, mib(peak), rssParts(p.Pid()), cpuSeconds(p.Pid()))
 		return took, peak, st, err
 	}
 	upFor := func(d time.Duration) func(agentStatus) bool {
@@ -161,6 +163,7 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 	}
 	defer srv.Proc().Stop(syscall.SIGTERM)
 	took, peak, st, err := runAgent(agentDir, "gw-backlog", mqttAddr, func(st agentStatus) bool { return st.AckedSeq >= uint64(n) }, opts.timeout)
+	logf("catch-up: server CPU %.1f s", cpuSeconds(srv.Proc().Pid()))
 	value, unit := took.Seconds(), "s"
 	if err != nil {
 		if st.AckedSeq == 0 {
@@ -181,6 +184,32 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// cpuSeconds returns the user and system CPU seconds process pid has used
+// so far (0 when /proc does not tell).
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) in its
+	// parentheses: state is field 3, utime 14 and stime 15.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return (ut + st) / 100 // USER_HZ: 100 on Linux
+}
 
 // backlogOps are n receive ops as a dock's scans make them.
 func backlogOps(n int) []protocol.Op {

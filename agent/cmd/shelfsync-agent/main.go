@@ -57,10 +57,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 func runAgent(args []string, stderr io.Writer) int {
 	var cfg config.Config
-	if _, code, ok := flagconf.Parse("shelfsync-agent", "run", args, stderr, cfg.Register); !ok {
+	var profile string
+	register := func(fs *flag.FlagSet) { cfg.Register(fs); registerCPUProfile(fs, &profile) }
+	if _, code, ok := flagconf.Parse("shelfsync-agent", "run", args, stderr, register); !ok {
 		return code
 	}
 	log := flagconf.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	stopProfile, err := startCPUProfile(profile) // profile.go
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	defer stopProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := app.WaitForDisk(ctx, cfg, log); err != nil {

@@ -74,10 +74,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func runServer(args []string, stderr io.Writer) int {
 	var cfg config.Config
-	if _, code, ok := flagconf.Parse("shelfsync-server", "run", args, stderr, cfg.Register); !ok {
+	var profile string
+	register := func(fs *flag.FlagSet) { cfg.Register(fs); registerCPUProfile(fs, &profile) }
+	if _, code, ok := flagconf.Parse("shelfsync-server", "run", args, stderr, register); !ok {
 		return code
 	}
 	log := flagconf.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	stopProfile, err := startCPUProfile(profile) // profile.go
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	defer stopProfile()
 	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		// Without it the heap grows to twice what is live before a
 		// collection: freed batches and memtables held ~half the RSS
