@@ -273,7 +273,9 @@ func (s *Store) applyView(txn *badger.Txn, op *protocol.Op) error {
 		if err := txn.Set(append(viewKey(pPend, e.k), append([]byte{0}, be(op.Seq)...)...), b); err != nil {
 			return err
 		}
-		if err := txn.Set(append(append([]byte(pPendQ), be(op.Seq)...), viewKey("", e.k)...), nil); err != nil {
+		// The seq index holds the effect too: pruning reads it there
+		// instead of a point read of the entry per op.
+		if err := txn.Set(append(append([]byte(pPendQ), be(op.Seq)...), viewKey("", e.k)...), b); err != nil {
 			return err
 		}
 		if err := s.addAgg(txn, e.k, e.p, 1); err != nil {

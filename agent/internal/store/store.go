@@ -37,7 +37,8 @@ import (
 //	ti/…, m/task-index                         task indexes by order, open, closed-at (tasks.go)
 //	md/…                                       master data, receipts, picks, EPCs, notices (masterdata.go)
 //	q/{loc}\0{seq}                             pending own location count (covers keys seen later)
-//	r/{seq}{loc}\0{sku}\0{lot}                 pending entries by seq, to prune without a full scan
+//	r/{seq}{loc}\0{sku}\0{lot}                 pending entries by seq, to prune without a full scan;
+//	                                           the effect (CBOR, as p/; empty from older agents)
 //	a/{loc}\0{sku}\0{lot}                      aggregate of a key's pending entries (sum, sets)
 //	y/{loc}\0{sku}\0{lot}                      dirty: view to recompute (pending pruned)
 //	m/pruned                                   highest seq whose pending effects are pruned

@@ -125,7 +125,7 @@ func (s *Store) prunePending(upWM uint64) error {
 				done = true
 				return nil
 			}
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pPendQ)})
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pPendQ), PrefetchValues: true, PrefetchSize: 256})
 			n, reached := 0, upWM
 			var dead [][]byte
 			removed := map[ledger.Key][]pending{} // the pruned entries of each key
@@ -144,10 +144,24 @@ func (s *Store) prunePending(upWM uint64) error {
 				if k, ok := parseViewKey(key[len(pPendQ)+8:], ""); ok {
 					pk := append(viewKey(pPend, k), append([]byte{0}, be(seq)...)...)
 					var p pending
-					if ok, err := getPending(txn, pk, &p); err != nil {
+					found := false
+					// The index entry holds the effect (empty in stores
+					// of older agents: then the entry is read).
+					err := it.Item().Value(func(v []byte) error {
+						if len(v) == 0 {
+							return nil
+						}
+						found = true
+						return protocol.Unmarshal(v, &p)
+					})
+					if err == nil && !found {
+						found, err = getPending(txn, pk, &p)
+					}
+					if err != nil {
 						it.Close()
 						return err
-					} else if ok {
+					}
+					if found {
 						removed[k] = append(removed[k], p)
 					} else if _, seen := removed[k]; !seen {
 						removed[k] = nil // dirty all the same
