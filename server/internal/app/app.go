@@ -146,6 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		OnClock:        s.inv.alerts.GatewayClock,
 		OnStatus: func(m *protocol.Status) {
 			s.down.Online(m.WH, m.GW, m.Online)
+			s.down.Reported(m.WH, m.GW, m.LastSeq)
 			s.md.status(m)
 			s.updateGateway(m.WH, m.GW, func(g *store.Gateway) {
 				g.Online, g.LastSeen, g.ReportedSeq, g.OutboxDepth = m.Online, time.Now().UnixMilli(), m.LastSeq, m.OutboxDepth

@@ -2,6 +2,20 @@
 // downstream log — stock as latest values per key, master data, tasks and
 // server-issued ops — with the same sequence rule and go-back-N window as
 // the upstream (protocol.Window).
+//
+// A gateway far behind upstream (catching up on a backlog: its stated
+// last seq is many ops beyond its watermark here) gets its downstream in
+// rounds: all of the log up to the head, then nothing new until
+// CatchUpEvery has passed since the round began.
+// Every commit of its backlog changes the same keys again, and the log
+// keeps only a key's latest entry, so a round sends each changed key once
+// where sending after every commit sent it once per commit — work the
+// gateway, busy sending, could least afford. The log's order, the window
+// and the sequence rule are those of every send; only when is different.
+// Batches keep MaxItems: an agent applies a batch in one transaction, and
+// a gateway's store bounds a transaction (Badger's, with the agent's 4 MiB
+// memtables, takes about 6,500 writes: two per stock item and the keys it
+// recomputes), so larger batches could never be applied by older agents.
 package downstream
 
 import (
@@ -20,8 +34,15 @@ type Config struct {
 	MaxItems int           // items per batch; default 512
 	Window   uint64        // seqs in flight; default 8192
 	Timeout  time.Duration // rewind when no down-ack; default 3 s
+	// A gateway that stated a last seq at least CatchUpOps beyond its
+	// watermark is catching up: it gets rounds at most every
+	// CatchUpEvery. Defaults 4096 ops and 1 s; CatchUpOps < 0 turns
+	// rounds off.
+	CatchUpOps   int
+	CatchUpEvery time.Duration
 	Logger   *slog.Logger
 	Clock    *protocol.Clock
+	Now      func() time.Time // the window's and the rounds' clock; default time.Now
 	// Owns, when set, reports whether this server sends a gateway's
 	// downstream (with the warehouse partition, only the holder of its
 	// warehouse's lease does).
@@ -39,6 +60,14 @@ type gwKey struct{ wh, gw string }
 type gwState struct {
 	win    protocol.Window
 	online bool
+	// reported is the last seq the gateway stated (hello, status); wm
+	// its watermark here when last read (a lower bound: it only grows
+	// while the process runs).
+	reported, wm uint64
+	// roundHead is the log's head when the latest round of sends began,
+	// at roundAt: a round ends when what was sent reaches it.
+	roundHead uint64
+	roundAt   time.Time
 }
 
 // Sender tracks every gateway's downstream position.
@@ -68,6 +97,15 @@ func New(cfg Config, st store.Store) *Sender {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = protocol.NewClock(nil)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.CatchUpOps == 0 {
+		cfg.CatchUpOps = 4096
+	}
+	if cfg.CatchUpEvery <= 0 {
+		cfg.CatchUpEvery = time.Second
 	}
 	return &Sender{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan struct{}, 1), gws: map[gwKey]*gwState{}}
 }
@@ -102,7 +140,8 @@ func (s *Sender) Hello(wh, gw string, h *protocol.Hello) {
 	s.mu.Lock()
 	g := s.state(wh, gw)
 	g.online = true
-	g.win.Reset(from, time.Now())
+	g.reported = h.LastSeq
+	g.win.Reset(from, s.cfg.Now())
 	s.mu.Unlock()
 	s.poke()
 }
@@ -114,7 +153,7 @@ func (s *Sender) Acked(wh, gw string, a *protocol.DownAck) {
 	}
 	s.mu.Lock()
 	g := s.state(wh, gw)
-	g.win.OnAck(a.DownWM, time.Now())
+	g.win.OnAck(a.DownWM, s.cfg.Now())
 	s.mu.Unlock()
 	s.poke()
 }
@@ -124,11 +163,19 @@ func (s *Sender) Online(wh, gw string, online bool) {
 	s.mu.Lock()
 	g := s.state(wh, gw)
 	if online && !g.online {
-		g.win.Rewind(time.Now())
+		g.win.Rewind(s.cfg.Now())
 	}
 	g.online = online
 	s.mu.Unlock()
 	s.poke()
+}
+
+// Reported records the last seq a gateway stated in its status: with its
+// watermark here it tells whether the gateway is catching up.
+func (s *Sender) Reported(wh, gw string, lastSeq uint64) {
+	s.mu.Lock()
+	s.state(wh, gw).reported = lastSeq
+	s.mu.Unlock()
 }
 
 // Changed tells the sender that wh's log grew ("": any warehouse's).
@@ -173,15 +220,45 @@ func (s *Sender) sendAll(ctx context.Context, pub Publisher) {
 	}
 }
 
+// catchingUp reports whether g stated a last seq at least CatchUpOps
+// beyond its watermark here. The watermark is read only while the one
+// last read leaves it possible.
+func (s *Sender) catchingUp(ctx context.Context, k gwKey, g *gwState) bool {
+	if s.cfg.CatchUpOps < 0 {
+		return false
+	}
+	s.mu.Lock()
+	reported, wm := g.reported, g.wm
+	s.mu.Unlock()
+	if reported < wm+uint64(s.cfg.CatchUpOps) {
+		return false
+	}
+	wm, err := s.st.Watermark(ctx, k.wh, k.gw)
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	g.wm = max(g.wm, wm)
+	s.mu.Unlock()
+	return reported >= wm+uint64(s.cfg.CatchUpOps)
+}
+
 func (s *Sender) sendOne(ctx context.Context, pub Publisher, k gwKey) {
+	s.mu.Lock()
+	g := s.gws[k]
+	s.mu.Unlock()
+	behind := s.catchingUp(ctx, k, g)
 	for {
 		s.mu.Lock()
-		g := s.gws[k]
-		now := time.Now()
+		now := s.cfg.Now()
 		if g.win.Expired(now) {
 			g.win.Rewind(now)
 		}
 		after := g.win.Next - 1
+		if behind && after >= g.roundHead && now.Sub(g.roundAt) < s.cfg.CatchUpEvery {
+			s.mu.Unlock() // this round is sent; the next waits (Run's tick)
+			return
+		}
 		s.mu.Unlock()
 		var r store.DownRead
 		var raw []byte
@@ -217,7 +294,10 @@ func (s *Sender) sendOne(ctx context.Context, pub Publisher, k gwKey) {
 			return
 		}
 		s.mu.Lock()
-		g.win.Sent(r.Last, time.Now())
+		if after >= g.roundHead {
+			g.roundHead, g.roundAt = r.Head, now // a round begins
+		}
+		g.win.Sent(r.Last, s.cfg.Now())
 		s.mu.Unlock()
 		if r.Last >= r.Head {
 			return
