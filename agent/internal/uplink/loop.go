@@ -37,10 +37,7 @@ func (u *Uplink) loop(ctx context.Context) error {
 			u.greeted = time.Now()
 			u.publishStatus()
 		case msg := <-u.inbox:
-			for _, m := range coalesce(msg, u.inbox) {
-				u.handle(&s, m)
-			}
-			u.send(&s, false)
+			u.turn(&s, coalesce(msg, u.inbox))
 		case <-u.st.NoticeNotify():
 			u.publishStatus() // notices ride the status (SPEC.md §8)
 		case <-u.st.Notify():
@@ -75,6 +72,77 @@ func (u *Uplink) loop(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// turn handles the messages queued at once. Applying a downstream batch
+// is the agent's slowest step in a catch-up (a transaction over the keys
+// it changes), so when nothing in the turn can change the server identity
+// or move the acknowledgement back, the acks are handled first and the
+// batches they make room for are sent before the downstream is applied:
+// the server then has work while the agent applies. Acks record the
+// upstream position and downstream batches the server's values, which do
+// not depend on each other; only an identity change or a regression
+// (handled in arrival order) touches both.
+func (u *Uplink) turn(s *protocol.Window, msgs []protocol.Message) {
+	if !u.acksFirst(msgs) {
+		for _, m := range msgs {
+			u.handle(s, m)
+		}
+		u.send(s, false)
+		return
+	}
+	var downs []protocol.Message
+	for _, m := range msgs {
+		if _, ok := m.(*protocol.DownBatch); ok {
+			downs = append(downs, m)
+			continue
+		}
+		u.handle(s, m)
+	}
+	u.send(s, false)
+	if len(downs) == 0 {
+		return
+	}
+	for _, m := range downs {
+		u.handle(s, m)
+	}
+	u.send(s, false)
+}
+
+// acksFirst reports whether msgs hold downstream batches and acks that
+// all carry the server identity this gateway records, with no ack below
+// the acknowledged position: then handling the acks first is the same as
+// handling them in order.
+func (u *Uplink) acksFirst(msgs []protocol.Message) bool {
+	downs, acks := 0, 0
+	for _, m := range msgs {
+		switch m.(type) {
+		case *protocol.DownBatch:
+			downs++
+		case *protocol.Ack:
+			acks++
+		}
+	}
+	if downs == 0 || acks == 0 {
+		return false
+	}
+	p, err := u.st.Positions()
+	if err != nil || p.Epoch == "" {
+		return false
+	}
+	for _, m := range msgs {
+		switch m := m.(type) {
+		case *protocol.DownBatch:
+			if m.Epoch != p.Epoch {
+				return false
+			}
+		case *protocol.Ack:
+			if m.Epoch != p.Epoch || m.WM < p.Acked || m.WM > p.LastSeq {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // maxCoalesce bounds the queued messages handled in one turn of the loop.
