@@ -36,6 +36,8 @@ type catchupOpts struct {
 	// rssOnly measures only agent_rss_mib_*_outbox: no server is built or
 	// started and the backlog is not drained (the "rss" group, ~1 min).
 	rssOnly bool
+	// drainOnly measures only catchup_*_s, without the RSS steps.
+	drainOnly bool
 }
 
 func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error) {
@@ -104,51 +106,60 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 		}
 	}
 
-	// RSS with the backlog queued (no server reachable: nothing drains),
-	// against the same agent with an empty outbox.
-	nowhere, err := testbed.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	_, idle, _, err := runAgent(filepath.Join(work, "idle"), "gw-idle", nowhere, upFor(5*time.Second), time.Minute)
-	if err != nil {
-		return nil, err
-	}
-	_, queued, st, err := runAgent(agentDir, "gw-backlog", nowhere, upFor(5*time.Second), time.Minute)
-	if err != nil {
-		return nil, err
-	}
-	if st.LastSeq != uint64(n) {
-		return nil, fmt.Errorf("backlog agent reports last_seq %d, want %d", st.LastSeq, n)
-	}
-	logf("rss: agent with %d ops queued %.1f MiB, with an empty outbox %.1f MiB", n, mib(queued), mib(idle))
 	label := fmt.Sprintf("catchup_%dm_s", n/1_000_000)
 	rss := fmt.Sprintf("agent_rss_mib_%dm_outbox", n/1_000_000)
 	if n%1_000_000 != 0 {
 		label, rss = fmt.Sprintf("catchup_%d_s", n), fmt.Sprintf("agent_rss_mib_%d_outbox", n)
 	}
-	rssResult := result(rss, mib(queued), "MiB", "the same agent with an empty outbox", mib(idle))
+	backlogRSS := func() ([]Result, error) {
+		// RSS with the backlog queued (no server reachable: nothing drains),
+		// against the same agent with an empty outbox.
+		nowhere, err := testbed.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		_, idle, _, err := runAgent(filepath.Join(work, "idle"), "gw-idle", nowhere, upFor(5*time.Second), time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		_, queued, st, err := runAgent(agentDir, "gw-backlog", nowhere, upFor(5*time.Second), time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		if st.LastSeq != uint64(n) {
+			return nil, fmt.Errorf("backlog agent reports last_seq %d, want %d", st.LastSeq, n)
+		}
+		logf("rss: agent with %d ops queued %.1f MiB, with an empty outbox %.1f MiB", n, mib(queued), mib(idle))
+		rssResult := result(rss, mib(queued), "MiB", "the same agent with an empty outbox", mib(idle))
 
-	// The same backlog left by a process killed with SIGKILL right after
-	// its last commit (memtables not flushed, compactions owed): the start
-	// that follows replays and compacts.
-	killedDir := filepath.Join(work, "killed")
-	if err := writeBacklogKilled(ctx, killedDir, n); err != nil {
-		return nil, err
-	}
-	// Watched for 30 s: the compactions of a start after a crash outlast
-	// the first seconds.
-	_, afterKill, st, err := runAgent(killedDir, "gw-killed", nowhere, upFor(30*time.Second), 2*time.Minute)
-	if err != nil {
-		return nil, err
-	}
-	if st.LastSeq != uint64(n) {
-		return nil, fmt.Errorf("agent started after kill -9 reports last_seq %d, want %d", st.LastSeq, n)
-	}
-	logf("rss: agent started on %d ops left by kill -9: %.1f MiB", n, mib(afterKill))
-	killResult := result(rss+"_after_kill", mib(afterKill), "MiB", "the same agent with an empty outbox", mib(idle))
-	if opts.rssOnly {
+		// The same backlog left by a process killed with SIGKILL right after
+		// its last commit (memtables not flushed, compactions owed): the start
+		// that follows replays and compacts.
+		killedDir := filepath.Join(work, "killed")
+		if err := writeBacklogKilled(ctx, killedDir, n); err != nil {
+			return nil, err
+		}
+		// Watched for 30 s: the compactions of a start after a crash outlast
+		// the first seconds.
+		_, afterKill, st, err := runAgent(killedDir, "gw-killed", nowhere, upFor(30*time.Second), 2*time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		if st.LastSeq != uint64(n) {
+			return nil, fmt.Errorf("agent started after kill -9 reports last_seq %d, want %d", st.LastSeq, n)
+		}
+		logf("rss: agent started on %d ops left by kill -9: %.1f MiB", n, mib(afterKill))
+		killResult := result(rss+"_after_kill", mib(afterKill), "MiB", "the same agent with an empty outbox", mib(idle))
 		return []Result{rssResult, killResult}, nil
+	}
+	var rssResults []Result
+	if !opts.drainOnly {
+		if rssResults, err = backlogRSS(); err != nil {
+			return nil, err
+		}
+	}
+	if opts.rssOnly {
+		return rssResults, nil
 	}
 
 	addrs, err := testbed.FreeAddrs(2)
@@ -177,10 +188,9 @@ func benchCatchup(ctx context.Context, n int, opts catchupOpts) ([]Result, error
 	} else {
 		logf("catch-up: %d ops acked in %s (%.0f ops/s); agent peak RSS while draining %.1f MiB", n, took.Round(time.Millisecond), float64(n)/took.Seconds(), mib(peak))
 	}
-	return []Result{
+	return append([]Result{
 		result(label, value, unit, "raw Badger batch write of the same ops (server's Badger defaults, synced)", raw),
-		rssResult, killResult,
-	}, nil
+	}, rssResults...), nil
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -76,6 +76,7 @@ func main() {
 	flag.StringVar(&sargs, "server-args", "", "extra shelfsync-server run flags for the catch-up (space-separated)")
 	flag.StringVar(&aargs, "agent-args", "", "extra shelfsync-agent run flags for the catch-up (space-separated)")
 	flag.BoolVar(&cu.keep, "keep", false, "keep the catch-up's work directory (stores and logs)")
+	flag.BoolVar(&cu.drainOnly, "drain-only", false, "catchup: only the drain (catchup_*_s), without the agent_rss_mib_* steps before it — for iterating")
 	flag.Parse()
 	cu.serverArgs, cu.agentArgs = strings.Fields(sargs), strings.Fields(aargs)
 	want := func(g string) bool { return only == "" || strings.Contains(","+only+",", ","+g+",") }
