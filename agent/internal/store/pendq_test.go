@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"os"
 	"testing"
 
@@ -17,9 +18,15 @@ import (
 // effect from the seq index (r/), and a store of an older agent, whose
 // index entries are empty, is pruned from the entries themselves (p/):
 // either way the view after the server reflects a prefix of the ops is
-// the server value plus the ops after it.
+// the server value plus the ops after it — with chunks of any size, and
+// after a prune cut short between its steps (a crash: the server sends
+// the batch again).
 func TestPruneReadsEffectsFromTheSeqIndex(t *testing.T) {
+	keys, deletes := pruneKeys, pruneDeletes
+	defer func() { pruneKeys, pruneDeletes = keys, deletes }()
 	rapid.Check(t, func(t *rapid.T) {
+		pruneKeys = rapid.IntRange(1, 5).Draw(t, "pruneKeys")
+		pruneDeletes = rapid.IntRange(1, 5).Draw(t, "pruneDeletes")
 		dir, err := os.MkdirTemp("", "agent-pendq")
 		require.NoError(t, err)
 		defer os.RemoveAll(dir)
@@ -75,6 +82,10 @@ func TestPruneReadsEffectsFromTheSeqIndex(t *testing.T) {
 				vals = append(vals, protocol.StockValue{Location: k.Location, SKU: k.SKU, Lot: k.Lot, Owner: k.Owner, Status: k.Status, OnHand: v})
 			}
 			down++
+			if rapid.Bool().Draw(t, "cut short") {
+				_, err := s.pruneAggs(uint64(upWM)) // one chunk's aggregates, no deletes
+				require.NoError(t, err)
+			}
 			require.NoError(t, s.ApplyDownItems(Down{Stock: vals}, uint64(upWM), down))
 			want := foldOwn(server, own[upWM:])
 			rows, err := s.Stock("", "")
@@ -91,6 +102,15 @@ func TestPruneReadsEffectsFromTheSeqIndex(t *testing.T) {
 				}
 			}
 			require.Equal(t, want, got, "upWM %d", upWM)
+			require.NoError(t, s.db.View(func(txn *badger.Txn) error {
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pPendQ)})
+				defer it.Close()
+				it.Rewind()
+				if it.Valid() {
+					require.Greater(t, binary.BigEndian.Uint64(it.Item().Key()[len(pPendQ):]), uint64(upWM), "reflected entries are deleted")
+				}
+				return nil
+			}))
 		}
 	})
 }

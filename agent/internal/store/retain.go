@@ -273,6 +273,9 @@ func (s *Store) Regress(wm uint64, epoch string) (Regression, error) {
 		if err := txn.Delete([]byte(kDownEpoch)); err != nil {
 			return err
 		}
+		if err := txn.Set([]byte(kAggPruned), be(wm)); err != nil {
+			return err
+		}
 		return txn.Set([]byte(kPruned), be(wm))
 	}); err != nil {
 		return r, err

@@ -41,7 +41,8 @@ import (
 //	                                           the effect (CBOR, as p/; empty from older agents)
 //	a/{loc}\0{sku}\0{lot}                      aggregate of a key's pending entries (sum, sets)
 //	y/{loc}\0{sku}\0{lot}                      dirty: view to recompute (pending pruned)
-//	m/pruned                                   highest seq whose pending effects are pruned
+//	m/pruned                                   highest seq whose pending entries are deleted
+//	m/agg-pruned                               highest seq whose pending effects the aggregates leave out
 const (
 	kSeq   = "m/seq"
 	kAcked = "m/acked"
@@ -52,6 +53,9 @@ const (
 	// counts in (written with m/down; absent in stores of older agents).
 	kDownEpoch = "m/down-epoch"
 	kPruned    = "m/pruned"
+	// kAggPruned: the aggregates (a/) leave out the pending entries up to
+	// this seq; those above m/pruned are still to be deleted (view.go).
+	kAggPruned = "m/agg-pruned"
 	pOut       = "o/"
 	pPend      = "p/"
 	pView      = "v/"

@@ -75,7 +75,12 @@ func foldOwn(base map[ledger.Key]int64, own []protocol.Op) map[ledger.Key]int64 
 // a prefix of our ops, or replaced by an empty one): until its downstream
 // arrives the view is our ops after its watermark alone.
 func TestViewIsServerValuePlusPendingAfterEveryStep(t *testing.T) {
+	keys, deletes := pruneKeys, pruneDeletes
+	defer func() { pruneKeys, pruneDeletes = keys, deletes }()
 	rapid.Check(t, func(t *rapid.T) {
+		// Pruning in chunks of any size (view.go's bounds, small here).
+		pruneKeys = rapid.SampledFrom([]int{1, 2, 3, keys}).Draw(t, "pruneKeys")
+		pruneDeletes = rapid.SampledFrom([]int{1, 2, 3, deletes}).Draw(t, "pruneDeletes")
 		dir, err := os.MkdirTemp("", "agent-view")
 		require.NoError(t, err)
 		defer os.RemoveAll(dir)
