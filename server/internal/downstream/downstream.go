@@ -40,9 +40,9 @@ type Config struct {
 	// rounds off.
 	CatchUpOps   int
 	CatchUpEvery time.Duration
-	Logger   *slog.Logger
-	Clock    *protocol.Clock
-	Now      func() time.Time // the window's and the rounds' clock; default time.Now
+	Logger       *slog.Logger
+	Clock        *protocol.Clock
+	Now          func() time.Time // the window's and the rounds' clock; default time.Now
 	// Owns, when set, reports whether this server sends a gateway's
 	// downstream (with the warehouse partition, only the holder of its
 	// warehouse's lease does).
