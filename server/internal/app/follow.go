@@ -82,11 +82,20 @@ func (inv *inventory) followAlerts(ctx context.Context, ev events.Event) {
 
 // followDashboard shows batches, conflicts and orders on the live feed.
 func (inv *inventory) followDashboard(_ context.Context, ev events.Event) {
+	// With no dashboard open, nobody sees the events: build none (the
+	// per-gateway series are kept all the same). One that connects
+	// meanwhile shows the events that follow.
+	live := inv.hub.Subscribers() > 0
 	for _, b := range ev.Batches {
-		inv.hub.Publish("batch", feedEvent(b))
+		if live {
+			inv.hub.Publish("batch", feedEvent(b))
+		}
 		if b.Gateway != protocol.ServerOrigin {
 			inv.series.Applied(b.Warehouse, b.Gateway, b.Applied, b.Quarantined)
 		}
+	}
+	if !live {
+		return
 	}
 	for _, c := range ev.AllConflicts() {
 		inv.hub.Publish("conflict", c)

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -28,6 +29,7 @@ type feed struct {
 	bus  events.Publisher
 	log  *slog.Logger
 	lost func() // this replica may have missed messages
+	self []byte // how every message this replica sends begins: {"f":id,
 
 	owe      atomic.Bool // a message was not sent: tell the others "lost"
 	sent     prometheus.Counter
@@ -68,7 +70,8 @@ const (
 )
 
 func newFeed(id string, db notifier, bus events.Publisher, log *slog.Logger, lost func()) *feed {
-	return &feed{id: id, db: db, bus: bus, log: log, lost: lost,
+	self, _ := json.Marshal(feedMsg{From: id})
+	return &feed{id: id, db: db, bus: bus, log: log, lost: lost, self: append(self[:len(self)-len(`,"k":""}`)], ','),
 		sent:     prometheus.NewCounter(prometheus.CounterOpts{Name: "shelfsync_replica_feed_sent_total", Help: "Replica feed messages this replica sent."}),
 		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "shelfsync_replica_feed_received_total", Help: "Replica feed messages this replica received from the others."}),
 	}
@@ -181,6 +184,9 @@ func (f *feed) lostHere(ctx context.Context) {
 
 // receive handles a payload of the feed (this replica's own included).
 func (f *feed) receive(p []byte) {
+	if bytes.HasPrefix(p, f.self) {
+		return // its own message, back from the database: not decoded
+	}
 	var m feedMsg
 	if err := json.Unmarshal(p, &m); err != nil || m.From == f.id {
 		return
