@@ -24,7 +24,7 @@ import (
 // DeflateLevel is the compress/flate level Encode uses for ops-deflate.
 // The compressed bytes are not canonical (another compressor or level
 // gives other bytes for the same batch); the inflated message is.
-const DeflateLevel = flate.DefaultCompression
+const DeflateLevel = flate.BestSpeed
 
 // opsDeflate is the ops-deflate envelope.
 type opsDeflate struct {
