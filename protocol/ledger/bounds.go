@@ -34,7 +34,8 @@ func CheckQty(st Store, wh, gw string, op *protocol.Op) error {
 		return nil
 	}
 	ord := OrderOf(gw, op)
-	for _, e := range Deltas(wh, op) {
+	var buf [MaxEffects]Effect
+	for _, e := range AppendDeltas(buf[:0], wh, op) {
 		ks, existed, err := st.GetKey(e.Key)
 		if err != nil {
 			return err

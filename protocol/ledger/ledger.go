@@ -157,26 +157,34 @@ type Effect struct {
 }
 
 // Deltas returns the quantities a delta op adds, per key. Counts return nil.
-func Deltas(wh string, op *protocol.Op) []Effect {
+func Deltas(wh string, op *protocol.Op) []Effect { return AppendDeltas(nil, wh, op) }
+
+// AppendDeltas appends Deltas(wh, op) to dst and returns it: with a small
+// array's slice as dst (an op has at most 2 effects), the hot paths that
+// ask once per op allocate nothing.
+func AppendDeltas(dst []Effect, wh string, op *protocol.Op) []Effect {
 	at := Key{WH: wh, Location: op.Location, SKU: op.SKU, Lot: op.Lot, Owner: op.Owner, Status: op.Status}
 	switch op.Kind {
 	case protocol.OpStatus:
 		to := at
 		to.Status = op.ToStatus
-		return []Effect{{at, -op.Qty}, {to, op.Qty}}
+		return append(dst, Effect{at, -op.Qty}, Effect{to, op.Qty})
 	case protocol.OpReceive:
-		return []Effect{{at, op.Qty}}
+		return append(dst, Effect{at, op.Qty})
 	case protocol.OpPick:
-		return []Effect{{at, -op.Qty}}
+		return append(dst, Effect{at, -op.Qty})
 	case protocol.OpAdjust:
-		return []Effect{{at, op.Qty}}
+		return append(dst, Effect{at, op.Qty})
 	case protocol.OpMove, protocol.OpPutaway:
 		to := at
 		to.Location = op.To
-		return []Effect{{at, -op.Qty}, {to, op.Qty}}
+		return append(dst, Effect{at, -op.Qty}, Effect{to, op.Qty})
 	}
-	return nil
+	return dst
 }
+
+// MaxEffects is the most effects AppendDeltas adds for one op.
+const MaxEffects = 2
 
 // CountLines returns the counted quantities of a count op, per key. For a
 // location-scope count the keys not listed are not included: the caller
@@ -209,8 +217,9 @@ func Apply(st Store, wh, gw string, op *protocol.Op) ([]Change, error) {
 	if op.Kind.IsCount() {
 		return applyCount(st, wh, ord, op)
 	}
-	effects := Deltas(wh, op)
-	if effects == nil {
+	var buf [MaxEffects]Effect
+	effects := AppendDeltas(buf[:0], wh, op)
+	if len(effects) == 0 {
 		return nil, fmt.Errorf("ledger: op kind %s has no effect rule", op.Kind)
 	}
 	changes := make([]Change, 0, len(effects))

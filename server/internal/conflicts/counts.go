@@ -105,7 +105,8 @@ func observeDelta(col *collector, ls ledger.Store, wh string, ord ledger.Order, 
 	st := col.st
 	lo, hi := raceWindow(ord.HLC, skew)
 	var prev ledger.Key
-	for i, e := range ledger.Deltas(wh, op) {
+	var buf [ledger.MaxEffects]ledger.Effect
+	for i, e := range ledger.AppendDeltas(buf[:0], wh, op) {
 		k := e.Key
 		if i > 0 && k == prev {
 			continue // a move within one location

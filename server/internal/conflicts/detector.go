@@ -162,6 +162,13 @@ func observeStock(col *collector, ls ledger.Store, ord ledger.Order, op *protoco
 		before, after int64
 		n             int
 	}
+	negative := false
+	for _, ch := range changes {
+		negative = negative || ch.Before < 0 || ch.After < 0
+	}
+	if !negative {
+		return nil // every key stayed at or above zero: no conflict held before, none holds now
+	}
 	spans := map[ledger.Key]*span{}
 	var keys []ledger.Key
 	for _, ch := range changes {

@@ -180,7 +180,8 @@ func Keys(wh string, ops []protocol.Op) []ledger.Key {
 		if Validate(op) != nil {
 			continue // quarantined; its strings may not even be storable
 		}
-		for _, d := range ledger.Deltas(wh, op) {
+		var buf [ledger.MaxEffects]ledger.Effect
+		for _, d := range ledger.AppendDeltas(buf[:0], wh, op) {
 			keys = append(keys, d.Key)
 		}
 		for _, c := range ledger.CountLines(wh, op) {

@@ -69,7 +69,8 @@ func (b backend) View(_ context.Context, f func(apply.Tx) error) error {
 // tx is apply.Tx over one Badger transaction.
 type tx struct {
 	txnLedger
-	reads map[string]cachedRead // Records' read cache
+	reads   map[string]cachedRead // Records' read cache
+	records store.Tx              // Records' answer
 }
 
 var _ apply.Tx = (*tx)(nil)
@@ -124,10 +125,11 @@ func (t *tx) PutOrder(o store.Order) error {
 }
 
 func (t *tx) Records() store.Tx {
-	if t.reads == nil {
+	if t.records == nil { // once per transaction: the master-data check asks per op
 		t.reads = map[string]cachedRead{}
+		t.records = recordTx{txn: t.txn, reads: t.reads, keys: &t.txnLedger}
 	}
-	return recordTx{txn: t.txn, reads: t.reads, keys: &t.txnLedger}
+	return t.records
 }
 
 func (t *tx) Applied(string, string, *store.Result) error { return nil }
