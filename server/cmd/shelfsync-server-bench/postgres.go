@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +31,9 @@ import (
 //
 // with the Badger figure of the same run (badgerRate) as baseline, and
 // what the work costs, summed over every server process and every
-// PostgreSQL process (from /proc; only with PostgreSQL on this machine):
+// PostgreSQL backend serving them (from /proc; only with PostgreSQL on
+// this machine; runBackends says how they are told apart from the rest of
+// the machine's PostgreSQL):
 //
 //	server_cpu_s_per_kop_1replica    CPU seconds per 1,000 applied ops
 //	server_cpu_s_per_kop_3replicas   the same, baseline the 1-replica figure
@@ -108,6 +111,16 @@ func pgRun(ctx context.Context, work, bin, dsn string, replicas, gateways, wareh
 		return 0, 0, err
 	}
 	defer drop()
+	// The servers' connections carry the run's schema as their
+	// application_name: the CPU of the backends serving them is told
+	// apart from the rest of the machine's PostgreSQL.
+	tag := "shelfsync_bench"
+	if u, err := url.Parse(storeDSN); err == nil {
+		tag = u.Query().Get("search_path")
+	}
+	if storeDSN, err = tagDSN(storeDSN, tag); err != nil {
+		return 0, 0, err
+	}
 	if out, err := exec.CommandContext(ctx, bin, "migrate", "--store", storeDSN).CombinedOutput(); err != nil {
 		return 0, 0, fmt.Errorf("migrate: %w\n%s", err, out)
 	}
@@ -168,6 +181,7 @@ func pgRun(ctx context.Context, work, bin, dsn string, replicas, gateways, wareh
 		return 0, 0, err
 	}
 	pg0, local := postgresCPU()
+	backends, berr := followBackends(ctx, dsn, tag)
 	begin := time.Now()
 	errs = make([]error, len(gws))
 	for i, g := range gws {
@@ -178,6 +192,11 @@ func pgRun(ctx context.Context, work, bin, dsn string, replicas, gateways, wareh
 	took := time.Since(begin)
 	cpu1, cerr := cpuEach(pids)
 	pg1, _ := postgresCPU()
+	var db float64
+	nb := 0
+	if berr == nil {
+		db, nb = backends.end(ctx)
+	}
 	for _, err := range errs {
 		if err != nil {
 			return 0, 0, err
@@ -215,9 +234,13 @@ func pgRun(ctx context.Context, work, bin, dsn string, replicas, gateways, wareh
 			held, _ := testbed.Metric(urls[i], "shelfsync_replica_warehouses", "")
 			logf("postgres: %d replicas: server %d: %.1f s CPU, %.0f ops applied, %.0f warehouses held", replicas, i, used, applied, held)
 		}
-		db := pg1 - pg0
+		machine := pg1 - pg0
+		if berr != nil {
+			logf("postgres: %d replicas: the run's backends not followed (%v): counting every postgres process of the machine", replicas, berr)
+			db = machine
+		}
 		cpuPerKop = (servers + db) / (ops / 1000)
-		logf("postgres: %d replicas: CPU %.1f s servers + %.1f s PostgreSQL = %.3f s per 1,000 ops", replicas, servers, db, cpuPerKop)
+		logf("postgres: %d replicas: CPU %.1f s servers + %.1f s PostgreSQL (the run's %d backends; every postgres process of the machine: %.1f s) = %.3f s per 1,000 ops", replicas, servers, db, nb, machine, cpuPerKop)
 	}
 	return rate, cpuPerKop, nil
 }
