@@ -18,6 +18,10 @@ import (
 // ErrConflict reports a transaction that lost a race; the caller retries.
 var ErrConflict = errors.New("store: transaction conflict")
 
+// ErrTxnTooBig reports a transaction larger than the backend takes at
+// once; nothing of it was written. A caller that can split its work does.
+var ErrTxnTooBig = errors.New("store: transaction too big")
+
 // Store is what the ingest and the API need from a backend.
 type Store interface {
 	// Epoch identifies this store's state; it changes when the state is lost.

@@ -246,9 +246,10 @@ const defaultGroupOps = 8192
 
 // ApplyBatches implements store.Store: the batches apply in order, in as
 // few transactions as Options.MaxGroupOps allows (group commit), each batch
-// judged against the watermark the ones before it left. A transaction that
-// fails for a reason other than a lost race is applied again batch by
-// batch, so that one bad batch fails alone.
+// judged against the watermark the ones before it left. A group too big
+// for one transaction (store.ErrTxnTooBig) is split in halves until it
+// fits. A transaction that fails for another reason than a lost race is
+// applied again batch by batch, so that one bad batch fails alone.
 //
 // It returns the results of the batches committed, in order, up to the
 // first that failed, and that one's error.
@@ -265,6 +266,12 @@ func (e *Engine) ApplyBatches(ctx context.Context, batches []store.Batch) ([]sto
 			n++
 		}
 		rs, err := e.applyGroup(ctx, batches[:n])
+		for errors.Is(err, store.ErrTxnTooBig) && n > 1 {
+			// Too big for one transaction (nothing was written): the
+			// first half now, the rest in the next round.
+			n /= 2
+			rs, err = e.applyGroup(ctx, batches[:n])
+		}
 		if err != nil && !errors.Is(err, store.ErrConflict) && n > 1 {
 			// Batch by batch, so that a bad batch fails alone.
 			rs, err = nil, nil

@@ -44,6 +44,9 @@ func update(disk *diskspace.Guard, db *bdb.DB, f func(txn *bdb.Txn) error) error
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		err := db.Update(f)
+		if errors.Is(err, bdb.ErrTxnTooBig) {
+			return fmt.Errorf("%w: %w", store.ErrTxnTooBig, err)
+		}
 		if !errors.Is(err, bdb.ErrConflict) {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	bdb "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
@@ -51,32 +52,47 @@ type Options struct {
 const ApplyChunk = 32
 
 // MaxGroupOps bounds the ops of one group-commit transaction
-// (ApplyBatches), well inside Badger's transaction size limit. Receives
-// and picks on keys with state need no iterator (the fast paths of
-// conflicts.observeDelta and txnLedger.SumAfter), so a group costs time
-// linear in its size; counts still scan.
-const MaxGroupOps = 4096
+// (ApplyBatches). Receives and picks on keys with state need no iterator
+// (the fast paths of conflicts.observeDelta and txnLedger.SumAfter), so a
+// group costs time linear in its size; counts still scan. Badger refuses a
+// transaction past ~15% of MemTableSize (ErrTxnTooBig): 1,024 ops on keys
+// with state fit, 1,024 ops each making new keys may not, and a group too
+// big is applied in halves (store.ErrTxnTooBig, apply.Engine.ApplyBatches).
+const MaxGroupOps = 1024
 
-// Badger's memory: memtables are Go-heap arenas of MemTableSize that fill
-// with writes (NumMemtables of them, the ones waiting for their flush
-// included), and the block cache keeps SST blocks read. Badger's defaults
-// (64 MiB x 5, 256 MiB) let a long write stream — a 200 MB stock import —
-// take the server 288 MiB over idle. These do not bring it to 64 MiB: a
-// sustained stream of new keys through this store alone (IssueOps, 256 per
-// transaction, GOGC=10) peaks at 126–165 MiB of Go heap, in heap profiles
-// two memtable arenas (~21 MiB each) and table builders' z.Allocator
-// buffers: an L0 flush's builder starts at 2 x BaseTableSize and doubles
-// (4+8+16+32 MiB for a 16 MiB memtable's blocks and their compressed
-// copies), compactions' builders add 8–16 MiB, and Badger's allocator pool
-// keeps grown builders for reuse. Measured without effect on that peak:
-// NumMemtables 2, NumCompactors 2, BaseTableSize 1 MiB, MemTableSize 8 MiB
-// (which would also shrink the transaction limit below MaxGroupOps).
-// Compression off cut the heap by ~20 MiB but added ~60 MiB of resident
-// table pages; a block cache of 0 is refused with compression on.
+// Badger's memory. Its Go heap holds the memtables (arenas of
+// MemTableSize: NumMemtables of them, the one being flushed included) and
+// the buffers of the table builders: a level-0 flush's starts at twice
+// BaseTableSize and doubles until the memtable fits, each compaction runs
+// up to five builders at once for tables of its level's file size, and a
+// pool keeps up to eight grown builders for reuse. Badger's defaults
+// (64 MiB memtables x 5, a 256 MiB block cache, tables doubling in size
+// per level) took the server 288 MiB over idle through a 200 MB stock
+// import; the options before these (16 MiB x 3, a 16 MiB block cache)
+// still peaked at 126–165 MiB of heap for a stream of new keys through
+// this store alone, two thirds of it builders' buffers.
+//
+// So, as the agent's store does: memtables of 4 MiB, two of them, level 0
+// compacted at 4 tables and writes waiting at 8, so a flush's builder
+// never grows; tables of BaseTableSize at every level
+// (TableSizeMultiplier 1), so no compaction builds large tables; no
+// compression, so builders hold no compressed copy of each block, and
+// then no block cache (reads come from the memory-mapped tables, which
+// the kernel pages in and out as file cache); two compactors. Measured on
+// 200,000 new keys through IssueOps (256 per transaction): the heap peaks
+// at 93–111 MiB instead of 223–253 MiB, at the same rate within the noise
+// of a shared machine. The price: a larger database on disk (no
+// compression), more files, and a burst of writes waits for the
+// compactors sooner. ValueThreshold must stay under the transaction limit.
 const (
-	MemTableSize   = 16 << 20
-	NumMemtables   = 3
-	BlockCacheSize = 16 << 20
+	MemTableSize        = 4 << 20
+	NumMemtables        = 2
+	BaseTableSize       = 2 << 20
+	NumLevelZeroTables  = 4
+	NumLevelZeroStall   = 8
+	NumCompactors       = 2
+	ValueThreshold      = 64 << 10
+	TableSizeMultiplier = 1
 )
 
 // Open opens (or creates) the store in opts.Dir with synchronous writes: a
@@ -93,7 +109,14 @@ func Open(opts Options) (*Store, error) {
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(MemTableSize).
 		WithNumMemtables(NumMemtables).
-		WithBlockCacheSize(BlockCacheSize)
+		WithBaseTableSize(BaseTableSize).
+		WithNumLevelZeroTables(NumLevelZeroTables).
+		WithNumLevelZeroTablesStall(NumLevelZeroStall).
+		WithNumCompactors(NumCompactors).
+		WithValueThreshold(ValueThreshold).
+		WithCompression(options.None).
+		WithBlockCacheSize(0)
+	bo.TableSizeMultiplier = TableSizeMultiplier
 	if opts.InMemory {
 		bo = bo.WithSyncWrites(false)
 	}
