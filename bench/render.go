@@ -78,6 +78,10 @@ var figures = []figure{
 		return "≥ 1 × raw", r.Ratio >= 1
 	}},
 	{"order_p99_ms", "order/hold intake latency, p99", atMost(50, "ms")},
+	{"import_rss_mib", "server peak RSS over idle, 200 MB stock CSV imported whole", atMost(64, "MiB")},
+	{"import_anon_rss_mib", "server peak anonymous RSS over idle (the heap; not Badger's mapped tables), same import", nil},
+	{"import_rss_growth_mib", "server RSS at the import's last tenth less at its first (flat: about 0)", nil},
+	{"import_rows_per_s", "stock CSV rows applied per second, whole file", nil},
 }
 
 func num(v float64) string {
