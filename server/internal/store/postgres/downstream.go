@@ -29,43 +29,44 @@ func (s *Store) AppendDown(ctx context.Context, wh, target string, kind protocol
 }
 
 // DownFrom implements store.Store. Head, the gateway's watermark and the
-// entries come from one snapshot. Entries for other gateways are skipped
-// but covered: Last is the seq before the first matching entry that did not
+// entries come from one statement, so from one snapshot, in one round trip
+// (a sender asks for every gateway it serves at each change of the log,
+// and most answers are empty). Entries for other gateways are skipped but
+// covered: Last is the seq before the first matching entry that did not
 // fit, or the head.
 func (s *Store) DownFrom(ctx context.Context, wh, gw string, after uint64, max int) (store.DownRead, error) {
 	r := store.DownRead{First: after + 1}
 	var head, wm int64
-	var b pgx.Batch
-	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	b.Queue(`SELECT coalesce((SELECT down_head FROM warehouses WHERE wh = $1), 0),
-		coalesce((SELECT wm FROM watermarks WHERE wh = $1 AND gw = $2), 0)`, wh, gw).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&head, &wm)
-	})
 	var more bool
-	b.Queue(`SELECT seq, kind, body FROM down_log WHERE wh = $1 AND seq > $2 AND (target = '' OR target = $3)
-		ORDER BY seq LIMIT $4`, wh, int64(after), gw, max+1).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var it protocol.DownItem
-			var seq int64
-			var kind int16
-			var body []byte
-			if err := rows.Scan(&seq, &kind, &body); err != nil {
-				return err
-			}
-			if len(r.Items) >= max {
-				more, r.Last = true, uint64(seq)-1
-				break
-			}
-			it.Seq, it.Kind, it.Body = uint64(seq), protocol.DownKind(kind), body
-			r.Items = append(r.Items, it)
-		}
-		return rows.Err()
-	})
-	tx, err := s.sendTx(ctx, &b)
+	rows, err := s.pool.Query(ctx, `WITH h AS (SELECT coalesce((SELECT down_head FROM warehouses WHERE wh = $1), 0) AS head,
+			coalesce((SELECT wm FROM watermarks WHERE wh = $1 AND gw = $2), 0) AS wm)
+		SELECT h.head, h.wm, d.seq, d.kind, d.body FROM h LEFT JOIN LATERAL (
+			SELECT seq, kind, body FROM down_log WHERE wh = $1 AND seq > $3 AND (target = '' OR target = $2)
+			ORDER BY seq LIMIT $4) d ON true
+		ORDER BY d.seq`, wh, gw, int64(after), max+1)
 	if err != nil {
 		return r, wrap(err, "read downstream log of %s", wh)
 	}
-	_ = tx.Commit(ctx)
+	for rows.Next() {
+		var seq *int64
+		var kind *int16
+		var body []byte
+		if err := rows.Scan(&head, &wm, &seq, &kind, &body); err != nil {
+			rows.Close()
+			return r, wrap(err, "read downstream log of %s", wh)
+		}
+		if seq == nil || more {
+			continue // no entry; or beyond the one that did not fit
+		}
+		if len(r.Items) >= max {
+			more, r.Last = true, uint64(*seq)-1
+			continue
+		}
+		r.Items = append(r.Items, protocol.DownItem{Seq: uint64(*seq), Kind: protocol.DownKind(*kind), Body: body})
+	}
+	if err := rows.Err(); err != nil {
+		return r, wrap(err, "read downstream log of %s", wh)
+	}
 	r.Head, r.UpWM = uint64(head), uint64(wm)
 	switch {
 	case after >= r.Head:
