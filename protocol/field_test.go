@@ -3,6 +3,9 @@ package protocol
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"pgregory.net/rapid"
 )
 
 func TestCheckFieldRefusesInvisibleCharacters(t *testing.T) {
@@ -38,4 +41,38 @@ func TestValidateQtyBound(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Errorf("Validate at the bound: %v", err)
 	}
+}
+
+// TestCheckFieldASCIIFastPathEqualsTheChecks: a field the one-pass ASCII
+// check accepts is one the full checks (UTF-8, no NUL, no invisible
+// character) accept, and checkField answers as the full checks do for any
+// string — printable ASCII, control bytes, DEL, multi-byte runes, bytes
+// that are not UTF-8.
+func TestCheckFieldASCIIFastPathEqualsTheChecks(t *testing.T) {
+	full := func(v string) bool {
+		i, _ := invisibleRune(v)
+		return utf8.ValidString(v) && strings.IndexByte(v, 0) < 0 && i < 0
+	}
+	chars := rapid.OneOf(rapid.IntRange(0x20, 0x7e), rapid.IntRange(0, 0x1f), rapid.Just(0x7f),
+		rapid.IntRange(0x80, 0x10ffff), rapid.IntRange(0x2066, 0x2069), rapid.IntRange(0x202a, 0x202e))
+	rapid.Check(t, func(t *rapid.T) {
+		var b []byte
+		for _, c := range rapid.SliceOfN(chars, 1, 12).Draw(t, "chars") {
+			if c < 0x80 {
+				b = append(b, byte(c))
+			} else {
+				b = utf8.AppendRune(b, rune(c))
+			}
+		}
+		if rapid.Bool().Draw(t, "raw_byte") { // a byte that is not UTF-8 on its own
+			b = append(b, byte(rapid.IntRange(0x80, 0xff).Draw(t, "byte")))
+		}
+		v := string(b)
+		if printableASCII(v) && !full(v) {
+			t.Fatalf("%q: the fast path accepts what the checks refuse", v)
+		}
+		if got := checkField("f", v, true) == nil; got != full(v) {
+			t.Fatalf("%q: checkField accepts=%v, the checks %v", v, got, full(v))
+		}
+	})
 }

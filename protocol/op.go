@@ -196,6 +196,9 @@ func checkField(name, v string, required bool) error {
 	if len(v) > MaxFieldLen {
 		return fmt.Errorf("%s is %d bytes; at most %d", name, len(v), MaxFieldLen)
 	}
+	if printableASCII(v) {
+		return nil // UTF-8, no NUL, no control or formatting character: the checks below, in one pass
+	}
 	if !utf8.ValidString(v) {
 		return fmt.Errorf("%s is not UTF-8", name)
 	}
@@ -206,6 +209,17 @@ func checkField(name, v string, required bool) error {
 		return fmt.Errorf("%s has the control character %U at byte %d (print and scan the code without it)", name, r, i)
 	}
 	return nil
+}
+
+// printableASCII reports whether every byte of v is printable ASCII
+// (0x20-0x7E), the common case checkField answers in one pass.
+func printableASCII(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c > 0x7E {
+			return false
+		}
+	}
+	return true
 }
 
 // invisibleRune returns the byte offset and value of the first control
