@@ -39,7 +39,6 @@ type serverBroker struct {
 	ops     []protocol.Op // applied, in order
 	forms   []bool        // Deflate of every batch received, in order
 	refused int           // compressed batches refused (old server)
-	maxLast uint64        // the highest last seq of any batch received (dropped or not)
 	dups    int           // batches received that were already applied
 	// epoch is the server state's identity ("e1" unless restored);
 	// lostOps makes it record the seqs a hello's first_seq says are no
@@ -177,7 +176,6 @@ func (b *serverBroker) answer(wh, gw string, payload []byte) *protocol.Ack {
 			b.wm = m.FirstSeq - 1
 		}
 	case *protocol.OpBatch:
-		b.maxLast = max(b.maxLast, m.Last)
 		if b.drop.Load() > 0 {
 			b.drop.Add(-1)
 			return nil

@@ -246,12 +246,7 @@ func (u *Uplink) publish(m protocol.Message) bool {
 
 // An uplink with at least behindFactor full batches beyond what it has
 // sent sends batches of up to behindFactor × MaxBatchOps ops (at most
-// maxBehindOps, the most --batch-ops allows), within MaxBatchBytes, and
-// keeps up to behindFactor × Window ops in flight: a server that commits
-// the batches queued for a gateway together (group commit) then finds
-// several queued when its transaction ends, where with one window's worth
-// it found about one, paying its per-transaction work (each changed key's
-// downstream entry, the commit) per batch.
+// maxBehindOps, the most --batch-ops allows), within MaxBatchBytes.
 const (
 	behindFactor = 4
 	maxBehindOps = 4096
@@ -269,10 +264,6 @@ func (u *Uplink) send(s *protocol.Window, full bool) {
 		return
 	}
 	s.OnAck(p.Acked, time.Now())
-	s.Size = u.cfg.Window
-	if p.LastSeq > p.Acked && p.LastSeq-p.Acked >= uint64(behindFactor)*u.cfg.Window {
-		s.Size = uint64(behindFactor) * u.cfg.Window
-	}
 	for s.Room(p.LastSeq) {
 		maxOps := u.cfg.MaxBatchOps
 		if p.LastSeq >= s.Next && p.LastSeq-s.Next >= uint64(behindFactor*maxOps) {
