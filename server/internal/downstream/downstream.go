@@ -68,7 +68,19 @@ type gwState struct {
 	// at roundAt: a round ends when what was sent reaches it.
 	roundHead uint64
 	roundAt   time.Time
+	// inflight holds the last seq of each batch sent and not yet
+	// acknowledged, oldest first (cleared when the window goes back).
+	inflight []uint64
 }
+
+// catchUpBatches bounds the batches in flight to a catching-up gateway
+// when the window's seqs would stop a round short of the head. The log is
+// compacted, so a round's few hundred items may span more seqs than the
+// window; the batch that reaches the head (the only one that carries the
+// watermark the agent prunes its pending effects by) then waited for a
+// down-ack, which waits in the server's queue behind the gateway's op
+// batches, often past the timeout that sends the round again.
+const catchUpBatches = 8
 
 // Sender tracks every gateway's downstream position.
 type Sender struct {
@@ -142,6 +154,7 @@ func (s *Sender) Hello(wh, gw string, h *protocol.Hello) {
 	g.online = true
 	g.reported = h.LastSeq
 	g.win.Reset(from, s.cfg.Now())
+	g.inflight = g.inflight[:0]
 	s.mu.Unlock()
 	s.poke()
 }
@@ -154,6 +167,11 @@ func (s *Sender) Acked(wh, gw string, a *protocol.DownAck) {
 	s.mu.Lock()
 	g := s.state(wh, gw)
 	g.win.OnAck(a.DownWM, s.cfg.Now())
+	i := 0
+	for i < len(g.inflight) && g.inflight[i] <= a.DownWM {
+		i++
+	}
+	g.inflight = append(g.inflight[:0], g.inflight[i:]...)
 	s.mu.Unlock()
 	s.poke()
 }
@@ -164,6 +182,7 @@ func (s *Sender) Online(wh, gw string, online bool) {
 	g := s.state(wh, gw)
 	if online && !g.online {
 		g.win.Rewind(s.cfg.Now())
+		g.inflight = g.inflight[:0]
 	}
 	g.online = online
 	s.mu.Unlock()
@@ -253,6 +272,7 @@ func (s *Sender) sendOne(ctx context.Context, pub Publisher, k gwKey) {
 		now := s.cfg.Now()
 		if g.win.Expired(now) {
 			g.win.Rewind(now)
+			g.inflight = g.inflight[:0]
 		}
 		after := g.win.Next - 1
 		if behind && after >= g.roundHead && now.Sub(g.roundAt) < s.cfg.CatchUpEvery {
@@ -284,7 +304,8 @@ func (s *Sender) sendOne(ctx context.Context, pub Publisher, k gwKey) {
 			break
 		}
 		s.mu.Lock()
-		room := g.win.Room(r.Head) && g.win.Next == after+1
+		room := g.win.Next == after+1 && (g.win.Room(r.Head) ||
+			behind && g.win.Next <= r.Head && len(g.inflight) < catchUpBatches)
 		s.mu.Unlock()
 		if !room || r.Last < r.First {
 			return
@@ -298,6 +319,7 @@ func (s *Sender) sendOne(ctx context.Context, pub Publisher, k gwKey) {
 			g.roundHead, g.roundAt = r.Head, now // a round begins
 		}
 		g.win.Sent(r.Last, s.cfg.Now())
+		g.inflight = append(g.inflight, r.Last)
 		s.mu.Unlock()
 		if r.Last >= r.Head {
 			return

@@ -129,3 +129,38 @@ func TestRoundsOff(t *testing.T) {
 		s.Acked("w", "g", &protocol.DownAck{DownWM: lastOf(bs), Epoch: st.Epoch()})
 	}
 }
+
+// TestRoundReachesTheHeadOfASparseLog: the compacted log's live entries
+// span more seqs than the window; a catching-up gateway's round still
+// reaches the head without waiting for down-acks (at most catchUpBatches
+// batches in flight), while a gateway that is not behind waits for them.
+func TestRoundReachesTheHeadOfASparseLog(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name     string
+		lastSeq  uint64
+		batches  int
+		lastSent uint64
+	}{
+		{"catching up", 1000, 5, 30},
+		{"not behind", 50, 1, 22},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, err := badger.Open(badger.Options{InMemory: true})
+			require.NoError(t, err)
+			defer st.Close()
+			clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+			s := New(Config{Now: clock.now, Window: 4, MaxItems: 2, CatchUpOps: 100}, st)
+			pub := &recorder{}
+			for v := int64(1); v <= 3; v++ {
+				appendStock(t, st, 10, v) // live entries: seqs 21..30
+			}
+			s.Hello("w", "g", &protocol.Hello{LastSeq: c.lastSeq, Epoch: st.Epoch()})
+			s.sendAll(ctx, pub)
+			sent := pub.take()
+			require.Len(t, sent, c.batches)
+			require.Equal(t, c.lastSent, lastOf(sent))
+			require.Equal(t, uint64(22), sent[0].Last, "the first batch spans the compacted seqs 1..20")
+		})
+	}
+}
