@@ -40,6 +40,14 @@ func TestChannelOrdersWhileTwoGatewaysPick(t *testing.T) {
 	// master data, when the server has it: the bins sell, the dock does not
 	dock := c.call("POST", "/api/v1/masterdata/wh1/locations", []map[string]any{
 		{"code": "BIN-1", "sellable": true}, {"code": "BIN-2", "sellable": true}, {"code": "RECEIVING"}}, nil) == http.StatusOK
+	if dock {
+		// A receive without a LOC: label goes to the receiving dock, which
+		// the gateway knows only once the locations have reached it (before
+		// that, the operator is asked to scan a location).
+		for _, g := range []*gateway{g1, g2} {
+			waitFor(t, 30*time.Second, "the locations at "+g.GW, func() bool { return g.screen().Counts["locations"] == 3 })
+		}
+	}
 	g1.scan("CMD:RECEIVE", "LOC:BIN-1", "QTY:6", "SKU:A", "CMD:DONE")
 	g2.scan("CMD:RECEIVE", "LOC:BIN-2", "QTY:6", "SKU:A", "CMD:DONE")
 	beeps1, beeps2 := 5, 5
