@@ -125,6 +125,8 @@ func Open(opts Options) (*Store, error) {
 	bo.TableSizeMultiplier = TableSizeMultiplier
 	if opts.InMemory {
 		bo = bo.WithSyncWrites(false)
+	} else if err := removeEmptyMemtables(opts.Dir); err != nil { // crash.go
+		return nil, fmt.Errorf("open badger store in %q: %w", opts.Dir, err)
 	}
 	db, err := bdb.Open(bo)
 	if err != nil {
