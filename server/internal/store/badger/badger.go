@@ -14,7 +14,6 @@ import (
 	"time"
 
 	bdb "github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/shelfsync/shelfsync/protocol"
 	"github.com/shelfsync/shelfsync/protocol/ledger"
@@ -55,50 +54,36 @@ const ApplyChunk = 32
 // (ApplyBatches). Receives and picks on keys with state need no iterator
 // (the fast paths of conflicts.observeDelta and txnLedger.SumAfter), so a
 // group costs time linear in its size; counts still scan. Badger refuses a
-// transaction past ~15% of MemTableSize (ErrTxnTooBig): 1,024 ops on keys
-// with state fit, 1,024 ops each making new keys may not, and a group too
+// transaction past ~15% of MemTableSize (ErrTxnTooBig): 4,096 ops on keys
+// with state fit, 4,096 ops each making new keys may not, and a group too
 // big is applied in halves (store.ErrTxnTooBig, apply.Engine.ApplyBatches).
-const MaxGroupOps = 1024
+const MaxGroupOps = 4096
 
 // Badger's memory. Its Go heap holds the memtables (arenas of
-// MemTableSize: NumMemtables of them, the one being flushed included) and
-// the buffers of the table builders: a level-0 flush's starts at twice
-// BaseTableSize and doubles until the memtable fits, each compaction runs
-// up to five builders at once for tables of its level's file size, and a
-// pool keeps up to eight grown builders for reuse. Badger's defaults
-// (64 MiB memtables x 5, a 256 MiB block cache, tables doubling in size
-// per level) took the server 288 MiB over idle through a 200 MB stock
-// import; the options before these (16 MiB x 3, a 16 MiB block cache)
-// still peaked at 126–165 MiB of heap for a stream of new keys through
-// this store alone, two thirds of it builders' buffers.
+// MemTableSize: NumMemtables of them, the one being flushed included), the
+// block cache, and the buffers of the table builders: a level-0 flush's
+// starts at twice BaseTableSize and doubles until the memtable fits, each
+// compaction runs builders for tables of its level's file size, and a pool
+// keeps up to eight grown builders for reuse. Badger's defaults (64 MiB
+// memtables x 5, a 256 MiB block cache) took the server 288 MiB over idle
+// through a 200 MB stock import; these still peak at 126–165 MiB of heap
+// for a stream of new keys through this store alone (two memtable arenas
+// of ~21 MiB and builders' buffers).
 //
-// So, much as the agent's store does: memtables of 4 MiB, two of them,
-// so a level-0 flush's builder never grows; tables of BaseTableSize at
-// every level (TableSizeMultiplier 1), so no compaction builds large
-// tables; no compression, so builders hold no compressed copy of each
-// block, and then no block cache (reads come from the memory-mapped
-// tables, which the kernel keeps as file cache); two compactors; level 0
-// at Badger's defaults (compacted at 5 tables, writes waiting at 15: at
-// 4 and 8 the ingest stalled more for no heap gain). Measured on 200,000
-// new keys through IssueOps (256 per transaction), back to back: the
-// heap peaks at 93–111 MiB instead of 223–253 MiB (69 MiB at GOGC 25, as
-// a stock import runs). Snappy with a 4 MiB block cache instead peaked
-// at 121–209 MiB of heap but halved the mapped table pages (69 MiB
-// instead of 133 MiB resident): those are the kernel's file cache,
-// reclaimed under memory pressure, where the heap is not. The price: a
-// larger database on disk, more files, and in the 100-gateway ingest
-// bench ~10% more server CPU per op and ~40 MiB more peak RSS, all of
-// it mapped table pages (the heap was smaller). ValueThreshold must
-// stay under the transaction limit.
+// Options as small as the agent's were tried and measured (memtables of
+// 4 MiB x 2, 2 MiB tables at every level, no compression and then no block
+// cache, 1,024-op groups): the heap of that stream fell to 93–111 MiB, but
+// a stock import's peak RSS did not (uncompressed tables are twice as
+// large, and their mapped pages grew ~500 B per imported row), and they
+// cost the replication figures: the 100-gateway ingest's peak RSS rose
+// from ~250 to ~290 MiB (over its 256 MiB bound), its CPU per op by ~10%,
+// and the server's CPU in a 1,000,000-op catch-up from 48 to 72 s (more
+// compactions, three times the transactions). So the server keeps these.
 const (
-	MemTableSize        = 4 << 20
-	NumMemtables        = 2
-	BaseTableSize       = 2 << 20
-	NumLevelZeroTables  = 5
-	NumLevelZeroStall   = 15
-	NumCompactors       = 2
-	ValueThreshold      = 64 << 10
-	TableSizeMultiplier = 1
+	MemTableSize   = 16 << 20
+	NumMemtables   = 3
+	BlockCacheSize = 16 << 20
+	ValueThreshold = 64 << 10
 )
 
 // Open opens (or creates) the store in opts.Dir with synchronous writes: a
@@ -115,14 +100,8 @@ func Open(opts Options) (*Store, error) {
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(MemTableSize).
 		WithNumMemtables(NumMemtables).
-		WithBaseTableSize(BaseTableSize).
-		WithNumLevelZeroTables(NumLevelZeroTables).
-		WithNumLevelZeroTablesStall(NumLevelZeroStall).
-		WithNumCompactors(NumCompactors).
 		WithValueThreshold(ValueThreshold).
-		WithCompression(options.None).
-		WithBlockCacheSize(0)
-	bo.TableSizeMultiplier = TableSizeMultiplier
+		WithBlockCacheSize(BlockCacheSize)
 	if opts.InMemory {
 		bo = bo.WithSyncWrites(false)
 	} else if err := removeEmptyMemtables(opts.Dir); err != nil { // crash.go

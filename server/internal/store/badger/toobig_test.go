@@ -42,7 +42,7 @@ func newKeyGroup(gws, per int) []store.Batch {
 
 // TestAGroupTooBigIsSplitNotRefused: a group of batches larger than one
 // Badger transaction takes (4,096 ops each making new keys, past the
-// limit of the 4 MiB memtables) is applied whole, in halves — a few
+// limit of the 16 MiB memtables) is applied whole, in halves — a few
 // transactions, not the batch-by-batch fallback's one per 32-op chunk —
 // and the too-big error reaches the apply core as store.ErrTxnTooBig.
 func TestAGroupTooBigIsSplitNotRefused(t *testing.T) {
@@ -75,12 +75,13 @@ func TestAGroupTooBigIsSplitNotRefused(t *testing.T) {
 	require.Len(t, rows, 16*256)
 }
 
-// TestOpensAStoreWrittenWithCompression: tables written by the earlier
-// options (Snappy-compressed, a block cache) are read by these (no
-// compression, no block cache): each table records its own compression.
-func TestOpensAStoreWrittenWithCompression(t *testing.T) {
+// TestOpensAStoreWrittenWithoutCompression: tables written without
+// compression and with no block cache (options a build of the server once
+// used, as the agent's store does) are read by these (Snappy, a block
+// cache): each table records its own compression.
+func TestOpensAStoreWrittenWithoutCompression(t *testing.T) {
 	dir := t.TempDir()
-	old, err := bdb.Open(bdb.DefaultOptions(dir).WithLogger(nil).WithMemTableSize(16 << 20).WithBlockCacheSize(16 << 20).WithCompression(options.Snappy))
+	old, err := bdb.Open(bdb.DefaultOptions(dir).WithLogger(nil).WithMemTableSize(4 << 20).WithValueThreshold(64 << 10).WithBlockCacheSize(0).WithCompression(options.None))
 	require.NoError(t, err)
 	const n = 20_000
 	wb := old.NewWriteBatch()
