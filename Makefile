@@ -43,7 +43,7 @@ check-tracked: ## fail if git tracks a binary over 1 MB or a rapid failure file
 run: build ## run server (embedded broker + Badger), one agent and a simulated scanner shift
 	deploy/dev/run.sh
 
-bench: build ## run the benchmarks (~10 min): one JSON line per figure into bench/results.jsonl, then BENCHMARKS.md
+bench: build ## run the benchmarks (~25 min, 12 of them the whole 200 MB stock import): one JSON line per figure into bench/results.jsonl, then BENCHMARKS.md
 	@mkdir -p bench
 	@: > bench/results.jsonl
 	go run ./agent/cmd/shelfsync-agent-bench -out bench/results.jsonl
