@@ -58,12 +58,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func runAgent(args []string, stderr io.Writer) int {
 	var cfg config.Config
 	var profile string
-	register := func(fs *flag.FlagSet) { cfg.Register(fs); registerCPUProfile(fs, &profile) }
+	register := func(fs *flag.FlagSet) { cfg.Register(fs); flagconf.RegisterCPUProfile(fs, &profile) }
 	if _, code, ok := flagconf.Parse("shelfsync-agent", "run", args, stderr, register); !ok {
 		return code
 	}
 	log := flagconf.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	stopProfile, err := startCPUProfile(profile) // profile.go
+	stopProfile, err := flagconf.StartCPUProfile(profile)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
